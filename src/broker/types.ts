@@ -1,0 +1,53 @@
+// The broker's internal seams. Each module implements one of these; app wiring joins them.
+import type { ExchangeRequest, RuleSummary } from '../shared/api.js';
+
+/** Claims of a GitHub Actions OIDC token after signature and standard-claim checks passed. */
+export interface VerifiedClaims {
+  iss: string;
+  aud: string | string[];
+  jti: string;
+  exp: number;
+  iat: number;
+  repository_id: string;
+  repository_owner_id: string;
+  repository: string;
+  repository_owner: string;
+  run_id: string;
+  run_attempt: string;
+  ref: string;
+  event_name: string;
+  workflow?: string;
+  job_workflow_ref?: string;
+  sha?: string;
+  actor?: string;
+  environment?: string;
+  runner_environment?: string;
+  [claim: string]: unknown;
+}
+
+export interface TokenVerifier {
+  /** Throws BrokerError (ERR_UNAUTHENTICATED / ERR_BAD_REQUEST / ERR_UNAVAILABLE) with a reason. */
+  verify(jwt: string): Promise<VerifiedClaims>;
+}
+
+export type RoleRef =
+  | { kind: 'ClusterRole'; name: string }
+  | { kind: 'Role'; name: string }
+  | { kind: 'Inline'; name: string; rules: RuleSummary[] };
+
+export interface Grantable {
+  /** The policy rule that allowed it, for the audit line. */
+  ruleName: string;
+  namespace: string;
+  /** The role name the caller asked for, as the policy names it. */
+  role: string;
+  roleRef: RoleRef;
+  /** What the role allows, for the job summary (empty when the broker cannot know, e.g. named roles it cannot read). */
+  rules: RuleSummary[];
+  ttlSeconds: number;
+}
+
+export interface PolicyEngine {
+  /** Throws BrokerError ERR_FORBIDDEN with a reason when no rule allows the request. Default deny. */
+  authorize(claims: VerifiedClaims, request: ExchangeRequest): Grantable;
+}

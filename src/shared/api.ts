@@ -1,0 +1,63 @@
+// The broker's HTTP contract, shared by the broker and the action so the two cannot drift.
+// docs/api.md documents it for people.
+
+export const API_VERSION = 'v1';
+export const EXCHANGE_PATH = '/v1/exchange';
+export const GRANTS_PATH = '/v1/grants';
+
+/** The audience the broker expects by default; the action's `audience` input defaults to it. */
+export const DEFAULT_AUDIENCE = 'k8s-ephemeral-access';
+
+/** POST /v1/exchange, with `Authorization: Bearer <GitHub OIDC JWT>`. */
+export interface ExchangeRequest {
+  namespace: string;
+  role: string;
+  /** Requested grant lifetime in seconds; capped by the policy rule's maximum. */
+  ttlSeconds?: number;
+}
+
+/** A single RBAC rule, as the job summary shows what the granted role allows. */
+export interface RuleSummary {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+  resourceNames?: string[];
+}
+
+export interface ExchangeResponse {
+  grantId: string;
+  /** The Kubernetes bearer token. Secret: mask it before anything could print it. */
+  token: string;
+  /** When the token itself expires (TokenRequest minimum 600 s). */
+  tokenExpiresAt: string;
+  /** When the broker revokes the grant at the latest; never later than tokenExpiresAt. */
+  expiresAt: string;
+  server: string;
+  /** PEM of the API server's CA, base64-encoded as in a kubeconfig's certificate-authority-data. */
+  certificateAuthorityData: string;
+  namespace: string;
+  serviceAccount: string;
+  role: string;
+  rules: RuleSummary[];
+}
+
+/** DELETE /v1/grants/{grantId}, authenticated by the grant's own token or a fresh OIDC JWT of the same run. */
+export interface RevokeResponse {
+  grantId: string;
+  revoked: boolean;
+}
+
+export type ErrorCode =
+  | 'ERR_BAD_REQUEST'
+  | 'ERR_UNAUTHENTICATED'
+  | 'ERR_FORBIDDEN'
+  | 'ERR_NOT_FOUND'
+  | 'ERR_PAYLOAD_TOO_LARGE'
+  | 'ERR_RATE_LIMITED'
+  | 'ERR_UNAVAILABLE'
+  | 'ERR_INTERNAL';
+
+/** Every non-2xx answer has this body. Messages are short and reveal nothing an attacker could use. */
+export interface ErrorResponse {
+  error: { code: ErrorCode; message: string; requestId?: string };
+}

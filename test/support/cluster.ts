@@ -1,0 +1,130 @@
+// Test helpers for the real control plane: an admin client, fresh namespaces, kubectl runs with
+// any identity, and the apiserver's audit log.
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { CoreV1Api, KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/client-node';
+import { dump, load } from 'js-yaml';
+
+function required(name: string): string {
+  const v = process.env[name];
+  if (!v)
+    throw new Error(`${name} is not set: run the tests through jest (its global setup starts the cluster)`);
+  return v;
+}
+
+export const adminKubeconfigPath = (): string => required('K8S_EA_ADMIN_KUBECONFIG');
+export const auditLogPath = (): string => required('K8S_EA_AUDIT_LOG');
+
+export function adminConfig(): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromFile(adminKubeconfigPath());
+  return kc;
+}
+
+export function clusterEndpoint(): { server: string; caData: string } {
+  const doc = load(readFileSync(adminKubeconfigPath(), 'utf8')) as {
+    clusters: { cluster: { server: string; 'certificate-authority-data': string } }[];
+  };
+  const c = doc.clusters[0]!.cluster;
+  return { server: c.server, caData: c['certificate-authority-data'] };
+}
+
+export const uniqueName = (prefix: string): string => `${prefix}-${randomBytes(4).toString('hex')}`;
+
+/** Creates a namespace for one test file; the returned function deletes it. */
+export async function freshNamespace(
+  prefix = 'test',
+): Promise<{ name: string; remove: () => Promise<void> }> {
+  const core = adminConfig().makeApiClient(CoreV1Api);
+  const name = uniqueName(prefix);
+  await core.createNamespace({
+    body: { metadata: { name, labels: { 'k8s-ephemeral-access.test/owner': 'jest' } } },
+  });
+  return {
+    name,
+    remove: async () => {
+      await core.deleteNamespace({ name }).catch(() => undefined);
+    },
+  };
+}
+
+export const coreApi = (): CoreV1Api => adminConfig().makeApiClient(CoreV1Api);
+export const rbacApi = (): RbacAuthorizationV1Api => adminConfig().makeApiClient(RbacAuthorizationV1Api);
+
+/** Writes a kubeconfig that authenticates with a bearer token; the caller removes the directory. */
+export function tokenKubeconfig(token: string, namespace = 'default'): { path: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'k8s-ea-test-'));
+  const { server, caData } = clusterEndpoint();
+  const path = join(dir, 'kubeconfig');
+  writeFileSync(
+    path,
+    dump({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'c', cluster: { server, 'certificate-authority-data': caData } }],
+      users: [{ name: 'u', user: { token } }],
+      contexts: [{ name: 'c', context: { cluster: 'c', user: 'u', namespace } }],
+      'current-context': 'c',
+    }),
+    { mode: 0o600 },
+  );
+  return { path, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export function kubectl(kubeconfig: string, args: string[]): SpawnSyncReturns<string> {
+  return spawnSync('kubectl', ['--kubeconfig', kubeconfig, '--request-timeout=10s', ...args], {
+    encoding: 'utf8',
+  });
+}
+
+/** kubectl's exit status plus the HTTP status it saw (from the error text), for allow/deny assertions. */
+export function kubectlStatus(
+  kubeconfig: string,
+  args: string[],
+): { ok: boolean; status?: number; stderr: string } {
+  const r = kubectl(kubeconfig, args);
+  if (r.status === 0) return { ok: true, stderr: r.stderr };
+  let status: number | undefined;
+  if (/\(Forbidden\)|forbidden/i.test(r.stderr)) status = 403;
+  else if (/\(Unauthorized\)|must be logged in|Unauthorized/i.test(r.stderr)) status = 401;
+  else if (/\(NotFound\)|not found/i.test(r.stderr)) status = 404;
+  return { ok: false, status, stderr: r.stderr };
+}
+
+export interface AuditEvent {
+  auditID: string;
+  verb: string;
+  requestURI: string;
+  user: { username: string; uid?: string; extra?: Record<string, string[]> };
+  responseStatus?: { code: number };
+  objectRef?: { resource?: string; namespace?: string; name?: string };
+  stage: string;
+}
+
+export function readAudit(): AuditEvent[] {
+  return readFileSync(auditLogPath(), 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as AuditEvent);
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Polls until check() returns a value other than undefined, or throws after timeoutMs. */
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 30_000,
+  intervalMs = 100,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(intervalMs);
+  }
+}

@@ -1,0 +1,10 @@
+// Jest global setup: start (or reuse) the real local control plane once for the whole run, and
+// hand its coordinates to the test workers through the environment.
+import { up } from '../../scripts/cluster.mjs';
+
+export default async function globalSetup() {
+  const info = await up({ quiet: !process.env.CI });
+  process.env.K8S_EA_ADMIN_KUBECONFIG = info.kubeconfig;
+  process.env.K8S_EA_AUDIT_LOG = info.auditLog;
+  process.env.K8S_EA_SERVER = info.server;
+}
