@@ -1,0 +1,223 @@
+// The post step with faked broker and API-server fallback: each early return, revocation through
+// the broker with the grant's own token, the direct fallback only when the broker is unreachable,
+// shredding in every case, and never a failed job.
+import { afterEach, beforeEach, describe, expect, test } from '@jest/globals';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { DirectRevokeInput, DirectRevokeResult } from '../../src/action/direct-revoke.js';
+import { NetworkError } from '../../src/action/http-transport.js';
+import { renderKubeconfig } from '../../src/action/kubeconfig.js';
+import { run, type PostDeps } from '../../src/action/post-run.js';
+import { createPrivateDir } from '../../src/action/safe-fs.js';
+import { STATE } from '../../src/action/state.js';
+import {
+  brokerError,
+  exchangeResponse,
+  fakeCore,
+  json,
+  scriptedTransport,
+  TOKEN,
+  virtualClock,
+  type Responder,
+} from './support/fakes.js';
+
+let root: string;
+beforeEach(() => {
+  root = mkdtempSync(join(tmpdir(), 'k8s-ea-post-'));
+});
+afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+/** What main leaves behind after success: a private dir with the kubeconfig, and the state. */
+async function mainLeftovers(overrides: Record<string, string> = {}) {
+  const dir = await createPrivateDir(root, 'k8s-ephemeral-access-');
+  const path = join(dir, 'kubeconfig');
+  writeFileSync(path, renderKubeconfig(exchangeResponse(), 'ctx'), { mode: 0o600 });
+  const state: Record<string, string> = {
+    [STATE.revoke]: 'true',
+    [STATE.brokerUrl]: 'https://broker.example.com/',
+    [STATE.dir]: dir,
+    [STATE.kubeconfigPath]: path,
+    [STATE.grantId]: 'gha-1234-abcd',
+    [STATE.namespace]: 'team-a',
+    [STATE.expiresAt]: '2030-01-01T00:15:00Z',
+    ...overrides,
+  };
+  return { dir, path, state };
+}
+
+function setup(
+  state: Record<string, string>,
+  responders: Responder[] = [() => json(200, { revoked: true })],
+) {
+  const core = fakeCore({}, state);
+  const transport = scriptedTransport(...responders);
+  const direct: DirectRevokeInput[] = [];
+  let directResult: DirectRevokeResult | Error = { roleBinding: 'deleted', serviceAccount: 'deleted' };
+  let directLoads = 0;
+  const deps: PostDeps = {
+    core,
+    createTransport: () => transport.transport,
+    loadDirectRevoke: async () => {
+      directLoads += 1;
+      return {
+        revokeDirect: async (input) => {
+          direct.push(input);
+          if (directResult instanceof Error) throw directResult;
+          return directResult;
+        },
+      };
+    },
+    readFile: async (p) => readFileSync(p, 'utf8'),
+    clock: virtualClock(),
+  };
+  return {
+    core,
+    deps,
+    transport,
+    direct,
+    directLoads: () => directLoads,
+    failDirect: (err: Error) => {
+      directResult = err;
+    },
+  };
+}
+
+describe('post: early returns', () => {
+  test('without state (main did not run) it does nothing and says so', async () => {
+    const s = setup({});
+    await run(s.deps);
+    expect(s.core.infos).toEqual([expect.stringMatching(/^Nothing to clean up/)]);
+    expect(s.transport.requests).toEqual([]);
+    expect(s.core.failed).toEqual([]);
+  });
+
+  test('revoke: false skips revocation but still shreds the kubeconfig', async () => {
+    const m = await mainLeftovers({ [STATE.revoke]: 'false' });
+    const s = setup(m.state);
+    await run(s.deps);
+    expect(s.transport.requests).toEqual([]);
+    expect(s.core.infos[0]).toMatch(/Not revoking grant gha-1234-abcd \(input revoke is false\)/);
+    expect(existsSync(m.path)).toBe(false);
+    expect(existsSync(m.dir)).toBe(false);
+  });
+
+  test('main failed after creating the directory but before a grant: removes the directory', async () => {
+    const dir = await createPrivateDir(root, 'k8s-ephemeral-access-');
+    const s = setup({ [STATE.revoke]: 'true', [STATE.brokerUrl]: 'https://b/', [STATE.dir]: dir });
+    await run(s.deps);
+    expect(s.core.infos[0]).toBe('No grant was issued; nothing to revoke.');
+    expect(existsSync(dir)).toBe(false);
+    expect(s.transport.requests).toEqual([]);
+  });
+
+  test('running post twice is harmless: the second run finds nothing to revoke with', async () => {
+    const m = await mainLeftovers();
+    const first = setup(m.state);
+    await run(first.deps);
+    const second = setup(m.state);
+    await run(second.deps);
+    expect(second.transport.requests).toEqual([]);
+    expect(second.core.warnings).toEqual([]);
+    expect(second.core.failed).toEqual([]);
+    expect(second.core.infos[0]).toMatch(/no longer exists/);
+  });
+});
+
+describe('post: revocation', () => {
+  test('revokes through the broker with the grant token, then shreds file and directory', async () => {
+    const m = await mainLeftovers();
+    const s = setup(m.state);
+    await run(s.deps);
+    expect(s.transport.requests).toHaveLength(1);
+    const req = s.transport.requests[0]!;
+    expect(req.method).toBe('DELETE');
+    expect(req.url.href).toBe('https://broker.example.com/v1/grants/gha-1234-abcd');
+    expect(req.headers.authorization).toBe(`Bearer ${TOKEN}`);
+    expect(s.core.secrets).toEqual([TOKEN]);
+    expect(s.core.infos).toContain('Revoked grant gha-1234-abcd through the broker.');
+    expect(existsSync(m.path)).toBe(false);
+    expect(existsSync(m.dir)).toBe(false);
+    expect(s.directLoads()).toBe(0);
+  });
+
+  test('a grant the broker no longer knows (404) counts as revoked', async () => {
+    const m = await mainLeftovers();
+    const s = setup(m.state, [() => brokerError(404, 'ERR_NOT_FOUND', 'not found')]);
+    await run(s.deps);
+    expect(s.core.warnings).toEqual([]);
+    expect(s.core.infos).toContain('Grant gha-1234-abcd was already gone.');
+  });
+
+  test.each([
+    ['network error', () => new NetworkError('cannot reach broker.example.com: ECONNREFUSED')],
+    ['HTTP 503', () => brokerError(503, 'ERR_UNAVAILABLE', 'temporarily unavailable; retry later')],
+  ])(
+    'broker unreachable (%s): retries briefly, then revokes directly at the API server',
+    async (_l, responder) => {
+      const m = await mainLeftovers();
+      const s = setup(m.state, [responder]);
+      await run(s.deps);
+      expect(s.transport.requests).toHaveLength(3);
+      expect(s.direct).toEqual([
+        {
+          server: 'https://127.0.0.1:6443',
+          certificateAuthorityData: exchangeResponse().certificateAuthorityData,
+          token: TOKEN,
+          namespace: 'team-a',
+          grantId: 'gha-1234-abcd',
+        },
+      ]);
+      expect(s.core.infos).toContain(
+        'Revoked grant gha-1234-abcd directly: RoleBinding deleted, ServiceAccount deleted.',
+      );
+      expect(s.core.warnings).toEqual([]);
+      expect(existsSync(m.dir)).toBe(false);
+    },
+  );
+
+  test('a clear refusal (403) is a warning naming the grant, with no direct attempt', async () => {
+    const m = await mainLeftovers();
+    const s = setup(m.state, [() => brokerError(403, 'ERR_FORBIDDEN', 'not allowed by the broker policy')]);
+    await run(s.deps);
+    expect(s.directLoads()).toBe(0);
+    expect(s.core.warnings).toEqual([
+      expect.stringMatching(/^Could not revoke grant gha-1234-abcd: broker refused/),
+    ]);
+    expect(s.core.failed).toEqual([]);
+    expect(existsSync(m.path)).toBe(false);
+  });
+
+  test('when the direct path fails too: a warning, the files are still shredded, the job does not fail', async () => {
+    const m = await mainLeftovers();
+    const s = setup(m.state, [() => new NetworkError('down')]);
+    s.failDirect(new Error('delete RoleBinding team-a/gha-1234-abcd: ECONNREFUSED'));
+    await run(s.deps);
+    expect(s.core.warnings).toEqual([
+      expect.stringMatching(
+        /Could not revoke grant gha-1234-abcd: .*ECONNREFUSED.*removes it at 2030-01-01T00:15:00Z/,
+      ),
+    ]);
+    expect(s.core.failed).toEqual([]);
+    expect(existsSync(m.path)).toBe(false);
+    expect(existsSync(m.dir)).toBe(false);
+  });
+
+  test('a kubeconfig that no longer holds the credential is a warning; it is still removed', async () => {
+    const m = await mainLeftovers();
+    writeFileSync(m.path, 'apiVersion: v1\nkind: Config\n');
+    const s = setup(m.state);
+    await run(s.deps);
+    expect(s.transport.requests).toEqual([]);
+    expect(s.core.warnings[0]).toMatch(/no longer holds the grant's credential/);
+    expect(existsSync(m.dir)).toBe(false);
+  });
+
+  test('nothing post prints contains the token', async () => {
+    const m = await mainLeftovers();
+    const s = setup(m.state, [() => new NetworkError('down')]);
+    await run(s.deps);
+    const printed = s.core.calls.filter((c) => c.method !== 'setSecret').flatMap((c) => c.args);
+    expect(printed.join('\n')).not.toContain(TOKEN);
+  });
+});

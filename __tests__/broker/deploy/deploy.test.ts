@@ -1,0 +1,208 @@
+// deploy/ against the real API server: the kustomize base is accepted by server-side dry run, and
+// the broker's own token (under exactly that RBAC) can do its job and is denied everything beyond it.
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { load, loadAll } from 'js-yaml';
+import {
+  coreApi,
+  freshNamespace,
+  kubectl,
+  kubectlStatus,
+  adminKubeconfigPath,
+  waitFor,
+} from '../../../test/support/cluster.js';
+import {
+  installBrokerRbac,
+  kubectlAdmin,
+  readDeployDocs,
+  repoRoot,
+  RBAC_FILES,
+  type BrokerRbac,
+} from '../../../test/support/broker.js';
+
+let ns: { name: string; remove: () => Promise<void> };
+let other: { name: string; remove: () => Promise<void> };
+let rbac: BrokerRbac;
+
+beforeAll(async () => {
+  ns = await freshNamespace('deploy-job');
+  other = await freshNamespace('deploy-other');
+  rbac = await installBrokerRbac([ns.name]);
+  // A pod to try exec on (never scheduled: there are no nodes; authorization comes first anyway).
+  kubectlAdmin(['-n', ns.name, 'run', 'target', '--image=registry.invalid/x:1', '--restart=Never']);
+});
+afterAll(async () => {
+  await rbac?.cleanup();
+  await Promise.all([ns?.remove(), other?.remove()]);
+});
+
+const can = (args: string[]): string =>
+  kubectl(rbac.kubeconfigPath, ['auth', 'can-i', ...args]).stdout.trim();
+
+describe('kustomize base', () => {
+  test('kubectl apply --dry-run=server -k deploy/ succeeds against the real API server', async () => {
+    // Namespaced objects need their namespaces to exist for a server-side dry run.
+    const created: string[] = [];
+    for (const name of ['k8s-ephemeral-access', 'staging']) {
+      // A namespace left Terminating by an earlier run cannot take new objects: wait it out.
+      const exists = await waitFor(`namespace ${name} not terminating`, () =>
+        coreApi()
+          .readNamespace({ name })
+          .then(
+            (n) => (n.status?.phase === 'Terminating' ? undefined : true),
+            () => false,
+          ),
+      );
+      if (!exists) {
+        await coreApi().createNamespace({
+          body: { metadata: { name, labels: { 'k8s-ephemeral-access.test/owner': 'jest' } } },
+        });
+        created.push(name);
+      }
+    }
+    try {
+      const r = spawnSync(
+        'kubectl',
+        ['--kubeconfig', adminKubeconfigPath(), 'apply', '--dry-run=server', '-k', join(repoRoot, 'deploy')],
+        { encoding: 'utf8' },
+      );
+      expect(r.stderr).not.toMatch(/error/i);
+      expect(r.status).toBe(0);
+      for (const what of [
+        'deployment.apps/k8s-ea-broker',
+        'role.rbac.authorization.k8s.io/k8s-ea-broker',
+        'rolebinding.rbac.authorization.k8s.io/k8s-ea-broker-lease',
+        'clusterrolebinding.rbac.authorization.k8s.io/k8s-ea-broker-tokenreview',
+        'networkpolicy.networking.k8s.io/k8s-ea-broker',
+        'clusterrole.rbac.authorization.k8s.io/k8s-ea-deployer',
+      ])
+        expect(r.stdout).toMatch(
+          new RegExp(`${what.replace(/\./g, '\\.')} (created|configured|unchanged) \\(server dry run\\)`),
+        );
+      expect(r.stdout).toMatch(/configmap\/k8s-ea-broker-config-[a-z0-9]+ created/);
+    } finally {
+      for (const name of created)
+        await coreApi()
+          .deleteNamespace({ name })
+          .catch(() => undefined);
+    }
+  });
+
+  test('the Deployment runs 2 restricted replicas with probes', () => {
+    const rendered = spawnSync('kubectl', ['kustomize', join(repoRoot, 'deploy')], { encoding: 'utf8' });
+    expect(rendered.status).toBe(0);
+    const docs = loadAll(rendered.stdout) as { kind: string; spec?: any }[]; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const dep = docs.find((d) => d.kind === 'Deployment')!;
+    expect(dep.spec.replicas).toBe(2);
+    const pod = dep.spec.template.spec;
+    expect(pod.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(pod.automountServiceAccountToken).toBe(true);
+    const c = pod.containers[0];
+    expect(c.securityContext).toMatchObject({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+    });
+    expect(c.readinessProbe.httpGet.path).toBe('/readyz');
+    expect(c.livenessProbe.httpGet.path).toBe('/healthz');
+    // The ConfigMap the Deployment mounts is the generated one (kustomize rewrote the name).
+    const cm = docs.find((d) => d.kind === 'ConfigMap') as unknown as {
+      metadata: { name: string };
+      data: Record<string, string>;
+    };
+    expect(pod.volumes.find((v: { name: string }) => v.name === 'config').configMap.name).toBe(
+      cm.metadata.name,
+    );
+    expect(Object.keys(cm.data).sort()).toEqual(['broker-config.yaml', 'policy.yaml']);
+    expect(load(cm.data['policy.yaml']!)).toMatchObject({ kind: 'Policy' });
+  });
+
+  test('the broker RBAC has no wildcard, escalate, impersonate or secrets rule, and bind only by name', () => {
+    const rules = RBAC_FILES.filter((f) => f !== 'job-clusterroles.yaml')
+      .flatMap(readDeployDocs)
+      .flatMap(
+        (d) =>
+          (d.rules ?? []) as {
+            apiGroups: string[];
+            resources: string[];
+            verbs: string[];
+            resourceNames?: string[];
+          }[],
+      );
+    expect(rules.length).toBeGreaterThan(3);
+    for (const r of rules) {
+      expect([...r.apiGroups, ...r.resources, ...r.verbs]).not.toContain('*');
+      expect(r.verbs).not.toContain('escalate');
+      expect(r.verbs).not.toContain('impersonate');
+      expect(r.resources).not.toContain('secrets');
+      if (r.verbs.includes('bind')) {
+        expect(r.verbs).toEqual(['bind']);
+        expect(r.resourceNames?.length).toBeGreaterThan(0);
+        for (const powerful of ['cluster-admin', 'admin', 'edit', 'system:masters'])
+          expect(r.resourceNames).not.toContain(powerful);
+      }
+    }
+    const crbs = RBAC_FILES.flatMap(readDeployDocs).filter((d) => d.kind === 'ClusterRoleBinding');
+    expect(crbs.map((d) => d.roleRef!.name)).toEqual(['k8s-ea-broker-tokenreview']);
+  });
+});
+
+describe("the broker's own token (deploy/ RBAC)", () => {
+  test('can do its job in the job namespace and hold its Lease', () => {
+    for (const a of [
+      ['create', 'serviceaccounts'],
+      ['delete', 'serviceaccounts'],
+      ['create', 'serviceaccounts/token'],
+      ['create', 'rolebindings'],
+      ['delete', 'rolebindings'],
+      ['create', 'roles'],
+    ])
+      expect([a.join(' '), can([...a, '-n', ns.name])]).toEqual([a.join(' '), 'yes']);
+    expect(can(['bind', 'clusterroles/k8s-ea-deployer', '-n', ns.name])).toBe('yes');
+    expect(can(['update', 'leases', '-n', rbac.brokerNamespace])).toBe('yes');
+    expect(can(['create', 'tokenreviews.authentication.k8s.io'])).toBe('yes');
+  });
+
+  test('is denied secrets, exec, cluster-wide bindings, impersonation, escalation and other namespaces', () => {
+    const kc = rbac.kubeconfigPath;
+    const deny = (args: string[]) =>
+      expect([args.join(' '), kubectlStatus(kc, args)]).toEqual([
+        args.join(' '),
+        expect.objectContaining({ ok: false, status: 403 }),
+      ]);
+    deny(['-n', ns.name, 'get', 'secrets']);
+    deny(['-n', ns.name, 'create', 'secret', 'generic', 's', '--from-literal=a=b']);
+    deny(['-n', ns.name, 'get', 'pods']);
+    deny(['-n', other.name, 'get', 'serviceaccounts']);
+    deny(['-n', other.name, 'create', 'serviceaccount', 'x']);
+    deny(['create', 'clusterrolebinding', 'x', '--clusterrole=view', '--user=someone']);
+    deny(['-n', ns.name, 'create', 'rolebinding', 'x', '--clusterrole=cluster-admin', '--user=someone']);
+    // (Not 'admin': without the aggregation controller it is empty here, so binding it escalates nothing.)
+    deny([
+      '-n',
+      ns.name,
+      'create',
+      'rolebinding',
+      'y',
+      '--clusterrole=system:kube-scheduler',
+      '--user=someone',
+    ]);
+    deny(['-n', ns.name, 'create', 'role', 'esc', '--verb=get', '--resource=secrets']);
+    deny(['-n', ns.name, 'get', 'pods', '--as=system:admin']);
+    deny(['-n', ns.name, 'get', 'leases']);
+    const exec = kubectlStatus(kc, ['-n', ns.name, 'exec', 'target', '--', 'true']);
+    expect(exec.ok).toBe(false);
+    expect(exec.status).toBe(403);
+    for (const a of [
+      ['create', 'pods/exec'],
+      ['impersonate', 'serviceaccounts'],
+      ['escalate', 'roles'],
+      ['bind', 'clusterroles/cluster-admin'],
+    ])
+      expect([a.join(' '), can([...a, '-n', ns.name])]).toEqual([a.join(' '), 'no']);
+  });
+});

@@ -1,0 +1,413 @@
+// The broker end to end over HTTPS: the real token verifier against the local OIDC issuer, the
+// real API server, and the broker's Kubernetes client under exactly the deploy/ RBAC. The policy
+// is a small in-test PolicyEngine (the policy module has its own tests); what is proven here is
+// what the broker does with its answers. Every refusal is checked to create nothing.
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { SignJWT, base64url, exportSPKI, importJWK, decodeJwt } from 'jose';
+import type { ExchangeRequest, ExchangeResponse, ErrorResponse } from '../../src/shared/api.js';
+import { BrokerError } from '../../src/shared/errors.js';
+import type { Grantable, PolicyEngine, VerifiedClaims } from '../../src/broker/types.js';
+import { startOidcIssuer, type OidcIssuer } from '../../test/support/oidc-issuer.js';
+import {
+  adminKubeconfigPath,
+  freshNamespace,
+  kubectl,
+  kubectlStatus,
+  tokenKubeconfig,
+  waitFor,
+} from '../../test/support/cluster.js';
+import {
+  installBrokerRbac,
+  managedObjects,
+  startInProcessBroker,
+  kubectlAdmin,
+  type BrokerRbac,
+} from '../../test/support/broker.js';
+
+let ns: { name: string; remove: () => Promise<void> };
+let other: { name: string; remove: () => Promise<void> };
+let rbac: BrokerRbac;
+let issuer: OidcIssuer;
+let broker: Awaited<ReturnType<typeof startInProcessBroker>>;
+const cleanups: (() => void)[] = [];
+
+const REPO_ID = '123456789';
+const ROLES: Record<string, Grantable['roleRef']> = {
+  deployer: { kind: 'ClusterRole', name: 'k8s-ea-deployer' },
+  viewer: { kind: 'ClusterRole', name: 'k8s-ea-viewer' },
+  // Allowed by this policy, but deploy/ does not let the broker bind it: creation fails halfway.
+  'not-bindable': { kind: 'ClusterRole', name: 'cluster-admin' },
+};
+
+/** Default deny, exact matches, as a real policy would: only refs/heads/main pushes of one repository. */
+function testPolicy(namespace: string): PolicyEngine & { rules: { namespaces: string[] }[] } {
+  return {
+    rules: [{ namespaces: [namespace] }],
+    authorize(claims: VerifiedClaims, req: ExchangeRequest): Grantable {
+      const deny = (reason: string): never => {
+        throw new BrokerError('ERR_FORBIDDEN', reason);
+      };
+      if (claims.repository_id !== REPO_ID) deny('policy_no_rule_for_repository');
+      if (claims.ref !== 'refs/heads/main') deny('policy_ref');
+      if (claims.event_name !== 'push') deny('policy_event');
+      if (req.namespace !== namespace) deny('policy_namespace');
+      const roleRef = ROLES[req.role] ?? deny('policy_role');
+      const ttl = req.ttlSeconds ?? 300;
+      if (ttl > 900) deny('policy_ttl');
+      return { ruleName: 'main-push', namespace, role: req.role, roleRef, rules: [], ttlSeconds: ttl };
+    },
+  };
+}
+
+beforeAll(async () => {
+  ns = await freshNamespace('exchange');
+  other = await freshNamespace('exchange-other');
+  issuer = await startOidcIssuer();
+  issuer.claims.repository_id = REPO_ID;
+  rbac = await installBrokerRbac([ns.name]);
+  broker = await startInProcessBroker({
+    issuer: issuer.issuer,
+    policy: testPolicy(ns.name),
+    rbac,
+    https: true,
+    reaperIntervalSeconds: 1,
+  });
+});
+afterAll(async () => {
+  await broker?.stop();
+  cleanups.forEach((c) => c());
+  await issuer?.close();
+  await rbac?.cleanup();
+  await Promise.all([ns?.remove(), other?.remove()]);
+});
+
+const exchange = (token: string, body: unknown = { namespace: ns.name, role: 'deployer' }) =>
+  broker.request<ExchangeResponse & ErrorResponse>('POST', '/v1/exchange', { token, body });
+
+function kubeconfigFor(token: string, namespace = ns.name): string {
+  const kc = tokenKubeconfig(token, namespace);
+  cleanups.push(kc.cleanup);
+  return kc.path;
+}
+
+/** Runs a request that must be refused, and proves the cluster is unchanged by it. */
+async function expectRefusedWithNothingCreated(
+  send: () => Promise<{ status: number; body: unknown }>,
+  status: number | number[],
+) {
+  const before = managedObjects([ns.name, other.name]);
+  const auditBefore = broker.auditLines.length;
+  const r = await send();
+  expect(Array.isArray(status) ? status : [status]).toContain(r.status);
+  expect(managedObjects([ns.name, other.name])).toEqual(before);
+  const denial = broker.auditLines.slice(auditBefore).find((l) => l.action === 'denial');
+  expect(denial).toBeDefined();
+  return { response: r, denial: denial! };
+}
+
+describe('exchange', () => {
+  test('a valid token gets a grant over HTTPS; kubectl can do exactly what the role allows, there only', async () => {
+    const jwt = await issuer.sign();
+    const r = await exchange(jwt, { namespace: ns.name, role: 'deployer', ttlSeconds: 600 });
+    expect(r.status).toBe(200);
+    const g = r.body;
+    expect(g).toMatchObject({ namespace: ns.name, serviceAccount: g.grantId, role: 'deployer' });
+    expect(g.grantId).toMatch(/^gha-[0-9a-f]{32}$/);
+    expect(Date.parse(g.expiresAt)).toBeLessThanOrEqual(Date.parse(g.tokenExpiresAt));
+    expect(g.server).toMatch(/^https:\/\//);
+    expect(Buffer.from(g.certificateAuthorityData, 'base64').toString()).toContain('BEGIN CERTIFICATE');
+    expect(r.headers['x-request-id']).toBeTruthy();
+
+    // Build the job's kubeconfig from the answer only, as the action does.
+    const kc = kubeconfigFor(g.token);
+    await waitFor('the grant to allow listing pods', () =>
+      kubectlStatus(kc, ['get', 'pods']).ok ? true : undefined,
+    );
+    expect(kubectlStatus(kc, ['create', 'deployment', 'web', '--image=registry.invalid/web:1']).ok).toBe(
+      true,
+    );
+    expect(kubectlStatus(kc, ['get', 'deployments']).ok).toBe(true);
+    expect(kubectlStatus(kc, ['get', 'secrets'])).toMatchObject({ ok: false, status: 403 });
+    expect(kubectlStatus(kc, ['create', 'secret', 'generic', 's', '--from-literal=a=b'])).toMatchObject({
+      ok: false,
+      status: 403,
+    });
+    expect(kubectlStatus(kc, ['-n', other.name, 'get', 'pods'])).toMatchObject({ ok: false, status: 403 });
+    expect(kubectlStatus(kc, ['get', 'rolebindings'])).toMatchObject({ ok: false, status: 403 });
+    // pods/exec on a real pod (created by the admin; it never runs, but exec is refused before that matters).
+    kubectlAdmin(['-n', ns.name, 'run', 'target', '--image=registry.invalid/x:1', '--restart=Never']);
+    const exec = kubectlStatus(kc, ['exec', 'target', '--', 'true']);
+    expect(exec).toMatchObject({ ok: false, status: 403 });
+    expect(exec.stderr).toMatch(/pods\/exec|"exec"/);
+
+    // Audit: joins the run to the Kubernetes identity and the token's credential id; no secret anywhere.
+    const line = broker.auditLines.find((l) => l.action === 'exchange' && l.grantId === g.grantId)!;
+    expect(line).toMatchObject({
+      type: 'audit',
+      namespace: ns.name,
+      serviceAccount: g.grantId,
+      credentialId: `JTI=${decodeJwt(g.token).jti as string}`,
+      expiresAt: g.expiresAt,
+      github: expect.objectContaining({
+        repository_id: REPO_ID,
+        run_id: issuer.claims.run_id,
+        jti: decodeJwt(jwt).jti,
+      }),
+    });
+    expect(typeof line.serviceAccountUid).toBe('string');
+    const everything = JSON.stringify([broker.auditLines, broker.logLines]);
+    expect(everything).not.toContain(g.token);
+    expect(everything).not.toContain(jwt);
+    expect(everything).not.toContain(jwt.split('.')[2]);
+  });
+
+  test('a replayed JWT is refused and never yields a second credential', async () => {
+    const jwt = await issuer.sign();
+    const first = await exchange(jwt, { namespace: ns.name, role: 'viewer' });
+    expect(first.status).toBe(200);
+    const { response } = await expectRefusedWithNothingCreated(
+      () => exchange(jwt, { namespace: ns.name, role: 'viewer' }),
+      401,
+    );
+    expect(JSON.stringify(response.body)).not.toContain('gha-');
+  });
+});
+
+describe('refused tokens: 400/401/413, logged, nothing created', () => {
+  const tamper = (jwt: string): string => {
+    const [h, p, s] = jwt.split('.');
+    const sig = Buffer.from(s!, 'base64url');
+    sig[10] = sig[10]! ^ 0xff;
+    return `${h}.${p}.${base64url.encode(sig)}`;
+  };
+  const unsigned = async (): Promise<string> => {
+    const good = decodeJwt(await issuer.sign());
+    const enc = (o: unknown) => base64url.encode(JSON.stringify(o));
+    return `${enc({ alg: 'none', typ: 'JWT' })}.${enc(good)}.`;
+  };
+  const hs256WithPublicKey = async (): Promise<string> => {
+    const pem = await exportSPKI(
+      (await importJWK(issuer.publicJwk, 'RS256', { extractable: true })) as Parameters<typeof exportSPKI>[0],
+    );
+    const good = decodeJwt(await issuer.sign());
+    return new SignJWT(good)
+      .setProtectedHeader({ alg: 'HS256', kid: issuer.kid })
+      .sign(new TextEncoder().encode(pem));
+  };
+  const cases: [string, () => Promise<string>, number | number[]][] = [
+    ['bad signature', async () => tamper(await issuer.sign()), 401],
+    ['alg none', unsigned, [400, 401]],
+    ['HS256 keyed with the public key', hs256WithPublicKey, 401],
+    ['unknown kid', () => issuer.sign({}, { header: { kid: 'not-a-known-key' } }), 401],
+    ['wrong issuer', () => issuer.sign({}, { issuer: 'https://token.actions.githubusercontent.com' }), 401],
+    ['wrong audience', () => issuer.sign({}, { audience: 'sts.amazonaws.com' }), 401],
+    ['expired', () => issuer.sign({}, { expiresIn: -120, issuedAt: -420, notBefore: -430 }), 401],
+    ['not yet valid', () => issuer.sign({}, { notBefore: 300, expiresIn: 600 }), 401],
+    ['missing repository_id', () => issuer.sign({}, { omit: ['repository_id'] }), [400, 401]],
+    ['malformed JWT', async () => 'not.a-jwt', [400, 401]],
+  ];
+  test.each(cases)('%s', async (_name, make, status) => {
+    const jwt = await make();
+    const { response, denial } = await expectRefusedWithNothingCreated(() => exchange(jwt), status);
+    const err = (response.body as ErrorResponse).error;
+    expect(['ERR_UNAUTHENTICATED', 'ERR_BAD_REQUEST']).toContain(err.code);
+    expect(err.message).toMatch(/^(token rejected|malformed request)$/);
+    expect(typeof denial.reason).toBe('string');
+    expect(denial.reason).not.toBe('');
+  });
+
+  test('no bearer token → 401', async () => {
+    await expectRefusedWithNothingCreated(
+      () => broker.request('POST', '/v1/exchange', { body: { namespace: ns.name, role: 'viewer' } }),
+      401,
+    );
+  });
+
+  test('oversized body → 413 (declared and streamed)', async () => {
+    const jwt = await issuer.sign();
+    const big = JSON.stringify({ namespace: ns.name, role: 'viewer', pad: 'x'.repeat(20_000) });
+    const { denial } = await expectRefusedWithNothingCreated(
+      () => broker.request('POST', '/v1/exchange', { token: jwt, rawBody: big }),
+      413,
+    );
+    expect(denial.reason).toBe('body_too_large');
+    await expectRefusedWithNothingCreated(
+      () =>
+        broker.request('POST', '/v1/exchange', {
+          token: jwt,
+          rawBody: big,
+          headers: { 'transfer-encoding': 'chunked' },
+        }),
+      413,
+    );
+  });
+
+  test('non-JSON bodies and unknown fields → 400', async () => {
+    const jwt = await issuer.sign();
+    await expectRefusedWithNothingCreated(
+      () =>
+        broker.request('POST', '/v1/exchange', {
+          token: jwt,
+          rawBody: 'namespace=x',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        }),
+      400,
+    );
+    await expectRefusedWithNothingCreated(
+      () => broker.request('POST', '/v1/exchange', { token: jwt, rawBody: '{"namespace":' }),
+      400,
+    );
+    await expectRefusedWithNothingCreated(
+      () => exchange(jwt, { namespace: ns.name, role: 'viewer', admin: true }),
+      400,
+    );
+  });
+});
+
+describe('policy refusals: 403 and nothing created', () => {
+  const cases: [string, Record<string, string>, Partial<ExchangeRequest>][] = [
+    ['another repository', { repository_id: '999' }, {}],
+    ['another ref', { ref: 'refs/heads/feature' }, {}],
+    ['pull_request_target event', { event_name: 'pull_request_target' }, {}],
+    ['a namespace the policy does not grant', {}, { namespace: 'kube-system' }],
+    ['a role the policy does not know', {}, { role: 'cluster-admin' }],
+    ['a TTL above the maximum', {}, { ttlSeconds: 3600 }],
+  ];
+  test.each(cases)('%s', async (_name, claims, req) => {
+    const jwt = await issuer.sign(claims);
+    const { response, denial } = await expectRefusedWithNothingCreated(
+      () => exchange(jwt, { namespace: ns.name, role: 'viewer', ...req }),
+      403,
+    );
+    expect((response.body as ErrorResponse).error).toMatchObject({
+      code: 'ERR_FORBIDDEN',
+      message: 'not allowed by the broker policy',
+    });
+    expect(String(denial.reason)).toMatch(/^policy_/);
+  });
+
+  test('a grant the cluster refuses halfway (bind on cluster-admin) → 500, and nothing is left behind', async () => {
+    const jwt = await issuer.sign();
+    const { response, denial } = await expectRefusedWithNothingCreated(
+      () => exchange(jwt, { namespace: ns.name, role: 'not-bindable' }),
+      500,
+    );
+    expect((response.body as ErrorResponse).error.code).toBe('ERR_INTERNAL');
+    expect(denial.reason).toBe('grant_refused_by_cluster');
+  });
+});
+
+describe('revocation', () => {
+  async function grant(role = 'viewer', claims: Record<string, string> = {}): Promise<ExchangeResponse> {
+    const r = await exchange(await issuer.sign(claims), { namespace: ns.name, role });
+    expect(r.status).toBe(200);
+    return r.body;
+  }
+
+  test('with the grant token: every object removed, then 403, then 401; a repeat is 401', async () => {
+    const g = await grant();
+    const kc = kubeconfigFor(g.token);
+    await waitFor('the grant to work', () => (kubectlStatus(kc, ['get', 'pods']).ok ? true : undefined));
+    const started = Date.now();
+    const r = await broker.request('DELETE', `/v1/grants/${g.grantId}`, { token: g.token });
+    expect(r).toMatchObject({ status: 200, body: { grantId: g.grantId, revoked: true } });
+    expect(managedObjects([ns.name]).filter((o) => o.includes(g.grantId))).toEqual([]);
+    const first = await waitFor('a denial', () => {
+      const s = kubectlStatus(kc, ['get', 'pods']);
+      return s.ok ? undefined : s.status;
+    });
+    const firstMs = Date.now() - started;
+    await waitFor(
+      '401',
+      () => (kubectlStatus(kc, ['get', 'pods']).status === 401 ? true : undefined),
+      30_000,
+      250,
+    );
+    console.log(
+      `revoke via broker: first denial ${first} after ${firstMs} ms, 401 after ${Date.now() - started} ms`,
+    );
+    expect([401, 403]).toContain(first);
+    expect(broker.auditLines.find((l) => l.action === 'revocation' && l.grantId === g.grantId)).toMatchObject(
+      { by: 'grant-token' },
+    );
+    expect((await broker.request('DELETE', `/v1/grants/${g.grantId}`, { token: g.token })).status).toBe(401);
+  });
+
+  test('with a fresh OIDC JWT of the same run; another run gets the same 404 as a missing grant', async () => {
+    const g = await grant();
+    const stranger = await broker.request('DELETE', `/v1/grants/${g.grantId}`, {
+      token: await issuer.sign({ run_id: '1' }),
+    });
+    const missing = await broker.request('DELETE', `/v1/grants/gha-${'0'.repeat(32)}`, {
+      token: await issuer.sign(),
+    });
+    expect(stranger.status).toBe(404);
+    expect(missing.status).toBe(404);
+    expect((stranger.body as ErrorResponse).error.message).toBe(
+      (missing.body as ErrorResponse).error.message,
+    );
+    expect(managedObjects([ns.name]).filter((o) => o.includes(g.grantId))).toHaveLength(4);
+
+    const r = await broker.request('DELETE', `/v1/grants/${g.grantId}`, { token: await issuer.sign() });
+    expect(r).toMatchObject({ status: 200, body: { revoked: true } });
+    expect(managedObjects([ns.name]).filter((o) => o.includes(g.grantId))).toEqual([]);
+  });
+
+  test("another grant's token cannot revoke it (404); no token → 401", async () => {
+    const a = await grant();
+    const b = await grant();
+    expect((await broker.request('DELETE', `/v1/grants/${a.grantId}`, { token: b.token })).status).toBe(404);
+    expect((await broker.request('DELETE', `/v1/grants/${a.grantId}`)).status).toBe(401);
+    expect(managedObjects([ns.name]).filter((o) => o.includes(a.grantId))).toHaveLength(4);
+    for (const g of [a, b])
+      expect((await broker.request('DELETE', `/v1/grants/${g.grantId}`, { token: g.token })).status).toBe(
+        200,
+      );
+  });
+});
+
+describe('reaper', () => {
+  test('a grant whose revocation never came is deleted after its expiry (5 s grant)', async () => {
+    const r = await exchange(await issuer.sign(), { namespace: ns.name, role: 'viewer', ttlSeconds: 5 });
+    expect(r.status).toBe(200);
+    const g = r.body;
+    expect(Date.parse(g.expiresAt) - Date.now()).toBeLessThan(6_000);
+    expect(Date.parse(g.tokenExpiresAt) - Date.now()).toBeGreaterThan(500_000);
+    const kc = kubeconfigFor(g.token);
+    await waitFor('the grant to work', () => (kubectlStatus(kc, ['get', 'pods']).ok ? true : undefined));
+    await waitFor(
+      'the reaper',
+      () => (managedObjects([ns.name]).some((o) => o.includes(g.grantId)) ? undefined : true),
+      30_000,
+      250,
+    );
+    console.log(`reaped ${Date.now() - Date.parse(g.expiresAt)} ms after expiry`);
+    expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(g.expiresAt));
+    expect(broker.auditLines.find((l) => l.action === 'reap' && l.grantId === g.grantId)).toMatchObject({
+      namespace: ns.name,
+      by: 'reaper',
+    });
+    await waitFor('the reaped token to be refused', () =>
+      kubectlStatus(kc, ['get', 'pods']).ok ? undefined : true,
+    );
+  });
+});
+
+describe('service endpoints', () => {
+  test('healthz, readyz and metrics', async () => {
+    expect((await broker.request('GET', '/healthz')).status).toBe(200);
+    expect((await broker.request('GET', '/readyz')).status).toBe(200);
+    const m = await broker.request<string>('GET', '/metrics');
+    expect(m.status).toBe(200);
+    expect(m.text).toMatch(/k8s_ea_exchanges_total\{result="granted"\} [1-9]/);
+    expect(m.text).toMatch(/k8s_ea_denials_total\{reason="jwt_replayed"\} 1/);
+    expect(m.text).toContain('k8s_ea_exchange_duration_seconds_bucket');
+    expect((await broker.request('GET', '/nope')).status).toBe(404);
+  });
+
+  test('the admin sees nothing left in the other namespace', () => {
+    expect(
+      kubectl(adminKubeconfigPath(), ['-n', other.name, 'get', 'sa', '-o', 'name']).stdout,
+    ).not.toContain('gha-');
+  });
+});

@@ -1,0 +1,129 @@
+// The HTTP layer with injected fakes (no cluster needed): rate limiting, readiness during
+// shutdown, graceful draining of in-flight requests, and the refusal to serve plain HTTP by accident.
+import { expect, test } from '@jest/globals';
+import { createBrokerApp, type BrokerDeps } from '../../../src/broker/app.js';
+import { listen } from '../../../src/broker/http/server.js';
+import { createMetrics } from '../../../src/broker/metrics.js';
+import { silentLogger } from '../../../src/broker/logger.js';
+import { BrokerError } from '../../../src/shared/errors.js';
+import type { K8sClients } from '../../../src/broker/k8s/clients.js';
+import type { VerifiedClaims } from '../../../src/broker/types.js';
+import { brokerRequest } from '../../../test/support/broker.js';
+
+const claims = { repository_id: '42', run_id: '1', run_attempt: '1', jti: 'j' } as VerifiedClaims;
+
+function deps(verify: () => Promise<VerifiedClaims>, perMinute = 600) {
+  const audit: Record<string, unknown>[] = [];
+  const d: BrokerDeps = {
+    verifier: { verify },
+    policy: {
+      authorize() {
+        throw new BrokerError('ERR_FORBIDDEN', 'policy_says_no');
+      },
+    },
+    // Never reached: every request here is refused before the cluster.
+    k8s: {} as K8sClients,
+    endpoint: { server: 'https://k8s.invalid', certificateAuthorityData: '' },
+    namespaces: () => [],
+    logger: silentLogger,
+    audit: { record: (e) => void audit.push(e) },
+    metrics: createMetrics(),
+    limits: { bodyBytes: 4096, perRepositoryPerMinute: perMinute },
+  };
+  return { d, audit };
+}
+
+const body = { namespace: 'staging', role: 'deployer' };
+
+test('per-repository rate limit: 429 with Retry-After, audited', async () => {
+  const { d, audit } = deps(async () => claims, 2);
+  const app = createBrokerApp(d);
+  const srv = await listen(app.handle, {
+    host: '127.0.0.1',
+    port: 0,
+    insecureHttp: true,
+    requestTimeoutMs: 5000,
+  });
+  try {
+    const send = () => brokerRequest(srv.url, 'POST', '/v1/exchange', { token: 'x', body });
+    expect((await send()).status).toBe(403);
+    expect((await send()).status).toBe(403);
+    const limited = await send();
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    expect(limited.body).toMatchObject({ error: { code: 'ERR_RATE_LIMITED' } });
+    expect(audit.at(-1)).toMatchObject({ action: 'denial', reason: 'rate_limited' });
+  } finally {
+    await srv.close(0);
+  }
+});
+
+test('graceful shutdown: readyz fails, no new connections, the in-flight exchange is answered', async () => {
+  let release!: () => void;
+  let entered!: () => void;
+  const inVerifier = new Promise<void>((r) => (entered = r));
+  const gate = new Promise<void>((r) => (release = r));
+  const { d } = deps(async () => {
+    entered();
+    await gate;
+    return claims;
+  });
+  const app = createBrokerApp(d);
+  const srv = await listen(app.handle, {
+    host: '127.0.0.1',
+    port: 0,
+    insecureHttp: true,
+    requestTimeoutMs: 5000,
+  });
+  expect((await brokerRequest(srv.url, 'GET', '/readyz')).status).toBe(200);
+
+  const inflight = brokerRequest(srv.url, 'POST', '/v1/exchange', { token: 'x', body });
+  await inVerifier;
+  app.markShuttingDown();
+  expect(app.shuttingDown).toBe(true);
+  const closing = srv.close(30_000);
+  await expect(brokerRequest(srv.url, 'GET', '/healthz')).rejects.toThrow(/ECONNREFUSED/);
+  release();
+  expect((await inflight).status).toBe(403);
+  await closing;
+});
+
+test('graceful shutdown gives up on requests still running after the grace period', async () => {
+  let entered!: () => void;
+  const inVerifier = new Promise<void>((r) => (entered = r));
+  const { d } = deps(() => {
+    entered();
+    return new Promise<VerifiedClaims>(() => undefined); // never answers
+  });
+  const srv = await listen(createBrokerApp(d).handle, {
+    host: '127.0.0.1',
+    port: 0,
+    insecureHttp: true,
+    requestTimeoutMs: 5000,
+  });
+  const inflight = brokerRequest(srv.url, 'POST', '/v1/exchange', { token: 'x', body });
+  await inVerifier;
+  await srv.close(50);
+  await expect(inflight).rejects.toThrow(/socket hang up|ECONNRESET/);
+});
+
+test('readyz reports shutting down; plain HTTP needs an explicit opt-in', async () => {
+  const { d } = deps(async () => claims);
+  const app = createBrokerApp(d);
+  const srv = await listen(app.handle, {
+    host: '127.0.0.1',
+    port: 0,
+    insecureHttp: true,
+    requestTimeoutMs: 5000,
+  });
+  try {
+    app.markShuttingDown();
+    expect((await brokerRequest(srv.url, 'GET', '/readyz')).status).toBe(503);
+    expect((await brokerRequest(srv.url, 'GET', '/healthz')).status).toBe(200);
+  } finally {
+    await srv.close(0);
+  }
+  await expect(listen(app.handle, { host: '127.0.0.1', port: 0, requestTimeoutMs: 5000 })).rejects.toThrow(
+    /TLS/,
+  );
+});

@@ -1,0 +1,31 @@
+// check-dist guards the committed bundles: it must fail when src/ changed without a rebuild.
+import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import { spawnSync } from 'node:child_process';
+import { appendFileSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const repo = resolve(import.meta.dirname, '..', '..');
+let clone: string;
+
+beforeAll(() => {
+  clone = mkdtempSync(join(tmpdir(), 'k8s-ea-checkdist-'));
+  const r = spawnSync('git', ['clone', '--quiet', '--no-hardlinks', repo, clone], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(r.stderr);
+  symlinkSync(join(repo, 'node_modules'), join(clone, 'node_modules'));
+});
+afterAll(() => rmSync(clone, { recursive: true, force: true }));
+
+const checkDist = () => spawnSync('node', ['scripts/check-dist.mjs'], { cwd: clone, encoding: 'utf8' });
+
+test('check-dist passes on the committed dist/ and fails once src/ changes without a rebuild', () => {
+  const current = checkDist();
+  expect(current.stderr).toBe('');
+  expect(current.status).toBe(0);
+
+  spawnSync('git', ['checkout', '--quiet', '--', 'dist/'], { cwd: clone });
+  appendFileSync(join(clone, 'src', 'action', 'main.ts'), '\nprocess.exitCode ??= 0; // stale\n');
+  const stale = checkDist();
+  expect(stale.status).toBe(1);
+  expect(stale.stderr).toMatch(/dist\/ is stale/);
+});

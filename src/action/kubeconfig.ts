@@ -1,0 +1,77 @@
+// Builds the kubeconfig for a grant, and reads the grant's credential back out of it in the post
+// step. The file is the only place the token lives after main ends (it is never in step state),
+// so post reads it from here to revoke the grant with the grant's own identity.
+import { dump, load } from 'js-yaml';
+import type { ExchangeResponse } from '../shared/api.js';
+
+export interface GrantCredential {
+  server: string;
+  certificateAuthorityData: string;
+  token: string;
+  namespace: string;
+}
+
+export function renderKubeconfig(grant: ExchangeResponse, contextName: string): string {
+  return dump(
+    {
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [
+        {
+          name: contextName,
+          cluster: { server: grant.server, 'certificate-authority-data': grant.certificateAuthorityData },
+        },
+      ],
+      users: [{ name: contextName, user: { token: grant.token } }],
+      contexts: [
+        {
+          name: contextName,
+          context: { cluster: contextName, user: contextName, namespace: grant.namespace },
+        },
+      ],
+      'current-context': contextName,
+      preferences: {},
+    },
+    { lineWidth: -1, noRefs: true },
+  );
+}
+
+interface Named<T> {
+  name?: unknown;
+  cluster?: T;
+  user?: T;
+  context?: T;
+}
+
+/** The current context's server, CA, token and namespace; undefined when the file is not ours. */
+export function readGrantCredential(text: string): GrantCredential | undefined {
+  let doc: unknown;
+  try {
+    doc = load(text);
+  } catch {
+    return undefined;
+  }
+  if (!doc || typeof doc !== 'object') return undefined;
+  const cfg = doc as {
+    'current-context'?: unknown;
+    contexts?: Named<{ cluster?: unknown; user?: unknown; namespace?: unknown }>[];
+    clusters?: Named<{ server?: unknown; 'certificate-authority-data'?: unknown }>[];
+    users?: Named<{ token?: unknown }>[];
+  };
+  const find = <T>(list: Named<T>[] | undefined, name: unknown) =>
+    Array.isArray(list) ? list.find((e) => e && e.name === name) : undefined;
+  const context = find(cfg.contexts, cfg['current-context'])?.context;
+  const cluster = find(cfg.clusters, context?.cluster)?.cluster;
+  const user = find(cfg.users, context?.user)?.user;
+  const server = cluster?.server;
+  const ca = cluster?.['certificate-authority-data'];
+  const token = user?.token;
+  const namespace = context?.namespace;
+  if (typeof server !== 'string' || typeof ca !== 'string' || typeof token !== 'string') return undefined;
+  return {
+    server,
+    certificateAuthorityData: ca,
+    token,
+    namespace: typeof namespace === 'string' ? namespace : '',
+  };
+}

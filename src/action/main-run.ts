@@ -1,0 +1,207 @@
+// The main step: GitHub OIDC token -> broker exchange -> private kubeconfig -> outputs and state.
+// Everything it touches comes in through `deps`, so tests and @github/local-action can run it
+// without GitHub, and nothing happens at import time.
+import { readFileSync } from 'node:fs';
+import { realpath } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as core from '@actions/core';
+import type { ExchangeRequest, ExchangeResponse } from '../shared/api.js';
+import { systemClock, type ActionCore, type Clock } from './action-core.js';
+import {
+  BrokerRefusal,
+  classifyBrokerError,
+  createBrokerClient,
+  type BrokerClient,
+} from './broker-client.js';
+import { createNodeTransport, type HttpTransport } from './http-transport.js';
+import { parseInputs, type ActionInputs, type Env } from './inputs.js';
+import { renderKubeconfig } from './kubeconfig.js';
+import { checkOidcAvailable } from './oidc-preflight.js';
+import { retry } from './retry.js';
+import { createPrivateDir, realDirectoryOf, writeNewPrivateFile, UnsafePathError } from './safe-fs.js';
+import { STATE } from './state.js';
+import { renderSummary } from './summary.js';
+
+export interface MainDeps {
+  core: ActionCore;
+  env: Env;
+  /** Returns a GitHub OIDC JWT for the audience (default: core.getIDToken). */
+  getIdToken: (audience: string) => Promise<string>;
+  /** Builds the HTTP transport, trusting the extra CA when given. */
+  createTransport: (ca: string | undefined) => HttpTransport;
+  /** Appends Markdown to the job summary. */
+  writeSummary: (markdown: string) => Promise<void>;
+  readFile: (path: string) => string;
+  clock: Clock;
+}
+
+/** One overall budget for token + exchange, so a broken setup fails in bounded time. */
+export const EXCHANGE_DEADLINE_MS = 90_000;
+export const KUBECONFIG_DIR_PREFIX = 'k8s-ephemeral-access-';
+
+export function defaultMainDeps(): MainDeps {
+  return {
+    core,
+    env: process.env,
+    getIdToken: (audience) => core.getIDToken(audience),
+    createTransport: (ca) => createNodeTransport({ ca }),
+    writeSummary: async (markdown) => {
+      await core.summary.addRaw(markdown).write();
+    },
+    readFile: (path) => readFileSync(path, 'utf8'),
+    clock: systemClock,
+  };
+}
+
+/** Entry for the runner and @github/local-action: never throws, reports through setFailed. */
+export async function run(deps: MainDeps = defaultMainDeps()): Promise<void> {
+  try {
+    await runMain(deps);
+  } catch (err) {
+    deps.core.setFailed(failureMessage(err));
+  }
+}
+
+function failureMessage(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  if (!(err instanceof BrokerRefusal)) return message;
+  if (err.status === 403)
+    return `${message}. Check that the broker policy lets this repository, ref and environment use this role in this namespace.`;
+  if (err.status === 401)
+    return `${message}. The broker did not accept the GitHub token: check that the "audience" input matches the broker's audience.`;
+  return message;
+}
+
+export async function runMain(deps: MainDeps): Promise<void> {
+  const { core: c, clock } = deps;
+  const inputs = parseInputs((name) => c.getInput(name), deps.env);
+  checkOidcAvailable(deps.env, deps.readFile);
+
+  // Saved before anything is created, so post knows main ran and what it may do.
+  c.saveState(STATE.revoke, String(inputs.revoke));
+  c.saveState(STATE.brokerUrl, inputs.brokerUrl.href);
+  if (inputs.brokerCa) c.saveState(STATE.brokerCa, inputs.brokerCa);
+
+  const broker = createBrokerClient({
+    baseUrl: inputs.brokerUrl,
+    transport: deps.createTransport(inputs.brokerCa),
+    now: () => clock.now(),
+  });
+  const grant = await exchange(deps, inputs, broker);
+  // First thing after the answer: from here on the runner replaces the token with *** in logs.
+  c.setSecret(grant.token);
+  c.saveState(STATE.grantId, grant.grantId);
+  c.saveState(STATE.namespace, grant.namespace);
+  c.saveState(STATE.expiresAt, grant.expiresAt);
+  c.info(
+    `Granted ${grant.role} in namespace ${grant.namespace} as ServiceAccount ${grant.serviceAccount} ` +
+      `(grant ${grant.grantId}) until ${grant.expiresAt}.`,
+  );
+
+  let kubeconfigPath: string;
+  try {
+    kubeconfigPath = await writeKubeconfig(deps, inputs, grant);
+  } catch (err) {
+    // The job cannot use a grant it has no file for: revoke it now, while the token is in memory.
+    await broker.revoke(grant.grantId, grant.token).then(
+      () => c.info(`Revoked grant ${grant.grantId} because its kubeconfig could not be written.`),
+      (revokeErr: unknown) =>
+        c.warning(
+          `Could not revoke grant ${grant.grantId} after the kubeconfig write failed: ${errorText(revokeErr)}. ` +
+            `The broker removes it at ${grant.expiresAt} at the latest.`,
+        ),
+    );
+    throw err;
+  }
+
+  if (inputs.exportKubeconfig) c.exportVariable('KUBECONFIG', kubeconfigPath);
+  c.setOutput('kubeconfig', kubeconfigPath);
+  c.setOutput('context', inputs.contextName);
+  c.setOutput('namespace', grant.namespace);
+  c.setOutput('service-account', grant.serviceAccount);
+  c.setOutput('expires-at', grant.expiresAt);
+  c.setOutput('grant-id', grant.grantId);
+  c.info(
+    `Wrote kubeconfig ${kubeconfigPath} (context ${inputs.contextName})` +
+      (inputs.exportKubeconfig ? '; exported KUBECONFIG for the following steps.' : '.'),
+  );
+
+  if (deps.env.GITHUB_STEP_SUMMARY) {
+    await deps
+      .writeSummary(renderSummary(grant, inputs.contextName))
+      .catch((err: unknown) => c.warning(`Could not write the job summary: ${errorText(err)}`));
+  }
+}
+
+const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+async function exchange(
+  deps: MainDeps,
+  inputs: Readonly<ActionInputs>,
+  broker: BrokerClient,
+): Promise<ExchangeResponse> {
+  const { core: c, clock } = deps;
+  const deadline = clock.now() + EXCHANGE_DEADLINE_MS;
+  const request: ExchangeRequest = {
+    namespace: inputs.namespace,
+    role: inputs.role,
+    ...(inputs.ttlSeconds !== undefined ? { ttlSeconds: inputs.ttlSeconds } : {}),
+  };
+  const common = {
+    deadline,
+    sleep: (ms: number) => clock.sleep(ms),
+    now: () => clock.now(),
+    random: () => clock.random(),
+    log: (message: string) => c.info(message),
+  };
+
+  c.info(`Requesting ${inputs.role} in namespace ${inputs.namespace} from ${inputs.brokerUrl.origin}.`);
+  return retry(
+    async () => {
+      // A fresh JWT per attempt: the broker accepts each token once (its jti), and a response lost
+      // in transit may have consumed it; a long retry would also outlive the JWT's 5 minutes.
+      const jwt = await retry(
+        () =>
+          deps.getIdToken(inputs.audience).catch((err: unknown) => {
+            throw new Error(
+              `Could not get a GitHub OIDC token for audience "${inputs.audience}": ${errorText(err)}`,
+            );
+          }),
+        { ...common, label: 'GitHub OIDC token', attempts: 4, classify: () => ({ retry: true }) },
+      );
+      c.setSecret(jwt);
+      return broker.exchange(jwt, request);
+    },
+    { ...common, label: 'broker exchange', attempts: 6, classify: classifyBrokerError },
+  );
+}
+
+async function writeKubeconfig(
+  deps: MainDeps,
+  inputs: Readonly<ActionInputs>,
+  grant: ExchangeResponse,
+): Promise<string> {
+  const { core: c } = deps;
+  const contents = renderKubeconfig(grant, inputs.contextName);
+  if (inputs.kubeconfigPath) {
+    // The input was checked against the workspace textually; a symlinked parent could still lead
+    // back into it, so compare the real locations too.
+    if (inputs.workspace) {
+      const parent = await realDirectoryOf(inputs.kubeconfigPath);
+      const ws = await realpath(inputs.workspace).catch(() => inputs.workspace as string);
+      if (parent === ws || parent.startsWith(`${ws}/`))
+        throw new UnsafePathError(
+          `Input "kubeconfig-path" resolves into GITHUB_WORKSPACE (${parent}); use a path under RUNNER_TEMP.`,
+        );
+    }
+    await writeNewPrivateFile(inputs.kubeconfigPath, contents);
+    c.saveState(STATE.kubeconfigPath, inputs.kubeconfigPath);
+    return inputs.kubeconfigPath;
+  }
+  const dir = await createPrivateDir(inputs.runnerTemp, KUBECONFIG_DIR_PREFIX);
+  c.saveState(STATE.dir, dir);
+  const path = join(dir, 'kubeconfig');
+  c.saveState(STATE.kubeconfigPath, path);
+  await writeNewPrivateFile(path, contents);
+  return path;
+}

@@ -1,0 +1,61 @@
+// Fails before any network call when GitHub will not (or must not) give this job an OIDC token,
+// with a message that says exactly what to change. Without this, the toolkit's getIDToken fails
+// with "Unable to get ACTIONS_ID_TOKEN_REQUEST_URL env variable", which users misread
+// (configure-aws-credentials#512). Reads the event payload itself: @actions/github would add
+// about a megabyte to the main bundle for these few lines.
+import type { Env } from './inputs.js';
+
+export class PreflightError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PreflightError';
+  }
+}
+
+interface PullRequestPayload {
+  pull_request?: {
+    head?: { repo?: { fork?: boolean; full_name?: string } | null };
+    base?: { repo?: { full_name?: string } };
+  };
+}
+
+/** The head repository of a pull request from a fork, or undefined for anything else. */
+export function forkHeadRepository(payload: unknown): string | undefined {
+  const pr = (payload as PullRequestPayload | null)?.pull_request;
+  if (!pr || typeof pr !== 'object') return undefined;
+  const head = pr.head?.repo;
+  const base = pr.base?.repo?.full_name;
+  // A deleted head repository (null) is treated as a fork: it is certainly not this repository.
+  if (head === null) return '(deleted repository)';
+  if (!head) return undefined;
+  if (head.fork === true) return head.full_name ?? '(unknown fork)';
+  if (head.full_name && base && head.full_name.toLowerCase() !== base.toLowerCase()) return head.full_name;
+  return undefined;
+}
+
+export function checkOidcAvailable(env: Env, readFile: (path: string) => string): void {
+  const eventPath = env.GITHUB_EVENT_PATH;
+  if (eventPath) {
+    let payload: unknown;
+    try {
+      payload = JSON.parse(readFile(eventPath));
+    } catch {
+      payload = undefined; // No readable payload: nothing to learn about forks; the checks below still apply.
+    }
+    const fork = forkHeadRepository(payload);
+    // Also under pull_request_target, where GitHub would issue a token: giving a fork's code
+    // cluster access is exactly the "pwn request" this action must not enable.
+    if (fork)
+      throw new PreflightError(
+        `This job runs for a pull request from the fork ${fork} (event "${env.GITHUB_EVENT_NAME ?? 'unknown'}"). ` +
+          'Code from forks must not get cluster access, and GitHub gives fork pull requests no OIDC token. ' +
+          'Skip this step for forks: add `if: github.event.pull_request.head.repo.full_name == github.repository` to it.',
+      );
+  }
+  if (!env.ACTIONS_ID_TOKEN_REQUEST_URL || !env.ACTIONS_ID_TOKEN_REQUEST_TOKEN)
+    throw new PreflightError(
+      'GitHub did not give this job an OIDC token (ACTIONS_ID_TOKEN_REQUEST_URL is not set). ' +
+        'Add `permissions: id-token: write` (and `contents: read`) to the workflow or to this job. ' +
+        'Dependabot runs and pull requests from forks never get one.',
+    );
+}

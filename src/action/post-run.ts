@@ -1,0 +1,176 @@
+// The post step (runs with `post-if: always()`): revoke the grant, then shred the kubeconfig.
+// A chain of early returns, each saying in one line why it stops. Revocation failures are
+// warnings, never a failed job: the broker's reaper removes every grant at its expiry anyway.
+// Safe to run twice, or without main: it only acts on what main recorded in the step state.
+import { readFile } from 'node:fs/promises';
+import * as core from '@actions/core';
+import { systemClock, type ActionCore, type Clock } from './action-core.js';
+import { BrokerRefusal, classifyBrokerError, createBrokerClient } from './broker-client.js';
+import type { DirectRevokeInput, DirectRevokeResult } from './direct-revoke.js';
+import { createNodeTransport, NetworkError, type HttpTransport } from './http-transport.js';
+import { readGrantCredential, type GrantCredential } from './kubeconfig.js';
+import { retry } from './retry.js';
+import { shredDirectory, shredFile } from './safe-fs.js';
+import { readPostState, type PostState } from './state.js';
+
+export interface PostDeps {
+  core: ActionCore;
+  createTransport: (ca: string | undefined) => HttpTransport;
+  /** Loads the API-server fallback lazily; it pulls in the Kubernetes client. */
+  loadDirectRevoke: () => Promise<{
+    revokeDirect: (input: DirectRevokeInput) => Promise<DirectRevokeResult>;
+  }>;
+  readFile: (path: string) => Promise<string>;
+  clock: Clock;
+}
+
+/** Short: post runs at job end and should not hold the runner for long when the broker is down. */
+export const REVOKE_DEADLINE_MS = 20_000;
+
+export function defaultPostDeps(): PostDeps {
+  return {
+    core,
+    createTransport: (ca) => createNodeTransport({ ca }),
+    // Kept as a separate bundle file by scripts/build.mjs (it externalises this exact specifier).
+    loadDirectRevoke: () => import('./direct-revoke.js'),
+    readFile: (path) => readFile(path, 'utf8'),
+    clock: systemClock,
+  };
+}
+
+const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+/** Entry for the runner and @github/local-action: never throws and never fails the job. */
+export async function run(deps: PostDeps = defaultPostDeps()): Promise<void> {
+  try {
+    await runPost(deps);
+  } catch (err) {
+    deps.core.warning(`Post step problem: ${errorText(err)}`);
+  }
+}
+
+export async function runPost(deps: PostDeps): Promise<void> {
+  const state = readPostState((name) => deps.core.getState(name));
+  if (!state) {
+    deps.core.info(
+      'Nothing to clean up: the main step saved no state (it did not run or stopped before starting).',
+    );
+    return;
+  }
+  try {
+    await revokeGrant(deps, state);
+  } catch (err) {
+    deps.core.warning(
+      `Could not revoke grant ${state.grantId}: ${errorText(err)}. ` +
+        `The broker removes it at ${state.expiresAt || 'its expiry'} at the latest.`,
+    );
+  } finally {
+    await removeFiles(deps, state);
+  }
+}
+
+async function revokeGrant(deps: PostDeps, state: PostState): Promise<void> {
+  const c = deps.core;
+  if (!state.grantId) {
+    c.info('No grant was issued; nothing to revoke.');
+    return;
+  }
+  if (!state.revoke) {
+    c.info(`Not revoking grant ${state.grantId} (input revoke is false); it expires at ${state.expiresAt}.`);
+    return;
+  }
+  if (!state.kubeconfigPath) {
+    c.info(
+      `Grant ${state.grantId} has no kubeconfig (main stopped before writing it), so nothing to revoke it with.`,
+    );
+    return;
+  }
+  let text: string;
+  try {
+    text = await deps.readFile(state.kubeconfigPath);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      c.info(
+        `Kubeconfig ${state.kubeconfigPath} no longer exists (cleaned up already?); nothing to revoke grant ${state.grantId} with.`,
+      );
+      return;
+    }
+    throw err;
+  }
+  const credential = readGrantCredential(text);
+  if (!credential)
+    throw new Error(`kubeconfig ${state.kubeconfigPath} no longer holds the grant's credential`);
+  // Post runs in a new process: register the token again before anything could echo it.
+  c.setSecret(credential.token);
+
+  const outcome = await revokeThroughBroker(deps, state, credential);
+  if (outcome === 'done') return;
+  c.info(
+    `Broker unreachable (${outcome.reason}); revoking grant ${state.grantId} directly at the API server.`,
+  );
+  const { revokeDirect } = await deps.loadDirectRevoke();
+  const result = await revokeDirect({
+    ...credential,
+    namespace: state.namespace || credential.namespace,
+    grantId: state.grantId,
+  });
+  c.info(
+    `Revoked grant ${state.grantId} directly: RoleBinding ${result.roleBinding}, ServiceAccount ${result.serviceAccount}.`,
+  );
+}
+
+async function revokeThroughBroker(
+  deps: PostDeps,
+  state: PostState,
+  credential: GrantCredential,
+): Promise<'done' | { reason: string }> {
+  const { core: c, clock } = deps;
+  let brokerUrl: URL;
+  try {
+    brokerUrl = new URL(state.brokerUrl);
+  } catch {
+    return { reason: 'no broker URL in the step state' };
+  }
+  const broker = createBrokerClient({
+    baseUrl: brokerUrl,
+    transport: deps.createTransport(state.brokerCa || undefined),
+    now: () => clock.now(),
+    timeoutMs: 8_000,
+  });
+  try {
+    await retry(() => broker.revoke(state.grantId, credential.token), {
+      label: 'broker revocation',
+      attempts: 3,
+      deadline: clock.now() + REVOKE_DEADLINE_MS,
+      baseDelayMs: 250,
+      maxDelayMs: 2_000,
+      classify: classifyBrokerError,
+      sleep: (ms) => clock.sleep(ms),
+      now: () => clock.now(),
+      random: () => clock.random(),
+      log: (m) => c.info(m),
+    });
+    c.info(`Revoked grant ${state.grantId} through the broker.`);
+    return 'done';
+  } catch (err) {
+    if (err instanceof BrokerRefusal && err.status === 404) {
+      c.info(`Grant ${state.grantId} was already gone.`);
+      return 'done';
+    }
+    // Only "could not reach a working broker" falls back; a clear refusal is reported as is.
+    if (err instanceof NetworkError || (err instanceof BrokerRefusal && classifyBrokerError(err).retry))
+      return { reason: errorText(err) };
+    throw err;
+  }
+}
+
+async function removeFiles(deps: PostDeps, state: PostState): Promise<void> {
+  const c = deps.core;
+  try {
+    if (state.kubeconfigPath && (await shredFile(state.kubeconfigPath)))
+      c.info(`Shredded kubeconfig ${state.kubeconfigPath}.`);
+    if (state.dir && (await shredDirectory(state.dir))) c.info(`Removed directory ${state.dir}.`);
+  } catch (err) {
+    c.warning(`Could not remove the kubeconfig: ${errorText(err)}`);
+  }
+}

@@ -1,0 +1,79 @@
+// Audit events: one JSON line per exchange, denial, revocation and reaping, on stdout (diagnostic
+// logs go to stderr). Each line joins the GitHub run to the Kubernetes identity and to the issued
+// token's credential id, which the apiserver's audit log records on every request made with it.
+// Never a token: only its credential id.
+import { decodeJwt } from 'jose';
+import type { VerifiedClaims } from './types.js';
+
+export type AuditAction = 'exchange' | 'denial' | 'revocation' | 'reap';
+
+/** The run claims an audit line carries; absent when the caller was never authenticated. */
+const RUN_CLAIMS = [
+  'repository',
+  'repository_id',
+  'repository_owner_id',
+  'run_id',
+  'run_attempt',
+  'workflow',
+  'job_workflow_ref',
+  'sha',
+  'actor',
+  'event_name',
+  'ref',
+  'environment',
+  'runner_environment',
+  'jti',
+] as const;
+
+export interface AuditEvent {
+  action: AuditAction;
+  requestId?: string;
+  claims?: Partial<VerifiedClaims>;
+  /** Why a request was denied or a revocation/reap failed (a BrokerError reason). */
+  reason?: string;
+  grantId?: string;
+  namespace?: string;
+  serviceAccount?: string;
+  serviceAccountUid?: string;
+  role?: string;
+  policyRule?: string;
+  /** `JTI=<uuid>`, as the apiserver logs it in user.extra["authentication.kubernetes.io/credential-id"]. */
+  credentialId?: string;
+  expiresAt?: string;
+  tokenExpiresAt?: string;
+  /** Who revoked: 'grant-token', 'github-oidc' or 'reaper'. */
+  by?: string;
+  [field: string]: unknown;
+}
+
+export interface AuditLog {
+  record(event: AuditEvent): void;
+}
+
+export function createAuditLog(
+  write: (line: string) => void = (line) => void process.stdout.write(line),
+  now: () => number = Date.now,
+): AuditLog {
+  return {
+    record(event) {
+      const { claims, ...rest } = event;
+      const github: Record<string, unknown> = {};
+      for (const c of RUN_CLAIMS) if (claims?.[c] !== undefined) github[c] = claims[c];
+      const line = { type: 'audit', time: new Date(now()).toISOString(), ...rest, github };
+      write(`${JSON.stringify(line)}\n`);
+    },
+  };
+}
+
+/**
+ * The credential id of a Kubernetes service-account token (`JTI=<jti>`), read from its payload.
+ * No verification: the broker just received the token from the API server.
+ */
+export function credentialIdOf(token: string): string | undefined {
+  try {
+    const jti = decodeJwt(token).jti;
+    return typeof jti === 'string' ? `JTI=${jti}` : undefined;
+  } catch {
+    return undefined;
+  }
+}

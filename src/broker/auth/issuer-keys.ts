@@ -1,0 +1,121 @@
+// The signing keys of one trusted issuer: JWKS URL from OIDC discovery, keys cached in memory.
+// Own wrapper around jose's createLocalJWKSet (instead of createRemoteJWKSet) for three reasons:
+// the clock is injectable, an outage keeps the last good keys working past their max age
+// ("serve stale"), and every fetch attempt (successful or not) is rate-limited by one cooldown, so
+// tokens with made-up kids cannot make the broker hammer the issuer.
+import {
+  createLocalJWKSet,
+  type CryptoKey,
+  type FlattenedJWSInput,
+  type JSONWebKeySet,
+  type JWSHeaderParameters,
+} from 'jose';
+import { BrokerError } from '../../shared/errors.js';
+import { fetchJson } from './fetch-json.js';
+import { isTrustedFetchUrl } from './issuer-url.js';
+
+export interface IssuerKeysOptions {
+  issuer: string;
+  fetchImpl: typeof fetch;
+  clock: () => number;
+  /** After this age the keys are refreshed before use; if that fails, the old keys keep working. */
+  maxAgeMs: number;
+  /** Minimum time between two fetch attempts (after a success or a failure). */
+  cooldownMs: number;
+  timeoutMs: number;
+}
+
+export interface IssuerKeys {
+  /** jose key resolver: the key for this token's header (alg, kid). */
+  getKey(header: JWSHeaderParameters, token: FlattenedJWSInput): Promise<CryptoKey>;
+}
+
+type KeySet = ReturnType<typeof createLocalJWKSet>;
+
+export function createIssuerKeys(options: IssuerKeysOptions): IssuerKeys {
+  const { issuer, fetchImpl, clock, maxAgeMs, cooldownMs, timeoutMs } = options;
+  let jwksUri: string | undefined;
+  let keySet: KeySet | undefined;
+  let fetchedAt = 0;
+  let lastAttemptAt: number | undefined;
+  let inflight: Promise<void> | undefined;
+
+  const coolingDown = () => lastAttemptAt !== undefined && clock() - lastAttemptAt < cooldownMs;
+
+  async function load(): Promise<void> {
+    lastAttemptAt = clock();
+    try {
+      jwksUri ??= await discoverJwksUri(issuer, fetchImpl, timeoutMs);
+      const jwks = await fetchJson(jwksUri, fetchImpl, timeoutMs);
+      if (!isJwks(jwks)) throw new Error('JWKS is not a {"keys": [...]} document');
+      keySet = createLocalJWKSet(jwks);
+      fetchedAt = clock();
+    } catch (err) {
+      jwksUri = undefined; // rediscover next time: the JWKS location may have moved
+      throw new BrokerError(
+        'ERR_UNAVAILABLE',
+        'jwks_unavailable',
+        `cannot fetch the signing keys of ${issuer}`,
+        {
+          cause: err,
+        },
+      );
+    }
+  }
+
+  /** One fetch at a time; concurrent callers share it. */
+  function refresh(): Promise<void> {
+    inflight ??= load().finally(() => {
+      inflight = undefined;
+    });
+    return inflight;
+  }
+
+  return {
+    async getKey(header, token) {
+      if (inflight) await inflight.catch(() => undefined);
+      if (!keySet) {
+        if (coolingDown())
+          throw new BrokerError(
+            'ERR_UNAVAILABLE',
+            'jwks_unavailable',
+            `signing keys of ${issuer} unavailable (retry after cooldown)`,
+          );
+        await refresh();
+      } else if (clock() - fetchedAt >= maxAgeMs && !coolingDown()) {
+        // Stale: try to refresh, but keep serving the old keys if the issuer is down.
+        await refresh().catch(() => undefined);
+      }
+      const current = keySet;
+      if (!current)
+        throw new BrokerError('ERR_UNAVAILABLE', 'jwks_unavailable', `no signing keys for ${issuer}`);
+      try {
+        return await current(header, token);
+      } catch (err) {
+        // An unknown kid may be a key rotation: refetch once, unless we fetched moments ago.
+        if (!isNoMatchingKey(err) || coolingDown()) throw err;
+        await refresh(); // throws jwks_unavailable when the issuer is down: no cached key matches
+        return await (keySet ?? current)(header, token);
+      }
+    },
+  };
+}
+
+async function discoverJwksUri(issuer: string, fetchImpl: typeof fetch, timeoutMs: number): Promise<string> {
+  const doc = await fetchJson(`${issuer}/.well-known/openid-configuration`, fetchImpl, timeoutMs);
+  if (typeof doc !== 'object' || doc === null) throw new Error('discovery document is not an object');
+  const { issuer: advertised, jwks_uri: jwksUri } = doc as Record<string, unknown>;
+  // OpenID Connect Discovery 1.0 §4.3: the document's issuer must be exactly the one we asked.
+  if (advertised !== issuer) throw new Error('discovery document names a different issuer');
+  if (typeof jwksUri !== 'string') throw new Error('discovery document has no jwks_uri');
+  if (!isTrustedFetchUrl(new URL(jwksUri))) throw new Error('jwks_uri is not https');
+  return jwksUri;
+}
+
+function isJwks(value: unknown): value is JSONWebKeySet {
+  return typeof value === 'object' && value !== null && Array.isArray((value as { keys?: unknown }).keys);
+}
+
+function isNoMatchingKey(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === 'ERR_JWKS_NO_MATCHING_KEY';
+}

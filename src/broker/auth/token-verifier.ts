@@ -1,0 +1,164 @@
+// Verifies a GitHub Actions OIDC token: the first step of every exchange and revocation.
+// jose does the cryptography; this module decides what is acceptable: RS256 only, keys only from
+// the configured issuer's JWKS (never from the token: jku/x5u/jwk/x5c are refused), exact iss,
+// our audience, bounded clock leeway, a bounded lifetime, the GitHub claims with the right types,
+// and every token used once.
+import { decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
+import { BrokerError } from '../../shared/errors.js';
+import type { TokenVerifier, VerifiedClaims } from '../types.js';
+import { checkGitHubClaims } from './github-claims.js';
+import { createIssuerKeys, type IssuerKeys } from './issuer-keys.js';
+import { issuerUrlProblem, type IssuerConfig } from './issuer-url.js';
+import { toBrokerError } from './jose-errors.js';
+import { createReplayCache, type ReplayCache } from './replay-cache.js';
+
+export type { IssuerConfig } from './issuer-url.js';
+
+export interface TokenVerifierOptions {
+  issuers: IssuerConfig[];
+  audience: string;
+  /** Clock skew allowed on exp/nbf/iat, in seconds. Default 30, at most 60. */
+  leewaySeconds?: number;
+  /** Milliseconds since the epoch. */
+  clock?: () => number;
+  fetchImpl?: typeof fetch;
+  /** Keys older than this are refreshed before use (kept if the refresh fails). Default 10 min. */
+  jwksCacheMaxAgeMs?: number;
+  /** Minimum time between JWKS fetch attempts, e.g. for unknown kids. Default 30 s. */
+  jwksCooldownMs?: number;
+  /** Timeout of one discovery or JWKS request. Default 5 s. */
+  jwksTimeoutMs?: number;
+  replayCache?: ReplayCache;
+}
+
+export const DEFAULT_LEEWAY_SECONDS = 30;
+export const MAX_LEEWAY_SECONDS = 60;
+/** GitHub tokens are about 1.2 KiB; 8 KiB leaves room and is checked before any parsing. */
+export const MAX_TOKEN_BYTES = 8 * 1024;
+/** GitHub tokens live 5 minutes; refuse anything minted to live longer than an hour. */
+export const MAX_TOKEN_LIFETIME_SECONDS = 3600;
+
+// The signature part may be empty here so that alg "none" is refused as jwt_alg, not as malformed.
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+/** Header parameters that would let a token name its own key: never honoured, always refused. */
+const KEY_SOURCE_HEADERS = ['jku', 'x5u', 'jwk', 'x5c'] as const;
+
+function checkOptions(options: TokenVerifierOptions): void {
+  if (!Array.isArray(options.issuers) || options.issuers.length === 0)
+    throw new TypeError('"issuers" option must list at least one issuer');
+  for (const { issuer } of options.issuers) {
+    const problem = typeof issuer === 'string' ? issuerUrlProblem(issuer) : 'must be a string';
+    if (problem) throw new TypeError(`issuer ${JSON.stringify(issuer)} ${problem}`);
+  }
+  if (typeof options.audience !== 'string' || options.audience.length === 0)
+    throw new TypeError('"audience" option must be a non-empty string');
+  const leeway = options.leewaySeconds;
+  if (leeway !== undefined && (!Number.isInteger(leeway) || leeway < 0 || leeway > MAX_LEEWAY_SECONDS))
+    throw new TypeError(`"leewaySeconds" option must be a whole number from 0 to ${MAX_LEEWAY_SECONDS}`);
+  for (const name of ['jwksCacheMaxAgeMs', 'jwksCooldownMs', 'jwksTimeoutMs'] as const) {
+    const value = options[name];
+    if (value !== undefined && (!Number.isFinite(value) || value < 0))
+      throw new TypeError(`"${name}" option must be a non-negative number`);
+  }
+}
+
+function unauthenticated(reason: string, message: string): BrokerError {
+  return new BrokerError('ERR_UNAUTHENTICATED', reason, message);
+}
+
+export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
+  checkOptions(options);
+  const clock = options.clock ?? Date.now;
+  const leeway = options.leewaySeconds ?? DEFAULT_LEEWAY_SECONDS;
+  const audience = options.audience;
+  const replayCache = options.replayCache ?? createReplayCache({ clock });
+  const keysByIssuer = new Map<string, IssuerKeys>();
+  for (const { issuer } of options.issuers) {
+    keysByIssuer.set(
+      issuer,
+      createIssuerKeys({
+        issuer,
+        clock,
+        fetchImpl: options.fetchImpl ?? fetch,
+        maxAgeMs: options.jwksCacheMaxAgeMs ?? 10 * 60_000,
+        cooldownMs: options.jwksCooldownMs ?? 30_000,
+        timeoutMs: options.jwksTimeoutMs ?? 5_000,
+      }),
+    );
+  }
+
+  /** Cheap structural checks, before any key is looked up or any network call is made. */
+  function precheck(jwt: string): { issuer: string; keys: IssuerKeys } {
+    if (typeof jwt !== 'string' || jwt.length === 0)
+      throw new BrokerError('ERR_BAD_REQUEST', 'jwt_malformed', 'no token');
+    if (jwt.length > MAX_TOKEN_BYTES)
+      throw new BrokerError('ERR_BAD_REQUEST', 'jwt_oversized', `token longer than ${MAX_TOKEN_BYTES} bytes`);
+    if (!COMPACT_JWS.test(jwt))
+      throw new BrokerError('ERR_BAD_REQUEST', 'jwt_malformed', 'not a compact JWS');
+    let header: Record<string, unknown>;
+    let payload: Record<string, unknown>;
+    try {
+      header = decodeProtectedHeader(jwt) as Record<string, unknown>;
+      payload = decodeJwt(jwt) as Record<string, unknown>;
+    } catch (err) {
+      throw new BrokerError('ERR_BAD_REQUEST', 'jwt_malformed', 'header or payload is not base64url JSON', {
+        cause: err,
+      });
+    }
+    // alg first: "none" and HS256 (an HMAC keyed with our public key) die here, before any key use.
+    if (header.alg !== 'RS256')
+      throw unauthenticated('jwt_alg', `alg ${JSON.stringify(header.alg)} is not allowed`);
+    if (header.typ !== undefined && header.typ !== 'JWT')
+      throw unauthenticated('jwt_header', 'typ is not JWT');
+    if (header.crit !== undefined)
+      throw unauthenticated('jwt_header', 'crit header parameters are not supported');
+    for (const name of KEY_SOURCE_HEADERS) {
+      if (header[name] !== undefined)
+        throw unauthenticated(
+          'jwt_header',
+          `${name} header is refused (keys come only from the issuer's JWKS)`,
+        );
+    }
+    if (typeof header.kid !== 'string' || header.kid.length === 0)
+      throw unauthenticated('jwt_header', 'no kid');
+    // The unverified iss only selects which issuer's keys to try; jwtVerify checks it again.
+    const issuer = payload.iss;
+    const keys = typeof issuer === 'string' ? keysByIssuer.get(issuer) : undefined;
+    if (typeof issuer !== 'string' || !keys) throw unauthenticated('jwt_issuer', 'issuer is not trusted');
+    return { issuer, keys };
+  }
+
+  return {
+    async verify(jwt) {
+      const { issuer, keys } = precheck(jwt);
+      const nowMs = clock();
+      let payload: Record<string, unknown>;
+      try {
+        const result = await jwtVerify(jwt, (header, token) => keys.getKey(header, token), {
+          algorithms: ['RS256'],
+          issuer,
+          audience,
+          clockTolerance: leeway,
+          currentDate: new Date(nowMs),
+          requiredClaims: ['exp', 'iat', 'jti'],
+        });
+        payload = result.payload as Record<string, unknown>;
+      } catch (err) {
+        throw toBrokerError(err);
+      }
+
+      const now = Math.floor(nowMs / 1000);
+      const { exp, iat } = payload as { exp: number; iat: number };
+      // jose checks iat only together with maxTokenAge; a token "issued in the future" is refused here.
+      if (iat > now + leeway) throw unauthenticated('jwt_not_yet_valid', 'iat is in the future');
+      if (exp - iat > MAX_TOKEN_LIFETIME_SECONDS)
+        throw unauthenticated('jwt_lifetime', 'token lifetime too long');
+      const claims: VerifiedClaims = checkGitHubClaims(payload);
+
+      // Last, so a token that fails any check does not use up its jti.
+      if (!replayCache.markUsed(`${issuer}\n${claims.jti}`, (exp + leeway) * 1000))
+        throw unauthenticated('jwt_replayed', 'token already used');
+      return claims;
+    },
+  };
+}

@@ -1,0 +1,276 @@
+// The broker's configuration file: read once at start into a frozen, typed object. Every problem
+// names the file, the line, the key and the fix (docs/configuration.md documents each key).
+// Nothing else in the broker reads the environment or the config file.
+import { readFileSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { DEFAULT_AUDIENCE } from '../shared/api.js';
+import { GITHUB_ISSUER, issuerUrlProblem, type IssuerConfig } from './auth/issuer-url.js';
+import { DEFAULT_LEEWAY_SECONDS, MAX_LEEWAY_SECONDS } from './auth/token-verifier.js';
+import { ConfigError } from './config/config-error.js';
+import { FieldReader, type Mapping } from './config/fields.js';
+import { parseYamlSource, type YamlPath } from './config/yaml-source.js';
+
+export { ConfigError } from './config/config-error.js';
+
+export interface BrokerConfig {
+  /** Absolute path of the file this was read from. */
+  configFile: string;
+  listen: { host: string; port: number };
+  /** Serve plain HTTP (behind a TLS-terminating proxy, or in tests). Never implied. */
+  insecureHttp: boolean;
+  /** Absent exactly when insecureHttp is true. */
+  tls: { certFile: string; keyFile: string } | undefined;
+  issuers: IssuerConfig[];
+  audience: string;
+  leewaySeconds: number;
+  /** Absolute path. */
+  policyFile: string;
+  /** Absolute path; undefined means in-cluster configuration. */
+  kubeconfig: string | undefined;
+  /** Namespace of the broker itself (its reaper Lease lives there). */
+  brokerNamespace: string;
+  reaper: { intervalSeconds: number; leaseName: string };
+  limits: { bodyBytes: number; requestTimeoutMs: number; perRepositoryPerMinute: number };
+  shutdownGraceMs: number;
+  /** API server URL handed to jobs, when it differs from the one the broker itself uses. */
+  clusterServer: string | undefined;
+  /** CA bundle (PEM) handed to jobs with clusterServer; absolute path. */
+  clusterCaFile: string | undefined;
+}
+
+export const CONFIG_DEFAULTS = deepFreeze({
+  listen: { host: '0.0.0.0', port: 8443 },
+  issuers: [GITHUB_ISSUER],
+  audience: DEFAULT_AUDIENCE,
+  leewaySeconds: DEFAULT_LEEWAY_SECONDS,
+  brokerNamespace: 'k8s-ephemeral-access',
+  reaper: { intervalSeconds: 15, leaseName: 'k8s-ephemeral-access-reaper' },
+  limits: { bodyBytes: 16_384, requestTimeoutMs: 10_000, perRepositoryPerMinute: 30 },
+  shutdownGraceMs: 10_000,
+});
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const HOST = /^[A-Za-z0-9.:-]+$/;
+/** Audiences of other relying parties: a broker sharing one would accept tokens minted for them. */
+const FOREIGN_AUDIENCES = [
+  /^https:\/\/github\.com\//i,
+  /^sts\.amazonaws\.com$/i,
+  /^api:\/\/AzureADTokenExchange$/i,
+  /iam\.googleapis\.com/i,
+];
+
+/** Reads and validates the config file at `path`. Throws ConfigError. */
+export function loadConfig(path: string): BrokerConfig {
+  const file = resolve(path);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'unknown error';
+    throw new ConfigError([
+      { file: path, line: undefined, field: '', message: `cannot read the config file (${code})` },
+    ]);
+  }
+  return parseConfig(text, file);
+}
+
+/** Validates config YAML; relative paths resolve against the directory of `fileName`. */
+export function parseConfig(text: string, fileName: string): BrokerConfig {
+  const source = parseYamlSource(text, fileName);
+  const r = new FieldReader(source);
+  const baseDir = dirname(resolve(fileName));
+  const doc = r.mapping([], source.value, {
+    required: ['policyFile'],
+    optional: [
+      'listen',
+      'tls',
+      'insecureHttp',
+      'issuers',
+      'audience',
+      'leewaySeconds',
+      'kubeconfig',
+      'brokerNamespace',
+      'reaper',
+      'limits',
+      'shutdownGraceMs',
+      'clusterServer',
+      'clusterCaFile',
+    ],
+  });
+  if (!doc) {
+    r.finish();
+    throw new Error('unreachable');
+  }
+
+  /** A file path, resolved against the config's directory; the file must exist. */
+  const filePath = (path: YamlPath, value: unknown): string | undefined => {
+    const raw = r.string(path, value);
+    if (raw === undefined) return undefined;
+    const absolute = resolve(baseDir, raw);
+    let isFile: boolean;
+    try {
+      isFile = statSync(absolute).isFile();
+    } catch {
+      isFile = false;
+    }
+    if (isFile) return absolute;
+    return r.report(
+      path,
+      `${JSON.stringify(raw)} is not a readable file (relative paths start from ${baseDir})`,
+    );
+  };
+  // Optional keys. On a bad value the default stands in only until finish() throws the problems.
+  const int = (path: YamlPath, value: unknown, min: number, max: number, fallback: number): number =>
+    value === undefined ? fallback : (r.integer(path, value, min, max) ?? fallback);
+  const name = (path: YamlPath, value: unknown, pattern: RegExp, hint: string, fallback: string): string =>
+    value === undefined ? fallback : (r.string(path, value, { pattern, hint, maxLength: 253 }) ?? fallback);
+  const section = (key: string, keys: readonly string[]): Mapping =>
+    doc[key] === undefined ? {} : (r.mapping([key], doc[key], { optional: keys }) ?? {});
+  const defaults = CONFIG_DEFAULTS;
+
+  const listenDoc = section('listen', ['host', 'port']);
+  const listen = {
+    host: name(
+      ['listen', 'host'],
+      listenDoc.host,
+      HOST,
+      'is not an IP address or host name',
+      defaults.listen.host,
+    ),
+    port: int(['listen', 'port'], listenDoc.port, 0, 65535, defaults.listen.port),
+  };
+
+  const insecureHttp = doc.insecureHttp === undefined ? false : r.boolean(['insecureHttp'], doc.insecureHttp);
+  let tls: BrokerConfig['tls'];
+  if (doc.tls !== undefined) {
+    const tlsDoc = r.mapping(['tls'], doc.tls, { required: ['certFile', 'keyFile'] });
+    const certFile = tlsDoc && filePath(['tls', 'certFile'], tlsDoc.certFile);
+    const keyFile = tlsDoc && filePath(['tls', 'keyFile'], tlsDoc.keyFile);
+    if (certFile && keyFile) tls = { certFile, keyFile };
+    if (insecureHttp) r.report(['insecureHttp'], 'cannot be true together with tls; remove one of them');
+  } else if (insecureHttp === false) {
+    r.report(
+      [],
+      'needs tls: { certFile, keyFile } (or insecureHttp: true, only behind a TLS-terminating proxy or in tests)',
+    );
+  }
+
+  const issuers =
+    doc.issuers === undefined
+      ? defaults.issuers
+      : (r.list(
+          ['issuers'],
+          doc.issuers,
+          (path, value) => {
+            const issuer = r.string(path, value);
+            const problem = issuer === undefined ? undefined : issuerUrlProblem(issuer);
+            return problem ? r.report(path, `${JSON.stringify(issuer)} ${problem}`) : issuer;
+          },
+          { nonEmpty: true, unique: true },
+        ) ?? []);
+
+  const audience = name(
+    ['audience'],
+    doc.audience,
+    /^\S{1,256}$/,
+    'must be one word without spaces',
+    defaults.audience,
+  );
+  if (FOREIGN_AUDIENCES.some((re) => re.test(audience)))
+    r.report(
+      ['audience'],
+      `${JSON.stringify(audience)} is another service's audience; choose one unique to this broker, e.g. "${DEFAULT_AUDIENCE}"`,
+    );
+
+  const reaperDoc = section('reaper', ['intervalSeconds', 'leaseName']);
+  const limitsDoc = section('limits', ['bodyBytes', 'requestTimeoutMs', 'perRepositoryPerMinute']);
+  const clusterServer =
+    doc.clusterServer === undefined ? undefined : r.string(['clusterServer'], doc.clusterServer);
+  if (clusterServer !== undefined && !isHttpsUrl(clusterServer))
+    r.report(
+      ['clusterServer'],
+      `${JSON.stringify(clusterServer)} must be an https:// URL of the API server, e.g. https://k8s.example.com:6443`,
+    );
+
+  const config: BrokerConfig = {
+    configFile: resolve(fileName),
+    listen,
+    insecureHttp: insecureHttp ?? false,
+    tls,
+    issuers: issuers.map((issuer) => ({ issuer })),
+    audience,
+    leewaySeconds: int(['leewaySeconds'], doc.leewaySeconds, 0, MAX_LEEWAY_SECONDS, defaults.leewaySeconds),
+    policyFile: filePath(['policyFile'], doc.policyFile) ?? '',
+    kubeconfig: doc.kubeconfig === undefined ? undefined : filePath(['kubeconfig'], doc.kubeconfig),
+    brokerNamespace: name(
+      ['brokerNamespace'],
+      doc.brokerNamespace,
+      DNS_LABEL,
+      'is not a namespace name (DNS-1123 label)',
+      defaults.brokerNamespace,
+    ),
+    reaper: {
+      intervalSeconds: int(
+        ['reaper', 'intervalSeconds'],
+        reaperDoc.intervalSeconds,
+        1,
+        3600,
+        defaults.reaper.intervalSeconds,
+      ),
+      leaseName: name(
+        ['reaper', 'leaseName'],
+        reaperDoc.leaseName,
+        DNS_SUBDOMAIN,
+        'is not a valid Lease name (lowercase DNS-1123 subdomain)',
+        defaults.reaper.leaseName,
+      ),
+    },
+    limits: {
+      bodyBytes: int(
+        ['limits', 'bodyBytes'],
+        limitsDoc.bodyBytes,
+        1024,
+        1_048_576,
+        defaults.limits.bodyBytes,
+      ),
+      requestTimeoutMs: int(
+        ['limits', 'requestTimeoutMs'],
+        limitsDoc.requestTimeoutMs,
+        1000,
+        120_000,
+        defaults.limits.requestTimeoutMs,
+      ),
+      perRepositoryPerMinute: int(
+        ['limits', 'perRepositoryPerMinute'],
+        limitsDoc.perRepositoryPerMinute,
+        1,
+        10_000,
+        defaults.limits.perRepositoryPerMinute,
+      ),
+    },
+    shutdownGraceMs: int(['shutdownGraceMs'], doc.shutdownGraceMs, 0, 120_000, defaults.shutdownGraceMs),
+    clusterServer,
+    clusterCaFile:
+      doc.clusterCaFile === undefined ? undefined : filePath(['clusterCaFile'], doc.clusterCaFile),
+  };
+  r.finish();
+  return deepFreeze(config);
+}
+
+function isHttpsUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'https:' && !url.username && !url.password && !url.search && !url.hash;
+  } catch {
+    return false;
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}

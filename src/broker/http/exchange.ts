@@ -1,0 +1,84 @@
+// POST /v1/exchange: GitHub OIDC JWT + {namespace, role, ttlSeconds?} → a short-lived grant.
+// Order: cheap checks first (size, shape), then the JWT, then the per-repository rate limit, then
+// the policy, and only then the cluster: a refused request never creates anything.
+import type { IncomingMessage } from 'node:http';
+import type { ExchangeRequest, ExchangeResponse } from '../../shared/api.js';
+import { BrokerError } from '../../shared/errors.js';
+import type { VerifiedClaims } from '../types.js';
+import type { BrokerDeps } from '../app.js';
+import { createGrant } from '../k8s/grants.js';
+import { rfc3339 } from '../naming.js';
+import { bearerToken, readJsonBody, requireJsonContentType } from './io.js';
+import { parseExchangeRequest } from './validate.js';
+import type { TokenBucketLimiter } from './rate-limit.js';
+
+export interface ExchangeContext {
+  requestId: string;
+  /** Filled in as the request progresses, so a denial's audit line says as much as is known. */
+  claims?: VerifiedClaims;
+  request?: ExchangeRequest;
+}
+
+export async function handleExchange(
+  deps: BrokerDeps,
+  limiter: TokenBucketLimiter,
+  req: IncomingMessage,
+  ctx: ExchangeContext,
+): Promise<ExchangeResponse> {
+  requireJsonContentType(req);
+  const body = await readJsonBody(req, deps.limits.bodyBytes);
+  const jwt = bearerToken(req);
+  ctx.request = parseExchangeRequest(body);
+  ctx.claims = await deps.verifier.verify(jwt);
+
+  const decision = limiter.take(ctx.claims.repository_id);
+  if (!decision.allowed) {
+    deps.metrics.rateLimited.inc();
+    throw Object.assign(new BrokerError('ERR_RATE_LIMITED', 'rate_limited'), {
+      retryAfterSeconds: decision.retryAfterSeconds,
+    });
+  }
+
+  const grantable = deps.policy.authorize(ctx.claims, ctx.request);
+  const grant = await createGrant(deps.k8s, ctx.claims, grantable, {
+    now: deps.now,
+    onRollbackError: (what, err) =>
+      deps.logger.error('rollback failed; the reaper will delete the leftovers', {
+        requestId: ctx.requestId,
+        what,
+        error: err instanceof Error ? err.message : String(err),
+      }),
+  });
+
+  deps.audit.record({
+    action: 'exchange',
+    requestId: ctx.requestId,
+    claims: ctx.claims,
+    grantId: grant.grantId,
+    namespace: grant.namespace,
+    serviceAccount: grant.serviceAccount,
+    serviceAccountUid: grant.serviceAccountUid,
+    role: grantable.role,
+    roleRef: { kind: grantable.roleRef.kind, name: grantable.roleRef.name },
+    policyRule: grantable.ruleName,
+    credentialId: grant.credentialId,
+    expiresAt: rfc3339(grant.expiresAt),
+    tokenExpiresAt: rfc3339(grant.tokenExpiresAt),
+  });
+
+  return {
+    grantId: grant.grantId,
+    token: grant.token,
+    tokenExpiresAt: rfc3339(grant.tokenExpiresAt),
+    expiresAt: rfc3339(grant.expiresAt),
+    server: deps.endpoint.server,
+    certificateAuthorityData: deps.endpoint.certificateAuthorityData,
+    namespace: grant.namespace,
+    serviceAccount: grant.serviceAccount,
+    role: grantable.role,
+    rules:
+      grantable.roleRef.kind === 'Inline' && grantable.rules.length === 0
+        ? grantable.roleRef.rules
+        : grantable.rules,
+  };
+}

@@ -1,0 +1,81 @@
+// Request and response plumbing: bounded JSON bodies, bearer tokens, and error answers that tell
+// the client only the stable code and a generic message (the log says why).
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ErrorResponse } from '../../shared/api.js';
+import { BrokerError, CLIENT_MESSAGE, HTTP_STATUS } from '../../shared/errors.js';
+
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': String(Buffer.byteLength(text)),
+    'cache-control': 'no-store',
+    ...headers,
+  });
+  res.end(text);
+}
+
+export function sendError(
+  res: ServerResponse,
+  err: BrokerError,
+  requestId: string,
+  headers: Record<string, string> = {},
+): void {
+  const body: ErrorResponse = { error: { code: err.code, message: CLIENT_MESSAGE[err.code], requestId } };
+  sendJson(res, HTTP_STATUS[err.code], body, headers);
+}
+
+/** The bearer credential, or a BrokerError when there is none. */
+export function bearerToken(req: IncomingMessage): string {
+  const h = req.headers.authorization ?? '';
+  const m = /^Bearer ([^\s]+)$/i.exec(h.trim());
+  if (!m?.[1]) throw new BrokerError('ERR_UNAUTHENTICATED', 'missing_bearer_token');
+  return m[1];
+}
+
+export function requireJsonContentType(req: IncomingMessage): void {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/json') throw new BrokerError('ERR_BAD_REQUEST', 'unsupported_media_type');
+}
+
+/** Reads at most `limit` bytes; more → 413 without reading the rest into memory. */
+export async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (Number.isFinite(declared) && declared > limit)
+    throw new BrokerError('ERR_PAYLOAD_TOO_LARGE', 'body_too_large', `content-length ${declared} > ${limit}`);
+  // Event listeners rather than for-await: leaving a for-await loop destroys the socket, and the
+  // client would never read our 413. Excess bytes are drained and dropped instead.
+  const text = await new Promise<string>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    req.on('data', (chunk: Buffer) => {
+      if (over) return;
+      size += chunk.length;
+      if (size > limit) {
+        over = true;
+        chunks.length = 0;
+        reject(new BrokerError('ERR_PAYLOAD_TOO_LARGE', 'body_too_large', `body over ${limit} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new BrokerError('ERR_BAD_REQUEST', 'invalid_json');
+  }
+}
+
+/** Drains what is left of a request we answered early, so the connection can be reused. */
+export function discardBody(req: IncomingMessage): void {
+  if (!req.complete) req.resume();
+}

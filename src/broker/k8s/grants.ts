@@ -1,0 +1,180 @@
+// Creates a grant: the ServiceAccount (root, carrying labels and the expiry), then its RoleBinding
+// (and a per-grant Role for inline rules) and the self-revoke Role + RoleBinding, all owned by the
+// ServiceAccount, then a TokenRequest. A failure halfway deletes whatever was created.
+import type { V1OwnerReference, V1PolicyRule } from '@kubernetes/client-node';
+import { BrokerError } from '../../shared/errors.js';
+import type { Grantable, VerifiedClaims } from '../types.js';
+import type { K8sClients } from './clients.js';
+import { describeK8sError, isAlreadyExists, isRefused, statusCodeOf } from './errors.js';
+import { deleteGrantObjects } from './revoke.js';
+import { PART_LABEL, grantAnnotations, grantIdFor, grantLabels, revokeObjectName } from '../naming.js';
+import { credentialIdOf } from '../audit.js';
+
+/** TokenRequest refuses anything shorter (MinTokenAgeSec). The grant itself may be shorter. */
+export const MIN_TOKEN_SECONDS = 600;
+const RBAC_GROUP = 'rbac.authorization.k8s.io';
+
+export interface CreatedGrant {
+  grantId: string;
+  namespace: string;
+  serviceAccount: string;
+  serviceAccountUid: string;
+  token: string;
+  tokenExpiresAt: Date;
+  /** When the reaper deletes the grant at the latest; never after tokenExpiresAt. */
+  expiresAt: Date;
+  credentialId?: string;
+}
+
+export interface CreateGrantOptions {
+  now?: () => number;
+  /** Called with a description of each rollback failure; the reaper will find leftovers by label. */
+  onRollbackError?: (what: string, err: unknown) => void;
+}
+
+export async function createGrant(
+  k8s: K8sClients,
+  claims: VerifiedClaims,
+  grantable: Grantable,
+  options: CreateGrantOptions = {},
+): Promise<CreatedGrant> {
+  const now = options.now ?? Date.now;
+  const grantId = grantIdFor(claims);
+  const namespace = grantable.namespace;
+  const expiresAt = new Date(now() + grantable.ttlSeconds * 1000);
+  const labels = grantLabels(grantId, claims);
+  const annotations = grantAnnotations(claims, {
+    expiresAt,
+    role: grantable.role,
+    ruleName: grantable.ruleName,
+  });
+
+  // 1. The root. Its name is the grant id, so a replayed JWT stops here with AlreadyExists.
+  let uid: string;
+  try {
+    const sa = await k8s.core.createNamespacedServiceAccount({
+      namespace,
+      body: {
+        metadata: { name: grantId, labels, annotations },
+        // The job gets its token from the broker only; nothing should mount this SA's token.
+        automountServiceAccountToken: false,
+      },
+    });
+    uid = sa.metadata?.uid ?? '';
+    if (!uid) throw new Error('the API server returned a ServiceAccount without uid');
+  } catch (err) {
+    if (isAlreadyExists(err))
+      throw new BrokerError('ERR_UNAUTHENTICATED', 'jwt_replayed', `grant ${grantId} already exists`, {
+        cause: err,
+      });
+    throw clusterError('create serviceaccount', err);
+  }
+
+  const owner: V1OwnerReference = { apiVersion: 'v1', kind: 'ServiceAccount', name: grantId, uid };
+  const meta = (name: string, part: string) => ({
+    name,
+    labels: { ...labels, [PART_LABEL]: part },
+    annotations,
+    ownerReferences: [owner],
+  });
+  const subject = { kind: 'ServiceAccount', name: grantId, namespace };
+
+  try {
+    const accessBinding = async (): Promise<void> => {
+      let roleRef: { apiGroup: string; kind: string; name: string };
+      if (grantable.roleRef.kind === 'Inline') {
+        await k8s.rbac.createNamespacedRole({
+          namespace,
+          body: { metadata: meta(grantId, 'grant'), rules: grantable.roleRef.rules.map(toPolicyRule) },
+        });
+        roleRef = { apiGroup: RBAC_GROUP, kind: 'Role', name: grantId };
+      } else {
+        roleRef = { apiGroup: RBAC_GROUP, kind: grantable.roleRef.kind, name: grantable.roleRef.name };
+      }
+      await k8s.rbac.createNamespacedRoleBinding({
+        namespace,
+        body: { metadata: meta(grantId, 'grant'), roleRef, subjects: [subject] },
+      });
+    };
+    // Lets the action's post step revoke without the broker: delete exactly this grant's objects.
+    const revokeBinding = async (): Promise<void> => {
+      const name = revokeObjectName(grantId);
+      const rules: V1PolicyRule[] = [
+        { apiGroups: [RBAC_GROUP], resources: ['rolebindings'], verbs: ['delete'], resourceNames: [grantId] },
+        { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['delete'], resourceNames: [grantId] },
+      ];
+      if (grantable.roleRef.kind === 'Inline')
+        rules.push({
+          apiGroups: [RBAC_GROUP],
+          resources: ['roles'],
+          verbs: ['delete'],
+          resourceNames: [grantId],
+        });
+      await k8s.rbac.createNamespacedRole({ namespace, body: { metadata: meta(name, 'revoke'), rules } });
+      await k8s.rbac.createNamespacedRoleBinding({
+        namespace,
+        body: {
+          metadata: meta(name, 'revoke'),
+          roleRef: { apiGroup: RBAC_GROUP, kind: 'Role', name },
+          subjects: [subject],
+        },
+      });
+    };
+    // allSettled, not all: rollback must wait until neither branch can still create something.
+    const results = await Promise.allSettled([accessBinding(), revokeBinding()]);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+
+    const tr = await k8s.core.createNamespacedServiceAccountToken({
+      name: grantId,
+      namespace,
+      body: {
+        // The uid pins the token to this very ServiceAccount, not a same-named successor.
+        metadata: { uid },
+        spec: { audiences: [], expirationSeconds: Math.max(MIN_TOKEN_SECONDS, grantable.ttlSeconds) },
+      },
+    });
+    const token = tr.status?.token;
+    const tokenExpiresAt = tr.status?.expirationTimestamp
+      ? new Date(tr.status.expirationTimestamp)
+      : undefined;
+    if (!token || !tokenExpiresAt) throw new Error('TokenRequest returned no token or expiry');
+    const effectiveExpiry = tokenExpiresAt < expiresAt ? tokenExpiresAt : expiresAt;
+    return {
+      grantId,
+      namespace,
+      serviceAccount: grantId,
+      serviceAccountUid: uid,
+      token,
+      tokenExpiresAt,
+      expiresAt: effectiveExpiry,
+      credentialId: credentialIdOf(token),
+    };
+  } catch (err) {
+    await deleteGrantObjects(k8s, namespace, grantId, { uid }).catch((rollbackErr: unknown) =>
+      options.onRollbackError?.(`rollback of ${grantId}`, rollbackErr),
+    );
+    throw clusterError('create grant objects', err);
+  }
+}
+
+function toPolicyRule(r: {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+  resourceNames?: string[];
+}) {
+  const rule: V1PolicyRule = { apiGroups: r.apiGroups, resources: r.resources, verbs: r.verbs };
+  if (r.resourceNames?.length) rule.resourceNames = r.resourceNames;
+  return rule;
+}
+
+/** Maps a Kubernetes failure to a generic client error; the log keeps the API's own message. */
+function clusterError(step: string, err: unknown): BrokerError {
+  if (err instanceof BrokerError) return err;
+  const status = statusCodeOf(err);
+  const message = `${step}: ${describeK8sError(err)}`;
+  if (isRefused(err) || status === 409)
+    return new BrokerError('ERR_INTERNAL', 'grant_refused_by_cluster', message, { cause: err });
+  return new BrokerError('ERR_UNAVAILABLE', 'cluster_unavailable', message, { cause: err });
+}

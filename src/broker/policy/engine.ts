@@ -1,0 +1,89 @@
+// Decides one exchange request against the loaded policy: default deny, rules tried in file order,
+// the first rule that matches the claims and allows the namespace, the role and the TTL wins.
+// A refusal names the furthest stage any rule reached, for the audit log (never for the client).
+import type { ExchangeRequest } from '../../shared/api.js';
+import { BrokerError } from '../../shared/errors.js';
+import type { Grantable, RoleRef, VerifiedClaims } from '../types.js';
+import { matchesClaims } from './matcher.js';
+import type { Policy, PolicyRule, RoleDefinition } from './types.js';
+
+/** Shortest grant a job may ask for; anything shorter is a client bug. */
+export const MIN_REQUEST_TTL_SECONDS = 60;
+
+function forbidden(reason: string, message: string): BrokerError {
+  return new BrokerError('ERR_FORBIDDEN', reason, message);
+}
+
+function roleRef(name: string, def: RoleDefinition): RoleRef {
+  return def.kind === 'Inline'
+    ? { kind: 'Inline', name, rules: def.rules }
+    : { kind: def.kind, name: def.name };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
+
+export function createPolicyEngine(rules: PolicyRule[], roles: Record<string, RoleDefinition>): Policy {
+  deepFreeze(rules);
+  deepFreeze(roles);
+
+  function authorize(claims: VerifiedClaims, request: ExchangeRequest): Grantable {
+    const { namespace, role, ttlSeconds } = request;
+    if (typeof namespace !== 'string' || typeof role !== 'string')
+      throw new BrokerError('ERR_BAD_REQUEST', 'request_invalid', 'namespace and role must be strings');
+    if (ttlSeconds !== undefined) {
+      if (typeof ttlSeconds !== 'number' || !Number.isSafeInteger(ttlSeconds))
+        throw new BrokerError('ERR_BAD_REQUEST', 'ttl_invalid', 'ttlSeconds must be a whole number');
+      if (ttlSeconds < MIN_REQUEST_TTL_SECONDS)
+        throw new BrokerError(
+          'ERR_BAD_REQUEST',
+          'ttl_too_short',
+          `ttlSeconds must be at least ${MIN_REQUEST_TTL_SECONDS}`,
+        );
+    }
+
+    const matching = rules.filter((rule) => matchesClaims(rule.match, claims));
+    if (matching.length === 0) throw forbidden('no_matching_rule', 'no policy rule matches the token claims');
+    const inNamespace = matching.filter((rule) => rule.namespaces.includes(namespace));
+    if (inNamespace.length === 0)
+      throw forbidden(
+        'namespace_not_allowed',
+        `rules ${names(matching)} do not allow namespace ${JSON.stringify(namespace)}`,
+      );
+    const withRole = inNamespace.filter((rule) => rule.roles.includes(role));
+    if (withRole.length === 0)
+      throw forbidden(
+        'role_not_allowed',
+        `rules ${names(inNamespace)} do not allow role ${JSON.stringify(role)}`,
+      );
+    const rule = ttlSeconds === undefined ? withRole[0] : withRole.find((r) => ttlSeconds <= r.maxTtlSeconds);
+    if (!rule)
+      throw forbidden(
+        'ttl_exceeds_rule',
+        `ttlSeconds ${ttlSeconds} exceeds maxTtlSeconds of rules ${names(withRole)}`,
+      );
+
+    const definition = roles[role];
+    if (!definition)
+      throw new BrokerError('ERR_INTERNAL', 'policy_inconsistent', `role ${role} is not defined`);
+    return {
+      ruleName: rule.name,
+      namespace,
+      role,
+      roleRef: roleRef(role, definition),
+      rules: definition.kind === 'Inline' ? definition.rules : [],
+      ttlSeconds: ttlSeconds ?? rule.maxTtlSeconds,
+    };
+  }
+
+  return Object.freeze({ rules, roles, authorize });
+}
+
+function names(rules: readonly PolicyRule[]): string {
+  return rules.map((r) => r.name).join(', ');
+}
