@@ -1,7 +1,7 @@
 // check-dist guards the committed bundles: it must fail when src/ changed without a rebuild.
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -12,7 +12,9 @@ beforeAll(() => {
   clone = mkdtempSync(join(tmpdir(), 'k8s-ea-checkdist-'));
   const r = spawnSync('git', ['clone', '--quiet', '--no-hardlinks', repo, clone], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(r.stderr);
-  symlinkSync(join(repo, 'node_modules'), join(clone, 'node_modules'));
+  // A hard-linked copy, not a symlink: esbuild names bundled modules by their real path.
+  const cp = spawnSync('cp', ['-al', join(repo, 'node_modules'), join(clone, 'node_modules')], { encoding: 'utf8' });
+  if (cp.status !== 0) throw new Error(cp.stderr);
 });
 afterAll(() => rmSync(clone, { recursive: true, force: true }));
 
