@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { SignJWT, base64url, exportSPKI, importJWK, decodeJwt } from 'jose';
 import type { ExchangeRequest, ExchangeResponse, ErrorResponse } from '../../src/shared/api.js';
 import { BrokerError } from '../../src/shared/errors.js';
+import { grantIdFor } from '../../src/broker/naming.js';
 import type { Grantable, PolicyEngine, VerifiedClaims } from '../../src/broker/types.js';
 import { startOidcIssuer, type OidcIssuer } from '../../test/support/oidc-issuer.js';
 import {
@@ -173,6 +174,41 @@ describe('exchange', () => {
   });
 });
 
+describe('single use across replicas', () => {
+  test('a JWT used at one replica is refused at another, even after its grant was revoked', async () => {
+    const replicaB = await startInProcessBroker({
+      issuer: issuer.issuer,
+      policy: testPolicy(ns.name),
+      rbac,
+      https: false,
+    });
+    try {
+      const jwt = await issuer.sign();
+      const first = await exchange(jwt, { namespace: ns.name, role: 'viewer' });
+      expect(first.status).toBe(200);
+      const body = { namespace: ns.name, role: 'viewer' };
+      const before = managedObjects([ns.name]);
+      const whileAlive = await replicaB.request<ErrorResponse>('POST', '/v1/exchange', { token: jwt, body });
+      expect(whileAlive.status).toBe(401);
+      expect(managedObjects([ns.name])).toEqual(before);
+
+      const revoked = await broker.request('DELETE', `/v1/grants/${first.body.grantId}`, {
+        token: first.body.token,
+      });
+      expect(revoked.status).toBe(200);
+      const afterRevoke = await replicaB.request<ErrorResponse>('POST', '/v1/exchange', { token: jwt, body });
+      expect(afterRevoke.status).toBe(401);
+      expect(managedObjects([ns.name]).filter((o) => o.includes(first.body.grantId))).toEqual([]);
+      expect(replicaB.auditLines.filter((l) => l.action === 'denial').map((l) => l.reason)).toEqual([
+        'jwt_replayed',
+        'jwt_replayed',
+      ]);
+    } finally {
+      await replicaB.stop();
+    }
+  });
+});
+
 describe('refused tokens: 400/401/413, logged, nothing created', () => {
   const tamper = (jwt: string): string => {
     const [h, p, s] = jwt.split('.');
@@ -294,6 +330,9 @@ describe('policy refusals: 403 and nothing created', () => {
     );
     expect((response.body as ErrorResponse).error.code).toBe('ERR_INTERNAL');
     expect(denial.reason).toBe('grant_refused_by_cluster');
+    // Nothing was granted, so the JWT's single-use record was rolled back too.
+    const ledger = kubectlAdmin(['-n', rbac.brokerNamespace, 'get', 'leases', '-o', 'name']);
+    expect(ledger).not.toContain(grantIdFor({ ...(decodeJwt(jwt) as unknown as VerifiedClaims) }));
   });
 });
 

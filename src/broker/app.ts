@@ -39,6 +39,11 @@ export interface BrokerDeps {
   audit: AuditLog;
   metrics: BrokerMetrics;
   limits: { bodyBytes: number; perRepositoryPerMinute: number };
+  /**
+   * Where JWT uses are recorded for cross-replica single use (k8s/replay-ledger.ts), and how long
+   * after a JWT's exp its record is kept (the verifier's leeway plus a margin). Off when absent.
+   */
+  replayLedger?: { namespace: string; keepAfterExpirySeconds: number };
   now?: () => number;
 }
 
@@ -193,6 +198,8 @@ export interface BrokerRuntimeConfig {
   reaper: { intervalSeconds: number; leaseName: string };
   limits: { bodyBytes: number; requestTimeoutMs: number; perRepositoryPerMinute: number };
   shutdownGraceMs: number;
+  /** The verifier's clock leeway; JWT-use records outlive exp by this plus a margin. */
+  leewaySeconds?: number;
   clusterServer?: string;
   clusterCaFile?: string;
 }
@@ -247,6 +254,10 @@ export async function runBroker(
     audit: parts.audit,
     metrics,
     limits: config.limits,
+    replayLedger: {
+      namespace: config.brokerNamespace,
+      keepAfterExpirySeconds: (config.leewaySeconds ?? 60) + 60,
+    },
     now: parts.now,
   });
   const reaper = new Reaper(k8s, {

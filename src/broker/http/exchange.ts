@@ -7,7 +7,9 @@ import { BrokerError } from '../../shared/errors.js';
 import type { VerifiedClaims } from '../types.js';
 import type { BrokerDeps } from '../app.js';
 import { createGrant } from '../k8s/grants.js';
-import { rfc3339 } from '../naming.js';
+import { recordJwtUse } from '../k8s/replay-ledger.js';
+import { deleteIgnoringNotFound } from '../k8s/errors.js';
+import { grantIdFor, rfc3339 } from '../naming.js';
 import { bearerToken, readJsonBody, requireJsonContentType } from './io.js';
 import { parseExchangeRequest } from './validate.js';
 import type { TokenBucketLimiter } from './rate-limit.js';
@@ -40,15 +42,34 @@ export async function handleExchange(
   }
 
   const grantable = deps.policy.authorize(ctx.claims, ctx.request);
-  const grant = await createGrant(deps.k8s, ctx.claims, grantable, {
-    now: deps.now,
-    onRollbackError: (what, err) =>
-      deps.logger.error('rollback failed; the reaper will delete the leftovers', {
-        requestId: ctx.requestId,
-        what,
-        error: err instanceof Error ? err.message : String(err),
-      }),
-  });
+  const grantId = grantIdFor(ctx.claims);
+  const ledger = deps.replayLedger;
+  if (ledger) {
+    const keepUntil = new Date((ctx.claims.exp + ledger.keepAfterExpirySeconds) * 1000);
+    await recordJwtUse(deps.k8s, ledger.namespace, grantId, keepUntil, deps.now);
+  }
+  const logRollbackError = (what: string, err: unknown) =>
+    deps.logger.error('rollback failed; the reaper will delete the leftovers', {
+      requestId: ctx.requestId,
+      what,
+      error: err instanceof Error ? err.message : String(err),
+    });
+  let grant;
+  try {
+    grant = await createGrant(deps.k8s, ctx.claims, grantable, {
+      now: deps.now,
+      onRollbackError: logRollbackError,
+    });
+  } catch (err) {
+    // Nothing was granted, so the JWT may be used again (e.g. a retry after a 503) — unless this
+    // was itself a replay, whose record belongs to the first use.
+    const replay = err instanceof BrokerError && err.reason === 'jwt_replayed';
+    if (ledger && !replay)
+      await deleteIgnoringNotFound(() =>
+        deps.k8s.coordination.deleteNamespacedLease({ name: grantId, namespace: ledger.namespace }),
+      ).catch((e: unknown) => logRollbackError(`JWT-use record ${grantId}`, e));
+    throw err;
+  }
 
   deps.audit.record({
     action: 'exchange',

@@ -6,6 +6,7 @@ import type { K8sClients } from './clients.js';
 import { describeK8sError } from './errors.js';
 import { deleteGrantObjects } from './revoke.js';
 import { LeaderLease } from './lease.js';
+import { pruneJwtLedger } from './replay-ledger.js';
 import { EXPIRES_AT_ANNOTATION, GRANT_LABEL, MANAGED_SELECTOR } from '../naming.js';
 import type { Logger } from '../logger.js';
 import type { AuditLog } from '../audit.js';
@@ -28,6 +29,8 @@ export interface ReapPassResult {
   seen: number;
   reaped: string[];
   failed: string[];
+  /** Expired JWT-use records deleted (k8s/replay-ledger.ts). */
+  prunedLedger?: number;
 }
 
 export class Reaper {
@@ -133,6 +136,13 @@ export class Reaper {
       }
     }
     this.options.metrics?.activeGrants.set(result.seen - result.reaped.length);
+    try {
+      result.prunedLedger = await pruneJwtLedger(this.k8s, this.options.lease.namespace, now);
+    } catch (err) {
+      this.options.logger.warn('could not prune JWT-use records; will retry', {
+        error: describeK8sError(err),
+      });
+    }
     return result;
   }
 }

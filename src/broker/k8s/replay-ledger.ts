@@ -9,7 +9,14 @@ import { V1MicroTime } from '@kubernetes/client-node';
 import { BrokerError } from '../../shared/errors.js';
 import type { K8sClients } from './clients.js';
 import { deleteIgnoringNotFound, describeK8sError, isAlreadyExists } from './errors.js';
-import { EXPIRES_AT_ANNOTATION, GRANT_LABEL, LABEL_PREFIX, MANAGED_BY_LABEL, MANAGED_BY_VALUE, rfc3339 } from '../naming.js';
+import {
+  EXPIRES_AT_ANNOTATION,
+  GRANT_LABEL,
+  LABEL_PREFIX,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  rfc3339,
+} from '../naming.js';
 
 export const LEDGER_LABEL = `${LABEL_PREFIX}/jwt-ledger`;
 export const LEDGER_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${LEDGER_LABEL}=true`;
@@ -40,25 +47,40 @@ export async function recordJwtUse(
     });
   } catch (err) {
     if (isAlreadyExists(err))
-      throw new BrokerError('ERR_UNAUTHENTICATED', 'jwt_replayed', `JWT of grant ${grantId} was already used`, {
+      throw new BrokerError(
+        'ERR_UNAUTHENTICATED',
+        'jwt_replayed',
+        `JWT of grant ${grantId} was already used`,
+        {
+          cause: err,
+        },
+      );
+    throw new BrokerError(
+      'ERR_UNAVAILABLE',
+      'cluster_unavailable',
+      `record JWT use: ${describeK8sError(err)}`,
+      {
         cause: err,
-      });
-    throw new BrokerError('ERR_UNAVAILABLE', 'cluster_unavailable', `record JWT use: ${describeK8sError(err)}`, {
-      cause: err,
-    });
+      },
+    );
   }
 }
 
 /** Deletes ledger entries whose JWT can no longer be presented. Returns how many were deleted. */
 export async function pruneJwtLedger(k8s: K8sClients, brokerNamespace: string, now: number): Promise<number> {
-  const list = await k8s.coordination.listNamespacedLease({ namespace: brokerNamespace, labelSelector: LEDGER_SELECTOR });
+  const list = await k8s.coordination.listNamespacedLease({
+    namespace: brokerNamespace,
+    labelSelector: LEDGER_SELECTOR,
+  });
   let pruned = 0;
   for (const lease of list.items) {
     const until = Date.parse(lease.metadata?.annotations?.[EXPIRES_AT_ANNOTATION] ?? '');
     if (Number.isFinite(until) && until > now) continue;
     const name = lease.metadata?.name;
     if (!name) continue;
-    await deleteIgnoringNotFound(() => k8s.coordination.deleteNamespacedLease({ name, namespace: brokerNamespace }));
+    await deleteIgnoringNotFound(() =>
+      k8s.coordination.deleteNamespacedLease({ name, namespace: brokerNamespace }),
+    );
     pruned += 1;
   }
   return pruned;
