@@ -14,6 +14,7 @@ import {
   freshNamespace,
   kubectl,
   kubectlStatus,
+  readAudit,
   tokenKubeconfig,
   waitFor,
 } from '../../test/support/cluster.js';
@@ -156,6 +157,17 @@ describe('exchange', () => {
       }),
     });
     expect(typeof line.serviceAccountUid).toBe('string');
+    // The join works: the API server's own audit log names the same credential id for kubectl's calls.
+    const apiserverEvent = await waitFor('the apiserver audit event', () =>
+      readAudit().find(
+        (e) =>
+          e.user.username === `system:serviceaccount:${ns.name}:${g.grantId}` &&
+          e.user.extra?.['authentication.kubernetes.io/credential-id']?.[0] === line.credentialId &&
+          e.objectRef?.resource === 'deployments',
+      ),
+    );
+    expect(apiserverEvent.objectRef?.namespace).toBe(ns.name);
+    expect(apiserverEvent.user.uid).toBe(line.serviceAccountUid);
     const everything = JSON.stringify([broker.auditLines, broker.logLines]);
     expect(everything).not.toContain(g.token);
     expect(everything).not.toContain(jwt);

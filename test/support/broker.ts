@@ -179,7 +179,7 @@ export async function installBrokerRbac(
             '--wait=false',
           ]);
       for (const d of docs)
-        if (d.metadata.namespace && !createdNamespace)
+        if (d.metadata.namespace && !(createdNamespace && d.metadata.namespace === brokerNamespace))
           spawnSync('kubectl', [
             '--kubeconfig',
             adminKubeconfigPath(),
