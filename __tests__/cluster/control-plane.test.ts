@@ -1,6 +1,8 @@
 // The foundation every other test relies on: the local control plane is a real kube-apiserver with
 // RBAC, TokenRequest, an audit log carrying credential ids, and a garbage collector.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { spawnSync } from 'node:child_process';
+import { isAbsolute } from 'node:path';
 import { decodeJwt } from 'jose';
 import {
   adminKubeconfigPath,
@@ -47,6 +49,16 @@ describe('local control plane', () => {
     const r = kubectl(adminKubeconfigPath(), ['get', '--raw', '/readyz']);
     expect(r.stderr).toBe('');
     expect(r.stdout.trim()).toBe('ok');
+  });
+
+  test('cluster:up is idempotent: a second run reuses the running control plane and does not rebuild', () => {
+    const r = spawnSync('node', ['scripts/cluster.mjs', 'up'], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/reusing the running control plane/);
+    expect(r.stderr).not.toMatch(/building|starting/);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines[lines.length - 1]).toBe(`KUBECONFIG=${adminKubeconfigPath()}`);
+    expect(isAbsolute(adminKubeconfigPath())).toBe(true);
   });
 
   test('RBAC is enforced: denied, allowed after a RoleBinding, denied again after its deletion', async () => {

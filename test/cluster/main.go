@@ -7,7 +7,8 @@
 //	kubecluster controller-manager [flags]    internal: the child process
 //
 // The state directory receives the CA, the admin kubeconfig (admin.kubeconfig), the audit log
-// (audit.log, Metadata level for every request) and a pid file; it is owned by one run.
+// (audit.log, Metadata level for every request) and a pid file. Serving an existing state
+// directory again reuses its PKI and etcd data (a restart keeps tokens and objects).
 package main
 
 import (
@@ -133,6 +134,27 @@ func writePKI(d stateDir) *x509.Certificate {
 	return ca
 }
 
+// loadOrWritePKI reuses the PKI of an earlier run in the same state directory, so a restarted
+// control plane keeps its CA and ServiceAccount signing key: existing kubeconfigs and tokens stay
+// valid (fault-injection tests restart the API server under a running broker). etcd reuses its
+// data directory the same way.
+func loadOrWritePKI(d stateDir) *x509.Certificate {
+	for _, name := range []string{"ca.crt", "ca.key", "apiserver.crt", "apiserver.key", "admin.crt", "admin.key", "sa.key"} {
+		if _, err := os.Stat(d.path(name)); err != nil {
+			return writePKI(d)
+		}
+	}
+	raw, err := os.ReadFile(d.path("ca.crt"))
+	fail(err)
+	block, _ := pem.Decode(raw)
+	if block == nil {
+		fail(fmt.Errorf("%s is not PEM", d.path("ca.crt")))
+	}
+	ca, err := x509.ParseCertificate(block.Bytes)
+	fail(err)
+	return ca
+}
+
 func startEtcd(d stateDir) (*embed.Etcd, url.URL) {
 	cfg := embed.NewConfig()
 	cfg.Dir = d.path("etcd")
@@ -205,7 +227,7 @@ func serve(dir string, extra []string) {
 	fail(os.MkdirAll(abs, 0o700))
 	_ = os.Remove(d.path("ready"))
 	fail(os.WriteFile(d.path("pid"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600))
-	ca := writePKI(d)
+	ca := loadOrWritePKI(d)
 	fail(os.WriteFile(d.path("audit-policy.yaml"),
 		[]byte("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n"), 0o600))
 
