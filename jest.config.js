@@ -13,6 +13,8 @@ export default {
   testMatch: ['**/__tests__/**/*.test.ts'],
   // Long suites (load, faults, fuzzing) run with `npm run test:long` (jest.long.config.js).
   testPathIgnorePatterns: ['/node_modules/', '\\.long\\.test\\.ts$'],
+  // The control plane's state (etcd's *.snap files) lives under .cache/; it is not jest's.
+  modulePathIgnorePatterns: ['<rootDir>/.cache/'],
   globalSetup: './test/support/global-setup.mjs',
   testTimeout: 60_000,
   maxWorkers: 2,

@@ -43,7 +43,7 @@ export async function build({ quiet = false } = {}) {
   const started = Date.now();
   log(
     false,
-    `building kube-apiserver + kube-controller-manager ${K8S_VERSION} (first time: ~10-20 min on 2 cores)`,
+    `building kube-apiserver + kube-controller-manager ${K8S_VERSION} (first time: ~6 min on 2 cores)`,
   );
   const dl = spawnSync('go', ['mod', 'download'], {
     cwd: moduleDir,
