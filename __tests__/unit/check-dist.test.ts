@@ -13,7 +13,9 @@ beforeAll(() => {
   const r = spawnSync('git', ['clone', '--quiet', '--no-hardlinks', repo, clone], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(r.stderr);
   // A hard-linked copy, not a symlink: esbuild names bundled modules by their real path.
-  const cp = spawnSync('cp', ['-al', join(repo, 'node_modules'), join(clone, 'node_modules')], { encoding: 'utf8' });
+  const cp = spawnSync('cp', ['-al', join(repo, 'node_modules'), join(clone, 'node_modules')], {
+    encoding: 'utf8',
+  });
   if (cp.status !== 0) throw new Error(cp.stderr);
 });
 afterAll(() => rmSync(clone, { recursive: true, force: true }));
