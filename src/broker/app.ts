@@ -56,6 +56,15 @@ export interface BrokerApp {
 
 const GRANT_PATH = new RegExp(`^${GRANTS_PATH}/([^/]+)$`);
 
+/** A malformed escape (`%`, `%zz`, `%ff`) is not a grant id (404 later), not a crash (500). */
+function decodePathSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
 function asBrokerError(err: unknown): BrokerError {
   if (err instanceof BrokerError) return err;
   return new BrokerError('ERR_INTERNAL', 'unexpected_error', errorMessage(err), { cause: err });
@@ -174,7 +183,7 @@ export function createBrokerApp(deps: BrokerDeps): BrokerApp {
         }
         if (path === EXCHANGE_PATH && method === 'POST') return await exchange(req, res, requestId);
         const m = GRANT_PATH.exec(path);
-        if (m && method === 'DELETE') return await revoke(req, res, requestId, decodeURIComponent(m[1]!));
+        if (m && method === 'DELETE') return await revoke(req, res, requestId, decodePathSegment(m[1]!));
         discardBody(req);
         sendError(res, new BrokerError('ERR_NOT_FOUND', 'no_such_route'), requestId);
       } catch (e) {

@@ -44,12 +44,15 @@ export async function listen(
     });
     void handler(req, res);
   };
+  // Node enforces requestTimeout/headersTimeout only when it sweeps its connections, every 30 s by
+  // default: a slowloris client could hold a socket for 30 s more than the deadline. Sweep often.
+  const timeouts = { connectionsCheckingInterval: Math.min(1_000, options.requestTimeoutMs) };
   const server: Server = options.tls
     ? createHttpsServer(
-        { cert: readFileSync(options.tls.certFile), key: readFileSync(options.tls.keyFile) },
+        { cert: readFileSync(options.tls.certFile), key: readFileSync(options.tls.keyFile), ...timeouts },
         onRequest,
       )
-    : createHttpServer(onRequest);
+    : createHttpServer(timeouts, onRequest);
   // Slow clients must not hold sockets open: bounded time for headers and for the whole request.
   server.requestTimeout = options.requestTimeoutMs;
   server.headersTimeout = Math.min(options.requestTimeoutMs, 10_000);

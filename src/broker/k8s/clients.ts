@@ -1,11 +1,14 @@
 // The Kubernetes API clients the broker uses, from a kubeconfig file or the pod's in-cluster identity.
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { RequestOptions } from 'node:https';
 import {
   AuthenticationV1Api,
   CoordinationV1Api,
   CoreV1Api,
   KubeConfig,
   RbacAuthorizationV1Api,
+  type RequestContext,
 } from '@kubernetes/client-node';
 
 export interface K8sClients {
@@ -15,9 +18,61 @@ export interface K8sClients {
   coordination: CoordinationV1Api;
 }
 
+/** The longest one Kubernetes API call may take; a request makes a few, within limits.requestTimeoutMs. */
+export const K8S_CALL_TIMEOUT_MS = 5_000;
+
+type Dispatcher = NonNullable<ReturnType<RequestContext['getDispatcher']>>;
+
+/**
+ * A KubeConfig whose API clients reuse their connections. client-node 2.0 builds a new undici
+ * Agent for every request (KubeConfig.applySecurityAuthentication), so every API call paid a TLS
+ * handshake and a new SecureContext on both ends: under load the broker spent most of its CPU
+ * there and reached a quarter of the throughput of a keep-alive client (bench/, docs/benchmarks.md).
+ * Here the first dispatcher built for a given TLS identity (server, CA, client certificate) is
+ * kept and handed to every later request; if that identity changes (a rotated CA or certificate
+ * file), the next request gets a fresh dispatcher and the old one is closed once idle.
+ */
+export class ConnectionReusingKubeConfig extends KubeConfig {
+  private pooled: { key: string; dispatcher: Dispatcher } | undefined;
+
+  override async applySecurityAuthentication(context: RequestContext): Promise<void> {
+    await super.applySecurityAuthentication(context);
+    // client-node sets no deadline: a hung API server (accepting connections, never answering)
+    // would hold an exchange, a revocation or the reaper's pass forever. Bounded, it is a 503.
+    if (!context.getSignal()) context.setSignal(AbortSignal.timeout(K8S_CALL_TIMEOUT_MS));
+    const fresh = context.getDispatcher();
+    if (!fresh) return; // no TLS options: fetch's global pool already keeps connections alive
+    const key = await this.tlsIdentity();
+    if (this.pooled?.key === key) {
+      context.setDispatcher(this.pooled.dispatcher);
+      return;
+    }
+    const previous = this.pooled?.dispatcher;
+    this.pooled = { key, dispatcher: fresh };
+    void previous?.close().catch(() => undefined);
+  }
+
+  /** A digest of everything that shapes the TLS connection (never logged; it covers key material). */
+  private async tlsIdentity(): Promise<string> {
+    const o: RequestOptions = {};
+    await this.applyToHTTPSOptions(o);
+    const h = createHash('sha256');
+    h.update(
+      `${this.getCurrentCluster()?.server ?? ''}\n${String(o.rejectUnauthorized)}\n${o.servername ?? ''}\n`,
+    );
+    for (const part of [o.ca, o.cert, o.key, o.pfx]) {
+      if (part === undefined) h.update('-');
+      else if (Buffer.isBuffer(part) || typeof part === 'string') h.update(part);
+      else h.update(JSON.stringify(part));
+      h.update('\n');
+    }
+    return h.digest('hex');
+  }
+}
+
 /** A kubeconfig from `path`, or the in-cluster service account when no path is given. */
 export function loadKubeConfig(path?: string): KubeConfig {
-  const kc = new KubeConfig();
+  const kc = new ConnectionReusingKubeConfig();
   if (path) kc.loadFromFile(path);
   else kc.loadFromCluster();
   return kc;

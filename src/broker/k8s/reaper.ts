@@ -22,6 +22,22 @@ export interface ReaperOptions {
   now?: () => number;
   /** Longest wait between retries of one grant, in passes (backoff doubles up to it). */
   maxBackoffPasses?: number;
+  /** Expired grants deleted at the same time. Default REAP_CONCURRENCY. */
+  concurrency?: number;
+}
+
+/** Enough to hide the API round trips, few enough not to flood the API server after an outage. */
+export const REAP_CONCURRENCY = 8;
+
+type Backoff = { failures: number; nextPass: number };
+
+/** Runs `fn` over `items` with at most `limit` calls in flight. */
+async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
 }
 
 export interface ReapPassResult {
@@ -39,7 +55,7 @@ export class Reaper {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> | undefined;
   /** Per grant: consecutive failures and the pass number before which we do not try again. */
-  private readonly backoff = new Map<string, { failures: number; nextPass: number }>();
+  private readonly backoff = new Map<string, Backoff>();
   private pass = 0;
 
   constructor(
@@ -90,6 +106,7 @@ export class Reaper {
         namespace,
         labelSelector: MANAGED_SELECTOR,
       });
+      const expired: { grantId: string; sa: (typeof list.items)[number]; key: string; b?: Backoff }[] = [];
       for (const sa of list.items) {
         const grantId = sa.metadata?.labels?.[GRANT_LABEL];
         if (!grantId || sa.metadata?.name !== grantId) continue;
@@ -104,36 +121,45 @@ export class Reaper {
           result.failed.push(grantId);
           continue;
         }
-        try {
-          await deleteGrantObjects(this.k8s, namespace, grantId, { uid: sa.metadata?.uid });
-          this.backoff.delete(key);
-          result.reaped.push(grantId);
-          this.options.metrics?.reaped.inc();
-          this.options.audit.record({
-            action: 'reap',
-            grantId,
-            namespace,
-            serviceAccount: grantId,
-            serviceAccountUid: sa.metadata?.uid,
-            expiresAt: sa.metadata?.annotations?.[EXPIRES_AT_ANNOTATION],
-            by: 'reaper',
-            labels: sa.metadata?.labels,
-            annotations: sa.metadata?.annotations,
-          });
-        } catch (err) {
-          const failures = (b?.failures ?? 0) + 1;
-          const wait = Math.min(2 ** (failures - 1), this.options.maxBackoffPasses ?? 8);
-          this.backoff.set(key, { failures, nextPass: this.pass + wait });
-          result.failed.push(grantId);
-          this.options.metrics?.reapFailures.inc();
-          this.options.logger.error('could not reap an expired grant; will retry', {
-            grantId,
-            namespace,
-            failures,
-            error: describeK8sError(err),
-          });
-        }
+        expired.push({ grantId, sa, key, b });
       }
+      // Several grants at a time: one by one, each grant's three dependent round trips made the lag
+      // grow by ~30 ms per expired grant (30 s for 1,000; bench/, docs/benchmarks.md).
+      await forEachLimited(
+        expired,
+        this.options.concurrency ?? REAP_CONCURRENCY,
+        async ({ grantId, sa, key, b }) => {
+          try {
+            await deleteGrantObjects(this.k8s, namespace, grantId, { uid: sa.metadata?.uid });
+            this.backoff.delete(key);
+            result.reaped.push(grantId);
+            this.options.metrics?.reaped.inc();
+            this.options.audit.record({
+              action: 'reap',
+              grantId,
+              namespace,
+              serviceAccount: grantId,
+              serviceAccountUid: sa.metadata?.uid,
+              expiresAt: sa.metadata?.annotations?.[EXPIRES_AT_ANNOTATION],
+              by: 'reaper',
+              labels: sa.metadata?.labels,
+              annotations: sa.metadata?.annotations,
+            });
+          } catch (err) {
+            const failures = (b?.failures ?? 0) + 1;
+            const wait = Math.min(2 ** (failures - 1), this.options.maxBackoffPasses ?? 8);
+            this.backoff.set(key, { failures, nextPass: this.pass + wait });
+            result.failed.push(grantId);
+            this.options.metrics?.reapFailures.inc();
+            this.options.logger.error('could not reap an expired grant; will retry', {
+              grantId,
+              namespace,
+              failures,
+              error: describeK8sError(err),
+            });
+          }
+        },
+      );
     }
     this.options.metrics?.activeGrants.set(result.seen - result.reaped.length);
     try {
