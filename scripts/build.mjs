@@ -23,6 +23,27 @@ const keepDirectRevokeSeparate = {
   },
 };
 
+// The action implements the runner's ID-token request itself (src/action/id-token.ts). Declaring
+// these modules free of side effects lets esbuild drop @actions/core's unused getIDToken and
+// platform helpers, and with them @actions/http-client and undici (~400 KiB, most of the start-up).
+const unusedToolkitParts =
+  /^(\.\/oidc-utils\.js|\.\/platform\.js|@actions\/http-client(\/.*)?|@actions\/exec|@actions\/io(\/.*)?)$/;
+const dropUnusedToolkitParts = {
+  name: 'drop-unused-toolkit-parts',
+  setup(b) {
+    b.onResolve({ filter: unusedToolkitParts }, async (args) => {
+      if (args.pluginData?.resolving) return undefined;
+      const resolved = await b.resolve(args.path, {
+        kind: args.kind,
+        importer: args.importer,
+        resolveDir: args.resolveDir,
+        pluginData: { resolving: true },
+      });
+      return resolved.errors.length ? undefined : { path: resolved.path, sideEffects: false };
+    });
+  },
+};
+
 const common = {
   bundle: true,
   platform: 'node',
@@ -48,7 +69,7 @@ await Promise.all(
         ...common,
         entryPoints: [entry],
         outfile,
-        plugins: [keepDirectRevokeSeparate],
+        plugins: [keepDirectRevokeSeparate, dropUnusedToolkitParts],
         minify: outfile.startsWith('dist/main') || outfile === 'dist/post/index.js',
       }),
     ),

@@ -4,9 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as core from '@actions/core';
 import type { ExchangeRequest, ExchangeResponse } from '../shared/api.js';
-import { systemClock, type ActionCore, type Clock } from './action-core.js';
+import { appendSummary, runnerCore, systemClock, type ActionCore, type Clock } from './action-core.js';
 import {
   BrokerRefusal,
   classifyBrokerError,
@@ -14,6 +13,7 @@ import {
   type BrokerClient,
 } from './broker-client.js';
 import { createNodeTransport, type HttpTransport } from './http-transport.js';
+import { createIdTokenSource } from './id-token.js';
 import { parseInputs, type ActionInputs, type Env } from './inputs.js';
 import { renderKubeconfig } from './kubeconfig.js';
 import { checkOidcAvailable } from './oidc-preflight.js';
@@ -25,7 +25,7 @@ import { renderSummary } from './summary.js';
 export interface MainDeps {
   core: ActionCore;
   env: Env;
-  /** Returns a GitHub OIDC JWT for the audience (default: core.getIDToken). */
+  /** Returns a GitHub OIDC JWT for the audience (default: the runner's token service, id-token.ts). */
   getIdToken: (audience: string) => Promise<string>;
   /** Builds the HTTP transport, trusting the extra CA when given. */
   createTransport: (ca: string | undefined) => HttpTransport;
@@ -41,13 +41,11 @@ export const KUBECONFIG_DIR_PREFIX = 'k8s-ephemeral-access-';
 
 export function defaultMainDeps(): MainDeps {
   return {
-    core,
+    core: runnerCore,
     env: process.env,
-    getIdToken: (audience) => core.getIDToken(audience),
+    getIdToken: createIdTokenSource(process.env, createNodeTransport()),
     createTransport: (ca) => createNodeTransport({ ca }),
-    writeSummary: async (markdown) => {
-      await core.summary.addRaw(markdown).write();
-    },
+    writeSummary: appendSummary,
     readFile: (path) => readFileSync(path, 'utf8'),
     clock: systemClock,
   };

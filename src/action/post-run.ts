@@ -3,8 +3,7 @@
 // warnings, never a failed job: the broker's reaper removes every grant at its expiry anyway.
 // Safe to run twice, or without main: it only acts on what main recorded in the step state.
 import { readFile } from 'node:fs/promises';
-import * as core from '@actions/core';
-import { systemClock, type ActionCore, type Clock } from './action-core.js';
+import { runnerCore, systemClock, type ActionCore, type Clock } from './action-core.js';
 import { BrokerRefusal, classifyBrokerError, createBrokerClient } from './broker-client.js';
 import type { DirectRevokeInput, DirectRevokeResult } from './direct-revoke.js';
 import { createNodeTransport, NetworkError, type HttpTransport } from './http-transport.js';
@@ -29,7 +28,7 @@ export const REVOKE_DEADLINE_MS = 20_000;
 
 export function defaultPostDeps(): PostDeps {
   return {
-    core,
+    core: runnerCore,
     createTransport: (ca) => createNodeTransport({ ca }),
     // Kept as a separate bundle file by scripts/build.mjs (it externalises this exact specifier).
     loadDirectRevoke: () => import('./direct-revoke.js'),

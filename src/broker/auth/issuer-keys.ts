@@ -43,6 +43,8 @@ export function createIssuerKeys(options: IssuerKeysOptions): IssuerKeys {
   let resolved = new Map<string, CryptoKey>();
   let fetchedAt = 0;
   let lastAttemptAt: number | undefined;
+  /** Whether the last fetch attempt failed: then an unknown kid may be a rotation we could not see. */
+  let lastAttemptFailed = false;
   let inflight: Promise<void> | undefined;
 
   const coolingDown = () => lastAttemptAt !== undefined && clock() - lastAttemptAt < cooldownMs;
@@ -56,7 +58,9 @@ export function createIssuerKeys(options: IssuerKeysOptions): IssuerKeys {
       keySet = createLocalJWKSet(jwks);
       resolved = new Map();
       fetchedAt = clock();
+      lastAttemptFailed = false;
     } catch (err) {
+      lastAttemptFailed = true;
       jwksUri = undefined; // rediscover next time: the JWKS location may have moved
       throw new BrokerError(
         'ERR_UNAVAILABLE',
@@ -104,7 +108,19 @@ export function createIssuerKeys(options: IssuerKeysOptions): IssuerKeys {
         return key;
       } catch (err) {
         // An unknown kid may be a key rotation: refetch once, unless we fetched moments ago.
-        if (!isNoMatchingKey(err) || coolingDown()) throw err;
+        if (!isNoMatchingKey(err)) throw err;
+        if (coolingDown()) {
+          // A fetch moments ago worked: the kid is truly unknown (401). It failed (the stale-key
+          // refresh above, or an earlier attempt): the issuer is down and a rotated key cannot be
+          // told from a made-up one, so "unavailable, retry later" (503), not "token rejected".
+          if (lastAttemptFailed)
+            throw new BrokerError(
+              'ERR_UNAVAILABLE',
+              'jwks_unavailable',
+              `kid not in the cached keys of ${issuer}, which cannot be refreshed now`,
+            );
+          throw err;
+        }
         await refresh(); // throws jwks_unavailable when the issuer is down: no cached key matches
         return await (keySet ?? current)(header, token);
       }

@@ -1,0 +1,230 @@
+// The post step in the situations a runner produces besides the happy path (issue 7): run twice,
+// run without main, run after main failed before or after the grant. Nothing faked: the built
+// bundles (dist/main, dist/post) run as the runner runs them (test/support/runner.ts) against the
+// real broker bundle over HTTPS and the real control plane. In every case post exits 0, says what
+// it did in an info line, warns about nothing, and leaves no grant and no kubeconfig behind.
+// (__tests__/action/bundle.test.ts covers the same entry points against a stub broker.)
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { load } from 'js-yaml';
+import {
+  installBrokerRbac,
+  managedObjects,
+  startBroker,
+  type BrokerRbac,
+  type RunningBroker,
+} from '../../test/support/broker.js';
+import { freshNamespace, waitFor } from '../../test/support/cluster.js';
+import { startOidcIssuer, type OidcIssuer } from '../../test/support/oidc-issuer.js';
+import { createJob, ensureActionBuilt, type RunnerJob, type StepResult } from '../../test/support/runner.js';
+
+let ns: { name: string; remove: () => Promise<void> };
+let rbac: BrokerRbac;
+let issuer: OidcIssuer;
+let broker: RunningBroker;
+let brokerCa: string;
+const tally = { inputs: 0, faults: 0, leaked: 0 };
+
+const policyYaml = (namespace: string) => `
+apiVersion: k8s-ephemeral-access/v1
+kind: Policy
+roles:
+  deployer:
+    clusterRole: k8s-ea-deployer
+rules:
+  - name: octo-repo-main
+    match:
+      repository_owner_id: '987654'
+      repository_id: '123456789'
+      ref: refs/heads/main
+      event_name: push
+    namespaces: [${namespace}]
+    roles: [deployer]
+    maxTtlSeconds: 900
+`;
+
+beforeAll(async () => {
+  await ensureActionBuilt();
+  ns = await freshNamespace('post-step');
+  rbac = await installBrokerRbac([ns.name]);
+  issuer = await startOidcIssuer();
+  broker = await startBroker({
+    policyYaml: policyYaml(ns.name),
+    issuer: issuer.issuer,
+    namespaces: [ns.name],
+    rbac,
+    https: true,
+  });
+  const config = load(readFileSync(broker.configPath, 'utf8')) as { tls: { certFile: string } };
+  brokerCa = readFileSync(config.tls.certFile, 'utf8');
+}, 120_000);
+
+afterAll(async () => {
+  let left: string[] = ['(not counted)'];
+  try {
+    left = ns ? managedObjects([ns.name]) : [];
+  } finally {
+    tally.leaked = left.length;
+    console.log(
+      `post-step: inputs tried ${tally.inputs}, faults injected ${tally.faults}, objects leaked ${tally.leaked}`,
+    );
+    await broker?.stop().catch(() => undefined);
+    await issuer?.close();
+    await rbac?.cleanup();
+    await ns?.remove();
+  }
+  expect(left).toEqual([]);
+});
+
+const newJob = () =>
+  createJob({ idToken: { url: issuer.idTokenRequestUrl, token: issuer.idTokenRequestToken } });
+const inputs = (overrides: Record<string, string> = {}) => ({
+  'broker-url': broker.url,
+  'broker-ca': brokerCa,
+  namespace: ns.name,
+  role: 'deployer',
+  ttl: '600',
+  ...overrides,
+});
+
+async function runMain(job: RunnerJob, overrides: Record<string, string> = {}): Promise<StepResult> {
+  tally.inputs += 1;
+  return job.main(inputs(overrides));
+}
+async function runPost(job: RunnerJob): Promise<StepResult> {
+  tally.inputs += 1;
+  return job.post();
+}
+
+/** A harmless post: exit 0, nothing on the warning/error channels, no stack traces. */
+function expectQuietSuccess(post: StepResult): void {
+  expect({ exitCode: post.exitCode, warnings: post.warnings, errors: post.errors }).toEqual({
+    exitCode: 0,
+    warnings: [],
+    errors: [],
+  });
+  expect(post.stderr).toBe('');
+}
+
+/** The broker's audit lines about one grant, by action. */
+const auditOf = (grantId: string) =>
+  broker
+    .audit()
+    .filter((l) => l.grantId === grantId)
+    .map((l) => `${String(l.action)}${l.reason ? `:${String(l.reason)}` : ''}`);
+
+/** Audit lines reach us through the broker's stdout pipe: wait until `count` are there. */
+const auditSettled = (what: () => unknown[], count: number) =>
+  waitFor(`${count} audit lines`, () => (what().length >= count ? true : undefined));
+
+describe('post step', () => {
+  test('after a real main, post twice: the first revokes and shreds, the second only says there is nothing left', async () => {
+    const job = newJob();
+    try {
+      const main = await runMain(job);
+      expect(main.exitCode).toBe(0);
+      const grantId = main.outputs['grant-id']!;
+      const path = main.outputs.kubeconfig!;
+      expect(managedObjects([ns.name]).filter((o) => o.includes(grantId))).not.toEqual([]);
+
+      const first = await runPost(job);
+      expectQuietSuccess(first);
+      expect(first.log).toContain(`Revoked grant ${grantId} through the broker.`);
+      expect(existsSync(path)).toBe(false);
+      expect(existsSync(dirname(path))).toBe(false);
+      expect(managedObjects([ns.name]).filter((o) => o.includes(grantId))).toEqual([]);
+
+      const second = await runPost(job);
+      expectQuietSuccess(second);
+      expect(second.log).toContain(
+        `Kubeconfig ${path} no longer exists (cleaned up already?); nothing to revoke grant ${grantId} with.`,
+      );
+      expect(second.log).not.toContain('Revoked');
+      expect(second.log).not.toContain('Shredded');
+      // The second post did not even ask the broker: one exchange and one revocation, no denial.
+      await auditSettled(() => auditOf(grantId), 2);
+      expect(auditOf(grantId)).toEqual(['exchange', 'revocation']);
+      expect(readdirSync(job.runnerTemp)).toEqual([]);
+    } finally {
+      job.cleanup();
+    }
+  });
+
+  test('post with no state at all (main never ran): exit 0 with one info line, nothing touched', async () => {
+    const job = newJob();
+    try {
+      const auditBefore = broker.audit().length;
+      const post = await runPost(job);
+      expectQuietSuccess(post);
+      expect(post.log).toBe(
+        'Nothing to clean up: the main step saved no state (it did not run or stopped before starting).',
+      );
+      expect(broker.audit().length).toBe(auditBefore);
+      expect(readdirSync(job.runnerTemp)).toEqual([]);
+    } finally {
+      job.cleanup();
+    }
+  });
+
+  test('main refused by the broker (403): post exits 0, nothing to revoke, no file, no cluster object', async () => {
+    const job = newJob();
+    try {
+      const before = managedObjects([ns.name]);
+      const auditBefore = broker.audit().length;
+      tally.faults += 1;
+      const main = await runMain(job, { namespace: 'kube-system' });
+      expect(main.exitCode).toBe(1);
+      expect(main.errors[0]).toMatch(/\(ERR_FORBIDDEN, HTTP 403, request id [^)]+\)/);
+      // main got as far as saving its first state entries: post has something to read.
+      expect(Object.keys(main.savedState).sort()).toEqual(['broker-ca', 'broker-url', 'revoke']);
+
+      const post = await runPost(job);
+      expectQuietSuccess(post);
+      expect(post.log).toBe('No grant was issued; nothing to revoke.');
+      expect(readdirSync(job.runnerTemp)).toEqual([]);
+      expect(managedObjects([ns.name])).toEqual(before);
+      // The broker saw the refused exchange and nothing else: post sent it no request.
+      await auditSettled(() => broker.audit().slice(auditBefore), 1);
+      expect(
+        broker
+          .audit()
+          .slice(auditBefore)
+          .map((l) => `${String(l.action)}:${String(l.reason)}`),
+      ).toEqual(['denial:namespace_not_allowed']);
+    } finally {
+      job.cleanup();
+    }
+  });
+
+  test('main failed after the grant (kubeconfig-path already exists): main revokes at once; post leaves the existing file alone', async () => {
+    const job = newJob();
+    try {
+      // A file the job did not expect to be there; it must be neither overwritten nor shredded.
+      const existing = join(job.runnerTemp, 'kubeconfig');
+      writeFileSync(existing, 'someone else\n', { mode: 0o600 });
+      const mtime = statSync(existing).mtimeMs;
+      tally.faults += 1;
+      const main = await runMain(job, { 'kubeconfig-path': existing });
+      expect(main.exitCode).toBe(1);
+      const grantId = main.savedState['grant-id']!;
+      expect(grantId).toMatch(/^gha-/);
+      expect(main.log).toContain(`Revoked grant ${grantId} because its kubeconfig could not be written.`);
+      expect(main.savedState['kubeconfig-path']).toBeUndefined();
+      expect(managedObjects([ns.name]).filter((o) => o.includes(grantId))).toEqual([]);
+
+      const post = await runPost(job);
+      expectQuietSuccess(post);
+      expect(post.log).toBe(
+        `Grant ${grantId} has no kubeconfig (main stopped before writing it), so nothing to revoke it with.`,
+      );
+      expect(readFileSync(existing, 'utf8')).toBe('someone else\n');
+      expect(statSync(existing).mtimeMs).toBe(mtime);
+      expect(readdirSync(job.runnerTemp)).toEqual(['kubeconfig']);
+      await auditSettled(() => auditOf(grantId), 2);
+      expect(auditOf(grantId)).toEqual(['exchange', 'revocation']);
+    } finally {
+      job.cleanup();
+    }
+  });
+});

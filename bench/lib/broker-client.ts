@@ -1,0 +1,56 @@
+// The bench's client for the broker's HTTPS API: one keep-alive agent trusting the broker's test CA,
+// so per-exchange figures measure the broker's work rather than a TLS handshake per request.
+import { Agent, request } from 'node:https';
+import { EXCHANGE_PATH, type ExchangeRequest, type ExchangeResponse } from '../../src/shared/api.js';
+
+export class BenchBrokerClient {
+  private readonly agent: Agent;
+  private readonly base: URL;
+
+  /** keepAlive false: a new TLS connection per request, as the action's main step makes. */
+  constructor(url: string, ca: Buffer | string, options: { keepAlive?: boolean } = {}) {
+    this.base = new URL(url);
+    this.agent = new Agent({ keepAlive: options.keepAlive ?? true, maxSockets: Infinity, ca });
+  }
+
+  post(path: string, jwt: string, body: unknown): Promise<{ status: number; text: string }> {
+    const payload = JSON.stringify(body);
+    return new Promise((resolve, reject) => {
+      const req = request(
+        {
+          hostname: this.base.hostname,
+          port: this.base.port,
+          path,
+          method: 'POST',
+          agent: this.agent,
+          headers: {
+            authorization: `Bearer ${jwt}`,
+            'content-type': 'application/json',
+            'content-length': String(Buffer.byteLength(payload)),
+          },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
+          );
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      req.end(payload);
+    });
+  }
+
+  /** One exchange that must succeed; the error names the broker's error code, never the token. */
+  async exchange(jwt: string, body: ExchangeRequest): Promise<ExchangeResponse> {
+    const res = await this.post(EXCHANGE_PATH, jwt, body);
+    if (res.status !== 200) throw new Error(`exchange answered ${res.status}: ${res.text.slice(0, 300)}`);
+    return JSON.parse(res.text) as ExchangeResponse;
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}

@@ -1,0 +1,206 @@
+// Everything the scenarios share: the real control plane, fresh namespaces, the broker's RBAC from
+// deploy/ (and the minimal floor client under that same identity), the local OIDC issuer, and a
+// way to start the real broker bundle with a policy that allows many exchanges.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { load } from 'js-yaml';
+import {
+  ensureBrokerBuilt,
+  installBrokerRbac,
+  startBroker,
+  type BrokerRbac,
+  type RunningBroker,
+} from '../../test/support/broker.js';
+import { freshNamespace } from '../../test/support/cluster.js';
+import { ensureActionBuilt } from '../../test/support/runner.js';
+import { startOidcIssuer, type OidcIssuer } from '../../test/support/oidc-issuer.js';
+import type { ExchangeRequest } from '../../src/shared/api.js';
+import { BenchBrokerClient } from './broker-client.js';
+import { credentialsFromKubeconfig, MinimalKubeClient } from './kube-client.js';
+import type { GrantTarget } from './grant-floor.js';
+
+/**
+ * Repository IDs the bench's JWTs rotate through, each allowed by its own policy rule. With the
+ * per-repository limit at its maximum (10,000/min) no run comes near it.
+ */
+export const REPOSITORY_IDS = Array.from({ length: 8 }, (_, i) => String(700_000_001 + i));
+export const RATE_LIMIT_PER_REPOSITORY = 10_000;
+export const CLUSTER_ROLE = 'k8s-ea-deployer';
+export const ROLE = 'deployer';
+export const TTL_SECONDS = 900;
+/** BENCH_PROFILE=1 runs every broker under --cpu-prof through this wrapper. */
+const PROFILED_ENTRY = fileURLToPath(new URL('./profiled-broker.mjs', import.meta.url));
+
+export interface BenchContext {
+  issuer: OidcIssuer;
+  rbac: BrokerRbac;
+  namespaces: { exchange: string; reap: string; scale: string };
+  /** The floor's client: the broker's own kubeconfig (same ServiceAccount, same RBAC). */
+  floorKube: MinimalKubeClient;
+  /** Admin, for cleanup and for watching deletions. */
+  adminKube: MinimalKubeClient;
+  target(namespace: string): GrantTarget;
+  exchangeBody(namespace: string): ExchangeRequest;
+  /** Signs `count` fresh JWTs (jti single use) before any timing starts. */
+  presign(count: number): Promise<string[]>;
+  startBroker(namespaces: string[], opts?: { reaperIntervalSeconds?: number }): Promise<BenchBroker>;
+  /** Deletes every grant object in a namespace and every JWT-use record, between runs. */
+  clearGrants(namespace: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface BenchBroker {
+  broker: RunningBroker;
+  client: BenchBrokerClient;
+  ca: Buffer;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+export function policyYaml(namespaces: string[]): string {
+  const rules = REPOSITORY_IDS.map(
+    (id) => `  - name: bench-${id}
+    match:
+      repository_owner_id: '987654'
+      repository_id: '${id}'
+      ref: refs/heads/main
+      event_name: push
+    namespaces: [${namespaces.join(', ')}]
+    roles: [${ROLE}]
+    maxTtlSeconds: ${TTL_SECONDS}
+`,
+  ).join('');
+  return `apiVersion: k8s-ephemeral-access/v1
+kind: Policy
+roles:
+  ${ROLE}:
+    clusterRole: ${CLUSTER_ROLE}
+rules:
+${rules}`;
+}
+
+export async function createBenchContext(log: (msg: string) => void): Promise<BenchContext> {
+  // A plain-JS script without type declarations, so imported by URL and typed here.
+  const cluster = (await import(new URL('../../scripts/cluster.mjs', import.meta.url).href)) as {
+    up(o: { quiet: boolean }): Promise<{ kubeconfig: string; auditLog: string; server: string }>;
+  };
+  const info = await cluster.up({ quiet: true });
+  process.env.K8S_EA_ADMIN_KUBECONFIG = info.kubeconfig;
+  process.env.K8S_EA_AUDIT_LOG = info.auditLog;
+  process.env.K8S_EA_SERVER = info.server;
+  log(`control plane at ${info.server}; building bundles if stale`);
+  await ensureActionBuilt();
+  ensureBrokerBuilt();
+
+  const created = await Promise.all([
+    freshNamespace('bench-exchange'),
+    freshNamespace('bench-reap'),
+    freshNamespace('bench-scale'),
+  ]);
+  const [exchangeNs, reapNs, scaleNs] = created;
+  const namespaces = { exchange: exchangeNs!.name, reap: reapNs!.name, scale: scaleNs!.name };
+  const rbac = await installBrokerRbac(Object.values(namespaces), { tokenSeconds: 7200 });
+  const issuer = await startOidcIssuer();
+  // Tokens the runner endpoint hands to the action's main step must match the bench policy too.
+  issuer.claims.repository_id = REPOSITORY_IDS[0]!;
+  const floorKube = new MinimalKubeClient(credentialsFromKubeconfig(rbac.kubeconfigPath));
+  const adminKube = new MinimalKubeClient(credentialsFromKubeconfig(info.kubeconfig));
+  const brokers = new Set<BenchBroker>();
+  let repo = 0;
+  const nextRepository = () => REPOSITORY_IDS[repo++ % REPOSITORY_IDS.length]!;
+
+  const ctx: BenchContext = {
+    issuer,
+    rbac,
+    namespaces,
+    floorKube,
+    adminKube,
+    target: (namespace) => ({
+      namespace,
+      ledgerNamespace: rbac.brokerNamespace,
+      clusterRole: CLUSTER_ROLE,
+      role: ROLE,
+      ruleName: `bench-${REPOSITORY_IDS[0]}`,
+      ttlSeconds: TTL_SECONDS,
+      issuer: issuer.issuer,
+    }),
+    exchangeBody: (namespace) => ({ namespace, role: ROLE, ttlSeconds: TTL_SECONDS }),
+    async presign(count) {
+      const out: string[] = [];
+      for (let i = 0; i < count; i += 1) out.push(await issuer.sign({ repository_id: nextRepository() }));
+      return out;
+    },
+    async startBroker(brokerNamespaces, opts = {}) {
+      const broker = await startBroker({
+        policyYaml: policyYaml(brokerNamespaces),
+        issuer: issuer.issuer,
+        namespaces: brokerNamespaces,
+        rbac,
+        https: true,
+        reaperIntervalSeconds: opts.reaperIntervalSeconds ?? 15,
+        entry: process.env.BENCH_PROFILE === '1' ? PROFILED_ENTRY : undefined,
+        config: {
+          limits: {
+            bodyBytes: 16384,
+            requestTimeoutMs: 30_000,
+            perRepositoryPerMinute: RATE_LIMIT_PER_REPOSITORY,
+          },
+        },
+      });
+      const config = load(readFileSync(broker.configPath, 'utf8')) as { tls: { certFile: string } };
+      const ca = readFileSync(config.tls.certFile);
+      const client = new BenchBrokerClient(broker.url, ca);
+      const b: BenchBroker = {
+        broker,
+        client,
+        ca,
+        pid: broker.process.pid!,
+        async stop() {
+          brokers.delete(b);
+          client.close();
+          await broker.stop();
+        },
+      };
+      brokers.add(b);
+      return b;
+    },
+    async clearGrants(namespace) {
+      const sel = encodeURIComponent('app.kubernetes.io/managed-by=k8s-ephemeral-access');
+      const ns = encodeURIComponent(namespace);
+      await Promise.all([
+        adminKube.json('DELETE', `/api/v1/namespaces/${ns}/serviceaccounts?labelSelector=${sel}`),
+        adminKube.json(
+          'DELETE',
+          `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings?labelSelector=${sel}`,
+        ),
+        adminKube.json(
+          'DELETE',
+          `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/roles?labelSelector=${sel}`,
+        ),
+        adminKube.json(
+          'DELETE',
+          `/apis/coordination.k8s.io/v1/namespaces/${rbac.brokerNamespace}/leases?labelSelector=${encodeURIComponent(
+            'k8s-ephemeral-access.io/jwt-ledger=true',
+          )}`,
+        ),
+      ]);
+    },
+    async close() {
+      for (const b of [...brokers]) await b.stop().catch(() => undefined);
+      floorKube.close();
+      adminKube.close();
+      await issuer.close();
+      await rbac.cleanup();
+      // The namespace controller deletes everything inside in the background.
+      await Promise.all(created.map((n) => n.remove()));
+    },
+  };
+  return ctx;
+}
+
+/** Resident and peak memory of a process, from /proc (Linux), in MiB. */
+export function processMemoryMb(pid: number): { rss: number; hwm: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
+}

@@ -1,0 +1,180 @@
+// The floor for an exchange: exactly the Kubernetes writes the broker makes for one grant
+// (src/broker/k8s/replay-ledger.ts + src/broker/k8s/grants.ts), with the same object bodies, made
+// directly through the minimal client under the broker's own identity. Two shapes:
+//   sequential: Lease, ServiceAccount, RoleBinding, revoke Role, revoke RoleBinding, TokenRequest
+//   parallel:   [Lease ∥ ServiceAccount] → [RoleBinding ∥ (revoke Role → revoke RoleBinding) ∥ TokenRequest]
+// The parallel shape keeps only the true data dependencies: the bindings and the TokenRequest need
+// the ServiceAccount's uid, a RoleBinding to the revoke Role needs that Role to exist (RBAC
+// escalation check). It is the fastest any client could do the same work.
+import { randomUUID } from 'node:crypto';
+import type { VerifiedClaims } from '../../src/broker/types.js';
+import {
+  GRANT_LABEL,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  PART_LABEL,
+  EXPIRES_AT_ANNOTATION,
+  grantAnnotations,
+  grantIdFor,
+  grantLabels,
+  revokeObjectName,
+  rfc3339,
+} from '../../src/broker/naming.js';
+import { MIN_TOKEN_SECONDS } from '../../src/broker/k8s/grants.js';
+import { LEDGER_LABEL } from '../../src/broker/k8s/replay-ledger.js';
+import { defaultClaims } from '../../test/support/oidc-issuer.js';
+import type { MinimalKubeClient } from './kube-client.js';
+
+const RBAC_GROUP = 'rbac.authorization.k8s.io';
+
+export type FloorShape = 'sequential' | 'parallel';
+
+export interface GrantTarget {
+  namespace: string;
+  /** Where the broker keeps JWT-use records (its own namespace). */
+  ledgerNamespace: string;
+  clusterRole: string;
+  role: string;
+  ruleName: string;
+  ttlSeconds: number;
+  /** The issuer URL the claims carry (only used in names, labels and annotations). */
+  issuer: string;
+}
+
+/** Claims like the ones the broker derives from a verified token: a fresh jti each time. */
+export function benchClaims(issuer: string, repositoryId: string): VerifiedClaims {
+  const now = Math.floor(Date.now() / 1000);
+  return {
+    ...defaultClaims({ repository_id: repositoryId }),
+    iss: issuer,
+    aud: 'k8s-ephemeral-access',
+    jti: randomUUID(),
+    iat: now,
+    exp: now + 300,
+  } as VerifiedClaims;
+}
+
+/** Kubernetes MicroTime: RFC 3339 with microseconds. */
+const microTime = (ms: number) => new Date(ms).toISOString().replace(/Z$/, '000Z');
+
+/** The bodies the broker sends for one grant, built with the broker's own naming functions. */
+export function grantBodies(claims: VerifiedClaims, t: GrantTarget, expiresAt: Date) {
+  const grantId = grantIdFor(claims);
+  const labels = grantLabels(grantId, claims);
+  const annotations = grantAnnotations(claims, { expiresAt, role: t.role, ruleName: t.ruleName });
+  // The broker keeps a JWT-use record until exp + leeway + 60 s (leeway 5 s in the bench config).
+  const keepUntil = new Date((claims.exp + 65) * 1000);
+  const now = Date.now();
+  const lease = {
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    metadata: {
+      name: grantId,
+      labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [LEDGER_LABEL]: 'true', [GRANT_LABEL]: grantId },
+      annotations: { [EXPIRES_AT_ANNOTATION]: rfc3339(keepUntil) },
+    },
+    spec: {
+      holderIdentity: grantId,
+      acquireTime: microTime(now),
+      leaseDurationSeconds: Math.max(1, Math.ceil((keepUntil.getTime() - now) / 1000)),
+    },
+  };
+  const serviceAccount = {
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    metadata: { name: grantId, labels, annotations },
+    automountServiceAccountToken: false,
+  };
+  const owned = (uid: string, name: string, part: string) => ({
+    name,
+    labels: { ...labels, [PART_LABEL]: part },
+    annotations,
+    ownerReferences: [{ apiVersion: 'v1', kind: 'ServiceAccount', name: grantId, uid }],
+  });
+  const subject = { kind: 'ServiceAccount', name: grantId, namespace: t.namespace };
+  const revokeName = revokeObjectName(grantId);
+  return {
+    grantId,
+    lease,
+    serviceAccount,
+    accessBinding: (uid: string) => ({
+      apiVersion: `${RBAC_GROUP}/v1`,
+      kind: 'RoleBinding',
+      metadata: owned(uid, grantId, 'grant'),
+      roleRef: { apiGroup: RBAC_GROUP, kind: 'ClusterRole', name: t.clusterRole },
+      subjects: [subject],
+    }),
+    revokeRole: (uid: string) => ({
+      apiVersion: `${RBAC_GROUP}/v1`,
+      kind: 'Role',
+      metadata: owned(uid, revokeName, 'revoke'),
+      rules: [
+        { apiGroups: [RBAC_GROUP], resources: ['rolebindings'], verbs: ['delete'], resourceNames: [grantId] },
+        { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['delete'], resourceNames: [grantId] },
+      ],
+    }),
+    revokeBinding: (uid: string) => ({
+      apiVersion: `${RBAC_GROUP}/v1`,
+      kind: 'RoleBinding',
+      metadata: owned(uid, revokeName, 'revoke'),
+      roleRef: { apiGroup: RBAC_GROUP, kind: 'Role', name: revokeName },
+      subjects: [subject],
+    }),
+    tokenRequest: (uid: string) => ({
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenRequest',
+      metadata: { uid },
+      spec: { audiences: [], expirationSeconds: Math.max(MIN_TOKEN_SECONDS, t.ttlSeconds) },
+    }),
+  };
+}
+
+export interface FloorGrant {
+  grantId: string;
+  token: string;
+}
+
+/** Creates one grant's objects directly; `expiresAt` defaults to now + ttl like the broker. */
+export async function floorGrant(
+  kube: MinimalKubeClient,
+  t: GrantTarget,
+  claims: VerifiedClaims,
+  shape: FloorShape,
+  expiresAt = new Date(Date.now() + t.ttlSeconds * 1000),
+): Promise<FloorGrant> {
+  const b = grantBodies(claims, t, expiresAt);
+  const ns = encodeURIComponent(t.namespace);
+  const core = `/api/v1/namespaces/${ns}`;
+  const rbac = `/apis/${RBAC_GROUP}/v1/namespaces/${ns}`;
+  const createLease = () =>
+    kube.json('POST', `/apis/coordination.k8s.io/v1/namespaces/${t.ledgerNamespace}/leases`, b.lease);
+  const createSa = async () =>
+    String(
+      ((await kube.json('POST', `${core}/serviceaccounts`, b.serviceAccount)).metadata as { uid: string })
+        .uid,
+    );
+  const accessBinding = (uid: string) => kube.json('POST', `${rbac}/rolebindings`, b.accessBinding(uid));
+  const revokePair = async (uid: string) => {
+    await kube.json('POST', `${rbac}/roles`, b.revokeRole(uid));
+    await kube.json('POST', `${rbac}/rolebindings`, b.revokeBinding(uid));
+  };
+  const tokenRequest = async (uid: string) => {
+    const tr = await kube.json<{ status: { token: string } }>(
+      'POST',
+      `${core}/serviceaccounts/${b.grantId}/token`,
+      b.tokenRequest(uid),
+    );
+    return tr.status.token;
+  };
+
+  if (shape === 'sequential') {
+    await createLease();
+    const uid = await createSa();
+    await accessBinding(uid);
+    await revokePair(uid);
+    return { grantId: b.grantId, token: await tokenRequest(uid) };
+  }
+  const [, uid] = await Promise.all([createLease(), createSa()]);
+  const [, , token] = await Promise.all([accessBinding(uid), revokePair(uid), tokenRequest(uid)]);
+  return { grantId: b.grantId, token };
+}

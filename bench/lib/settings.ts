@@ -1,0 +1,58 @@
+// Repetition counts and sizes. BENCH_QUICK=1 gives a smoke run of about a minute; every count can
+// also be set on its own (BENCH_REPS, BENCH_C1_N, ...), e.g. to dig into one figure.
+
+export interface BenchSettings {
+  quick: boolean;
+  /** Repeated runs per measurement; headline figures are medians over these. */
+  reps: number;
+  concurrencies: number[];
+  /** Exchanges per run at concurrency 1. */
+  c1Count: number;
+  /** Exchanges per run at concurrency c > 1: max(this, 4 × c). */
+  concurrentCount: number;
+  verifyCount: number;
+  coldJwksReps: number;
+  revokeReps: number;
+  actionReps: number;
+  reapGrants: number;
+  scaleGrants: number;
+  scaleExchanges: number;
+  /** Which scenarios to run (BENCH_ONLY=exchange,verify,...); all by default. */
+  only: Set<string> | undefined;
+}
+
+const int = (name: string, fallback: number): number => {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got ${raw}`);
+  return n;
+};
+
+export function loadSettings(env: NodeJS.ProcessEnv = process.env): BenchSettings {
+  const quick = env.BENCH_QUICK === '1' || env.BENCH_QUICK === 'true';
+  const only = env.BENCH_ONLY
+    ? new Set(
+        env.BENCH_ONLY.split(',')
+          .map((s) => s.trim())
+          .filter(Boolean),
+      )
+    : undefined;
+  return {
+    quick,
+    reps: int('BENCH_REPS', quick ? 1 : 3),
+    concurrencies: quick ? [1, 8, 32] : [1, 8, 32, 64],
+    c1Count: int('BENCH_C1_N', quick ? 10 : 50),
+    concurrentCount: int('BENCH_CONCURRENT_N', quick ? 48 : 192),
+    verifyCount: int('BENCH_VERIFY_N', quick ? 300 : 1500),
+    coldJwksReps: int('BENCH_COLD_REPS', quick ? 1 : 3),
+    revokeReps: int('BENCH_REVOKE_REPS', quick ? 1 : 3),
+    actionReps: int('BENCH_ACTION_REPS', quick ? 3 : 10),
+    reapGrants: int('BENCH_REAP_GRANTS', quick ? 100 : 1000),
+    scaleGrants: int('BENCH_SCALE_GRANTS', quick ? 200 : 5000),
+    scaleExchanges: int('BENCH_SCALE_N', quick ? 10 : 40),
+    only,
+  };
+}
+
+export const shouldRun = (s: BenchSettings, scenario: string): boolean => !s.only || s.only.has(scenario);

@@ -1,0 +1,68 @@
+// `npm run bench`: every benchmark against the real local control plane, each figure beside its
+// floor measured in the same run. Writes bench/results/latest.json and docs/benchmarks.md and
+// prints the table. BENCH_QUICK=1 for a smoke run; bench/lib/settings.ts lists the other knobs.
+import { createBenchContext } from './lib/context.js';
+import { loadSettings, shouldRun } from './lib/settings.js';
+import { runExchangeBench } from './scenarios/exchange.js';
+import { runVerifyBench } from './scenarios/verify.js';
+import { runRevocationBench } from './scenarios/revocation.js';
+import { runReaperBench } from './scenarios/reaper.js';
+import { runActionBench } from './scenarios/action.js';
+import { runScaleBench } from './scenarios/scale.js';
+import { buildReport, writeReport, type ScenarioResults } from './lib/report.js';
+import { machineInfo } from './lib/machine.js';
+
+const started = Date.now();
+const log = (msg: string) =>
+  process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${msg}\n`);
+
+async function main(): Promise<void> {
+  const settings = loadSettings();
+  const machine = machineInfo();
+  log(`settings: ${JSON.stringify({ ...settings, only: settings.only && [...settings.only] })}`);
+  const ctx = await createBenchContext(log);
+  const results: ScenarioResults = {};
+  try {
+    if (shouldRun(settings, 'exchange')) {
+      log('1. exchange latency/throughput vs floor');
+      results.exchange = await runExchangeBench(ctx, settings, log);
+    }
+    if (shouldRun(settings, 'verify')) {
+      log('2. JWT verification vs bare jose; cold-JWKS first exchange');
+      results.verify = await runVerifyBench(ctx, settings, log);
+    }
+    if (shouldRun(settings, 'revocation')) {
+      log('3a. revocation: post step start -> 403 -> 401');
+      results.revocation = await runRevocationBench(ctx, settings, log);
+    }
+    if (shouldRun(settings, 'reaper')) {
+      log(`3b. reaper lag with ${settings.reapGrants} expired grants`);
+      results.reaper = await runReaperBench(ctx, settings, log, results.exchange);
+    }
+    if (shouldRun(settings, 'action')) {
+      log('4. action main-step overhead and bundle sizes');
+      results.action = await runActionBench(ctx, settings, log);
+    }
+    if (shouldRun(settings, 'scale')) {
+      log(`5. broker with ${settings.scaleGrants} active grants`);
+      results.scale = await runScaleBench(ctx, settings, log);
+    }
+  } finally {
+    log('cleaning up (namespaces, RBAC, brokers)');
+    await ctx.close();
+  }
+  const report = buildReport(settings, machine, results, Date.now() - started);
+  const { table } = await writeReport(report);
+  process.stdout.write(`${table}\n`);
+  log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(
+      `bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
+    process.exit(1);
+  },
+);

@@ -1,0 +1,107 @@
+// 4. The action's cost on a job: wall time of the real main step (dist/main/index.js spawned the
+// way the runner spawns it, with the local OIDC token endpoint and the real broker over HTTPS)
+// from process start to exit (the kubeconfig is written just before), minus a bare `node -e 0`
+// spawned by the same code with the same environment, paired sample by sample. Also the size of
+// every dist/ entry.
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { createJob, repoRoot } from '../../test/support/runner.js';
+import type { BenchContext } from '../lib/context.js';
+import type { BenchSettings } from '../lib/settings.js';
+import { BenchBrokerClient } from '../lib/broker-client.js';
+import { median, nowMs } from '../lib/stats.js';
+
+export interface ActionResults {
+  samples: { mainMs: number; bareNodeMs: number; postMs: number; exchangeMs: number }[];
+  mainWallMs: number;
+  bareNodeMs: number;
+  /** Median of the paired differences main - bare node. */
+  mainOverheadMs: number;
+  /**
+   * One exchange over a new TLS connection (what main does), timed from this process right
+   * before each main step: the broker + API server share of the main step.
+   */
+  exchangeMs: number;
+  /** Median of the paired differences main - bare node - exchange: the action's own cost. */
+  actionOwnMs: number;
+  postWallMs: number;
+  /** Size of every .js file under dist/, by path relative to dist/. */
+  bundleBytes: Record<string, number>;
+}
+
+export function distEntrySizes(): Record<string, number> {
+  const out: Record<string, number> = {};
+  const dist = join(repoRoot, 'dist');
+  for (const entry of readdirSync(dist, { withFileTypes: true, recursive: true })) {
+    if (!entry.isFile() || !entry.name.endsWith('.js')) continue;
+    const path = join(entry.parentPath, entry.name);
+    out[path.slice(dist.length + 1)] = statSync(path).size;
+  }
+  return out;
+}
+
+export async function runActionBench(
+  ctx: BenchContext,
+  settings: BenchSettings,
+  log: (msg: string) => void,
+): Promise<ActionResults> {
+  const ns = ctx.namespaces.exchange;
+  const bb = await ctx.startBroker([ns]);
+  const samples: ActionResults['samples'] = [];
+  try {
+    // One unmeasured job first: page cache, broker JIT and JWKS.
+    for (let i = -1; i < settings.actionReps; i += 1) {
+      const job = createJob({
+        idToken: { url: ctx.issuer.idTokenRequestUrl, token: ctx.issuer.idTokenRequestToken },
+      });
+      try {
+        let t0 = nowMs();
+        const bare = await job.exec(process.execPath, ['-e', '0']);
+        const bareNodeMs = nowMs() - t0;
+        if (bare.code !== 0) throw new Error('node -e 0 failed');
+        const [jwt] = await ctx.presign(1);
+        const fresh = new BenchBrokerClient(bb.broker.url, bb.ca, { keepAlive: false });
+        t0 = nowMs();
+        await fresh.exchange(jwt!, ctx.exchangeBody(ns));
+        const exchangeMs = nowMs() - t0;
+        fresh.close();
+        t0 = nowMs();
+        const main = await job.main({
+          'broker-url': bb.broker.url,
+          'broker-ca': bb.ca.toString('utf8'),
+          namespace: ns,
+          role: 'deployer',
+          ttl: '900',
+        });
+        const mainMs = nowMs() - t0;
+        if (main.exitCode !== 0 || !main.outputs.kubeconfig)
+          throw new Error(`main step failed: ${main.errors.join('; ')}`);
+        t0 = nowMs();
+        const post = await job.post();
+        const postMs = nowMs() - t0;
+        if (post.exitCode !== 0) throw new Error('post step failed');
+        if (i >= 0) {
+          samples.push({ mainMs, bareNodeMs, postMs, exchangeMs });
+          log(
+            `  action ${i + 1}/${settings.actionReps}: main ${mainMs.toFixed(0)} ms, node -e 0 ${bareNodeMs.toFixed(0)} ms, exchange alone ${exchangeMs.toFixed(0)} ms, post ${postMs.toFixed(0)} ms`,
+          );
+        }
+      } finally {
+        job.cleanup();
+      }
+    }
+  } finally {
+    await bb.stop();
+    await ctx.clearGrants(ns);
+  }
+  return {
+    samples,
+    mainWallMs: median(samples.map((s) => s.mainMs)),
+    bareNodeMs: median(samples.map((s) => s.bareNodeMs)),
+    mainOverheadMs: median(samples.map((s) => s.mainMs - s.bareNodeMs)),
+    exchangeMs: median(samples.map((s) => s.exchangeMs)),
+    actionOwnMs: median(samples.map((s) => s.mainMs - s.bareNodeMs - s.exchangeMs)),
+    postWallMs: median(samples.map((s) => s.postMs)),
+    bundleBytes: distEntrySizes(),
+  };
+}

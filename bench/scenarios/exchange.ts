@@ -1,0 +1,101 @@
+// 1. Exchange latency and throughput at several concurrencies, beside the floor (the same
+// Kubernetes writes made directly, sequentially and with independent calls in parallel). Broker and
+// floor runs are interleaved, in a rotating order, so drift on a noisy machine hits all three.
+import type { BenchContext } from '../lib/context.js';
+import type { BenchSettings } from '../lib/settings.js';
+import { benchClaims, floorGrant, type FloorShape } from '../lib/grant-floor.js';
+import { closedLoop, median, summarize, type LatencySummary } from '../lib/stats.js';
+
+export type ExchangeKind = 'broker' | FloorShape;
+export const EXCHANGE_KINDS: ExchangeKind[] = ['broker', 'parallel', 'sequential'];
+
+export interface ExchangeRun extends LatencySummary {
+  throughput: number;
+}
+
+export interface ExchangeResults {
+  /** runs[concurrency][kind] = one entry per repetition. */
+  runs: Record<number, Record<ExchangeKind, ExchangeRun[]>>;
+  /** Median over repetitions of each figure. */
+  medians: Record<number, Record<ExchangeKind, ExchangeRun>>;
+  /** Per repetition broker/parallel-floor ratios, then their median. */
+  p50RatioParallel: Record<number, number>;
+  p50RatioSequential: Record<number, number>;
+  throughputRatioParallel: Record<number, number>;
+  exchangesPerRun: Record<number, number>;
+}
+
+const medianRun = (runs: ExchangeRun[]): ExchangeRun => ({
+  n: runs[0]?.n ?? 0,
+  p50: median(runs.map((r) => r.p50)),
+  p95: median(runs.map((r) => r.p95)),
+  p99: median(runs.map((r) => r.p99)),
+  max: median(runs.map((r) => r.max)),
+  throughput: median(runs.map((r) => r.throughput)),
+});
+
+export async function runExchangeBench(
+  ctx: BenchContext,
+  settings: BenchSettings,
+  log: (msg: string) => void,
+): Promise<ExchangeResults> {
+  const ns = ctx.namespaces.exchange;
+  const target = ctx.target(ns);
+  const body = ctx.exchangeBody(ns);
+  const bb = await ctx.startBroker([ns]);
+  try {
+    const batch = async (kind: ExchangeKind, count: number, concurrency: number) => {
+      if (kind === 'broker') {
+        const tokens = await ctx.presign(count);
+        return closedLoop(count, concurrency, (i) => bb.client.exchange(tokens[i]!, body));
+      }
+      return closedLoop(count, concurrency, () =>
+        floorGrant(ctx.floorKube, target, benchClaims(ctx.issuer.issuer, '700000001'), kind),
+      );
+    };
+
+    const results: ExchangeResults = {
+      runs: {},
+      medians: {},
+      p50RatioParallel: {},
+      p50RatioSequential: {},
+      throughputRatioParallel: {},
+      exchangesPerRun: {},
+    };
+    for (const c of settings.concurrencies) {
+      const count = c === 1 ? settings.c1Count : Math.max(settings.concurrentCount, 4 * c);
+      results.exchangesPerRun[c] = count;
+      // Warm-up at this concurrency: JWKS, connection pools on both sides, JIT.
+      for (const kind of EXCHANGE_KINDS) await batch(kind, Math.max(c, 4), c);
+      await ctx.clearGrants(ns);
+      const runs: Record<ExchangeKind, ExchangeRun[]> = { broker: [], parallel: [], sequential: [] };
+      for (let rep = 0; rep < settings.reps; rep += 1) {
+        const order = EXCHANGE_KINDS.map((_, i) => EXCHANGE_KINDS[(i + rep) % EXCHANGE_KINDS.length]!);
+        for (const kind of order) {
+          const { latencies, wallMs } = await batch(kind, count, c);
+          const run = { ...summarize(latencies), throughput: (count / wallMs) * 1000 };
+          runs[kind].push(run);
+          log(
+            `  c=${c} rep ${rep + 1}/${settings.reps} ${kind.padEnd(10)} p50 ${run.p50.toFixed(1)} ms, p99 ${run.p99.toFixed(1)} ms, ${run.throughput.toFixed(1)}/s`,
+          );
+          await ctx.clearGrants(ns);
+        }
+      }
+      results.runs[c] = runs;
+      results.medians[c] = {
+        broker: medianRun(runs.broker),
+        parallel: medianRun(runs.parallel),
+        sequential: medianRun(runs.sequential),
+      };
+      const perRep = (f: (i: number) => number) => median(runs.broker.map((_, i) => f(i)));
+      results.p50RatioParallel[c] = perRep((i) => runs.broker[i]!.p50 / runs.parallel[i]!.p50);
+      results.p50RatioSequential[c] = perRep((i) => runs.broker[i]!.p50 / runs.sequential[i]!.p50);
+      results.throughputRatioParallel[c] = perRep(
+        (i) => runs.broker[i]!.throughput / runs.parallel[i]!.throughput,
+      );
+    }
+    return results;
+  } finally {
+    await bb.stop();
+  }
+}

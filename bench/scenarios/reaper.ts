@@ -1,0 +1,109 @@
+// 3b. The reaper's lag after expiry with many expired grants. N complete grants (the broker's exact
+// objects, bench/lib/grant-floor.ts) are created so that all expire at the same whole second T,
+// while the real broker runs with its reaper every second. A watch on the ServiceAccounts (the
+// grant roots) timestamps each deletion; lag = deletion time - T. The broker's RBAC does the work.
+import type { BenchContext } from '../lib/context.js';
+import type { BenchSettings } from '../lib/settings.js';
+import { benchClaims, floorGrant } from '../lib/grant-floor.js';
+import { closedLoop, percentile } from '../lib/stats.js';
+import type { ExchangeResults } from './exchange.js';
+
+export interface ReaperResults {
+  grants: number;
+  reaperIntervalSeconds: number;
+  creationSeconds: number;
+  firstMs: number;
+  p50Ms: number;
+  lastMs: number;
+  /** Grants deleted per second once the reaper got going. */
+  reapRate: number;
+  /** Grant objects (RoleBindings, Roles) still present after every root was gone. */
+  leftovers: number;
+}
+
+const REAPER_INTERVAL_SECONDS = 1;
+const CREATE_CONCURRENCY = 32;
+
+export async function runReaperBench(
+  ctx: BenchContext,
+  settings: BenchSettings,
+  log: (msg: string) => void,
+  exchange: ExchangeResults | undefined,
+): Promise<ReaperResults> {
+  const ns = ctx.namespaces.reap;
+  const n = settings.reapGrants;
+  const target = ctx.target(ns);
+  const bb = await ctx.startBroker([ns], { reaperIntervalSeconds: REAPER_INTERVAL_SECONDS });
+  const deletedAt = new Map<string, number>();
+  const sel = encodeURIComponent('app.kubernetes.io/managed-by=k8s-ephemeral-access');
+  const stopWatch = ctx.adminKube.watch(
+    `/api/v1/namespaces/${ns}/serviceaccounts?watch=1&labelSelector=${sel}`,
+    (type, object) => {
+      const name = (object.metadata as { name?: string } | undefined)?.name;
+      if (type === 'DELETED' && name && !deletedAt.has(name)) deletedAt.set(name, Date.now());
+    },
+  );
+  try {
+    // Expiry far enough ahead that creation finishes first; the rate comes from this run's floor.
+    const rate = exchange?.medians[32]?.parallel.throughput ?? 20;
+    const budgetMs = (n / rate) * 2000 + 5000;
+    const expiresAtMs = Math.ceil((Date.now() + budgetMs) / 1000) * 1000;
+    const expiresAt = new Date(expiresAtMs);
+    const names: string[] = [];
+    const created = Date.now();
+    await closedLoop(n, CREATE_CONCURRENCY, async () => {
+      const g = await floorGrant(
+        ctx.floorKube,
+        target,
+        benchClaims(ctx.issuer.issuer, '700000001'),
+        'parallel',
+        expiresAt,
+      );
+      names.push(g.grantId);
+    });
+    const creationSeconds = (Date.now() - created) / 1000;
+    log(`  created ${n} grants in ${creationSeconds.toFixed(1)} s; all expire at ${expiresAt.toISOString()}`);
+    if (Date.now() > expiresAtMs - 500)
+      throw new Error(
+        'grant creation ran past the common expiry; the machine is much slower than the floor run said',
+      );
+    if ([...deletedAt.keys()].some((k) => names.includes(k)))
+      throw new Error('a grant was reaped before its expiry');
+
+    const deadline = expiresAtMs + 10 * 60_000;
+    while (names.some((g) => !deletedAt.has(g))) {
+      if (Date.now() > deadline)
+        throw new Error('the reaper did not delete every expired grant within 10 minutes');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const lags = names.map((g) => deletedAt.get(g)! - expiresAtMs);
+    const first = Math.min(...lags);
+    const last = Math.max(...lags);
+    const listed = async (kind: string) =>
+      (
+        await ctx.adminKube.json<{ items: unknown[] }>(
+          'GET',
+          `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/${kind}?labelSelector=${sel}`,
+        )
+      ).items.length;
+    const leftovers = (await listed('rolebindings')) + (await listed('roles'));
+    const result: ReaperResults = {
+      grants: n,
+      reaperIntervalSeconds: REAPER_INTERVAL_SECONDS,
+      creationSeconds,
+      firstMs: first,
+      p50Ms: percentile(lags, 50),
+      lastMs: last,
+      reapRate: last > first ? (n / (last - first)) * 1000 : NaN,
+      leftovers,
+    };
+    log(
+      `  reaped: first after ${first} ms, median ${result.p50Ms} ms, last after ${last} ms (${result.reapRate.toFixed(1)} grants/s); leftovers ${leftovers}`,
+    );
+    return result;
+  } finally {
+    stopWatch();
+    await bb.stop();
+    await ctx.clearGrants(ns);
+  }
+}
