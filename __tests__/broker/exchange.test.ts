@@ -14,6 +14,7 @@ import {
   freshNamespace,
   kubectl,
   kubectlStatus,
+  rbacApi,
   readAudit,
   tokenKubeconfig,
   waitFor,
@@ -83,8 +84,23 @@ afterAll(async () => {
   await Promise.all([ns?.remove(), other?.remove()]);
 });
 
-const exchange = (token: string, body: unknown = { namespace: ns.name, role: 'deployer' }) =>
-  broker.request<ExchangeResponse & ErrorResponse>('POST', '/v1/exchange', { token, body });
+/**
+ * An exchange, and on success the wait for its self-revoke objects, which the broker creates right
+ * after answering: object snapshots taken next then see the whole grant.
+ */
+async function exchange(token: string, body: unknown = { namespace: ns.name, role: 'deployer' }) {
+  const r = await broker.request<ExchangeResponse & ErrorResponse>('POST', '/v1/exchange', { token, body });
+  if (r.status === 200)
+    await waitFor('the self-revoke RoleBinding', () =>
+      rbacApi()
+        .readNamespacedRoleBinding({ name: `${r.body.grantId}-revoke`, namespace: r.body.namespace })
+        .then(
+          () => true,
+          () => undefined,
+        ),
+    );
+  return r;
+}
 
 function kubeconfigFor(token: string, namespace = ns.name): string {
   const kc = tokenKubeconfig(token, namespace);

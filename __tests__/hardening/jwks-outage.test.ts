@@ -25,7 +25,13 @@ import { createAuditLog } from '../../src/broker/audit.js';
 import { createMetrics } from '../../src/broker/metrics.js';
 import { parsePolicy } from '../../src/broker/policy/index.js';
 import { startOidcIssuer, type OidcIssuer } from '../../test/support/oidc-issuer.js';
-import { freshNamespace, kubectlStatus, tokenKubeconfig, uniqueName } from '../../test/support/cluster.js';
+import {
+  freshNamespace,
+  kubectlStatus,
+  tokenKubeconfig,
+  uniqueName,
+  waitFor,
+} from '../../test/support/cluster.js';
 import {
   brokerRequest,
   installBrokerRbac,
@@ -136,7 +142,15 @@ async function exchange(broker: TestBroker, jwt: string) {
     token: jwt,
     body: { namespace: ns.name, role: 'viewer', ttlSeconds: 600 },
   });
-  if (r.status === 200) granted.push({ grantId: r.body.grantId, token: r.body.token, broker });
+  if (r.status === 200) {
+    granted.push({ grantId: r.body.grantId, token: r.body.token, broker });
+    // The self-revoke Role + RoleBinding come just after the answer (k8s/grants.ts): wait for all
+    // four objects, so "nothing created" checks that follow compare against a settled cluster.
+    const { grantId } = r.body;
+    await waitFor(`the objects of ${grantId}`, () =>
+      managedObjects([ns.name]).filter((o) => o.includes(grantId)).length === 4 ? true : undefined,
+    );
+  }
   return r;
 }
 

@@ -132,6 +132,8 @@ export function grantBodies(claims: VerifiedClaims, t: GrantTarget, expiresAt: D
 export interface FloorGrant {
   grantId: string;
   token: string;
+  /** The self-revoke Role and RoleBinding, created after the token as the broker does. */
+  settled: Promise<void>;
 }
 
 /** Creates one grant's objects directly; `expiresAt` defaults to now + ttl like the broker. */
@@ -167,14 +169,15 @@ export async function floorGrant(
     return tr.status.token;
   };
 
+  // Like the broker, both shapes hand out the token before the self-revoke pair exists.
   if (shape === 'sequential') {
     await createLease();
     const uid = await createSa();
     await accessBinding(uid);
-    await revokePair(uid);
-    return { grantId: b.grantId, token: await tokenRequest(uid) };
+    const token = await tokenRequest(uid);
+    return { grantId: b.grantId, token, settled: revokePair(uid) };
   }
   const [, uid] = await Promise.all([createLease(), createSa()]);
-  const [, , token] = await Promise.all([accessBinding(uid), revokePair(uid), tokenRequest(uid)]);
-  return { grantId: b.grantId, token };
+  const [, token] = await Promise.all([accessBinding(uid), tokenRequest(uid)]);
+  return { grantId: b.grantId, token, settled: revokePair(uid) };
 }

@@ -59,6 +59,7 @@ export async function runReaperBench(
         'parallel',
         expiresAt,
       );
+      await g.settled;
       names.push(g.grantId);
     });
     const creationSeconds = (Date.now() - created) / 1000;

@@ -83,7 +83,13 @@ export async function runScaleBench(
     const t0 = Date.now();
     let done = 0;
     await closedLoop(n, CREATE_CONCURRENCY, async () => {
-      await floorGrant(ctx.floorKube, target, benchClaims(ctx.issuer.issuer, '700000001'), 'parallel');
+      const g = await floorGrant(
+        ctx.floorKube,
+        target,
+        benchClaims(ctx.issuer.issuer, '700000001'),
+        'parallel',
+      );
+      await g.settled;
       done += 1;
       if (done % 1000 === 0) log(`  created ${done}/${n} grants`);
     });

@@ -45,6 +45,36 @@ export interface BrokerDeps {
    */
   replayLedger?: { namespace: string; keepAfterExpirySeconds: number };
   now?: () => number;
+  /**
+   * Work on a grant that outlives its exchange (the self-revoke objects): shutdown waits for it,
+   * and a revocation of that grant waits for it first, so nothing is created after the delete.
+   */
+  grantWork?: GrantWork;
+}
+
+export interface GrantWork {
+  track(grantId: string, work: Promise<void>): void;
+  /** Settles when this replica has no unfinished work on the grant (never rejects). */
+  settled(grantId: string): Promise<void>;
+  /** Settles when all tracked work has finished. */
+  idle(): Promise<void>;
+}
+
+/** Tracks unfinished per-grant work; the promises handed in never reject. */
+export function createGrantWork(): GrantWork {
+  const pending = new Map<string, Promise<void>>();
+  return {
+    track(grantId, work) {
+      pending.set(grantId, work);
+      void work.finally(() => {
+        if (pending.get(grantId) === work) pending.delete(grantId);
+      });
+    },
+    settled: async (grantId) => pending.get(grantId),
+    idle: async () => {
+      await Promise.all(pending.values());
+    },
+  };
 }
 
 export interface BrokerApp {
@@ -250,7 +280,9 @@ export async function runBroker(
   const namespaces = policyNamespaces(parts.policy);
   if (namespaces.length === 0)
     parts.logger.warn('the policy names no namespaces: every exchange will be refused');
+  const grantWork = createGrantWork();
   const app = createBrokerApp({
+    grantWork,
     verifier: parts.verifier,
     policy: parts.policy,
     k8s,
@@ -298,6 +330,7 @@ export async function runBroker(
         app.markShuttingDown();
         parts.logger.info('shutting down', { inFlight: server.inFlight(), graceMs: config.shutdownGraceMs });
         await Promise.all([server.close(config.shutdownGraceMs), reaper.stop()]);
+        await grantWork.idle();
         parts.logger.info('stopped');
       })();
       return stopping;

@@ -97,6 +97,8 @@ describe('grant creation under the deploy/ RBAC', () => {
     );
     const rb = await rbacApi().readNamespacedRoleBinding({ name: g.grantId, namespace: ns.name });
     expect(rb.roleRef).toMatchObject({ kind: 'ClusterRole', name: 'k8s-ea-viewer' });
+    // The self-revoke objects are created after the answer; selfRevoke settles once they exist.
+    await g.selfRevoke;
     for (const obj of [
       rb,
       await rbacApi().readNamespacedRoleBinding({ name: revokeObjectName(g.grantId), namespace: ns.name }),
@@ -124,6 +126,7 @@ describe('grant creation under the deploy/ RBAC', () => {
   test('the grant token can revoke exactly its own grant and nothing else', async () => {
     const a = await createGrant(k8s, claims(), grantable({ kind: 'ClusterRole', name: 'k8s-ea-viewer' }));
     const b = await createGrant(k8s, claims(), grantable({ kind: 'ClusterRole', name: 'k8s-ea-viewer' }));
+    await Promise.all([a.selfRevoke, b.selfRevoke]);
     const kc = kubeconfig(a.token);
     await waitFor('the grant to work', () => (kubectlStatus(kc, ['get', 'pods']).ok ? true : undefined));
     // Another grant's objects: denied.
@@ -160,6 +163,7 @@ describe('grant creation under the deploy/ RBAC', () => {
     expect(err).toBeInstanceOf(BrokerError);
     expect(err).toMatchObject({ code: 'ERR_UNAUTHENTICATED', reason: 'jwt_replayed' });
     // The first grant is intact: the replay neither replaced nor rolled it back.
+    await g.selfRevoke;
     expect(managedObjects([ns.name]).filter((o) => o.includes(g.grantId))).toHaveLength(4);
     await deleteGrantObjects(k8s, ns.name, g.grantId);
   });
@@ -199,6 +203,7 @@ describe('grant creation under the deploy/ RBAC', () => {
         rules: [{ apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get', 'list'] }],
       }),
     );
+    await g.selfRevoke;
     const kc = kubeconfig(g.token);
     await waitFor('the inline role to work', () =>
       kubectlStatus(kc, ['get', 'serviceaccounts']).ok ? true : undefined,

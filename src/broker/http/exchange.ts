@@ -59,6 +59,15 @@ export async function handleExchange(
     grant = await createGrant(deps.k8s, ctx.claims, grantable, {
       now: deps.now,
       onRollbackError: logRollbackError,
+      onSelfRevokeError: (grantId, err) =>
+        deps.logger.error(
+          'could not create the self-revoke permission; revoke through the broker or the reaper',
+          {
+            requestId: ctx.requestId,
+            grantId,
+            error: err instanceof Error ? err.message : String(err),
+          },
+        ),
     });
   } catch (err) {
     // Nothing was granted, so the JWT may be used again (e.g. a retry after a 503) — unless this
@@ -70,6 +79,8 @@ export async function handleExchange(
       ).catch((e: unknown) => logRollbackError(`JWT-use record ${grantId}`, e));
     throw err;
   }
+
+  deps.grantWork?.track(grant.grantId, grant.selfRevoke);
 
   deps.audit.record({
     action: 'exchange',

@@ -87,6 +87,10 @@ export async function handleRevoke(
     expiresAt = found.serviceAccount.metadata?.annotations?.[EXPIRES_AT_ANNOTATION];
   }
 
+  // A grant revoked right after its exchange: let this replica finish creating its self-revoke
+  // objects first, or they would appear after the delete (the garbage collector would still remove
+  // them, as it does for a revocation served by another replica, but seconds later).
+  await deps.grantWork?.settled(grantId);
   await deleteGrantObjects(deps.k8s, namespace, grantId, { uid });
   deps.metrics.revocations.inc({ by: ctx.by });
   deps.audit.record({

@@ -1,6 +1,7 @@
-// Creates a grant: the ServiceAccount (root, carrying labels and the expiry), then its RoleBinding
-// (and a per-grant Role for inline rules) and the self-revoke Role + RoleBinding, all owned by the
-// ServiceAccount, then a TokenRequest. A failure halfway deletes whatever was created.
+// Creates a grant: the ServiceAccount (root, carrying labels and the expiry), then in parallel its
+// RoleBinding (and a per-grant Role for inline rules) and a TokenRequest; a failure there deletes
+// whatever was created. Then, off the answer's path, the self-revoke Role + RoleBinding. Every
+// object is owned by the ServiceAccount.
 import type { V1OwnerReference, V1PolicyRule } from '@kubernetes/client-node';
 import { BrokerError } from '../../shared/errors.js';
 import type { Grantable, VerifiedClaims } from '../types.js';
@@ -24,10 +25,18 @@ export interface CreatedGrant {
   /** When the reaper deletes the grant at the latest; never after tokenExpiresAt. */
   expiresAt: Date;
   credentialId?: string;
+  /**
+   * Resolves once the self-revoke Role and RoleBinding exist, or could not be created (then
+   * onSelfRevokeError was called: the grant still works, and is revoked through the broker or
+   * reaped at expiry). Never rejects; the answer does not wait for it.
+   */
+  selfRevoke: Promise<void>;
 }
 
 export interface CreateGrantOptions {
   now?: () => number;
+  /** Called when the self-revoke objects could not be created (selfRevoke never rejects). */
+  onSelfRevokeError?: (grantId: string, err: unknown) => void;
   /** Called with a description of each rollback failure; the reaper will find leftovers by label. */
   onRollbackError?: (what: string, err: unknown) => void;
 }
@@ -79,6 +88,34 @@ export async function createGrant(
   });
   const subject = { kind: 'ServiceAccount', name: grantId, namespace };
 
+  // Lets the action's post step revoke without the broker: delete exactly this grant's objects.
+  // Created after the answer, not before: the API server's RBAC escalation check on a new Role and
+  // on a binding to it waits for a consistent read of the watch cache (~100 ms each, see
+  // docs/benchmarks.md), and the job needs this permission only when it ends, not now.
+  const revokeBinding = async (): Promise<void> => {
+    const name = revokeObjectName(grantId);
+    const rules: V1PolicyRule[] = [
+      { apiGroups: [RBAC_GROUP], resources: ['rolebindings'], verbs: ['delete'], resourceNames: [grantId] },
+      { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['delete'], resourceNames: [grantId] },
+    ];
+    if (grantable.roleRef.kind === 'Inline')
+      rules.push({
+        apiGroups: [RBAC_GROUP],
+        resources: ['roles'],
+        verbs: ['delete'],
+        resourceNames: [grantId],
+      });
+    await k8s.rbac.createNamespacedRole({ namespace, body: { metadata: meta(name, 'revoke'), rules } });
+    await k8s.rbac.createNamespacedRoleBinding({
+      namespace,
+      body: {
+        metadata: meta(name, 'revoke'),
+        roleRef: { apiGroup: RBAC_GROUP, kind: 'Role', name },
+        subjects: [subject],
+      },
+    });
+  };
+
   try {
     const accessBinding = async (): Promise<void> => {
       let roleRef: { apiGroup: string; kind: string; name: string };
@@ -96,49 +133,28 @@ export async function createGrant(
         body: { metadata: meta(grantId, 'grant'), roleRef, subjects: [subject] },
       });
     };
-    // Lets the action's post step revoke without the broker: delete exactly this grant's objects.
-    const revokeBinding = async (): Promise<void> => {
-      const name = revokeObjectName(grantId);
-      const rules: V1PolicyRule[] = [
-        { apiGroups: [RBAC_GROUP], resources: ['rolebindings'], verbs: ['delete'], resourceNames: [grantId] },
-        { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['delete'], resourceNames: [grantId] },
-      ];
-      if (grantable.roleRef.kind === 'Inline')
-        rules.push({
-          apiGroups: [RBAC_GROUP],
-          resources: ['roles'],
-          verbs: ['delete'],
-          resourceNames: [grantId],
-        });
-      await k8s.rbac.createNamespacedRole({ namespace, body: { metadata: meta(name, 'revoke'), rules } });
-      await k8s.rbac.createNamespacedRoleBinding({
+    const tokenRequest = async () => {
+      const tr = await k8s.core.createNamespacedServiceAccountToken({
+        name: grantId,
         namespace,
         body: {
-          metadata: meta(name, 'revoke'),
-          roleRef: { apiGroup: RBAC_GROUP, kind: 'Role', name },
-          subjects: [subject],
+          // The uid pins the token to this very ServiceAccount, not a same-named successor.
+          metadata: { uid },
+          spec: { audiences: [], expirationSeconds: Math.max(MIN_TOKEN_SECONDS, grantable.ttlSeconds) },
         },
       });
+      const token = tr.status?.token;
+      const tokenExpiresAt = tr.status?.expirationTimestamp
+        ? new Date(tr.status.expirationTimestamp)
+        : undefined;
+      if (!token || !tokenExpiresAt) throw new Error('TokenRequest returned no token or expiry');
+      return { token, tokenExpiresAt };
     };
     // allSettled, not all: rollback must wait until neither branch can still create something.
-    const results = await Promise.allSettled([accessBinding(), revokeBinding()]);
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
-
-    const tr = await k8s.core.createNamespacedServiceAccountToken({
-      name: grantId,
-      namespace,
-      body: {
-        // The uid pins the token to this very ServiceAccount, not a same-named successor.
-        metadata: { uid },
-        spec: { audiences: [], expirationSeconds: Math.max(MIN_TOKEN_SECONDS, grantable.ttlSeconds) },
-      },
-    });
-    const token = tr.status?.token;
-    const tokenExpiresAt = tr.status?.expirationTimestamp
-      ? new Date(tr.status.expirationTimestamp)
-      : undefined;
-    if (!token || !tokenExpiresAt) throw new Error('TokenRequest returned no token or expiry');
+    const [binding, issued] = await Promise.allSettled([accessBinding(), tokenRequest()]);
+    if (binding.status === 'rejected') throw binding.reason;
+    if (issued.status === 'rejected') throw issued.reason;
+    const { token, tokenExpiresAt } = issued.value;
     const effectiveExpiry = tokenExpiresAt < expiresAt ? tokenExpiresAt : expiresAt;
     return {
       grantId,
@@ -149,6 +165,7 @@ export async function createGrant(
       tokenExpiresAt,
       expiresAt: effectiveExpiry,
       credentialId: credentialIdOf(token),
+      selfRevoke: revokeBinding().catch((err: unknown) => options.onSelfRevokeError?.(grantId, err)),
     };
   } catch (err) {
     await deleteGrantObjects(k8s, namespace, grantId, { uid }).catch((rollbackErr: unknown) =>
