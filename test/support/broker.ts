@@ -113,6 +113,8 @@ export function kubectlAdmin(args: string[], input?: string): string {
   const r = spawnSync('kubectl', ['--kubeconfig', adminKubeconfigPath(), '--request-timeout=30s', ...args], {
     encoding: 'utf8',
     input,
+    // Listings of thousands of objects (load tests) exceed the default 1 MiB.
+    maxBuffer: 64 * 1024 * 1024,
   });
   if (r.status !== 0) throw new Error(`kubectl ${args.join(' ')} failed: ${r.stderr}`);
   return r.stdout;
