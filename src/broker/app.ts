@@ -16,7 +16,7 @@ import {
 } from './k8s/clients.js';
 import { Reaper } from './k8s/reaper.js';
 import { createLogger, type Logger } from './logger.js';
-import { createAuditLog, type AuditLog } from './audit.js';
+import { createAuditLog, type AuditEvent, type AuditLog } from './audit.js';
 import { loadConfig } from './config.js';
 import { loadPolicy } from './policy/index.js';
 import { createTokenVerifier } from './auth/token-verifier.js';
@@ -95,6 +95,10 @@ function decodePathSegment(segment: string): string {
   }
 }
 
+/** A failure on our side (or the cluster's), as opposed to a refused request. */
+const isServerFault = (err: BrokerError): boolean =>
+  err.code === 'ERR_INTERNAL' || err.code === 'ERR_UNAVAILABLE';
+
 function asBrokerError(err: unknown): BrokerError {
   if (err instanceof BrokerError) return err;
   return new BrokerError('ERR_INTERNAL', 'unexpected_error', errorMessage(err), { cause: err });
@@ -105,6 +109,25 @@ export function createBrokerApp(deps: BrokerDeps): BrokerApp {
   const limiter = new TokenBucketLimiter(deps.limits.perRepositoryPerMinute, now);
   let shuttingDown = false;
 
+  /** The audit line and the log line of a refused request; the client gets the generic message. */
+  function refuse(
+    e: unknown,
+    what: string,
+    requestId: string,
+    audit: Omit<AuditEvent, 'action'>,
+  ): BrokerError {
+    const err = asBrokerError(e);
+    deps.audit.record({ action: 'denial', requestId, reason: err.reason, code: err.code, ...audit });
+    deps.logger[isServerFault(err) ? 'error' : 'info'](`${what} refused`, {
+      requestId,
+      code: err.code,
+      reason: err.reason,
+      detail: err.message,
+      cause: err.cause === undefined ? undefined : errorMessage(err.cause),
+    });
+    return err;
+  }
+
   async function exchange(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
     const started = now();
     const ctx: ExchangeContext = { requestId };
@@ -113,32 +136,14 @@ export function createBrokerApp(deps: BrokerDeps): BrokerApp {
       const body = await handleExchange(deps, limiter, req, ctx);
       sendJson(res, 200, body, { 'x-request-id': requestId });
     } catch (e) {
-      const err = asBrokerError(e);
-      const denied = [
-        'ERR_BAD_REQUEST',
-        'ERR_UNAUTHENTICATED',
-        'ERR_FORBIDDEN',
-        'ERR_PAYLOAD_TOO_LARGE',
-        'ERR_RATE_LIMITED',
-      ].includes(err.code);
-      result = denied ? 'denied' : 'error';
-      if (denied) deps.metrics.denials.inc({ reason: err.reason });
-      deps.audit.record({
-        action: 'denial',
-        requestId,
-        reason: err.reason,
-        code: err.code,
+      const err = refuse(e, 'exchange', requestId, {
         claims: ctx.claims,
         namespace: ctx.request?.namespace,
         role: ctx.request?.role,
       });
-      deps.logger[denied ? 'info' : 'error']('exchange refused', {
-        requestId,
-        code: err.code,
-        reason: err.reason,
-        detail: err.message,
-        cause: err.cause === undefined ? undefined : errorMessage(err.cause),
-      });
+      const denied = !isServerFault(err);
+      result = denied ? 'denied' : 'error';
+      if (denied) deps.metrics.denials.inc({ reason: err.reason });
       const retry = (err as { retryAfterSeconds?: number }).retryAfterSeconds;
       discardBody(req);
       sendError(
@@ -164,26 +169,12 @@ export function createBrokerApp(deps: BrokerDeps): BrokerApp {
       const body = await handleRevoke(deps, req, grantId, ctx);
       sendJson(res, 200, body, { 'x-request-id': requestId });
     } catch (e) {
-      const err = asBrokerError(e);
-      deps.audit.record({
-        action: 'denial',
-        requestId,
-        reason: err.reason,
-        code: err.code,
+      const err = refuse(e, 'revocation', requestId, {
         claims: ctx.claims,
         grantId: ctx.grantId,
         by: ctx.by,
         request: 'revoke',
       });
-      deps.logger[err.code === 'ERR_INTERNAL' || err.code === 'ERR_UNAVAILABLE' ? 'error' : 'info'](
-        'revocation refused',
-        {
-          requestId,
-          code: err.code,
-          reason: err.reason,
-          detail: err.message,
-        },
-      );
       sendError(res, err, requestId, { 'x-request-id': requestId });
     }
   }
