@@ -9,7 +9,6 @@ import type { BrokerDeps } from '../app.js';
 import { createGrant } from '../k8s/grants.js';
 import { recordJwtUse } from '../k8s/replay-ledger.js';
 import { deleteIgnoringNotFound } from '../k8s/errors.js';
-import { deleteGrantObjects } from '../k8s/revoke.js';
 import { grantIdFor, rfc3339 } from '../naming.js';
 import { bearerToken, readJsonBody, requireJsonContentType } from './io.js';
 import { parseExchangeRequest } from './validate.js';
@@ -45,57 +44,40 @@ export async function handleExchange(
   const grantable = deps.policy.authorize(ctx.claims, ctx.request);
   const grantId = grantIdFor(ctx.claims);
   const ledger = deps.replayLedger;
+  if (ledger) {
+    const keepUntil = new Date((ctx.claims.exp + ledger.keepAfterExpirySeconds) * 1000);
+    await recordJwtUse(deps.k8s, ledger.namespace, grantId, keepUntil, deps.now);
+  }
   const logRollbackError = (what: string, err: unknown) =>
     deps.logger.error('rollback failed; the reaper will delete the leftovers', {
       requestId: ctx.requestId,
       what,
       error: err instanceof Error ? err.message : String(err),
     });
-  // The JWT-use record and the grant are written at the same time (one round trip less); the
-  // token is handed out only if both succeed.
-  const [recorded, created] = await Promise.allSettled([
-    ledger
-      ? recordJwtUse(
-          deps.k8s,
-          ledger.namespace,
-          grantId,
-          new Date((ctx.claims.exp + ledger.keepAfterExpirySeconds) * 1000),
-          deps.now,
-        )
-      : Promise.resolve(),
-    createGrant(deps.k8s, ctx.claims, grantable, {
+  let grant;
+  try {
+    grant = await createGrant(deps.k8s, ctx.claims, grantable, {
       now: deps.now,
       onRollbackError: logRollbackError,
-      onSelfRevokeError: (id, err) =>
+      onSelfRevokeError: (grantId, err) =>
         deps.logger.error(
           'could not create the self-revoke permission; revoke through the broker or the reaper',
           {
             requestId: ctx.requestId,
-            grantId: id,
+            grantId,
             error: err instanceof Error ? err.message : String(err),
           },
         ),
-    }),
-  ]);
-  if (created.status === 'rejected') {
+    });
+  } catch (err) {
     // Nothing was granted, so the JWT may be used again (e.g. a retry after a 503) — unless this
     // was itself a replay, whose record belongs to the first use.
-    const replay = created.reason instanceof BrokerError && created.reason.reason === 'jwt_replayed';
-    if (ledger && !replay && recorded.status === 'fulfilled')
+    const replay = err instanceof BrokerError && err.reason === 'jwt_replayed';
+    if (ledger && !replay)
       await deleteIgnoringNotFound(() =>
         deps.k8s.coordination.deleteNamespacedLease({ name: grantId, namespace: ledger.namespace }),
       ).catch((e: unknown) => logRollbackError(`JWT-use record ${grantId}`, e));
-    throw created.reason;
-  }
-  const grant = created.value;
-  if (recorded.status === 'rejected') {
-    // The JWT was used before (its grant has since ended) or its use could not be recorded: the
-    // new grant must not stand. Its token never leaves the broker.
-    await grant.selfRevoke;
-    await deleteGrantObjects(deps.k8s, grant.namespace, grant.grantId, {
-      uid: grant.serviceAccountUid,
-    }).catch((e: unknown) => logRollbackError(`grant ${grant.grantId}`, e));
-    throw recorded.reason;
+    throw err;
   }
 
   deps.grantWork?.track(grant.grantId, grant.selfRevoke);
