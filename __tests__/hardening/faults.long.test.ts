@@ -224,6 +224,11 @@ describe('the API server restarts while grants are active', () => {
         await waitFor('the grant to work', () =>
           kubectlStatus(kc.path, ['get', 'pods']).ok ? true : undefined,
         );
+        // The broker creates each grant's self-revoke objects just after answering: let them exist
+        // before the fault, so the restart is what this test puts to the proof.
+        await waitFor('all objects of the three grants', () =>
+          managedObjects([ns]).length === 12 ? true : undefined,
+        );
         await cp.kill();
         await cp.start();
         tally.faults += 1;
