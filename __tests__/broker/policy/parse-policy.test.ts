@@ -87,7 +87,10 @@ describe('valid policies', () => {
         verbs: [get, list]
       - apiGroups: [apps]
         resources: [deployments, deployments/scale]
-        verbs: [get, list, create, update, patch, delete]`,
+        verbs: [get, list, create, update, patch, delete]
+      - apiGroups: [""]
+        resources: [pods]
+        verbs: [get, list, watch, delete]`,
     );
     expect(() => parsePolicy(text, 'policy.yaml')).not.toThrow();
   });
@@ -376,6 +379,14 @@ describe('dangerous permissions in inline roles are refused at load', () => {
     ],
     ['patching namespaces (Pod Security labels)', '""', 'namespaces', 'patch'],
     ['writing CRDs', 'apiextensions.k8s.io', 'customresourcedefinitions', 'create'],
+    ['patching pods (swapping the image of a running pod)', '""', 'pods', 'patch'],
+    ['updating pods', '""', 'pods', 'update'],
+    ['binding pods to nodes', '""', 'pods/binding', 'create'],
+    ['bindings', '""', 'bindings', 'create'],
+    ['writing endpoints', '""', 'endpoints', 'update'],
+    ['writing endpointslices', 'discovery.k8s.io', 'endpointslices', 'create'],
+    ['writing serviceaccounts', '""', 'serviceaccounts', 'create'],
+    ['writing networkpolicies', 'networking.k8s.io', 'networkpolicies', 'delete'],
   ];
 
   test.each(DANGEROUS)('%s', (_name, group, resource, verb) => {

@@ -25,6 +25,8 @@ const ANY_VERB: Record<string, string> = {
   'serviceaccounts/token': 'mints tokens for other ServiceAccounts',
   'certificatesigningrequests/approval': 'approves certificate requests (cluster identities)',
   persistentvolumes: 'touches PersistentVolumes (hostPath volumes give node access)',
+  bindings: 'binds pods to nodes of its choosing (bypasses the scheduler and its constraints)',
+  'pods/binding': 'binds pods to nodes of its choosing (bypasses the scheduler and its constraints)',
 };
 
 /** Resources refused with write verbs, and why. */
@@ -45,7 +47,18 @@ const WRITE_ONLY: Record<string, string> = {
   'namespaces/status': 'writes Namespaces',
   'namespaces/finalize': 'writes Namespaces',
   customresourcedefinitions: 'writes CustomResourceDefinitions (cluster-wide API changes)',
+  endpoints: 'writes Endpoints (redirects the traffic of a Service to addresses of its choosing)',
+  endpointslices: 'writes EndpointSlices (redirects the traffic of a Service to addresses of its choosing)',
+  serviceaccounts: 'writes ServiceAccounts (can forge or delete identities, including grants)',
+  networkpolicies: 'writes NetworkPolicies (opens or closes the network boundary of the namespace)',
 };
+
+/** Resources refused with update or patch only: deleting or creating them is governed elsewhere. */
+const IN_PLACE: Record<string, string> = {
+  // Creating pods is left to the admission guard (deploy/admission-guard.yaml), which checks what a pod runs as.
+  pods: 'updates Pods in place: a patched image takes over a running pod with its ServiceAccount and mounts',
+};
+const IN_PLACE_VERBS = new Set(['update', 'patch']);
 
 function describeRule(rule: RuleSummary): string {
   const list = (values: unknown) =>
@@ -82,11 +95,14 @@ export function dangerousFindings(rules: readonly RuleSummary[]): DangerFinding[
     for (const verb of lowerVerbs)
       if (ESCALATION_VERBS.has(verb)) add(`uses the "${verb}" verb (privilege escalation)`);
     const writes = lowerVerbs.some((v) => WRITE_VERBS.has(v));
+    const inPlace = lowerVerbs.some((v) => IN_PLACE_VERBS.has(v));
     for (const resource of resources.map((r) => r.toLowerCase())) {
       const anyVerb = ANY_VERB[resource];
       if (anyVerb) add(anyVerb);
       const writeOnly = WRITE_ONLY[resource];
       if (writeOnly && writes) add(writeOnly);
+      const inPlaceOnly = IN_PLACE[resource];
+      if (inPlaceOnly && inPlace) add(inPlaceOnly);
     }
   });
   return findings;
