@@ -1,4 +1,4 @@
-// Command kubecluster runs a real, single-node Kubernetes control plane for tests and the demo:
+// Command kubecluster runs a real Kubernetes control plane (no nodes) for tests and the demo:
 // embedded etcd and kube-apiserver in this process, kube-controller-manager as a child process
 // (a second run of this same binary, because each Kubernetes command installs a process-wide
 // signal handler and only one may exist per process).
@@ -30,6 +30,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -41,6 +42,26 @@ import (
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 )
+
+// controllers are the kube-controller-manager controllers that do their job without nodes or a cloud:
+// what a real cluster does with the objects a job applies (Deployments get ReplicaSets and Pods, Services
+// get EndpointSlices, Jobs get Pods), aggregated ClusterRoles get their rules, namespaces get
+// kube-root-ca.crt. Left out: node controllers (node-lifecycle, node-ipam, ttl, taint-eviction,
+// attach-detach: no nodes), cloud and certificate signing (no cloud, no signer keys), the
+// horizontal-pod-autoscaler (no metrics API), bootstrap tokens (disabled by default in real clusters).
+var controllers = []string{
+	"garbage-collector-controller", "namespace-controller",
+	"serviceaccount-controller", "serviceaccount-token-controller", "legacy-serviceaccount-token-cleaner-controller",
+	"root-ca-certificate-publisher-controller", "clusterrole-aggregation-controller",
+	"deployment-controller", "replicaset-controller", "replicationcontroller-controller",
+	"statefulset-controller", "daemonset-controller", "job-controller", "cronjob-controller",
+	"ttl-after-finished-controller", "disruption-controller", "pod-garbage-collector-controller",
+	"endpoints-controller", "endpointslice-controller", "endpointslice-mirroring-controller",
+	"resourcequota-controller", "ephemeral-volume-controller",
+	"persistentvolume-binder-controller", "persistentvolume-protection-controller",
+	"persistentvolumeclaim-protection-controller",
+	"validatingadmissionpolicy-status-controller", "service-cidr-controller",
+}
 
 func fail(err error) {
 	if err != nil {
@@ -252,6 +273,8 @@ func serve(dir string, extra []string) {
 		"--audit-policy-file=" + d.path("audit-policy.yaml"), "--audit-log-path=" + d.path("audit.log"),
 		"--audit-log-mode=blocking",
 		"--endpoint-reconciler-type=none",
+		// As kubeadm and managed clusters run it: privileged pods are a policy decision, not an API refusal.
+		"--allow-privileged=true",
 	}, extra...)
 	apiCmd := apiserver.NewAPIServerCommand()
 	apiCmd.SetArgs(args)
@@ -264,7 +287,7 @@ func serve(dir string, extra []string) {
 	fail(err)
 	kcm := exec.Command(self, "controller-manager",
 		"--kubeconfig="+d.path("admin.kubeconfig"), "--leader-elect=false", "--secure-port=0",
-		"--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller",
+		"--controllers="+strings.Join(controllers, ","),
 		"--service-account-private-key-file="+d.path("sa.key"), "--root-ca-file="+d.path("ca.crt"),
 		"--concurrent-gc-syncs=20",
 		// The default client throttle (20 QPS) lets the garbage collector fall tens of minutes

@@ -74,9 +74,10 @@ export function tokenKubeconfig(token: string, namespace = 'default'): { path: s
   return { path, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-export function kubectl(kubeconfig: string, args: string[]): SpawnSyncReturns<string> {
+export function kubectl(kubeconfig: string, args: string[], input?: string): SpawnSyncReturns<string> {
   return spawnSync('kubectl', ['--kubeconfig', kubeconfig, '--request-timeout=10s', ...args], {
     encoding: 'utf8',
+    input,
   });
 }
 

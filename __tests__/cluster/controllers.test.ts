@@ -1,0 +1,146 @@
+// The control plane runs the controllers a real cluster runs that need no nodes: what a job applies turns
+// into the objects controllers make from it, and built-in roles carry their aggregated rules.
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { load } from 'js-yaml';
+import {
+  adminKubeconfigPath,
+  coreApi,
+  freshNamespace,
+  kubectl,
+  rbacApi,
+  tokenKubeconfig,
+  uniqueName,
+  waitFor,
+} from '../../test/support/cluster.js';
+
+let ns: { name: string; remove: () => Promise<void> };
+let jobKubeconfig: { path: string; cleanup: () => void };
+
+// A job identity like a grant's: a ServiceAccount token bound by a RoleBinding to a role that may manage
+// Deployments, Jobs and Services and read Pods, nothing else.
+beforeAll(async () => {
+  ns = await freshNamespace('controllers');
+  const sa = uniqueName('job');
+  await coreApi().createNamespacedServiceAccount({ namespace: ns.name, body: { metadata: { name: sa } } });
+  await rbacApi().createNamespacedRole({
+    namespace: ns.name,
+    body: {
+      metadata: { name: sa },
+      rules: [
+        {
+          apiGroups: ['apps'],
+          resources: ['deployments', 'replicasets'],
+          verbs: ['get', 'list', 'watch', 'create'],
+        },
+        { apiGroups: ['batch'], resources: ['jobs'], verbs: ['get', 'list', 'watch', 'create'] },
+        { apiGroups: [''], resources: ['services', 'pods'], verbs: ['get', 'list', 'watch', 'create'] },
+      ],
+    },
+  });
+  await rbacApi().createNamespacedRoleBinding({
+    namespace: ns.name,
+    body: {
+      metadata: { name: sa },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: sa },
+      subjects: [{ kind: 'ServiceAccount', name: sa, namespace: ns.name }],
+    },
+  });
+  const tr = await coreApi().createNamespacedServiceAccountToken({
+    name: sa,
+    namespace: ns.name,
+    body: { spec: { audiences: [], expirationSeconds: 600 } },
+  });
+  jobKubeconfig = tokenKubeconfig(tr.status!.token!, ns.name);
+});
+afterAll(async () => {
+  jobKubeconfig.cleanup();
+  await ns.remove();
+});
+
+const asJob = (args: string[], input?: string) => kubectl(jobKubeconfig.path, args, input);
+
+const podTemplate = (app: string) => ({
+  metadata: { labels: { app } },
+  spec: { containers: [{ name: 'c', image: 'registry.invalid/app:1' }] },
+});
+
+const countOf = (kind: string, selector: string): number =>
+  (
+    load(
+      kubectl(adminKubeconfigPath(), ['-n', ns.name, 'get', kind, '-l', selector, '-o', 'json']).stdout,
+    ) as {
+      items: unknown[];
+    }
+  ).items.length;
+
+describe('controllers that need no nodes', () => {
+  test('the built-in view ClusterRole carries the rules aggregated into it', async () => {
+    const rules = await waitFor('view to be aggregated', () => {
+      const r = kubectl(adminKubeconfigPath(), ['get', 'clusterrole', 'view', '-o', 'yaml']);
+      const doc = load(r.stdout) as { rules?: { resources?: string[] }[] };
+      return doc.rules && doc.rules.length > 0 ? doc.rules : undefined;
+    });
+    expect(rules.flatMap((r) => r.resources ?? [])).toEqual(expect.arrayContaining(['pods', 'configmaps']));
+  });
+
+  test('every namespace gets the kube-root-ca.crt ConfigMap', async () => {
+    const cm = await waitFor('kube-root-ca.crt', () =>
+      coreApi()
+        .readNamespacedConfigMap({ name: 'kube-root-ca.crt', namespace: ns.name })
+        .catch(() => undefined),
+    );
+    expect(cm.data?.['ca.crt']).toMatch(/^-----BEGIN CERTIFICATE-----/);
+  });
+
+  test("a job's Deployment yields a ReplicaSet and Pending Pods; rollout status times out, as without nodes", async () => {
+    const app = uniqueName('web');
+    const deployment = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: app },
+      spec: { replicas: 2, selector: { matchLabels: { app } }, template: podTemplate(app) },
+    };
+    expect(asJob(['apply', '-f', '-'], JSON.stringify(deployment)).status).toBe(0);
+    await waitFor('the ReplicaSet', () => (countOf('replicasets', `app=${app}`) === 1 ? true : undefined));
+    await waitFor('two Pods', () => (countOf('pods', `app=${app}`) === 2 ? true : undefined));
+    const phases = asJob(['get', 'pods', '-l', `app=${app}`, '-o', 'jsonpath={.items[*].status.phase}']);
+    expect(phases.stdout.split(' ')).toEqual(['Pending', 'Pending']);
+
+    const rollout = asJob(['rollout', 'status', `deployment/${app}`, '--timeout=3s']);
+    expect(rollout.status).not.toBe(0);
+    expect(rollout.stdout).toMatch(
+      /Waiting for deployment .* rollout to finish: 0 of 2 updated replicas are available/,
+    );
+    expect(rollout.stderr).toMatch(/timed out waiting for the condition/);
+  });
+
+  test("a job's Job yields a Pod", async () => {
+    const name = uniqueName('once');
+    const job = {
+      apiVersion: 'batch/v1',
+      kind: 'Job',
+      metadata: { name },
+      spec: {
+        template: { ...podTemplate(name), spec: { ...podTemplate(name).spec, restartPolicy: 'Never' } },
+      },
+    };
+    expect(asJob(['apply', '-f', '-'], JSON.stringify(job)).status).toBe(0);
+    await waitFor('the Job Pod', () =>
+      countOf('pods', `batch.kubernetes.io/job-name=${name}`) === 1 ? true : undefined,
+    );
+  });
+
+  test("a job's Service gets an EndpointSlice", async () => {
+    const name = uniqueName('svc');
+    const svc = {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name },
+      spec: { selector: { app: name }, ports: [{ port: 80 }] },
+    };
+    expect(asJob(['apply', '-f', '-'], JSON.stringify(svc)).status).toBe(0);
+    await waitFor('the EndpointSlice', () =>
+      countOf('endpointslices', `kubernetes.io/service-name=${name}`) === 1 ? true : undefined,
+    );
+  });
+});
