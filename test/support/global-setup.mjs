@@ -1,10 +1,12 @@
 // Jest global setup: start (or reuse) the real local control plane once for the whole run, and
-// hand its coordinates to the test workers through the environment.
+// hand its coordinates to the test workers through the environment; install the cluster-wide fixtures.
 import { up } from '../../scripts/cluster.mjs';
+import { installClusterFixtures } from './cluster-fixtures.mjs';
 
 export default async function globalSetup() {
   const info = await up({ quiet: !process.env.CI });
   process.env.K8S_EA_ADMIN_KUBECONFIG = info.kubeconfig;
   process.env.K8S_EA_AUDIT_LOG = info.auditLog;
   process.env.K8S_EA_SERVER = info.server;
+  await installClusterFixtures(info.kubeconfig);
 }
