@@ -5,6 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BrokerError, errorMessage } from '../../shared/errors.js';
 import type { AuditEvent } from '../audit.js';
 import type { BrokerDeps } from '../deps.js';
+import { describeK8sError } from '../k8s/errors.js';
 import { discardBody, sendError, sendJson } from './io.js';
 
 /** What a denial's audit line says besides the reason: as much as was known when it was refused. */
@@ -50,7 +51,8 @@ export async function answer(
       code: err.code,
       reason: err.reason,
       detail: err.message,
-      cause: err.cause === undefined ? undefined : errorMessage(err.cause),
+      // Causes are often Kubernetes client errors, whose messages carry whole response bodies.
+      cause: err.cause === undefined ? undefined : describeK8sError(err.cause),
     });
     discardBody(req);
     sendError(res, err, requestId, headers);
