@@ -451,7 +451,12 @@ describe('reaper', () => {
     );
     console.log(`reaped ${Date.now() - Date.parse(g.expiresAt)} ms after expiry`);
     expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(g.expiresAt));
-    expect(broker.auditLines.find((l) => l.action === 'reap' && l.grantId === g.grantId)).toMatchObject({
+    // kubectl runs synchronously, blocking this process's event loop, so it can see the grant gone
+    // before the in-process reaper has handled the DELETE's answer and written its audit line.
+    const reapLine = await waitFor('the reap audit line', () =>
+      broker.auditLines.find((l) => l.action === 'reap' && l.grantId === g.grantId),
+    );
+    expect(reapLine).toMatchObject({
       namespace: ns.name,
       by: 'reaper',
     });
