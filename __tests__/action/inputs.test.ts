@@ -57,7 +57,7 @@ describe('parseInputs', () => {
     [{ role: '' }, /Input "role" is required/],
     [{ role: 'admin role' }, /Input "role" must be a role name/],
     [{ ttl: '15m' }, /Input "ttl" must be a whole number of seconds/],
-    [{ ttl: '10' }, /Input "ttl" must be between 60 and 86400/],
+    [{ ttl: '10' }, /Input "ttl" must be between 60 and 21600/],
     [{ ttl: '90000' }, /Input "ttl" must be between/],
     [{ 'context-name': 'a b' }, /Input "context-name"/],
     [{ 'kubeconfig-path': 'relative/kc' }, /Input "kubeconfig-path" must be an absolute path/],

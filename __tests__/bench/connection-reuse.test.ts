@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { loadKubeConfig, makeK8sClients } from '../../src/broker/k8s/clients.js';
+import { loadKubeConfig, createK8sClients } from '../../src/broker/k8s/clients.js';
 import { adminKubeconfigPath, freshNamespace } from '../../test/support/cluster.js';
 import { installBrokerRbac, selfSignedCert, type BrokerRbac } from '../../test/support/broker.js';
 
@@ -114,7 +114,7 @@ describe('against the real API server', () => {
   });
 
   test('client-certificate identity (admin kubeconfig): repeated calls succeed', async () => {
-    const k8s = makeK8sClients(loadKubeConfig(adminKubeconfigPath()));
+    const k8s = createK8sClients(loadKubeConfig(adminKubeconfigPath()));
     for (let i = 0; i < 3; i += 1) {
       const list = await k8s.core.listNamespacedServiceAccount({ namespace: ns.name });
       expect(Array.isArray(list.items)).toBe(true);
@@ -122,7 +122,7 @@ describe('against the real API server', () => {
   });
 
   test("bearer-token identity (the broker's RBAC): allowed calls succeed, forbidden ones are still refused", async () => {
-    const k8s = makeK8sClients(loadKubeConfig(rbac.kubeconfigPath));
+    const k8s = createK8sClients(loadKubeConfig(rbac.kubeconfigPath));
     const name = `reuse-${Math.random().toString(16).slice(2, 8)}`;
     await k8s.core.createNamespacedServiceAccount({ namespace: ns.name, body: { metadata: { name } } });
     const read = await k8s.core.readNamespacedServiceAccount({ namespace: ns.name, name });

@@ -6,7 +6,7 @@
 import { expect, test } from '@jest/globals';
 import { Reaper, REAP_CONCURRENCY } from '../../src/broker/k8s/reaper.js';
 import type { K8sClients } from '../../src/broker/k8s/clients.js';
-import { silentLogger } from '../../src/broker/logger.js';
+import { silentLogger } from '../../test/support/logger.js';
 
 const NOW = Date.parse('2026-06-01T12:00:00Z');
 const notFound = () => Object.assign(new Error('HTTP 404'), { code: 404 });

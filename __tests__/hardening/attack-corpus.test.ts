@@ -7,7 +7,8 @@
 import { webcrypto } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { SignJWT, base64url, decodeJwt, exportJWK, exportSPKI, generateKeyPair, importJWK } from 'jose';
-import type { ErrorCode, ErrorResponse, ExchangeResponse } from '../../src/shared/api.js';
+import type { ErrorResponse, ExchangeResponse } from '../../src/shared/api.js';
+import type { ErrorCode } from '../../src/shared/contract.js';
 import { CLIENT_MESSAGE } from '../../src/shared/errors.js';
 import { parsePolicy } from '../../src/broker/policy/index.js';
 import {

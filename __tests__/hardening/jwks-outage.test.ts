@@ -10,36 +10,20 @@
 // never a 401, because the broker cannot tell a rotated key from a made-up one while it cannot
 // fetch, and a 401 would make the action give up on a job that a retry would rescue.
 //
-// The verifier's clock is injected (the only thing not real here), so the production cache ages
-// (the defaults: 10 min max age, 30 s between fetch attempts) are crossed without waiting. JWTs
+// The broker's time source is injected (the only thing not real here), so the production cache
+// ages (the defaults: 10 min max age, 30 s between fetch attempts) are crossed without waiting. JWTs
 // are minted at the same shifted time, so they are valid for the verifier.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { ErrorResponse, ExchangeResponse } from '../../src/shared/api.js';
-import { runBroker } from '../../src/broker/app.js';
-import { createTokenVerifier } from '../../src/broker/auth/token-verifier.js';
-import { createLogger } from '../../src/broker/logger.js';
-import { createAuditLog } from '../../src/broker/audit.js';
-import { createMetrics } from '../../src/broker/metrics.js';
 import { parsePolicy } from '../../src/broker/policy/index.js';
 import { startOidcIssuer, type OidcIssuer } from '../../test/support/oidc-issuer.js';
+import { freshNamespace, kubectlStatus, tokenKubeconfig, waitFor } from '../../test/support/cluster.js';
 import {
-  freshNamespace,
-  kubectlStatus,
-  tokenKubeconfig,
-  uniqueName,
-  waitFor,
-} from '../../test/support/cluster.js';
-import {
-  brokerRequest,
   installBrokerRbac,
   kubectlAdmin,
   managedObjects,
-  selfSignedCert,
+  startInProcessBroker,
   type BrokerRbac,
-  type BrokerRequestOptions,
   type BrokerResponse,
 } from '../../test/support/broker.js';
 
@@ -75,57 +59,24 @@ rules:
     maxTtlSeconds: 900
 `;
 
-interface TestBroker {
-  logLines: Record<string, unknown>[];
-  auditLines: Record<string, unknown>[];
-  request<T>(method: string, path: string, o?: BrokerRequestOptions): Promise<BrokerResponse<T>>;
-  stop(): Promise<void>;
-}
+type TestBroker = Awaited<ReturnType<typeof startInProcessBroker>>;
 
 /**
- * The broker as runBroker wires it in production, in this process so the verifier's clock can be
- * shifted. Everything else (server, TLS, Kubernetes clients, reaper) is the real thing.
+ * The broker as runBroker wires it in production, in this process so its clock can be shifted.
+ * Everything else (server, TLS, Kubernetes clients, reaper) is the real thing. The reaper passes
+ * once, at the first broker's start, which then holds its lease for hours: on the shifted clock a
+ * later pass would rightly reap the first grants (600 s) mid-test, while the checks below expect
+ * the cluster's objects to change only by what an exchange creates.
  */
 async function startTestBroker(): Promise<TestBroker> {
-  const dir = mkdtempSync(join(tmpdir(), 'k8s-ea-jwks-'));
-  const tls = selfSignedCert(dir);
-  const logLines: Record<string, unknown>[] = [];
-  const auditLines: Record<string, unknown>[] = [];
-  const running = await runBroker(
-    {
-      listen: { host: '127.0.0.1', port: 0 },
-      tls: { certFile: tls.certFile, keyFile: tls.keyFile },
-      kubeconfig: rbac.kubeconfigPath,
-      brokerNamespace: rbac.brokerNamespace,
-      reaper: { intervalSeconds: 5, leaseName: 'k8s-ea-reaper' },
-      limits: { bodyBytes: 16384, requestTimeoutMs: 10_000, perRepositoryPerMinute: 600 },
-      shutdownGraceMs: 2000,
-      leewaySeconds: 5,
-    },
-    {
-      verifier: createTokenVerifier({
-        issuers: [{ issuer: issuer.issuer }],
-        audience: 'k8s-ephemeral-access',
-        leewaySeconds: 5,
-        clock: () => Date.now() + offsetMs,
-      }),
-      policy: parsePolicy(policyYaml(ns.name), 'policy.yaml'),
-      logger: createLogger({ write: (l) => void logLines.push(JSON.parse(l) as Record<string, unknown>) }),
-      audit: createAuditLog((l) => void auditLines.push(JSON.parse(l) as Record<string, unknown>)),
-      metrics: createMetrics(),
-      identity: uniqueName('jwks-outage'),
-    },
-  );
-  const broker: TestBroker = {
-    logLines,
-    auditLines,
-    request: <T>(method: string, path: string, o: BrokerRequestOptions = {}) =>
-      brokerRequest<T>(running.url, method, path, o, tls.ca),
-    async stop() {
-      await running.shutdown();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  const broker = await startInProcessBroker({
+    issuer: issuer.issuer,
+    policy: parsePolicy(policyYaml(ns.name), 'policy.yaml'),
+    rbac,
+    reaperIntervalSeconds: 3600,
+    shutdownGraceMs: 2000,
+    now: () => Date.now() + offsetMs,
+  });
   brokers.push(broker);
   return broker;
 }

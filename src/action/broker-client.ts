@@ -5,12 +5,12 @@
 import {
   EXCHANGE_PATH,
   GRANTS_PATH,
-  type ErrorCode,
   type ErrorResponse,
   type ExchangeRequest,
   type ExchangeResponse,
   type RevokeResponse,
 } from '../shared/api.js';
+import { isDnsLabel, isDnsSubdomain, isErrorCode, type ErrorCode } from '../shared/contract.js';
 import { NetworkError, type HttpResponse, type HttpTransport } from './http-transport.js';
 import { parseRetryAfter, type RetryDecision } from './retry.js';
 
@@ -119,17 +119,6 @@ function parseJson(text: string): unknown {
   }
 }
 
-const ERROR_CODES = new Set<string>([
-  'ERR_BAD_REQUEST',
-  'ERR_UNAUTHENTICATED',
-  'ERR_FORBIDDEN',
-  'ERR_NOT_FOUND',
-  'ERR_PAYLOAD_TOO_LARGE',
-  'ERR_RATE_LIMITED',
-  'ERR_UNAVAILABLE',
-  'ERR_INTERNAL',
-]);
-
 // Only short, printable strings from the error body are shown: a proxy's HTML error page is not.
 const printable = (v: unknown, max: number): string | undefined =>
   typeof v === 'string' && v.length > 0 && v.length <= max && /^[\x20-\x7e]+$/.test(v) ? v : undefined;
@@ -137,7 +126,7 @@ const printable = (v: unknown, max: number): string | undefined =>
 function refusal(operation: string, res: HttpResponse, now: number): BrokerRefusal {
   const body = parseJson(res.body) as Partial<ErrorResponse> | undefined;
   const e = body && typeof body === 'object' ? body.error : undefined;
-  const code = typeof e?.code === 'string' && ERROR_CODES.has(e.code) ? e.code : undefined;
+  const code = isErrorCode(e?.code) ? e.code : undefined;
   const retryAfterHeader = res.headers['retry-after'];
   return new BrokerRefusal(operation, res.status, {
     code,
@@ -149,9 +138,6 @@ function refusal(operation: string, res: HttpResponse, now: number): BrokerRefus
     ),
   });
 }
-
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
 /** Checks every field the action relies on, so a bad answer fails here and not inside kubectl. */
 export function parseExchangeResponse(text: string): ExchangeResponse {
@@ -168,14 +154,14 @@ export function parseExchangeResponse(text: string): ExchangeResponse {
   };
 
   const grantId = str('grantId');
-  if (!DNS_SUBDOMAIN.test(grantId)) throw bad('grantId', 'is not a Kubernetes object name');
+  if (!isDnsSubdomain(grantId)) throw bad('grantId', 'is not a Kubernetes object name');
   const token = str('token');
   // A bearer token goes into a header and a YAML file: no whitespace or control characters.
   if (!/^[\x21-\x7e]+$/.test(token)) throw bad('token', 'contains characters a bearer token cannot have');
   const namespace = str('namespace');
-  if (!DNS_LABEL.test(namespace)) throw bad('namespace', 'is not a namespace name');
+  if (!isDnsLabel(namespace)) throw bad('namespace', 'is not a namespace name');
   const serviceAccount = str('serviceAccount');
-  if (!DNS_SUBDOMAIN.test(serviceAccount)) throw bad('serviceAccount', 'is not a ServiceAccount name');
+  if (!isDnsSubdomain(serviceAccount)) throw bad('serviceAccount', 'is not a ServiceAccount name');
   const server = str('server');
   let serverUrl: URL;
   try {

@@ -3,6 +3,13 @@
 // fails in the first second instead of after retries.
 import { isAbsolute, relative, resolve } from 'node:path';
 import { DEFAULT_AUDIENCE } from '../shared/api.js';
+import {
+  DNS_LABEL_RULE,
+  MAX_TTL_SECONDS,
+  MIN_TTL_SECONDS,
+  ROLE_NAME,
+  isDnsLabel,
+} from '../shared/contract.js';
 
 export interface ActionInputs {
   brokerUrl: URL;
@@ -21,8 +28,6 @@ export interface ActionInputs {
 }
 
 export const DEFAULT_CONTEXT_NAME = 'k8s-ephemeral-access';
-export const MIN_TTL_SECONDS = 60;
-export const MAX_TTL_SECONDS = 24 * 60 * 60;
 
 export class InputError extends Error {
   constructor(message: string) {
@@ -34,8 +39,6 @@ export class InputError extends Error {
 /** Reads one input the way @actions/core does: trimmed, '' when absent. */
 export type GetInput = (name: string) => string;
 export type Env = Readonly<Record<string, string | undefined>>;
-
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 function parseBoolean(name: string, raw: string, fallback: boolean): boolean {
   if (raw === '') return fallback;
@@ -113,9 +116,9 @@ export function parseInputs(getInput: GetInput, env: Env): Readonly<ActionInputs
   const namespace = getInput('namespace');
   if (namespace === '')
     throw new InputError('Input "namespace" is required: set it to the Kubernetes namespace the job needs.');
-  if (!DNS_LABEL.test(namespace))
+  if (!isDnsLabel(namespace))
     throw new InputError(
-      `Input "namespace" must be a Kubernetes namespace name (lower-case letters, digits and "-", at most 63), got "${namespace}".`,
+      `Input "namespace" must be a Kubernetes namespace name (${DNS_LABEL_RULE}), got "${namespace}".`,
     );
 
   const role = getInput('role');
@@ -123,7 +126,7 @@ export function parseInputs(getInput: GetInput, env: Env): Readonly<ActionInputs
     throw new InputError(
       'Input "role" is required: set it to a role name the broker policy offers for this namespace.',
     );
-  if (role.length > 253 || !/^[A-Za-z0-9][A-Za-z0-9._:-]*$/.test(role))
+  if (!ROLE_NAME.test(role))
     throw new InputError(
       `Input "role" must be a role name from the broker policy (letters, digits, ".", "_", ":", "-"), got "${role}".`,
     );

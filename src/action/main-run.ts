@@ -21,6 +21,7 @@ import { retry } from './retry.js';
 import { createPrivateDir, realDirectoryOf, writeNewPrivateFile, UnsafePathError } from './safe-fs.js';
 import { STATE } from './state.js';
 import { renderSummary } from './summary.js';
+import { errorMessage } from '../shared/errors.js';
 
 export interface MainDeps {
   core: ActionCore;
@@ -105,7 +106,7 @@ export async function runMain(deps: MainDeps): Promise<void> {
       () => c.info(`Revoked grant ${grant.grantId} because its kubeconfig could not be written.`),
       (revokeErr: unknown) =>
         c.warning(
-          `Could not revoke grant ${grant.grantId} after the kubeconfig write failed: ${errorText(revokeErr)}. ` +
+          `Could not revoke grant ${grant.grantId} after the kubeconfig write failed: ${errorMessage(revokeErr)}. ` +
             `The broker removes it at ${grant.expiresAt} at the latest.`,
         ),
     );
@@ -127,11 +128,9 @@ export async function runMain(deps: MainDeps): Promise<void> {
   if (deps.env.GITHUB_STEP_SUMMARY) {
     await deps
       .writeSummary(renderSummary(grant, inputs.contextName))
-      .catch((err: unknown) => c.warning(`Could not write the job summary: ${errorText(err)}`));
+      .catch((err: unknown) => c.warning(`Could not write the job summary: ${errorMessage(err)}`));
   }
 }
-
-const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 async function exchange(
   deps: MainDeps,
@@ -162,7 +161,7 @@ async function exchange(
         () =>
           deps.getIdToken(inputs.audience).catch((err: unknown) => {
             throw new Error(
-              `Could not get a GitHub OIDC token for audience "${inputs.audience}": ${errorText(err)}`,
+              `Could not get a GitHub OIDC token for audience "${inputs.audience}": ${errorMessage(err)}`,
             );
           }),
         { ...common, label: 'GitHub OIDC token', attempts: 4, classify: () => ({ retry: true }) },

@@ -11,6 +11,7 @@ import { readGrantCredential, type GrantCredential } from './kubeconfig.js';
 import { retry } from './retry.js';
 import { shredDirectory, shredFile } from './safe-fs.js';
 import { readPostState, type PostState } from './state.js';
+import { errorMessage } from '../shared/errors.js';
 
 export interface PostDeps {
   core: ActionCore;
@@ -37,14 +38,12 @@ export function defaultPostDeps(): PostDeps {
   };
 }
 
-const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
-
 /** Entry for the runner and @github/local-action: never throws and never fails the job. */
 export async function run(deps: PostDeps = defaultPostDeps()): Promise<void> {
   try {
     await runPost(deps);
   } catch (err) {
-    deps.core.warning(`Post step problem: ${errorText(err)}`);
+    deps.core.warning(`Post step problem: ${errorMessage(err)}`);
   }
 }
 
@@ -60,7 +59,7 @@ export async function runPost(deps: PostDeps): Promise<void> {
     await revokeGrant(deps, state);
   } catch (err) {
     deps.core.warning(
-      `Could not revoke grant ${state.grantId}: ${errorText(err)}. ` +
+      `Could not revoke grant ${state.grantId}: ${errorMessage(err)}. ` +
         `The broker removes it at ${state.expiresAt || 'its expiry'} at the latest.`,
     );
   } finally {
@@ -158,7 +157,7 @@ async function revokeThroughBroker(
     }
     // Only "could not reach a working broker" falls back; a clear refusal is reported as is.
     if (err instanceof NetworkError || (err instanceof BrokerRefusal && classifyBrokerError(err).retry))
-      return { reason: errorText(err) };
+      return { reason: errorMessage(err) };
     throw err;
   }
 }
@@ -170,6 +169,6 @@ async function removeFiles(deps: PostDeps, state: PostState): Promise<void> {
       c.info(`Shredded kubeconfig ${state.kubeconfigPath}.`);
     if (state.dir && (await shredDirectory(state.dir))) c.info(`Removed directory ${state.dir}.`);
   } catch (err) {
-    c.warning(`Could not remove the kubeconfig: ${errorText(err)}`);
+    c.warning(`Could not remove the kubeconfig: ${errorMessage(err)}`);
   }
 }

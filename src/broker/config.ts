@@ -4,6 +4,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { DEFAULT_AUDIENCE } from '../shared/api.js';
+import { DNS_LABEL, DNS_SUBDOMAIN } from '../shared/contract.js';
 import { GITHUB_ISSUER, issuerUrlProblem, type IssuerConfig } from './auth/issuer-url.js';
 import { DEFAULT_LEEWAY_SECONDS, MAX_LEEWAY_SECONDS } from './auth/token-verifier.js';
 import { ConfigError } from './config/config-error.js';
@@ -49,8 +50,6 @@ export const CONFIG_DEFAULTS = deepFreeze({
   shutdownGraceMs: 10_000,
 });
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const HOST = /^[A-Za-z0-9.:-]+$/;
 /** Audiences of other relying parties: a broker sharing one would accept tokens minted for them. */
 const FOREIGN_AUDIENCES = [

@@ -1,7 +1,7 @@
 // The broker's entry point: `node dist/broker/index.js --config <file>`.
-// Importing this file parses the arguments and starts the broker; everything else lives in app.ts.
+// Importing this file parses the arguments and starts the broker (start-from-config.ts).
 import { parseArgs } from 'node:util';
-import { startBrokerFromConfigFile } from './app.js';
+import { startBrokerFromConfigFile } from './start-from-config.js';
 import { errorMessage } from '../shared/errors.js';
 
 const USAGE = 'usage: node dist/broker/index.js --config <broker-config.yaml>\n';

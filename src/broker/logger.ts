@@ -38,6 +38,3 @@ export function createLogger(options: LoggerOptions = {}, base: LogFields = {}):
     child: (fields) => createLogger(options, { ...base, ...fields }),
   };
 }
-
-/** A logger that drops everything, for tests that do not look at logs. */
-export const silentLogger: Logger = createLogger({ write: () => undefined });

@@ -18,7 +18,6 @@ export const RUN_ATTEMPT_LABEL = `${LABEL_PREFIX}/run-attempt`;
 export const PART_LABEL = `${LABEL_PREFIX}/part`;
 
 export const EXPIRES_AT_ANNOTATION = `${LABEL_PREFIX}/expires-at`;
-export const TOKEN_EXPIRES_AT_ANNOTATION = `${LABEL_PREFIX}/token-expires-at`;
 export const REPOSITORY_ANNOTATION = `${LABEL_PREFIX}/repository`;
 export const WORKFLOW_ANNOTATION = `${LABEL_PREFIX}/workflow`;
 export const JOB_WORKFLOW_REF_ANNOTATION = `${LABEL_PREFIX}/job-workflow-ref`;

@@ -50,4 +50,6 @@ export interface Grantable {
 export interface PolicyEngine {
   /** Throws BrokerError ERR_FORBIDDEN with a reason when no rule allows the request. Default deny. */
   authorize(claims: VerifiedClaims, request: ExchangeRequest): Grantable;
+  /** Every namespace the policy can grant into, sorted: where revocation and the reaper look. */
+  namespaces(): readonly string[];
 }

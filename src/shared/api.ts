@@ -1,7 +1,7 @@
 // The broker's HTTP contract, shared by the broker and the action so the two cannot drift.
-// docs/api.md documents it for people.
+// docs/api.md documents it for people; the bounds, codes and name rules are in contract.ts.
+import type { ErrorCode } from './contract.js';
 
-export const API_VERSION = 'v1';
 export const EXCHANGE_PATH = '/v1/exchange';
 export const GRANTS_PATH = '/v1/grants';
 
@@ -46,16 +46,6 @@ export interface RevokeResponse {
   grantId: string;
   revoked: boolean;
 }
-
-export type ErrorCode =
-  | 'ERR_BAD_REQUEST'
-  | 'ERR_UNAUTHENTICATED'
-  | 'ERR_FORBIDDEN'
-  | 'ERR_NOT_FOUND'
-  | 'ERR_PAYLOAD_TOO_LARGE'
-  | 'ERR_RATE_LIMITED'
-  | 'ERR_UNAVAILABLE'
-  | 'ERR_INTERNAL';
 
 /** Every non-2xx answer has this body. Messages are short and reveal nothing an attacker could use. */
 export interface ErrorResponse {

@@ -1,17 +1,29 @@
 // Errors with stable codes (the jose model): code decides the HTTP status and the client message;
 // the message and cause are for the log only.
-import type { ErrorCode } from './api.js';
+import type { ErrorCode, Reason } from './contract.js';
 
 export class BrokerError extends Error {
   readonly code: ErrorCode;
   /** A machine-readable reason for logs and metrics (e.g. 'jwt_expired'); never sent to clients. */
-  readonly reason: string;
+  readonly reason: Reason;
 
-  constructor(code: ErrorCode, reason: string, message?: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, reason: Reason, message?: string, options?: { cause?: unknown }) {
     super(message ?? reason, options);
     this.name = 'BrokerError';
     this.code = code;
     this.reason = reason;
+  }
+}
+
+/** Over the per-repository rate limit; the answer carries Retry-After. */
+export class RateLimitedError extends BrokerError {
+  /** Whole seconds until one more request would be allowed. */
+  readonly retryAfterSeconds: number;
+
+  constructor(retryAfterSeconds: number) {
+    super('ERR_RATE_LIMITED', 'rate_limited');
+    this.name = 'RateLimitedError';
+    this.retryAfterSeconds = retryAfterSeconds;
   }
 }
 

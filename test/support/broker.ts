@@ -458,6 +458,8 @@ export interface InProcessBrokerOptions {
   reaperIntervalSeconds?: number;
   limits?: Partial<{ bodyBytes: number; requestTimeoutMs: number; perRepositoryPerMinute: number }>;
   shutdownGraceMs?: number;
+  /** The broker's and its verifier's time source (epoch ms), e.g. shifted to age the JWKS cache. */
+  now?: () => number;
 }
 
 /**
@@ -465,7 +467,7 @@ export interface InProcessBrokerOptions {
  * deploy/ RBAC), for tests that need to inject a policy. Audit lines are collected in `audit`.
  */
 export async function startInProcessBroker(o: InProcessBrokerOptions) {
-  const { runBroker } = await import('../../src/broker/app.js');
+  const { runBroker } = await import('../../src/broker/runtime.js');
   const { createTokenVerifier } = await import('../../src/broker/auth/token-verifier.js');
   const { createLogger } = await import('../../src/broker/logger.js');
   const { createAuditLog } = await import('../../src/broker/audit.js');
@@ -490,12 +492,14 @@ export async function startInProcessBroker(o: InProcessBrokerOptions) {
         issuers: [{ issuer: o.issuer }],
         audience: o.audience ?? 'k8s-ephemeral-access',
         leewaySeconds: 5,
+        now: o.now,
       }),
       policy: o.policy,
       logger: createLogger({ write: (l) => void logLines.push(JSON.parse(l) as Record<string, unknown>) }),
       audit: createAuditLog((l) => void auditLines.push(JSON.parse(l) as Record<string, unknown>)),
       metrics,
       identity: uniqueName('inproc'),
+      now: o.now,
     },
   );
   return {

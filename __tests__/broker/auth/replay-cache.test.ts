@@ -6,7 +6,7 @@ import { createReplayCache } from '../../../src/broker/auth/replay-cache.js';
 describe('replay cache', () => {
   test('a key is accepted once until it expires, then may be recorded again', () => {
     let now = 1_000;
-    const cache = createReplayCache({ clock: () => now });
+    const cache = createReplayCache({ now: () => now });
     expect(cache.markUsed('iss\njti-1', 5_000)).toBe(true);
     expect(cache.markUsed('iss\njti-1', 5_000)).toBe(false);
     expect(cache.markUsed('iss\njti-2', 5_000)).toBe(true);
@@ -16,7 +16,7 @@ describe('replay cache', () => {
 
   test('expired entries are dropped, and the size never exceeds the bound', () => {
     let now = 0;
-    const cache = createReplayCache({ clock: () => now, maxEntries: 3 });
+    const cache = createReplayCache({ now: () => now, maxEntries: 3 });
     for (let i = 0; i < 10; i += 1) {
       expect(cache.markUsed(`k${i}`, 1_000_000)).toBe(true);
       expect(cache.size()).toBeLessThanOrEqual(3);

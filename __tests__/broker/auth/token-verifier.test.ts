@@ -12,7 +12,7 @@ const AUDIENCE = 'k8s-ephemeral-access';
 let issuer: OidcIssuer;
 let otherIssuer: OidcIssuer;
 let offsetMs = 0;
-const clock = () => Date.now() + offsetMs;
+const shiftedNow = () => Date.now() + offsetMs;
 
 beforeAll(async () => {
   issuer = await startOidcIssuer();
@@ -31,7 +31,7 @@ function verifier(overrides: Partial<TokenVerifierOptions> = {}): TokenVerifier 
   return createTokenVerifier({
     issuers: [{ issuer: issuer.issuer }],
     audience: AUDIENCE,
-    clock,
+    now: shiftedNow,
     ...overrides,
   });
 }
@@ -359,7 +359,11 @@ describe('JWKS cache', () => {
   test('a rotated key is picked up by one refetch; unknown kids within the cooldown fetch nothing', async () => {
     const local = await startOidcIssuer();
     try {
-      const v = createTokenVerifier({ issuers: [{ issuer: local.issuer }], audience: AUDIENCE, clock });
+      const v = createTokenVerifier({
+        issuers: [{ issuer: local.issuer }],
+        audience: AUDIENCE,
+        now: shiftedNow,
+      });
       await v.verify(await local.sign());
       await local.rotateKey();
       offsetMs = 31_000; // past the 30 s cooldown since the first fetch

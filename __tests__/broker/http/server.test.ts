@@ -1,10 +1,11 @@
 // The HTTP layer with injected fakes (no cluster needed): rate limiting, readiness during
 // shutdown, graceful draining of in-flight requests, and the refusal to serve plain HTTP by accident.
 import { expect, test } from '@jest/globals';
-import { createBrokerApp, type BrokerDeps } from '../../../src/broker/app.js';
+import { createBrokerApp } from '../../../src/broker/app.js';
+import type { BrokerDeps } from '../../../src/broker/deps.js';
 import { listen } from '../../../src/broker/http/server.js';
 import { createMetrics } from '../../../src/broker/metrics.js';
-import { silentLogger } from '../../../src/broker/logger.js';
+import { silentLogger } from '../../../test/support/logger.js';
 import { BrokerError } from '../../../src/shared/errors.js';
 import type { K8sClients } from '../../../src/broker/k8s/clients.js';
 import type { VerifiedClaims } from '../../../src/broker/types.js';
@@ -18,13 +19,13 @@ function deps(verify: () => Promise<VerifiedClaims>, perMinute = 600) {
     verifier: { verify },
     policy: {
       authorize() {
-        throw new BrokerError('ERR_FORBIDDEN', 'policy_says_no');
+        throw new BrokerError('ERR_FORBIDDEN', 'no_matching_rule');
       },
+      namespaces: () => [],
     },
     // Never reached: every request here is refused before the cluster.
     k8s: {} as K8sClients,
     endpoint: { server: 'https://k8s.invalid', certificateAuthorityData: '' },
-    namespaces: () => [],
     logger: silentLogger,
     audit: { record: (e) => void audit.push(e) },
     metrics: createMetrics(),

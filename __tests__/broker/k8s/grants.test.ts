@@ -5,7 +5,7 @@ import { decodeJwt } from 'jose';
 import { BrokerError } from '../../../src/shared/errors.js';
 import { createGrant } from '../../../src/broker/k8s/grants.js';
 import { deleteGrantObjects, findGrant } from '../../../src/broker/k8s/revoke.js';
-import { loadKubeConfig, makeK8sClients, type K8sClients } from '../../../src/broker/k8s/clients.js';
+import { loadKubeConfig, createK8sClients, type K8sClients } from '../../../src/broker/k8s/clients.js';
 import {
   grantIdFor,
   EXPIRES_AT_ANNOTATION,
@@ -33,7 +33,7 @@ beforeAll(async () => {
   ns = await freshNamespace('grants');
   other = await freshNamespace('grants-other');
   rbac = await installBrokerRbac([ns.name]);
-  k8s = makeK8sClients(loadKubeConfig(rbac.kubeconfigPath));
+  k8s = createK8sClients(loadKubeConfig(rbac.kubeconfigPath));
 });
 afterAll(async () => {
   cleanups.forEach((c) => c());

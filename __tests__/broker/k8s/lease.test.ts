@@ -1,7 +1,7 @@
 // Reaper leader election on a real coordination.k8s.io/v1 Lease, under the deploy/ RBAC.
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { LeaderLease } from '../../../src/broker/k8s/lease.js';
-import { loadKubeConfig, makeK8sClients, type K8sClients } from '../../../src/broker/k8s/clients.js';
+import { loadKubeConfig, createK8sClients, type K8sClients } from '../../../src/broker/k8s/clients.js';
 import { installBrokerRbac, type BrokerRbac } from '../../../test/support/broker.js';
 import { freshNamespace, uniqueName } from '../../../test/support/cluster.js';
 
@@ -12,7 +12,7 @@ let k8s: K8sClients;
 beforeAll(async () => {
   ns = await freshNamespace('lease-job');
   rbac = await installBrokerRbac([ns.name]);
-  k8s = makeK8sClients(loadKubeConfig(rbac.kubeconfigPath));
+  k8s = createK8sClients(loadKubeConfig(rbac.kubeconfigPath));
 });
 afterAll(async () => {
   await rbac?.cleanup();

@@ -4,7 +4,7 @@
 import { expect, test } from '@jest/globals';
 import { Reaper } from '../../../src/broker/k8s/reaper.js';
 import type { K8sClients } from '../../../src/broker/k8s/clients.js';
-import { silentLogger } from '../../../src/broker/logger.js';
+import { silentLogger } from '../../../test/support/logger.js';
 import { createMetrics } from '../../../src/broker/metrics.js';
 import type { AuditEvent } from '../../../src/broker/audit.js';
 

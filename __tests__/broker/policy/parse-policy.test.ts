@@ -413,7 +413,7 @@ describe('dangerous permissions in inline roles are refused at load', () => {
   });
 });
 
-describe('findDangerousRules (also used for named roles by the Kubernetes side)', () => {
+describe('findDangerousRules (the check for named roles, not called yet)', () => {
   test('returns nothing for harmless rules', () => {
     expect(
       findDangerousRules([

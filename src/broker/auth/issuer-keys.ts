@@ -1,6 +1,6 @@
 // The signing keys of one trusted issuer: JWKS URL from OIDC discovery, keys cached in memory.
 // Own wrapper around jose's createLocalJWKSet (instead of createRemoteJWKSet) for three reasons:
-// the clock is injectable, an outage keeps the last good keys working past their max age
+// the time source is injectable, an outage keeps the last good keys working past their max age
 // ("serve stale"), and every fetch attempt (successful or not) is rate-limited by one cooldown, so
 // tokens with made-up kids cannot make the broker hammer the issuer.
 import {
@@ -17,7 +17,7 @@ import { isTrustedFetchUrl } from './issuer-url.js';
 export interface IssuerKeysOptions {
   issuer: string;
   fetchImpl: typeof fetch;
-  clock: () => number;
+  now: () => number;
   /** After this age the keys are refreshed before use; if that fails, the old keys keep working. */
   maxAgeMs: number;
   /** Minimum time between two fetch attempts (after a success or a failure). */
@@ -33,7 +33,7 @@ export interface IssuerKeys {
 type KeySet = ReturnType<typeof createLocalJWKSet>;
 
 export function createIssuerKeys(options: IssuerKeysOptions): IssuerKeys {
-  const { issuer, fetchImpl, clock, maxAgeMs, cooldownMs, timeoutMs } = options;
+  const { issuer, fetchImpl, now, maxAgeMs, cooldownMs, timeoutMs } = options;
   let jwksUri: string | undefined;
   let keySet: KeySet | undefined;
   /**
@@ -47,17 +47,17 @@ export function createIssuerKeys(options: IssuerKeysOptions): IssuerKeys {
   let lastAttemptFailed = false;
   let inflight: Promise<void> | undefined;
 
-  const coolingDown = () => lastAttemptAt !== undefined && clock() - lastAttemptAt < cooldownMs;
+  const coolingDown = () => lastAttemptAt !== undefined && now() - lastAttemptAt < cooldownMs;
 
   async function load(): Promise<void> {
-    lastAttemptAt = clock();
+    lastAttemptAt = now();
     try {
       jwksUri ??= await discoverJwksUri(issuer, fetchImpl, timeoutMs);
       const jwks = await fetchJson(jwksUri, fetchImpl, timeoutMs);
       if (!isJwks(jwks)) throw new Error('JWKS is not a {"keys": [...]} document');
       keySet = createLocalJWKSet(jwks);
       resolved = new Map();
-      fetchedAt = clock();
+      fetchedAt = now();
       lastAttemptFailed = false;
     } catch (err) {
       lastAttemptFailed = true;
@@ -92,7 +92,7 @@ export function createIssuerKeys(options: IssuerKeysOptions): IssuerKeys {
             `signing keys of ${issuer} unavailable (retry after cooldown)`,
           );
         await refresh();
-      } else if (clock() - fetchedAt >= maxAgeMs && !coolingDown()) {
+      } else if (now() - fetchedAt >= maxAgeMs && !coolingDown()) {
         // Stale: try to refresh, but keep serving the old keys if the issuer is down.
         await refresh().catch(() => undefined);
       }

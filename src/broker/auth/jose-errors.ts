@@ -1,6 +1,7 @@
 // Translates jose failures into BrokerErrors by their stable `code` (never by message text).
 // Malformed input is a bad request; every other token problem is "unauthenticated" with a precise
 // reason for logs and metrics. The client only ever sees the generic CLIENT_MESSAGE.
+import type { Reason } from '../../shared/contract.js';
 import { BrokerError } from '../../shared/errors.js';
 
 interface JoseLikeError {
@@ -15,7 +16,7 @@ function isJoseError(err: unknown): err is JoseLikeError {
   return typeof code === 'string' && code.startsWith('ERR_J');
 }
 
-function claimReason(err: JoseLikeError): string {
+function claimReason(err: JoseLikeError): Reason {
   switch (err.claim) {
     case 'iss':
       return 'jwt_issuer';
@@ -31,7 +32,7 @@ function claimReason(err: JoseLikeError): string {
 
 export function toBrokerError(err: unknown): unknown {
   if (err instanceof BrokerError || !isJoseError(err)) return err;
-  const fail = (reason: string, code: 'ERR_UNAUTHENTICATED' | 'ERR_BAD_REQUEST' = 'ERR_UNAUTHENTICATED') =>
+  const fail = (reason: Reason, code: 'ERR_UNAUTHENTICATED' | 'ERR_BAD_REQUEST' = 'ERR_UNAUTHENTICATED') =>
     new BrokerError(code, reason, err.message, { cause: err });
   switch (err.code) {
     case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':

@@ -13,14 +13,14 @@ export interface ReplayCacheOptions {
   /** Default 100 000 entries (a few MB). */
   maxEntries?: number;
   /** Milliseconds since the epoch; injectable for tests. */
-  clock?: () => number;
+  now?: () => number;
 }
 
 export function createReplayCache(options: ReplayCacheOptions = {}): ReplayCache & { size(): number } {
   const maxEntries = options.maxEntries ?? 100_000;
   if (!Number.isInteger(maxEntries) || maxEntries < 1)
     throw new TypeError('"maxEntries" option must be a positive integer');
-  const clock = options.clock ?? Date.now;
+  const time = options.now ?? Date.now;
   // Map keeps insertion order, which is close to expiry order since GitHub tokens share one lifetime.
   const entries = new Map<string, number>();
 
@@ -33,7 +33,7 @@ export function createReplayCache(options: ReplayCacheOptions = {}): ReplayCache
 
   return {
     markUsed(key, keepUntilMs) {
-      const now = clock();
+      const now = time();
       const seenUntil = entries.get(key);
       if (seenUntil !== undefined && seenUntil > now) return false;
       entries.delete(key);

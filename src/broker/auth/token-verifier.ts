@@ -4,6 +4,7 @@
 // our audience, bounded clock leeway, a bounded lifetime, the GitHub claims with the right types,
 // and every token used once.
 import { jwtVerify } from 'jose';
+import type { Reason } from '../../shared/contract.js';
 import { BrokerError } from '../../shared/errors.js';
 import type { TokenVerifier, VerifiedClaims } from '../types.js';
 import { checkGitHubClaims } from './github-claims.js';
@@ -20,7 +21,7 @@ export interface TokenVerifierOptions {
   /** Clock skew allowed on exp/nbf/iat, in seconds. Default 30, at most 60. */
   leewaySeconds?: number;
   /** Milliseconds since the epoch. */
-  clock?: () => number;
+  now?: () => number;
   fetchImpl?: typeof fetch;
   /** Keys older than this are refreshed before use (kept if the refresh fails). Default 10 min. */
   jwksCacheMaxAgeMs?: number;
@@ -75,23 +76,23 @@ function decodeSegment(segment: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
-function unauthenticated(reason: string, message: string): BrokerError {
+function unauthenticated(reason: Reason, message: string): BrokerError {
   return new BrokerError('ERR_UNAUTHENTICATED', reason, message);
 }
 
 export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
   checkOptions(options);
-  const clock = options.clock ?? Date.now;
+  const now = options.now ?? Date.now;
   const leeway = options.leewaySeconds ?? DEFAULT_LEEWAY_SECONDS;
   const audience = options.audience;
-  const replayCache = options.replayCache ?? createReplayCache({ clock });
+  const replayCache = options.replayCache ?? createReplayCache({ now });
   const keysByIssuer = new Map<string, IssuerKeys>();
   for (const { issuer } of options.issuers) {
     keysByIssuer.set(
       issuer,
       createIssuerKeys({
         issuer,
-        clock,
+        now,
         fetchImpl: options.fetchImpl ?? fetch,
         maxAgeMs: options.jwksCacheMaxAgeMs ?? 10 * 60_000,
         cooldownMs: options.jwksCooldownMs ?? 30_000,
@@ -145,7 +146,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   return {
     async verify(jwt) {
       const { issuer, keys } = precheck(jwt);
-      const nowMs = clock();
+      const nowMs = now();
       let payload: Record<string, unknown>;
       try {
         const result = await jwtVerify(jwt, (header, token) => keys.getKey(header, token), {
@@ -161,10 +162,10 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
         throw toBrokerError(err);
       }
 
-      const now = Math.floor(nowMs / 1000);
+      const nowSeconds = Math.floor(nowMs / 1000);
       const { exp, iat } = payload as { exp: number; iat: number };
       // jose checks iat only together with maxTokenAge; a token "issued in the future" is refused here.
-      if (iat > now + leeway) throw unauthenticated('jwt_not_yet_valid', 'iat is in the future');
+      if (iat > nowSeconds + leeway) throw unauthenticated('jwt_not_yet_valid', 'iat is in the future');
       if (exp - iat > MAX_TOKEN_LIFETIME_SECONDS)
         throw unauthenticated('jwt_lifetime', 'token lifetime too long');
       const claims: VerifiedClaims = checkGitHubClaims(payload);

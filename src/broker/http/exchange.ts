@@ -1,44 +1,67 @@
 // POST /v1/exchange: GitHub OIDC JWT + {namespace, role, ttlSeconds?} → a short-lived grant.
 // Order: cheap checks first (size, shape), then the JWT, then the per-repository rate limit, then
 // the policy, and only then the cluster: a refused request never creates anything.
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ExchangeRequest, ExchangeResponse } from '../../shared/api.js';
-import { BrokerError } from '../../shared/errors.js';
+import { BrokerError, RateLimitedError } from '../../shared/errors.js';
 import type { VerifiedClaims } from '../types.js';
-import type { BrokerDeps } from '../app.js';
+import type { AuditEvent } from '../audit.js';
+import type { BrokerDeps } from '../deps.js';
 import { createGrant } from '../k8s/grants.js';
 import { recordJwtUse } from '../k8s/replay-ledger.js';
-import { deleteIgnoringNotFound } from '../k8s/errors.js';
+import { deleteIgnoringNotFound, describeK8sError } from '../k8s/errors.js';
 import { grantIdFor, rfc3339 } from '../naming.js';
+import { answer } from './answer.js';
 import { bearerToken, readJsonBody, requireJsonContentType } from './io.js';
 import { parseExchangeRequest } from './validate.js';
-import type { TokenBucketLimiter } from './rate-limit.js';
+import { TokenBucketLimiter } from './rate-limit.js';
 
-export interface ExchangeContext {
+/** The exchange route; it owns its rate limiter, audit lines and metrics. */
+export function createExchangeRoute(deps: BrokerDeps) {
+  const now = deps.now ?? Date.now;
+  const limiter = new TokenBucketLimiter(deps.limits.perRepositoryPerMinute, now);
+  return async (req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> => {
+    const started = now();
+    const ctx: ExchangeContext = { requestId };
+    const outcome = await answer(
+      deps,
+      { req, res, requestId },
+      {
+        name: 'exchange',
+        work: () => exchange(deps, limiter, req, ctx),
+        denial: () => ({ claims: ctx.claims, namespace: ctx.request?.namespace, role: ctx.request?.role }),
+      },
+    );
+    const result = { done: 'granted', refused: 'denied', failed: 'error' }[outcome.result];
+    if (outcome.result === 'refused') deps.metrics.denials.inc({ reason: outcome.error.reason });
+    deps.metrics.exchanges.inc({ result });
+    deps.metrics.exchangeSeconds.observe({ result }, (now() - started) / 1000);
+  };
+}
+
+interface ExchangeContext {
   requestId: string;
   /** Filled in as the request progresses, so a denial's audit line says as much as is known. */
   claims?: VerifiedClaims;
   request?: ExchangeRequest;
 }
 
-export async function handleExchange(
+async function exchange(
   deps: BrokerDeps,
   limiter: TokenBucketLimiter,
   req: IncomingMessage,
   ctx: ExchangeContext,
-): Promise<ExchangeResponse> {
+): Promise<{ body: ExchangeResponse; audit: AuditEvent }> {
   requireJsonContentType(req);
-  const body = await readJsonBody(req, deps.limits.bodyBytes);
+  const requestBody = await readJsonBody(req, deps.limits.bodyBytes);
   const jwt = bearerToken(req);
-  ctx.request = parseExchangeRequest(body);
+  ctx.request = parseExchangeRequest(requestBody);
   ctx.claims = await deps.verifier.verify(jwt);
 
   const decision = limiter.take(ctx.claims.repository_id);
   if (!decision.allowed) {
     deps.metrics.rateLimited.inc();
-    throw Object.assign(new BrokerError('ERR_RATE_LIMITED', 'rate_limited'), {
-      retryAfterSeconds: decision.retryAfterSeconds,
-    });
+    throw new RateLimitedError(decision.retryAfterSeconds);
   }
 
   const grantable = deps.policy.authorize(ctx.claims, ctx.request);
@@ -52,7 +75,7 @@ export async function handleExchange(
     deps.logger.error('rollback failed; the reaper will delete the leftovers', {
       requestId: ctx.requestId,
       what,
-      error: err instanceof Error ? err.message : String(err),
+      error: describeK8sError(err),
     });
   let grant;
   try {
@@ -65,7 +88,7 @@ export async function handleExchange(
           {
             requestId: ctx.requestId,
             grantId,
-            error: err instanceof Error ? err.message : String(err),
+            error: describeK8sError(err),
           },
         ),
     });
@@ -82,7 +105,7 @@ export async function handleExchange(
 
   deps.grantWork?.track(grant.grantId, grant.selfRevoke);
 
-  deps.audit.record({
+  const audit: AuditEvent = {
     action: 'exchange',
     requestId: ctx.requestId,
     claims: ctx.claims,
@@ -96,9 +119,8 @@ export async function handleExchange(
     credentialId: grant.credentialId,
     expiresAt: rfc3339(grant.expiresAt),
     tokenExpiresAt: rfc3339(grant.tokenExpiresAt),
-  });
-
-  return {
+  };
+  const body: ExchangeResponse = {
     grantId: grant.grantId,
     token: grant.token,
     tokenExpiresAt: rfc3339(grant.tokenExpiresAt),
@@ -113,4 +135,5 @@ export async function handleExchange(
         ? grantable.roleRef.rules
         : grantable.rules,
   };
+  return { body, audit };
 }

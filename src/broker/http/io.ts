@@ -2,7 +2,7 @@
 // the client only the stable code and a generic message (the log says why).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ErrorResponse } from '../../shared/api.js';
-import { BrokerError, CLIENT_MESSAGE, HTTP_STATUS } from '../../shared/errors.js';
+import { BrokerError, CLIENT_MESSAGE, HTTP_STATUS, RateLimitedError } from '../../shared/errors.js';
 
 export function sendJson(
   res: ServerResponse,
@@ -27,7 +27,9 @@ export function sendError(
   headers: Record<string, string> = {},
 ): void {
   const body: ErrorResponse = { error: { code: err.code, message: CLIENT_MESSAGE[err.code], requestId } };
-  sendJson(res, HTTP_STATUS[err.code], body, headers);
+  const retryAfter =
+    err instanceof RateLimitedError ? { 'retry-after': String(err.retryAfterSeconds) } : undefined;
+  sendJson(res, HTTP_STATUS[err.code], body, { ...retryAfter, ...headers });
 }
 
 /** The bearer credential, or a BrokerError when there is none. */

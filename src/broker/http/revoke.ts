@@ -2,11 +2,13 @@
 // either the grant's own Kubernetes token (checked by TokenReview) or a fresh GitHub OIDC JWT of
 // the same run (repository_id, run_id, run_attempt). Anyone else gets the same 404 whether or not
 // the grant exists, so the endpoint cannot be used to probe for grants.
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { decodeJwt } from 'jose';
 import type { RevokeResponse } from '../../shared/api.js';
+import type { Reason } from '../../shared/contract.js';
 import { BrokerError } from '../../shared/errors.js';
-import type { BrokerDeps } from '../app.js';
+import type { AuditEvent } from '../audit.js';
+import type { BrokerDeps } from '../deps.js';
 import type { VerifiedClaims } from '../types.js';
 import { findGrant, deleteGrantObjects, isOurGrant } from '../k8s/revoke.js';
 import { reviewServiceAccountToken } from '../k8s/token-review.js';
@@ -19,16 +21,34 @@ import {
   isGrantId,
   labelValue,
 } from '../naming.js';
+import { answer } from './answer.js';
 import { bearerToken } from './io.js';
 
-export interface RevokeContext {
+/** The revocation route; it owns its audit lines and metrics. */
+export function createRevokeRoute(deps: BrokerDeps) {
+  return async (req: IncomingMessage, res: ServerResponse, requestId: string, grantId: string) => {
+    const ctx: RevokeContext = { requestId };
+    const outcome = await answer(
+      deps,
+      { req, res, requestId },
+      {
+        name: 'revocation',
+        work: () => revoke(deps, req, grantId, ctx),
+        denial: () => ({ claims: ctx.claims, grantId: ctx.grantId, by: ctx.by, request: 'revoke' }),
+      },
+    );
+    if (outcome.result === 'done') deps.metrics.revocations.inc({ by: ctx.by });
+  };
+}
+
+interface RevokeContext {
   requestId: string;
   claims?: VerifiedClaims;
   grantId?: string;
   by?: 'grant-token' | 'github-oidc';
 }
 
-const notFound = (reason: string) => new BrokerError('ERR_NOT_FOUND', reason);
+const notFound = (reason: Reason) => new BrokerError('ERR_NOT_FOUND', reason);
 
 /** Service-account tokens carry a `kubernetes.io` claim; GitHub's do not. Only used to pick the check. */
 function looksLikeKubernetesToken(token: string): boolean {
@@ -39,16 +59,16 @@ function looksLikeKubernetesToken(token: string): boolean {
   }
 }
 
-export async function handleRevoke(
+async function revoke(
   deps: BrokerDeps,
   req: IncomingMessage,
   grantId: string,
   ctx: RevokeContext,
-): Promise<RevokeResponse> {
+): Promise<{ body: RevokeResponse; audit: AuditEvent }> {
   const token = bearerToken(req);
   if (!isGrantId(grantId)) throw notFound('not_a_grant_id');
   ctx.grantId = grantId;
-  const namespaces = deps.namespaces();
+  const namespaces = deps.policy.namespaces();
 
   let namespace: string;
   let uid: string | undefined;
@@ -92,8 +112,7 @@ export async function handleRevoke(
   // them, as it does for a revocation served by another replica, but seconds later).
   await deps.grantWork?.settled(grantId);
   await deleteGrantObjects(deps.k8s, namespace, grantId, { uid });
-  deps.metrics.revocations.inc({ by: ctx.by });
-  deps.audit.record({
+  const audit: AuditEvent = {
     action: 'revocation',
     requestId: ctx.requestId,
     claims: ctx.claims,
@@ -103,6 +122,6 @@ export async function handleRevoke(
     serviceAccountUid: uid,
     expiresAt,
     by: ctx.by,
-  });
-  return { grantId, revoked: true };
+  };
+  return { body: { grantId, revoked: true }, audit };
 }

@@ -78,7 +78,7 @@ export function loadKubeConfig(path?: string): KubeConfig {
   return kc;
 }
 
-export function makeK8sClients(kc: KubeConfig): K8sClients {
+export function createK8sClients(kc: KubeConfig): K8sClients {
   return {
     core: kc.makeApiClient(CoreV1Api),
     rbac: kc.makeApiClient(RbacAuthorizationV1Api),

@@ -1,4 +1,5 @@
 // Reading @kubernetes/client-node's ApiException (numeric `code`) without depending on its class.
+import { errorMessage } from '../../shared/errors.js';
 export function statusCodeOf(err: unknown): number | undefined {
   if (typeof err === 'object' && err !== null && 'code' in err) {
     const code = (err as { code: unknown }).code;
@@ -28,7 +29,7 @@ export function describeK8sError(err: unknown): string {
     message = String((body as { message: unknown }).message);
   }
   if (code !== undefined) return `HTTP ${code}${message ? `: ${message}` : ''}`;
-  return err instanceof Error ? err.message : String(err);
+  return errorMessage(err);
 }
 
 /** Runs a delete and treats NotFound as success: revocation and reaping are idempotent. */

@@ -1,7 +1,6 @@
 // Permissions a CI job must never receive through the broker, because each is a known way to
-// escalate or to read credentials (DESIGN.md "Security invariants"; research §(i) item 9). The
-// policy loader refuses inline roles that contain any of them, and the Kubernetes side can run the
-// same check on a named role's rules when it can read them. docs/policy.md lists the same table.
+// escalate or to read credentials. The policy loader refuses inline roles that contain any of them
+// (dangerousFindings). docs/policy.md lists the same table.
 //
 // Matching is deliberately coarse: resource names are compared lower-cased and regardless of API
 // group (a CRD that happens to be called "secrets" is refused too), and "any verb" means any.
@@ -111,8 +110,8 @@ export function dangerousFindings(rules: readonly RuleSummary[]): DangerFinding[
 /**
  * One human-readable line per dangerous permission in `rules`
  * (`rules[2] (apiGroups [""] resources ["secrets"] verbs ["get"]): reads or writes Secrets …`),
- * or an empty list when the rules are acceptable. The Kubernetes side can run this on a named
- * role's rules when it is able to read them.
+ * or an empty list when the rules are acceptable. Nothing calls it yet: it is the check for the
+ * rules of named roles, which the broker does not read today (see forbiddenRoleNameProblem).
  */
 export function findDangerousRules(rules: readonly RuleSummary[]): string[] {
   return dangerousFindings(rules).map((f) => {

@@ -2,15 +2,13 @@
 // the first rule that matches the claims and allows the namespace, the role and the TTL wins.
 // A refusal names the furthest stage any rule reached, for the audit log (never for the client).
 import type { ExchangeRequest } from '../../shared/api.js';
+import { MIN_TTL_SECONDS, type Reason } from '../../shared/contract.js';
 import { BrokerError } from '../../shared/errors.js';
 import type { Grantable, RoleRef, VerifiedClaims } from '../types.js';
 import { matchesClaims } from './matcher.js';
 import type { Policy, PolicyRule, RoleDefinition } from './types.js';
 
-/** Shortest grant a job may ask for; anything shorter is a client bug. */
-export const MIN_REQUEST_TTL_SECONDS = 60;
-
-function forbidden(reason: string, message: string): BrokerError {
+function forbidden(reason: Reason, message: string): BrokerError {
   return new BrokerError('ERR_FORBIDDEN', reason, message);
 }
 
@@ -35,15 +33,15 @@ export function createPolicyEngine(rules: PolicyRule[], roles: Record<string, Ro
   function authorize(claims: VerifiedClaims, request: ExchangeRequest): Grantable {
     const { namespace, role, ttlSeconds } = request;
     if (typeof namespace !== 'string' || typeof role !== 'string')
-      throw new BrokerError('ERR_BAD_REQUEST', 'request_invalid', 'namespace and role must be strings');
+      throw new BrokerError('ERR_BAD_REQUEST', 'invalid_request', 'namespace and role must be strings');
     if (ttlSeconds !== undefined) {
       if (typeof ttlSeconds !== 'number' || !Number.isSafeInteger(ttlSeconds))
         throw new BrokerError('ERR_BAD_REQUEST', 'ttl_invalid', 'ttlSeconds must be a whole number');
-      if (ttlSeconds < MIN_REQUEST_TTL_SECONDS)
+      if (ttlSeconds < MIN_TTL_SECONDS)
         throw new BrokerError(
           'ERR_BAD_REQUEST',
           'ttl_too_short',
-          `ttlSeconds must be at least ${MIN_REQUEST_TTL_SECONDS}`,
+          `ttlSeconds must be at least ${MIN_TTL_SECONDS}`,
         );
     }
 
@@ -81,7 +79,8 @@ export function createPolicyEngine(rules: PolicyRule[], roles: Record<string, Ro
     };
   }
 
-  return Object.freeze({ rules, roles, authorize });
+  const namespaces = Object.freeze([...new Set(rules.flatMap((rule) => rule.namespaces))].sort());
+  return Object.freeze({ rules, roles, authorize, namespaces: () => namespaces });
 }
 
 function names(rules: readonly PolicyRule[]): string {

@@ -2,6 +2,7 @@
 // the field and the fix; the broker does not start with a policy it does not fully understand.
 // docs/policy.md documents the format; this file is its executable definition.
 import type { RuleSummary } from '../../shared/api.js';
+import { DNS_LABEL, DNS_LABEL_RULE, MAX_TTL_SECONDS, MIN_TTL_SECONDS } from '../../shared/contract.js';
 import { FieldReader, isMapping, describe as describeValue } from '../config/fields.js';
 import { parseYamlSource, type YamlPath } from '../config/yaml-source.js';
 import { dangerousFindings, forbiddenRoleNameProblem } from './dangerous.js';
@@ -21,13 +22,8 @@ import {
 
 export const POLICY_API_VERSION = 'k8s-ephemeral-access/v1';
 export const POLICY_KIND = 'Policy';
-export const MIN_TTL_SECONDS = 60;
-/** The longest a GitHub-hosted job may run; longer standing grants defeat the purpose. */
-export const MAX_TTL_SECONDS = 6 * 3600;
-
-/** DNS-1123 label: namespaces, and the names of roles and rules (they end up in labels). */
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const DNS_LABEL_HINT = 'must be a DNS-1123 label: lowercase letters, digits and "-", at most 63 characters';
+/** Namespaces, and the names of roles and rules (they end up in labels), are DNS-1123 labels. */
+const DNS_LABEL_HINT = `must be a DNS-1123 label: ${DNS_LABEL_RULE}`;
 const DECIMAL_ID = /^[1-9][0-9]{0,19}$/;
 /** RBAC object names are path segments: no "/" or "%", not "." or "..". */
 const RBAC_NAME = /^(?!\.{1,2}$)[^/%\s]+$/;
@@ -76,7 +72,7 @@ function readRoles(r: FieldReader, value: unknown): Record<string, RoleDefinitio
   let good = true;
   for (const [name, def] of Object.entries(value)) {
     const path = ['roles', name];
-    if (!DNS_LABEL.test(name) || name.length > 63) {
+    if (!DNS_LABEL.test(name)) {
       r.report(path, `role name ${JSON.stringify(name)} ${DNS_LABEL_HINT}`);
       good = false;
       continue;
@@ -168,7 +164,6 @@ function readRule(
   const name = r.string([...path, 'name'], rule.name, {
     pattern: DNS_LABEL,
     hint: DNS_LABEL_HINT,
-    maxLength: 63,
   });
   const match = readMatch(r, [...path, 'match'], rule.match);
   const namespaces = r.list(
@@ -178,7 +173,6 @@ function readRule(
       r.string(p, v, {
         pattern: DNS_LABEL,
         hint: `is not a namespace name: ${DNS_LABEL_HINT}`,
-        maxLength: 63,
       }),
     { nonEmpty: true, unique: true },
   );

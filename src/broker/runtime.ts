@@ -1,0 +1,116 @@
+// Running the broker: the app on a listening server, the Kubernetes clients, the reaper, and a
+// graceful shutdown. Everything the runtime needs arrives as arguments (start-from-config.ts reads
+// them from the config file; tests pass their own), so a test runs the production wiring.
+import { clusterEndpointOf, createK8sClients, loadKubeConfig } from './k8s/clients.js';
+import { Reaper } from './k8s/reaper.js';
+import type { Logger } from './logger.js';
+import type { AuditLog } from './audit.js';
+import { createMetrics, type BrokerMetrics } from './metrics.js';
+import { listen } from './http/server.js';
+import type { PolicyEngine, TokenVerifier } from './types.js';
+import { createBrokerApp, type BrokerApp } from './app.js';
+import { createGrantWork } from './grant-work.js';
+
+/** The config fields the runtime needs (a structural subset of config.ts's BrokerConfig). */
+export interface BrokerRuntimeConfig {
+  listen: { host: string; port: number };
+  tls?: { certFile: string; keyFile: string };
+  insecureHttp?: boolean;
+  kubeconfig?: string;
+  brokerNamespace: string;
+  reaper: { intervalSeconds: number; leaseName: string };
+  limits: { bodyBytes: number; requestTimeoutMs: number; perRepositoryPerMinute: number };
+  shutdownGraceMs: number;
+  /** The verifier's clock leeway; JWT-use records outlive exp by this plus a margin. */
+  leewaySeconds?: number;
+  clusterServer?: string;
+  clusterCaFile?: string;
+}
+
+export interface RunningBroker {
+  url: string;
+  app: BrokerApp;
+  reaper: Reaper;
+  /** Readiness off, reaper stopped (lease released), in-flight requests finished or cut at the grace period. */
+  shutdown(): Promise<void>;
+}
+
+export async function runBroker(
+  config: BrokerRuntimeConfig,
+  parts: {
+    verifier: TokenVerifier;
+    policy: PolicyEngine;
+    logger: Logger;
+    audit: AuditLog;
+    metrics?: BrokerMetrics;
+    /** The Lease holder identity; the pod name in a cluster. */
+    identity: string;
+    /**
+     * The broker's time source (epoch milliseconds) for grant expiry, the rate limiter and the
+     * reaper; Date.now when absent. The verifier has its own, given where it is created.
+     */
+    now?: () => number;
+  },
+): Promise<RunningBroker> {
+  const kc = loadKubeConfig(config.kubeconfig);
+  const k8s = createK8sClients(kc);
+  const metrics = parts.metrics ?? createMetrics({ defaultMetrics: true });
+  const namespaces = parts.policy.namespaces();
+  if (namespaces.length === 0)
+    parts.logger.warn('the policy names no namespaces: every exchange will be refused');
+  const grantWork = createGrantWork();
+  const app = createBrokerApp({
+    grantWork,
+    verifier: parts.verifier,
+    policy: parts.policy,
+    k8s,
+    endpoint: clusterEndpointOf(kc, {
+      clusterServer: config.clusterServer,
+      clusterCaFile: config.clusterCaFile,
+    }),
+    logger: parts.logger,
+    audit: parts.audit,
+    metrics,
+    limits: config.limits,
+    replayLedger: {
+      namespace: config.brokerNamespace,
+      keepAfterExpirySeconds: (config.leewaySeconds ?? 60) + 60,
+    },
+    now: parts.now,
+  });
+  const reaper = new Reaper(k8s, {
+    namespaces: () => namespaces,
+    intervalSeconds: config.reaper.intervalSeconds,
+    lease: { namespace: config.brokerNamespace, name: config.reaper.leaseName, identity: parts.identity },
+    logger: parts.logger.child({ component: 'reaper' }),
+    audit: parts.audit,
+    metrics,
+    now: parts.now,
+  });
+  const server = await listen(app.handle, {
+    host: config.listen.host,
+    port: config.listen.port,
+    tls: config.tls,
+    insecureHttp: config.insecureHttp,
+    requestTimeoutMs: config.limits.requestTimeoutMs,
+  });
+  reaper.start();
+  parts.logger.info('broker listening', { url: server.url, namespaces, identity: parts.identity });
+
+  let stopping: Promise<void> | undefined;
+  return {
+    url: server.url,
+    app,
+    reaper,
+    shutdown() {
+      stopping ??= (async () => {
+        app.markShuttingDown();
+        parts.logger.info('shutting down', { inFlight: server.inFlight(), graceMs: config.shutdownGraceMs });
+        await Promise.all([server.close(config.shutdownGraceMs), reaper.stop()]);
+        await grantWork.idle();
+        parts.logger.info('stopped');
+      })();
+      return stopping;
+    },
+  };
+}
