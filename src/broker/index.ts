@@ -1,10 +1,11 @@
-// The broker's entry point: `node dist/broker/index.js --config <file>`.
+// The broker's entry point: `node build/broker/index.js --config <file>` after `npm run build:broker`
+// (in the image: /app/index.js).
 // Importing this file parses the arguments and starts the broker; everything else lives in app.ts.
 import { parseArgs } from 'node:util';
 import { startBrokerFromConfigFile } from './app.js';
 import { errorMessage } from '../shared/errors.js';
 
-const USAGE = 'usage: node dist/broker/index.js --config <broker-config.yaml>\n';
+const USAGE = 'usage: node index.js --config <broker-config.yaml>\n';
 
 function configPathFromArgs(argv: string[]): string | undefined {
   try {
