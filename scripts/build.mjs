@@ -19,10 +19,13 @@ const banner = {
 // platform helpers, and with them @actions/http-client and undici (~400 KiB, most of the start-up).
 const unusedToolkitParts =
   /^(\.\/oidc-utils\.js|\.\/platform\.js|@actions\/http-client(\/.*)?|@actions\/exec|@actions\/io(\/.*)?)$/;
+// Likewise @actions/github: the action uses its run context only, and its root module imports
+// Octokit (./utils.js, with undici, ~540 KiB) solely for getOctokit.
+const octokitOfActionsGithub = /[\\/]@actions[\\/]github[\\/]lib[\\/]github\.js$/;
 const dropUnusedToolkitParts = {
   name: 'drop-unused-toolkit-parts',
   setup(b) {
-    b.onResolve({ filter: unusedToolkitParts }, async (args) => {
+    const sideEffectFree = async (args) => {
       if (args.pluginData?.resolving) return undefined;
       const resolved = await b.resolve(args.path, {
         kind: args.kind,
@@ -31,7 +34,11 @@ const dropUnusedToolkitParts = {
         pluginData: { resolving: true },
       });
       return resolved.errors.length ? undefined : { path: resolved.path, sideEffects: false };
-    });
+    };
+    b.onResolve({ filter: unusedToolkitParts }, sideEffectFree);
+    b.onResolve({ filter: /^\.\/utils\.js$/ }, (args) =>
+      octokitOfActionsGithub.test(args.importer) ? sideEffectFree(args) : undefined,
+    );
   },
 };
 

@@ -93,6 +93,9 @@ describe('bundles as the runner runs them', () => {
   test('the bundles stay small and never load the Kubernetes client', () => {
     const main = readFileSync(join(repoRoot, 'dist/main/index.js'), 'utf8');
     expect(main).not.toMatch(/RbacAuthorizationV1Api|@kubernetes\/client-node/);
+    // @actions/github's run context is in, its Octokit client is not.
+    expect(main).toContain('GITHUB_GRAPHQL_URL');
+    expect(main).not.toMatch(/octokit/i);
     const post = readFileSync(join(repoRoot, 'dist/post/index.js'), 'utf8');
     expect(post).not.toMatch(/RbacAuthorizationV1Api|@kubernetes\/client-node/);
     // The direct-revoke fallback is inside the post bundle, as two plain DELETEs.
