@@ -1,9 +1,12 @@
-// Bundles the committed dist/ entry points with esbuild (deterministic output, no absolute paths).
-//   dist/main/index.js           the action's main step (kept small: no Kubernetes client)
-//   dist/post/index.js           the action's post step
-//   dist/post/direct-revoke.js   loaded by post only when the broker cannot be reached (client-node)
-//   dist/broker/index.js         the broker
-import { existsSync } from 'node:fs';
+// Bundles entry points with esbuild (deterministic output, no absolute paths).
+//   node scripts/build.mjs          the action's committed dist/ (what the runner runs):
+//     dist/main/index.js            the main step (kept small: no Kubernetes client)
+//     dist/post/index.js            the post step, with its direct-revoke fallback (plain HTTPS)
+//   node scripts/build.mjs broker   the broker, build/broker/index.js (git-ignored; the image's
+//                                   build stage and the tests that spawn the broker build it)
+// A missing entry fails the build: a skipped entry would leave a stale bundle looking current.
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { build } from 'esbuild';
 
 // Bundled CommonJS dependencies call require() for Node built-ins; ESM output has no require.
@@ -11,27 +14,18 @@ const banner = {
   js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
 };
 
-// The post step imports its direct-revoke path lazily; keep it a separate file at run time.
-const keepDirectRevokeSeparate = {
-  name: 'keep-direct-revoke-separate',
-  setup(b) {
-    b.onResolve({ filter: /^\.\/direct-revoke\.js$/ }, (args) =>
-      args.importer.endsWith('post-run.ts') || args.importer.endsWith('post.ts')
-        ? { path: args.path, external: true }
-        : undefined,
-    );
-  },
-};
-
 // The action implements the runner's ID-token request itself (src/action/id-token.ts). Declaring
 // these modules free of side effects lets esbuild drop @actions/core's unused getIDToken and
 // platform helpers, and with them @actions/http-client and undici (~400 KiB, most of the start-up).
 const unusedToolkitParts =
   /^(\.\/oidc-utils\.js|\.\/platform\.js|@actions\/http-client(\/.*)?|@actions\/exec|@actions\/io(\/.*)?)$/;
+// Likewise @actions/github: the action uses its run context only, and its root module imports
+// Octokit (./utils.js, with undici, ~540 KiB) solely for getOctokit.
+const octokitOfActionsGithub = /[\\/]@actions[\\/]github[\\/]lib[\\/]github\.js$/;
 const dropUnusedToolkitParts = {
   name: 'drop-unused-toolkit-parts',
   setup(b) {
-    b.onResolve({ filter: unusedToolkitParts }, async (args) => {
+    const sideEffectFree = async (args) => {
       if (args.pluginData?.resolving) return undefined;
       const resolved = await b.resolve(args.path, {
         kind: args.kind,
@@ -40,7 +34,11 @@ const dropUnusedToolkitParts = {
         pluginData: { resolving: true },
       });
       return resolved.errors.length ? undefined : { path: resolved.path, sideEffects: false };
-    });
+    };
+    b.onResolve({ filter: unusedToolkitParts }, sideEffectFree);
+    b.onResolve({ filter: /^\.\/utils\.js$/ }, (args) =>
+      octokitOfActionsGithub.test(args.importer) ? sideEffectFree(args) : undefined,
+    );
   },
 };
 
@@ -54,23 +52,46 @@ const common = {
   logLevel: 'warning',
 };
 
-const entries = [
-  ['src/action/main.ts', 'dist/main/index.js'],
-  ['src/action/post.ts', 'dist/post/index.js'],
-  ['src/action/direct-revoke.ts', 'dist/post/direct-revoke.js'],
-  ['src/broker/index.ts', 'dist/broker/index.js'],
-];
+const targets = {
+  action: {
+    dir: 'dist',
+    minify: true,
+    entries: [
+      ['src/action/main.ts', 'dist/main/index.js'],
+      ['src/action/post.ts', 'dist/post/index.js'],
+    ],
+  },
+  broker: { dir: 'build/broker', minify: false, entries: [['src/broker/index.ts', 'build/broker/index.js']] },
+};
+
+const name = process.argv[2] ?? 'action';
+const target = targets[name];
+if (!target) {
+  process.stderr.write(`unknown build target "${name}"; one of: ${Object.keys(targets).join(', ')}\n`);
+  process.exit(2);
+}
+const missing = target.entries.filter(([entry]) => !existsSync(entry)).map(([entry]) => entry);
+if (missing.length > 0) {
+  process.stderr.write(`build ${name}: missing entry point(s): ${missing.join(', ')}\n`);
+  process.exit(1);
+}
 
 await Promise.all(
-  entries
-    .filter(([entry]) => existsSync(entry))
-    .map(([entry, outfile]) =>
-      build({
-        ...common,
-        entryPoints: [entry],
-        outfile,
-        plugins: [keepDirectRevokeSeparate, dropUnusedToolkitParts],
-        minify: outfile.startsWith('dist/main') || outfile === 'dist/post/index.js',
-      }),
-    ),
+  target.entries.map(([entry, outfile]) =>
+    build({
+      ...common,
+      entryPoints: [entry],
+      outfile,
+      plugins: [dropUnusedToolkitParts],
+      minify: target.minify,
+    }),
+  ),
 );
+
+// Anything else in the output directory is a leftover of an older layout: removing it lets
+// check-dist see it (as a deletion) instead of shipping it.
+const outputs = new Set(target.entries.map(([, outfile]) => outfile));
+for (const e of readdirSync(target.dir, { withFileTypes: true, recursive: true })) {
+  const path = join(e.parentPath, e.name);
+  if (e.isFile() && !outputs.has(path)) rmSync(path);
+}

@@ -1,5 +1,5 @@
 // End to end, nothing faked: the built action bundles run as the GitHub runner runs them, against
-// the REAL broker (dist/broker/index.js over HTTPS, trusted through the `broker-ca` input) and the
+// the REAL broker (build/broker/index.js over HTTPS, trusted through the `broker-ca` input) and the
 // REAL control plane, with the installed kubectl using the exported KUBECONFIG as a later step would.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';

@@ -84,7 +84,7 @@ function setup(
     writeSummary: async (md) => {
       summaries.push(md);
     },
-    readFile: (p) => readFileSync(p, 'utf8'),
+    runContext: { eventName: 'push', payload: {} },
     clock,
   };
   return { core, deps, jwts, transport, summaries, cas, clock };

@@ -9,10 +9,8 @@ const withToken = {
 const pr = (head: unknown, base = 'octo-org/octo-repo') => ({
   pull_request: { head: { repo: head }, base: { repo: { full_name: base } } },
 });
-const files = (payload: unknown) => (path: string) => {
-  if (path !== '/event.json') throw new Error('ENOENT');
-  return JSON.stringify(payload);
-};
+/** The run as @actions/github's context presents it. */
+const run = (eventName: string, payload: object) => ({ eventName, payload });
 
 describe('forkHeadRepository', () => {
   test('recognises forks by the fork flag, by a different head repository, or a deleted head', () => {
@@ -31,37 +29,30 @@ describe('checkOidcAvailable', () => {
   test('passes with the token endpoint and a same-repository event', () => {
     expect(() =>
       checkOidcAvailable(
-        { ...withToken, GITHUB_EVENT_PATH: '/event.json', GITHUB_EVENT_NAME: 'pull_request' },
-        files(pr({ fork: false, full_name: 'octo-org/octo-repo' })),
+        withToken,
+        run('pull_request', pr({ fork: false, full_name: 'octo-org/octo-repo' })),
       ),
     ).not.toThrow();
   });
 
   test('without id-token permission says which permission to add', () => {
-    const run = () => checkOidcAvailable({ GITHUB_EVENT_PATH: '/event.json' }, files({}));
-    expect(run).toThrow(PreflightError);
-    expect(run).toThrow(/Add `permissions: id-token: write`/);
+    const check = () => checkOidcAvailable({}, run('push', {}));
+    expect(check).toThrow(PreflightError);
+    expect(check).toThrow(/Add `permissions: id-token: write`/);
   });
 
   test.each(['pull_request', 'pull_request_target'])(
     'refuses a fork pull request (%s), even with a token',
     (event) => {
-      const run = () =>
-        checkOidcAvailable(
-          { ...withToken, GITHUB_EVENT_PATH: '/event.json', GITHUB_EVENT_NAME: event },
-          files(pr({ fork: true, full_name: 'mallory/octo-repo' })),
-        );
-      expect(run).toThrow(/pull request from the fork mallory\/octo-repo/);
-      expect(run).toThrow(/github.event.pull_request.head.repo.full_name == github.repository/);
+      const check = () =>
+        checkOidcAvailable(withToken, run(event, pr({ fork: true, full_name: 'mallory/octo-repo' })));
+      expect(check).toThrow(`pull request from the fork mallory/octo-repo (event "${event}")`);
+      expect(check).toThrow(/github.event.pull_request.head.repo.full_name == github.repository/);
     },
   );
 
-  test('an unreadable event payload does not hide the permission check', () => {
-    expect(() => checkOidcAvailable({ GITHUB_EVENT_PATH: '/missing.json' }, files({}))).toThrow(
-      /id-token: write/,
-    );
-    expect(() =>
-      checkOidcAvailable({ ...withToken, GITHUB_EVENT_PATH: '/missing.json' }, files({})),
-    ).not.toThrow();
+  test('an empty payload (no event file: the context then holds {}) does not hide the permission check', () => {
+    expect(() => checkOidcAvailable({}, run('', {}))).toThrow(/id-token: write/);
+    expect(() => checkOidcAvailable(withToken, run('', {}))).not.toThrow();
   });
 });

@@ -54,19 +54,13 @@ function setup(
   const transport = scriptedTransport(...responders);
   const direct: DirectRevokeInput[] = [];
   let directResult: DirectRevokeResult | Error = { roleBinding: 'deleted', serviceAccount: 'deleted' };
-  let directLoads = 0;
   const deps: PostDeps = {
     core,
     createTransport: () => transport.transport,
-    loadDirectRevoke: async () => {
-      directLoads += 1;
-      return {
-        revokeDirect: async (input) => {
-          direct.push(input);
-          if (directResult instanceof Error) throw directResult;
-          return directResult;
-        },
-      };
+    revokeDirect: async (input) => {
+      direct.push(input);
+      if (directResult instanceof Error) throw directResult;
+      return directResult;
     },
     readFile: async (p) => readFileSync(p, 'utf8'),
     clock: virtualClock(),
@@ -76,7 +70,6 @@ function setup(
     deps,
     transport,
     direct,
-    directLoads: () => directLoads,
     failDirect: (err: Error) => {
       directResult = err;
     },
@@ -138,7 +131,7 @@ describe('post: revocation', () => {
     expect(s.core.infos).toContain('Revoked grant gha-1234-abcd through the broker.');
     expect(existsSync(m.path)).toBe(false);
     expect(existsSync(m.dir)).toBe(false);
-    expect(s.directLoads()).toBe(0);
+    expect(s.direct).toEqual([]);
   });
 
   test('a grant the broker no longer knows (404) counts as revoked', async () => {
@@ -180,7 +173,7 @@ describe('post: revocation', () => {
     const m = await mainLeftovers();
     const s = setup(m.state, [() => brokerError(403, 'ERR_FORBIDDEN', 'not allowed by the broker policy')]);
     await run(s.deps);
-    expect(s.directLoads()).toBe(0);
+    expect(s.direct).toEqual([]);
     expect(s.core.warnings).toEqual([
       expect.stringMatching(/^Could not revoke grant gha-1234-abcd: broker refused/),
     ]);

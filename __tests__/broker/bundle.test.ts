@@ -1,4 +1,4 @@
-// The built broker (dist/broker/index.js) as operators run it: `node index.js --config <file>`,
+// The built broker (build/broker/index.js, `npm run build:broker`) as operators run it: `node index.js --config <file>`,
 // with the real config loader, policy file, token verifier, HTTPS, and the deploy/ RBAC.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
@@ -124,8 +124,8 @@ describe('the built broker over HTTPS', () => {
 });
 
 describe('start-up errors', () => {
-  test('no --config: usage and exit 2; a broken config: exit 1 naming the problem', () => {
-    const entry = ensureBrokerBuilt();
+  test('no --config: usage and exit 2; a broken config: exit 1 naming the problem', async () => {
+    const entry = await ensureBrokerBuilt();
     const noArgs = spawnSync(process.execPath, [entry], { encoding: 'utf8' });
     expect(noArgs.status).toBe(2);
     expect(noArgs.stderr).toContain('--config');

@@ -1,4 +1,4 @@
-// Load and rate limiting (issue 7), all through the REAL broker bundle (dist/broker/index.js) over
+// Load and rate limiting (issue 7), all through the REAL broker bundle (build/broker/index.js) over
 // HTTPS, against the real control plane under exactly the deploy/ RBAC:
 //  - 500 exchanges at concurrency 32, then 500 revocations, each with its own grant's token:
 //    no error at all, and no grant object left. The per-repository limit of that broker is raised

@@ -1,4 +1,4 @@
-// Two broker replicas (issue 7): two processes of the REAL bundle (dist/broker/index.js), same
+// Two broker replicas (issue 7): two processes of the REAL bundle (build/broker/index.js), same
 // config, same policy, same ServiceAccount and namespace, each on its own HTTPS port, against the
 // shared control plane. What a Deployment with replicas: 2 must guarantee:
 //  (a) a JWT buys one grant, whichever replicas it is sent to, at the same moment or one after the

@@ -1,7 +1,8 @@
-// check-dist guards the committed bundles: it must fail when src/ changed without a rebuild.
+// check-dist guards the committed bundles: it must fail when src/ changed without a rebuild, and
+// when an entry point is missing (a build that skipped it would leave the old bundle looking current).
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -32,4 +33,16 @@ test('check-dist passes on the committed dist/ and fails once src/ changes witho
   const stale = checkDist();
   expect(stale.status).toBe(1);
   expect(stale.stderr).toMatch(/dist\/ is stale/);
+});
+
+test('check-dist fails when an entry point is missing, naming it', () => {
+  spawnSync('git', ['checkout', '--quiet', '--', 'src/', 'dist/'], { cwd: clone });
+  renameSync(join(clone, 'src', 'action', 'post.ts'), join(clone, 'src', 'action', 'post-moved.ts'));
+  try {
+    const missing = checkDist();
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toContain('missing entry point(s): src/action/post.ts');
+  } finally {
+    renameSync(join(clone, 'src', 'action', 'post-moved.ts'), join(clone, 'src', 'action', 'post.ts'));
+  }
 });

@@ -90,7 +90,7 @@ export async function createBenchContext(log: (msg: string) => void): Promise<Be
   process.env.K8S_EA_SERVER = info.server;
   log(`control plane at ${info.server}; building bundles if stale`);
   await ensureActionBuilt();
-  ensureBrokerBuilt();
+  await ensureBrokerBuilt();
 
   const created = await Promise.all([
     freshNamespace('bench-exchange'),

@@ -111,8 +111,6 @@ export function flatMetrics(r: ScenarioResults): Record<string, number> {
     set('post_step_wall_ms', r.action.postWallMs);
     set('main_bundle_bytes', r.action.bundleBytes['main/index.js']);
     set('post_bundle_bytes', r.action.bundleBytes['post/index.js']);
-    set('post_direct_revoke_bundle_bytes', r.action.bundleBytes['post/direct-revoke.js']);
-    set('broker_bundle_bytes', r.action.bundleBytes['broker/index.js']);
   }
   if (r.scale) {
     const n = r.scale.loaded.activeGrants;

@@ -1,11 +1,12 @@
 // Fallback revocation straight at the API server, used by post only when the broker cannot be
 // reached. It authenticates as the grant itself: the broker gives every grant a self-revoke Role
-// allowing exactly these two deletes. Loaded with a dynamic import and bundled as its own file
-// (dist/post/direct-revoke.js), so the Kubernetes client costs nothing on the normal path.
-import { ApiException, CoreV1Api, KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/client-node';
+// allowing exactly these two deletes. Two plain DELETEs on the action's own transport, trusting the
+// kubeconfig's cluster CA alone (as kubectl does), so post needs no Kubernetes client.
+import { createNodeTransport, NetworkError, type HttpTransport } from './http-transport.js';
 
 export interface DirectRevokeInput {
   server: string;
+  /** Base64 PEM, as in the kubeconfig's certificate-authority-data. */
   certificateAuthorityData: string;
   token: string;
   namespace: string;
@@ -36,55 +37,73 @@ function withTimeout<T>(what: string, ms: number, p: Promise<T>): Promise<T> {
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
+/** The server URL may carry a path (a proxy in front of the API server); resource paths go below it. */
+function resourceUrl(server: string, path: string): URL {
+  const url = new URL(server);
+  url.pathname = `${url.pathname.replace(/\/+$/, '')}${path}`;
+  return url;
+}
+
 async function deleteIdempotently(
+  transport: HttpTransport,
   what: string,
+  url: URL,
+  token: string,
   timeoutMs: number,
-  del: () => Promise<unknown>,
 ): Promise<DeleteOutcome> {
+  let status: number;
   try {
-    await withTimeout(what, timeoutMs, del());
-    return 'deleted';
+    const res = await withTimeout(
+      what,
+      timeoutMs,
+      transport({
+        method: 'DELETE',
+        url,
+        headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
+        timeoutMs,
+      }),
+    );
+    status = res.status;
   } catch (err) {
-    if (err instanceof ApiException && err.code === 404) return 'already-gone';
-    // Only the status goes into the message: an ApiException's text can carry the whole response.
-    if (err instanceof ApiException)
-      throw new DirectRevokeError(`${what}: the API server answered HTTP ${err.code}`, { cause: err });
     if (err instanceof DirectRevokeError) throw err;
-    const code =
-      (err as NodeJS.ErrnoException).code ?? (err as { cause?: NodeJS.ErrnoException }).cause?.code;
-    throw new DirectRevokeError(`${what}: ${code ?? 'request failed'}`, { cause: err });
+    const code = (err as { cause?: NodeJS.ErrnoException }).cause?.code;
+    const detail = code ?? (err instanceof NetworkError ? err.message : 'request failed');
+    throw new DirectRevokeError(`${what}: ${detail}`, { cause: err });
   }
+  if (status === 404) return 'already-gone';
+  // Only the status goes into the message: the body can echo the request.
+  if (status < 200 || status > 299)
+    throw new DirectRevokeError(`${what}: the API server answered HTTP ${status}`);
+  return 'deleted';
 }
 
 export async function revokeDirect(input: DirectRevokeInput): Promise<DirectRevokeResult> {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [
-      { name: 'grant', server: input.server, caData: input.certificateAuthorityData, skipTLSVerify: false },
-    ],
-    users: [{ name: 'grant', token: input.token }],
-    contexts: [{ name: 'grant', cluster: 'grant', user: 'grant', namespace: input.namespace }],
-    currentContext: 'grant',
-  });
+  const ca = Buffer.from(input.certificateAuthorityData, 'base64').toString('utf8');
+  const transport = createNodeTransport({ ca: ca || undefined, publicRoots: [] });
   const timeoutMs = input.timeoutMs ?? 15_000;
-  const name = input.grantId;
-  const namespace = input.namespace;
+  const ns = encodeURIComponent(input.namespace);
+  const name = encodeURIComponent(input.grantId);
+  const where = `${input.namespace}/${input.grantId}`;
 
   // RoleBinding first: authorization is gone the moment it is deleted, whereas a deleted
   // ServiceAccount's token may still authenticate for the apiserver's token cache lifetime.
   // The ServiceAccount is still attempted if that fails: deleting the root of the grant
   // invalidates the token and garbage-collects the owned RoleBinding too.
   const failures: string[] = [];
-  const attempt = (what: string, del: () => Promise<unknown>) =>
-    deleteIdempotently(what, timeoutMs, del).catch((err: unknown) => {
-      failures.push(err instanceof Error ? err.message : String(err));
-      return undefined;
-    });
-  const roleBinding = await attempt(`delete RoleBinding ${namespace}/${name}`, () =>
-    kc.makeApiClient(RbacAuthorizationV1Api).deleteNamespacedRoleBinding({ name, namespace }),
+  const attempt = (what: string, path: string) =>
+    deleteIdempotently(transport, what, resourceUrl(input.server, path), input.token, timeoutMs).catch(
+      (err: unknown) => {
+        failures.push(err instanceof Error ? err.message : String(err));
+        return undefined;
+      },
+    );
+  const roleBinding = await attempt(
+    `delete RoleBinding ${where}`,
+    `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings/${name}`,
   );
-  const serviceAccount = await attempt(`delete ServiceAccount ${namespace}/${name}`, () =>
-    kc.makeApiClient(CoreV1Api).deleteNamespacedServiceAccount({ name, namespace }),
+  const serviceAccount = await attempt(
+    `delete ServiceAccount ${where}`,
+    `/api/v1/namespaces/${ns}/serviceaccounts/${name}`,
   );
   if (roleBinding === undefined || serviceAccount === undefined)
     throw new DirectRevokeError(failures.join('; '));

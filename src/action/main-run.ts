@@ -1,7 +1,8 @@
 // The main step: GitHub OIDC token -> broker exchange -> private kubeconfig -> outputs and state.
 // Everything it touches comes in through `deps`, so tests and @github/local-action can run it
-// without GitHub, and nothing happens at import time.
-import { readFileSync } from 'node:fs';
+// without GitHub, and nothing happens at import time (except @actions/github reading the event
+// payload into its run context, which defaultMainDeps hands on).
+import { context as githubContext } from '@actions/github';
 import { realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ExchangeRequest, ExchangeResponse } from '../shared/api.js';
@@ -16,7 +17,7 @@ import { createNodeTransport, type HttpTransport } from './http-transport.js';
 import { createIdTokenSource } from './id-token.js';
 import { parseInputs, type ActionInputs, type Env } from './inputs.js';
 import { renderKubeconfig } from './kubeconfig.js';
-import { checkOidcAvailable } from './oidc-preflight.js';
+import { checkOidcAvailable, type RunContext } from './oidc-preflight.js';
 import { retry } from './retry.js';
 import { createPrivateDir, realDirectoryOf, writeNewPrivateFile, UnsafePathError } from './safe-fs.js';
 import { STATE } from './state.js';
@@ -32,7 +33,8 @@ export interface MainDeps {
   createTransport: (ca: string | undefined) => HttpTransport;
   /** Appends Markdown to the job summary. */
   writeSummary: (markdown: string) => Promise<void>;
-  readFile: (path: string) => string;
+  /** The workflow run: event name and payload (@actions/github's context). */
+  runContext: RunContext;
   clock: Clock;
 }
 
@@ -47,7 +49,7 @@ export function defaultMainDeps(): MainDeps {
     getIdToken: createIdTokenSource(process.env, createNodeTransport()),
     createTransport: (ca) => createNodeTransport({ ca }),
     writeSummary: appendSummary,
-    readFile: (path) => readFileSync(path, 'utf8'),
+    runContext: githubContext,
     clock: systemClock,
   };
 }
@@ -74,7 +76,7 @@ function failureMessage(err: unknown): string {
 export async function runMain(deps: MainDeps): Promise<void> {
   const { core: c, clock } = deps;
   const inputs = parseInputs((name) => c.getInput(name), deps.env);
-  checkOidcAvailable(deps.env, deps.readFile);
+  checkOidcAvailable(deps.env, deps.runContext);
 
   // Saved before anything is created, so post knows main ran and what it may do.
   c.saveState(STATE.revoke, String(inputs.revoke));

@@ -1,9 +1,13 @@
 // Fails before any network call when GitHub will not (or must not) give this job an OIDC token,
 // with a message that says exactly what to change. Without this, the toolkit's getIDToken fails
 // with "Unable to get ACTIONS_ID_TOKEN_REQUEST_URL env variable", which users misread
-// (configure-aws-credentials#512). Reads the event payload itself: @actions/github would add
-// about a megabyte to the main bundle for these few lines.
+// (configure-aws-credentials#512). The event comes from @actions/github's run context; the build
+// keeps only that context (scripts/build.mjs drops Octokit), so it costs the bundle ~1 KB.
+import type { context } from '@actions/github';
 import type { Env } from './inputs.js';
+
+/** What the preflight reads of the run: the event's name and payload. */
+export type RunContext = Pick<typeof context, 'eventName' | 'payload'>;
 
 export class PreflightError extends Error {
   constructor(message: string) {
@@ -33,25 +37,16 @@ export function forkHeadRepository(payload: unknown): string | undefined {
   return undefined;
 }
 
-export function checkOidcAvailable(env: Env, readFile: (path: string) => string): void {
-  const eventPath = env.GITHUB_EVENT_PATH;
-  if (eventPath) {
-    let payload: unknown;
-    try {
-      payload = JSON.parse(readFile(eventPath));
-    } catch {
-      payload = undefined; // No readable payload: nothing to learn about forks; the checks below still apply.
-    }
-    const fork = forkHeadRepository(payload);
-    // Also under pull_request_target, where GitHub would issue a token: giving a fork's code
-    // cluster access is exactly the "pwn request" this action must not enable.
-    if (fork)
-      throw new PreflightError(
-        `This job runs for a pull request from the fork ${fork} (event "${env.GITHUB_EVENT_NAME ?? 'unknown'}"). ` +
-          'Code from forks must not get cluster access, and GitHub gives fork pull requests no OIDC token. ' +
-          'Skip this step for forks: add `if: github.event.pull_request.head.repo.full_name == github.repository` to it.',
-      );
-  }
+export function checkOidcAvailable(env: Env, run: RunContext): void {
+  const fork = forkHeadRepository(run.payload);
+  // Also under pull_request_target, where GitHub would issue a token: giving a fork's code
+  // cluster access is exactly the "pwn request" this action must not enable.
+  if (fork)
+    throw new PreflightError(
+      `This job runs for a pull request from the fork ${fork} (event "${run.eventName || 'unknown'}"). ` +
+        'Code from forks must not get cluster access, and GitHub gives fork pull requests no OIDC token. ' +
+        'Skip this step for forks: add `if: github.event.pull_request.head.repo.full_name == github.repository` to it.',
+    );
   if (!env.ACTIONS_ID_TOKEN_REQUEST_URL || !env.ACTIONS_ID_TOKEN_REQUEST_TOKEN)
     throw new PreflightError(
       'GitHub did not give this job an OIDC token (ACTIONS_ID_TOKEN_REQUEST_URL is not set). ' +

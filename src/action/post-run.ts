@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { runnerCore, systemClock, type ActionCore, type Clock } from './action-core.js';
 import { BrokerRefusal, classifyBrokerError, createBrokerClient } from './broker-client.js';
-import type { DirectRevokeInput, DirectRevokeResult } from './direct-revoke.js';
+import { revokeDirect, type DirectRevokeInput, type DirectRevokeResult } from './direct-revoke.js';
 import { createNodeTransport, NetworkError, type HttpTransport } from './http-transport.js';
 import { readGrantCredential, type GrantCredential } from './kubeconfig.js';
 import { retry } from './retry.js';
@@ -16,10 +16,8 @@ import { errorMessage } from '../shared/errors.js';
 export interface PostDeps {
   core: ActionCore;
   createTransport: (ca: string | undefined) => HttpTransport;
-  /** Loads the API-server fallback lazily; it pulls in the Kubernetes client. */
-  loadDirectRevoke: () => Promise<{
-    revokeDirect: (input: DirectRevokeInput) => Promise<DirectRevokeResult>;
-  }>;
+  /** The fallback straight at the API server, with the grant's own token. */
+  revokeDirect: (input: DirectRevokeInput) => Promise<DirectRevokeResult>;
   readFile: (path: string) => Promise<string>;
   clock: Clock;
 }
@@ -31,8 +29,7 @@ export function defaultPostDeps(): PostDeps {
   return {
     core: runnerCore,
     createTransport: (ca) => createNodeTransport({ ca }),
-    // Kept as a separate bundle file by scripts/build.mjs (it externalises this exact specifier).
-    loadDirectRevoke: () => import('./direct-revoke.js'),
+    revokeDirect,
     readFile: (path) => readFile(path, 'utf8'),
     clock: systemClock,
   };
@@ -106,8 +103,7 @@ async function revokeGrant(deps: PostDeps, state: PostState): Promise<void> {
   c.info(
     `Broker unreachable (${outcome.reason}); revoking grant ${state.grantId} directly at the API server.`,
   );
-  const { revokeDirect } = await deps.loadDirectRevoke();
-  const result = await revokeDirect({
+  const result = await deps.revokeDirect({
     ...credential,
     namespace: state.namespace || credential.namespace,
     grantId: state.grantId,

@@ -1,10 +1,11 @@
-// The broker's entry point: `node dist/broker/index.js --config <file>`.
-// Importing this file parses the arguments and starts the broker (start-from-config.ts).
+// The broker's entry point: `node build/broker/index.js --config <file>` after `npm run build:broker`
+// (in the image: /app/index.js).
+// Importing this file parses the arguments and starts the broker; start-from-config.ts does the rest.
 import { parseArgs } from 'node:util';
 import { startBrokerFromConfigFile } from './start-from-config.js';
 import { errorMessage } from '../shared/errors.js';
 
-const USAGE = 'usage: node dist/broker/index.js --config <broker-config.yaml>\n';
+const USAGE = 'usage: node index.js --config <broker-config.yaml>\n';
 
 function configPathFromArgs(argv: string[]): string | undefined {
   try {

@@ -1,8 +1,8 @@
 // Helpers to run the broker for real in tests: install exactly the RBAC from deploy/ for a set of
 // job namespaces and get the broker a kubeconfig under that RBAC (never admin), then spawn the
-// built bundle (dist/broker/index.js) with a generated config, policy and TLS certificate.
+// built bundle (build/broker/index.js) with a generated config, policy and TLS certificate.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
@@ -12,6 +12,9 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { dump, load, loadAll } from 'js-yaml';
 import { adminKubeconfigPath, clusterEndpoint, coreApi, sleep, uniqueName } from './cluster.js';
+import { ensureBrokerBuilt } from './ensure-built.js';
+
+export { ensureBrokerBuilt };
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const deployDir = join(repoRoot, 'deploy');
@@ -264,7 +267,7 @@ export interface StartBrokerOptions {
   reaperIntervalSeconds?: number;
   /** Extra or overriding top-level config fields. */
   config?: Record<string, unknown>;
-  /** Where the bundle is; default dist/broker/index.js. */
+  /** Where the bundle is; default build/broker/index.js (built when stale). */
   entry?: string;
 }
 
@@ -283,27 +286,8 @@ export interface RunningBroker {
   exited: Promise<number | null>;
 }
 
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    newest = Math.max(newest, e.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs);
-  }
-  return newest;
-}
-
-/** Builds the broker bundle when it is missing or older than the sources. */
-export function ensureBrokerBuilt(): string {
-  const entry = join(repoRoot, 'dist', 'broker', 'index.js');
-  if (!existsSync(entry) || newestMtime(join(repoRoot, 'src')) > statSync(entry).mtimeMs) {
-    const r = spawnSync('npm', ['run', 'build'], { cwd: repoRoot, encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`npm run build failed: ${r.stderr}`);
-  }
-  return entry;
-}
-
 export async function startBroker(opts: StartBrokerOptions): Promise<RunningBroker> {
-  const entry = opts.entry ?? ensureBrokerBuilt();
+  const entry = opts.entry ?? (await ensureBrokerBuilt());
   const dir = mkdtempSync(join(tmpdir(), 'k8s-ea-broker-'));
   const https = opts.https ?? false;
   const tls = https ? selfSignedCert(dir) : undefined;

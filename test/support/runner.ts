@@ -7,17 +7,8 @@
 //
 // Children are spawned asynchronously on purpose: the OIDC issuer and the broker may run inside
 // the test process, and a synchronous spawn would block them.
-import { spawn, spawnSync } from 'node:child_process';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { load } from 'js-yaml';
@@ -26,44 +17,7 @@ export const repoRoot = resolve(import.meta.dirname, '..', '..');
 const MAIN = join(repoRoot, 'dist', 'main', 'index.js');
 const POST = join(repoRoot, 'dist', 'post', 'index.js');
 
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (!entry.isFile()) continue;
-    newest = Math.max(newest, statSync(join(entry.parentPath, entry.name)).mtimeMs);
-  }
-  return newest;
-}
-
-/**
- * Rebuilds dist/ with the project's build script when the action's bundles are older than src/.
- * A lock directory keeps parallel jest workers from writing (and reading) half-built bundles.
- */
-export async function ensureActionBuilt(): Promise<void> {
-  const fresh = () =>
-    [MAIN, POST, join(repoRoot, 'dist', 'post', 'direct-revoke.js')].every(
-      (f) => existsSync(f) && statSync(f).mtimeMs >= newestMtime(join(repoRoot, 'src', 'action')),
-    ) && statSync(MAIN).mtimeMs >= newestMtime(join(repoRoot, 'src', 'shared'));
-  if (fresh()) return;
-  const lock = join(tmpdir(), 'k8s-ea-build.lock');
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    try {
-      mkdirSync(lock);
-      break;
-    } catch {
-      if (Date.now() > deadline) rmSync(lock, { recursive: true, force: true }); // a crashed holder
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-  try {
-    if (fresh()) return;
-    const r = spawnSync('node', ['scripts/build.mjs'], { cwd: repoRoot, encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`build failed:\n${r.stderr}`);
-  } finally {
-    rmSync(lock, { recursive: true, force: true });
-  }
-}
+export { ensureActionBuilt } from './ensure-built.js';
 
 /** Parses a file written with GitHub file commands: `name=value` or `name<<DELIM` heredocs. */
 export function parseFileCommands(text: string): Record<string, string> {
