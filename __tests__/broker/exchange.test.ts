@@ -168,6 +168,7 @@ describe('exchange', () => {
       credentialId: `JTI=${decodeJwt(g.token).jti as string}`,
       expiresAt: g.expiresAt,
       github: expect.objectContaining({
+        iss: issuer.issuer,
         repository_id: REPO_ID,
         run_id: issuer.claims.run_id,
         jti: decodeJwt(jwt).jti,

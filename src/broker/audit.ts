@@ -9,6 +9,7 @@ export type AuditAction = 'exchange' | 'denial' | 'revocation' | 'reap';
 
 /** The run claims an audit line carries; absent when the caller was never authenticated. */
 const RUN_CLAIMS = [
+  'iss',
   'repository',
   'repository_id',
   'repository_owner_id',

@@ -16,7 +16,7 @@ export async function startBrokerFromConfigFile(
 ): Promise<RunningBroker> {
   const logger = createLogger({ level: env.LOG_LEVEL === 'debug' ? 'debug' : 'info' });
   const config = loadConfig(configPath);
-  const policy = loadPolicy(config.policyFile);
+  const policy = loadPolicy(config.policyFile, { issuers: config.issuers.map((i) => i.issuer) });
   const verifier = createTokenVerifier({
     issuers: config.issuers,
     audience: config.audience,

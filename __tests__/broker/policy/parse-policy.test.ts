@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../../../src/broker/config/config-error.js';
 import { findDangerousRules, loadPolicy, parsePolicy } from '../../../src/broker/policy/index.js';
+import { defaultClaims } from '../../../test/support/oidc-issuer.js';
 
 const EXAMPLE = fileURLToPath(new URL('../../../deploy/examples/policy.yaml', import.meta.url));
 
@@ -216,6 +217,38 @@ describe('match blocks', () => {
       'must start with a literal owner/repo/',
     ],
     ['a number as ref', 15, '      ref: 42', 'must be a string'],
+    [
+      'a ref glob over every branch',
+      15,
+      '      ref: { glob: "refs/heads/*" }',
+      'must not match every ref of its kind',
+    ],
+    [
+      'a ref glob over every branch, deep',
+      15,
+      '      ref: { glob: "refs/heads/**" }',
+      'must not match every ref of its kind',
+    ],
+    [
+      'a ref glob over every tag',
+      15,
+      '      ref: { glob: "refs/tags/*" }',
+      'must not match every ref of its kind',
+    ],
+    ['an environment glob', 15, '      environment: { glob: "*" }', 'globs are not allowed for environment'],
+    [
+      'an environment glob of a prefix',
+      15,
+      '      environment: { glob: "prod*" }',
+      'globs are not allowed for environment',
+    ],
+    ['an environment with * as an exact value', 15, '      environment: prod*', 'matched by exact name only'],
+    [
+      'iss that is not a URL',
+      15,
+      '      ref: refs/heads/main\n      iss: github',
+      'is not an https:// issuer URL',
+    ],
   ])('%s is refused', (_name, line, replacement, message) => {
     const found = issues(withLine(line, replacement));
     expect(found).toHaveLength(1);
@@ -234,6 +267,11 @@ describe('match blocks', () => {
     expect(issues(withLine(line, ''))).toEqual([
       { line: 12, field: 'rules[0].match', message: `missing required field "${field}"` },
     ]);
+  });
+
+  test('a ref glob that starts its name with a literal is accepted', () => {
+    for (const glob of ['refs/heads/release/*', 'refs/heads/release/**', 'refs/tags/v*'])
+      expect(() => parsePolicy(withLine(15, `      ref: { glob: "${glob}" }`), 'policy.yaml')).not.toThrow();
   });
 
   test('a rule that pins neither ref nor environment is refused', () => {
@@ -456,5 +494,49 @@ describe('loadPolicy', () => {
     const file = join(dir, 'bad.yaml');
     writeFileSync(file, withLine(15, '      ref: main'));
     expect(() => loadPolicy(file)).toThrow(`${file}:15: rules[0].match.ref:`);
+  });
+});
+
+describe('several issuers: every rule pins its issuer', () => {
+  const GHES = 'https://ghes.example.com/_services/token';
+  const GITHUB = 'https://token.actions.githubusercontent.com';
+  const issuers = [GITHUB, GHES];
+  const parse = (text: string) => parsePolicy(text, 'policy.yaml', { issuers });
+
+  test('with two issuers, a rule without iss is refused at its match line', () => {
+    try {
+      parse(BASE);
+      throw new Error('policy was accepted');
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as ConfigError).issues).toEqual([
+        expect.objectContaining({
+          line: 12,
+          field: 'rules[0].match',
+          message: expect.stringContaining('must pin "iss"'),
+        }),
+      ]);
+    }
+  });
+
+  test('an iss the broker does not trust is refused', () => {
+    expect(() =>
+      parse(withLine(15, `      ref: refs/heads/main\n      iss: https://other.example.com`)),
+    ).toThrow(/is not one of the issuers the broker trusts/);
+  });
+
+  test('a pinned rule grants only to its issuer, though the IDs collide on the other instance', () => {
+    const policy = parse(withLine(15, `      ref: refs/heads/main\n      iss: ${GHES}`));
+    const now = Math.floor(Date.now() / 1000);
+    const claims = { ...defaultClaims(), aud: 'k8s-ephemeral-access', jti: 'j', iat: now, exp: now + 300 };
+    const ask = { namespace: 'staging', role: 'deployer' };
+    expect(policy.authorize({ ...claims, iss: GHES }, ask)).toMatchObject({ ruleName: 'web-deploys' });
+    expect(() => policy.authorize({ ...claims, iss: GITHUB }, ask)).toThrow(
+      expect.objectContaining({ reason: 'no_matching_rule' }),
+    );
+  });
+
+  test('with one issuer, rules need not pin it', () => {
+    expect(() => parsePolicy(BASE, 'policy.yaml', { issuers: [GITHUB] })).not.toThrow();
   });
 });

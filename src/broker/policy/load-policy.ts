@@ -1,10 +1,10 @@
 // Loads the policy file named in the broker config (once, at start).
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../config/config-error.js';
-import { parsePolicy } from './parse-policy.js';
+import { parsePolicy, type PolicyContext } from './parse-policy.js';
 import type { Policy } from './types.js';
 
-export function loadPolicy(path: string): Policy {
+export function loadPolicy(path: string, context: PolicyContext = {}): Policy {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -14,5 +14,5 @@ export function loadPolicy(path: string): Policy {
       { file: path, line: undefined, field: '', message: `cannot read the policy file (${code})` },
     ]);
   }
-  return parsePolicy(text, path);
+  return parsePolicy(text, path, context);
 }

@@ -33,8 +33,16 @@ const API_GROUP = /^(|\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z
 const EVENT_NAME = /^[a-z_]+$/;
 const RUNNER_ENVIRONMENTS = ['github-hosted', 'self-hosted'];
 
+export interface PolicyContext {
+  /**
+   * The issuers the broker trusts. With more than one, every rule must pin `iss`: repository and owner
+   * IDs are unique only within one GitHub instance. Pinned values must be among them.
+   */
+  issuers?: readonly string[];
+}
+
 /** Parses policy YAML text; `fileName` is used in error messages. Throws ConfigError. */
-export function parsePolicy(text: string, fileName: string): Policy {
+export function parsePolicy(text: string, fileName: string, context: PolicyContext = {}): Policy {
   const source = parseYamlSource(text, fileName);
   const r = new FieldReader(source);
   const doc = r.mapping([], source.value, { required: ['apiVersion', 'kind', 'roles', 'rules'] });
@@ -50,7 +58,8 @@ export function parsePolicy(text: string, fileName: string): Policy {
   const roles = readRoles(r, doc.roles);
   // Rules may name any declared role, valid or not, so one bad role gives one error, not one per use.
   const declared = isMapping(doc.roles) ? Object.keys(doc.roles) : [];
-  const rules = r.list(['rules'], doc.rules, (path, value) => readRule(r, path, value, declared)) ?? [];
+  const rules =
+    r.list(['rules'], doc.rules, (path, value) => readRule(r, path, value, declared, context)) ?? [];
   const seen = new Map<string, number>();
   rules.forEach((rule, i) => {
     const first = seen.get(rule.name);
@@ -156,6 +165,7 @@ function readRule(
   path: YamlPath,
   value: unknown,
   declaredRoles: readonly string[],
+  context: PolicyContext,
 ): PolicyRule | undefined {
   const rule = r.mapping(path, value, {
     required: ['name', 'match', 'namespaces', 'roles', 'maxTtlSeconds'],
@@ -165,7 +175,7 @@ function readRule(
     pattern: DNS_LABEL,
     hint: DNS_LABEL_HINT,
   });
-  const match = readMatch(r, [...path, 'match'], rule.match);
+  const match = readMatch(r, [...path, 'match'], rule.match, context);
   const namespaces = r.list(
     [...path, 'namespaces'],
     rule.namespaces,
@@ -210,7 +220,12 @@ function readRule(
   };
 }
 
-function readMatch(r: FieldReader, path: YamlPath, value: unknown): RuleMatch | undefined {
+function readMatch(
+  r: FieldReader,
+  path: YamlPath,
+  value: unknown,
+  context: PolicyContext,
+): RuleMatch | undefined {
   const block = r.mapping(path, value, {
     required: ['repository_owner_id', 'repository_id', 'event_name'],
     optional: MATCH_FIELDS.filter((f) => !['repository_owner_id', 'repository_id', 'event_name'].includes(f)),
@@ -223,11 +238,19 @@ function readMatch(r: FieldReader, path: YamlPath, value: unknown): RuleMatch | 
     );
     return undefined;
   }
+  const issuers = context.issuers ?? [];
+  if (block.iss === undefined && issuers.length > 1) {
+    r.report(
+      path,
+      `must pin "iss": the broker trusts ${issuers.length} issuers, and repository and owner IDs are unique only within one`,
+    );
+    return undefined;
+  }
   const match: RuleMatch = {};
   let good = true;
   for (const field of MATCH_FIELDS) {
     if (block[field] === undefined) continue;
-    const matchers = readMatchValues(r, [...path, field], field, block[field]);
+    const matchers = readMatchValues(r, [...path, field], field, block[field], context);
     if (matchers) match[field] = matchers;
     else good = false;
   }
@@ -240,12 +263,13 @@ function readMatchValues(
   path: YamlPath,
   field: MatchField,
   value: unknown,
+  context: PolicyContext,
 ): ValueMatcher[] | undefined {
   if (!Array.isArray(value)) {
-    const one = readMatchValue(r, path, field, value);
+    const one = readMatchValue(r, path, field, value, context);
     return one ? [one] : undefined;
   }
-  const list = r.list(path, value, (p, v) => readMatchValue(r, p, field, v), { nonEmpty: true });
+  const list = r.list(path, value, (p, v) => readMatchValue(r, p, field, v, context), { nonEmpty: true });
   if (!list) return undefined;
   const keys = list.map((m) => JSON.stringify(m));
   const dup = keys.findIndex((k, i) => keys.indexOf(k) !== i);
@@ -258,6 +282,7 @@ function readMatchValue(
   path: YamlPath,
   field: MatchField,
   value: unknown,
+  context: PolicyContext,
 ): ValueMatcher | undefined {
   if (isMapping(value)) {
     if (!GLOB_FIELDS.includes(field))
@@ -274,12 +299,17 @@ function readMatchValue(
     return r.report(path, `IDs must be quoted strings, as GitHub sends them: ${field}: "${value}"`);
   const exact = r.string(path, value);
   if (exact === undefined) return undefined;
-  const problem = exactValueProblem(field, exact);
+  const problem = exactValueProblem(field, exact, context);
   return problem ? r.report(path, `${JSON.stringify(exact)} ${problem}`) : { exact };
 }
 
-function exactValueProblem(field: MatchField, value: string): string | undefined {
+function exactValueProblem(field: MatchField, value: string, context: PolicyContext): string | undefined {
   switch (field) {
+    case 'iss':
+      if (!context.issuers) return value.startsWith('https://') ? undefined : 'is not an https:// issuer URL';
+      return context.issuers.includes(value)
+        ? undefined
+        : `is not one of the issuers the broker trusts (${context.issuers.join(', ')})`;
     case 'repository_id':
     case 'repository_owner_id':
       return DECIMAL_ID.test(value)
@@ -300,6 +330,9 @@ function exactValueProblem(field: MatchField, value: string): string | undefined
         ? undefined
         : `must be one of ${RUNNER_ENVIRONMENTS.join(', ')}`;
     case 'environment':
+      return value.includes('*')
+        ? 'contains "*": environments are matched by exact name only (a writer could create a look-alike)'
+        : undefined;
     case 'job_workflow_ref':
       return value.includes('*')
         ? `contains "*" but exact values are literal; to match a pattern write { glob: ${JSON.stringify(value)} }`
@@ -311,8 +344,12 @@ function exactValueProblem(field: MatchField, value: string): string | undefined
 function globFieldProblem(field: MatchField, pattern: string): string | undefined {
   const [first, second] = pattern.split('/');
   if (field === 'ref') {
-    if (first !== 'refs' || second === undefined || hasWildcard(second) || pattern.split('/').length < 3)
+    const third = pattern.split('/')[2];
+    if (first !== 'refs' || second === undefined || hasWildcard(second) || third === undefined)
       return 'must start with a literal refs/<kind>/, e.g. refs/heads/release/* or refs/tags/v*';
+    // refs/heads/* or refs/heads/** would trust every branch, which pinning a ref is meant to prevent.
+    if (third === '' || hasWildcard(third[0]!))
+      return 'must not match every ref of its kind: start the name with a literal, e.g. refs/heads/release/* or refs/tags/v*';
   }
   if (field === 'job_workflow_ref') {
     if (first === undefined || second === undefined || hasWildcard(first) || hasWildcard(second))

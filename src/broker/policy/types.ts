@@ -4,6 +4,7 @@ import type { PolicyEngine } from '../types.js';
 
 /** Claims a rule may match on. Only IDs identify a repository; names are never used. */
 export const MATCH_FIELDS = [
+  'iss',
   'repository_owner_id',
   'repository_id',
   'ref',
@@ -14,8 +15,12 @@ export const MATCH_FIELDS = [
 ] as const;
 export type MatchField = (typeof MATCH_FIELDS)[number];
 
-/** Fields where `{ glob: ... }` is accepted. IDs and event names are always exact. */
-export const GLOB_FIELDS: readonly MatchField[] = ['ref', 'environment', 'job_workflow_ref'];
+/**
+ * Fields where `{ glob: ... }` is accepted. IDs, issuers and event names are always exact, and so are
+ * environments: anyone who can write to a repository can create an unprotected environment whose name
+ * fits a pattern, while an exact name is the one whose protection rules the admin checked.
+ */
+export const GLOB_FIELDS: readonly MatchField[] = ['ref', 'job_workflow_ref'];
 
 /** One accepted value: an exact string, or a glob written explicitly as `{ glob: "..." }`. */
 export type ValueMatcher = { exact: string } | { glob: string };
