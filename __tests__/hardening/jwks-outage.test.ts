@@ -27,21 +27,21 @@ import { parsePolicy } from '../../src/broker/policy/index.js';
 import { startOidcIssuer, type OidcIssuer } from '../../test/support/oidc-issuer.js';
 import {
   freshNamespace,
+  kubectlAdmin,
   kubectlStatus,
   tokenKubeconfig,
   uniqueName,
   waitFor,
 } from '../../test/support/cluster.js';
+import { installBrokerRbac, type BrokerRbac } from '../../test/support/deploy-rbac.js';
 import {
   brokerRequest,
-  installBrokerRbac,
-  kubectlAdmin,
-  managedObjects,
-  selfSignedCert,
-  type BrokerRbac,
   type BrokerRequestOptions,
   type BrokerResponse,
-} from '../../test/support/broker.js';
+} from '../../test/support/broker-request.js';
+import { managedObjects } from '../../test/support/managed-objects.js';
+import { selfSignedCert } from '../../test/support/tls.js';
+import { policyYaml } from '../../test/support/policy.js';
 
 const MINUTE = 60_000;
 /** The verifier's defaults (token-verifier.ts), restated so the timeline below reads plainly. */
@@ -56,24 +56,6 @@ let offsetMs = 0;
 const tally = { inputs: 0, faults: 0, leaked: 0 };
 const granted: { grantId: string; token: string; broker: TestBroker }[] = [];
 const brokers: TestBroker[] = [];
-
-const policyYaml = (namespace: string) => `
-apiVersion: k8s-ephemeral-access/v1
-kind: Policy
-roles:
-  viewer:
-    clusterRole: k8s-ea-viewer
-rules:
-  - name: main-pushes
-    match:
-      repository_owner_id: '987654'
-      repository_id: '123456789'
-      ref: refs/heads/main
-      event_name: push
-    namespaces: [${namespace}]
-    roles: [viewer]
-    maxTtlSeconds: 900
-`;
 
 interface TestBroker {
   logLines: Record<string, unknown>[];
@@ -109,7 +91,7 @@ async function startTestBroker(): Promise<TestBroker> {
         leewaySeconds: 5,
         clock: () => Date.now() + offsetMs,
       }),
-      policy: parsePolicy(policyYaml(ns.name), 'policy.yaml'),
+      policy: parsePolicy(policyYaml({ namespaces: [ns.name] }), 'policy.yaml'),
       logger: createLogger({ write: (l) => void logLines.push(JSON.parse(l) as Record<string, unknown>) }),
       audit: createAuditLog((l) => void auditLines.push(JSON.parse(l) as Record<string, unknown>)),
       metrics: createMetrics(),

@@ -7,82 +7,44 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { load } from 'js-yaml';
-import {
-  installBrokerRbac,
-  managedObjects,
-  startBroker,
-  type BrokerRbac,
-  type RunningBroker,
-} from '../../test/support/broker.js';
-import { freshNamespace, waitFor } from '../../test/support/cluster.js';
-import { startOidcIssuer, type OidcIssuer } from '../../test/support/oidc-issuer.js';
+import { managedObjects } from '../../test/support/managed-objects.js';
+import type { RunningBroker } from '../../test/support/broker.js';
+import { waitFor } from '../../test/support/cluster.js';
+import { startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
 import { createJob, ensureActionBuilt, type RunnerJob, type StepResult } from '../../test/support/runner.js';
 
-let ns: { name: string; remove: () => Promise<void> };
-let rbac: BrokerRbac;
-let issuer: OidcIssuer;
+let env: BrokerEnv;
 let broker: RunningBroker;
 let brokerCa: string;
 const tally = { inputs: 0, faults: 0, leaked: 0 };
 
-const policyYaml = (namespace: string) => `
-apiVersion: k8s-ephemeral-access/v1
-kind: Policy
-roles:
-  deployer:
-    clusterRole: k8s-ea-deployer
-rules:
-  - name: octo-repo-main
-    match:
-      repository_owner_id: '987654'
-      repository_id: '123456789'
-      ref: refs/heads/main
-      event_name: push
-    namespaces: [${namespace}]
-    roles: [deployer]
-    maxTtlSeconds: 900
-`;
-
 beforeAll(async () => {
   await ensureActionBuilt();
-  ns = await freshNamespace('post-step');
-  rbac = await installBrokerRbac([ns.name]);
-  issuer = await startOidcIssuer();
-  broker = await startBroker({
-    policyYaml: policyYaml(ns.name),
-    issuer: issuer.issuer,
-    namespaces: [ns.name],
-    rbac,
-    https: true,
-  });
-  const config = load(readFileSync(broker.configPath, 'utf8')) as { tls: { certFile: string } };
-  brokerCa = readFileSync(config.tls.certFile, 'utf8');
+  env = await startBrokerEnv({ namespaces: ['post-step'], policy: { rules: [{ roles: ['deployer'] }] } });
+  broker = await env.startBroker();
+  brokerCa = broker.ca!.toString('utf8');
 }, 120_000);
 
 afterAll(async () => {
   let left: string[] = ['(not counted)'];
   try {
-    left = ns ? managedObjects([ns.name]) : [];
+    left = env ? managedObjects([env.ns]) : [];
   } finally {
     tally.leaked = left.length;
     console.log(
       `post-step: inputs tried ${tally.inputs}, faults injected ${tally.faults}, objects leaked ${tally.leaked}`,
     );
-    await broker?.stop().catch(() => undefined);
-    await issuer?.close();
-    await rbac?.cleanup();
-    await ns?.remove();
+    await env?.cleanup();
   }
   expect(left).toEqual([]);
 });
 
 const newJob = () =>
-  createJob({ idToken: { url: issuer.idTokenRequestUrl, token: issuer.idTokenRequestToken } });
+  createJob({ idToken: { url: env.issuer.idTokenRequestUrl, token: env.issuer.idTokenRequestToken } });
 const inputs = (overrides: Record<string, string> = {}) => ({
   'broker-url': broker.url,
   'broker-ca': brokerCa,
-  namespace: ns.name,
+  namespace: env.ns,
   role: 'deployer',
   ttl: '600',
   ...overrides,
@@ -105,7 +67,7 @@ async function runPost(job: RunnerJob): Promise<StepResult> {
  */
 const noObjectLeftOf = (grantId: string) =>
   waitFor(`no object of ${grantId}`, () =>
-    managedObjects([ns.name]).some((o) => o.includes(grantId)) ? undefined : true,
+    managedObjects([env.ns]).some((o) => o.includes(grantId)) ? undefined : true,
   );
 
 /** A harmless post: exit 0, nothing on the warning/error channels, no stack traces. */
@@ -137,7 +99,7 @@ describe('post step', () => {
       expect(main.exitCode).toBe(0);
       const grantId = main.outputs['grant-id']!;
       const path = main.outputs.kubeconfig!;
-      expect(managedObjects([ns.name]).filter((o) => o.includes(grantId))).not.toEqual([]);
+      expect(managedObjects([env.ns]).filter((o) => o.includes(grantId))).not.toEqual([]);
 
       const first = await runPost(job);
       expectQuietSuccess(first);
@@ -181,7 +143,7 @@ describe('post step', () => {
   test('main refused by the broker (403): post exits 0, nothing to revoke, no file, no cluster object', async () => {
     const job = newJob();
     try {
-      const before = managedObjects([ns.name]);
+      const before = managedObjects([env.ns]);
       const auditBefore = broker.audit().length;
       tally.faults += 1;
       const main = await runMain(job, { namespace: 'kube-system' });
@@ -194,7 +156,7 @@ describe('post step', () => {
       expectQuietSuccess(post);
       expect(post.log).toBe('No grant was issued; nothing to revoke.');
       expect(readdirSync(job.runnerTemp)).toEqual([]);
-      expect(managedObjects([ns.name])).toEqual(before);
+      expect(managedObjects([env.ns])).toEqual(before);
       // The broker saw the refused exchange and nothing else: post sent it no request.
       await auditSettled(() => broker.audit().slice(auditBefore), 1);
       expect(

@@ -3,17 +3,12 @@
 // way to start the real broker bundle with a policy that allows many exchanges.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { load } from 'js-yaml';
-import {
-  ensureBrokerBuilt,
-  installBrokerRbac,
-  startBroker,
-  type BrokerRbac,
-  type RunningBroker,
-} from '../../test/support/broker.js';
-import { freshNamespace } from '../../test/support/cluster.js';
+import { ensureBrokerBuilt, type RunningBroker } from '../../test/support/broker.js';
+import type { BrokerRbac } from '../../test/support/deploy-rbac.js';
+import { startBrokerEnv } from '../../test/support/fixture.js';
 import { ensureActionBuilt } from '../../test/support/runner.js';
-import { startOidcIssuer, type OidcIssuer } from '../../test/support/oidc-issuer.js';
+import type { OidcIssuer } from '../../test/support/oidc-issuer.js';
+import { policyYaml, type PolicySpec } from '../../test/support/policy.js';
 import type { ExchangeRequest } from '../../src/shared/api.js';
 import { BenchBrokerClient } from './broker-client.js';
 import { credentialsFromKubeconfig, MinimalKubeClient } from './kube-client.js';
@@ -57,26 +52,18 @@ export interface BenchBroker {
   stop(): Promise<void>;
 }
 
-export function policyYaml(namespaces: string[]): string {
-  const rules = REPOSITORY_IDS.map(
-    (id) => `  - name: bench-${id}
-    match:
-      repository_owner_id: '987654'
-      repository_id: '${id}'
-      ref: refs/heads/main
-      event_name: push
-    namespaces: [${namespaces.join(', ')}]
-    roles: [${ROLE}]
-    maxTtlSeconds: ${TTL_SECONDS}
-`,
-  ).join('');
-  return `apiVersion: k8s-ephemeral-access/v1
-kind: Policy
-roles:
-  ${ROLE}:
-    clusterRole: ${CLUSTER_ROLE}
-rules:
-${rules}`;
+/** One rule per repository ID, all granting ROLE in these namespaces. */
+function benchPolicy(namespaces: string[]): PolicySpec {
+  return {
+    namespaces,
+    roles: { [ROLE]: { clusterRole: CLUSTER_ROLE } },
+    rules: REPOSITORY_IDS.map((id) => ({
+      name: `bench-${id}`,
+      match: { repository_id: id },
+      roles: [ROLE],
+      maxTtlSeconds: TTL_SECONDS,
+    })),
+  };
 }
 
 export async function createBenchContext(log: (msg: string) => void): Promise<BenchContext> {
@@ -92,15 +79,13 @@ export async function createBenchContext(log: (msg: string) => void): Promise<Be
   await ensureActionBuilt();
   ensureBrokerBuilt();
 
-  const created = await Promise.all([
-    freshNamespace('bench-exchange'),
-    freshNamespace('bench-reap'),
-    freshNamespace('bench-scale'),
-  ]);
-  const [exchangeNs, reapNs, scaleNs] = created;
-  const namespaces = { exchange: exchangeNs!.name, reap: reapNs!.name, scale: scaleNs!.name };
-  const rbac = await installBrokerRbac(Object.values(namespaces), { tokenSeconds: 7200 });
-  const issuer = await startOidcIssuer();
+  const env = await startBrokerEnv({
+    namespaces: ['bench-exchange', 'bench-reap', 'bench-scale'],
+    rbac: { tokenSeconds: 7200 },
+  });
+  const { issuer, rbac } = env;
+  const [exchangeNs, reapNs, scaleNs] = env.namespaces;
+  const namespaces = { exchange: exchangeNs!, reap: reapNs!, scale: scaleNs! };
   // Tokens the runner endpoint hands to the action's main step must match the bench policy too.
   issuer.claims.repository_id = REPOSITORY_IDS[0]!;
   const floorKube = new MinimalKubeClient(credentialsFromKubeconfig(rbac.kubeconfigPath));
@@ -131,12 +116,9 @@ export async function createBenchContext(log: (msg: string) => void): Promise<Be
       return out;
     },
     async startBroker(brokerNamespaces, opts = {}) {
-      const broker = await startBroker({
-        policyYaml: policyYaml(brokerNamespaces),
-        issuer: issuer.issuer,
+      const broker = await env.startBroker({
+        policyYaml: policyYaml(benchPolicy(brokerNamespaces)),
         namespaces: brokerNamespaces,
-        rbac,
-        https: true,
         reaperIntervalSeconds: opts.reaperIntervalSeconds ?? 15,
         entry: process.env.BENCH_PROFILE === '1' ? PROFILED_ENTRY : undefined,
         config: {
@@ -147,8 +129,7 @@ export async function createBenchContext(log: (msg: string) => void): Promise<Be
           },
         },
       });
-      const config = load(readFileSync(broker.configPath, 'utf8')) as { tls: { certFile: string } };
-      const ca = readFileSync(config.tls.certFile);
+      const ca = broker.ca!;
       const client = new BenchBrokerClient(broker.url, ca);
       const b: BenchBroker = {
         broker,
@@ -189,10 +170,8 @@ export async function createBenchContext(log: (msg: string) => void): Promise<Be
       for (const b of [...brokers]) await b.stop().catch(() => undefined);
       floorKube.close();
       adminKube.close();
-      await issuer.close();
-      await rbac.cleanup();
       // The namespace controller deletes everything inside in the background.
-      await Promise.all(created.map((n) => n.remove()));
+      await env.cleanup();
     },
   };
   return ctx;

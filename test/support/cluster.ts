@@ -1,5 +1,5 @@
 // Test helpers for the real control plane: an admin client, fresh namespaces, kubectl runs with
-// any identity, and the apiserver's audit log.
+// any identity (admin included), and the apiserver's audit log.
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -72,6 +72,23 @@ export function tokenKubeconfig(token: string, namespace = 'default'): { path: s
     { mode: 0o600 },
   );
   return { path, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** kubectl as admin; a failure is returned, not thrown (for best-effort cleanup). */
+export function tryKubectlAdmin(args: string[], input?: string): SpawnSyncReturns<string> {
+  return spawnSync('kubectl', ['--kubeconfig', adminKubeconfigPath(), '--request-timeout=30s', ...args], {
+    encoding: 'utf8',
+    input,
+    // Listings of thousands of objects (load tests) exceed the default 1 MiB.
+    maxBuffer: 64 * 1024 * 1024,
+  });
+}
+
+/** kubectl as admin; throws with kubectl's stderr when it fails. */
+export function kubectlAdmin(args: string[], input?: string): string {
+  const r = tryKubectlAdmin(args, input);
+  if (r.status !== 0) throw new Error(`kubectl ${args.join(' ')} failed: ${r.stderr}`);
+  return r.stdout;
 }
 
 export function kubectl(kubeconfig: string, args: string[]): SpawnSyncReturns<string> {

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './broker.js';
+import { freePort } from './free-port.js';
 import { sleep } from './cluster.js';
 
 export interface PrivateControlPlane {

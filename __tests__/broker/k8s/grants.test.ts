@@ -21,7 +21,8 @@ import {
   coreApi,
   rbacApi,
 } from '../../../test/support/cluster.js';
-import { installBrokerRbac, managedObjects, type BrokerRbac } from '../../../test/support/broker.js';
+import { installBrokerRbac, type BrokerRbac } from '../../../test/support/deploy-rbac.js';
+import { managedObjects } from '../../../test/support/managed-objects.js';
 
 let ns: { name: string; remove: () => Promise<void> };
 let other: { name: string; remove: () => Promise<void> };
