@@ -1,4 +1,4 @@
-// Faults against a PRIVATE control plane (test/support/faults.ts), never the shared one: the API
+// Faults against a PRIVATE control plane (support/private-control-plane.ts), never the shared one: the API
 // server frozen (SIGSTOP) and killed during exchanges, the broker SIGKILLed mid-exchange, and the
 // API server restarted under active grants. After every fault: clear 503s (never a hang, never a
 // grant that half exists), and once the cluster is back and the reaper ran, nothing left behind.
@@ -9,7 +9,11 @@ import type { RunningBroker } from '../../test/support/broker.js';
 import type { BrokerResponse } from '../../test/support/broker-request.js';
 import { jwtUseRecords, managedObjects } from '../../test/support/managed-objects.js';
 import { startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
-import { clusterEnv, startPrivateControlPlane, type PrivateControlPlane } from '../../test/support/faults.js';
+import {
+  clusterEnv,
+  startPrivateControlPlane,
+  type PrivateControlPlane,
+} from './support/private-control-plane.js';
 
 let cp: PrivateControlPlane;
 /** One namespace per scenario, so what each fault left behind is counted on its own. */

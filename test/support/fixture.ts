@@ -2,7 +2,7 @@
 // RBAC from deploy/ for them, the local OIDC issuer, and the test policy for those namespaces;
 // brokers (the built bundle, or in-process) are started from it and stopped by its cleanup.
 //
-// What lives in test/support/ and what in a suite's own support/ folder: see README.md here.
+// What lives in test/support/ and what in a suite's own support/ folder: README.md here.
 import { freshNamespace } from './cluster.js';
 import { installBrokerRbac, type BrokerRbac, type BrokerRbacOptions } from './deploy-rbac.js';
 import { startBroker, type RunningBroker, type StartBrokerOptions } from './broker.js';
