@@ -13,27 +13,18 @@ import { createJob, ensureActionBuilt, type RunnerJob, type StepResult } from '.
 
 let env: BrokerEnv;
 let broker: RunningBroker;
-let brokerCa: string;
 
 beforeAll(async () => {
   await ensureActionBuilt();
   env = await startBrokerEnv({ namespaces: ['action-e2e'], policy: { rules: [{ roles: ['deployer'] }] } });
   broker = await env.startBroker();
-  brokerCa = broker.ca!.toString('utf8');
 }, 120_000);
 
 afterAll(() => env?.cleanup());
 
-const newJob = () =>
-  createJob({ idToken: { url: env.issuer.idTokenRequestUrl, token: env.issuer.idTokenRequestToken } });
-const inputs = (overrides: Record<string, string> = {}) => ({
-  'broker-url': broker.url,
-  'broker-ca': brokerCa,
-  namespace: env.ns,
-  role: 'deployer',
-  ttl: '600',
-  ...overrides,
-});
+const newJob = () => env.newJob();
+const inputs = (overrides: Record<string, string> = {}) =>
+  env.actionInputs(broker, { role: 'deployer', ttl: '600', ...overrides });
 
 /** The places a secret shows up other than the ::add-mask:: command that registers it. */
 function leaks(step: StepResult, secret: string): string[] {

@@ -25,7 +25,7 @@ import type { RunningBroker } from '../../test/support/broker.js';
 import { jwtUseRecords, managedObjects } from '../../test/support/managed-objects.js';
 import { startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
 import { REPO_ID } from '../../test/support/policy.js';
-import { createJob, ensureActionBuilt } from '../../test/support/runner.js';
+import { ensureActionBuilt } from '../../test/support/runner.js';
 
 const OTHER_REPO_ID = '223456789';
 const LOAD_EXCHANGES = 500;
@@ -255,18 +255,10 @@ describe('per-repository rate limit', () => {
     );
     tally.faults += 1;
 
-    const job = createJob({
-      idToken: { url: env.issuer.idTokenRequestUrl, token: env.issuer.idTokenRequestToken },
-    });
+    const job = env.newJob();
     try {
       tally.inputs += 1;
-      const main = await job.main({
-        'broker-url': broker.url,
-        'broker-ca': broker.ca!.toString('utf8'),
-        namespace: env.ns,
-        role: 'viewer',
-        ttl: '600',
-      });
+      const main = await job.main(env.actionInputs(broker, { role: 'viewer', ttl: '600' }));
       draining = false;
       await Promise.all(drainers);
       expect(main.errors).toEqual([]);

@@ -11,18 +11,16 @@ import { managedObjects } from '../../test/support/managed-objects.js';
 import type { RunningBroker } from '../../test/support/broker.js';
 import { waitFor } from '../../test/support/cluster.js';
 import { startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
-import { createJob, ensureActionBuilt, type RunnerJob, type StepResult } from '../../test/support/runner.js';
+import { ensureActionBuilt, type RunnerJob, type StepResult } from '../../test/support/runner.js';
 
 let env: BrokerEnv;
 let broker: RunningBroker;
-let brokerCa: string;
 const tally = { inputs: 0, faults: 0, leaked: 0 };
 
 beforeAll(async () => {
   await ensureActionBuilt();
   env = await startBrokerEnv({ namespaces: ['post-step'], policy: { rules: [{ roles: ['deployer'] }] } });
   broker = await env.startBroker();
-  brokerCa = broker.ca!.toString('utf8');
 }, 120_000);
 
 afterAll(async () => {
@@ -39,16 +37,9 @@ afterAll(async () => {
   expect(left).toEqual([]);
 });
 
-const newJob = () =>
-  createJob({ idToken: { url: env.issuer.idTokenRequestUrl, token: env.issuer.idTokenRequestToken } });
-const inputs = (overrides: Record<string, string> = {}) => ({
-  'broker-url': broker.url,
-  'broker-ca': brokerCa,
-  namespace: env.ns,
-  role: 'deployer',
-  ttl: '600',
-  ...overrides,
-});
+const newJob = () => env.newJob();
+const inputs = (overrides: Record<string, string> = {}) =>
+  env.actionInputs(broker, { role: 'deployer', ttl: '600', ...overrides });
 
 async function runMain(job: RunnerJob, overrides: Record<string, string> = {}): Promise<StepResult> {
   tally.inputs += 1;

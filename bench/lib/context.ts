@@ -6,10 +6,11 @@ import { fileURLToPath } from 'node:url';
 import { ensureBrokerBuilt, type RunningBroker } from '../../test/support/broker.js';
 import type { BrokerRbac } from '../../test/support/deploy-rbac.js';
 import { startBrokerEnv } from '../../test/support/fixture.js';
-import { ensureActionBuilt } from '../../test/support/runner.js';
+import { ensureActionBuilt, type RunnerJob } from '../../test/support/runner.js';
 import type { OidcIssuer } from '../../test/support/oidc-issuer.js';
 import { policyYaml, type PolicySpec } from '../../test/support/policy.js';
 import type { ExchangeRequest } from '../../src/shared/api.js';
+import type { BenchSettings } from './settings.js';
 import { BenchBrokerClient } from './broker-client.js';
 import { credentialsFromKubeconfig, MinimalKubeClient } from './kube-client.js';
 import type { GrantTarget } from './grant-floor.js';
@@ -36,6 +37,8 @@ export interface BenchContext {
   adminKube: MinimalKubeClient;
   target(namespace: string): GrantTarget;
   exchangeBody(namespace: string): ExchangeRequest;
+  /** A runner job whose ID-token endpoint is the bench's issuer. */
+  newJob(): RunnerJob;
   /** Signs `count` fresh JWTs (jti single use) before any timing starts. */
   presign(count: number): Promise<string[]>;
   startBroker(namespaces: string[], opts?: { reaperIntervalSeconds?: number }): Promise<BenchBroker>;
@@ -43,6 +46,14 @@ export interface BenchContext {
   clearGrants(namespace: string): Promise<void>;
   close(): Promise<void>;
 }
+
+/** A scenario: runs against the shared context and returns its results. */
+export type Scenario<R, Extra extends unknown[] = []> = (
+  ctx: BenchContext,
+  settings: BenchSettings,
+  log: (msg: string) => void,
+  ...extra: Extra
+) => Promise<R>;
 
 export interface BenchBroker {
   broker: RunningBroker;
@@ -110,6 +121,7 @@ export async function createBenchContext(log: (msg: string) => void): Promise<Be
       issuer: issuer.issuer,
     }),
     exchangeBody: (namespace) => ({ namespace, role: ROLE, ttlSeconds: TTL_SECONDS }),
+    newJob: () => env.newJob(),
     async presign(count) {
       const out: string[] = [];
       for (let i = 0; i < count; i += 1) out.push(await issuer.sign({ repository_id: nextRepository() }));

@@ -5,9 +5,8 @@
 // every dist/ entry.
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { createJob, repoRoot } from '../../test/support/runner.js';
-import type { BenchContext } from '../lib/context.js';
-import type { BenchSettings } from '../lib/settings.js';
+import { repoRoot } from '../../test/support/runner.js';
+import type { Scenario } from '../lib/context.js';
 import { BenchBrokerClient } from '../lib/broker-client.js';
 import { median, nowMs } from '../lib/stats.js';
 
@@ -40,20 +39,14 @@ export function distEntrySizes(): Record<string, number> {
   return out;
 }
 
-export async function runActionBench(
-  ctx: BenchContext,
-  settings: BenchSettings,
-  log: (msg: string) => void,
-): Promise<ActionResults> {
+export const runActionBench: Scenario<ActionResults> = async (ctx, settings, log) => {
   const ns = ctx.namespaces.exchange;
   const bb = await ctx.startBroker([ns]);
   const samples: ActionResults['samples'] = [];
   try {
     // One unmeasured job first: page cache, broker JIT and JWKS.
     for (let i = -1; i < settings.actionReps; i += 1) {
-      const job = createJob({
-        idToken: { url: ctx.issuer.idTokenRequestUrl, token: ctx.issuer.idTokenRequestToken },
-      });
+      const job = ctx.newJob();
       try {
         let t0 = nowMs();
         const bare = await job.exec(process.execPath, ['-e', '0']);
@@ -104,4 +97,4 @@ export async function runActionBench(
     postWallMs: median(samples.map((s) => s.postMs)),
     bundleBytes: distEntrySizes(),
   };
-}
+};

@@ -5,10 +5,8 @@
 // rejected once the API server's token cache lets go of it). The 401 is confirmed with kubectl.
 import { readFileSync } from 'node:fs';
 import { load } from 'js-yaml';
-import { createJob } from '../../test/support/runner.js';
 import { kubectlStatus, tokenKubeconfig } from '../../test/support/cluster.js';
-import type { BenchContext } from '../lib/context.js';
-import type { BenchSettings } from '../lib/settings.js';
+import type { Scenario } from '../lib/context.js';
 import { credentialsFromKubeconfig, MinimalKubeClient } from '../lib/kube-client.js';
 import { median, nowMs } from '../lib/stats.js';
 
@@ -31,19 +29,13 @@ export interface RevocationResults {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function runRevocationBench(
-  ctx: BenchContext,
-  settings: BenchSettings,
-  log: (msg: string) => void,
-): Promise<RevocationResults> {
+export const runRevocationBench: Scenario<RevocationResults> = async (ctx, settings, log) => {
   const ns = ctx.namespaces.exchange;
   const bb = await ctx.startBroker([ns]);
   const samples: RevocationSample[] = [];
   try {
     for (let i = 0; i < settings.revokeReps; i += 1) {
-      const job = createJob({
-        idToken: { url: ctx.issuer.idTokenRequestUrl, token: ctx.issuer.idTokenRequestToken },
-      });
+      const job = ctx.newJob();
       try {
         const main = await job.main({
           'broker-url': bb.broker.url,
@@ -109,4 +101,4 @@ export async function runRevocationBench(
     revoke401Ms: median(samples.map((s) => s.to401Ms)),
     postWallMs: median(samples.map((s) => s.postWallMs)),
   };
-}
+};

@@ -3,7 +3,7 @@
 // figure), then with N complete, unexpired grants (the broker's exact objects, created directly).
 // Both brokers run the reaper at the shipped default interval, whose first pass (listing every
 // grant and JWT-use record) happens at start, before the exchanges.
-import type { BenchContext } from '../lib/context.js';
+import type { BenchContext, Scenario } from '../lib/context.js';
 import { processMemoryMb } from '../lib/context.js';
 import type { BenchSettings } from '../lib/settings.js';
 import { benchClaims, floorGrant } from '../lib/grant-floor.js';
@@ -64,11 +64,7 @@ async function measurePhase(
   }
 }
 
-export async function runScaleBench(
-  ctx: BenchContext,
-  settings: BenchSettings,
-  log: (msg: string) => void,
-): Promise<ScaleResults> {
+export const runScaleBench: Scenario<ScaleResults> = async (ctx, settings, log) => {
   const ns = ctx.namespaces.scale;
   const n = settings.scaleGrants;
   try {
@@ -104,4 +100,4 @@ export async function runScaleBench(
   } finally {
     await ctx.clearGrants(ns);
   }
-}
+};

@@ -12,6 +12,7 @@ import {
   type InProcessBrokerOptions,
 } from './in-process-broker.js';
 import { startOidcIssuer, type OidcIssuer } from './oidc-issuer.js';
+import { createJob, type JobOptions, type RunnerJob } from './runner.js';
 import { policyYaml, type PolicySpec } from './policy.js';
 import { parsePolicy } from '../../src/broker/policy/index.js';
 
@@ -38,6 +39,10 @@ export interface BrokerEnv {
   startBroker(opts?: Partial<StartBrokerOptions>): Promise<RunningBroker>;
   /** The broker in this process with this environment's policy (parsed), issuer and RBAC; HTTPS. */
   startInProcessBroker(opts?: Partial<InProcessBrokerOptions>): Promise<InProcessBroker>;
+  /** A runner job whose ID-token endpoint is this environment's issuer. */
+  newJob(options?: JobOptions): RunnerJob;
+  /** The action's inputs for a broker of this environment: its URL, its CA, the first namespace. */
+  actionInputs(broker: RunningBroker, inputs: Record<string, string>): Record<string, string>;
   /** Stops every broker started here, then removes the issuer, the RBAC and the namespaces. */
   cleanup(): Promise<void>;
 }
@@ -89,6 +94,17 @@ export async function startBrokerEnv(o: BrokerEnvOptions = {}): Promise<BrokerEn
         undo.push(() => broker.stop());
         return broker;
       },
+      newJob: (options = {}) =>
+        createJob({
+          idToken: { url: issuer.idTokenRequestUrl, token: issuer.idTokenRequestToken },
+          ...options,
+        }),
+      actionInputs: (broker, inputs) => ({
+        'broker-url': broker.url,
+        'broker-ca': broker.ca?.toString('utf8') ?? '',
+        namespace: namespaces[0]!,
+        ...inputs,
+      }),
       cleanup,
     };
   } catch (err) {
