@@ -17,6 +17,7 @@ import {
   readAudit,
   tokenKubeconfig,
   waitFor,
+  waitForRevocation,
 } from '../../test/support/cluster.js';
 import type { InProcessBroker } from '../../test/support/in-process-broker.js';
 import { managedObjects } from '../../test/support/managed-objects.js';
@@ -363,19 +364,9 @@ describe('revocation', () => {
     const r = await broker.request('DELETE', `/v1/grants/${g.grantId}`, { token: g.token });
     expect(r).toMatchObject({ status: 200, body: { grantId: g.grantId, revoked: true } });
     expect(managedObjects([env.ns]).filter((o) => o.includes(g.grantId))).toEqual([]);
-    const first = await waitFor('a denial', () => {
-      const s = kubectlStatus(kc, ['get', 'pods']);
-      return s.ok ? undefined : s.status;
-    });
-    const firstMs = Date.now() - started;
-    await waitFor(
-      '401',
-      () => (kubectlStatus(kc, ['get', 'pods']).status === 401 ? true : undefined),
-      30_000,
-      250,
-    );
+    const { first, firstMs, unauthorizedMs } = await waitForRevocation(kc, started);
     console.log(
-      `revoke via broker: first denial ${first} after ${firstMs} ms, 401 after ${Date.now() - started} ms`,
+      `revoke via broker: first denial ${first} after ${firstMs} ms, 401 after ${unauthorizedMs} ms`,
     );
     expect([401, 403]).toContain(first);
     expect(broker.auditLines.find((l) => l.action === 'revocation' && l.grantId === g.grantId)).toMatchObject(

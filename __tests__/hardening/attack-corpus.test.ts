@@ -13,7 +13,7 @@ import type { GitHubClaims, OidcIssuer, SignOptions } from '../../test/support/o
 import type { BrokerRequestOptions, BrokerResponse } from '../../test/support/broker-request.js';
 import type { InProcessBroker } from '../../test/support/in-process-broker.js';
 import { managedObjects } from '../../test/support/managed-objects.js';
-import { startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
+import { cleanupCountingLeaks, startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
 import { OWNER_ID, REPO_ID } from '../../test/support/policy.js';
 
 const ATTACKER_REPO_ID = '555000111';
@@ -23,7 +23,7 @@ let env: BrokerEnv;
 let issuer: OidcIssuer;
 let broker: InProcessBroker;
 let attackerKeys: Awaited<ReturnType<typeof generateKeyPair>>;
-const counts = { inputs: 0, refused: 0, leaked: 0 };
+const counts = { inputs: 0, refused: 0 };
 
 /** A realistic policy: main pushes, release branches and tags by glob, and a pinned production deploy. */
 const policy = {
@@ -61,12 +61,11 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  const left = env ? managedObjects([env.ns]) : [];
-  counts.leaked = left.length;
-  console.log(
-    `attack corpus: inputs tried ${counts.inputs}, refused ${counts.refused}, objects leaked ${counts.leaked}`,
+  const left = await cleanupCountingLeaks(
+    env,
+    (leaked) =>
+      `attack corpus: inputs tried ${counts.inputs}, refused ${counts.refused}, objects leaked ${leaked}`,
   );
-  await env?.cleanup();
   expect(left).toEqual([]);
 });
 

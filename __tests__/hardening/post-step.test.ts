@@ -10,12 +10,12 @@ import { dirname, join } from 'node:path';
 import { managedObjects } from '../../test/support/managed-objects.js';
 import type { RunningBroker } from '../../test/support/broker.js';
 import { waitFor } from '../../test/support/cluster.js';
-import { startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
+import { cleanupCountingLeaks, startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
 import { ensureActionBuilt, type RunnerJob, type StepResult } from '../../test/support/runner.js';
 
 let env: BrokerEnv;
 let broker: RunningBroker;
-const tally = { inputs: 0, faults: 0, leaked: 0 };
+const tally = { inputs: 0, faults: 0 };
 
 beforeAll(async () => {
   await ensureActionBuilt();
@@ -24,16 +24,11 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  let left: string[] = ['(not counted)'];
-  try {
-    left = env ? managedObjects([env.ns]) : [];
-  } finally {
-    tally.leaked = left.length;
-    console.log(
-      `post-step: inputs tried ${tally.inputs}, faults injected ${tally.faults}, objects leaked ${tally.leaked}`,
-    );
-    await env?.cleanup();
-  }
+  const left = await cleanupCountingLeaks(
+    env,
+    (leaked) =>
+      `post-step: inputs tried ${tally.inputs}, faults injected ${tally.faults}, objects leaked ${leaked}`,
+  );
   expect(left).toEqual([]);
 });
 

@@ -14,7 +14,7 @@ import type { ErrorResponse, ExchangeResponse } from '../../src/shared/api.js';
 import { adminConfig, kubectlAdmin, sleep, waitFor } from '../../test/support/cluster.js';
 import type { RunningBroker } from '../../test/support/broker.js';
 import { managedObjects } from '../../test/support/managed-objects.js';
-import { startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
+import { cleanupCountingLeaks, startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
 
 const LEASE_NAME = 'k8s-ea-reaper';
 /** The reaper's lease lasts max(15 s, 3 intervals): with a 1 s interval, 15 s. */
@@ -24,7 +24,7 @@ let env: BrokerEnv;
 let replicas: [Replica, Replica];
 /** A grant of the shortest TTL the policy allows (60 s), made first; the takeover test watches it. */
 let shortGrant: ExchangeResponse;
-const tally = { inputs: 0, faults: 0, leaked: 0, races: 0 };
+const tally = { inputs: 0, faults: 0, races: 0 };
 
 interface Replica {
   name: 'A' | 'B';
@@ -124,17 +124,12 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  let left: string[] = ['(not counted)'];
-  try {
-    left = env ? managedObjects([env.ns]) : [];
-  } finally {
-    tally.leaked = left.length;
-    console.log(
+  const left = await cleanupCountingLeaks(
+    env,
+    (leaked) =>
       `replicas: inputs tried ${tally.inputs} (${tally.races} same-JWT races), faults injected ${tally.faults}, ` +
-        `objects leaked ${tally.leaked}`,
-    );
-    await env?.cleanup();
-  }
+      `objects leaked ${leaked}`,
+  );
   expect(left).toEqual([]);
 });
 

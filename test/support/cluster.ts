@@ -145,3 +145,25 @@ export async function waitFor<T>(
     await sleep(intervalMs);
   }
 }
+
+/**
+ * After a credential was revoked at `since` (ms epoch): the first refusal kubectl sees (403 once
+ * authorization is gone, 401 once the token is), when it came, and when 401 came.
+ */
+export async function waitForRevocation(
+  kubeconfig: string,
+  since: number,
+): Promise<{ first: number | undefined; firstMs: number; unauthorizedMs: number }> {
+  const first = await waitFor('a denial', () => {
+    const s = kubectlStatus(kubeconfig, ['get', 'pods']);
+    return s.ok ? undefined : s.status;
+  });
+  const firstMs = Date.now() - since;
+  await waitFor(
+    '401',
+    () => (kubectlStatus(kubeconfig, ['get', 'pods']).status === 401 ? true : undefined),
+    30_000,
+    250,
+  );
+  return { first, firstMs, unauthorizedMs: Date.now() - since };
+}

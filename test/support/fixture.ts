@@ -4,6 +4,7 @@
 //
 // What lives in test/support/ and what in a suite's own support/ folder: README.md here.
 import { freshNamespace } from './cluster.js';
+import { managedObjects } from './managed-objects.js';
 import { installBrokerRbac, type BrokerRbac, type BrokerRbacOptions } from './deploy-rbac.js';
 import { startBroker, type RunningBroker, type StartBrokerOptions } from './broker.js';
 import {
@@ -111,4 +112,22 @@ export async function startBrokerEnv(o: BrokerEnvOptions = {}): Promise<BrokerEn
     await cleanup();
     throw err;
   }
+}
+
+/**
+ * A hardening suite's last word: lists the grant objects left in the job namespaces, prints the
+ * suite's tally with their count, and cleans up whatever the listing did. Returns what was left.
+ */
+export async function cleanupCountingLeaks(
+  env: BrokerEnv | undefined,
+  report: (leaked: number) => string,
+): Promise<string[]> {
+  let left: string[] = ['(not counted)'];
+  try {
+    left = env ? managedObjects(env.namespaces) : [];
+  } finally {
+    console.log(report(left.length));
+    await env?.cleanup();
+  }
+  return left;
 }
