@@ -13,7 +13,13 @@ import type { ExchangeRequest } from '../../src/shared/api.js';
 import type { BenchSettings } from './settings.js';
 import { BenchBrokerClient } from './broker-client.js';
 import { credentialsFromKubeconfig, MinimalKubeClient } from './kube-client.js';
-import type { GrantTarget } from './grant-floor.js';
+import {
+  benchClaims,
+  floorGrant,
+  type FloorGrant,
+  type FloorShape,
+  type GrantTarget,
+} from './grant-floor.js';
 
 /**
  * Repository IDs the bench's JWTs rotate through, each allowed by its own policy rule. With the
@@ -36,9 +42,13 @@ export interface BenchContext {
   /** Admin, for cleanup and for watching deletions. */
   adminKube: MinimalKubeClient;
   target(namespace: string): GrantTarget;
+  /** A grant made the floor's way (no broker) for the first bench repository; expiry: its TTL. */
+  floorGrant(target: GrantTarget, shape: FloorShape, expiresAt?: Date): Promise<FloorGrant>;
   exchangeBody(namespace: string): ExchangeRequest;
-  /** A runner job whose ID-token endpoint is the bench's issuer. */
-  newJob(): RunnerJob;
+  /** Runs `fn` for i = first … end-1, one at a time, each with a fresh runner job (cleaned up after). */
+  forEachJob(first: number, end: number, fn: (job: RunnerJob, i: number) => Promise<void>): Promise<void>;
+  /** The action's inputs for a job asking this broker for ROLE in `namespace`. */
+  actionInputs(bb: BenchBroker, namespace: string): Record<string, string>;
   /** Signs `count` fresh JWTs (jti single use) before any timing starts. */
   presign(count: number): Promise<string[]>;
   startBroker(namespaces: string[], opts?: { reaperIntervalSeconds?: number }): Promise<BenchBroker>;
@@ -120,8 +130,21 @@ export async function createBenchContext(log: (msg: string) => void): Promise<Be
       ttlSeconds: TTL_SECONDS,
       issuer: issuer.issuer,
     }),
+    floorGrant: (target, shape, expiresAt) =>
+      floorGrant(floorKube, target, benchClaims(issuer.issuer, REPOSITORY_IDS[0]!), shape, expiresAt),
     exchangeBody: (namespace) => ({ namespace, role: ROLE, ttlSeconds: TTL_SECONDS }),
-    newJob: () => env.newJob(),
+    async forEachJob(first, end, fn) {
+      for (let i = first; i < end; i += 1) {
+        const job = env.newJob();
+        try {
+          await fn(job, i);
+        } finally {
+          job.cleanup();
+        }
+      }
+    },
+    actionInputs: (bb, namespace) =>
+      env.actionInputs(bb.broker, { namespace, role: ROLE, ttl: String(TTL_SECONDS) }),
     async presign(count) {
       const out: string[] = [];
       for (let i = 0; i < count; i += 1) out.push(await issuer.sign({ repository_id: nextRepository() }));

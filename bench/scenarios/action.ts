@@ -45,44 +45,33 @@ export const runActionBench: Scenario<ActionResults> = async (ctx, settings, log
   const samples: ActionResults['samples'] = [];
   try {
     // One unmeasured job first: page cache, broker JIT and JWKS.
-    for (let i = -1; i < settings.actionReps; i += 1) {
-      const job = ctx.newJob();
-      try {
-        let t0 = nowMs();
-        const bare = await job.exec(process.execPath, ['-e', '0']);
-        const bareNodeMs = nowMs() - t0;
-        if (bare.code !== 0) throw new Error('node -e 0 failed');
-        const [jwt] = await ctx.presign(1);
-        const fresh = new BenchBrokerClient(bb.broker.url, bb.ca, { keepAlive: false });
-        t0 = nowMs();
-        await fresh.exchange(jwt!, ctx.exchangeBody(ns));
-        const exchangeMs = nowMs() - t0;
-        fresh.close();
-        t0 = nowMs();
-        const main = await job.main({
-          'broker-url': bb.broker.url,
-          'broker-ca': bb.ca.toString('utf8'),
-          namespace: ns,
-          role: 'deployer',
-          ttl: '900',
-        });
-        const mainMs = nowMs() - t0;
-        if (main.exitCode !== 0 || !main.outputs.kubeconfig)
-          throw new Error(`main step failed: ${main.errors.join('; ')}`);
-        t0 = nowMs();
-        const post = await job.post();
-        const postMs = nowMs() - t0;
-        if (post.exitCode !== 0) throw new Error('post step failed');
-        if (i >= 0) {
-          samples.push({ mainMs, bareNodeMs, postMs, exchangeMs });
-          log(
-            `  action ${i + 1}/${settings.actionReps}: main ${mainMs.toFixed(0)} ms, node -e 0 ${bareNodeMs.toFixed(0)} ms, exchange alone ${exchangeMs.toFixed(0)} ms, post ${postMs.toFixed(0)} ms`,
-          );
-        }
-      } finally {
-        job.cleanup();
+    await ctx.forEachJob(-1, settings.actionReps, async (job, i) => {
+      let t0 = nowMs();
+      const bare = await job.exec(process.execPath, ['-e', '0']);
+      const bareNodeMs = nowMs() - t0;
+      if (bare.code !== 0) throw new Error('node -e 0 failed');
+      const [jwt] = await ctx.presign(1);
+      const fresh = new BenchBrokerClient(bb.broker.url, bb.ca, { keepAlive: false });
+      t0 = nowMs();
+      await fresh.exchange(jwt!, ctx.exchangeBody(ns));
+      const exchangeMs = nowMs() - t0;
+      fresh.close();
+      t0 = nowMs();
+      const main = await job.main(ctx.actionInputs(bb, ns));
+      const mainMs = nowMs() - t0;
+      if (main.exitCode !== 0 || !main.outputs.kubeconfig)
+        throw new Error(`main step failed: ${main.errors.join('; ')}`);
+      t0 = nowMs();
+      const post = await job.post();
+      const postMs = nowMs() - t0;
+      if (post.exitCode !== 0) throw new Error('post step failed');
+      if (i >= 0) {
+        samples.push({ mainMs, bareNodeMs, postMs, exchangeMs });
+        log(
+          `  action ${i + 1}/${settings.actionReps}: main ${mainMs.toFixed(0)} ms, node -e 0 ${bareNodeMs.toFixed(0)} ms, exchange alone ${exchangeMs.toFixed(0)} ms, post ${postMs.toFixed(0)} ms`,
+        );
       }
-    }
+    });
   } finally {
     await bb.stop();
     await ctx.clearGrants(ns);

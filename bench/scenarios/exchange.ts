@@ -2,7 +2,7 @@
 // Kubernetes writes made directly, sequentially and with independent calls in parallel). Broker and
 // floor runs are interleaved, in a rotating order, so drift on a noisy machine hits all three.
 import type { Scenario } from '../lib/context.js';
-import { benchClaims, floorGrant, type FloorShape } from '../lib/grant-floor.js';
+import type { FloorShape } from '../lib/grant-floor.js';
 import { closedLoop, median, summarize, type LatencySummary } from '../lib/stats.js';
 
 export type ExchangeKind = 'broker' | FloorShape;
@@ -47,7 +47,7 @@ export const runExchangeBench: Scenario<ExchangeResults> = async (ctx, settings,
       // The self-revoke pairs finish after the timed answers, as the broker's do.
       const trailing: Promise<void>[] = [];
       const result = await closedLoop(count, concurrency, async () => {
-        const g = await floorGrant(ctx.floorKube, target, benchClaims(ctx.issuer.issuer, '700000001'), kind);
+        const g = await ctx.floorGrant(target, kind);
         trailing.push(g.settled);
         return g;
       });

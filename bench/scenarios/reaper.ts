@@ -3,7 +3,6 @@
 // while the real broker runs with its reaper every second. A watch on the ServiceAccounts (the
 // grant roots) timestamps each deletion; lag = deletion time - T. The broker's RBAC does the work.
 import type { Scenario } from '../lib/context.js';
-import { benchClaims, floorGrant } from '../lib/grant-floor.js';
 import { closedLoop, percentile } from '../lib/stats.js';
 import type { ExchangeResults } from './exchange.js';
 
@@ -51,13 +50,7 @@ export const runReaperBench: Scenario<ReaperResults, [ExchangeResults | undefine
     const names: string[] = [];
     const created = Date.now();
     await closedLoop(n, CREATE_CONCURRENCY, async () => {
-      const g = await floorGrant(
-        ctx.floorKube,
-        target,
-        benchClaims(ctx.issuer.issuer, '700000001'),
-        'parallel',
-        expiresAt,
-      );
+      const g = await ctx.floorGrant(target, 'parallel', expiresAt);
       await g.settled;
       names.push(g.grantId);
     });

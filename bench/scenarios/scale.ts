@@ -6,7 +6,6 @@
 import type { BenchContext, Scenario } from '../lib/context.js';
 import { processMemoryMb } from '../lib/context.js';
 import type { BenchSettings } from '../lib/settings.js';
-import { benchClaims, floorGrant } from '../lib/grant-floor.js';
 import { closedLoop, percentile } from '../lib/stats.js';
 
 export interface ScalePhase {
@@ -79,12 +78,7 @@ export const runScaleBench: Scenario<ScaleResults> = async (ctx, settings, log) 
     const t0 = Date.now();
     let done = 0;
     await closedLoop(n, CREATE_CONCURRENCY, async () => {
-      const g = await floorGrant(
-        ctx.floorKube,
-        target,
-        benchClaims(ctx.issuer.issuer, '700000001'),
-        'parallel',
-      );
+      const g = await ctx.floorGrant(target, 'parallel');
       await g.settled;
       done += 1;
       if (done % 1000 === 0) log(`  created ${done}/${n} grants`);
