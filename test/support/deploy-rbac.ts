@@ -49,11 +49,16 @@ export function readDeployDocs(file: string): K8sDoc[] {
  * then creates, and the loser of that race fails with AlreadyExists.
  */
 export function applyIdempotently(yaml: string): void {
-  kubectlAdmin(
-    ['apply', '--server-side', '--force-conflicts', '--field-manager=k8s-ea-tests', '-f', '-'],
-    yaml,
-  );
+  kubectlAdmin([...IDEMPOTENT_APPLY, '-f', '-'], yaml);
 }
+
+/** The kubectl arguments applyIdempotently runs (exported for the test that races them). */
+export const IDEMPOTENT_APPLY = [
+  'apply',
+  '--server-side',
+  '--force-conflicts',
+  '--field-manager=k8s-ea-tests',
+];
 
 /** deploy/job-clusterroles.yaml, which every test file that grants a named role shares. */
 export function applyExampleClusterRoles(): void {
