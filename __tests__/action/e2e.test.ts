@@ -22,7 +22,6 @@ beforeAll(async () => {
 
 afterAll(() => env?.cleanup());
 
-const newJob = () => env.newJob();
 const inputs = (overrides: Record<string, string> = {}) =>
   env.actionInputs(broker, { role: 'deployer', ttl: '600', ...overrides });
 
@@ -69,8 +68,7 @@ async function runMain(job: RunnerJob, overrides: Record<string, string> = {}) {
 
 describe('action end to end with the real broker and control plane', () => {
   test('main grants access kubectl can use within the role; post revokes it and shreds the file', async () => {
-    const job = newJob();
-    try {
+    await env.withJob(async (job) => {
       const main = await runMain(job);
       const path = main.outputs.kubeconfig!;
       const grantId = main.outputs['grant-id']!;
@@ -126,9 +124,7 @@ describe('action end to end with the real broker and control plane', () => {
       expect(existsSync(dirname(path))).toBe(false);
       expect(managedObjects([env.ns]).filter((o) => o.includes(grantId))).toEqual([]);
       await expectTokenRejected(token, env.ns);
-    } finally {
-      job.cleanup();
-    }
+    });
   });
 
   test('main without id-token permission fails with the fix and creates nothing', async () => {
@@ -145,8 +141,7 @@ describe('action end to end with the real broker and control plane', () => {
   });
 
   test('a request the policy does not allow fails main with the broker reason and leaves no file', async () => {
-    const job = newJob();
-    try {
+    await env.withJob(async (job) => {
       const main = await job.main(inputs({ role: 'cluster-admin' }));
       expect(main.exitCode).toBe(1);
       expect(main.errors[0]).toMatch(
@@ -158,15 +153,12 @@ describe('action end to end with the real broker and control plane', () => {
       const post = await job.post();
       expect(post.exitCode).toBe(0);
       expect(post.warnings).toEqual([]);
-    } finally {
-      job.cleanup();
-    }
+    });
   });
 
   // Last: it stops the shared broker.
   test('post with the broker down revokes directly at the API server and still shreds', async () => {
-    const job = newJob();
-    try {
+    await env.withJob(async (job) => {
       const main = await runMain(job);
       const path = main.outputs.kubeconfig!;
       const grantId = main.outputs['grant-id']!;
@@ -186,8 +178,6 @@ describe('action end to end with the real broker and control plane', () => {
         managedObjects([env.ns]).some((o) => o.includes(grantId)) ? undefined : true,
       );
       await expectTokenRejected(token, env.ns);
-    } finally {
-      job.cleanup();
-    }
+    });
   });
 });

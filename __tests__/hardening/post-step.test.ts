@@ -32,7 +32,6 @@ afterAll(async () => {
   expect(left).toEqual([]);
 });
 
-const newJob = () => env.newJob();
 const inputs = (overrides: Record<string, string> = {}) =>
   env.actionInputs(broker, { role: 'deployer', ttl: '600', ...overrides });
 
@@ -79,8 +78,7 @@ const auditSettled = (what: () => unknown[], count: number) =>
 
 describe('post step', () => {
   test('after a real main, post twice: the first revokes and shreds, the second only says there is nothing left', async () => {
-    const job = newJob();
-    try {
+    await env.withJob(async (job) => {
       const main = await runMain(job);
       expect(main.exitCode).toBe(0);
       const grantId = main.outputs['grant-id']!;
@@ -105,14 +103,11 @@ describe('post step', () => {
       await auditSettled(() => auditOf(grantId), 2);
       expect(auditOf(grantId)).toEqual(['exchange', 'revocation']);
       expect(readdirSync(job.runnerTemp)).toEqual([]);
-    } finally {
-      job.cleanup();
-    }
+    });
   });
 
   test('post with no state at all (main never ran): exit 0 with one info line, nothing touched', async () => {
-    const job = newJob();
-    try {
+    await env.withJob(async (job) => {
       const auditBefore = broker.audit().length;
       const post = await runPost(job);
       expectQuietSuccess(post);
@@ -121,14 +116,11 @@ describe('post step', () => {
       );
       expect(broker.audit().length).toBe(auditBefore);
       expect(readdirSync(job.runnerTemp)).toEqual([]);
-    } finally {
-      job.cleanup();
-    }
+    });
   });
 
   test('main refused by the broker (403): post exits 0, nothing to revoke, no file, no cluster object', async () => {
-    const job = newJob();
-    try {
+    await env.withJob(async (job) => {
       const before = managedObjects([env.ns]);
       const auditBefore = broker.audit().length;
       tally.faults += 1;
@@ -151,14 +143,11 @@ describe('post step', () => {
           .slice(auditBefore)
           .map((l) => `${String(l.action)}:${String(l.reason)}`),
       ).toEqual(['denial:namespace_not_allowed']);
-    } finally {
-      job.cleanup();
-    }
+    });
   });
 
   test('main failed after the grant (kubeconfig-path already exists): main revokes at once; post leaves the existing file alone', async () => {
-    const job = newJob();
-    try {
+    await env.withJob(async (job) => {
       // A file the job did not expect to be there; it must be neither overwritten nor shredded.
       const existing = join(job.runnerTemp, 'kubeconfig');
       writeFileSync(existing, 'someone else\n', { mode: 0o600 });
@@ -182,8 +171,6 @@ describe('post step', () => {
       expect(readdirSync(job.runnerTemp)).toEqual(['kubeconfig']);
       await auditSettled(() => auditOf(grantId), 2);
       expect(auditOf(grantId)).toEqual(['exchange', 'revocation']);
-    } finally {
-      job.cleanup();
-    }
+    });
   });
 });

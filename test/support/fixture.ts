@@ -42,6 +42,8 @@ export interface BrokerEnv {
   startInProcessBroker(opts?: Partial<InProcessBrokerOptions>): Promise<InProcessBroker>;
   /** A runner job whose ID-token endpoint is this environment's issuer. */
   newJob(options?: JobOptions): RunnerJob;
+  /** Runs `fn` with a new job (newJob), and removes the job's files afterwards whatever happens. */
+  withJob<T>(fn: (job: RunnerJob) => Promise<T>, options?: JobOptions): Promise<T>;
   /** The action's inputs for a broker of this environment: its URL, its CA, the first namespace. */
   actionInputs(broker: RunningBroker, inputs: Record<string, string>): Record<string, string>;
   /** Stops every broker started here, then removes the issuer, the RBAC and the namespaces. */
@@ -65,6 +67,11 @@ export async function startBrokerEnv(o: BrokerEnvOptions = {}): Promise<BrokerEn
     const issuer = await startOidcIssuer();
     undo.push(() => issuer.close());
     const yaml = policyYaml({ ...o.policy, namespaces });
+    const newJob = (options: JobOptions = {}) =>
+      createJob({
+        idToken: { url: issuer.idTokenRequestUrl, token: issuer.idTokenRequestToken },
+        ...options,
+      });
     return {
       ns: namespaces[0]!,
       namespaces,
@@ -95,11 +102,15 @@ export async function startBrokerEnv(o: BrokerEnvOptions = {}): Promise<BrokerEn
         undo.push(() => broker.stop());
         return broker;
       },
-      newJob: (options = {}) =>
-        createJob({
-          idToken: { url: issuer.idTokenRequestUrl, token: issuer.idTokenRequestToken },
-          ...options,
-        }),
+      newJob,
+      async withJob(fn, options) {
+        const job = newJob(options);
+        try {
+          return await fn(job);
+        } finally {
+          job.cleanup();
+        }
+      },
       actionInputs: (broker, inputs) => ({
         'broker-url': broker.url,
         'broker-ca': broker.ca?.toString('utf8') ?? '',
