@@ -3,88 +3,27 @@
 // REAL control plane, with the installed kubectl using the exported KUBECONFIG as a later step would.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { dirname, relative } from 'node:path';
 import { load } from 'js-yaml';
-import {
-  installBrokerRbac,
-  managedObjects,
-  startBroker,
-  type BrokerRbac,
-  type RunningBroker,
-} from '../../test/support/broker.js';
-import { freshNamespace, kubectlStatus, tokenKubeconfig, waitFor } from '../../test/support/cluster.js';
-import { startOidcIssuer, type OidcIssuer } from '../../test/support/oidc-issuer.js';
-import {
-  createJob,
-  ensureActionBuilt,
-  repoRoot,
-  type RunnerJob,
-  type StepResult,
-} from '../../test/support/runner.js';
+import { managedObjects } from '../../test/support/managed-objects.js';
+import type { RunningBroker } from '../../test/support/broker.js';
+import { kubectlStatus, tokenKubeconfig, waitFor } from '../../test/support/cluster.js';
+import { startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
+import { createJob, ensureActionBuilt, type RunnerJob, type StepResult } from '../../test/support/runner.js';
 
-// The broker is built by another part of the project; until its entry exists these tests are pending.
-const brokerAvailable = existsSync(join(repoRoot, 'src', 'broker', 'index.ts'));
-const describeE2e = brokerAvailable ? describe : describe.skip;
-
-let ns: { name: string; remove: () => Promise<void> };
-let rbac: BrokerRbac;
-let issuer: OidcIssuer;
+let env: BrokerEnv;
 let broker: RunningBroker;
-let brokerCa: string;
-
-const policy = (namespace: string) => `
-apiVersion: k8s-ephemeral-access/v1
-kind: Policy
-roles:
-  deployer:
-    clusterRole: k8s-ea-deployer
-rules:
-  - name: octo-repo-main
-    match:
-      repository_owner_id: '987654'
-      repository_id: '123456789'
-      ref: refs/heads/main
-      event_name: push
-    namespaces: [${namespace}]
-    roles: [deployer]
-    maxTtlSeconds: 900
-`;
 
 beforeAll(async () => {
-  if (!brokerAvailable) return;
   await ensureActionBuilt();
-  ns = await freshNamespace('action-e2e');
-  rbac = await installBrokerRbac([ns.name]);
-  issuer = await startOidcIssuer();
-  broker = await startBroker({
-    policyYaml: policy(ns.name),
-    issuer: issuer.issuer,
-    namespaces: [ns.name],
-    rbac,
-    https: true,
-  });
-  const config = load(readFileSync(broker.configPath, 'utf8')) as { tls: { certFile: string } };
-  brokerCa = readFileSync(config.tls.certFile, 'utf8');
+  env = await startBrokerEnv({ namespaces: ['action-e2e'], policy: { rules: [{ roles: ['deployer'] }] } });
+  broker = await env.startBroker();
 }, 120_000);
 
-afterAll(async () => {
-  if (!brokerAvailable) return;
-  await broker?.stop().catch(() => undefined);
-  await issuer?.close();
-  await rbac?.cleanup();
-  await ns?.remove();
-});
+afterAll(() => env?.cleanup());
 
-const newJob = () =>
-  createJob({ idToken: { url: issuer.idTokenRequestUrl, token: issuer.idTokenRequestToken } });
-const inputs = (overrides: Record<string, string> = {}) => ({
-  'broker-url': broker.url,
-  'broker-ca': brokerCa,
-  namespace: ns.name,
-  role: 'deployer',
-  ttl: '600',
-  ...overrides,
-});
+const inputs = (overrides: Record<string, string> = {}) =>
+  env.actionInputs(broker, { role: 'deployer', ttl: '600', ...overrides });
 
 /** The places a secret shows up other than the ::add-mask:: command that registers it. */
 function leaks(step: StepResult, secret: string): string[] {
@@ -127,14 +66,13 @@ async function runMain(job: RunnerJob, overrides: Record<string, string> = {}) {
   return main;
 }
 
-describeE2e('action end to end with the real broker and control plane', () => {
+describe('action end to end with the real broker and control plane', () => {
   test('main grants access kubectl can use within the role; post revokes it and shreds the file', async () => {
-    const job = newJob();
-    try {
+    await env.withJob(async (job) => {
       const main = await runMain(job);
       const path = main.outputs.kubeconfig!;
       const grantId = main.outputs['grant-id']!;
-      expect(main.outputs.namespace).toBe(ns.name);
+      expect(main.outputs.namespace).toBe(env.ns);
       expect(main.outputs['service-account']).toBe(grantId);
       expect(Date.parse(main.outputs['expires-at']!)).toBeGreaterThan(Date.now());
       expect(main.exportedEnv.KUBECONFIG).toBe(path);
@@ -157,7 +95,7 @@ describeE2e('action end to end with the real broker and control plane', () => {
         '-o',
         'jsonpath={.status.userInfo.username}',
       ]);
-      expect(whoami.stdout).toBe(`system:serviceaccount:${ns.name}:${grantId}`);
+      expect(whoami.stdout).toBe(`system:serviceaccount:${env.ns}:${grantId}`);
       // ...and everything outside the role is denied.
       for (const args of [
         ['get', 'secrets'],
@@ -184,11 +122,9 @@ describeE2e('action end to end with the real broker and control plane', () => {
       for (const secret of [token, ...jwts]) expect(leaks(post, secret)).toEqual([]);
       expect(existsSync(path)).toBe(false);
       expect(existsSync(dirname(path))).toBe(false);
-      expect(managedObjects([ns.name]).filter((o) => o.includes(grantId))).toEqual([]);
-      await expectTokenRejected(token, ns.name);
-    } finally {
-      job.cleanup();
-    }
+      expect(managedObjects([env.ns]).filter((o) => o.includes(grantId))).toEqual([]);
+      await expectTokenRejected(token, env.ns);
+    });
   });
 
   test('main without id-token permission fails with the fix and creates nothing', async () => {
@@ -205,8 +141,7 @@ describeE2e('action end to end with the real broker and control plane', () => {
   });
 
   test('a request the policy does not allow fails main with the broker reason and leaves no file', async () => {
-    const job = newJob();
-    try {
+    await env.withJob(async (job) => {
       const main = await job.main(inputs({ role: 'cluster-admin' }));
       expect(main.exitCode).toBe(1);
       expect(main.errors[0]).toMatch(
@@ -218,20 +153,17 @@ describeE2e('action end to end with the real broker and control plane', () => {
       const post = await job.post();
       expect(post.exitCode).toBe(0);
       expect(post.warnings).toEqual([]);
-    } finally {
-      job.cleanup();
-    }
+    });
   });
 
   // Last: it stops the shared broker.
   test('post with the broker down revokes directly at the API server and still shreds', async () => {
-    const job = newJob();
-    try {
+    await env.withJob(async (job) => {
       const main = await runMain(job);
       const path = main.outputs.kubeconfig!;
       const grantId = main.outputs['grant-id']!;
       const token = tokenOf(path);
-      expect(managedObjects([ns.name]).some((o) => o.endsWith(`/ServiceAccount/${grantId}`))).toBe(true);
+      expect(managedObjects([env.ns]).some((o) => o.endsWith(`/ServiceAccount/${grantId}`))).toBe(true);
 
       await broker.stop();
       const post = await job.post();
@@ -243,11 +175,9 @@ describeE2e('action end to end with the real broker and control plane', () => {
       expect(existsSync(path)).toBe(false);
       expect(existsSync(dirname(path))).toBe(false);
       await waitFor('the grant objects to be gone', () =>
-        managedObjects([ns.name]).some((o) => o.includes(grantId)) ? undefined : true,
+        managedObjects([env.ns]).some((o) => o.includes(grantId)) ? undefined : true,
       );
-      await expectTokenRejected(token, ns.name);
-    } finally {
-      job.cleanup();
-    }
+      await expectTokenRejected(token, env.ns);
+    });
   });
 });

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { loadKubeConfig, createK8sClients } from '../../src/broker/k8s/clients.js';
 import { adminKubeconfigPath, freshNamespace } from '../../test/support/cluster.js';
-import { installBrokerRbac, selfSignedCert, type BrokerRbac } from '../../test/support/broker.js';
+import { installBrokerRbac, type BrokerRbac } from '../../test/support/deploy-rbac.js';
+import { selfSignedCert } from '../../test/support/tls.js';
 
 describe('TLS connection reuse against a counting endpoint', () => {
   let dir: string;

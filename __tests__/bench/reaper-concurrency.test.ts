@@ -7,6 +7,7 @@ import { expect, test } from '@jest/globals';
 import { Reaper, REAP_CONCURRENCY } from '../../src/broker/k8s/reaper.js';
 import type { K8sClients } from '../../src/broker/k8s/clients.js';
 import { silentLogger } from '../../test/support/logger.js';
+import { grantServiceAccount as sa } from '../../test/support/grant-objects.js';
 
 const NOW = Date.parse('2026-06-01T12:00:00Z');
 const notFound = () => Object.assign(new Error('HTTP 404'), { code: 404 });
@@ -23,17 +24,6 @@ function fakeCluster(expired: number, live: number) {
     calls.push(what);
     inFlight -= 1;
   };
-  const sa = (name: string, expiresAt: string) => ({
-    metadata: {
-      name,
-      uid: `uid-${name}`,
-      labels: {
-        'app.kubernetes.io/managed-by': 'k8s-ephemeral-access',
-        'k8s-ephemeral-access.io/grant': name,
-      },
-      annotations: { 'k8s-ephemeral-access.io/expires-at': expiresAt },
-    },
-  });
   const items = [
     ...Array.from({ length: expired }, (_, i) => sa(`gha-old-${i}`, '2026-06-01T11:00:00Z')),
     ...Array.from({ length: live }, (_, i) => sa(`gha-live-${i}`, '2026-06-01T13:00:00Z')),

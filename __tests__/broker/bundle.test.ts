@@ -6,78 +6,45 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ErrorResponse, ExchangeResponse } from '../../src/shared/api.js';
-import { startOidcIssuer, type OidcIssuer } from '../../test/support/oidc-issuer.js';
-import { freshNamespace, kubectlStatus, tokenKubeconfig, waitFor } from '../../test/support/cluster.js';
-import {
-  ensureBrokerBuilt,
-  installBrokerRbac,
-  managedObjects,
-  startBroker,
-  type BrokerRbac,
-  type RunningBroker,
-} from '../../test/support/broker.js';
+import { kubectlStatus, tokenKubeconfig, waitFor } from '../../test/support/cluster.js';
+import { ensureBrokerBuilt, type RunningBroker } from '../../test/support/broker.js';
+import { managedObjects } from '../../test/support/managed-objects.js';
+import { startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
 
-let ns: { name: string; remove: () => Promise<void> };
-let other: { name: string; remove: () => Promise<void> };
-let rbac: BrokerRbac;
-let issuer: OidcIssuer;
+let env: BrokerEnv;
+/** A namespace the broker has no RBAC or rule for. */
+let other: string;
 let broker: RunningBroker;
 const cleanups: (() => void)[] = [];
 
-const policyYaml = (namespace: string) => `
-apiVersion: k8s-ephemeral-access/v1
-kind: Policy
-roles:
-  deployer:
-    clusterRole: k8s-ea-deployer
-  viewer:
-    clusterRole: k8s-ea-viewer
-rules:
-  - name: main-pushes
-    match:
-      repository_owner_id: '987654'
-      repository_id: '123456789'
-      ref: refs/heads/main
-      event_name: push
-    namespaces: [${namespace}]
-    roles: [deployer, viewer]
-    maxTtlSeconds: 900
-`;
-
 beforeAll(async () => {
-  ns = await freshNamespace('bundle');
-  other = await freshNamespace('bundle-other');
-  issuer = await startOidcIssuer();
-  rbac = await installBrokerRbac([ns.name]);
-  broker = await startBroker({
-    policyYaml: policyYaml(ns.name),
-    issuer: issuer.issuer,
-    namespaces: [ns.name],
-    rbac,
-    https: true,
+  env = await startBrokerEnv({
+    namespaces: ['bundle'],
+    outsiders: ['bundle-other'],
+    policy: { rules: [{ roles: ['deployer', 'viewer'] }] },
   });
+  other = env.outsiders[0]!;
+  broker = await env.startBroker();
 }, 120_000);
 afterAll(async () => {
   await broker?.kill();
   cleanups.forEach((c) => c());
-  await issuer?.close();
-  await rbac?.cleanup();
-  await Promise.all([ns?.remove(), other?.remove()]);
+  await env?.cleanup();
 });
 
 describe('the built broker over HTTPS', () => {
   test('grants, is audited on stdout without secrets, and revokes with the grant token', async () => {
     expect(broker.url).toMatch(/^https:/);
-    const jwt = await issuer.sign();
+    const jwt = await env.issuer.sign();
     const r = await broker.request<ExchangeResponse>('POST', '/v1/exchange', {
       token: jwt,
-      body: { namespace: ns.name, role: 'viewer', ttlSeconds: 600 },
+      body: { namespace: env.ns, role: 'viewer', ttlSeconds: 600 },
     });
     expect(r.status).toBe(200);
-    const kc = tokenKubeconfig(r.body.token, ns.name);
+    const kc = tokenKubeconfig(r.body.token, env.ns);
     cleanups.push(kc.cleanup);
     await waitFor('the grant to work', () => (kubectlStatus(kc.path, ['get', 'pods']).ok ? true : undefined));
-    expect(kubectlStatus(kc.path, ['-n', other.name, 'get', 'pods'])).toMatchObject({
+    expect(kubectlStatus(kc.path, ['-n', other, 'get', 'pods'])).toMatchObject({
       ok: false,
       status: 403,
     });
@@ -94,28 +61,23 @@ describe('the built broker over HTTPS', () => {
 
     const del = await broker.request('DELETE', `/v1/grants/${r.body.grantId}`, { token: r.body.token });
     expect(del.status).toBe(200);
-    expect(managedObjects([ns.name]).filter((o) => o.includes(r.body.grantId))).toEqual([]);
+    expect(managedObjects([env.ns]).filter((o) => o.includes(r.body.grantId))).toEqual([]);
   });
 
   test('the real policy refuses another ref with 403 and creates nothing', async () => {
-    const before = managedObjects([ns.name]);
+    const before = managedObjects([env.ns]);
     const r = await broker.request<ErrorResponse>('POST', '/v1/exchange', {
-      token: await issuer.sign({ ref: 'refs/heads/evil' }),
-      body: { namespace: ns.name, role: 'viewer' },
+      token: await env.issuer.sign({ ref: 'refs/heads/evil' }),
+      body: { namespace: env.ns, role: 'viewer' },
     });
     expect(r.status).toBe(403);
     expect(r.body.error.code).toBe('ERR_FORBIDDEN');
-    expect(managedObjects([ns.name])).toEqual(before);
+    expect(managedObjects([env.ns])).toEqual(before);
     await waitFor('the denial audit line', () => broker.audit().find((l) => l.action === 'denial'));
   });
 
   test('SIGTERM: stops listening and exits 0', async () => {
-    const second = await startBroker({
-      policyYaml: policyYaml(ns.name),
-      issuer: issuer.issuer,
-      namespaces: [ns.name],
-      rbac,
-    });
+    const second = await env.startBroker({ https: false });
     expect((await second.request('GET', '/readyz')).status).toBe(200);
     expect(await second.stop()).toBe(0);
     await expect(second.request('GET', '/healthz')).rejects.toThrow(/ECONNREFUSED/);

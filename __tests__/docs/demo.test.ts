@@ -7,7 +7,8 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { kubectlAdmin, repoRoot } from '../../test/support/broker.js';
+import { applyExampleClusterRoles } from '../../test/support/deploy-rbac.js';
+import { repoRoot } from '../../test/support/repo-root.js';
 import { adminKubeconfigPath, coreApi, kubectl, readAudit } from '../../test/support/cluster.js';
 import { MARKERS, parseDemoArgs, UsageError } from '../../scripts/demo.js';
 
@@ -81,7 +82,7 @@ describe('npm run demo', () => {
   beforeAll(() => {
     // The --kubeconfig run deletes the example ClusterRoles if it had to create them; other test
     // files use them too, so make sure they exist before it starts.
-    kubectlAdmin(['apply', '-f', join(repoRoot, 'deploy', 'job-clusterroles.yaml')]);
+    applyExampleClusterRoles();
   });
   afterAll(() => {
     for (const r of runs) if (r.child.exitCode === null) process.kill(-r.child.pid!, 'SIGKILL');

@@ -10,110 +10,63 @@ import { SignJWT, base64url, decodeJwt, exportJWK, exportSPKI, generateKeyPair, 
 import type { ErrorResponse, ExchangeResponse } from '../../src/shared/api.js';
 import type { ErrorCode } from '../../src/shared/contract.js';
 import { CLIENT_MESSAGE } from '../../src/shared/errors.js';
-import { parsePolicy } from '../../src/broker/policy/index.js';
-import {
-  startOidcIssuer,
-  type GitHubClaims,
-  type OidcIssuer,
-  type SignOptions,
-} from '../../test/support/oidc-issuer.js';
-import { freshNamespace } from '../../test/support/cluster.js';
-import {
-  installBrokerRbac,
-  managedObjects,
-  startInProcessBroker,
-  type BrokerRbac,
-  type BrokerRequestOptions,
-  type BrokerResponse,
-} from '../../test/support/broker.js';
+import type { GitHubClaims, OidcIssuer, SignOptions } from '../../test/support/oidc-issuer.js';
+import type { BrokerRequestOptions, BrokerResponse } from '../../test/support/broker-request.js';
+import type { InProcessBroker } from '../../test/support/in-process-broker.js';
+import { managedObjects } from '../../test/support/managed-objects.js';
+import { cleanupCountingLeaks, startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
+import { OWNER_ID, REPO_ID } from '../../test/support/policy.js';
 
-const OWNER_ID = '987654';
-const REPO_ID = '123456789';
 const ATTACKER_REPO_ID = '555000111';
 const ATTACKER_OWNER_ID = '444000222';
 
-let ns: { name: string; remove: () => Promise<void> };
-let rbac: BrokerRbac;
+let env: BrokerEnv;
 let issuer: OidcIssuer;
-let broker: Awaited<ReturnType<typeof startInProcessBroker>>;
+let broker: InProcessBroker;
 let attackerKeys: Awaited<ReturnType<typeof generateKeyPair>>;
-const counts = { inputs: 0, refused: 0, leaked: 0 };
+const counts = { inputs: 0, refused: 0 };
 
 /** A realistic policy: main pushes, release branches and tags by glob, and a pinned production deploy. */
-const policyYaml = (namespace: string) => `
-apiVersion: k8s-ephemeral-access/v1
-kind: Policy
-roles:
-  deployer:
-    clusterRole: k8s-ea-deployer
-  viewer:
-    clusterRole: k8s-ea-viewer
-rules:
-  - name: main-pushes
-    match:
-      repository_owner_id: '${OWNER_ID}'
-      repository_id: '${REPO_ID}'
-      ref: refs/heads/main
-      event_name: [push, workflow_dispatch]
-      runner_environment: github-hosted
-    namespaces: [${namespace}]
-    roles: [deployer, viewer]
-    maxTtlSeconds: 900
-  - name: release-branches
-    match:
-      repository_owner_id: '${OWNER_ID}'
-      repository_id: '${REPO_ID}'
-      ref: { glob: 'refs/heads/release/*' }
-      event_name: push
-    namespaces: [${namespace}]
-    roles: [viewer]
-    maxTtlSeconds: 600
-  - name: version-tags
-    match:
-      repository_owner_id: '${OWNER_ID}'
-      repository_id: '${REPO_ID}'
-      ref: { glob: 'refs/tags/v*' }
-      event_name: push
-    namespaces: [${namespace}]
-    roles: [viewer]
-    maxTtlSeconds: 600
-  - name: production-deploy
-    match:
-      repository_owner_id: '${OWNER_ID}'
-      repository_id: '${REPO_ID}'
-      environment: production
-      event_name: workflow_dispatch
-      job_workflow_ref: { glob: 'octo-org/deploy-workflows/.github/workflows/*.yml@refs/tags/v*' }
-    namespaces: [${namespace}]
-    roles: [deployer]
-    maxTtlSeconds: 600
-`;
+const policy = {
+  rules: [
+    {
+      name: 'main-pushes',
+      match: { event_name: ['push', 'workflow_dispatch'], runner_environment: 'github-hosted' },
+      roles: ['deployer', 'viewer'],
+    },
+    {
+      name: 'release-branches',
+      match: { ref: { glob: 'refs/heads/release/*' } },
+      maxTtlSeconds: 600,
+    },
+    { name: 'version-tags', match: { ref: { glob: 'refs/tags/v*' } }, maxTtlSeconds: 600 },
+    {
+      name: 'production-deploy',
+      match: {
+        ref: undefined,
+        environment: 'production',
+        event_name: 'workflow_dispatch',
+        job_workflow_ref: { glob: 'octo-org/deploy-workflows/.github/workflows/*.yml@refs/tags/v*' },
+      },
+      roles: ['deployer'],
+      maxTtlSeconds: 600,
+    },
+  ],
+};
 
 beforeAll(async () => {
-  ns = await freshNamespace('attack');
-  issuer = await startOidcIssuer();
-  issuer.claims.repository_id = REPO_ID;
-  issuer.claims.repository_owner_id = OWNER_ID;
-  rbac = await installBrokerRbac([ns.name]);
+  env = await startBrokerEnv({ namespaces: ['attack'], policy });
+  issuer = env.issuer;
   attackerKeys = await generateKeyPair('RS256', { extractable: true });
-  broker = await startInProcessBroker({
-    issuer: issuer.issuer,
-    policy: parsePolicy(policyYaml(ns.name), 'attack-policy.yaml'),
-    rbac,
-    https: true,
-  });
+  broker = await env.startInProcessBroker();
 });
 
 afterAll(async () => {
-  const left = ns ? managedObjects([ns.name]) : [];
-  counts.leaked = left.length;
-  console.log(
-    `attack corpus: inputs tried ${counts.inputs}, refused ${counts.refused}, objects leaked ${counts.leaked}`,
+  const left = await cleanupCountingLeaks(
+    env,
+    (leaked) =>
+      `attack corpus: inputs tried ${counts.inputs}, refused ${counts.refused}, objects leaked ${leaked}`,
   );
-  await broker?.stop();
-  await issuer?.close();
-  await rbac?.cleanup();
-  await ns?.remove();
   expect(left).toEqual([]);
 });
 
@@ -168,7 +121,7 @@ interface Row {
   send: () => Promise<BrokerResponse<ErrorResponse>>;
 }
 
-const body = () => ({ namespace: ns.name, role: 'viewer' });
+const body = () => ({ namespace: env.ns, role: 'viewer' });
 const post = (opts: BrokerRequestOptions) =>
   broker.request<ErrorResponse>('POST', '/v1/exchange', { body: body(), ...opts });
 /** A token built by `make`, exchanged for the default (honest) request body. */
@@ -458,7 +411,7 @@ const rows: Row[] = [
     send: async () =>
       post({
         token: await sign(),
-        rawBody: `{"namespace":"${ns.name}","role":"viewer","__proto__":{"admin":true}}`,
+        rawBody: `{"namespace":"${env.ns}","role":"viewer","__proto__":{"admin":true}}`,
       }),
   },
   {
@@ -468,7 +421,7 @@ const rows: Row[] = [
     send: async () =>
       post({
         token: await sign(),
-        rawBody: `namespace=${ns.name}&role=viewer`,
+        rawBody: `namespace=${env.ns}&role=viewer`,
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
       }),
   },
@@ -476,7 +429,7 @@ const rows: Row[] = [
     name: 'truncated JSON',
     status: 400,
     reason: 'invalid_json',
-    send: async () => post({ token: await sign(), rawBody: `{"namespace":"${ns.name}","role":` }),
+    send: async () => post({ token: await sign(), rawBody: `{"namespace":"${env.ns}","role":` }),
   },
   {
     name: 'body over the limit (streamed, chunked)',
@@ -521,7 +474,7 @@ describe('positive controls: honest tokens for each probed rule are granted', ()
     ];
     counts.inputs += granted.length;
     for (const g of granted) await revoke(g);
-    expect(managedObjects([ns.name])).toEqual([]);
+    expect(managedObjects([env.ns])).toEqual([]);
   });
 });
 
@@ -533,7 +486,7 @@ describe('attack corpus: refused, generic answer, precise audit reason, nothing 
 
   test.each(rows.map((r) => [r.name, r] as const))('%s', async (_name, row) => {
     counts.inputs += 1;
-    const before = managedObjects([ns.name]);
+    const before = managedObjects([env.ns]);
     const r = await row.send();
     expect(r.status).toBe(row.status);
     counts.refused += 1;
@@ -550,7 +503,7 @@ describe('attack corpus: refused, generic answer, precise audit reason, nothing 
     const denial = broker.auditLines.find((l) => l.requestId === err.requestId);
     expect(denial).toMatchObject({ action: 'denial', reason: row.reason, code: err.code });
 
-    expect(managedObjects([ns.name])).toEqual(before);
+    expect(managedObjects([env.ns])).toEqual(before);
   });
 
   test.each(['%', '%zz', '%E0%A4%A', '%ff%fe'])(

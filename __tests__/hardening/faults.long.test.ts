@@ -1,82 +1,51 @@
-// Faults against a PRIVATE control plane (test/support/faults.ts), never the shared one: the API
+// Faults against a PRIVATE control plane (support/private-control-plane.ts), never the shared one: the API
 // server frozen (SIGSTOP) and killed during exchanges, the broker SIGKILLed mid-exchange, and the
 // API server restarted under active grants. After every fault: clear 503s (never a hang, never a
 // grant that half exists), and once the cluster is back and the reaper ran, nothing left behind.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { ErrorResponse, ExchangeResponse } from '../../src/shared/api.js';
-import { startOidcIssuer, type OidcIssuer } from '../../test/support/oidc-issuer.js';
-import { freshNamespace, kubectlStatus, tokenKubeconfig, waitFor } from '../../test/support/cluster.js';
+import { kubectlStatus, tokenKubeconfig, waitFor } from '../../test/support/cluster.js';
+import type { RunningBroker } from '../../test/support/broker.js';
+import type { BrokerResponse } from '../../test/support/broker-request.js';
+import { jwtUseRecords, managedObjects } from '../../test/support/managed-objects.js';
+import { startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
 import {
-  installBrokerRbac,
-  kubectlAdmin,
-  managedObjects,
-  startBroker,
-  type BrokerRbac,
-  type BrokerResponse,
-  type RunningBroker,
-} from '../../test/support/broker.js';
-import { clusterEnv, startPrivateControlPlane, type PrivateControlPlane } from '../../test/support/faults.js';
+  clusterEnv,
+  startPrivateControlPlane,
+  type PrivateControlPlane,
+} from './support/private-control-plane.js';
 
 let cp: PrivateControlPlane;
 /** One namespace per scenario, so what each fault left behind is counted on its own. */
 const SCENARIOS = ['freeze', 'apiserver-kill', 'broker-kill', 'restart'] as const;
 type Scenario = (typeof SCENARIOS)[number];
-const nsOf = {} as Record<Scenario, { name: string; remove: () => Promise<void> }>;
-const allNamespaces = () => SCENARIOS.map((s) => nsOf[s].name);
-let rbac: BrokerRbac;
-let issuer: OidcIssuer;
+let env: BrokerEnv;
+const nsOf = (s: Scenario): string => env.namespaces[SCENARIOS.indexOf(s)]!;
 const tally = { inputs: 0, faults: 0, leaked: 0 };
-
-const policyYaml = (namespaces: string[]) => `
-apiVersion: k8s-ephemeral-access/v1
-kind: Policy
-roles:
-  viewer:
-    clusterRole: k8s-ea-viewer
-rules:
-  - name: main-pushes
-    match:
-      repository_owner_id: '987654'
-      repository_id: '123456789'
-      ref: refs/heads/main
-      event_name: push
-    namespaces: [${namespaces.join(', ')}]
-    roles: [viewer]
-    maxTtlSeconds: 900
-`;
 
 beforeAll(async () => {
   cp = await startPrivateControlPlane();
   // Every cluster helper in this file (admin client, kubectl, managedObjects) now targets it.
   Object.assign(process.env, clusterEnv(cp));
-  for (const s of SCENARIOS) nsOf[s] = await freshNamespace(`faults-${s}`);
-  rbac = await installBrokerRbac(allNamespaces());
-  issuer = await startOidcIssuer();
+  env = await startBrokerEnv({ namespaces: SCENARIOS.map((s) => `faults-${s}`) });
 }, 240_000);
 
 afterAll(async () => {
-  const left = cp && nsOf.restart ? managedObjects(allNamespaces()) : [];
+  const left = cp && env ? managedObjects(env.namespaces) : [];
   tally.leaked = left.length;
   console.log(
     `faults: inputs tried ${tally.inputs}, faults injected ${tally.faults}, objects leaked ${tally.leaked}`,
   );
-  await issuer?.close();
+  // Not env.cleanup(): removing the private control plane removes the namespaces and RBAC with it.
+  await env?.issuer.close();
   await cp?.remove();
   expect(left).toEqual([]);
 });
 
-const startTestBroker = () =>
-  startBroker({
-    policyYaml: policyYaml(allNamespaces()),
-    issuer: issuer.issuer,
-    namespaces: allNamespaces(),
-    rbac,
-    https: true,
-    reaperIntervalSeconds: 1,
-  });
+const startTestBroker = () => env.startBroker({ reaperIntervalSeconds: 1 });
 
 /** Short-lived JWTs, so the broker's JWT-use records (kept until exp + leeway + 60 s) expire soon too. */
-const jwt = () => issuer.sign({}, { expiresIn: 20 });
+const jwt = () => env.issuer.sign({}, { expiresIn: 20 });
 /** The shortest grant a policy allows (60 s): what a failed exchange may leave is reaped soon. */
 const SHORT = { role: 'viewer', ttlSeconds: 60 };
 
@@ -84,25 +53,11 @@ function exchange(broker: RunningBroker, scenario: Scenario, token: string, ttlS
   tally.inputs += 1;
   return broker.request<ExchangeResponse & ErrorResponse>('POST', '/v1/exchange', {
     token,
-    body: { namespace: nsOf[scenario].name, ...SHORT, ttlSeconds },
+    body: { namespace: nsOf(scenario), ...SHORT, ttlSeconds },
   });
 }
 /** What each scenario left in the cluster right after its fault, before any reaping. */
 const leftAfterFault: Partial<Record<Scenario, number>> = {};
-
-const ledgerRecords = () =>
-  kubectlAdmin([
-    '-n',
-    rbac.brokerNamespace,
-    'get',
-    'leases',
-    '-l',
-    'k8s-ephemeral-access.io/jwt-ledger=true',
-    '-o',
-    'name',
-  ])
-    .split('\n')
-    .filter((l) => l !== '');
 
 function expectClean503(r: BrokerResponse<ErrorResponse>): void {
   expect(r.status).toBe(503);
@@ -115,7 +70,7 @@ function expectClean503(r: BrokerResponse<ErrorResponse>): void {
 describe('the API server fails during exchanges', () => {
   test('frozen (SIGSTOP) mid-burst: every request answers 200 or a clear 503, never hangs', async () => {
     const broker = await startTestBroker();
-    const ns = nsOf.freeze.name;
+    const ns = nsOf('freeze');
     try {
       expect((await exchange(broker, 'freeze', await jwt())).status).toBe(200);
       // A burst in flight; the API server stops answering once its first objects appear.
@@ -165,7 +120,7 @@ describe('the API server fails during exchanges', () => {
       expectClean503(await exchange(broker, 'apiserver-kill', await jwt()));
       expect((await broker.request('GET', '/healthz')).status).toBe(200);
       await cp.start();
-      leftAfterFault['apiserver-kill'] = managedObjects([nsOf['apiserver-kill'].name]).length;
+      leftAfterFault['apiserver-kill'] = managedObjects([nsOf('apiserver-kill')]).length;
       await waitFor('the broker to grant again', async () =>
         (await exchange(broker, 'apiserver-kill', await jwt())).status === 200 ? true : undefined,
       );
@@ -177,7 +132,7 @@ describe('the API server fails during exchanges', () => {
 
 describe('the broker dies mid-exchange', () => {
   test('SIGKILL during a burst of 20 leaves partial grants behind (the reaper test below removes them)', async () => {
-    const ns = nsOf['broker-kill'].name;
+    const ns = nsOf('broker-kill');
     const first = await startTestBroker();
     const tokens = await Promise.all(Array.from({ length: 20 }, () => jwt()));
     const burst = tokens.map((t) =>
@@ -207,14 +162,14 @@ describe('the broker dies mid-exchange', () => {
 
 describe('the API server restarts while grants are active', () => {
   test('revocation with the grant token and with an OIDC JWT still works after the restart', async () => {
-    const ns = nsOf.restart.name;
+    const ns = nsOf('restart');
     const broker = await startTestBroker();
     try {
       const byToken = await exchange(broker, 'restart', await jwt(), 600);
       const runClaims = { run_id: '424242', run_attempt: '1' };
       tally.inputs += 1;
       const byOidc = await broker.request<ExchangeResponse>('POST', '/v1/exchange', {
-        token: await issuer.sign(runClaims, { expiresIn: 20 }),
+        token: await env.issuer.sign(runClaims, { expiresIn: 20 }),
         body: { namespace: ns, role: 'viewer', ttlSeconds: 600 },
       });
       const byReaper = await exchange(broker, 'restart', await jwt(), 60);
@@ -243,7 +198,7 @@ describe('the API server restarts while grants are active', () => {
         });
         expect(r1.status).toBe(200);
         const r2 = await broker.request('DELETE', `/v1/grants/${byOidc.body.grantId}`, {
-          token: await issuer.sign(runClaims),
+          token: await env.issuer.sign(runClaims),
         });
         expect(r2.status).toBe(200);
         expect(managedObjects([ns]).filter((o) => !o.includes(byReaper.body.grantId))).toEqual([]);
@@ -266,20 +221,20 @@ describe('after all faults', () => {
       console.log(`objects left right after each fault: ${JSON.stringify(leftAfterFault)}`);
       await waitFor(
         'every grant reaped',
-        () => (managedObjects(allNamespaces()).length === 0 ? true : undefined),
+        () => (managedObjects(env.namespaces).length === 0 ? true : undefined),
         150_000,
         1000,
       );
       await waitFor(
         'JWT-use records pruned',
-        () => (ledgerRecords().length === 0 ? true : undefined),
+        () => (jwtUseRecords(env.rbac.brokerNamespace).length === 0 ? true : undefined),
         150_000,
         1000,
       );
       const reaped = broker.audit().filter((l) => l.action === 'reap');
       console.log(`reaper: ${reaped.length} grants reaped after the faults`);
       expect(reaped.length).toBeGreaterThan(0);
-      for (const s of SCENARIOS) expect(managedObjects([nsOf[s].name])).toEqual([]);
+      for (const s of SCENARIOS) expect(managedObjects([nsOf(s)])).toEqual([]);
     } finally {
       await broker.stop();
     }

@@ -6,15 +6,9 @@
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { connect } from 'node:net';
 import { base64url } from 'jose';
-import { startOidcIssuer, type OidcIssuer } from '../../test/support/oidc-issuer.js';
-import { freshNamespace } from '../../test/support/cluster.js';
-import {
-  installBrokerRbac,
-  managedObjects,
-  startBroker,
-  type BrokerRbac,
-  type RunningBroker,
-} from '../../test/support/broker.js';
+import type { RunningBroker } from '../../test/support/broker.js';
+import { managedObjects } from '../../test/support/managed-objects.js';
+import { startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
 
 const BUDGET_MS = Number(process.env.FUZZ_BUDGET_MS ?? 25_000);
 const WORKERS = 16;
@@ -22,53 +16,26 @@ const WORKERS = 16;
 const REQUEST_TIMEOUT_MS = 2_000;
 const HANG_AFTER_MS = REQUEST_TIMEOUT_MS + 8_000;
 
-let ns: { name: string; remove: () => Promise<void> };
-let rbac: BrokerRbac;
-let issuer: OidcIssuer;
+let env: BrokerEnv;
 let broker: RunningBroker;
 let validJwts: string[] = [];
 
-const policyYaml = (namespace: string) => `
-apiVersion: k8s-ephemeral-access/v1
-kind: Policy
-roles:
-  viewer:
-    clusterRole: k8s-ea-viewer
-rules:
-  - name: main-pushes
-    match:
-      repository_owner_id: '987654'
-      repository_id: '123456789'
-      ref: refs/heads/main
-      event_name: push
-    namespaces: [${namespace}]
-    roles: [viewer]
-    maxTtlSeconds: 900
-`;
-
 beforeAll(async () => {
-  ns = await freshNamespace('fuzz');
-  issuer = await startOidcIssuer();
-  rbac = await installBrokerRbac([ns.name]);
-  broker = await startBroker({
-    policyYaml: policyYaml(ns.name),
-    issuer: issuer.issuer,
-    namespaces: [ns.name],
-    rbac,
+  env = await startBrokerEnv({ namespaces: ['fuzz'] });
+  broker = await env.startBroker({
+    https: false,
     config: {
       limits: { bodyBytes: 16384, requestTimeoutMs: REQUEST_TIMEOUT_MS, perRepositoryPerMinute: 600 },
     },
   });
   // Properly signed tokens that the policy refuses (another repository): the fuzzer mutates them,
   // so it also reaches the code behind signature verification, yet can never earn a grant.
-  validJwts = await Promise.all(Array.from({ length: 8 }, () => issuer.sign({ repository_id: '31337' })));
+  validJwts = await Promise.all(Array.from({ length: 8 }, () => env.issuer.sign({ repository_id: '31337' })));
 }, 120_000);
 
 afterAll(async () => {
   await broker?.kill();
-  await issuer?.close();
-  await rbac?.cleanup();
-  await ns?.remove();
+  await env?.cleanup();
 });
 
 /** mulberry32: small, seedable, good enough to pick fuzz cases. */
@@ -146,7 +113,7 @@ function token(r: Rng): string {
 }
 
 function body(r: Rng): Buffer {
-  const honest = { namespace: ns.name, role: 'viewer', ttlSeconds: 600 };
+  const honest = { namespace: env.ns, role: 'viewer', ttlSeconds: 600 };
   return r.pick([
     () => Buffer.from(JSON.stringify(honest)),
     () => {
@@ -282,7 +249,7 @@ test(`fuzzing the broker's HTTP handling for ${BUDGET_MS / 1000} s: no crash, no
   const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
   console.log(`fuzz seed ${seed} (replay with FUZZ_SEED=${seed})`);
   const port = Number(new URL(broker.url).port);
-  const before = managedObjects([ns.name]);
+  const before = managedObjects([env.ns]);
   const statuses = new Map<number, number>();
   const fiveHundreds: string[] = [];
   const hung: string[] = [];
@@ -326,13 +293,13 @@ test(`fuzzing the broker's HTTP handling for ${BUDGET_MS / 1000} s: no crash, no
   expect(hangs).toBe(0);
   expect(fiveHundreds).toEqual([]);
   expect(tried).toBeGreaterThan(200);
-  const after = managedObjects([ns.name]);
+  const after = managedObjects([env.ns]);
   expect(after).toEqual(before);
   console.log(`fuzz: objects leaked ${after.length - before.length}`);
   // The broker still does its job.
   const ok = await broker.request('POST', '/v1/exchange', {
-    token: await issuer.sign(),
-    body: { namespace: ns.name, role: 'viewer' },
+    token: await env.issuer.sign(),
+    body: { namespace: env.ns, role: 'viewer' },
   });
   expect(ok.status).toBe(200);
   const g = ok.body as { grantId: string; token: string };

@@ -17,15 +17,18 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { ErrorResponse, ExchangeResponse } from '../../src/shared/api.js';
 import { parsePolicy } from '../../src/broker/policy/index.js';
 import { startOidcIssuer, type OidcIssuer } from '../../test/support/oidc-issuer.js';
-import { freshNamespace, kubectlStatus, tokenKubeconfig, waitFor } from '../../test/support/cluster.js';
 import {
-  installBrokerRbac,
+  freshNamespace,
   kubectlAdmin,
-  managedObjects,
-  startInProcessBroker,
-  type BrokerRbac,
-  type BrokerResponse,
-} from '../../test/support/broker.js';
+  kubectlStatus,
+  tokenKubeconfig,
+  waitFor,
+} from '../../test/support/cluster.js';
+import { installBrokerRbac, type BrokerRbac } from '../../test/support/deploy-rbac.js';
+import type { BrokerResponse } from '../../test/support/broker-request.js';
+import { startInProcessBroker } from '../../test/support/in-process-broker.js';
+import { managedObjects } from '../../test/support/managed-objects.js';
+import { policyYaml } from '../../test/support/policy.js';
 
 const MINUTE = 60_000;
 /** The verifier's defaults (token-verifier.ts), restated so the timeline below reads plainly. */
@@ -41,24 +44,6 @@ const tally = { inputs: 0, faults: 0, leaked: 0 };
 const granted: { grantId: string; token: string; broker: TestBroker }[] = [];
 const brokers: TestBroker[] = [];
 
-const policyYaml = (namespace: string) => `
-apiVersion: k8s-ephemeral-access/v1
-kind: Policy
-roles:
-  viewer:
-    clusterRole: k8s-ea-viewer
-rules:
-  - name: main-pushes
-    match:
-      repository_owner_id: '987654'
-      repository_id: '123456789'
-      ref: refs/heads/main
-      event_name: push
-    namespaces: [${namespace}]
-    roles: [viewer]
-    maxTtlSeconds: 900
-`;
-
 type TestBroker = Awaited<ReturnType<typeof startInProcessBroker>>;
 
 /**
@@ -71,7 +56,7 @@ type TestBroker = Awaited<ReturnType<typeof startInProcessBroker>>;
 async function startTestBroker(): Promise<TestBroker> {
   const broker = await startInProcessBroker({
     issuer: issuer.issuer,
-    policy: parsePolicy(policyYaml(ns.name), 'policy.yaml'),
+    policy: parsePolicy(policyYaml({ namespaces: [ns.name] }), 'policy.yaml'),
     rbac,
     reaperIntervalSeconds: 3600,
     shutdownGraceMs: 2000,

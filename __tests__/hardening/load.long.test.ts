@@ -17,24 +17,16 @@
 // refused one, and the reaper must prune them once their JWT has expired: the last test waits for that.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { performance } from 'node:perf_hooks';
-import { readFileSync } from 'node:fs';
 import { decodeJwt } from 'jose';
-import { load } from 'js-yaml';
 import type { ErrorResponse, ExchangeResponse } from '../../src/shared/api.js';
 import { grantIdFor } from '../../src/broker/naming.js';
-import { startOidcIssuer, type OidcIssuer } from '../../test/support/oidc-issuer.js';
-import { freshNamespace, waitFor } from '../../test/support/cluster.js';
-import {
-  installBrokerRbac,
-  kubectlAdmin,
-  managedObjects,
-  startBroker,
-  type BrokerRbac,
-  type RunningBroker,
-} from '../../test/support/broker.js';
-import { createJob, ensureActionBuilt } from '../../test/support/runner.js';
+import { kubectlAdmin, waitFor } from '../../test/support/cluster.js';
+import type { RunningBroker } from '../../test/support/broker.js';
+import { jwtUseRecords, managedObjects } from '../../test/support/managed-objects.js';
+import { startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
+import { REPO_ID } from '../../test/support/policy.js';
+import { ensureActionBuilt } from '../../test/support/runner.js';
 
-const REPO_ID = '123456789';
 const OTHER_REPO_ID = '223456789';
 const LOAD_EXCHANGES = 500;
 const LOAD_CONCURRENCY = 32;
@@ -43,52 +35,21 @@ const OBJECTS_PER_GRANT = 4;
 /** Short JWTs, so their use records expire (exp + 5 s leeway + 60 s) while this file runs. */
 const JWT_SECONDS = 15;
 
-let ns: { name: string; remove: () => Promise<void> };
-let rbac: BrokerRbac;
-let issuer: OidcIssuer;
-const brokers: RunningBroker[] = [];
+let env: BrokerEnv;
 const tally = { inputs: 0, faults: 0, leaked: 0 };
 /** Grant ids of the load test, whose use records the last test waits to see pruned. */
 const loadGrantIds: string[] = [];
 
-const policyYaml = (namespace: string) => `
-apiVersion: k8s-ephemeral-access/v1
-kind: Policy
-roles:
-  viewer:
-    clusterRole: k8s-ea-viewer
-rules:
-  - name: main-pushes
-    match:
-      repository_owner_id: '987654'
-      repository_id: ['${REPO_ID}', '${OTHER_REPO_ID}']
-      ref: refs/heads/main
-      event_name: push
-    namespaces: [${namespace}]
-    roles: [viewer]
-    maxTtlSeconds: 900
-`;
-
 /** The bundle over HTTPS; `limits` replaces the whole section (so an omitted field takes its default). */
 async function startTestBroker(limits: Record<string, number>): Promise<RunningBroker> {
-  const broker = await startBroker({
-    policyYaml: policyYaml(ns.name),
-    issuer: issuer.issuer,
-    namespaces: [ns.name],
-    rbac,
-    https: true,
-    reaperIntervalSeconds: 1,
-    config: { limits },
-  });
-  brokers.push(broker);
-  return broker;
+  return env.startBroker({ reaperIntervalSeconds: 1, config: { limits } });
 }
 
-const jwt = (claims: Record<string, string> = {}) => issuer.sign(claims, { expiresIn: JWT_SECONDS });
+const jwt = (claims: Record<string, string> = {}) => env.issuer.sign(claims, { expiresIn: JWT_SECONDS });
 const grantIdOf = (token: string) =>
   grantIdFor(decodeJwt(token) as unknown as Parameters<typeof grantIdFor>[0]);
 
-function exchange(broker: RunningBroker, token: string, namespace = ns.name) {
+function exchange(broker: RunningBroker, token: string, namespace = env.ns) {
   tally.inputs += 1;
   return broker.request<ExchangeResponse & ErrorResponse>('POST', '/v1/exchange', {
     token,
@@ -147,7 +108,7 @@ function histogram(responses: { status: number }[]): Record<string, number> {
 const grantObjectCount = (): number =>
   kubectlAdmin([
     '-n',
-    ns.name,
+    env.ns,
     'get',
     'serviceaccounts,roles,rolebindings',
     '-l',
@@ -158,47 +119,25 @@ const grantObjectCount = (): number =>
     .split('\n')
     .filter((l) => l !== '').length;
 
-/** The broker's JWT-use records (Leases), by name. */
-const ledgerRecords = (): { name: string; expiresAt: number }[] =>
-  (
-    load(
-      kubectlAdmin([
-        '-n',
-        rbac.brokerNamespace,
-        'get',
-        'leases',
-        '-l',
-        'k8s-ephemeral-access.io/jwt-ledger=true',
-        '-o',
-        'json',
-      ]),
-    ) as { items: { metadata: { name: string; annotations?: Record<string, string> } }[] }
-  ).items.map((i) => ({
-    name: i.metadata.name,
-    expiresAt: Date.parse(i.metadata.annotations?.['k8s-ephemeral-access.io/expires-at'] ?? ''),
-  }));
-
 beforeAll(async () => {
   await ensureActionBuilt();
-  ns = await freshNamespace('load');
-  rbac = await installBrokerRbac([ns.name]);
-  issuer = await startOidcIssuer();
+  env = await startBrokerEnv({
+    namespaces: ['load'],
+    policy: { rules: [{ match: { repository_id: [REPO_ID, OTHER_REPO_ID] } }] },
+  });
 }, 120_000);
 
 afterAll(async () => {
   // Counted before anything is torn down; the brokers and the issuer are stopped whatever happens.
   let leaked = -1;
   try {
-    leaked = ns ? grantObjectCount() : 0;
+    leaked = env ? grantObjectCount() : 0;
   } finally {
     tally.leaked = leaked;
     console.log(
       `load: inputs tried ${tally.inputs}, faults injected ${tally.faults}, objects leaked ${tally.leaked}`,
     );
-    for (const b of brokers) await b.stop().catch(() => undefined);
-    await issuer?.close();
-    await rbac?.cleanup();
-    await ns?.remove();
+    await env?.cleanup();
   }
   expect(leaked).toBe(0);
 });
@@ -225,13 +164,13 @@ describe('load through the real bundle over HTTPS', () => {
       500,
     );
     // One use record per exchanged JWT, none extra.
-    const ledger = new Set(ledgerRecords().map((l) => l.name));
+    const ledger = new Set(jwtUseRecords(env.rbac.brokerNamespace).map((l) => l.name));
     expect(loadGrantIds.filter((id) => !ledger.has(id))).toEqual([]);
 
     const rv = await runPool(grants.length, LOAD_CONCURRENCY, (i) => revoke(broker, grants[i]!));
     console.log(describeLatency('revocations', rv));
     expect(histogram(rv.results)).toEqual({ 200: LOAD_EXCHANGES });
-    expect(managedObjects([ns.name])).toEqual([]);
+    expect(managedObjects([env.ns])).toEqual([]);
     await waitFor('an audit line per revocation', () =>
       broker.audit().filter((l) => l.action === 'revocation').length >= LOAD_EXCHANGES ? true : undefined,
     );
@@ -272,7 +211,7 @@ describe('per-repository rate limit', () => {
     await waitFor('every object of the granted ones', () =>
       grantObjectCount() === grants.length * OBJECTS_PER_GRANT ? true : undefined,
     );
-    const ledger = new Set(ledgerRecords().map((l) => l.name));
+    const ledger = new Set(jwtUseRecords(env.rbac.brokerNamespace).map((l) => l.name));
     const refusedIds = tokens.filter((_, i) => burst[i]!.status === 429).map(grantIdOf);
     expect(refusedIds.filter((id) => ledger.has(id))).toEqual([]);
     expect(grants.filter((g) => !ledger.has(g.grantId))).toEqual([]);
@@ -284,7 +223,7 @@ describe('per-repository rate limit', () => {
 
     const revoked = await Promise.all(grants.map((g) => revoke(broker, g)));
     expect(histogram(revoked)).toEqual({ 200: grants.length });
-    expect(managedObjects([ns.name])).toEqual([]);
+    expect(managedObjects([env.ns])).toEqual([]);
   });
 
   test("the action's real dist/main, rate limited on its first attempt, waits Retry-After and succeeds; post revokes", async () => {
@@ -294,9 +233,8 @@ describe('per-repository rate limit', () => {
       requestTimeoutMs: 10000,
       perRepositoryPerMinute: 60,
     });
-    const config = load(readFileSync(broker.configPath, 'utf8')) as { tls: { certFile: string } };
     const actionRunId = String(7_000_000 + Math.floor(Math.random() * 1_000_000));
-    issuer.claims.run_id = actionRunId; // what the runner's ID-token endpoint puts in the action's JWTs
+    env.issuer.claims.run_id = actionRunId; // what the runner's ID-token endpoint puts in the action's JWTs
     const actionWasLimited = () =>
       broker
         .audit()
@@ -317,16 +255,10 @@ describe('per-repository rate limit', () => {
     );
     tally.faults += 1;
 
-    const job = createJob({ idToken: { url: issuer.idTokenRequestUrl, token: issuer.idTokenRequestToken } });
+    const job = env.newJob();
     try {
       tally.inputs += 1;
-      const main = await job.main({
-        'broker-url': broker.url,
-        'broker-ca': readFileSync(config.tls.certFile, 'utf8'),
-        namespace: ns.name,
-        role: 'viewer',
-        ttl: '600',
-      });
+      const main = await job.main(env.actionInputs(broker, { role: 'viewer', ttl: '600' }));
       draining = false;
       await Promise.all(drainers);
       expect(main.errors).toEqual([]);
@@ -342,7 +274,7 @@ describe('per-repository rate limit', () => {
       );
       const grantId = main.outputs['grant-id']!;
       await waitFor('every object of the action grant', () =>
-        managedObjects([ns.name]).filter((o) => o.includes(grantId)).length === OBJECTS_PER_GRANT
+        managedObjects([env.ns]).filter((o) => o.includes(grantId)).length === OBJECTS_PER_GRANT
           ? true
           : undefined,
       );
@@ -352,7 +284,7 @@ describe('per-repository rate limit', () => {
       expect(post.exitCode).toBe(0);
       expect(post.warnings).toEqual([]);
       expect(post.log).toContain(`Revoked grant ${grantId} through the broker.`);
-      expect(managedObjects([ns.name])).toEqual([]);
+      expect(managedObjects([env.ns])).toEqual([]);
     } finally {
       draining = false;
       await Promise.all(drainers);
@@ -363,10 +295,13 @@ describe('per-repository rate limit', () => {
 
 describe('what is left after the load', () => {
   test('no grant object; the JWT-use records of the load are pruned by the reaper once their JWTs expired', async () => {
-    expect(managedObjects([ns.name])).toEqual([]);
+    expect(managedObjects([env.ns])).toEqual([]);
     const load = new Set(loadGrantIds);
     // A record may outlive its expiry by one reaper pass (1 s here), never more; the load's all go.
-    const stale = () => ledgerRecords().filter((l) => load.has(l.name) || !(l.expiresAt > Date.now() - 3000));
+    const stale = () =>
+      jwtUseRecords(env.rbac.brokerNamespace).filter(
+        (l) => load.has(l.name) || !(l.expiresAt > Date.now() - 3000),
+      );
     await waitFor(
       'the reaper to prune the use records of expired JWTs',
       () => (stale().length === 0 ? true : undefined),
@@ -374,6 +309,6 @@ describe('what is left after the load', () => {
       1000,
     );
     // What remains belongs to JWTs that can still be presented (the action's 5-minute one).
-    expect(ledgerRecords().length).toBeGreaterThanOrEqual(1);
+    expect(jwtUseRecords(env.rbac.brokerNamespace).length).toBeGreaterThanOrEqual(1);
   });
 });

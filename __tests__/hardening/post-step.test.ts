@@ -7,86 +7,33 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { load } from 'js-yaml';
-import {
-  installBrokerRbac,
-  managedObjects,
-  startBroker,
-  type BrokerRbac,
-  type RunningBroker,
-} from '../../test/support/broker.js';
-import { freshNamespace, waitFor } from '../../test/support/cluster.js';
-import { startOidcIssuer, type OidcIssuer } from '../../test/support/oidc-issuer.js';
-import { createJob, ensureActionBuilt, type RunnerJob, type StepResult } from '../../test/support/runner.js';
+import { managedObjects } from '../../test/support/managed-objects.js';
+import type { RunningBroker } from '../../test/support/broker.js';
+import { waitFor } from '../../test/support/cluster.js';
+import { cleanupCountingLeaks, startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
+import { ensureActionBuilt, type RunnerJob, type StepResult } from '../../test/support/runner.js';
 
-let ns: { name: string; remove: () => Promise<void> };
-let rbac: BrokerRbac;
-let issuer: OidcIssuer;
+let env: BrokerEnv;
 let broker: RunningBroker;
-let brokerCa: string;
-const tally = { inputs: 0, faults: 0, leaked: 0 };
-
-const policyYaml = (namespace: string) => `
-apiVersion: k8s-ephemeral-access/v1
-kind: Policy
-roles:
-  deployer:
-    clusterRole: k8s-ea-deployer
-rules:
-  - name: octo-repo-main
-    match:
-      repository_owner_id: '987654'
-      repository_id: '123456789'
-      ref: refs/heads/main
-      event_name: push
-    namespaces: [${namespace}]
-    roles: [deployer]
-    maxTtlSeconds: 900
-`;
+const tally = { inputs: 0, faults: 0 };
 
 beforeAll(async () => {
   await ensureActionBuilt();
-  ns = await freshNamespace('post-step');
-  rbac = await installBrokerRbac([ns.name]);
-  issuer = await startOidcIssuer();
-  broker = await startBroker({
-    policyYaml: policyYaml(ns.name),
-    issuer: issuer.issuer,
-    namespaces: [ns.name],
-    rbac,
-    https: true,
-  });
-  const config = load(readFileSync(broker.configPath, 'utf8')) as { tls: { certFile: string } };
-  brokerCa = readFileSync(config.tls.certFile, 'utf8');
+  env = await startBrokerEnv({ namespaces: ['post-step'], policy: { rules: [{ roles: ['deployer'] }] } });
+  broker = await env.startBroker();
 }, 120_000);
 
 afterAll(async () => {
-  let left: string[] = ['(not counted)'];
-  try {
-    left = ns ? managedObjects([ns.name]) : [];
-  } finally {
-    tally.leaked = left.length;
-    console.log(
-      `post-step: inputs tried ${tally.inputs}, faults injected ${tally.faults}, objects leaked ${tally.leaked}`,
-    );
-    await broker?.stop().catch(() => undefined);
-    await issuer?.close();
-    await rbac?.cleanup();
-    await ns?.remove();
-  }
+  const left = await cleanupCountingLeaks(
+    env,
+    (leaked) =>
+      `post-step: inputs tried ${tally.inputs}, faults injected ${tally.faults}, objects leaked ${leaked}`,
+  );
   expect(left).toEqual([]);
 });
 
-const newJob = () =>
-  createJob({ idToken: { url: issuer.idTokenRequestUrl, token: issuer.idTokenRequestToken } });
-const inputs = (overrides: Record<string, string> = {}) => ({
-  'broker-url': broker.url,
-  'broker-ca': brokerCa,
-  namespace: ns.name,
-  role: 'deployer',
-  ttl: '600',
-  ...overrides,
-});
+const inputs = (overrides: Record<string, string> = {}) =>
+  env.actionInputs(broker, { role: 'deployer', ttl: '600', ...overrides });
 
 async function runMain(job: RunnerJob, overrides: Record<string, string> = {}): Promise<StepResult> {
   tally.inputs += 1;
@@ -105,7 +52,7 @@ async function runPost(job: RunnerJob): Promise<StepResult> {
  */
 const noObjectLeftOf = (grantId: string) =>
   waitFor(`no object of ${grantId}`, () =>
-    managedObjects([ns.name]).some((o) => o.includes(grantId)) ? undefined : true,
+    managedObjects([env.ns]).some((o) => o.includes(grantId)) ? undefined : true,
   );
 
 /** A harmless post: exit 0, nothing on the warning/error channels, no stack traces. */
@@ -131,13 +78,12 @@ const auditSettled = (what: () => unknown[], count: number) =>
 
 describe('post step', () => {
   test('after a real main, post twice: the first revokes and shreds, the second only says there is nothing left', async () => {
-    const job = newJob();
-    try {
+    await env.withJob(async (job) => {
       const main = await runMain(job);
       expect(main.exitCode).toBe(0);
       const grantId = main.outputs['grant-id']!;
       const path = main.outputs.kubeconfig!;
-      expect(managedObjects([ns.name]).filter((o) => o.includes(grantId))).not.toEqual([]);
+      expect(managedObjects([env.ns]).filter((o) => o.includes(grantId))).not.toEqual([]);
 
       const first = await runPost(job);
       expectQuietSuccess(first);
@@ -157,14 +103,11 @@ describe('post step', () => {
       await auditSettled(() => auditOf(grantId), 2);
       expect(auditOf(grantId)).toEqual(['exchange', 'revocation']);
       expect(readdirSync(job.runnerTemp)).toEqual([]);
-    } finally {
-      job.cleanup();
-    }
+    });
   });
 
   test('post with no state at all (main never ran): exit 0 with one info line, nothing touched', async () => {
-    const job = newJob();
-    try {
+    await env.withJob(async (job) => {
       const auditBefore = broker.audit().length;
       const post = await runPost(job);
       expectQuietSuccess(post);
@@ -173,15 +116,12 @@ describe('post step', () => {
       );
       expect(broker.audit().length).toBe(auditBefore);
       expect(readdirSync(job.runnerTemp)).toEqual([]);
-    } finally {
-      job.cleanup();
-    }
+    });
   });
 
   test('main refused by the broker (403): post exits 0, nothing to revoke, no file, no cluster object', async () => {
-    const job = newJob();
-    try {
-      const before = managedObjects([ns.name]);
+    await env.withJob(async (job) => {
+      const before = managedObjects([env.ns]);
       const auditBefore = broker.audit().length;
       tally.faults += 1;
       const main = await runMain(job, { namespace: 'kube-system' });
@@ -194,7 +134,7 @@ describe('post step', () => {
       expectQuietSuccess(post);
       expect(post.log).toBe('No grant was issued; nothing to revoke.');
       expect(readdirSync(job.runnerTemp)).toEqual([]);
-      expect(managedObjects([ns.name])).toEqual(before);
+      expect(managedObjects([env.ns])).toEqual(before);
       // The broker saw the refused exchange and nothing else: post sent it no request.
       await auditSettled(() => broker.audit().slice(auditBefore), 1);
       expect(
@@ -203,14 +143,11 @@ describe('post step', () => {
           .slice(auditBefore)
           .map((l) => `${String(l.action)}:${String(l.reason)}`),
       ).toEqual(['denial:namespace_not_allowed']);
-    } finally {
-      job.cleanup();
-    }
+    });
   });
 
   test('main failed after the grant (kubeconfig-path already exists): main revokes at once; post leaves the existing file alone', async () => {
-    const job = newJob();
-    try {
+    await env.withJob(async (job) => {
       // A file the job did not expect to be there; it must be neither overwritten nor shredded.
       const existing = join(job.runnerTemp, 'kubeconfig');
       writeFileSync(existing, 'someone else\n', { mode: 0o600 });
@@ -234,8 +171,6 @@ describe('post step', () => {
       expect(readdirSync(job.runnerTemp)).toEqual(['kubeconfig']);
       await auditSettled(() => auditOf(grantId), 2);
       expect(auditOf(grantId)).toEqual(['exchange', 'revocation']);
-    } finally {
-      job.cleanup();
-    }
+    });
   });
 });

@@ -11,68 +11,31 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { CoordinationV1Api } from '@kubernetes/client-node';
 import type { ErrorResponse, ExchangeResponse } from '../../src/shared/api.js';
-import { startOidcIssuer, type OidcIssuer } from '../../test/support/oidc-issuer.js';
-import { adminConfig, freshNamespace, sleep, waitFor } from '../../test/support/cluster.js';
-import {
-  installBrokerRbac,
-  kubectlAdmin,
-  managedObjects,
-  startBroker,
-  type BrokerRbac,
-  type RunningBroker,
-} from '../../test/support/broker.js';
+import { adminConfig, kubectlAdmin, sleep, waitFor } from '../../test/support/cluster.js';
+import type { RunningBroker } from '../../test/support/broker.js';
+import { managedObjects } from '../../test/support/managed-objects.js';
+import { cleanupCountingLeaks, startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
 
 const LEASE_NAME = 'k8s-ea-reaper';
 /** The reaper's lease lasts max(15 s, 3 intervals): with a 1 s interval, 15 s. */
 const LEASE_SECONDS = 15;
 
-let ns: { name: string; remove: () => Promise<void> };
-let rbac: BrokerRbac;
-let issuer: OidcIssuer;
+let env: BrokerEnv;
 let replicas: [Replica, Replica];
-/** Every replica started, so afterAll stops them even when beforeAll failed halfway. */
-const started: Replica[] = [];
 /** A grant of the shortest TTL the policy allows (60 s), made first; the takeover test watches it. */
 let shortGrant: ExchangeResponse;
-const tally = { inputs: 0, faults: 0, leaked: 0, races: 0 };
+const tally = { inputs: 0, faults: 0, races: 0 };
 
 interface Replica {
   name: 'A' | 'B';
   broker: RunningBroker;
   /** Its Lease holder identity (the POD_NAME it was started with). */
   identity: string;
-  alive: boolean;
 }
 
-const policyYaml = (namespace: string) => `
-apiVersion: k8s-ephemeral-access/v1
-kind: Policy
-roles:
-  viewer:
-    clusterRole: k8s-ea-viewer
-rules:
-  - name: main-pushes
-    match:
-      repository_owner_id: '987654'
-      repository_id: '123456789'
-      ref: refs/heads/main
-      event_name: push
-    namespaces: [${namespace}]
-    roles: [viewer]
-    maxTtlSeconds: 900
-`;
-
 async function startReplica(name: Replica['name']): Promise<Replica> {
-  const broker = await startBroker({
-    policyYaml: policyYaml(ns.name),
-    issuer: issuer.issuer,
-    namespaces: [ns.name],
-    rbac,
-    https: true,
-    reaperIntervalSeconds: 1,
-  });
-  const replica: Replica = { name, broker, identity: '', alive: true };
-  started.push(replica);
+  const broker = await env.startBroker({ reaperIntervalSeconds: 1 });
+  const replica: Replica = { name, broker, identity: '' };
   replica.identity = await waitFor('the broker to log its identity', () => {
     for (const line of broker.stderr) {
       const l = JSON.parse(line) as { msg?: string; identity?: string };
@@ -83,13 +46,13 @@ async function startReplica(name: Replica['name']): Promise<Replica> {
   return replica;
 }
 
-const jwt = (claims: Record<string, string> = {}) => issuer.sign(claims, { expiresIn: 20 });
+const jwt = (claims: Record<string, string> = {}) => env.issuer.sign(claims, { expiresIn: 20 });
 
 function exchange(r: Replica, token: string, ttlSeconds = 600) {
   tally.inputs += 1;
   return r.broker.request<ExchangeResponse & ErrorResponse>('POST', '/v1/exchange', {
     token,
-    body: { namespace: ns.name, role: 'viewer', ttlSeconds },
+    body: { namespace: env.ns, role: 'viewer', ttlSeconds },
   });
 }
 
@@ -103,7 +66,7 @@ const auditLineOf = (r: Replica, requestId: unknown) =>
   waitFor(`the audit line of request ${String(requestId)}`, () =>
     r.broker.audit().find((l) => l.requestId === requestId),
   );
-const objectsOf = (grantId: string) => managedObjects([ns.name]).filter((o) => o.includes(grantId));
+const objectsOf = (grantId: string) => managedObjects([env.ns]).filter((o) => o.includes(grantId));
 /** Waits for all four objects of a grant: the self-revoke pair is created just after the answer (k8s/grants.ts). */
 const completeGrant = (grantId: string) =>
   waitFor(`the objects of ${grantId}`, () => (objectsOf(grantId).length === 4 ? true : undefined));
@@ -111,7 +74,10 @@ const reapLines = (r: Replica) => r.broker.audit().filter((l) => l.action === 'r
 
 async function leaseHolder(): Promise<string | undefined> {
   const coordination = adminConfig().makeApiClient(CoordinationV1Api);
-  const lease = await coordination.readNamespacedLease({ name: LEASE_NAME, namespace: rbac.brokerNamespace });
+  const lease = await coordination.readNamespacedLease({
+    name: LEASE_NAME,
+    namespace: env.rbac.brokerNamespace,
+  });
   return lease.spec?.holderIdentity ?? undefined;
 }
 
@@ -138,7 +104,7 @@ function watchLease(): { samples: (string | undefined)[]; stop: () => Promise<vo
 function expireNow(grantId: string): void {
   kubectlAdmin([
     '-n',
-    ns.name,
+    env.ns,
     'annotate',
     'serviceaccount',
     grantId,
@@ -148,9 +114,7 @@ function expireNow(grantId: string): void {
 }
 
 beforeAll(async () => {
-  ns = await freshNamespace('replicas');
-  rbac = await installBrokerRbac([ns.name]);
-  issuer = await startOidcIssuer();
+  env = await startBrokerEnv({ namespaces: ['replicas'] });
   replicas = [await startReplica('A'), await startReplica('B')];
   expect(replicas[0].identity).not.toBe(replicas[1].identity);
   const r = await exchange(replicas[0], await jwt(), 60);
@@ -160,20 +124,12 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  let left: string[] = ['(not counted)'];
-  try {
-    left = ns ? managedObjects([ns.name]) : [];
-  } finally {
-    tally.leaked = left.length;
-    console.log(
+  const left = await cleanupCountingLeaks(
+    env,
+    (leaked) =>
       `replicas: inputs tried ${tally.inputs} (${tally.races} same-JWT races), faults injected ${tally.faults}, ` +
-        `objects leaked ${tally.leaked}`,
-    );
-    for (const r of started) if (r.alive) await r.broker.stop().catch(() => undefined);
-    await issuer?.close();
-    await rbac?.cleanup();
-    await ns?.remove();
-  }
+      `objects leaked ${leaked}`,
+  );
   expect(left).toEqual([]);
 });
 
@@ -198,7 +154,7 @@ describe('(a) one JWT, one grant, across replicas', () => {
     await waitFor('30 denial audit lines', () => (denials().length >= 30 ? true : undefined));
     expect(denials()).toEqual(Array.from({ length: 30 }, () => 'jwt_replayed'));
     for (const g of granted) expect((await revoke(a, g.grantId, g.token)).status).toBe(200);
-    expect(managedObjects([ns.name]).filter((o) => !o.includes(shortGrant.grantId))).toEqual([]);
+    expect(managedObjects([env.ns]).filter((o) => !o.includes(shortGrant.grantId))).toEqual([]);
   });
 
   test('one after the other, and after the grant was revoked: the second replica refuses it too, and creates nothing', async () => {
@@ -207,9 +163,9 @@ describe('(a) one JWT, one grant, across replicas', () => {
     const first = await exchange(a, token);
     expect(first.status).toBe(200);
     await completeGrant(first.body.grantId);
-    const before = managedObjects([ns.name]);
+    const before = managedObjects([env.ns]);
     for (const r of [b, a]) expect((await exchange(r, token)).status).toBe(401);
-    expect(managedObjects([ns.name])).toEqual(before);
+    expect(managedObjects([env.ns])).toEqual(before);
 
     expect((await revoke(a, first.body.grantId, first.body.token)).status).toBe(200);
     expect(objectsOf(first.body.grantId)).toEqual([]);
@@ -294,7 +250,6 @@ describe('(b) one reaper at a time', () => {
     const survivor = replicas.find((r) => r !== holder)!;
     expect(objectsOf(shortGrant.grantId)).toHaveLength(4);
     await holder.broker.kill();
-    holder.alive = false;
     tally.faults += 1;
     // The dead holder's Lease stays until it expires (15 s after its last renewal), then moves.
     await waitFor(
@@ -321,6 +276,6 @@ describe('(b) one reaper at a time', () => {
       reapLines(survivor).some((l) => l.grantId === shortGrant.grantId) ? true : undefined,
     );
     expect(reapLines(holder).map((l) => l.grantId)).not.toContain(shortGrant.grantId);
-    expect(managedObjects([ns.name])).toEqual([]);
+    expect(managedObjects([env.ns])).toEqual([]);
   });
 });

@@ -1,7 +1,8 @@
 // The bench's client for the broker's HTTPS API: one keep-alive agent trusting the broker's test CA,
 // so per-exchange figures measure the broker's work rather than a TLS handshake per request.
-import { Agent, request } from 'node:https';
+import { Agent } from 'node:https';
 import { EXCHANGE_PATH, type ExchangeRequest, type ExchangeResponse } from '../../src/shared/api.js';
+import { sendRequest } from './https-request.js';
 
 export class BenchBrokerClient {
   private readonly agent: Agent;
@@ -15,32 +16,21 @@ export class BenchBrokerClient {
 
   post(path: string, jwt: string, body: unknown): Promise<{ status: number; text: string }> {
     const payload = JSON.stringify(body);
-    return new Promise((resolve, reject) => {
-      const req = request(
-        {
-          hostname: this.base.hostname,
-          port: this.base.port,
-          path,
-          method: 'POST',
-          agent: this.agent,
-          headers: {
-            authorization: `Bearer ${jwt}`,
-            'content-type': 'application/json',
-            'content-length': String(Buffer.byteLength(payload)),
-          },
+    return sendRequest(
+      {
+        hostname: this.base.hostname,
+        port: this.base.port,
+        path,
+        method: 'POST',
+        agent: this.agent,
+        headers: {
+          authorization: `Bearer ${jwt}`,
+          'content-type': 'application/json',
+          'content-length': String(Buffer.byteLength(payload)),
         },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () =>
-            resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
-          );
-          res.on('error', reject);
-        },
-      );
-      req.on('error', reject);
-      req.end(payload);
-    });
+      },
+      payload,
+    );
   }
 
   /** One exchange that must succeed; the error names the broker's error code, never the token. */

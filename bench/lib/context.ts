@@ -3,21 +3,23 @@
 // way to start the real broker bundle with a policy that allows many exchanges.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { load } from 'js-yaml';
-import {
-  ensureBrokerBuilt,
-  installBrokerRbac,
-  startBroker,
-  type BrokerRbac,
-  type RunningBroker,
-} from '../../test/support/broker.js';
-import { freshNamespace } from '../../test/support/cluster.js';
-import { ensureActionBuilt } from '../../test/support/runner.js';
-import { startOidcIssuer, type OidcIssuer } from '../../test/support/oidc-issuer.js';
+import { ensureBrokerBuilt, type RunningBroker } from '../../test/support/broker.js';
+import type { BrokerRbac } from '../../test/support/deploy-rbac.js';
+import { startBrokerEnv } from '../../test/support/fixture.js';
+import { ensureActionBuilt, type RunnerJob } from '../../test/support/runner.js';
+import type { OidcIssuer } from '../../test/support/oidc-issuer.js';
+import { policyYaml, type PolicySpec } from '../../test/support/policy.js';
 import type { ExchangeRequest } from '../../src/shared/api.js';
+import type { BenchSettings } from './settings.js';
 import { BenchBrokerClient } from './broker-client.js';
 import { credentialsFromKubeconfig, MinimalKubeClient } from './kube-client.js';
-import type { GrantTarget } from './grant-floor.js';
+import {
+  benchClaims,
+  floorGrant,
+  type FloorGrant,
+  type FloorShape,
+  type GrantTarget,
+} from './grant-floor.js';
 
 /**
  * Repository IDs the bench's JWTs rotate through, each allowed by its own policy rule. With the
@@ -40,7 +42,13 @@ export interface BenchContext {
   /** Admin, for cleanup and for watching deletions. */
   adminKube: MinimalKubeClient;
   target(namespace: string): GrantTarget;
+  /** A grant made the floor's way (no broker) for the first bench repository; expiry: its TTL. */
+  floorGrant(target: GrantTarget, shape: FloorShape, expiresAt?: Date): Promise<FloorGrant>;
   exchangeBody(namespace: string): ExchangeRequest;
+  /** Runs `fn` for i = first … end-1, one at a time, each with a fresh runner job (cleaned up after). */
+  forEachJob(first: number, end: number, fn: (job: RunnerJob, i: number) => Promise<void>): Promise<void>;
+  /** The action's inputs for a job asking this broker for ROLE in `namespace`. */
+  actionInputs(bb: BenchBroker, namespace: string): Record<string, string>;
   /** Signs `count` fresh JWTs (jti single use) before any timing starts. */
   presign(count: number): Promise<string[]>;
   startBroker(namespaces: string[], opts?: { reaperIntervalSeconds?: number }): Promise<BenchBroker>;
@@ -48,6 +56,14 @@ export interface BenchContext {
   clearGrants(namespace: string): Promise<void>;
   close(): Promise<void>;
 }
+
+/** A scenario: runs against the shared context and returns its results. */
+export type Scenario<R, Extra extends unknown[] = []> = (
+  ctx: BenchContext,
+  settings: BenchSettings,
+  log: (msg: string) => void,
+  ...extra: Extra
+) => Promise<R>;
 
 export interface BenchBroker {
   broker: RunningBroker;
@@ -57,26 +73,18 @@ export interface BenchBroker {
   stop(): Promise<void>;
 }
 
-export function policyYaml(namespaces: string[]): string {
-  const rules = REPOSITORY_IDS.map(
-    (id) => `  - name: bench-${id}
-    match:
-      repository_owner_id: '987654'
-      repository_id: '${id}'
-      ref: refs/heads/main
-      event_name: push
-    namespaces: [${namespaces.join(', ')}]
-    roles: [${ROLE}]
-    maxTtlSeconds: ${TTL_SECONDS}
-`,
-  ).join('');
-  return `apiVersion: k8s-ephemeral-access/v1
-kind: Policy
-roles:
-  ${ROLE}:
-    clusterRole: ${CLUSTER_ROLE}
-rules:
-${rules}`;
+/** One rule per repository ID, all granting ROLE in these namespaces. */
+function benchPolicy(namespaces: string[]): PolicySpec {
+  return {
+    namespaces,
+    roles: { [ROLE]: { clusterRole: CLUSTER_ROLE } },
+    rules: REPOSITORY_IDS.map((id) => ({
+      name: `bench-${id}`,
+      match: { repository_id: id },
+      roles: [ROLE],
+      maxTtlSeconds: TTL_SECONDS,
+    })),
+  };
 }
 
 export async function createBenchContext(log: (msg: string) => void): Promise<BenchContext> {
@@ -92,15 +100,13 @@ export async function createBenchContext(log: (msg: string) => void): Promise<Be
   await ensureActionBuilt();
   await ensureBrokerBuilt();
 
-  const created = await Promise.all([
-    freshNamespace('bench-exchange'),
-    freshNamespace('bench-reap'),
-    freshNamespace('bench-scale'),
-  ]);
-  const [exchangeNs, reapNs, scaleNs] = created;
-  const namespaces = { exchange: exchangeNs!.name, reap: reapNs!.name, scale: scaleNs!.name };
-  const rbac = await installBrokerRbac(Object.values(namespaces), { tokenSeconds: 7200 });
-  const issuer = await startOidcIssuer();
+  const env = await startBrokerEnv({
+    namespaces: ['bench-exchange', 'bench-reap', 'bench-scale'],
+    rbac: { tokenSeconds: 7200 },
+  });
+  const { issuer, rbac } = env;
+  const [exchangeNs, reapNs, scaleNs] = env.namespaces;
+  const namespaces = { exchange: exchangeNs!, reap: reapNs!, scale: scaleNs! };
   // Tokens the runner endpoint hands to the action's main step must match the bench policy too.
   issuer.claims.repository_id = REPOSITORY_IDS[0]!;
   const floorKube = new MinimalKubeClient(credentialsFromKubeconfig(rbac.kubeconfigPath));
@@ -124,19 +130,30 @@ export async function createBenchContext(log: (msg: string) => void): Promise<Be
       ttlSeconds: TTL_SECONDS,
       issuer: issuer.issuer,
     }),
+    floorGrant: (target, shape, expiresAt) =>
+      floorGrant(floorKube, target, benchClaims(issuer.issuer, REPOSITORY_IDS[0]!), shape, expiresAt),
     exchangeBody: (namespace) => ({ namespace, role: ROLE, ttlSeconds: TTL_SECONDS }),
+    async forEachJob(first, end, fn) {
+      for (let i = first; i < end; i += 1) {
+        const job = env.newJob();
+        try {
+          await fn(job, i);
+        } finally {
+          job.cleanup();
+        }
+      }
+    },
+    actionInputs: (bb, namespace) =>
+      env.actionInputs(bb.broker, { namespace, role: ROLE, ttl: String(TTL_SECONDS) }),
     async presign(count) {
       const out: string[] = [];
       for (let i = 0; i < count; i += 1) out.push(await issuer.sign({ repository_id: nextRepository() }));
       return out;
     },
     async startBroker(brokerNamespaces, opts = {}) {
-      const broker = await startBroker({
-        policyYaml: policyYaml(brokerNamespaces),
-        issuer: issuer.issuer,
+      const broker = await env.startBroker({
+        policyYaml: policyYaml(benchPolicy(brokerNamespaces)),
         namespaces: brokerNamespaces,
-        rbac,
-        https: true,
         reaperIntervalSeconds: opts.reaperIntervalSeconds ?? 15,
         entry: process.env.BENCH_PROFILE === '1' ? PROFILED_ENTRY : undefined,
         config: {
@@ -147,8 +164,7 @@ export async function createBenchContext(log: (msg: string) => void): Promise<Be
           },
         },
       });
-      const config = load(readFileSync(broker.configPath, 'utf8')) as { tls: { certFile: string } };
-      const ca = readFileSync(config.tls.certFile);
+      const ca = broker.ca!;
       const client = new BenchBrokerClient(broker.url, ca);
       const b: BenchBroker = {
         broker,
@@ -189,10 +205,8 @@ export async function createBenchContext(log: (msg: string) => void): Promise<Be
       for (const b of [...brokers]) await b.stop().catch(() => undefined);
       floorKube.close();
       adminKube.close();
-      await issuer.close();
-      await rbac.cleanup();
       // The namespace controller deletes everything inside in the background.
-      await Promise.all(created.map((n) => n.remove()));
+      await env.cleanup();
     },
   };
   return ctx;

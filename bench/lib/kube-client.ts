@@ -5,6 +5,7 @@
 import { Agent, request } from 'node:https';
 import { readFileSync } from 'node:fs';
 import { load } from 'js-yaml';
+import { sendRequest } from './https-request.js';
 
 export interface KubeCredentials {
   server: string;
@@ -78,29 +79,18 @@ export class MinimalKubeClient {
       headers['content-type'] = 'application/json';
       headers['content-length'] = String(Buffer.byteLength(payload));
     }
-    return new Promise((resolve, reject) => {
-      const req = request(
-        {
-          protocol: this.base.protocol,
-          hostname: this.base.hostname,
-          port: this.base.port,
-          path,
-          method,
-          headers,
-          agent: this.agent,
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () =>
-            resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
-          );
-          res.on('error', reject);
-        },
-      );
-      req.on('error', reject);
-      req.end(payload);
-    });
+    return sendRequest(
+      {
+        protocol: this.base.protocol,
+        hostname: this.base.hostname,
+        port: this.base.port,
+        path,
+        method,
+        headers,
+        agent: this.agent,
+      },
+      payload,
+    );
   }
 
   /** A request that must answer 2xx; returns the parsed JSON body. */

@@ -5,9 +5,8 @@
 // every dist/ entry.
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { createJob, repoRoot } from '../../test/support/runner.js';
-import type { BenchContext } from '../lib/context.js';
-import type { BenchSettings } from '../lib/settings.js';
+import { repoRoot } from '../../test/support/runner.js';
+import type { Scenario } from '../lib/context.js';
 import { BenchBrokerClient } from '../lib/broker-client.js';
 import { median, nowMs } from '../lib/stats.js';
 
@@ -40,56 +39,39 @@ export function distEntrySizes(): Record<string, number> {
   return out;
 }
 
-export async function runActionBench(
-  ctx: BenchContext,
-  settings: BenchSettings,
-  log: (msg: string) => void,
-): Promise<ActionResults> {
+export const runActionBench: Scenario<ActionResults> = async (ctx, settings, log) => {
   const ns = ctx.namespaces.exchange;
   const bb = await ctx.startBroker([ns]);
   const samples: ActionResults['samples'] = [];
   try {
     // One unmeasured job first: page cache, broker JIT and JWKS.
-    for (let i = -1; i < settings.actionReps; i += 1) {
-      const job = createJob({
-        idToken: { url: ctx.issuer.idTokenRequestUrl, token: ctx.issuer.idTokenRequestToken },
-      });
-      try {
-        let t0 = nowMs();
-        const bare = await job.exec(process.execPath, ['-e', '0']);
-        const bareNodeMs = nowMs() - t0;
-        if (bare.code !== 0) throw new Error('node -e 0 failed');
-        const [jwt] = await ctx.presign(1);
-        const fresh = new BenchBrokerClient(bb.broker.url, bb.ca, { keepAlive: false });
-        t0 = nowMs();
-        await fresh.exchange(jwt!, ctx.exchangeBody(ns));
-        const exchangeMs = nowMs() - t0;
-        fresh.close();
-        t0 = nowMs();
-        const main = await job.main({
-          'broker-url': bb.broker.url,
-          'broker-ca': bb.ca.toString('utf8'),
-          namespace: ns,
-          role: 'deployer',
-          ttl: '900',
-        });
-        const mainMs = nowMs() - t0;
-        if (main.exitCode !== 0 || !main.outputs.kubeconfig)
-          throw new Error(`main step failed: ${main.errors.join('; ')}`);
-        t0 = nowMs();
-        const post = await job.post();
-        const postMs = nowMs() - t0;
-        if (post.exitCode !== 0) throw new Error('post step failed');
-        if (i >= 0) {
-          samples.push({ mainMs, bareNodeMs, postMs, exchangeMs });
-          log(
-            `  action ${i + 1}/${settings.actionReps}: main ${mainMs.toFixed(0)} ms, node -e 0 ${bareNodeMs.toFixed(0)} ms, exchange alone ${exchangeMs.toFixed(0)} ms, post ${postMs.toFixed(0)} ms`,
-          );
-        }
-      } finally {
-        job.cleanup();
+    await ctx.forEachJob(-1, settings.actionReps, async (job, i) => {
+      let t0 = nowMs();
+      const bare = await job.exec(process.execPath, ['-e', '0']);
+      const bareNodeMs = nowMs() - t0;
+      if (bare.code !== 0) throw new Error('node -e 0 failed');
+      const [jwt] = await ctx.presign(1);
+      const fresh = new BenchBrokerClient(bb.broker.url, bb.ca, { keepAlive: false });
+      t0 = nowMs();
+      await fresh.exchange(jwt!, ctx.exchangeBody(ns));
+      const exchangeMs = nowMs() - t0;
+      fresh.close();
+      t0 = nowMs();
+      const main = await job.main(ctx.actionInputs(bb, ns));
+      const mainMs = nowMs() - t0;
+      if (main.exitCode !== 0 || !main.outputs.kubeconfig)
+        throw new Error(`main step failed: ${main.errors.join('; ')}`);
+      t0 = nowMs();
+      const post = await job.post();
+      const postMs = nowMs() - t0;
+      if (post.exitCode !== 0) throw new Error('post step failed');
+      if (i >= 0) {
+        samples.push({ mainMs, bareNodeMs, postMs, exchangeMs });
+        log(
+          `  action ${i + 1}/${settings.actionReps}: main ${mainMs.toFixed(0)} ms, node -e 0 ${bareNodeMs.toFixed(0)} ms, exchange alone ${exchangeMs.toFixed(0)} ms, post ${postMs.toFixed(0)} ms`,
+        );
       }
-    }
+    });
   } finally {
     await bb.stop();
     await ctx.clearGrants(ns);
@@ -104,4 +86,4 @@ export async function runActionBench(
     postWallMs: median(samples.map((s) => s.postMs)),
     bundleBytes: distEntrySizes(),
   };
-}
+};

@@ -1,9 +1,8 @@
 // 1. Exchange latency and throughput at several concurrencies, beside the floor (the same
 // Kubernetes writes made directly, sequentially and with independent calls in parallel). Broker and
 // floor runs are interleaved, in a rotating order, so drift on a noisy machine hits all three.
-import type { BenchContext } from '../lib/context.js';
-import type { BenchSettings } from '../lib/settings.js';
-import { benchClaims, floorGrant, type FloorShape } from '../lib/grant-floor.js';
+import type { Scenario } from '../lib/context.js';
+import type { FloorShape } from '../lib/grant-floor.js';
 import { closedLoop, median, summarize, type LatencySummary } from '../lib/stats.js';
 
 export type ExchangeKind = 'broker' | FloorShape;
@@ -34,11 +33,7 @@ const medianRun = (runs: ExchangeRun[]): ExchangeRun => ({
   throughput: median(runs.map((r) => r.throughput)),
 });
 
-export async function runExchangeBench(
-  ctx: BenchContext,
-  settings: BenchSettings,
-  log: (msg: string) => void,
-): Promise<ExchangeResults> {
+export const runExchangeBench: Scenario<ExchangeResults> = async (ctx, settings, log) => {
   const ns = ctx.namespaces.exchange;
   const target = ctx.target(ns);
   const body = ctx.exchangeBody(ns);
@@ -52,7 +47,7 @@ export async function runExchangeBench(
       // The self-revoke pairs finish after the timed answers, as the broker's do.
       const trailing: Promise<void>[] = [];
       const result = await closedLoop(count, concurrency, async () => {
-        const g = await floorGrant(ctx.floorKube, target, benchClaims(ctx.issuer.issuer, '700000001'), kind);
+        const g = await ctx.floorGrant(target, kind);
         trailing.push(g.settled);
         return g;
       });
@@ -104,4 +99,4 @@ export async function runExchangeBench(
   } finally {
     await bb.stop();
   }
-}
+};

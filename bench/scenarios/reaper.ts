@@ -2,9 +2,7 @@
 // objects, bench/lib/grant-floor.ts) are created so that all expire at the same whole second T,
 // while the real broker runs with its reaper every second. A watch on the ServiceAccounts (the
 // grant roots) timestamps each deletion; lag = deletion time - T. The broker's RBAC does the work.
-import type { BenchContext } from '../lib/context.js';
-import type { BenchSettings } from '../lib/settings.js';
-import { benchClaims, floorGrant } from '../lib/grant-floor.js';
+import type { Scenario } from '../lib/context.js';
 import { closedLoop, percentile } from '../lib/stats.js';
 import type { ExchangeResults } from './exchange.js';
 
@@ -24,12 +22,12 @@ export interface ReaperResults {
 const REAPER_INTERVAL_SECONDS = 1;
 const CREATE_CONCURRENCY = 32;
 
-export async function runReaperBench(
-  ctx: BenchContext,
-  settings: BenchSettings,
-  log: (msg: string) => void,
-  exchange: ExchangeResults | undefined,
-): Promise<ReaperResults> {
+export const runReaperBench: Scenario<ReaperResults, [ExchangeResults | undefined]> = async (
+  ctx,
+  settings,
+  log,
+  exchange,
+) => {
   const ns = ctx.namespaces.reap;
   const n = settings.reapGrants;
   const target = ctx.target(ns);
@@ -52,13 +50,7 @@ export async function runReaperBench(
     const names: string[] = [];
     const created = Date.now();
     await closedLoop(n, CREATE_CONCURRENCY, async () => {
-      const g = await floorGrant(
-        ctx.floorKube,
-        target,
-        benchClaims(ctx.issuer.issuer, '700000001'),
-        'parallel',
-        expiresAt,
-      );
+      const g = await ctx.floorGrant(target, 'parallel', expiresAt);
       await g.settled;
       names.push(g.grantId);
     });
@@ -107,4 +99,4 @@ export async function runReaperBench(
     await bb.stop();
     await ctx.clearGrants(ns);
   }
-}
+};

@@ -3,10 +3,9 @@
 // figure), then with N complete, unexpired grants (the broker's exact objects, created directly).
 // Both brokers run the reaper at the shipped default interval, whose first pass (listing every
 // grant and JWT-use record) happens at start, before the exchanges.
-import type { BenchContext } from '../lib/context.js';
+import type { BenchContext, Scenario } from '../lib/context.js';
 import { processMemoryMb } from '../lib/context.js';
 import type { BenchSettings } from '../lib/settings.js';
-import { benchClaims, floorGrant } from '../lib/grant-floor.js';
 import { closedLoop, percentile } from '../lib/stats.js';
 
 export interface ScalePhase {
@@ -64,11 +63,7 @@ async function measurePhase(
   }
 }
 
-export async function runScaleBench(
-  ctx: BenchContext,
-  settings: BenchSettings,
-  log: (msg: string) => void,
-): Promise<ScaleResults> {
+export const runScaleBench: Scenario<ScaleResults> = async (ctx, settings, log) => {
   const ns = ctx.namespaces.scale;
   const n = settings.scaleGrants;
   try {
@@ -83,12 +78,7 @@ export async function runScaleBench(
     const t0 = Date.now();
     let done = 0;
     await closedLoop(n, CREATE_CONCURRENCY, async () => {
-      const g = await floorGrant(
-        ctx.floorKube,
-        target,
-        benchClaims(ctx.issuer.issuer, '700000001'),
-        'parallel',
-      );
+      const g = await ctx.floorGrant(target, 'parallel');
       await g.settled;
       done += 1;
       if (done % 1000 === 0) log(`  created ${done}/${n} grants`);
@@ -104,4 +94,4 @@ export async function runScaleBench(
   } finally {
     await ctx.clearGrants(ns);
   }
-}
+};

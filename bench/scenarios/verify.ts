@@ -5,8 +5,7 @@
 import { importJWK, jwtVerify } from 'jose';
 import { createTokenVerifier } from '../../src/broker/auth/token-verifier.js';
 import { DEFAULT_AUDIENCE } from '../../src/shared/api.js';
-import type { BenchContext } from '../lib/context.js';
-import type { BenchSettings } from '../lib/settings.js';
+import type { Scenario } from '../lib/context.js';
 import { median, nowMs } from '../lib/stats.js';
 
 export interface VerifyResults {
@@ -20,11 +19,7 @@ export interface VerifyResults {
   coldSecondMs: number;
 }
 
-export async function runVerifyBench(
-  ctx: BenchContext,
-  settings: BenchSettings,
-  log: (msg: string) => void,
-): Promise<VerifyResults> {
+export const runVerifyBench: Scenario<VerifyResults> = async (ctx, settings, log) => {
   const { issuer } = ctx;
   const key = await importJWK(issuer.publicJwk, 'RS256');
   const verifier = createTokenVerifier({
@@ -112,4 +107,4 @@ export async function runVerifyBench(
     coldFirstMs: median(cold.map((c) => c.firstMs)),
     coldSecondMs: median(cold.map((c) => c.secondMs)),
   };
-}
+};

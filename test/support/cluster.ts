@@ -1,5 +1,5 @@
 // Test helpers for the real control plane: an admin client, fresh namespaces, kubectl runs with
-// any identity, and the apiserver's audit log.
+// any identity (admin included), and the apiserver's audit log.
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -74,6 +74,23 @@ export function tokenKubeconfig(token: string, namespace = 'default'): { path: s
   return { path, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+/** kubectl as admin; a failure is returned, not thrown (for best-effort cleanup). */
+export function tryKubectlAdmin(args: string[], input?: string): SpawnSyncReturns<string> {
+  return spawnSync('kubectl', ['--kubeconfig', adminKubeconfigPath(), '--request-timeout=30s', ...args], {
+    encoding: 'utf8',
+    input,
+    // Listings of thousands of objects (load tests) exceed the default 1 MiB.
+    maxBuffer: 64 * 1024 * 1024,
+  });
+}
+
+/** kubectl as admin; throws with kubectl's stderr when it fails. */
+export function kubectlAdmin(args: string[], input?: string): string {
+  const r = tryKubectlAdmin(args, input);
+  if (r.status !== 0) throw new Error(`kubectl ${args.join(' ')} failed: ${r.stderr}`);
+  return r.stdout;
+}
+
 export function kubectl(kubeconfig: string, args: string[], input?: string): SpawnSyncReturns<string> {
   return spawnSync('kubectl', ['--kubeconfig', kubeconfig, '--request-timeout=10s', ...args], {
     encoding: 'utf8',
@@ -128,4 +145,26 @@ export async function waitFor<T>(
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(intervalMs);
   }
+}
+
+/**
+ * After a credential was revoked at `since` (ms epoch): the first refusal kubectl sees (403 once
+ * authorization is gone, 401 once the token is), when it came, and when 401 came.
+ */
+export async function waitForRevocation(
+  kubeconfig: string,
+  since: number,
+): Promise<{ first: number | undefined; firstMs: number; unauthorizedMs: number }> {
+  const first = await waitFor('a denial', () => {
+    const s = kubectlStatus(kubeconfig, ['get', 'pods']);
+    return s.ok ? undefined : s.status;
+  });
+  const firstMs = Date.now() - since;
+  await waitFor(
+    '401',
+    () => (kubectlStatus(kubeconfig, ['get', 'pods']).status === 401 ? true : undefined),
+    30_000,
+    250,
+  );
+  return { first, firstMs, unauthorizedMs: Date.now() - since };
 }

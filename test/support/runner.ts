@@ -124,6 +124,23 @@ function parseStdout(stdout: string): Pick<StepResult, 'commands' | 'masks' | 'l
   };
 }
 
+/** Runs a command to its end, collecting what it printed. */
+function runChild(
+  cmd: string,
+  args: string[],
+  options: { cwd: string; env: Record<string, string> },
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolveChild, reject) => {
+    const child = spawn(cmd, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolveChild({ code, stdout, stderr }));
+  });
+}
+
 export function createJob(options: JobOptions = {}): RunnerJob {
   const root = mkdtempSync(join(tmpdir(), 'k8s-ea-runner-'));
   const runnerTemp = join(root, '_temp');
@@ -153,19 +170,7 @@ export function createJob(options: JobOptions = {}): RunnerJob {
       return runStep(POST, stateEnv);
     },
     exec(cmd, args) {
-      return new Promise((resolveExec, reject) => {
-        const child = spawn(cmd, args, {
-          cwd: workspace,
-          env: { ...baseEnv(), ...job.exportedEnv },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-        child.on('error', reject);
-        child.on('close', (code) => resolveExec({ code, stdout, stderr }));
-      });
+      return runChild(cmd, args, { cwd: workspace, env: { ...baseEnv(), ...job.exportedEnv } });
     },
     cleanup() {
       rmSync(root, { recursive: true, force: true });
@@ -217,23 +222,7 @@ export function createJob(options: JobOptions = {}): RunnerJob {
       GITHUB_STATE: paths.state,
       GITHUB_STEP_SUMMARY: paths.summary,
     };
-    const { code, stdout, stderr } = await new Promise<{
-      code: number | null;
-      stdout: string;
-      stderr: string;
-    }>((resolveStep, reject) => {
-      const child = spawn(process.execPath, [entry], {
-        cwd: workspace,
-        env,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let out = '';
-      let err = '';
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-      child.on('error', reject);
-      child.on('close', (c) => resolveStep({ code: c, stdout: out, stderr: err }));
-    });
+    const { code, stdout, stderr } = await runChild(process.execPath, [entry], { cwd: workspace, env });
     const raw = {
       output: readFileSync(paths.output, 'utf8'),
       env: readFileSync(paths.env, 'utf8'),

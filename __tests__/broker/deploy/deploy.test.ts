@@ -8,18 +8,18 @@ import {
   coreApi,
   freshNamespace,
   kubectl,
+  kubectlAdmin,
   kubectlStatus,
   adminKubeconfigPath,
   waitFor,
 } from '../../../test/support/cluster.js';
 import {
   installBrokerRbac,
-  kubectlAdmin,
   readDeployDocs,
-  repoRoot,
   RBAC_FILES,
   type BrokerRbac,
-} from '../../../test/support/broker.js';
+} from '../../../test/support/deploy-rbac.js';
+import { repoRoot } from '../../../test/support/repo-root.js';
 
 let ns: { name: string; remove: () => Promise<void> };
 let other: { name: string; remove: () => Promise<void> };

@@ -9,7 +9,7 @@ import { silentLogger } from '../../../test/support/logger.js';
 import { BrokerError } from '../../../src/shared/errors.js';
 import type { K8sClients } from '../../../src/broker/k8s/clients.js';
 import type { VerifiedClaims } from '../../../src/broker/types.js';
-import { brokerRequest } from '../../../test/support/broker.js';
+import { brokerRequest } from '../../../test/support/broker-request.js';
 
 const claims = { repository_id: '42', run_id: '1', run_attempt: '1', jti: 'j' } as VerifiedClaims;
 

@@ -18,10 +18,12 @@ import {
   kubectlStatus,
   tokenKubeconfig,
   waitFor,
+  waitForRevocation,
   coreApi,
   rbacApi,
 } from '../../../test/support/cluster.js';
-import { installBrokerRbac, managedObjects, type BrokerRbac } from '../../../test/support/broker.js';
+import { installBrokerRbac, type BrokerRbac } from '../../../test/support/deploy-rbac.js';
+import { managedObjects } from '../../../test/support/managed-objects.js';
 
 let ns: { name: string; remove: () => Promise<void> };
 let other: { name: string; remove: () => Promise<void> };
@@ -223,21 +225,9 @@ describe('grant creation under the deploy/ RBAC', () => {
       serviceAccount: 'deleted',
     });
     expect(managedObjects([ns.name]).filter((o) => o.includes(g.grantId))).toEqual([]);
-    const firstDenial = await waitFor('any denial', () => {
-      const r = kubectlStatus(kc, ['get', 'pods']);
-      return r.ok ? undefined : r.status;
-    });
-    const deniedAt = Date.now() - started;
-    await waitFor(
-      '401',
-      () => (kubectlStatus(kc, ['get', 'pods']).status === 401 ? true : undefined),
-      30_000,
-      250,
-    );
-    console.log(
-      `grant delete: first denial (${firstDenial}) after ${deniedAt} ms, 401 after ${Date.now() - started} ms`,
-    );
-    expect([401, 403]).toContain(firstDenial);
+    const { first, firstMs, unauthorizedMs } = await waitForRevocation(kc, started);
+    console.log(`grant delete: first denial (${first}) after ${firstMs} ms, 401 after ${unauthorizedMs} ms`);
+    expect([401, 403]).toContain(first);
     await expect(deleteGrantObjects(k8s, ns.name, g.grantId)).resolves.toEqual({ serviceAccount: 'absent' });
   });
 });

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { LeaderLease } from '../../../src/broker/k8s/lease.js';
 import { loadKubeConfig, createK8sClients, type K8sClients } from '../../../src/broker/k8s/clients.js';
-import { installBrokerRbac, type BrokerRbac } from '../../../test/support/broker.js';
+import { installBrokerRbac, type BrokerRbac } from '../../../test/support/deploy-rbac.js';
 import { freshNamespace, uniqueName } from '../../../test/support/cluster.js';
 
 let ns: { name: string; remove: () => Promise<void> };

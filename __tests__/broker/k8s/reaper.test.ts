@@ -7,6 +7,7 @@ import type { K8sClients } from '../../../src/broker/k8s/clients.js';
 import { silentLogger } from '../../../test/support/logger.js';
 import { createMetrics } from '../../../src/broker/metrics.js';
 import type { AuditEvent } from '../../../src/broker/audit.js';
+import { grantServiceAccount as sa } from '../../../test/support/grant-objects.js';
 
 const NOW = Date.parse('2026-06-01T12:00:00Z');
 const apiError = (code: number) => Object.assign(new Error(`HTTP ${code}`), { code });
@@ -14,17 +15,6 @@ const apiError = (code: number) => Object.assign(new Error(`HTTP ${code}`), { co
 function fakeCluster(opts: { failRoleBindingDeletes: number; leaseHeldBy?: string }) {
   const calls: string[] = [];
   let failures = opts.failRoleBindingDeletes;
-  const sa = (name: string, expiresAt: string) => ({
-    metadata: {
-      name,
-      uid: `uid-${name}`,
-      labels: {
-        'app.kubernetes.io/managed-by': 'k8s-ephemeral-access',
-        'k8s-ephemeral-access.io/grant': name,
-      },
-      annotations: { 'k8s-ephemeral-access.io/expires-at': expiresAt },
-    },
-  });
   const serviceAccounts = [
     sa('gha-expired', '2026-06-01T11:59:00Z'),
     sa('gha-live', '2026-06-01T13:00:00Z'),

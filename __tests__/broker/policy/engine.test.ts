@@ -2,80 +2,58 @@
 // Unicode look-alikes (names never decide; IDs do), and risky events only when listed.
 import { describe, expect, test } from '@jest/globals';
 import { defaultClaims } from '../../../test/support/oidc-issuer.js';
+import { policyYaml } from '../../../test/support/policy.js';
 import { parsePolicy } from '../../../src/broker/policy/index.js';
 import { BrokerError } from '../../../src/shared/errors.js';
 import type { ExchangeRequest } from '../../../src/shared/api.js';
 import type { VerifiedClaims } from '../../../src/broker/types.js';
 
 const policy = parsePolicy(
-  `apiVersion: k8s-ephemeral-access/v1
-kind: Policy
-roles:
-  deployer: { clusterRole: k8s-ea-deployer }
-  reader: { role: ci-reader }
-  viewer:
-    rules:
-      - apiGroups: [""]
-        resources: [pods]
-        verbs: [get, list, watch]
-rules:
-  - name: main-deploys
-    match:
-      repository_owner_id: "987654"
-      repository_id: "123456789"
-      ref: refs/heads/main
-      event_name: [push, workflow_dispatch]
-      runner_environment: github-hosted
-    namespaces: [staging]
-    roles: [deployer, viewer]
-    maxTtlSeconds: 900
-  - name: main-long-reads
-    match:
-      repository_owner_id: "987654"
-      repository_id: "123456789"
-      ref: refs/heads/main
-      event_name: push
-    namespaces: [staging]
-    roles: [viewer]
-    maxTtlSeconds: 3600
-  - name: production
-    match:
-      repository_owner_id: "987654"
-      repository_id: "123456789"
-      environment: production
-      event_name: push
-      job_workflow_ref: { glob: "octo-org/deploy/.github/workflows/deploy.yml@refs/tags/v*" }
-    namespaces: [production]
-    roles: [deployer]
-    maxTtlSeconds: 600
-  - name: releases
-    match:
-      repository_owner_id: "987654"
-      repository_id: "123456789"
-      ref: [{ glob: "refs/heads/release/**" }, { glob: "refs/tags/v*" }]
-      event_name: push
-    namespaces: [staging]
-    roles: [reader]
-    maxTtlSeconds: 600
-  - name: features
-    match:
-      repository_owner_id: "987654"
-      repository_id: "123456789"
-      ref: { glob: "refs/heads/feature/*" }
-      event_name: push
-    namespaces: [dev]
-    roles: [viewer]
-    maxTtlSeconds: 600
-  - name: pr-target-opt-in
-    match:
-      repository_owner_id: "987654"
-      repository_id: "555"
-      ref: refs/heads/main
-      event_name: pull_request_target
-    namespaces: [previews]
-    roles: [viewer]
-    maxTtlSeconds: 300
-`,
+  policyYaml({
+    namespaces: ['staging'],
+    roles: {
+      deployer: { clusterRole: 'k8s-ea-deployer' },
+      reader: { role: 'ci-reader' },
+      viewer: { rules: [{ apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] }] },
+    },
+    rules: [
+      {
+        name: 'main-deploys',
+        match: { event_name: ['push', 'workflow_dispatch'], runner_environment: 'github-hosted' },
+        roles: ['deployer', 'viewer'],
+      },
+      { name: 'main-long-reads', maxTtlSeconds: 3600 },
+      {
+        name: 'production',
+        match: {
+          ref: undefined,
+          environment: 'production',
+          job_workflow_ref: { glob: 'octo-org/deploy/.github/workflows/deploy.yml@refs/tags/v*' },
+        },
+        namespaces: ['production'],
+        roles: ['deployer'],
+        maxTtlSeconds: 600,
+      },
+      {
+        name: 'releases',
+        match: { ref: [{ glob: 'refs/heads/release/**' }, { glob: 'refs/tags/v*' }] },
+        roles: ['reader'],
+        maxTtlSeconds: 600,
+      },
+      {
+        name: 'features',
+        match: { ref: { glob: 'refs/heads/feature/*' } },
+        namespaces: ['dev'],
+        maxTtlSeconds: 600,
+      },
+      {
+        name: 'pr-target-opt-in',
+        match: { repository_id: '555', event_name: 'pull_request_target' },
+        namespaces: ['previews'],
+        maxTtlSeconds: 300,
+      },
+    ],
+  }),
   'policy.yaml',
 );
 
@@ -160,24 +138,23 @@ describe('allowed requests', () => {
 
 /** One rule that pins every match field, so each mismatch can only mean "no rule matches". */
 const strict = parsePolicy(
-  `apiVersion: k8s-ephemeral-access/v1
-kind: Policy
-roles:
-  deployer: { clusterRole: k8s-ea-deployer }
-rules:
-  - name: everything-pinned
-    match:
-      repository_owner_id: "987654"
-      repository_id: "123456789"
-      ref: refs/heads/main
-      event_name: [push, workflow_dispatch]
-      environment: production
-      job_workflow_ref: { glob: "octo-org/deploy/.github/workflows/deploy.yml@refs/tags/v*" }
-      runner_environment: github-hosted
-    namespaces: [production]
-    roles: [deployer]
-    maxTtlSeconds: 600
-`,
+  policyYaml({
+    namespaces: ['production'],
+    roles: { deployer: { clusterRole: 'k8s-ea-deployer' } },
+    rules: [
+      {
+        name: 'everything-pinned',
+        match: {
+          event_name: ['push', 'workflow_dispatch'],
+          environment: 'production',
+          job_workflow_ref: { glob: 'octo-org/deploy/.github/workflows/deploy.yml@refs/tags/v*' },
+          runner_environment: 'github-hosted',
+        },
+        roles: ['deployer'],
+        maxTtlSeconds: 600,
+      },
+    ],
+  }),
   'strict.yaml',
 );
 

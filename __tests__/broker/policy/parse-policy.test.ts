@@ -11,7 +11,12 @@ import { defaultClaims } from '../../../test/support/oidc-issuer.js';
 
 const EXAMPLE = fileURLToPath(new URL('../../../deploy/examples/policy.yaml', import.meta.url));
 
-/** A valid policy; tests replace one line or block at a time. */
+/**
+ * A valid policy; tests replace one line or block at a time. Written out, not built with
+ * test/support/policy.ts: the raw text is what these tests are about (the parser reports the exact
+ * line of each mistake, and the tests name lines of this text), so its layout must not follow a
+ * YAML dumper's.
+ */
 const BASE = `apiVersion: k8s-ephemeral-access/v1
 kind: Policy
 roles:

@@ -1,4 +1,4 @@
-// Fault injection for the hardening suites: a PRIVATE control plane (the same kubecluster binary
+// Fault injection for faults.long.test.ts: a PRIVATE control plane (the same kubecluster binary
 // as the shared one, in its own state directory and on a fixed port), so a test can freeze, kill
 // and restart the API server without disturbing the shared cluster other test files use.
 // A restart reuses the state directory: same CA, same ServiceAccount signing key, same etcd data,
@@ -7,8 +7,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './broker.js';
-import { sleep } from './cluster.js';
+import { freePort } from '../../../test/support/free-port.js';
+import { sleep } from '../../../test/support/cluster.js';
 
 export interface PrivateControlPlane {
   stateDir: string;
@@ -28,7 +28,7 @@ export interface PrivateControlPlane {
   remove(): Promise<void>;
 }
 
-/** Environment for helpers in test/support/cluster.ts, pointed at this control plane. */
+/** Environment for the helpers in test/support/cluster.ts, pointed at this control plane. */
 export function clusterEnv(cp: PrivateControlPlane): Record<string, string> {
   return { K8S_EA_ADMIN_KUBECONFIG: cp.kubeconfigPath, K8S_EA_AUDIT_LOG: cp.auditLogPath };
 }
@@ -36,7 +36,7 @@ export function clusterEnv(cp: PrivateControlPlane): Record<string, string> {
 /** The kubecluster binary, built by scripts/cluster.mjs when missing or stale. */
 async function controlPlaneBinary(): Promise<string> {
   // A variable specifier: scripts/cluster.mjs is plain JavaScript without type declarations.
-  const specifier = new URL('../../scripts/cluster.mjs', import.meta.url).href;
+  const specifier = new URL('../../../scripts/cluster.mjs', import.meta.url).href;
   const cluster = (await import(specifier)) as { build(o: { quiet: boolean }): Promise<string> };
   return cluster.build({ quiet: true });
 }
