@@ -52,7 +52,7 @@ const ROLES: Record<string, Grantable['roleRef'] & { kind: 'ClusterRole' }> = {
 function unbindableRoleYaml(brokerNamespace: string): string {
   const meta = (name: string) => ({ name, labels: { 'k8s-ephemeral-access.test/owner': 'jest' } });
   const rbacGroup = 'rbac.authorization.k8s.io';
-  return [
+  const items = [
     // configmaps: which the broker itself may not read, so only `bind` would let it grant this.
     {
       apiVersion: `${rbacGroup}/v1`,
@@ -80,9 +80,8 @@ function unbindableRoleYaml(brokerNamespace: string): string {
       roleRef: { apiGroup: rbacGroup, kind: 'ClusterRole', name: `${UNBINDABLE}-reader` },
       subjects: [{ kind: 'ServiceAccount', name: 'k8s-ea-broker', namespace: brokerNamespace }],
     },
-  ]
-    .map((d) => JSON.stringify(d))
-    .join('\n---\n');
+  ];
+  return JSON.stringify({ apiVersion: 'v1', kind: 'List', items });
 }
 
 /** Default deny, exact matches, as a real policy would: only refs/heads/main pushes of one repository. */
