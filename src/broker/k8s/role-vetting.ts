@@ -132,12 +132,11 @@ export async function startRoleVetting(
       role.kind === 'ClusterRole'
         ? `${RBAC_PATH}/clusterroles`
         : `${RBAC_PATH}/namespaces/${encodeURIComponent(role.namespace)}/roles`;
-    let controller: AbortController | undefined;
     let end!: (err?: unknown) => void;
     const ended = new Promise<void>((resolve, reject) => {
       end = (err) => (err ? reject(err) : resolve());
     });
-    controller = await watcher.watch(
+    const controller = await watcher.watch(
       path,
       // resourceNames in RBAC cover a list or watch only when it selects that one name.
       { fieldSelector: `metadata.name=${role.name}`, resourceVersion, timeoutSeconds: WATCH_SECONDS },
@@ -147,7 +146,6 @@ export async function startRoleVetting(
         else if (type === 'ERROR') {
           // e.g. 410 Gone (the version is too old): read afresh and watch again.
           end(new Error(`watch error ${JSON.stringify((object as { message?: string }).message ?? '')}`));
-          controller?.abort();
         }
       },
       (err: unknown) => end(err ?? undefined),
@@ -157,6 +155,8 @@ export async function startRoleVetting(
     try {
       await ended;
     } finally {
+      // Ends the connection too when the watch reported an error but was left open.
+      controller.abort();
       watches.delete(controller);
     }
   };
