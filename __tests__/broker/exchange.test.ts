@@ -17,6 +17,7 @@ import {
   rbacApi,
   readAudit,
   tokenKubeconfig,
+  uniqueName,
   waitFor,
   waitForRevocation,
 } from '../../test/support/cluster.js';
@@ -31,17 +32,58 @@ let other: string;
 let broker: InProcessBroker;
 const cleanups: (() => void)[] = [];
 
-const ROLES: Record<string, Grantable['roleRef']> = {
+/**
+ * Allowed by this policy, harmless, and readable by the broker (its rules pass the named-role
+ * check), but deploy/ does not let the broker bind it: creation fails halfway.
+ */
+const UNBINDABLE = uniqueName('k8s-ea-test-unbindable');
+const ROLES: Record<string, Grantable['roleRef'] & { kind: 'ClusterRole' }> = {
   deployer: { kind: 'ClusterRole', name: 'k8s-ea-deployer' },
   viewer: { kind: 'ClusterRole', name: 'k8s-ea-viewer' },
-  // Allowed by this policy, but deploy/ does not let the broker bind it: creation fails halfway.
-  'not-bindable': { kind: 'ClusterRole', name: 'cluster-admin' },
+  'not-bindable': { kind: 'ClusterRole', name: UNBINDABLE },
 };
+
+/** The unbindable ClusterRole, and read access to it for the broker (as for any role its policy binds). */
+function unbindableRoleYaml(brokerNamespace: string): string {
+  const meta = (name: string) => ({ name, labels: { 'k8s-ephemeral-access.test/owner': 'jest' } });
+  const rbacGroup = 'rbac.authorization.k8s.io';
+  const items = [
+    // configmaps: which the broker itself may not read, so only `bind` would let it grant this.
+    {
+      apiVersion: `${rbacGroup}/v1`,
+      kind: 'ClusterRole',
+      metadata: meta(UNBINDABLE),
+      rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get'] }],
+    },
+    {
+      apiVersion: `${rbacGroup}/v1`,
+      kind: 'ClusterRole',
+      metadata: meta(`${UNBINDABLE}-reader`),
+      rules: [
+        {
+          apiGroups: [rbacGroup],
+          resources: ['clusterroles'],
+          verbs: ['get', 'watch'],
+          resourceNames: [UNBINDABLE],
+        },
+      ],
+    },
+    {
+      apiVersion: `${rbacGroup}/v1`,
+      kind: 'ClusterRoleBinding',
+      metadata: meta(`${UNBINDABLE}-reader`),
+      roleRef: { apiGroup: rbacGroup, kind: 'ClusterRole', name: `${UNBINDABLE}-reader` },
+      subjects: [{ kind: 'ServiceAccount', name: 'k8s-ea-broker', namespace: brokerNamespace }],
+    },
+  ];
+  return JSON.stringify({ apiVersion: 'v1', kind: 'List', items });
+}
 
 /** Default deny, exact matches, as a real policy would: only refs/heads/main pushes of one repository. */
 function testPolicy(namespace: string): PolicyEngine {
   return {
     namespaces: () => [namespace],
+    namedRoles: () => Object.values(ROLES),
     authorize(claims: VerifiedClaims, req: ExchangeRequest): Grantable {
       const deny = (reason: Reason): never => {
         throw new BrokerError('ERR_FORBIDDEN', reason);
@@ -61,12 +103,15 @@ function testPolicy(namespace: string): PolicyEngine {
 beforeAll(async () => {
   env = await startBrokerEnv({ namespaces: ['exchange'], outsiders: ['exchange-other'] });
   other = env.outsiders[0]!;
+  kubectlAdmin(['apply', '-f', '-'], unbindableRoleYaml(env.rbac.brokerNamespace));
   broker = await env.startInProcessBroker({ policy: testPolicy(env.ns), reaperIntervalSeconds: 1 });
 });
 afterAll(async () => {
   await broker?.stop();
   cleanups.forEach((c) => c());
   await env?.cleanup();
+  kubectlAdmin(['delete', 'clusterrole', UNBINDABLE, `${UNBINDABLE}-reader`, '--ignore-not-found']);
+  kubectlAdmin(['delete', 'clusterrolebinding', `${UNBINDABLE}-reader`, '--ignore-not-found']);
 });
 
 /**
@@ -337,7 +382,7 @@ describe('policy refusals: 403 and nothing created', () => {
     expect(denial.reason).toBe(reason);
   });
 
-  test('a grant the cluster refuses halfway (bind on cluster-admin) → 500, and nothing is left behind', async () => {
+  test('a grant the cluster refuses halfway (no bind on the role) → 500, and nothing is left behind', async () => {
     const jwt = await env.issuer.sign();
     const { response, denial } = await expectRefusedWithNothingCreated(
       () => exchange(jwt, { namespace: env.ns, role: 'not-bindable' }),

@@ -10,6 +10,7 @@ import { listen } from './http/server.js';
 import type { PolicyEngine, TokenVerifier } from './types.js';
 import { createBrokerApp, type BrokerApp } from './app.js';
 import { createGrantWork } from './grant-work.js';
+import { startRoleVetting, withVettedRoles } from './k8s/role-vetting.js';
 
 /** The config fields the runtime needs (a structural subset of config.ts's BrokerConfig). */
 export interface BrokerRuntimeConfig {
@@ -58,11 +59,18 @@ export async function runBroker(
   const namespaces = parts.policy.namespaces();
   if (namespaces.length === 0)
     parts.logger.warn('the policy names no namespaces: every exchange will be refused');
+  // Before listening: a policy that binds a missing or dangerous role must not serve at all.
+  const roleVetting = await startRoleVetting(
+    kc,
+    k8s,
+    parts.policy.namedRoles(),
+    parts.logger.child({ component: 'role-vetting' }),
+  );
   const grantWork = createGrantWork();
   const app = createBrokerApp({
     grantWork,
     verifier: parts.verifier,
-    policy: parts.policy,
+    policy: withVettedRoles(parts.policy, roleVetting),
     k8s,
     endpoint: clusterEndpointOf(kc, {
       clusterServer: config.clusterServer,
@@ -93,6 +101,9 @@ export async function runBroker(
     tls: config.tls,
     insecureHttp: config.insecureHttp,
     requestTimeoutMs: config.limits.requestTimeoutMs,
+  }).catch((err: unknown) => {
+    roleVetting.stop();
+    throw err;
   });
   reaper.start();
   parts.logger.info('broker listening', { url: server.url, namespaces, identity: parts.identity });
@@ -107,6 +118,7 @@ export async function runBroker(
         app.markShuttingDown();
         parts.logger.info('shutting down', { inFlight: server.inFlight(), graceMs: config.shutdownGraceMs });
         await Promise.all([server.close(config.shutdownGraceMs), reaper.stop()]);
+        roleVetting.stop();
         await grantWork.idle();
         parts.logger.info('stopped');
       })();

@@ -35,6 +35,10 @@ export type RoleRef =
   | { kind: 'Role'; name: string }
   | { kind: 'Inline'; name: string; rules: RuleSummary[] };
 
+/** A named role the policy binds, where it is bound: what the broker reads and keeps watching. */
+export type NamedRole =
+  { kind: 'ClusterRole'; name: string } | { kind: 'Role'; name: string; namespace: string };
+
 export interface Grantable {
   /** The policy rule that allowed it, for the audit line. */
   ruleName: string;
@@ -52,4 +56,6 @@ export interface PolicyEngine {
   authorize(claims: VerifiedClaims, request: ExchangeRequest): Grantable;
   /** Every namespace the policy can grant into, sorted: where revocation and the reaper look. */
   namespaces(): readonly string[];
+  /** Every named ClusterRole, and every named Role per namespace, that a rule can grant. */
+  namedRoles(): readonly NamedRole[];
 }

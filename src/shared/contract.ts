@@ -60,6 +60,9 @@ export const REASONS = [
   'ttl_too_short',
   'ttl_invalid',
   'policy_inconsistent',
+  // a named role the policy binds, as the broker last saw it in the cluster
+  'role_dangerous',
+  'role_missing',
   // the cluster
   'grant_refused_by_cluster',
   'cluster_unavailable',

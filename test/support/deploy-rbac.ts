@@ -19,6 +19,7 @@ export const RBAC_FILES = [
   'broker-namespace-rbac.yaml',
   'tokenreview-rbac.yaml',
   'job-namespace-rbac.yaml',
+  'job-role-reader-rbac.yaml',
   'job-clusterroles.yaml',
 ];
 
@@ -70,6 +71,8 @@ export interface BrokerRbacOptions {
   brokerNamespace?: string;
   /** Seconds the broker's token lives. Default 3600. */
   tokenSeconds?: number;
+  /** More ClusterRoles the broker may bind and read, as an admin adds the policy's roles to deploy/. */
+  jobClusterRoles?: string[];
 }
 
 export interface BrokerRbac {
@@ -89,15 +92,25 @@ export interface BrokerRbac {
  * job-namespace Role/RoleBinding per job namespace, cluster-scoped broker objects suffixed so
  * parallel test files do not share them. Content is otherwise exactly what deploy/ says.
  */
-export function renderBrokerRbac(namespaces: string[], brokerNamespace: string): K8sDoc[] {
+export function renderBrokerRbac(
+  namespaces: string[],
+  brokerNamespace: string,
+  jobClusterRoles: string[] = [],
+): K8sDoc[] {
   const suffix = `-${brokerNamespace}`;
   const out: K8sDoc[] = [];
+  const addJobClusterRoles = (d: K8sDoc) => {
+    for (const rule of d.rules ?? [])
+      if ((rule.resources as string[] | undefined)?.includes('clusterroles') && rule.resourceNames)
+        rule.resourceNames.push(...jobClusterRoles);
+  };
   const fixSubjects = (d: K8sDoc) => {
     for (const s of d.subjects ?? [])
       if (s.namespace === DEPLOY_BROKER_NAMESPACE) s.namespace = brokerNamespace;
   };
   for (const file of RBAC_FILES) {
     for (const doc of readDeployDocs(file)) {
+      if (file !== 'job-clusterroles.yaml') addJobClusterRoles(doc);
       const ns = doc.metadata.namespace;
       if (ns === DEPLOY_JOB_NAMESPACE) {
         for (const jobNs of namespaces) {
@@ -140,7 +153,7 @@ export async function installBrokerRbac(
     });
     createdNamespace = true;
   }
-  const docs = renderBrokerRbac(namespaces, brokerNamespace);
+  const docs = renderBrokerRbac(namespaces, brokerNamespace, opts.jobClusterRoles);
   const appliedYaml = docs.map((d) => dump(d)).join('---\n');
   applyIdempotently(appliedYaml);
 

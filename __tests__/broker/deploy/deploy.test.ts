@@ -147,7 +147,21 @@ describe('kustomize base', () => {
       }
     }
     const crbs = RBAC_FILES.flatMap(readDeployDocs).filter((d) => d.kind === 'ClusterRoleBinding');
-    expect(crbs.map((d) => d.roleRef!.name)).toEqual(['k8s-ea-broker-tokenreview']);
+    expect(crbs.map((d) => d.roleRef!.name).sort()).toEqual([
+      'k8s-ea-broker-role-reader',
+      'k8s-ea-broker-tokenreview',
+    ]);
+    // The cluster-wide read of roles covers exactly the ClusterRoles the broker may bind.
+    const bindable = rules.filter((r) => r.verbs.includes('bind') && r.resources.includes('clusterroles'));
+    const readable = rules.filter((r) => r.resources.includes('clusterroles') && !r.verbs.includes('bind'));
+    expect(readable).toEqual([
+      {
+        apiGroups: ['rbac.authorization.k8s.io'],
+        resources: ['clusterroles'],
+        verbs: ['get', 'watch'],
+        resourceNames: bindable.flatMap((r) => r.resourceNames!),
+      },
+    ]);
   });
 });
 
@@ -165,6 +179,8 @@ describe("the broker's own token (deploy/ RBAC)", () => {
     expect(can(['bind', 'clusterroles/k8s-ea-deployer', '-n', ns.name])).toBe('yes');
     expect(can(['update', 'leases', '-n', rbac.brokerNamespace])).toBe('yes');
     expect(can(['create', 'tokenreviews.authentication.k8s.io'])).toBe('yes');
+    expect(can(['get', 'clusterroles/k8s-ea-deployer'])).toBe('yes');
+    expect(can(['watch', 'clusterroles/k8s-ea-viewer'])).toBe('yes');
   });
 
   test('is denied secrets, exec, cluster-wide bindings, impersonation, escalation and other namespaces', () => {
@@ -194,6 +210,9 @@ describe("the broker's own token (deploy/ RBAC)", () => {
     deny(['-n', ns.name, 'create', 'role', 'esc', '--verb=get', '--resource=secrets']);
     deny(['-n', ns.name, 'get', 'pods', '--as=system:admin']);
     deny(['-n', ns.name, 'get', 'leases']);
+    // Reading roles stops at the ClusterRoles the policy binds.
+    deny(['get', 'clusterrole', 'cluster-admin']);
+    deny(['get', 'clusterroles']);
     const exec = kubectlStatus(kc, ['-n', ns.name, 'exec', 'target', '--', 'true']);
     expect(exec.ok).toBe(false);
     expect(exec.status).toBe(403);

@@ -22,6 +22,7 @@ function deps(verify: () => Promise<VerifiedClaims>, perMinute = 600) {
         throw new BrokerError('ERR_FORBIDDEN', 'no_matching_rule');
       },
       namespaces: () => [],
+      namedRoles: () => [],
     },
     // Never reached: every request here is refused before the cluster.
     k8s: {} as K8sClients,

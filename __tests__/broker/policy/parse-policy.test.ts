@@ -456,7 +456,7 @@ describe('dangerous permissions in inline roles are refused at load', () => {
   });
 });
 
-describe('findDangerousRules (the check for named roles, not called yet)', () => {
+describe('findDangerousRules (the check for named roles)', () => {
   test('returns nothing for harmless rules', () => {
     expect(
       findDangerousRules([

@@ -1,6 +1,7 @@
 // Permissions a CI job must never receive through the broker, because each is a known way to
 // escalate or to read credentials. The policy loader refuses inline roles that contain any of them
-// (dangerousFindings). docs/policy.md lists the same table.
+// (dangerousFindings), and the broker refuses named roles that do (k8s/role-vetting.ts, through
+// findDangerousRules). docs/policy.md lists the same table.
 //
 // Matching is deliberately coarse: resource names are compared lower-cased and regardless of API
 // group (a CRD that happens to be called "secrets" is refused too), and "any verb" means any.
@@ -110,8 +111,8 @@ export function dangerousFindings(rules: readonly RuleSummary[]): DangerFinding[
 /**
  * One human-readable line per dangerous permission in `rules`
  * (`rules[2] (apiGroups [""] resources ["secrets"] verbs ["get"]): reads or writes Secrets …`),
- * or an empty list when the rules are acceptable. Nothing calls it yet: it is the check for the
- * rules of named roles, which the broker does not read today (see forbiddenRoleNameProblem).
+ * or an empty list when the rules are acceptable: the check for the rules of named roles as the
+ * broker reads them from the cluster.
  */
 export function findDangerousRules(rules: readonly RuleSummary[]): string[] {
   return dangerousFindings(rules).map((f) => {
@@ -121,9 +122,9 @@ export function findDangerousRules(rules: readonly RuleSummary[]): string[] {
 }
 
 /**
- * Returns why a named ClusterRole/Role may not be granted, or undefined. The broker cannot read a
- * named role when it loads the policy, so it refuses the well-known broad ones by name; vetting the
- * rules of other named roles is the administrator's job (docs/policy.md).
+ * Returns why a named ClusterRole/Role may not be granted whatever it contains, or undefined. The
+ * policy file is checked before the broker reaches the cluster, so the well-known broad roles are
+ * refused by name there already; every named role's rules are read and vetted at start.
  */
 export function forbiddenRoleNameProblem(name: string): string | undefined {
   const lower = name.toLowerCase();

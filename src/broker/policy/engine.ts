@@ -4,7 +4,7 @@
 import type { ExchangeRequest } from '../../shared/api.js';
 import { MIN_TTL_SECONDS, type Reason } from '../../shared/contract.js';
 import { BrokerError } from '../../shared/errors.js';
-import type { Grantable, RoleRef, VerifiedClaims } from '../types.js';
+import type { Grantable, NamedRole, RoleRef, VerifiedClaims } from '../types.js';
 import { matchesClaims } from './matcher.js';
 import type { Policy, PolicyRule, RoleDefinition } from './types.js';
 
@@ -80,7 +80,29 @@ export function createPolicyEngine(rules: PolicyRule[], roles: Record<string, Ro
   }
 
   const namespaces = Object.freeze([...new Set(rules.flatMap((rule) => rule.namespaces))].sort());
-  return Object.freeze({ rules, roles, authorize, namespaces: () => namespaces });
+  const namedRoles = Object.freeze(namedRolesOf(rules, roles));
+  return Object.freeze({
+    rules,
+    roles,
+    authorize,
+    namespaces: () => namespaces,
+    namedRoles: () => namedRoles,
+  });
+}
+
+/** Roles no rule grants are left out: the broker need not (and may not be allowed to) read them. */
+function namedRolesOf(rules: readonly PolicyRule[], roles: Record<string, RoleDefinition>): NamedRole[] {
+  const found = new Map<string, NamedRole>();
+  for (const rule of rules)
+    for (const role of rule.roles) {
+      const def = roles[role];
+      if (def?.kind === 'ClusterRole')
+        found.set(`ClusterRole/${def.name}`, { kind: 'ClusterRole', name: def.name });
+      if (def?.kind === 'Role')
+        for (const namespace of rule.namespaces)
+          found.set(`Role/${namespace}/${def.name}`, { kind: 'Role', name: def.name, namespace });
+    }
+  return [...found.values()];
 }
 
 function names(rules: readonly PolicyRule[]): string {

@@ -1,5 +1,5 @@
 // The policy module's public surface: load a policy file into a PolicyEngine, and the
-// dangerous-permission check that the Kubernetes side can also apply to named roles.
+// dangerous-permission check that the Kubernetes side applies to named roles.
 export { loadPolicy } from './load-policy.js';
 export { parsePolicy, POLICY_API_VERSION } from './parse-policy.js';
 export { findDangerousRules, forbiddenRoleNameProblem } from './dangerous.js';
