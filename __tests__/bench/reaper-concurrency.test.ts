@@ -12,6 +12,7 @@ import { grantServiceAccount as sa } from '../../test/support/grant-objects.js';
 const NOW = Date.parse('2026-06-01T12:00:00Z');
 const notFound = () => Object.assign(new Error('HTTP 404'), { code: 404 });
 const tick = () => new Promise((r) => setTimeout(r, 2));
+const grantId = (kind: 'e' | 'a', i: number) => `gha-${kind.repeat(28)}${i.toString(16).padStart(4, '0')}`;
 
 function fakeCluster(expired: number, live: number) {
   const calls: string[] = [];
@@ -25,15 +26,39 @@ function fakeCluster(expired: number, live: number) {
     inFlight -= 1;
   };
   const items = [
-    ...Array.from({ length: expired }, (_, i) => sa(`gha-old-${i}`, '2026-06-01T11:00:00Z')),
-    ...Array.from({ length: live }, (_, i) => sa(`gha-live-${i}`, '2026-06-01T13:00:00Z')),
+    ...Array.from({ length: expired }, (_, i) => sa(grantId('e', i), '2026-06-01T11:00:00Z')),
+    ...Array.from({ length: live }, (_, i) => sa(grantId('a', i), '2026-06-01T13:00:00Z')),
   ];
+  // The broker's JWT-use records, which prove each one a grant of namespace ci (k8s/replay-ledger.ts).
+  const records = items.map((i) => ({
+    metadata: {
+      name: i.metadata.name,
+      labels: { 'k8s-ephemeral-access.io/namespace': 'ci' },
+      annotations: {
+        'k8s-ephemeral-access.io/expires-at': '2026-06-01T13:00:00Z',
+        'k8s-ephemeral-access.io/grant-expires-at':
+          i.metadata.annotations['k8s-ephemeral-access.io/expires-at'],
+      },
+    },
+  }));
+  // Reads answer at once: what is measured is the deletes in flight.
+  const owned = ({ name }: { name: string }) => ({
+    metadata: {
+      name,
+      uid: `uid-of-${name}`,
+      ownerReferences: [{ apiVersion: 'v1', kind: 'ServiceAccount', uid: `uid-${name.slice(0, 36)}` }],
+    },
+  });
   const k8s = {
     core: {
       listNamespacedServiceAccount: async () => ({ items }),
       deleteNamespacedServiceAccount: ({ name }: { name: string }) => track(`sa ${name}`),
     },
     rbac: {
+      readNamespacedRoleBinding: async (o: { name: string }) => owned(o),
+      readNamespacedRole: async () => {
+        throw notFound();
+      },
       deleteNamespacedRoleBinding: ({ name }: { name: string }) => track(`rb ${name}`),
       deleteNamespacedRole: async () => {
         throw notFound();
@@ -44,7 +69,7 @@ function fakeCluster(expired: number, live: number) {
         throw notFound();
       },
       createNamespacedLease: async () => ({}),
-      listNamespacedLease: async () => ({ items: [] }),
+      listNamespacedLease: async () => ({ items: records }),
     },
   } as unknown as K8sClients;
   return { k8s, calls, maxInFlight: () => maxInFlight };
@@ -65,12 +90,12 @@ test('expired grants are deleted in parallel, never more than the limit at once'
   const { k8s, calls, maxInFlight } = fakeCluster(40, 5);
   const result = await reaper(k8s).runOnce();
   expect(result.reaped).toHaveLength(40);
-  expect(result.reaped.some((g) => g.startsWith('gha-live'))).toBe(false);
+  expect(result.reaped.some((g) => g.startsWith('gha-a'))).toBe(false);
   expect(maxInFlight()).toBeGreaterThan(1);
   // Each grant has at most two deletes of its own in flight (the parallel Role/revoke deletes 404 at once).
   expect(maxInFlight()).toBeLessThanOrEqual(REAP_CONCURRENCY * 2);
   for (let i = 0; i < 40; i += 1)
-    expect(calls.indexOf(`rb gha-old-${i}`)).toBeLessThan(calls.indexOf(`sa gha-old-${i}`));
+    expect(calls.indexOf(`rb ${grantId('e', i)}`)).toBeLessThan(calls.indexOf(`sa ${grantId('e', i)}`));
 });
 
 test('concurrency 1 is strictly one grant at a time (the old behaviour, as a control)', async () => {

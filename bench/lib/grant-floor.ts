@@ -9,19 +9,14 @@
 import { randomUUID } from 'node:crypto';
 import type { VerifiedClaims } from '../../src/broker/types.js';
 import {
-  GRANT_LABEL,
-  MANAGED_BY_LABEL,
-  MANAGED_BY_VALUE,
   PART_LABEL,
-  EXPIRES_AT_ANNOTATION,
   grantAnnotations,
   grantIdFor,
   grantLabels,
   revokeObjectName,
-  rfc3339,
 } from '../../src/broker/naming.js';
 import { MIN_TOKEN_SECONDS } from '../../src/broker/k8s/grants.js';
-import { LEDGER_LABEL } from '../../src/broker/k8s/replay-ledger.js';
+import { jwtUseMetadata } from '../../src/broker/k8s/replay-ledger.js';
 import { defaultClaims } from '../../test/support/oidc-issuer.js';
 import type { MinimalKubeClient } from './kube-client.js';
 
@@ -62,17 +57,14 @@ export function grantBodies(claims: VerifiedClaims, t: GrantTarget, expiresAt: D
   const grantId = grantIdFor(claims);
   const labels = grantLabels(grantId, claims);
   const annotations = grantAnnotations(claims, { expiresAt, role: t.role, ruleName: t.ruleName });
-  // The broker keeps a JWT-use record until exp + leeway + 60 s (leeway 5 s in the bench config).
-  const keepUntil = new Date((claims.exp + 65) * 1000);
+  // The broker keeps a JWT-use record until exp + leeway + 60 s (leeway 5 s in the bench config),
+  // and at least until the grant ends: the reaper's proof that the grant is the broker's.
+  const keepUntil = new Date(Math.max((claims.exp + 65) * 1000, expiresAt.getTime()));
   const now = Date.now();
   const lease = {
     apiVersion: 'coordination.k8s.io/v1',
     kind: 'Lease',
-    metadata: {
-      name: grantId,
-      labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [LEDGER_LABEL]: 'true', [GRANT_LABEL]: grantId },
-      annotations: { [EXPIRES_AT_ANNOTATION]: rfc3339(keepUntil) },
-    },
+    metadata: jwtUseMetadata({ grantId, namespace: t.namespace, grantExpiresAt: expiresAt, keepUntil }),
     spec: {
       holderIdentity: grantId,
       acquireTime: microTime(now),

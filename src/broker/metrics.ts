@@ -9,6 +9,8 @@ export interface BrokerMetrics {
   activeGrants: Gauge;
   reaped: Counter;
   reapFailures: Counter;
+  reapNamespaceFailures: Counter<'namespace'>;
+  forgedGrants: Gauge;
   revocations: Counter<'by'>;
   rateLimited: Counter;
 }
@@ -47,6 +49,17 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Broke
     reapFailures: new Counter({
       name: 'k8s_ea_reap_failures_total',
       help: 'Failed attempts to delete an expired grant (retried)',
+      registers,
+    }),
+    reapNamespaceFailures: new Counter({
+      name: 'k8s_ea_reap_namespace_failures_total',
+      help: 'Reaper passes that could not list a namespace (the pass goes on with the others)',
+      labelNames: ['namespace'],
+      registers,
+    }),
+    forgedGrants: new Gauge({
+      name: 'k8s_ea_forged_grants',
+      help: 'ServiceAccounts labelled as grants that are not grants of this broker, at the last reaper pass',
       registers,
     }),
     revocations: new Counter({

@@ -1,6 +1,7 @@
 // Reaper logic with a scripted Kubernetes fake (the real-cluster reaping is proven in
-// exchange.test.ts): retries with backoff and never gives up, RoleBinding before ServiceAccount,
-// nothing deleted unless this replica holds the Lease, and expired JWT-use records pruned.
+// exchange.test.ts, what it refuses to delete in security/reaper-proof.test.ts): retries with
+// backoff and never gives up, RoleBinding before ServiceAccount, nothing deleted unless this
+// replica holds the Lease, and expired JWT-use records pruned.
 import { expect, test } from '@jest/globals';
 import { Reaper } from '../../../src/broker/k8s/reaper.js';
 import type { K8sClients } from '../../../src/broker/k8s/clients.js';
@@ -11,14 +12,40 @@ import { grantServiceAccount as sa } from '../../../test/support/grant-objects.j
 
 const NOW = Date.parse('2026-06-01T12:00:00Z');
 const apiError = (code: number) => Object.assign(new Error(`HTTP ${code}`), { code });
+const grantId = (hex: string) => `gha-${hex.repeat(32)}`;
+const EXPIRED = grantId('e');
+const LIVE = grantId('a');
+const NO_EXPIRY = grantId('b');
+/** JWT-use records without a grant (the JWT was refused later, or its grant was revoked). */
+const OLD_RECORD = grantId('c');
+const NEW_RECORD = grantId('d');
 
+/** The broker's JWT-use record of a grant in namespace ci (k8s/replay-ledger.ts). */
+const record = (name: string, keepUntil: string, grantExpiresAt?: string) => ({
+  metadata: {
+    name,
+    labels: grantExpiresAt ? { 'k8s-ephemeral-access.io/namespace': 'ci' } : {},
+    annotations: {
+      'k8s-ephemeral-access.io/expires-at': keepUntil,
+      ...(grantExpiresAt ? { 'k8s-ephemeral-access.io/grant-expires-at': grantExpiresAt } : {}),
+    },
+  },
+});
+/** What a grant's RoleBindings look like: owned by its ServiceAccount. */
+const ownedBy = (name: string, grant: string) => ({
+  metadata: {
+    name,
+    uid: `uid-${name}`,
+    ownerReferences: [{ apiVersion: 'v1', kind: 'ServiceAccount', name: grant, uid: `uid-${grant}` }],
+  },
+});
 function fakeCluster(opts: { failRoleBindingDeletes: number; leaseHeldBy?: string }) {
   const calls: string[] = [];
   let failures = opts.failRoleBindingDeletes;
   const serviceAccounts = [
-    sa('gha-expired', '2026-06-01T11:59:00Z'),
-    sa('gha-live', '2026-06-01T13:00:00Z'),
-    sa('gha-noexpiry', 'garbage'),
+    sa(EXPIRED, '2026-06-01T11:59:00Z'),
+    sa(LIVE, '2026-06-01T13:00:00Z'),
+    sa(NO_EXPIRY, 'garbage'),
   ];
   const deleted = new Set<string>();
   const k8s = {
@@ -32,8 +59,12 @@ function fakeCluster(opts: { failRoleBindingDeletes: number; leaseHeldBy?: strin
       },
     },
     rbac: {
+      readNamespacedRoleBinding: async ({ name }: { name: string }) => ownedBy(name, name.slice(0, 36)),
+      readNamespacedRole: async () => {
+        throw apiError(404);
+      },
       deleteNamespacedRoleBinding: async ({ name }: { name: string }) => {
-        if (name === 'gha-expired' && failures > 0) {
+        if (name === EXPIRED && failures > 0) {
           failures -= 1;
           calls.push(`fail rb ${name}`);
           throw apiError(500);
@@ -56,18 +87,12 @@ function fakeCluster(opts: { failRoleBindingDeletes: number; leaseHeldBy?: strin
       replaceNamespacedLease: async () => ({}),
       listNamespacedLease: async () => ({
         items: [
-          {
-            metadata: {
-              name: 'gha-old',
-              annotations: { 'k8s-ephemeral-access.io/expires-at': '2026-06-01T11:00:00Z' },
-            },
-          },
-          {
-            metadata: {
-              name: 'gha-new',
-              annotations: { 'k8s-ephemeral-access.io/expires-at': '2026-06-01T12:10:00Z' },
-            },
-          },
+          record(EXPIRED, '2026-06-01T12:10:00Z', '2026-06-01T11:59:00Z'),
+          // Past its keep time, but its grant is still there: the record stays (no call names LIVE).
+          record(LIVE, '2026-06-01T11:00:00Z', '2026-06-01T13:00:00Z'),
+          record(NO_EXPIRY, '2026-06-01T13:00:00Z', '2026-06-01T13:00:00Z'),
+          record(OLD_RECORD, '2026-06-01T11:00:00Z'),
+          record(NEW_RECORD, '2026-06-01T12:10:00Z'),
         ],
       }),
       deleteNamespacedLease: async ({ name }: { name: string }) => void calls.push(`delete ledger ${name}`),
@@ -96,23 +121,23 @@ test('expired (or unreadable-expiry) grants are deleted RoleBinding first; failu
   for (let i = 0; i < 8; i++) passes.push(await r.runOnce());
   expect(passes.every((p) => p.leader)).toBe(true);
   // Attempts on passes 1, 2, 4 (backoff 1, 2 passes) fail; 8 (backoff 4) succeeds. Never given up.
-  expect(calls.filter((c) => c === 'fail rb gha-expired')).toHaveLength(3);
-  expect(passes.findIndex((p) => p.reaped.includes('gha-expired'))).toBe(7);
-  expect(passes.slice(0, 7).every((p) => p.failed.includes('gha-expired'))).toBe(true);
+  expect(calls.filter((c) => c === `fail rb ${EXPIRED}`)).toHaveLength(3);
+  expect(passes.findIndex((p) => p.reaped.includes(EXPIRED))).toBe(7);
+  expect(passes.slice(0, 7).every((p) => p.failed.includes(EXPIRED))).toBe(true);
   // The grant without a readable expiry is treated as expired; the live one is never touched.
-  expect(passes[0]!.reaped).toEqual(['gha-noexpiry']);
-  expect(calls.some((c) => c.includes('gha-live'))).toBe(false);
-  const rb = calls.indexOf('delete rb gha-expired');
-  const sa = calls.indexOf('delete sa gha-expired');
+  expect(passes[0]!.reaped).toEqual([NO_EXPIRY]);
+  expect(calls.some((c) => c.includes(LIVE))).toBe(false);
+  const rb = calls.indexOf(`delete rb ${EXPIRED}`);
+  const sa = calls.indexOf(`delete sa ${EXPIRED}`);
   expect(rb).toBeGreaterThanOrEqual(0);
   expect(sa).toBeGreaterThan(rb);
   expect(audit.map((a) => [a.action, a.grantId])).toEqual([
-    ['reap', 'gha-noexpiry'],
-    ['reap', 'gha-expired'],
+    ['reap', NO_EXPIRY],
+    ['reap', EXPIRED],
   ]);
   // Only the expired JWT-use record is pruned.
-  expect(calls).toContain('delete ledger gha-old');
-  expect(calls).not.toContain('delete ledger gha-new');
+  expect(calls).toContain(`delete ledger ${OLD_RECORD}`);
+  expect(calls).not.toContain(`delete ledger ${NEW_RECORD}`);
 });
 
 test('a replica that does not hold the Lease deletes nothing', async () => {

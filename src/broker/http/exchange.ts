@@ -66,10 +66,14 @@ async function exchange(
 
   const grantable = deps.policy.authorize(ctx.claims, ctx.request);
   const grantId = grantIdFor(ctx.claims);
+  const expiresAt = new Date((deps.now ?? Date.now)() + grantable.ttlSeconds * 1000);
   const ledger = deps.replayLedger;
   if (ledger) {
-    const keepUntil = new Date((ctx.claims.exp + ledger.keepAfterExpirySeconds) * 1000);
-    await recordJwtUse(deps.k8s, ledger.namespace, grantId, keepUntil, deps.now);
+    // Kept while the JWT could be presented and at least until the grant ends: the reaper needs it.
+    const jwtDone = (ctx.claims.exp + ledger.keepAfterExpirySeconds) * 1000;
+    const keepUntil = new Date(Math.max(jwtDone, expiresAt.getTime()));
+    const use = { grantId, namespace: grantable.namespace, grantExpiresAt: expiresAt, keepUntil };
+    await recordJwtUse(deps.k8s, ledger.namespace, use, deps.now);
   }
   const logRollbackError = (what: string, err: unknown) =>
     deps.logger.error('rollback failed; the reaper will delete the leftovers', {
@@ -81,6 +85,7 @@ async function exchange(
   try {
     grant = await createGrant(deps.k8s, ctx.claims, grantable, {
       now: deps.now,
+      expiresAt,
       onRollbackError: logRollbackError,
       onSelfRevokeError: (grantId, err) =>
         deps.logger.error(

@@ -35,6 +35,8 @@ export interface CreatedGrant {
 
 export interface CreateGrantOptions {
   now?: () => number;
+  /** When the grant ends; now + ttl by default. The exchange fixes it first, for the JWT-use record. */
+  expiresAt?: Date;
   /** Called when the self-revoke objects could not be created (selfRevoke never rejects). */
   onSelfRevokeError?: (grantId: string, err: unknown) => void;
   /** Called with a description of each rollback failure; the reaper will find leftovers by label. */
@@ -50,7 +52,7 @@ export async function createGrant(
   const now = options.now ?? Date.now;
   const grantId = grantIdFor(claims);
   const namespace = grantable.namespace;
-  const expiresAt = new Date(now() + grantable.ttlSeconds * 1000);
+  const expiresAt = options.expiresAt ?? new Date(now() + grantable.ttlSeconds * 1000);
   const labels = grantLabels(grantId, claims);
   const annotations = grantAnnotations(claims, {
     expiresAt,

@@ -1,13 +1,19 @@
 // The reaper: the safety net for grants whose revocation never came (runner died, job cancelled
-// hard, broker unreachable). Every interval, the replica holding the lease lists grants by label
-// in the managed namespaces and deletes those past their expires-at annotation. A failed deletion
-// is retried with backoff on later passes, forever: an expired grant must never become permanent.
+// hard, broker unreachable). Every interval, the replica holding the lease reads the broker's
+// JWT-use records (one LIST in its own namespace), lists the ServiceAccounts of every namespace the
+// policy or a record names (one LIST each), and deletes the grants past their expiry. It deletes
+// only what it can prove is a grant (k8s/grant-proof.ts, and ownerReferences for the dependents);
+// a ServiceAccount merely labelled like one is logged once and left alone. A namespace it cannot
+// read is logged and counted, and the pass goes on. A failed deletion is retried with backoff on
+// later passes, forever: an expired grant must never become permanent.
+import type { V1ServiceAccount } from '@kubernetes/client-node';
 import type { K8sClients } from './clients.js';
 import { describeK8sError } from './errors.js';
 import { deleteGrantObjects } from './revoke.js';
 import { LeaderLease } from './lease.js';
-import { pruneJwtLedger } from './replay-ledger.js';
-import { EXPIRES_AT_ANNOTATION, GRANT_LABEL, MANAGED_SELECTOR } from '../naming.js';
+import { deleteJwtUse, listJwtUses, type JwtUseRecord } from './replay-ledger.js';
+import { proveGrants, type ProvenGrant } from './grant-proof.js';
+import { EXPIRES_AT_ANNOTATION, rfc3339 } from '../naming.js';
 import type { Logger } from '../logger.js';
 import type { AuditLog } from '../audit.js';
 import type { BrokerMetrics } from '../metrics.js';
@@ -47,6 +53,10 @@ export interface ReapPassResult {
   failed: string[];
   /** Expired JWT-use records deleted (k8s/replay-ledger.ts). */
   prunedLedger?: number;
+  /** ServiceAccounts labelled as grants that are not (namespace/name). */
+  forged: string[];
+  /** Namespaces that could not be listed this pass. */
+  failedNamespaces: string[];
 }
 
 export class Reaper {
@@ -57,6 +67,10 @@ export class Reaper {
   /** Per grant: consecutive failures and the pass number before which we do not try again. */
   private readonly backoff = new Map<string, Backoff>();
   private pass = 0;
+  /** Per namespace, the forged ServiceAccounts (namespace/name/uid) already logged. */
+  private readonly loggedForged = new Map<string, Set<string>>();
+  /** Namespaces whose listing failed on the last pass (logged when that starts, and when it ends). */
+  private readonly failing = new Set<string>();
 
   constructor(
     private readonly k8s: K8sClients,
@@ -97,78 +111,164 @@ export class Reaper {
   /** One pass: take or renew the lease, then delete expired grants. */
   async runOnce(): Promise<ReapPassResult> {
     this.pass += 1;
-    const result: ReapPassResult = { leader: false, seen: 0, reaped: [], failed: [] };
+    const result: ReapPassResult = {
+      leader: false,
+      seen: 0,
+      reaped: [],
+      failed: [],
+      forged: [],
+      failedNamespaces: [],
+    };
     result.leader = await this.lease.tryAcquireOrRenew();
     if (!result.leader) return result;
     const now = this.now();
-    for (const namespace of this.options.namespaces()) {
-      const list = await this.k8s.core.listNamespacedServiceAccount({
-        namespace,
-        labelSelector: MANAGED_SELECTOR,
-      });
-      const expired: { grantId: string; sa: (typeof list.items)[number]; key: string; b?: Backoff }[] = [];
-      for (const sa of list.items) {
-        const grantId = sa.metadata?.labels?.[GRANT_LABEL];
-        if (!grantId || sa.metadata?.name !== grantId) continue;
+    // Without the records nothing can be proven, so the pass stops here (and is logged by start()).
+    const records = await listJwtUses(this.k8s, this.options.lease.namespace);
+    // Grant ids whose grant still exists, or may: their records stay.
+    const present = new Set<string>();
+    for (const namespace of this.namespacesToVisit(records)) {
+      let items: V1ServiceAccount[];
+      try {
+        items = (await this.k8s.core.listNamespacedServiceAccount({ namespace })).items;
+      } catch (err) {
+        this.namespaceFailed(namespace, err, result);
+        for (const r of records.values()) if (r.namespace === namespace) present.add(r.grantId);
+        continue;
+      }
+      if (this.failing.delete(namespace))
+        this.options.logger.info('can read the namespace again', { namespace });
+      const { proven, forged } = proveGrants(namespace, items, records);
+      this.reportForged(namespace, forged, result);
+      const expired: { grant: ProvenGrant; key: string; b?: Backoff }[] = [];
+      for (const grant of proven) {
+        present.add(grant.grantId);
         result.seen += 1;
-        const expiresAt = Date.parse(sa.metadata?.annotations?.[EXPIRES_AT_ANNOTATION] ?? '');
-        // A grant without a readable expiry is treated as expired: nothing may live forever.
-        if (Number.isFinite(expiresAt) && expiresAt > now) continue;
-        if (sa.metadata?.deletionTimestamp) continue;
-        const key = `${namespace}/${grantId}`;
+        if (grant.expiresAt > now || grant.serviceAccount.metadata?.deletionTimestamp) continue;
+        const key = `${namespace}/${grant.grantId}`;
         const b = this.backoff.get(key);
         if (b && this.pass < b.nextPass) {
-          result.failed.push(grantId);
+          result.failed.push(grant.grantId);
           continue;
         }
-        expired.push({ grantId, sa, key, b });
+        expired.push({ grant, key, b });
       }
-      // Several grants at a time: one by one, each grant's three dependent round trips made the lag
+      // Several grants at a time: one by one, each grant's dependent round trips made the lag
       // grow by ~30 ms per expired grant (30 s for 1,000; bench/, docs/benchmarks.md).
       await forEachLimited(
         expired,
         this.options.concurrency ?? REAP_CONCURRENCY,
-        async ({ grantId, sa, key, b }) => {
-          try {
-            await deleteGrantObjects(this.k8s, namespace, grantId, { uid: sa.metadata?.uid });
-            this.backoff.delete(key);
-            result.reaped.push(grantId);
-            this.options.metrics?.reaped.inc();
-            this.options.audit.record({
-              action: 'reap',
-              grantId,
-              namespace,
-              serviceAccount: grantId,
-              serviceAccountUid: sa.metadata?.uid,
-              expiresAt: sa.metadata?.annotations?.[EXPIRES_AT_ANNOTATION],
-              by: 'reaper',
-              labels: sa.metadata?.labels,
-              annotations: sa.metadata?.annotations,
-            });
-          } catch (err) {
-            const failures = (b?.failures ?? 0) + 1;
-            const wait = Math.min(2 ** (failures - 1), this.options.maxBackoffPasses ?? 8);
-            this.backoff.set(key, { failures, nextPass: this.pass + wait });
-            result.failed.push(grantId);
-            this.options.metrics?.reapFailures.inc();
-            this.options.logger.error('could not reap an expired grant; will retry', {
-              grantId,
-              namespace,
-              failures,
-              error: describeK8sError(err),
-            });
+        async ({ grant, key, b }) => {
+          if (await this.reap(namespace, grant, key, b)) {
+            present.delete(grant.grantId);
+            result.reaped.push(grant.grantId);
+          } else {
+            result.failed.push(grant.grantId);
           }
         },
       );
     }
     this.options.metrics?.activeGrants.set(result.seen - result.reaped.length);
+    this.options.metrics?.forgedGrants.set(result.forged.length);
+    result.prunedLedger = await this.prune(records, present, now);
+    return result;
+  }
+
+  /** The policy's namespaces, plus those the records name: a grant outlives its namespace's place in the policy. */
+  private namespacesToVisit(records: ReadonlyMap<string, JwtUseRecord>): string[] {
+    const namespaces = new Set(this.options.namespaces());
+    for (const r of records.values()) if (r.namespace) namespaces.add(r.namespace);
+    return [...namespaces];
+  }
+
+  private namespaceFailed(namespace: string, err: unknown, result: ReapPassResult): void {
+    result.failedNamespaces.push(namespace);
+    this.options.metrics?.reapNamespaceFailures.inc({ namespace });
+    if (this.failing.has(namespace)) return;
+    this.failing.add(namespace);
+    this.options.logger.error('cannot list the ServiceAccounts of a namespace; reaping the others', {
+      namespace,
+      error: describeK8sError(err),
+    });
+  }
+
+  /** Logs each forged ServiceAccount once (per uid), not on every pass. */
+  private reportForged(namespace: string, forged: V1ServiceAccount[], result: ReapPassResult): void {
+    const before = this.loggedForged.get(namespace) ?? new Set<string>();
+    const now = new Set<string>();
+    for (const sa of forged) {
+      const name = sa.metadata?.name ?? '';
+      result.forged.push(`${namespace}/${name}`);
+      const key = `${name}/${sa.metadata?.uid ?? ''}`;
+      now.add(key);
+      if (before.has(key)) continue;
+      this.options.logger.warn(
+        'a ServiceAccount is labelled as a grant but is not a grant of this broker; leaving it alone',
+        { namespace, serviceAccount: name, serviceAccountUid: sa.metadata?.uid, labels: sa.metadata?.labels },
+      );
+    }
+    this.loggedForged.set(namespace, now);
+  }
+
+  /** Deletes one proven, expired grant; false when it failed (retried with backoff). */
+  private async reap(namespace: string, grant: ProvenGrant, key: string, b?: Backoff): Promise<boolean> {
+    const { grantId, uid, serviceAccount: sa } = grant;
     try {
-      result.prunedLedger = await pruneJwtLedger(this.k8s, this.options.lease.namespace, now);
+      const deleted = await deleteGrantObjects(this.k8s, namespace, grantId, { ownedBy: uid });
+      for (const object of deleted.notOwned ?? [])
+        this.options.logger.warn(
+          'an object named after an expired grant is not owned by the grant; leaving it',
+          {
+            namespace,
+            grantId,
+            object,
+          },
+        );
+      this.backoff.delete(key);
+      this.options.metrics?.reaped.inc();
+      this.options.audit.record({
+        action: 'reap',
+        grantId,
+        namespace,
+        serviceAccount: grantId,
+        serviceAccountUid: uid,
+        expiresAt: Number.isFinite(grant.expiresAt)
+          ? rfc3339(new Date(grant.expiresAt))
+          : sa.metadata?.annotations?.[EXPIRES_AT_ANNOTATION],
+        by: 'reaper',
+        labels: sa.metadata?.labels,
+        annotations: sa.metadata?.annotations,
+      });
+      return true;
     } catch (err) {
-      this.options.logger.warn('could not prune JWT-use records; will retry', {
+      const failures = (b?.failures ?? 0) + 1;
+      const wait = Math.min(2 ** (failures - 1), this.options.maxBackoffPasses ?? 8);
+      this.backoff.set(key, { failures, nextPass: this.pass + wait });
+      this.options.metrics?.reapFailures.inc();
+      this.options.logger.error('could not reap an expired grant; will retry', {
+        grantId,
+        namespace,
+        failures,
         error: describeK8sError(err),
       });
+      return false;
     }
-    return result;
+  }
+
+  /** Deletes the records that have expired and whose grant is gone. Returns how many. */
+  private async prune(records: ReadonlyMap<string, JwtUseRecord>, present: ReadonlySet<string>, now: number) {
+    let pruned = 0;
+    for (const r of records.values()) {
+      if ((Number.isFinite(r.keepUntil) && r.keepUntil > now) || present.has(r.grantId)) continue;
+      try {
+        await deleteJwtUse(this.k8s, this.options.lease.namespace, r.grantId);
+        pruned += 1;
+      } catch (err) {
+        this.options.logger.warn('could not prune a JWT-use record; will retry', {
+          grantId: r.grantId,
+          error: describeK8sError(err),
+        });
+      }
+    }
+    return pruned;
   }
 }

@@ -1,11 +1,16 @@
-// Cross-replica single use of GitHub JWTs, for as long as the JWT could still be presented.
+// JWT-use records: cross-replica single use of GitHub JWTs, and the reaper's proof of a grant.
 //
 // The grant's ServiceAccount name already makes a replay fail while the grant exists, but a grant
 // can end (revoked, reaped) while its JWT is still valid, and each replica's in-memory replay cache
 // only knows its own requests. So before creating a grant the broker records the JWT as used: a
-// Lease named after the grant id in the broker's own namespace, kept until the JWT has expired.
-// The API server's name uniqueness makes the first replica win; the reaper drops old entries.
-import { V1MicroTime } from '@kubernetes/client-node';
+// Lease named after the grant id in the broker's own namespace. The API server's name uniqueness
+// makes the first replica win.
+//
+// Job identities cannot write in the broker's namespace, so a record is also the one thing the
+// reaper can trust: it names the namespace the grant was created in and when the grant ends, and
+// stays at least as long as the grant (labels on a ServiceAccount prove nothing: anyone who may
+// create one can write them). The reaper deletes a record once it has expired and its grant is gone.
+import { V1MicroTime, type V1ObjectMeta } from '@kubernetes/client-node';
 import { BrokerError } from '../../shared/errors.js';
 import type { K8sClients } from './clients.js';
 import { deleteIgnoringNotFound, describeK8sError, isAlreadyExists } from './errors.js';
@@ -15,33 +20,68 @@ import {
   LABEL_PREFIX,
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
+  isGrantId,
   rfc3339,
 } from '../naming.js';
 
 export const LEDGER_LABEL = `${LABEL_PREFIX}/jwt-ledger`;
 export const LEDGER_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${LEDGER_LABEL}=true`;
+/** The job namespace of the record's grant (a namespace name is a valid label value). */
+export const LEDGER_NAMESPACE_LABEL = `${LABEL_PREFIX}/namespace`;
+export const GRANT_EXPIRES_AT_ANNOTATION = `${LABEL_PREFIX}/grant-expires-at`;
 
-/** Records the JWT behind `grantId` as used until `keepUntil`; a second record → jwt_replayed. */
+export interface JwtUse {
+  grantId: string;
+  /** Where the grant is created: the reaper looks there even after the namespace left the policy. */
+  namespace: string;
+  /** When the grant ends, as the broker decided it. */
+  grantExpiresAt: Date;
+  /** When the record may go: the JWT can no longer be presented and the grant has ended. */
+  keepUntil: Date;
+}
+
+/** A record as read back; records of older brokers name no namespace and prove nothing. */
+export interface JwtUseRecord {
+  grantId: string;
+  namespace?: string;
+  grantExpiresAt?: number;
+  /** Epoch ms; NaN when unreadable (such a record is pruned as soon as its grant is gone). */
+  keepUntil: number;
+}
+
+/** The record's metadata; the bench writes the same through its own client. */
+export function jwtUseMetadata(use: JwtUse): V1ObjectMeta & { name: string } {
+  return {
+    name: use.grantId,
+    labels: {
+      [MANAGED_BY_LABEL]: MANAGED_BY_VALUE,
+      [LEDGER_LABEL]: 'true',
+      [GRANT_LABEL]: use.grantId,
+      [LEDGER_NAMESPACE_LABEL]: use.namespace,
+    },
+    annotations: {
+      [EXPIRES_AT_ANNOTATION]: rfc3339(use.keepUntil),
+      [GRANT_EXPIRES_AT_ANNOTATION]: rfc3339(use.grantExpiresAt),
+    },
+  };
+}
+
+/** Records the JWT behind `use.grantId` as used; a second record → jwt_replayed. */
 export async function recordJwtUse(
   k8s: K8sClients,
   brokerNamespace: string,
-  grantId: string,
-  keepUntil: Date,
+  use: JwtUse,
   now: () => number = Date.now,
 ): Promise<void> {
   try {
     await k8s.coordination.createNamespacedLease({
       namespace: brokerNamespace,
       body: {
-        metadata: {
-          name: grantId,
-          labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [LEDGER_LABEL]: 'true', [GRANT_LABEL]: grantId },
-          annotations: { [EXPIRES_AT_ANNOTATION]: rfc3339(keepUntil) },
-        },
+        metadata: jwtUseMetadata(use),
         spec: {
-          holderIdentity: grantId,
+          holderIdentity: use.grantId,
           acquireTime: new V1MicroTime(now()),
-          leaseDurationSeconds: Math.max(1, Math.ceil((keepUntil.getTime() - now()) / 1000)),
+          leaseDurationSeconds: Math.max(1, Math.ceil((use.keepUntil.getTime() - now()) / 1000)),
         },
       },
     });
@@ -50,7 +90,7 @@ export async function recordJwtUse(
       throw new BrokerError(
         'ERR_UNAUTHENTICATED',
         'jwt_replayed',
-        `JWT of grant ${grantId} was already used`,
+        `JWT of grant ${use.grantId} was already used`,
         {
           cause: err,
         },
@@ -66,22 +106,33 @@ export async function recordJwtUse(
   }
 }
 
-/** Deletes ledger entries whose JWT can no longer be presented. Returns how many were deleted. */
-export async function pruneJwtLedger(k8s: K8sClients, brokerNamespace: string, now: number): Promise<number> {
+/** Every record of this broker (one LIST), keyed by grant id; names that are no grant id are skipped. */
+export async function listJwtUses(
+  k8s: K8sClients,
+  brokerNamespace: string,
+): Promise<Map<string, JwtUseRecord>> {
   const list = await k8s.coordination.listNamespacedLease({
     namespace: brokerNamespace,
     labelSelector: LEDGER_SELECTOR,
   });
-  let pruned = 0;
+  const records = new Map<string, JwtUseRecord>();
   for (const lease of list.items) {
-    const until = Date.parse(lease.metadata?.annotations?.[EXPIRES_AT_ANNOTATION] ?? '');
-    if (Number.isFinite(until) && until > now) continue;
-    const name = lease.metadata?.name;
-    if (!name) continue;
-    await deleteIgnoringNotFound(() =>
-      k8s.coordination.deleteNamespacedLease({ name, namespace: brokerNamespace }),
-    );
-    pruned += 1;
+    const grantId = lease.metadata?.name ?? '';
+    if (!isGrantId(grantId)) continue;
+    const annotations = lease.metadata?.annotations ?? {};
+    const grantExpiresAt = Date.parse(annotations[GRANT_EXPIRES_AT_ANNOTATION] ?? '');
+    records.set(grantId, {
+      grantId,
+      namespace: lease.metadata?.labels?.[LEDGER_NAMESPACE_LABEL] || undefined,
+      grantExpiresAt: Number.isFinite(grantExpiresAt) ? grantExpiresAt : undefined,
+      keepUntil: Date.parse(annotations[EXPIRES_AT_ANNOTATION] ?? ''),
+    });
   }
-  return pruned;
+  return records;
+}
+
+export async function deleteJwtUse(k8s: K8sClients, brokerNamespace: string, grantId: string): Promise<void> {
+  await deleteIgnoringNotFound(() =>
+    k8s.coordination.deleteNamespacedLease({ name: grantId, namespace: brokerNamespace }),
+  );
 }

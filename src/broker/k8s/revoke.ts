@@ -1,5 +1,5 @@
 // Deleting a grant and finding one by id. Used by revocation, the reaper and creation rollback.
-import type { V1ServiceAccount } from '@kubernetes/client-node';
+import type { V1ObjectMeta, V1ServiceAccount } from '@kubernetes/client-node';
 import type { K8sClients } from './clients.js';
 import { deleteIgnoringNotFound, isNotFound } from './errors.js';
 import { GRANT_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, revokeObjectName } from '../naming.js';
@@ -7,38 +7,96 @@ import { GRANT_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, revokeObjectName } fro
 export interface DeletedGrant {
   /** Whether the ServiceAccount (the grant's root) was still there. */
   serviceAccount: 'deleted' | 'absent';
+  /** With `ownedBy` only: objects named after the grant that it does not own, left in place (kind/name). */
+  notOwned?: string[];
 }
+
+type Dependent = { kind: 'Role' | 'RoleBinding'; name: string };
 
 /**
  * Deletes a grant's objects: the access RoleBinding first (authorization is gone as soon as the
  * apiserver's RBAC informer sees it), then the per-grant Roles and the self-revoke binding, then
  * the ServiceAccount (its tokens fail authentication within the apiserver's ~10 s token cache).
  * NotFound counts as success, so this is safe to repeat.
+ *
+ * Revocation and rollback call this for a grant they have just proven (by its token, its run, or
+ * having created it) and delete by name. The reaper passes `ownedBy` (the ServiceAccount's uid):
+ * then a dependent is read first and deleted only if it carries an ownerReference to that uid,
+ * with its own uid as precondition, so an object someone else put under the grant's name stays.
  */
 export async function deleteGrantObjects(
   k8s: K8sClients,
   namespace: string,
   grantId: string,
-  options: { uid?: string } = {},
+  options: { uid?: string; ownedBy?: string } = {},
 ): Promise<DeletedGrant> {
   const revokeName = revokeObjectName(grantId);
-  await deleteIgnoringNotFound(() => k8s.rbac.deleteNamespacedRoleBinding({ name: grantId, namespace }));
-  await Promise.all([
-    deleteIgnoringNotFound(() => k8s.rbac.deleteNamespacedRole({ name: grantId, namespace })),
-    deleteIgnoringNotFound(() => k8s.rbac.deleteNamespacedRoleBinding({ name: revokeName, namespace })),
-    deleteIgnoringNotFound(() => k8s.rbac.deleteNamespacedRole({ name: revokeName, namespace })),
-  ]);
+  const access: Dependent = { kind: 'RoleBinding', name: grantId };
+  const rest: Dependent[] = [
+    { kind: 'Role', name: grantId },
+    { kind: 'RoleBinding', name: revokeName },
+    { kind: 'Role', name: revokeName },
+  ];
+  const notOwned: string[] = [];
+  let remove = (d: Dependent) => deleteIgnoringNotFound(() => deleteDependent(k8s, namespace, d));
+  const ownerUid = options.ownedBy;
+  if (ownerUid) {
+    // All four reads at once: one round trip more than deleting by name, not four.
+    const found = new Map(
+      await Promise.all(
+        [access, ...rest].map(async (d) => [d, await readDependent(k8s, namespace, d)] as const),
+      ),
+    );
+    remove = async (d) => {
+      const meta = found.get(d);
+      if (!meta) return 'absent';
+      const owned = meta.ownerReferences?.some(
+        (r) => r.uid === ownerUid && r.kind === 'ServiceAccount' && r.apiVersion === 'v1',
+      );
+      if (!owned || !meta.uid) {
+        notOwned.push(`${d.kind}/${d.name}`);
+        return 'absent';
+      }
+      const uid = meta.uid;
+      return deleteIgnoringNotFound(() => deleteDependent(k8s, namespace, d, uid));
+    };
+  }
+  await remove(access);
+  await Promise.all(rest.map(remove));
+  const uid = options.uid ?? ownerUid;
   const serviceAccount = await deleteIgnoringNotFound(() =>
     k8s.core.deleteNamespacedServiceAccount({
       name: grantId,
       namespace,
       // The uid precondition keeps us from deleting a same-named successor.
-      body: options.uid
-        ? { preconditions: { uid: options.uid }, propagationPolicy: 'Background' }
-        : undefined,
+      body: uid ? { preconditions: { uid }, propagationPolicy: 'Background' } : undefined,
     }),
   );
-  return { serviceAccount };
+  return ownerUid ? { serviceAccount, notOwned } : { serviceAccount };
+}
+
+async function readDependent(
+  k8s: K8sClients,
+  namespace: string,
+  { kind, name }: Dependent,
+): Promise<V1ObjectMeta | undefined> {
+  try {
+    const obj =
+      kind === 'Role'
+        ? await k8s.rbac.readNamespacedRole({ name, namespace })
+        : await k8s.rbac.readNamespacedRoleBinding({ name, namespace });
+    return obj.metadata;
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+function deleteDependent(k8s: K8sClients, namespace: string, { kind, name }: Dependent, uid?: string) {
+  const body = uid ? { preconditions: { uid } } : undefined;
+  return kind === 'Role'
+    ? k8s.rbac.deleteNamespacedRole({ name, namespace, body })
+    : k8s.rbac.deleteNamespacedRoleBinding({ name, namespace, body });
 }
 
 /** True when a ServiceAccount is one of this broker's grant roots for `grantId`. */
