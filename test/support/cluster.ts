@@ -11,7 +11,9 @@ import { dump, load } from 'js-yaml';
 function required(name: string): string {
   const v = process.env[name];
   if (!v)
-    throw new Error(`${name} is not set: run the tests through jest (its global setup starts the cluster)`);
+    throw new Error(
+      `${name} is not set: run the tests through jest, in its cluster project (jest.config.js lists its files)`,
+    );
   return v;
 }
 
