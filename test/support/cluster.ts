@@ -17,8 +17,25 @@ function required(name: string): string {
   return v;
 }
 
-export const adminKubeconfigPath = (): string => required('K8S_EA_ADMIN_KUBECONFIG');
-export const auditLogPath = (): string => required('K8S_EA_AUDIT_LOG');
+/** A cluster named by a caller that jest does not run (the demo); it comes before the environment. */
+export interface ClusterTarget {
+  adminKubeconfig: string;
+  auditLog?: string;
+}
+let target: ClusterTarget | undefined;
+
+/** Points the harness at this cluster instead of the one jest's global setup put in the environment. */
+export function useCluster(cluster: ClusterTarget): void {
+  target = cluster;
+}
+
+export const adminKubeconfigPath = (): string =>
+  target?.adminKubeconfig ?? required('K8S_EA_ADMIN_KUBECONFIG');
+export const auditLogPath = (): string =>
+  target ? (target.auditLog ?? missingAuditLog()) : required('K8S_EA_AUDIT_LOG');
+const missingAuditLog = (): never => {
+  throw new Error("this cluster's audit log is not readable from here");
+};
 
 export function adminConfig(): KubeConfig {
   const kc = new KubeConfig();
