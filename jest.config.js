@@ -72,4 +72,7 @@ export default {
   coverageProvider: 'v8',
   collectCoverageFrom: ['src/**/*.ts'],
   coverageReporters: ['text-summary', 'lcov'],
+  // A little under the full run's figures of 2026-11-29 (statements and lines 94.7 %, branches 88.2 %,
+  // functions 93.6 %): a drop fails the run; raise the floor when the figures rise.
+  coverageThreshold: { global: { statements: 93, lines: 93, branches: 86, functions: 92 } },
 };
