@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ErrorResponse, ExchangeResponse } from '../../src/shared/api.js';
 import { kubectlStatus, tokenKubeconfig, waitFor } from '../../test/support/cluster.js';
-import { ensureBrokerBuilt, type RunningBroker } from '../../test/support/broker.js';
+import type { RunningBroker } from '../../test/support/broker.js';
+import { ensureBrokerBuilt } from '../../test/support/ensure-built.js';
 import { managedObjects } from '../../test/support/managed-objects.js';
 import { startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
 

@@ -6,13 +6,12 @@
 // the way a terminal sends it: SIGINT to the whole process group.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { applyExampleClusterRoles } from '../../test/support/deploy-rbac.js';
 import { repoRoot } from '../../test/support/repo-root.js';
 import { adminKubeconfigPath, coreApi, kubectl, readAudit } from '../../test/support/cluster.js';
 import { MARKERS, parseDemoArgs, UsageError } from '../../scripts/demo.js';
-
-const TSX_CLI = join(repoRoot, 'node_modules', 'tsx', 'dist', 'cli.mjs');
 
 interface DemoRun {
   child: ChildProcess;
@@ -22,9 +21,15 @@ interface DemoRun {
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** `npx tsx scripts/demo.ts <args>`, in its own process group like a terminal's foreground job. */
+// The command `npm run demo` runs (package.json), so the test launches the demo the same way.
+const [demoBin, ...demoArgs] = (
+  JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { scripts: { demo: string } }
+).scripts.demo.split(' ');
+
+/** `npm run demo -- <args>` without npm, in its own process group like a terminal's foreground job. */
 function startDemo(args: string[]): DemoRun {
-  const child = spawn(process.execPath, [TSX_CLI, 'scripts/demo.ts', ...args], {
+  const bin = demoBin === 'node' ? process.execPath : join(repoRoot, 'node_modules', '.bin', demoBin!);
+  const child = spawn(bin, [...demoArgs, ...args], {
     cwd: repoRoot,
     env: { ...process.env, NODE_OPTIONS: '' },
     stdio: ['ignore', 'pipe', 'pipe'],

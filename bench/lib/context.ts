@@ -3,7 +3,8 @@
 // way to start the real broker bundle with a policy that allows many exchanges.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { ensureBrokerBuilt, type RunningBroker } from '../../test/support/broker.js';
+import type { RunningBroker } from '../../test/support/broker.js';
+import { ensureBrokerBuilt } from '../../test/support/ensure-built.js';
 import type { BrokerRbac } from '../../test/support/deploy-rbac.js';
 import { startBrokerEnv } from '../../test/support/fixture.js';
 import { ensureActionBuilt, type RunnerJob } from '../../test/support/runner.js';

@@ -10,15 +10,8 @@ import { sleep, uniqueName } from './cluster.js';
 import type { BrokerRbac } from './deploy-rbac.js';
 import { brokerRequest, type BrokerRequestOptions, type BrokerResponse } from './broker-request.js';
 import { freePort } from './free-port.js';
-import { repoRoot } from './repo-root.js';
 import { selfSignedCert } from './tls.js';
 import { ensureBrokerBuilt } from './ensure-built.js';
-
-// scripts/demo.ts reaches these through this module; its rewrite may import them from their own.
-export { installBrokerRbac, RBAC_FILES } from './deploy-rbac.js';
-export { managedObjects } from './managed-objects.js';
-export { repoRoot };
-export { ensureBrokerBuilt };
 
 export interface StartBrokerOptions {
   policyYaml: string;

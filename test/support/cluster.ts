@@ -11,12 +11,31 @@ import { dump, load } from 'js-yaml';
 function required(name: string): string {
   const v = process.env[name];
   if (!v)
-    throw new Error(`${name} is not set: run the tests through jest (its global setup starts the cluster)`);
+    throw new Error(
+      `${name} is not set: run the tests through jest, in its cluster project (jest.config.js lists its files)`,
+    );
   return v;
 }
 
-export const adminKubeconfigPath = (): string => required('K8S_EA_ADMIN_KUBECONFIG');
-export const auditLogPath = (): string => required('K8S_EA_AUDIT_LOG');
+/** A cluster named by a caller that jest does not run (the demo); it comes before the environment. */
+export interface ClusterTarget {
+  adminKubeconfig: string;
+  auditLog?: string;
+}
+let target: ClusterTarget | undefined;
+
+/** Points the harness at this cluster instead of the one jest's global setup put in the environment. */
+export function useCluster(cluster: ClusterTarget): void {
+  target = cluster;
+}
+
+export const adminKubeconfigPath = (): string =>
+  target?.adminKubeconfig ?? required('K8S_EA_ADMIN_KUBECONFIG');
+export const auditLogPath = (): string =>
+  target ? (target.auditLog ?? missingAuditLog()) : required('K8S_EA_AUDIT_LOG');
+const missingAuditLog = (): never => {
+  throw new Error("this cluster's audit log is not readable from here");
+};
 
 export function adminConfig(): KubeConfig {
   const kc = new KubeConfig();
