@@ -42,6 +42,7 @@ const dropUnusedToolkitParts = {
   },
 };
 
+/** @type {import('esbuild').BuildOptions} */
 const common = {
   bundle: true,
   platform: 'node',
