@@ -13,5 +13,16 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
     },
   },
+  // Rules that need the types: the code starts work with `void promise` on purpose in places, so a
+  // promise dropped without `void` or `await` is a bug, and so is awaiting what is not a promise.
+  {
+    files: ['**/*.ts'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: { arguments: false } }],
+      '@typescript-eslint/await-thenable': 'error',
+    },
+  },
   { files: ['scripts/**', 'test/**', '__tests__/**', 'bench/**', '*.js'], rules: { 'no-console': 'off' } },
 );
