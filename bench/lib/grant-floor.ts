@@ -59,7 +59,7 @@ export function grantBodies(claims: VerifiedClaims, t: GrantTarget, expiresAt: D
   const annotations = grantAnnotations(claims, { expiresAt, role: t.role, ruleName: t.ruleName });
   // The broker keeps a JWT-use record until exp + leeway + 60 s (leeway 5 s in the bench config),
   // and at least until the grant ends: the reaper's proof that the grant is the broker's.
-  const keepUntil = new Date(Math.max((claims.exp + 65) * 1000, expiresAt.getTime()));
+  const keepUntil = new Date((claims.exp + 65) * 1000);
   const now = Date.now();
   const lease = {
     apiVersion: 'coordination.k8s.io/v1',

@@ -69,9 +69,9 @@ async function exchange(
   const expiresAt = new Date((deps.now ?? Date.now)() + grantable.ttlSeconds * 1000);
   const ledger = deps.replayLedger;
   if (ledger) {
-    // Kept while the JWT could be presented and at least until the grant ends: the reaper needs it.
-    const jwtDone = (ctx.claims.exp + ledger.keepAfterExpirySeconds) * 1000;
-    const keepUntil = new Date(Math.max(jwtDone, expiresAt.getTime()));
+    // Kept while the JWT could be presented; the reaper also keeps it while the grant exists, as the
+    // grant's proof. A revoked grant's record goes once its JWT is spent, not at the grant's expiry.
+    const keepUntil = new Date((ctx.claims.exp + ledger.keepAfterExpirySeconds) * 1000);
     const use = { grantId, namespace: grantable.namespace, grantExpiresAt: expiresAt, keepUntil };
     await recordJwtUse(deps.k8s, ledger.namespace, use, deps.now);
   }
