@@ -273,6 +273,8 @@ export interface StartBrokerOptions {
 
 export interface RunningBroker {
   url: string;
+  /** The internal listener (metrics, probes), plain HTTP. */
+  internalUrl: string;
   configPath: string;
   process: ChildProcess;
   /** stdout lines (audit events), parsed when JSON. */
@@ -280,6 +282,8 @@ export interface RunningBroker {
   stderr: string[];
   audit(): Record<string, unknown>[];
   request<T = unknown>(method: string, path: string, opts?: BrokerRequestOptions): Promise<BrokerResponse<T>>;
+  /** A GET on the internal listener, e.g. /metrics. */
+  internalGet(path: string): Promise<BrokerResponse<string>>;
   /** SIGTERM and wait for exit; resolves with the exit code. */
   stop(): Promise<number | null>;
   kill(): Promise<number | null>;
@@ -292,10 +296,12 @@ export async function startBroker(opts: StartBrokerOptions): Promise<RunningBrok
   const https = opts.https ?? false;
   const tls = https ? selfSignedCert(dir) : undefined;
   const port = await freePort();
+  const internalPort = await freePort();
   const policyFile = join(dir, 'policy.yaml');
   writeFileSync(policyFile, opts.policyYaml);
   const config: Record<string, unknown> = {
     listen: { host: '127.0.0.1', port },
+    internalListen: { host: '127.0.0.1', port: internalPort },
     ...(tls ? { tls: { certFile: tls.certFile, keyFile: tls.keyFile } } : { insecureHttp: true }),
     issuers: [opts.issuer],
     audience: opts.audience ?? 'k8s-ephemeral-access',
@@ -349,8 +355,10 @@ export async function startBroker(opts: StartBrokerOptions): Promise<RunningBrok
     rmSync(dir, { recursive: true, force: true });
     return code;
   };
+  const internalUrl = `http://127.0.0.1:${internalPort}`;
   return {
     url,
+    internalUrl,
     configPath,
     process: child,
     stdout,
@@ -365,6 +373,7 @@ export async function startBroker(opts: StartBrokerOptions): Promise<RunningBrok
         }
       }),
     request,
+    internalGet: (path) => brokerRequest<string>(internalUrl, 'GET', path),
     stop: () => end('SIGTERM'),
     kill: () => end('SIGKILL'),
     exited,
@@ -440,7 +449,12 @@ export interface InProcessBrokerOptions {
   https?: boolean;
   audience?: string;
   reaperIntervalSeconds?: number;
-  limits?: Partial<{ bodyBytes: number; requestTimeoutMs: number; perRepositoryPerMinute: number }>;
+  limits?: Partial<{
+    bodyBytes: number;
+    requestTimeoutMs: number;
+    perRepositoryPerMinute: number;
+    revocationsPerMinute: number;
+  }>;
   shutdownGraceMs?: number;
   /** The broker's and its verifier's time source (epoch ms), e.g. shifted to age the JWKS cache. */
   now?: () => number;
@@ -464,6 +478,7 @@ export async function startInProcessBroker(o: InProcessBrokerOptions) {
   const running = await runBroker(
     {
       listen: { host: '127.0.0.1', port: 0 },
+      internalListen: { host: '127.0.0.1', port: 0 },
       ...(tls ? { tls: { certFile: tls.certFile, keyFile: tls.keyFile } } : { insecureHttp: true }),
       kubeconfig: o.rbac.kubeconfigPath,
       brokerNamespace: o.rbac.brokerNamespace,
@@ -493,6 +508,7 @@ export async function startInProcessBroker(o: InProcessBrokerOptions) {
     logLines,
     request: <T = unknown>(method: string, path: string, ro: BrokerRequestOptions = {}) =>
       brokerRequest<T>(running.url, method, path, ro, tls?.ca),
+    internalGet: (path: string) => brokerRequest<string>(running.internalUrl, 'GET', path),
     async stop() {
       await running.shutdown();
       rmSync(dir, { recursive: true, force: true });
