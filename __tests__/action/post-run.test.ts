@@ -143,6 +143,24 @@ describe('post: revocation', () => {
   });
 
   test.each([
+    ['an HTML 404 page (a proxy or ingress, not the broker)', 404, '<html><body>404 Not Found</body></html>'],
+    ["a JSON 404 without the broker's error shape", 404, '{"message":"no route"}'],
+    ['a 404 claiming another code', 404, '{"error":{"code":"ERR_FORBIDDEN","message":"x"}}'],
+    ['an HTML 403 page from a firewall', 403, '<html>Forbidden</html>'],
+  ])('%s is not "already gone": post revokes directly at the API server', async (_l, status, body) => {
+    const m = await mainLeftovers();
+    const s = setup(m.state, [() => ({ status, headers: { 'content-type': 'text/html' }, body })]);
+    await run(s.deps);
+    expect(s.core.infos).not.toContain('Grant gha-1234-abcd was already gone.');
+    expect(s.direct).toHaveLength(1);
+    expect(s.direct[0]).toMatchObject({ grantId: 'gha-1234-abcd', namespace: 'team-a', token: TOKEN });
+    expect(s.core.infos).toContain(
+      'Revoked grant gha-1234-abcd directly: RoleBinding deleted, ServiceAccount deleted.',
+    );
+    expect(s.core.warnings).toEqual([]);
+  });
+
+  test.each([
     ['network error', () => new NetworkError('cannot reach broker.example.com: ECONNREFUSED')],
     ['HTTP 503', () => brokerError(503, 'ERR_UNAVAILABLE', 'temporarily unavailable; retry later')],
   ])(

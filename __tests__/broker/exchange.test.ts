@@ -422,24 +422,62 @@ describe('revocation', () => {
     expect((await broker.request('DELETE', `/v1/grants/${g.grantId}`, { token: g.token })).status).toBe(401);
   });
 
-  test('with a fresh OIDC JWT of the same run; another run gets the same 404 as a missing grant', async () => {
+  test('with a fresh OIDC JWT of the same job; another run or a sibling job gets the same 404 as a missing grant', async () => {
     const g = await grant();
     const stranger = await broker.request('DELETE', `/v1/grants/${g.grantId}`, {
       token: await env.issuer.sign({ run_id: '1' }),
+    });
+    // Same repository, run and attempt, another job of the run (GitHub's check_run_id).
+    const sibling = await broker.request('DELETE', `/v1/grants/${g.grantId}`, {
+      token: await env.issuer.sign({ check_run_id: '1' }),
     });
     const missing = await broker.request('DELETE', `/v1/grants/gha-${'0'.repeat(32)}`, {
       token: await env.issuer.sign(),
     });
     expect(stranger.status).toBe(404);
+    expect(sibling.status).toBe(404);
     expect(missing.status).toBe(404);
-    expect((stranger.body as ErrorResponse).error.message).toBe(
-      (missing.body as ErrorResponse).error.message,
-    );
+    for (const r of [stranger, sibling])
+      expect((r.body as ErrorResponse).error.message).toBe((missing.body as ErrorResponse).error.message);
     expect(managedObjects([env.ns]).filter((o) => o.includes(g.grantId))).toHaveLength(4);
 
     const r = await broker.request('DELETE', `/v1/grants/${g.grantId}`, { token: await env.issuer.sign() });
     expect(r).toMatchObject({ status: 200, body: { revoked: true } });
     expect(managedObjects([env.ns]).filter((o) => o.includes(g.grantId))).toEqual([]);
+  });
+
+  test('a grant whose token carried no check_run_id is revoked only with its own token', async () => {
+    const r = await exchange(await env.issuer.sign({}, { omit: ['check_run_id'] }), {
+      namespace: env.ns,
+      role: 'viewer',
+    });
+    expect(r.status).toBe(200);
+    const sameRun = await env.issuer.sign({}, { omit: ['check_run_id'] });
+    expect((await broker.request('DELETE', `/v1/grants/${r.body.grantId}`, { token: sameRun })).status).toBe(
+      404,
+    );
+    expect(managedObjects([env.ns]).filter((o) => o.includes(r.body.grantId))).toHaveLength(4);
+    const own = await broker.request('DELETE', `/v1/grants/${r.body.grantId}`, { token: r.body.token });
+    expect(own.status).toBe(200);
+  });
+
+  test('a JWT spent on a revocation is in the cross-replica ledger: another replica will not exchange it', async () => {
+    const g = await grant();
+    const revoking = await env.issuer.sign();
+    expect((await broker.request('DELETE', `/v1/grants/${g.grantId}`, { token: revoking })).status).toBe(200);
+    const ledger = kubectlAdmin(['-n', env.rbac.brokerNamespace, 'get', 'leases', '-o', 'name']);
+    expect(ledger).toContain(grantIdFor(decodeJwt(revoking) as unknown as VerifiedClaims));
+    const replicaB = await env.startInProcessBroker({ policy: testPolicy(env.ns) });
+    try {
+      const r = await replicaB.request<ErrorResponse>('POST', '/v1/exchange', {
+        token: revoking,
+        body: { namespace: env.ns, role: 'viewer' },
+      });
+      expect(r.status).toBe(401);
+      expect(replicaB.auditLines.at(-1)).toMatchObject({ action: 'denial', reason: 'jwt_replayed' });
+    } finally {
+      await replicaB.stop();
+    }
   });
 
   test("another grant's token cannot revoke it (404); no token → 401", async () => {
@@ -488,15 +526,19 @@ describe('reaper', () => {
 });
 
 describe('service endpoints', () => {
-  test('healthz, readyz and metrics', async () => {
-    expect((await broker.request('GET', '/healthz')).status).toBe(200);
-    expect((await broker.request('GET', '/readyz')).status).toBe(200);
-    const m = await broker.request<string>('GET', '/metrics');
+  test('healthz and readyz on both listeners; metrics only on the internal one', async () => {
+    for (const get of [(p: string) => broker.request('GET', p), (p: string) => broker.internalGet(p)]) {
+      expect((await get('/healthz')).status).toBe(200);
+      expect((await get('/readyz')).status).toBe(200);
+    }
+    expect((await broker.request('GET', '/metrics')).status).toBe(404);
+    const m = await broker.internalGet('/metrics');
     expect(m.status).toBe(200);
     expect(m.text).toMatch(/k8s_ea_exchanges_total\{result="granted"\} [1-9]/);
     expect(m.text).toMatch(/k8s_ea_denials_total\{reason="jwt_replayed"\} 1/);
     expect(m.text).toContain('k8s_ea_exchange_duration_seconds_bucket');
     expect((await broker.request('GET', '/nope')).status).toBe(404);
+    expect((await broker.internalGet('/v1/exchange')).status).toBe(404);
   });
 
   test('the admin sees nothing left in the other namespace', () => {

@@ -13,6 +13,7 @@ import { CLIENT_MESSAGE } from '../../src/shared/errors.js';
 import type { GitHubClaims, OidcIssuer, SignOptions } from '../../test/support/oidc-issuer.js';
 import type { BrokerRequestOptions, BrokerResponse } from '../../test/support/broker-request.js';
 import type { InProcessBroker } from '../../test/support/in-process-broker.js';
+import { waitFor } from '../../test/support/cluster.js';
 import { managedObjects } from '../../test/support/managed-objects.js';
 import { cleanupCountingLeaks, startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
 import { OWNER_ID, REPO_ID } from '../../test/support/policy.js';
@@ -115,7 +116,7 @@ const deeplyNested = JSON.parse(nested) as unknown;
 
 interface Row {
   name: string;
-  status: 400 | 401 | 403 | 413;
+  status: 400 | 401 | 403 | 404 | 413;
   /** The reason the audit line must carry. */
   reason: string;
   send: () => Promise<BrokerResponse<ErrorResponse>>;
@@ -450,7 +451,71 @@ const rows: Row[] = [
       post({ token: await sign(), rawBody: JSON.stringify({ ...body(), pad: 'x'.repeat(20_000) }) }),
   },
   tokenRow('a JWT replayed after its grant was revoked', 401, 'jwt_replayed', () => replayedJwt),
+  // A repeated key: JSON.parse keeps the last, anything reading the first sees another request
+  {
+    name: 'namespace twice, the granted one last',
+    status: 400,
+    reason: 'invalid_request',
+    send: async () =>
+      post({
+        token: await sign(),
+        rawBody: `{"namespace":"kube-system","role":"viewer","namespace":"${env.ns}"}`,
+      }),
+  },
+  {
+    name: 'role twice, once spelled with a \\u escape',
+    status: 400,
+    reason: 'invalid_request',
+    send: async () =>
+      post({
+        token: await sign(),
+        rawBody: `{"namespace":"${env.ns}","role":"deployer","\\u0072ole":"viewer"}`,
+      }),
+  },
+  // Characters that reorder or split audit lines and annotations (Trojan Source, U+2028)
+  claimsRow('ref with a right-to-left override', 'jwt_claims', { ref: 'refs/heads/\u202eniam' }, 401),
+  claimsRow(
+    'workflow with a line separator forging an audit line',
+    'jwt_claims',
+    { workflow: 'deploy\u2028{"type":"audit","action":"revocation"}' },
+    401,
+  ),
+  claimsRow('actor wrapped in bidi isolates', 'jwt_claims', { actor: 'octo\u2066cat\u2069' }, 401),
+  claimsRow('repository with a paragraph separator', 'jwt_claims', { repository: 'octo-org/\u2029x' }, 401),
+  claimsRow('sha with a right-to-left mark', 'jwt_claims', { sha: `${'a'.repeat(39)}\u200f` }, 401),
+  // Revocation: cheap checks before any TokenReview, and only the grant's own job
+  {
+    name: 'revoke with a bearer that is not a JWT',
+    status: 400,
+    reason: 'jwt_malformed',
+    send: () =>
+      broker.request<ErrorResponse>('DELETE', `/v1/grants/${target.grantId}`, { token: 'not-a-jwt' }),
+  },
+  {
+    name: 'revoke with a Kubernetes-shaped token of another ServiceAccount',
+    status: 404,
+    reason: 'token_of_another_identity',
+    send: () =>
+      broker.request<ErrorResponse>('DELETE', `/v1/grants/${target.grantId}`, {
+        token: `${enc({ alg: 'RS256' })}.${enc({
+          sub: `system:serviceaccount:${env.ns}:default`,
+          'kubernetes.io': { namespace: env.ns },
+        })}.c2ln`,
+      }),
+  },
+  {
+    name: "revoke a sibling job's grant with this job's fresh JWT (same run)",
+    status: 404,
+    reason: 'grant_of_another_job',
+    send: async () =>
+      broker.request<ErrorResponse>('DELETE', `/v1/grants/${target.grantId}`, {
+        token: await sign({ check_run_id: '1' }),
+      }),
+  },
 ];
+
+/** A live grant the revocation rows aim at; revoked by its own token at the end. */
+let target: ExchangeResponse;
 
 async function expectGranted(jwt: string, request: Record<string, unknown>): Promise<ExchangeResponse> {
   const r = await broker.request<ExchangeResponse>('POST', '/v1/exchange', { token: jwt, body: request });
@@ -479,6 +544,14 @@ describe('positive controls: honest tokens for each probed rule are granted', ()
 });
 
 describe('attack corpus: refused, generic answer, precise audit reason, nothing created', () => {
+  beforeAll(async () => {
+    target = await expectGranted(await sign(), body());
+    // The self-revoke pair is created just after the answer; each row compares snapshots.
+    await waitFor('the target grant complete', () =>
+      managedObjects([env.ns]).filter((o) => o.includes(target.grantId)).length === 4 ? true : undefined,
+    );
+  });
+
   test('the corpus has at least 40 named inputs', () => {
     expect(rows.length).toBeGreaterThanOrEqual(40);
     expect(new Set(rows.map((r) => r.name)).size).toBe(rows.length);
@@ -521,6 +594,7 @@ describe('attack corpus: refused, generic answer, precise audit reason, nothing 
 
   test('the broker is healthy after the corpus and an honest token still works', async () => {
     expect((await broker.request('GET', '/healthz')).status).toBe(200);
+    await revoke(target);
     const g = await expectGranted(await sign(), body());
     await revoke(g);
   });

@@ -199,7 +199,7 @@ describe('per-repository rate limit', () => {
       });
       expect(r.headers['retry-after']).toMatch(/^[12]$/); // whole seconds until a token is back (0.5/s)
     }
-    const metrics = (await broker.request<string>('GET', '/metrics')).text;
+    const metrics = (await broker.internalGet('/metrics')).text;
     expect(metrics).toMatch(new RegExp(`^k8s_ea_rate_limited_total ${limited.length}$`, 'm'));
     await waitFor('an audit line per 429', () =>
       broker.audit().filter((l) => l.reason === 'rate_limited').length >= limited.length ? true : undefined,

@@ -11,6 +11,7 @@ import {
   type RevokeResponse,
 } from '../shared/api.js';
 import { isDnsLabel, isDnsSubdomain, isErrorCode, type ErrorCode } from '../shared/contract.js';
+import { HTTP_STATUS } from '../shared/errors.js';
 import { NetworkError, type HttpResponse, type HttpTransport } from './http-transport.js';
 import { parseRetryAfter, type RetryDecision } from './retry.js';
 
@@ -37,6 +38,14 @@ export class BrokerRefusal extends Error {
     this.brokerMessage = details.message;
     this.requestId = details.requestId;
     this.retryAfterMs = details.retryAfterMs;
+  }
+
+  /**
+   * Whether the broker itself answered: its JSON error with a code that belongs to this status.
+   * A proxy's or an ingress's page (HTML, or JSON of another shape) is not the broker's word.
+   */
+  get fromBroker(): boolean {
+    return this.code !== undefined && HTTP_STATUS[this.code] === this.status;
   }
 }
 

@@ -147,12 +147,17 @@ async function revokeThroughBroker(
     c.info(`Revoked grant ${state.grantId} through the broker.`);
     return 'done';
   } catch (err) {
-    if (err instanceof BrokerRefusal && err.status === 404) {
+    // Only the broker's own "not found" means gone: an ingress's 404 page says nothing about the grant.
+    if (err instanceof BrokerRefusal && err.fromBroker && err.code === 'ERR_NOT_FOUND') {
       c.info(`Grant ${state.grantId} was already gone.`);
       return 'done';
     }
-    // Only "could not reach a working broker" falls back; a clear refusal is reported as is.
-    if (err instanceof NetworkError || (err instanceof BrokerRefusal && classifyBrokerError(err).retry))
+    // "Could not reach a working broker" falls back, and so does an answer that is not the broker's;
+    // a clear refusal by the broker is reported as is.
+    if (
+      err instanceof NetworkError ||
+      (err instanceof BrokerRefusal && (!err.fromBroker || classifyBrokerError(err).retry))
+    )
       return { reason: errorMessage(err) };
     throw err;
   }

@@ -1,6 +1,7 @@
-// The broker application: the routes behind one request handler, plus health, readiness and
-// metrics. Built from its dependencies (deps.ts) and independent of listening, so tests can drive
-// `handle` directly or through a server; runtime.ts wires it to a real one.
+// The broker application: the public routes behind one request handler, and metrics behind
+// another for the internal listener (a NetworkPolicy filters ports, not paths). Both answer health
+// and readiness. Built from its dependencies (deps.ts) and independent of listening, so tests can
+// drive the handlers directly or through a server; runtime.ts wires them to real ones.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { EXCHANGE_PATH, GRANTS_PATH } from '../shared/api.js';
@@ -12,7 +13,10 @@ import { createExchangeRoute } from './http/exchange.js';
 import { createRevokeRoute } from './http/revoke.js';
 
 export interface BrokerApp {
+  /** The public listener: exchange, revoke, health, readiness. */
   handle(req: IncomingMessage, res: ServerResponse): Promise<void>;
+  /** The internal listener: metrics, health, readiness. */
+  handleInternal(req: IncomingMessage, res: ServerResponse): Promise<void>;
   /** From now on /readyz fails, so load balancers stop sending new work. */
   markShuttingDown(): void;
   readonly shuttingDown: boolean;
@@ -34,6 +38,16 @@ export function createBrokerApp(deps: BrokerDeps): BrokerApp {
   const revoke = createRevokeRoute(deps);
   let shuttingDown = false;
 
+  /** Health and readiness, on both listeners; true when it answered. */
+  const probe = (path: string, method: string, res: ServerResponse): boolean => {
+    if (method !== 'GET') return false;
+    if (path === '/healthz') sendJson(res, 200, { status: 'ok' });
+    else if (path === '/readyz')
+      sendJson(res, shuttingDown ? 503 : 200, { status: shuttingDown ? 'shutting down' : 'ok' });
+    else return false;
+    return true;
+  };
+
   return {
     get shuttingDown() {
       return shuttingDown;
@@ -46,17 +60,7 @@ export function createBrokerApp(deps: BrokerDeps): BrokerApp {
       const path = new URL(req.url ?? '/', 'http://broker').pathname;
       const method = req.method ?? 'GET';
       try {
-        if (path === '/healthz' && method === 'GET') return sendJson(res, 200, { status: 'ok' });
-        if (path === '/readyz' && method === 'GET')
-          return shuttingDown
-            ? sendJson(res, 503, { status: 'shutting down' })
-            : sendJson(res, 200, { status: 'ok' });
-        if (path === '/metrics' && method === 'GET') {
-          const text = await deps.metrics.registry.metrics();
-          res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
-          res.end(text);
-          return;
-        }
+        if (probe(path, method, res)) return;
         if (path === EXCHANGE_PATH && method === 'POST') return await exchange(req, res, requestId);
         const m = GRANT_PATH.exec(path);
         if (m && method === 'DELETE') return await revoke(req, res, requestId, decodePathSegment(m[1]!));
@@ -67,6 +71,24 @@ export function createBrokerApp(deps: BrokerDeps): BrokerApp {
         if (!res.headersSent) sendError(res, asBrokerError(e), requestId);
         else res.destroy();
       }
+    },
+    async handleInternal(req, res) {
+      const path = new URL(req.url ?? '/', 'http://broker').pathname;
+      const method = req.method ?? 'GET';
+      discardBody(req);
+      if (probe(path, method, res)) return;
+      if (path === '/metrics' && method === 'GET') {
+        try {
+          const text = await deps.metrics.registry.metrics();
+          res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
+          res.end(text);
+        } catch (e) {
+          deps.logger.error('metrics failed', { error: errorMessage(e) });
+          sendError(res, asBrokerError(e), randomUUID());
+        }
+        return;
+      }
+      sendError(res, new BrokerError('ERR_NOT_FOUND', 'no_such_route'), randomUUID());
     },
   };
 }

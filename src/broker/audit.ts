@@ -4,6 +4,7 @@
 // Never a token: only its credential id.
 import { decodeJwt } from 'jose';
 import type { VerifiedClaims } from './types.js';
+import { escapeUnsafeText } from './unsafe-text.js';
 
 export type AuditAction = 'exchange' | 'denial' | 'revocation' | 'reap';
 
@@ -61,7 +62,7 @@ export function createAuditLog(
       const github: Record<string, unknown> = {};
       for (const c of RUN_CLAIMS) if (claims?.[c] !== undefined) github[c] = claims[c];
       const line = { type: 'audit', time: new Date(now()).toISOString(), ...rest, github };
-      write(`${JSON.stringify(line)}\n`);
+      write(`${escapeUnsafeText(JSON.stringify(line))}\n`);
     },
   };
 }

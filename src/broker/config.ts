@@ -7,6 +7,7 @@ import { DEFAULT_AUDIENCE } from '../shared/api.js';
 import { DNS_LABEL, DNS_SUBDOMAIN } from '../shared/contract.js';
 import { GITHUB_ISSUER, issuerUrlProblem, type IssuerConfig } from './auth/issuer-url.js';
 import { DEFAULT_LEEWAY_SECONDS, MAX_LEEWAY_SECONDS } from './auth/token-verifier.js';
+import { DEFAULT_REVOCATIONS_PER_MINUTE } from './http/rate-limit.js';
 import { ConfigError } from './config/config-error.js';
 import { FieldReader, type Mapping } from './config/fields.js';
 import { parseYamlSource, type YamlPath } from './config/yaml-source.js';
@@ -17,6 +18,8 @@ export interface BrokerConfig {
   /** Absolute path of the file this was read from. */
   configFile: string;
   listen: { host: string; port: number };
+  /** Metrics, health and readiness, plain HTTP, never on the public listener. */
+  internalListen: { host: string; port: number };
   /** Serve plain HTTP (behind a TLS-terminating proxy, or in tests). Never implied. */
   insecureHttp: boolean;
   /** Absent exactly when insecureHttp is true. */
@@ -31,7 +34,12 @@ export interface BrokerConfig {
   /** Namespace of the broker itself (its reaper Lease lives there). */
   brokerNamespace: string;
   reaper: { intervalSeconds: number; leaseName: string };
-  limits: { bodyBytes: number; requestTimeoutMs: number; perRepositoryPerMinute: number };
+  limits: {
+    bodyBytes: number;
+    requestTimeoutMs: number;
+    perRepositoryPerMinute: number;
+    revocationsPerMinute: number;
+  };
   shutdownGraceMs: number;
   /** API server URL handed to jobs, when it differs from the one the broker itself uses. */
   clusterServer: string | undefined;
@@ -41,12 +49,18 @@ export interface BrokerConfig {
 
 export const CONFIG_DEFAULTS = deepFreeze({
   listen: { host: '0.0.0.0', port: 8443 },
+  internalListen: { host: '127.0.0.1', port: 9090 },
   issuers: [GITHUB_ISSUER],
   audience: DEFAULT_AUDIENCE,
   leewaySeconds: DEFAULT_LEEWAY_SECONDS,
   brokerNamespace: 'k8s-ephemeral-access',
   reaper: { intervalSeconds: 15, leaseName: 'k8s-ephemeral-access-reaper' },
-  limits: { bodyBytes: 16_384, requestTimeoutMs: 10_000, perRepositoryPerMinute: 30 },
+  limits: {
+    bodyBytes: 16_384,
+    requestTimeoutMs: 10_000,
+    perRepositoryPerMinute: 30,
+    revocationsPerMinute: DEFAULT_REVOCATIONS_PER_MINUTE,
+  },
   shutdownGraceMs: 10_000,
 });
 
@@ -83,6 +97,7 @@ export function parseConfig(text: string, fileName: string): BrokerConfig {
     required: ['policyFile'],
     optional: [
       'listen',
+      'internalListen',
       'tls',
       'insecureHttp',
       'issuers',
@@ -140,6 +155,20 @@ export function parseConfig(text: string, fileName: string): BrokerConfig {
     port: int(['listen', 'port'], listenDoc.port, 0, 65535, defaults.listen.port),
   };
 
+  const internalDoc = section('internalListen', ['host', 'port']);
+  const internalListen = {
+    host: name(
+      ['internalListen', 'host'],
+      internalDoc.host,
+      HOST,
+      'is not an IP address or host name',
+      defaults.internalListen.host,
+    ),
+    port: int(['internalListen', 'port'], internalDoc.port, 0, 65535, defaults.internalListen.port),
+  };
+  if (internalListen.port !== 0 && internalListen.port === listen.port)
+    r.report(['internalListen', 'port'], 'must differ from listen.port: metrics never share the public port');
+
   const insecureHttp = doc.insecureHttp === undefined ? false : r.boolean(['insecureHttp'], doc.insecureHttp);
   let tls: BrokerConfig['tls'];
   if (doc.tls !== undefined) {
@@ -183,7 +212,12 @@ export function parseConfig(text: string, fileName: string): BrokerConfig {
     );
 
   const reaperDoc = section('reaper', ['intervalSeconds', 'leaseName']);
-  const limitsDoc = section('limits', ['bodyBytes', 'requestTimeoutMs', 'perRepositoryPerMinute']);
+  const limitsDoc = section('limits', [
+    'bodyBytes',
+    'requestTimeoutMs',
+    'perRepositoryPerMinute',
+    'revocationsPerMinute',
+  ]);
   const clusterServer =
     doc.clusterServer === undefined ? undefined : r.string(['clusterServer'], doc.clusterServer);
   if (clusterServer !== undefined && !isHttpsUrl(clusterServer))
@@ -195,6 +229,7 @@ export function parseConfig(text: string, fileName: string): BrokerConfig {
   const config: BrokerConfig = {
     configFile: resolve(fileName),
     listen,
+    internalListen,
     insecureHttp: insecureHttp ?? false,
     tls,
     issuers: issuers.map((issuer) => ({ issuer })),
@@ -246,6 +281,13 @@ export function parseConfig(text: string, fileName: string): BrokerConfig {
         1,
         10_000,
         defaults.limits.perRepositoryPerMinute,
+      ),
+      revocationsPerMinute: int(
+        ['limits', 'revocationsPerMinute'],
+        limitsDoc.revocationsPerMinute,
+        1,
+        100_000,
+        defaults.limits.revocationsPerMinute,
       ),
     },
     shutdownGraceMs: int(['shutdownGraceMs'], doc.shutdownGraceMs, 0, 120_000, defaults.shutdownGraceMs),

@@ -16,7 +16,8 @@ export interface BrokerDeps {
   logger: Logger;
   audit: AuditLog;
   metrics: BrokerMetrics;
-  limits: { bodyBytes: number; perRepositoryPerMinute: number };
+  /** revocationsPerMinute: for the whole route, checked before any TokenReview or JWT verification. */
+  limits: { bodyBytes: number; perRepositoryPerMinute: number; revocationsPerMinute?: number };
   /**
    * Where JWT uses are recorded for cross-replica single use (k8s/replay-ledger.ts), and how long
    * after a JWT's exp its record is kept (the verifier's leeway plus a margin). Off when absent.

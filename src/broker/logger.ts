@@ -1,5 +1,7 @@
 // Structured diagnostic logging: one JSON object per line on stderr. Audit events go to stdout
 // through audit.ts, so operators can ship the two streams to different places.
+import { escapeUnsafeText } from './unsafe-text.js';
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
@@ -28,7 +30,8 @@ export function createLogger(options: LoggerOptions = {}, base: LogFields = {}):
   const now = options.now ?? Date.now;
   const emit = (level: LogLevel, msg: string, fields?: LogFields): void => {
     if (RANK[level] < min) return;
-    write(`${JSON.stringify({ time: new Date(now()).toISOString(), level, msg, ...base, ...fields })}\n`);
+    const line = JSON.stringify({ time: new Date(now()).toISOString(), level, msg, ...base, ...fields });
+    write(`${escapeUnsafeText(line)}\n`);
   };
   return {
     debug: (m, f) => emit('debug', m, f),

@@ -14,6 +14,8 @@ export const REPOSITORY_ID_LABEL = `${LABEL_PREFIX}/repository-id`;
 export const REPOSITORY_OWNER_ID_LABEL = `${LABEL_PREFIX}/repository-owner-id`;
 export const RUN_ID_LABEL = `${LABEL_PREFIX}/run-id`;
 export const RUN_ATTEMPT_LABEL = `${LABEL_PREFIX}/run-attempt`;
+/** The job (GitHub's check_run_id claim), when the token carries it: what OIDC revocation matches. */
+export const CHECK_RUN_ID_LABEL = `${LABEL_PREFIX}/check-run-id`;
 /** Which part of a grant an object is: 'grant' (the job's access) or 'revoke' (self-revocation). */
 export const PART_LABEL = `${LABEL_PREFIX}/part`;
 
@@ -70,6 +72,7 @@ export function grantLabels(grantId: string, claims: VerifiedClaims): Record<str
     [REPOSITORY_OWNER_ID_LABEL]: labelValue(claims.repository_owner_id),
     [RUN_ID_LABEL]: labelValue(claims.run_id),
     [RUN_ATTEMPT_LABEL]: labelValue(claims.run_attempt),
+    ...(claims.check_run_id === undefined ? {} : { [CHECK_RUN_ID_LABEL]: labelValue(claims.check_run_id) }),
   };
 }
 

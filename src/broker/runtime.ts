@@ -15,12 +15,19 @@ import { startRoleVetting, withVettedRoles } from './k8s/role-vetting.js';
 /** The config fields the runtime needs (a structural subset of config.ts's BrokerConfig). */
 export interface BrokerRuntimeConfig {
   listen: { host: string; port: number };
+  /** Metrics (and probes), plain HTTP: keep it off the public network (NetworkPolicy, 127.0.0.1). */
+  internalListen: { host: string; port: number };
   tls?: { certFile: string; keyFile: string };
   insecureHttp?: boolean;
   kubeconfig?: string;
   brokerNamespace: string;
   reaper: { intervalSeconds: number; leaseName: string };
-  limits: { bodyBytes: number; requestTimeoutMs: number; perRepositoryPerMinute: number };
+  limits: {
+    bodyBytes: number;
+    requestTimeoutMs: number;
+    perRepositoryPerMinute: number;
+    revocationsPerMinute?: number;
+  };
   shutdownGraceMs: number;
   /** The verifier's clock leeway; JWT-use records outlive exp by this plus a margin. */
   leewaySeconds?: number;
@@ -30,6 +37,8 @@ export interface BrokerRuntimeConfig {
 
 export interface RunningBroker {
   url: string;
+  /** The internal listener: /metrics, /healthz, /readyz. */
+  internalUrl: string;
   app: BrokerApp;
   reaper: Reaper;
   /** Readiness off, reaper stopped (lease released), in-flight requests finished or cut at the grace period. */
@@ -105,12 +114,31 @@ export async function runBroker(
     roleVetting.stop();
     throw err;
   });
+  let internal;
+  try {
+    // Plain HTTP on purpose: it carries no credential, only counters and probe answers.
+    internal = await listen(app.handleInternal, {
+      host: config.internalListen.host,
+      port: config.internalListen.port,
+      insecureHttp: true,
+      requestTimeoutMs: config.limits.requestTimeoutMs,
+    });
+  } catch (err) {
+    await server.close(0);
+    throw err;
+  }
   reaper.start();
-  parts.logger.info('broker listening', { url: server.url, namespaces, identity: parts.identity });
+  parts.logger.info('broker listening', {
+    url: server.url,
+    internalUrl: internal.url,
+    namespaces,
+    identity: parts.identity,
+  });
 
   let stopping: Promise<void> | undefined;
   return {
     url: server.url,
+    internalUrl: internal.url,
     app,
     reaper,
     shutdown() {
@@ -119,6 +147,8 @@ export async function runBroker(
         parts.logger.info('shutting down', { inFlight: server.inFlight(), graceMs: config.shutdownGraceMs });
         await Promise.all([server.close(config.shutdownGraceMs), reaper.stop()]);
         roleVetting.stop();
+        // Last, so metrics stay scrapable while the public listener drains.
+        await internal.close(0);
         await grantWork.idle();
         parts.logger.info('stopped');
       })();

@@ -22,6 +22,8 @@ export interface VerifiedClaims {
   actor?: string;
   environment?: string;
   runner_environment?: string;
+  /** The job within the run (GitHub sends it since late 2025; older GHES may not). */
+  check_run_id?: string;
   [claim: string]: unknown;
 }
 

@@ -70,6 +70,7 @@ export const REASONS = [
   'kubernetes_token_rejected',
   'grant_not_found',
   'grant_of_another_run',
+  'grant_of_another_job',
   'token_of_another_identity',
   'not_a_broker_grant',
   'not_a_grant_id',

@@ -30,6 +30,8 @@ export interface StartBrokerOptions {
 
 export interface RunningBroker {
   url: string;
+  /** The internal listener (metrics, probes), plain HTTP. */
+  internalUrl: string;
   configPath: string;
   /** The CA that verifies its HTTPS certificate (undefined over plain HTTP). */
   ca: Buffer | undefined;
@@ -39,6 +41,8 @@ export interface RunningBroker {
   stderr: string[];
   audit(): Record<string, unknown>[];
   request<T = unknown>(method: string, path: string, opts?: BrokerRequestOptions): Promise<BrokerResponse<T>>;
+  /** A GET on the internal listener, e.g. /metrics. */
+  internalGet(path: string): Promise<BrokerResponse<string>>;
   /** SIGTERM and wait for exit; resolves with the exit code. */
   stop(): Promise<number | null>;
   kill(): Promise<number | null>;
@@ -51,10 +55,12 @@ export async function startBroker(opts: StartBrokerOptions): Promise<RunningBrok
   const https = opts.https ?? false;
   const tls = https ? selfSignedCert(dir) : undefined;
   const port = await freePort();
+  const internalPort = await freePort();
   const policyFile = join(dir, 'policy.yaml');
   writeFileSync(policyFile, opts.policyYaml);
   const config: Record<string, unknown> = {
     listen: { host: '127.0.0.1', port },
+    internalListen: { host: '127.0.0.1', port: internalPort },
     ...(tls ? { tls: { certFile: tls.certFile, keyFile: tls.keyFile } } : { insecureHttp: true }),
     issuers: [opts.issuer],
     audience: opts.audience ?? 'k8s-ephemeral-access',
@@ -108,8 +114,10 @@ export async function startBroker(opts: StartBrokerOptions): Promise<RunningBrok
     rmSync(dir, { recursive: true, force: true });
     return code;
   };
+  const internalUrl = `http://127.0.0.1:${internalPort}`;
   return {
     url,
+    internalUrl,
     configPath,
     ca: tls?.ca,
     process: child,
@@ -125,6 +133,7 @@ export async function startBroker(opts: StartBrokerOptions): Promise<RunningBrok
         }
       }),
     request,
+    internalGet: (path) => brokerRequest<string>(internalUrl, 'GET', path),
     stop: () => end('SIGTERM'),
     kill: () => end('SIGKILL'),
     exited,

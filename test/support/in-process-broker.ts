@@ -15,7 +15,12 @@ export interface InProcessBrokerOptions {
   https?: boolean;
   audience?: string;
   reaperIntervalSeconds?: number;
-  limits?: Partial<{ bodyBytes: number; requestTimeoutMs: number; perRepositoryPerMinute: number }>;
+  limits?: Partial<{
+    bodyBytes: number;
+    requestTimeoutMs: number;
+    perRepositoryPerMinute: number;
+    revocationsPerMinute: number;
+  }>;
   shutdownGraceMs?: number;
   /** The broker's clock (verifier, grants, reaper); Date.now when absent. */
   now?: () => number;
@@ -39,6 +44,7 @@ export async function startInProcessBroker(o: InProcessBrokerOptions) {
   const running = await runBroker(
     {
       listen: { host: '127.0.0.1', port: 0 },
+      internalListen: { host: '127.0.0.1', port: 0 },
       ...(tls ? { tls: { certFile: tls.certFile, keyFile: tls.keyFile } } : { insecureHttp: true }),
       kubeconfig: o.rbac.kubeconfigPath,
       brokerNamespace: o.rbac.brokerNamespace,
@@ -70,6 +76,7 @@ export async function startInProcessBroker(o: InProcessBrokerOptions) {
     ca: tls?.ca,
     request: <T = unknown>(method: string, path: string, ro: BrokerRequestOptions = {}) =>
       brokerRequest<T>(running.url, method, path, ro, tls?.ca),
+    internalGet: (path: string) => brokerRequest<string>(running.internalUrl, 'GET', path),
     async stop() {
       await running.shutdown();
       rmSync(dir, { recursive: true, force: true });

@@ -69,6 +69,8 @@ export function defaultClaims(overrides: Partial<GitHubClaims> = {}): GitHubClai
     run_id: String(1_000_000 + Math.floor(Math.random() * 1_000_000)),
     run_number: '7',
     run_attempt: '1',
+    // The job within the run; sibling jobs of one run differ here.
+    check_run_id: String(30_000_000 + Math.floor(Math.random() * 1_000_000)),
     workflow: 'deploy',
     workflow_ref: 'octo-org/octo-repo/.github/workflows/deploy.yml@refs/heads/main',
     job_workflow_ref: 'octo-org/octo-repo/.github/workflows/deploy.yml@refs/heads/main',

@@ -39,6 +39,7 @@ describe('valid configuration', () => {
     expect(parse(MINIMAL)).toEqual({
       configFile: join(dir, 'config.yaml'),
       listen: { host: '0.0.0.0', port: 8443 },
+      internalListen: { host: '127.0.0.1', port: 9090 },
       insecureHttp: true,
       tls: undefined,
       issuers: [{ issuer: 'https://token.actions.githubusercontent.com' }],
@@ -48,7 +49,12 @@ describe('valid configuration', () => {
       kubeconfig: undefined,
       brokerNamespace: 'k8s-ephemeral-access',
       reaper: { intervalSeconds: 15, leaseName: 'k8s-ephemeral-access-reaper' },
-      limits: { bodyBytes: 16384, requestTimeoutMs: 10000, perRepositoryPerMinute: 30 },
+      limits: {
+        bodyBytes: 16384,
+        requestTimeoutMs: 10000,
+        perRepositoryPerMinute: 30,
+        revocationsPerMinute: 600,
+      },
       shutdownGraceMs: 10000,
       clusterServer: undefined,
       clusterCaFile: undefined,
@@ -57,6 +63,7 @@ describe('valid configuration', () => {
 
   test('every key can be set', () => {
     const config = parse(`listen: { host: 127.0.0.1, port: 0 }
+internalListen: { host: 0.0.0.0, port: 9191 }
 tls: { certFile: tls/tls.crt, keyFile: ${join(dir, 'tls/tls.key')} }
 issuers:
   - https://token.actions.githubusercontent.com/octo-enterprise
@@ -68,13 +75,14 @@ policyFile: policy.yaml
 kubeconfig: kubeconfig.yaml
 brokerNamespace: ci-broker
 reaper: { intervalSeconds: 5, leaseName: reaper.ci }
-limits: { bodyBytes: 2048, requestTimeoutMs: 5000, perRepositoryPerMinute: 100 }
+limits: { bodyBytes: 2048, requestTimeoutMs: 5000, perRepositoryPerMinute: 100, revocationsPerMinute: 50 }
 shutdownGraceMs: 0
 clusterServer: https://k8s.example.com:6443
 clusterCaFile: ca.crt
 `);
     expect(config).toMatchObject({
       listen: { host: '127.0.0.1', port: 0 },
+      internalListen: { host: '0.0.0.0', port: 9191 },
       insecureHttp: false,
       tls: { certFile: join(dir, 'tls/tls.crt'), keyFile: join(dir, 'tls/tls.key') },
       issuers: [
@@ -87,7 +95,12 @@ clusterCaFile: ca.crt
       kubeconfig: join(dir, 'kubeconfig.yaml'),
       brokerNamespace: 'ci-broker',
       reaper: { intervalSeconds: 5, leaseName: 'reaper.ci' },
-      limits: { bodyBytes: 2048, requestTimeoutMs: 5000, perRepositoryPerMinute: 100 },
+      limits: {
+        bodyBytes: 2048,
+        requestTimeoutMs: 5000,
+        perRepositoryPerMinute: 100,
+        revocationsPerMinute: 50,
+      },
       shutdownGraceMs: 0,
       clusterServer: 'https://k8s.example.com:6443',
       clusterCaFile: join(dir, 'ca.crt'),
@@ -189,6 +202,13 @@ describe('refused configuration names file, line, key and fix', () => {
     ],
     ['a port out of range', `${MINIMAL}listen:\n  port: 70000\n`, 4, 'listen.port', 'between 0 and 65535'],
     ['a quoted port', `${MINIMAL}listen:\n  port: "8443"\n`, 4, 'listen.port', 'must be a whole number'],
+    [
+      'metrics on the public port',
+      `${MINIMAL}internalListen:\n  port: 8443\n`,
+      4,
+      'internalListen.port',
+      'must differ from listen.port',
+    ],
     ['a negative leeway', `${MINIMAL}leewaySeconds: -1\n`, 3, 'leewaySeconds', 'between 0 and 60'],
     [
       'an http issuer',

@@ -119,6 +119,22 @@ describe('kustomize base', () => {
     );
     expect(Object.keys(cm.data).sort()).toEqual(['broker-config.yaml', 'policy.yaml']);
     expect(load(cm.data['policy.yaml']!)).toMatchObject({ kind: 'Policy' });
+    // Metrics have a port of their own, which the Service does not expose and the NetworkPolicy
+    // opens to one namespace only.
+    const config = load(cm.data['broker-config.yaml']!) as {
+      listen: { port: number };
+      internalListen: { port: number };
+    };
+    expect(config.internalListen.port).not.toBe(config.listen.port);
+    expect(c.ports).toEqual(
+      expect.arrayContaining([{ name: 'metrics', containerPort: config.internalListen.port }]),
+    );
+    const svc = docs.find((d) => d.kind === 'Service')!;
+    expect(svc.spec.ports.map((p: { targetPort: string }) => p.targetPort)).toEqual(['https']);
+    const np = docs.find((d) => d.kind === 'NetworkPolicy')!;
+    for (const rule of np.spec.ingress as { from?: unknown[]; ports: { port: number }[] }[])
+      if (rule.ports.some((p) => p.port === config.internalListen.port))
+        expect(rule.from?.length).toBeGreaterThan(0);
   });
 
   test('the broker RBAC has no wildcard, escalate, impersonate or secrets rule, and bind only by name', () => {

@@ -4,12 +4,10 @@
 // compares them as exact strings ("0123" must not be a second spelling of "123").
 import type { VerifiedClaims } from '../types.js';
 import { BrokerError } from '../../shared/errors.js';
+import { UNSAFE_TEXT } from '../unsafe-text.js';
 
 /** Positive decimal integer without leading zeros, at most 20 digits (GitHub IDs are 64-bit). */
 const DECIMAL_ID = /^[1-9][0-9]{0,19}$/;
-/** C0 and C1 controls and DEL: never in a real claim; they would forge log lines and annotations. */
-// eslint-disable-next-line no-control-regex
-const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 const MAX_CLAIM_LENGTH = 1024;
 const MAX_JTI_LENGTH = 256;
 
@@ -39,7 +37,10 @@ function checkString(payload: Record<string, unknown>, claim: string, pattern?: 
   if (typeof value !== 'string') refuse(claim, value === undefined ? 'is missing' : 'is not a string');
   if (value.length === 0) refuse(claim, 'is empty');
   if (value.length > (claim === 'jti' ? MAX_JTI_LENGTH : MAX_CLAIM_LENGTH)) refuse(claim, 'is too long');
-  if (CONTROL_CHARS.test(value)) refuse(claim, 'contains control characters');
+  // Refused, not escaped: a claim is what GitHub signed, and an annotation or a policy match on an
+  // altered copy would be about another value. IDs and the names GitHub generates never carry
+  // them; a branch, workflow or environment name that does is refused (rename it).
+  if (UNSAFE_TEXT.test(value)) refuse(claim, 'contains control, line-separator or bidi characters');
   if (pattern && !pattern.test(value)) refuse(claim, 'is not a decimal ID');
 }
 

@@ -3,6 +3,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ErrorResponse } from '../../shared/api.js';
 import { BrokerError, CLIENT_MESSAGE, HTTP_STATUS, RateLimitedError } from '../../shared/errors.js';
+import { findDuplicateKey } from './strict-json.js';
 
 export function sendJson(
   res: ServerResponse,
@@ -45,7 +46,10 @@ export function requireJsonContentType(req: IncomingMessage): void {
   if (type !== 'application/json') throw new BrokerError('ERR_BAD_REQUEST', 'unsupported_media_type');
 }
 
-/** Reads at most `limit` bytes; more → 413 without reading the rest into memory. */
+/**
+ * Reads at most `limit` bytes; more → 413 without reading the rest into memory. A key repeated in
+ * one object is refused (400 invalid_request): the parsed value would silently keep the last one.
+ */
 export async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
   const declared = Number(req.headers['content-length'] ?? NaN);
   if (Number.isFinite(declared) && declared > limit)
@@ -70,11 +74,16 @@ export async function readJsonBody(req: IncomingMessage, limit: number): Promise
     req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     req.on('error', reject);
   });
+  let value: unknown;
   try {
-    return JSON.parse(text) as unknown;
+    value = JSON.parse(text) as unknown;
   } catch {
     throw new BrokerError('ERR_BAD_REQUEST', 'invalid_json');
   }
+  const duplicate = findDuplicateKey(text);
+  if (duplicate !== undefined)
+    throw new BrokerError('ERR_BAD_REQUEST', 'invalid_request', `duplicate key ${JSON.stringify(duplicate)}`);
+  return value;
 }
 
 /** Drains what is left of a request we answered early, so the connection can be reused. */

@@ -1,31 +1,45 @@
 // DELETE /v1/grants/{grantId}: revokes a grant early. The caller proves it owns the grant with
 // either the grant's own Kubernetes token (checked by TokenReview) or a fresh GitHub OIDC JWT of
-// the same run (repository_id, run_id, run_attempt). Anyone else gets the same 404 whether or not
+// the same job (repository_id, run_id, run_attempt and check_run_id as the grant recorded them;
+// a sibling job of the same run is someone else). Anyone else gets the same 404 whether or not
 // the grant exists, so the endpoint cannot be used to probe for grants.
+// Order: cheap checks on the path and the token's shape, then a route-wide rate limit, and only
+// then a TokenReview or a JWT verification: an unauthenticated flood costs the API server nothing.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { decodeJwt } from 'jose';
+import { decodeJwt, type JWTPayload } from 'jose';
 import type { RevokeResponse } from '../../shared/api.js';
 import type { Reason } from '../../shared/contract.js';
-import { BrokerError } from '../../shared/errors.js';
+import { BrokerError, RateLimitedError } from '../../shared/errors.js';
 import type { AuditEvent } from '../audit.js';
 import type { BrokerDeps } from '../deps.js';
 import type { VerifiedClaims } from '../types.js';
+import { MAX_TOKEN_BYTES } from '../auth/token-verifier.js';
 import { findGrant, deleteGrantObjects, isOurGrant } from '../k8s/revoke.js';
+import { recordJwtUse } from '../k8s/replay-ledger.js';
 import { reviewServiceAccountToken } from '../k8s/token-review.js';
 import { isNotFound } from '../k8s/errors.js';
 import {
+  CHECK_RUN_ID_LABEL,
   EXPIRES_AT_ANNOTATION,
   REPOSITORY_ID_LABEL,
   RUN_ATTEMPT_LABEL,
   RUN_ID_LABEL,
+  grantIdFor,
   isGrantId,
   labelValue,
 } from '../naming.js';
 import { answer } from './answer.js';
 import { bearerToken } from './io.js';
+import { DEFAULT_REVOCATIONS_PER_MINUTE, TokenBucketLimiter } from './rate-limit.js';
+
+const ROUTE_KEY = 'revoke';
 
 /** The revocation route; it owns its audit lines and metrics. */
 export function createRevokeRoute(deps: BrokerDeps) {
+  const limiter = new TokenBucketLimiter(
+    deps.limits.revocationsPerMinute ?? DEFAULT_REVOCATIONS_PER_MINUTE,
+    deps.now ?? Date.now,
+  );
   return async (req: IncomingMessage, res: ServerResponse, requestId: string, grantId: string) => {
     const ctx: RevokeContext = { requestId };
     const outcome = await answer(
@@ -33,7 +47,7 @@ export function createRevokeRoute(deps: BrokerDeps) {
       { req, res, requestId },
       {
         name: 'revocation',
-        work: () => revoke(deps, req, grantId, ctx),
+        work: () => revoke(deps, limiter, req, grantId, ctx),
         denial: () => ({ claims: ctx.claims, grantId: ctx.grantId, by: ctx.by, request: 'revoke' }),
       },
     );
@@ -50,17 +64,36 @@ interface RevokeContext {
 
 const notFound = (reason: Reason) => new BrokerError('ERR_NOT_FOUND', reason);
 
-/** Service-account tokens carry a `kubernetes.io` claim; GitHub's do not. Only used to pick the check. */
-function looksLikeKubernetesToken(token: string): boolean {
+const COMPACT_JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+const SA_SUBJECT = 'system:serviceaccount:';
+
+/** The bearer token's payload, unverified: only to pick the check and to refuse early. */
+function unverifiedPayload(token: string): JWTPayload {
+  const malformed = () => new BrokerError('ERR_BAD_REQUEST', 'jwt_malformed', 'bearer token is not a JWT');
+  if (token.length > MAX_TOKEN_BYTES || !COMPACT_JWT.test(token)) throw malformed();
   try {
-    return typeof decodeJwt(token)['kubernetes.io'] === 'object';
+    return decodeJwt(token);
   } catch {
-    return false;
+    throw malformed();
   }
+}
+
+/**
+ * Service-account tokens carry a `kubernetes.io` claim; GitHub's do not. Such a token can pass the
+ * TokenReview check below only if its subject is this grant in a managed namespace, so any other
+ * subject is refused without asking the API server.
+ */
+function serviceAccountSubject(payload: JWTPayload): { namespace: string; name: string } | undefined {
+  const sub = typeof payload.sub === 'string' ? payload.sub : '';
+  const [namespace = '', name = '', ...rest] = sub.startsWith(SA_SUBJECT)
+    ? sub.slice(SA_SUBJECT.length).split(':')
+    : [];
+  return rest.length === 0 && namespace && name ? { namespace, name } : undefined;
 }
 
 async function revoke(
   deps: BrokerDeps,
+  limiter: TokenBucketLimiter,
   req: IncomingMessage,
   grantId: string,
   ctx: RevokeContext,
@@ -69,12 +102,24 @@ async function revoke(
   if (!isGrantId(grantId)) throw notFound('not_a_grant_id');
   ctx.grantId = grantId;
   const namespaces = deps.policy.namespaces();
+  const payload = unverifiedPayload(token);
+  const kubernetesToken = typeof payload['kubernetes.io'] === 'object';
+  ctx.by = kubernetesToken ? 'grant-token' : 'github-oidc';
+  if (kubernetesToken) {
+    const subject = serviceAccountSubject(payload);
+    if (subject?.name !== grantId || !namespaces.includes(subject.namespace))
+      throw notFound('token_of_another_identity');
+  }
+  const decision = limiter.take(ROUTE_KEY);
+  if (!decision.allowed) {
+    deps.metrics.rateLimited.inc();
+    throw new RateLimitedError(decision.retryAfterSeconds);
+  }
 
   let namespace: string;
   let uid: string | undefined;
   let expiresAt: string | undefined;
-  if (looksLikeKubernetesToken(token)) {
-    ctx.by = 'grant-token';
+  if (kubernetesToken) {
     const who = await reviewServiceAccountToken(deps.k8s, token);
     if (!who) throw new BrokerError('ERR_UNAUTHENTICATED', 'kubernetes_token_rejected');
     if (who.name !== grantId || !namespaces.includes(who.namespace))
@@ -91,9 +136,14 @@ async function revoke(
     uid = sa.metadata?.uid;
     expiresAt = sa.metadata?.annotations?.[EXPIRES_AT_ANNOTATION];
   } else {
-    ctx.by = 'github-oidc';
     const claims = await deps.verifier.verify(token);
     ctx.claims = claims;
+    // Spent here, so it can never be exchanged later, on any replica.
+    const ledger = deps.replayLedger;
+    if (ledger) {
+      const keepUntil = new Date((claims.exp + ledger.keepAfterExpirySeconds) * 1000);
+      await recordJwtUse(deps.k8s, ledger.namespace, { grantId: grantIdFor(claims), keepUntil }, deps.now);
+    }
     const found = await findGrant(deps.k8s, namespaces, grantId);
     if (!found) throw notFound('grant_not_found');
     const labels = found.serviceAccount.metadata?.labels ?? {};
@@ -102,6 +152,10 @@ async function revoke(
       labels[RUN_ID_LABEL] === labelValue(claims.run_id) &&
       labels[RUN_ATTEMPT_LABEL] === labelValue(claims.run_attempt);
     if (!sameRun) throw notFound('grant_of_another_run');
+    // A grant whose token had no check_run_id can only be revoked with its own token.
+    const job = labels[CHECK_RUN_ID_LABEL];
+    if (job === undefined || claims.check_run_id === undefined || job !== labelValue(claims.check_run_id))
+      throw notFound('grant_of_another_job');
     namespace = found.namespace;
     uid = found.serviceAccount.metadata?.uid;
     expiresAt = found.serviceAccount.metadata?.annotations?.[EXPIRES_AT_ANNOTATION];

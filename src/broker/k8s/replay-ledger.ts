@@ -32,10 +32,13 @@ export const GRANT_EXPIRES_AT_ANNOTATION = `${LABEL_PREFIX}/grant-expires-at`;
 
 export interface JwtUse {
   grantId: string;
-  /** Where the grant is created: the reaper looks there even after the namespace left the policy. */
-  namespace: string;
-  /** When the grant ends, as the broker decided it. */
-  grantExpiresAt: Date;
+  /**
+   * Where the grant is created: the reaper looks there even after the namespace left the policy.
+   * Absent for a JWT spent on a revocation, which creates no grant (and so proves none).
+   */
+  namespace?: string;
+  /** When the grant ends, as the broker decided it; absent with `namespace`. */
+  grantExpiresAt?: Date;
   /** When the record may go: the JWT can no longer be presented and the grant has ended. */
   keepUntil: Date;
 }
@@ -57,11 +60,11 @@ export function jwtUseMetadata(use: JwtUse): V1ObjectMeta & { name: string } {
       [MANAGED_BY_LABEL]: MANAGED_BY_VALUE,
       [LEDGER_LABEL]: 'true',
       [GRANT_LABEL]: use.grantId,
-      [LEDGER_NAMESPACE_LABEL]: use.namespace,
+      ...(use.namespace ? { [LEDGER_NAMESPACE_LABEL]: use.namespace } : {}),
     },
     annotations: {
       [EXPIRES_AT_ANNOTATION]: rfc3339(use.keepUntil),
-      [GRANT_EXPIRES_AT_ANNOTATION]: rfc3339(use.grantExpiresAt),
+      ...(use.grantExpiresAt ? { [GRANT_EXPIRES_AT_ANNOTATION]: rfc3339(use.grantExpiresAt) } : {}),
     },
   };
 }
