@@ -1,60 +1,35 @@
-// The control plane runs the controllers a real cluster runs that need no nodes: what a job applies turns
+// The control plane runs the controllers a real cluster runs that need no nodes: what a grant applies turns
 // into the objects controllers make from it, and built-in roles carry their aggregated rules.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { load } from 'js-yaml';
+import type { ExchangeResponse } from '../../src/shared/api.js';
 import {
   adminKubeconfigPath,
   coreApi,
-  freshNamespace,
   kubectl,
-  rbacApi,
   tokenKubeconfig,
   uniqueName,
   waitFor,
 } from '../../test/support/cluster.js';
+import { startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
 
-let ns: { name: string; remove: () => Promise<void> };
+let env: BrokerEnv;
 let jobKubeconfig: { path: string; cleanup: () => void };
 
-// A job identity like a grant's: a ServiceAccount token bound by a RoleBinding to a role that may manage
-// Deployments, Jobs and Services and read Pods, nothing else.
+// A real grant of the shipped deployer role, exchanged at the broker as a job would.
 beforeAll(async () => {
-  ns = await freshNamespace('controllers');
-  const sa = uniqueName('job');
-  await coreApi().createNamespacedServiceAccount({ namespace: ns.name, body: { metadata: { name: sa } } });
-  await rbacApi().createNamespacedRole({
-    namespace: ns.name,
-    body: {
-      metadata: { name: sa },
-      rules: [
-        {
-          apiGroups: ['apps'],
-          resources: ['deployments', 'replicasets'],
-          verbs: ['get', 'list', 'watch', 'create'],
-        },
-        { apiGroups: ['batch'], resources: ['jobs'], verbs: ['get', 'list', 'watch', 'create'] },
-        { apiGroups: [''], resources: ['services', 'pods'], verbs: ['get', 'list', 'watch', 'create'] },
-      ],
-    },
+  env = await startBrokerEnv({ namespaces: ['controllers'], policy: { rules: [{ roles: ['deployer'] }] } });
+  const broker = await env.startInProcessBroker();
+  const r = await broker.request<ExchangeResponse>('POST', '/v1/exchange', {
+    token: await env.issuer.sign(),
+    body: { namespace: env.ns, role: 'deployer' },
   });
-  await rbacApi().createNamespacedRoleBinding({
-    namespace: ns.name,
-    body: {
-      metadata: { name: sa },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: sa },
-      subjects: [{ kind: 'ServiceAccount', name: sa, namespace: ns.name }],
-    },
-  });
-  const tr = await coreApi().createNamespacedServiceAccountToken({
-    name: sa,
-    namespace: ns.name,
-    body: { spec: { audiences: [], expirationSeconds: 600 } },
-  });
-  jobKubeconfig = tokenKubeconfig(tr.status!.token!, ns.name);
+  expect(r.status).toBe(200);
+  jobKubeconfig = tokenKubeconfig(r.body.token, env.ns);
 });
 afterAll(async () => {
-  jobKubeconfig.cleanup();
-  await ns.remove();
+  jobKubeconfig?.cleanup();
+  await env?.cleanup();
 });
 
 const asJob = (args: string[], input?: string) => kubectl(jobKubeconfig.path, args, input);
@@ -67,7 +42,7 @@ const podTemplate = (app: string) => ({
 const countOf = (kind: string, selector: string): number =>
   (
     load(
-      kubectl(adminKubeconfigPath(), ['-n', ns.name, 'get', kind, '-l', selector, '-o', 'json']).stdout,
+      kubectl(adminKubeconfigPath(), ['-n', env.ns, 'get', kind, '-l', selector, '-o', 'json']).stdout,
     ) as {
       items: unknown[];
     }
@@ -86,13 +61,13 @@ describe('controllers that need no nodes', () => {
   test('every namespace gets the kube-root-ca.crt ConfigMap', async () => {
     const cm = await waitFor('kube-root-ca.crt', () =>
       coreApi()
-        .readNamespacedConfigMap({ name: 'kube-root-ca.crt', namespace: ns.name })
+        .readNamespacedConfigMap({ name: 'kube-root-ca.crt', namespace: env.ns })
         .catch(() => undefined),
     );
     expect(cm.data?.['ca.crt']).toMatch(/^-----BEGIN CERTIFICATE-----/);
   });
 
-  test("a job's Deployment yields a ReplicaSet and Pending Pods; rollout status times out, as without nodes", async () => {
+  test("a grant's Deployment yields a ReplicaSet and Pending Pods; rollout status times out, as without nodes", async () => {
     const app = uniqueName('web');
     const deployment = {
       apiVersion: 'apps/v1',
@@ -114,7 +89,7 @@ describe('controllers that need no nodes', () => {
     expect(rollout.stderr).toMatch(/timed out waiting for the condition/);
   });
 
-  test("a job's Job yields a Pod", async () => {
+  test('a Job yields a Pod', async () => {
     const name = uniqueName('once');
     const job = {
       apiVersion: 'batch/v1',
@@ -124,13 +99,15 @@ describe('controllers that need no nodes', () => {
         template: { ...podTemplate(name), spec: { ...podTemplate(name).spec, restartPolicy: 'Never' } },
       },
     };
-    expect(asJob(['apply', '-f', '-'], JSON.stringify(job)).status).toBe(0);
+    expect(
+      kubectl(adminKubeconfigPath(), ['-n', env.ns, 'apply', '-f', '-'], JSON.stringify(job)).status,
+    ).toBe(0);
     await waitFor('the Job Pod', () =>
       countOf('pods', `batch.kubernetes.io/job-name=${name}`) === 1 ? true : undefined,
     );
   });
 
-  test("a job's Service gets an EndpointSlice", async () => {
+  test("a grant's Service gets an EndpointSlice", async () => {
     const name = uniqueName('svc');
     const svc = {
       apiVersion: 'v1',
