@@ -34,19 +34,26 @@ afterAll(async () => {
 
 const asJob = (args: string[], input?: string) => kubectl(jobKubeconfig.path, args, input);
 
+const manifest = (apiVersion: string, kind: string, name: string, spec: object) => ({
+  apiVersion,
+  kind,
+  metadata: { name },
+  spec,
+});
+
 const podTemplate = (app: string) => ({
   metadata: { labels: { app } },
   spec: { containers: [{ name: 'c', image: 'registry.invalid/app:1' }] },
 });
 
-const countOf = (kind: string, selector: string): number =>
-  (
-    load(
+/** Waits until exactly `n` objects of this kind carry the label selector (listed as admin). */
+const waitForCount = (kind: string, selector: string, n: number) =>
+  waitFor(`${n} ${kind} with ${selector}`, () => {
+    const list = load(
       kubectl(adminKubeconfigPath(), ['-n', env.ns, 'get', kind, '-l', selector, '-o', 'json']).stdout,
-    ) as {
-      items: unknown[];
-    }
-  ).items.length;
+    ) as { items: unknown[] };
+    return list.items.length === n ? true : undefined;
+  });
 
 describe('controllers that need no nodes', () => {
   test('the built-in view ClusterRole carries the rules aggregated into it', async () => {
@@ -69,15 +76,14 @@ describe('controllers that need no nodes', () => {
 
   test("a grant's Deployment yields a ReplicaSet and Pending Pods; rollout status times out, as without nodes", async () => {
     const app = uniqueName('web');
-    const deployment = {
-      apiVersion: 'apps/v1',
-      kind: 'Deployment',
-      metadata: { name: app },
-      spec: { replicas: 2, selector: { matchLabels: { app } }, template: podTemplate(app) },
-    };
+    const deployment = manifest('apps/v1', 'Deployment', app, {
+      replicas: 2,
+      selector: { matchLabels: { app } },
+      template: podTemplate(app),
+    });
     expect(asJob(['apply', '-f', '-'], JSON.stringify(deployment)).status).toBe(0);
-    await waitFor('the ReplicaSet', () => (countOf('replicasets', `app=${app}`) === 1 ? true : undefined));
-    await waitFor('two Pods', () => (countOf('pods', `app=${app}`) === 2 ? true : undefined));
+    await waitForCount('replicasets', `app=${app}`, 1);
+    await waitForCount('pods', `app=${app}`, 2);
     const phases = asJob(['get', 'pods', '-l', `app=${app}`, '-o', 'jsonpath={.items[*].status.phase}']);
     expect(phases.stdout.split(' ')).toEqual(['Pending', 'Pending']);
 
@@ -91,33 +97,19 @@ describe('controllers that need no nodes', () => {
 
   test('a Job yields a Pod', async () => {
     const name = uniqueName('once');
-    const job = {
-      apiVersion: 'batch/v1',
-      kind: 'Job',
-      metadata: { name },
-      spec: {
-        template: { ...podTemplate(name), spec: { ...podTemplate(name).spec, restartPolicy: 'Never' } },
-      },
-    };
+    const job = manifest('batch/v1', 'Job', name, {
+      template: { ...podTemplate(name), spec: { ...podTemplate(name).spec, restartPolicy: 'Never' } },
+    });
     expect(
       kubectl(adminKubeconfigPath(), ['-n', env.ns, 'apply', '-f', '-'], JSON.stringify(job)).status,
     ).toBe(0);
-    await waitFor('the Job Pod', () =>
-      countOf('pods', `batch.kubernetes.io/job-name=${name}`) === 1 ? true : undefined,
-    );
+    await waitForCount('pods', `batch.kubernetes.io/job-name=${name}`, 1);
   });
 
   test("a grant's Service gets an EndpointSlice", async () => {
     const name = uniqueName('svc');
-    const svc = {
-      apiVersion: 'v1',
-      kind: 'Service',
-      metadata: { name },
-      spec: { selector: { app: name }, ports: [{ port: 80 }] },
-    };
+    const svc = manifest('v1', 'Service', name, { selector: { app: name }, ports: [{ port: 80 }] });
     expect(asJob(['apply', '-f', '-'], JSON.stringify(svc)).status).toBe(0);
-    await waitFor('the EndpointSlice', () =>
-      countOf('endpointslices', `kubernetes.io/service-name=${name}`) === 1 ? true : undefined,
-    );
+    await waitForCount('endpointslices', `kubernetes.io/service-name=${name}`, 1);
   });
 });
