@@ -288,6 +288,15 @@ describe('a grant may not deploy past its role', () => {
 });
 
 describe('what the guard lets through', () => {
+  test("a bare Pod passes with the token volume the API server mounts, as a Deployment's pods get it", () => {
+    const name = uniqueName('bare');
+    const r = apply(grant, { apiVersion: 'v1', kind: 'Pod', metadata: { name }, spec: podSpec() });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const volumes = kubectl(adminKubeconfigPath(), ['-n', ns.name, 'get', 'pod', name, '-o', 'json']);
+    expect(volumes.stdout).toMatch(/"serviceAccountToken"/);
+  });
+
   test('an ordinary Deployment, Service and ConfigMap pass', () => {
     const name = uniqueName('app');
     for (const m of [
