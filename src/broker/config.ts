@@ -11,6 +11,7 @@ import { DEFAULT_REVOCATIONS_PER_MINUTE } from './http/rate-limit.js';
 import { ConfigError } from './config/config-error.js';
 import { FieldReader, type Mapping } from './config/fields.js';
 import { parseYamlSource, type YamlPath } from './config/yaml-source.js';
+import type { BrokerLimits } from './runtime.js';
 
 export { ConfigError } from './config/config-error.js';
 
@@ -34,12 +35,7 @@ export interface BrokerConfig {
   /** Namespace of the broker itself (its reaper Lease lives there). */
   brokerNamespace: string;
   reaper: { intervalSeconds: number; leaseName: string };
-  limits: {
-    bodyBytes: number;
-    requestTimeoutMs: number;
-    perRepositoryPerMinute: number;
-    revocationsPerMinute: number;
-  };
+  limits: Required<BrokerLimits>;
   shutdownGraceMs: number;
   /** API server URL handed to jobs, when it differs from the one the broker itself uses. */
   clusterServer: string | undefined;

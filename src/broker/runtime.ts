@@ -12,6 +12,14 @@ import { createBrokerApp, type BrokerApp } from './app.js';
 import { createGrantWork } from './grant-work.js';
 import { startRoleVetting, withVettedRoles } from './k8s/role-vetting.js';
 
+/** The request limits (config.ts fills every one; tests may leave the revocation rate to its default). */
+export interface BrokerLimits {
+  bodyBytes: number;
+  requestTimeoutMs: number;
+  perRepositoryPerMinute: number;
+  revocationsPerMinute?: number;
+}
+
 /** The config fields the runtime needs (a structural subset of config.ts's BrokerConfig). */
 export interface BrokerRuntimeConfig {
   listen: { host: string; port: number };
@@ -22,12 +30,7 @@ export interface BrokerRuntimeConfig {
   kubeconfig?: string;
   brokerNamespace: string;
   reaper: { intervalSeconds: number; leaseName: string };
-  limits: {
-    bodyBytes: number;
-    requestTimeoutMs: number;
-    perRepositoryPerMinute: number;
-    revocationsPerMinute?: number;
-  };
+  limits: BrokerLimits;
   shutdownGraceMs: number;
   /** The verifier's clock leeway; JWT-use records outlive exp by this plus a margin. */
   leewaySeconds?: number;
