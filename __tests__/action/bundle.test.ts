@@ -124,7 +124,7 @@ describe('bundles as the runner runs them', () => {
         context: 'k8s-ephemeral-access',
         namespace: 'team-a',
         'grant-id': 'gha-1234-abcd',
-        'service-account': 'gha-1234-abcd',
+        'service-account': 'system:serviceaccount:team-a:gha-1234-abcd',
         'expires-at': '2030-01-01T00:15:00Z',
       });
       expect(main.exportedEnv).toEqual({ KUBECONFIG: path });

@@ -115,7 +115,7 @@ describe('main: success', () => {
       kubeconfig: path,
       context: 'k8s-ephemeral-access',
       namespace: 'team-a',
-      'service-account': 'gha-1234-abcd',
+      'service-account': 'system:serviceaccount:team-a:gha-1234-abcd',
       'expires-at': '2030-01-01T00:15:00Z',
       'grant-id': 'gha-1234-abcd',
     });

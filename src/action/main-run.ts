@@ -6,6 +6,7 @@ import { context as githubContext } from '@actions/github';
 import { realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ExchangeRequest, ExchangeResponse } from '../shared/api.js';
+import { serviceAccountUser } from '../shared/contract.js';
 import { appendSummary, runnerCore, systemClock, type ActionCore, type Clock } from './action-core.js';
 import {
   BrokerRefusal,
@@ -119,7 +120,7 @@ export async function runMain(deps: MainDeps): Promise<void> {
   c.setOutput('kubeconfig', kubeconfigPath);
   c.setOutput('context', inputs.contextName);
   c.setOutput('namespace', grant.namespace);
-  c.setOutput('service-account', grant.serviceAccount);
+  c.setOutput('service-account', serviceAccountUser(grant.namespace, grant.serviceAccount));
   c.setOutput('expires-at', grant.expiresAt);
   c.setOutput('grant-id', grant.grantId);
   c.info(

@@ -93,3 +93,8 @@ export const isDnsSubdomain = (value: string): boolean => value.length <= 253 &&
 
 /** A role as a job asks for it (the policy's name for it): at most 253 characters, no "/" or spaces. */
 export const ROLE_NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$/;
+
+/** How Kubernetes names a ServiceAccount as a user (RBAC subjects, audit logs, `kubectl auth whoami`). */
+export const SERVICE_ACCOUNT_USER_PREFIX = 'system:serviceaccount:';
+export const serviceAccountUser = (namespace: string, name: string): string =>
+  `${SERVICE_ACCOUNT_USER_PREFIX}${namespace}:${name}`;

@@ -8,7 +8,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { decodeJwt, type JWTPayload } from 'jose';
 import type { RevokeResponse } from '../../shared/api.js';
-import type { Reason } from '../../shared/contract.js';
+import { SERVICE_ACCOUNT_USER_PREFIX, type Reason } from '../../shared/contract.js';
 import { BrokerError, RateLimitedError } from '../../shared/errors.js';
 import type { AuditEvent } from '../audit.js';
 import type { BrokerDeps } from '../deps.js';
@@ -65,7 +65,6 @@ interface RevokeContext {
 const notFound = (reason: Reason) => new BrokerError('ERR_NOT_FOUND', reason);
 
 const COMPACT_JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
-const SA_SUBJECT = 'system:serviceaccount:';
 
 /** The bearer token's payload, unverified: only to pick the check and to refuse early. */
 function unverifiedPayload(token: string): JWTPayload {
@@ -85,8 +84,8 @@ function unverifiedPayload(token: string): JWTPayload {
  */
 function serviceAccountSubject(payload: JWTPayload): { namespace: string; name: string } | undefined {
   const sub = typeof payload.sub === 'string' ? payload.sub : '';
-  const [namespace = '', name = '', ...rest] = sub.startsWith(SA_SUBJECT)
-    ? sub.slice(SA_SUBJECT.length).split(':')
+  const [namespace = '', name = '', ...rest] = sub.startsWith(SERVICE_ACCOUNT_USER_PREFIX)
+    ? sub.slice(SERVICE_ACCOUNT_USER_PREFIX.length).split(':')
     : [];
   return rest.length === 0 && namespace && name ? { namespace, name } : undefined;
 }
