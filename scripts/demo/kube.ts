@@ -1,29 +1,11 @@
 // kubectl runs, the existing-cluster check and the API server's audit log, as the demo needs them.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { load } from 'js-yaml';
-
-export interface CommandResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command without blocking the event loop (the OIDC issuer serves from this process). */
-export function runCommand(cmd: string, args: string[]): Promise<CommandResult> {
-  return new Promise((resolveRun, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolveRun({ code, stdout, stderr }));
-  });
-}
+import type { ChildResult } from '../../test/support/runner.js';
 
 /** The HTTP status kubectl saw, read from its error text. */
-export function kubectlHttpStatus(r: CommandResult): number | undefined {
+export function kubectlHttpStatus(r: ChildResult): number | undefined {
   if (r.code === 0) return 200;
   if (/\(Forbidden\)|forbidden/.test(r.stderr)) return 403;
   if (/\(Unauthorized\)|must be logged in/.test(r.stderr)) return 401;

@@ -124,12 +124,21 @@ function parseStdout(stdout: string): Pick<StepResult, 'commands' | 'masks' | 'l
   };
 }
 
-/** Runs a command to its end, collecting what it printed. */
-function runChild(
+export interface ChildResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs a command to its end, collecting what it printed, without blocking the event loop (local
+ * servers such as the OIDC issuer serve from the calling process meanwhile).
+ */
+export function runChild(
   cmd: string,
   args: string[],
-  options: { cwd: string; env: Record<string, string> },
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  options: { cwd?: string; env?: Record<string, string> } = {},
+): Promise<ChildResult> {
   return new Promise((resolveChild, reject) => {
     const child = spawn(cmd, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';

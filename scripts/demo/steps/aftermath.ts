@@ -3,7 +3,8 @@
 import { existsSync } from 'node:fs';
 import { tokenKubeconfig, waitFor } from '../../../test/support/cluster.js';
 import { type DemoContext, MARKERS } from '../context.js';
-import { apiAuditEventsFor, CREDENTIAL_ID_KEY, kubectlHttpStatus, runCommand } from '../kube.js';
+import { apiAuditEventsFor, CREDENTIAL_ID_KEY, kubectlHttpStatus } from '../kube.js';
+import { runChild } from '../../../test/support/runner.js';
 import type { DemoStep } from '../run-steps.js';
 import { seconds } from '../transcript.js';
 
@@ -26,7 +27,7 @@ export const rejectRevokedToken: DemoStep<DemoContext> = {
     try {
       const seen: string[] = [];
       for (;;) {
-        const r = await runCommand('kubectl', [
+        const r = await runChild('kubectl', [
           '--kubeconfig',
           kc.path,
           '--request-timeout=10s',

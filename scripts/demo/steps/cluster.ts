@@ -3,7 +3,8 @@
 import { resolve } from 'node:path';
 import { useCluster } from '../../../test/support/cluster.js';
 import type { DemoContext } from '../context.js';
-import { apiServerReady, checkExistingKubeconfig, runCommand } from '../kube.js';
+import { apiServerReady, checkExistingKubeconfig } from '../kube.js';
+import { runChild } from '../../../test/support/runner.js';
 import type { DemoStep } from '../run-steps.js';
 
 /** What the demo uses of scripts/cluster.mjs (plain JavaScript, so its shape is declared here). */
@@ -30,7 +31,7 @@ export const useExistingCluster: DemoStep<DemoContext> = {
     const adminKubeconfig = resolve(ctx.options.kubeconfig!);
     const t = ctx.transcript;
     const server = checkExistingKubeconfig(adminKubeconfig);
-    const v = await runCommand('kubectl', [
+    const v = await runChild('kubectl', [
       '--kubeconfig',
       adminKubeconfig,
       'version',
