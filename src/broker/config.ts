@@ -139,29 +139,15 @@ export function parseConfig(text: string, fileName: string): BrokerConfig {
     doc[key] === undefined ? {} : (r.mapping([key], doc[key], { optional: keys }) ?? {});
   const defaults = CONFIG_DEFAULTS;
 
-  const listenDoc = section('listen', ['host', 'port']);
-  const listen = {
-    host: name(
-      ['listen', 'host'],
-      listenDoc.host,
-      HOST,
-      'is not an IP address or host name',
-      defaults.listen.host,
-    ),
-    port: int(['listen', 'port'], listenDoc.port, 0, 65535, defaults.listen.port),
+  const readListen = (key: 'listen' | 'internalListen') => {
+    const d = section(key, ['host', 'port']);
+    return {
+      host: name([key, 'host'], d.host, HOST, 'is not an IP address or host name', defaults[key].host),
+      port: int([key, 'port'], d.port, 0, 65535, defaults[key].port),
+    };
   };
-
-  const internalDoc = section('internalListen', ['host', 'port']);
-  const internalListen = {
-    host: name(
-      ['internalListen', 'host'],
-      internalDoc.host,
-      HOST,
-      'is not an IP address or host name',
-      defaults.internalListen.host,
-    ),
-    port: int(['internalListen', 'port'], internalDoc.port, 0, 65535, defaults.internalListen.port),
-  };
+  const listen = readListen('listen');
+  const internalListen = readListen('internalListen');
   if (internalListen.port !== 0 && internalListen.port === listen.port)
     r.report(['internalListen', 'port'], 'must differ from listen.port: metrics never share the public port');
 
