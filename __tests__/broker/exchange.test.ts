@@ -84,6 +84,7 @@ function testPolicy(namespace: string): PolicyEngine {
   return {
     namespaces: () => [namespace],
     namedRoles: () => Object.values(ROLES),
+    sourceAllowed: () => true,
     authorize(claims: VerifiedClaims, req: ExchangeRequest): Grantable {
       const deny = (reason: Reason): never => {
         throw new BrokerError('ERR_FORBIDDEN', reason);

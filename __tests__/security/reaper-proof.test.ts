@@ -63,6 +63,7 @@ function policy(granting: string[], listed = granting): PolicyEngine {
   return {
     namespaces: () => listed,
     namedRoles: () => [{ kind: 'ClusterRole', name: 'k8s-ea-viewer' }],
+    sourceAllowed: () => true,
     authorize(claims: VerifiedClaims, req: ExchangeRequest) {
       if (claims.repository_id !== REPO_ID || !granting.includes(req.namespace) || req.role !== 'viewer')
         throw new BrokerError('ERR_FORBIDDEN', 'no_matching_rule');

@@ -45,6 +45,10 @@ export interface AuditEvent {
   tokenExpiresAt?: string;
   /** Who revoked: 'grant-token', 'github-oidc' or 'reaper'. */
   by?: string;
+  /** Exchange: the client address the policy saw ('unknown' when none could be told). */
+  clientAddress?: string;
+  /** Exchange: the trusted proxy the request came through, when clientAddress came from it. */
+  proxyAddress?: string;
   [field: string]: unknown;
 }
 

@@ -9,6 +9,7 @@ import { GITHUB_ISSUER, issuerUrlProblem, type IssuerConfig } from './auth/issue
 import { DEFAULT_LEEWAY_SECONDS, MAX_LEEWAY_SECONDS } from './auth/token-verifier.js';
 import { DEFAULT_REVOCATIONS_PER_MINUTE } from './http/rate-limit.js';
 import { ConfigError } from './config/config-error.js';
+import { readCidrList } from './config/cidr-list.js';
 import { FieldReader, type Mapping } from './config/fields.js';
 import { parseYamlSource, type YamlPath } from './config/yaml-source.js';
 import type { BrokerLimits } from './runtime.js';
@@ -41,6 +42,8 @@ export interface BrokerConfig {
   clusterServer: string | undefined;
   /** CA bundle (PEM) handed to jobs with clusterServer; absolute path. */
   clusterCaFile: string | undefined;
+  /** Peers whose X-Forwarded-For names the client (canonical CIDRs); empty: none. */
+  trustedProxies: readonly string[];
 }
 
 export const CONFIG_DEFAULTS = deepFreeze({
@@ -106,6 +109,7 @@ export function parseConfig(text: string, fileName: string): BrokerConfig {
       'shutdownGraceMs',
       'clusterServer',
       'clusterCaFile',
+      'trustedProxies',
     ],
   });
   if (!doc) {
@@ -276,6 +280,8 @@ export function parseConfig(text: string, fileName: string): BrokerConfig {
     clusterServer,
     clusterCaFile:
       doc.clusterCaFile === undefined ? undefined : filePath(['clusterCaFile'], doc.clusterCaFile),
+    trustedProxies:
+      doc.trustedProxies === undefined ? [] : (readCidrList(r, ['trustedProxies'], doc.trustedProxies) ?? []),
   };
   r.finish();
   return deepFreeze(config);

@@ -6,6 +6,7 @@ import type { Logger } from './logger.js';
 import type { AuditLog } from './audit.js';
 import type { BrokerMetrics } from './metrics.js';
 import type { GrantWork } from './grant-work.js';
+import type { AddressSet } from './net/cidr.js';
 
 export interface BrokerDeps {
   verifier: TokenVerifier;
@@ -18,6 +19,8 @@ export interface BrokerDeps {
   metrics: BrokerMetrics;
   /** revocationsPerMinute: for the whole route, checked before any TokenReview or JWT verification. */
   limits: { bodyBytes: number; perRepositoryPerMinute: number; revocationsPerMinute?: number };
+  /** Peers whose X-Forwarded-For names the client (http/client-address.ts); none when absent. */
+  trustedProxies?: AddressSet;
   /**
    * Where JWT uses are recorded for cross-replica single use (k8s/replay-ledger.ts), and how long
    * after a JWT's exp its record is kept (the verifier's leeway plus a margin). Off when absent.

@@ -11,6 +11,7 @@ import type { PolicyEngine, TokenVerifier } from './types.js';
 import { createBrokerApp, type BrokerApp } from './app.js';
 import { createGrantWork } from './grant-work.js';
 import { startRoleVetting, withVettedRoles } from './k8s/role-vetting.js';
+import { createAddressSet } from './net/cidr.js';
 
 /** The request limits (config.ts fills every one; tests may leave the revocation rate to its default). */
 export interface BrokerLimits {
@@ -36,6 +37,8 @@ export interface BrokerRuntimeConfig {
   leewaySeconds?: number;
   clusterServer?: string;
   clusterCaFile?: string;
+  /** Peers whose X-Forwarded-For names the client (http/client-address.ts); none when absent. */
+  trustedProxies?: readonly string[];
 }
 
 export interface RunningBroker {
@@ -92,6 +95,7 @@ export async function runBroker(
     audit: parts.audit,
     metrics,
     limits: config.limits,
+    trustedProxies: createAddressSet(config.trustedProxies ?? []),
     replayLedger: {
       namespace: config.brokerNamespace,
       keepAfterExpirySeconds: (config.leewaySeconds ?? 60) + 60,

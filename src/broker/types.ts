@@ -54,8 +54,17 @@ export interface Grantable {
 }
 
 export interface PolicyEngine {
-  /** Throws BrokerError ERR_FORBIDDEN with a reason when no rule allows the request. Default deny. */
-  authorize(claims: VerifiedClaims, request: ExchangeRequest): Grantable;
+  /**
+   * Throws BrokerError ERR_FORBIDDEN with a reason when no rule allows the request. Default deny.
+   * `clientAddress` is the request's (http/client-address.ts); absent means unknown, which no
+   * rule with `sourceRanges` admits.
+   */
+  authorize(claims: VerifiedClaims, request: ExchangeRequest, clientAddress?: string): Grantable;
+  /**
+   * Whether the rule of this name (as a grant's ServiceAccount records it) admits this client
+   * address now: the gateway asks on every request. False for a rule the policy no longer has.
+   */
+  sourceAllowed(ruleName: string, clientAddress: string | undefined): boolean;
   /** Every namespace the policy can grant into, sorted: where revocation and the reaper look. */
   namespaces(): readonly string[];
   /** Every named ClusterRole, and every named Role per namespace, that a rule can grant. */

@@ -59,6 +59,7 @@ export const REASONS = [
   'ttl_exceeds_rule',
   'ttl_too_short',
   'ttl_invalid',
+  'source_not_allowed',
   'policy_inconsistent',
   // a named role the policy binds, as the broker last saw it in the cluster
   'role_dangerous',

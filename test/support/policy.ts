@@ -38,6 +38,8 @@ export interface RuleSpec {
   roles?: string[];
   /** Default 900. */
   maxTtlSeconds?: number;
+  /** Default: absent (any source address). */
+  sourceRanges?: string[];
 }
 
 export interface PolicySpec {
@@ -75,6 +77,7 @@ export function buildPolicy(spec: PolicySpec): Record<string, unknown> {
       namespaces: r.namespaces ?? spec.namespaces,
       roles: r.roles ?? ['viewer'],
       maxTtlSeconds: r.maxTtlSeconds ?? 900,
+      ...(r.sourceRanges && { sourceRanges: r.sourceRanges }),
     };
   });
   return {

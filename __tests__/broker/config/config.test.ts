@@ -58,6 +58,7 @@ describe('valid configuration', () => {
       shutdownGraceMs: 10000,
       clusterServer: undefined,
       clusterCaFile: undefined,
+      trustedProxies: [],
     });
   });
 
@@ -309,5 +310,31 @@ describe('refused configuration names file, line, key and fix', () => {
     expect(() => loadConfig(join(dir, 'absent.yaml'))).toThrow(
       /absent\.yaml: cannot read the config file \(ENOENT\)/,
     );
+  });
+});
+
+describe('trustedProxies', () => {
+  test('IPv4 and IPv6 ranges are kept in canonical form', () => {
+    const config = parse(`${MINIMAL}trustedProxies: [10.0.0.0/8, '2001:DB8::/32', 192.0.2.1/32]\n`);
+    expect(config.trustedProxies).toEqual(['10.0.0.0/8', '2001:db8::/32', '192.0.2.1/32']);
+    expect(parse(`${MINIMAL}trustedProxies: []\n`).trustedProxies).toEqual([]);
+  });
+
+  test.each([
+    ['10.1.0.0/8', 'trustedProxies[0]', 'has address bits set beyond its /8 prefix; write 10.0.0.0/8'],
+    ['10.0.0.1', 'trustedProxies[0]', 'write 10.0.0.1/32 for this one address'],
+    ['::1/129', 'trustedProxies[0]', 'from 0 to 128'],
+    ['localhost/32', 'trustedProxies[0]', 'is not an IPv4 or IPv6 address'],
+    ['10.0.0.0/8, 10.0.0.0/8', 'trustedProxies[1]', 'is listed twice'],
+  ])('%j is refused at %s', (ranges, field, message) => {
+    expect(issues(`${MINIMAL}trustedProxies: [${ranges}]\n`)).toEqual([
+      { line: 3, field, message: expect.stringContaining(message) },
+    ]);
+  });
+
+  test('a single range must still be a list', () => {
+    expect(issues(`${MINIMAL}trustedProxies: 10.0.0.0/8\n`)).toEqual([
+      { line: 3, field: 'trustedProxies', message: expect.stringContaining('must be a list') },
+    ]);
   });
 });

@@ -35,6 +35,7 @@ function deps(limits: Partial<BrokerDeps['limits']> = {}) {
       },
       namespaces: () => ['team-a'],
       namedRoles: () => [],
+      sourceAllowed: () => false,
     },
     k8s: {
       authn: {

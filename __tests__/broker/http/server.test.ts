@@ -23,6 +23,7 @@ function deps(verify: () => Promise<VerifiedClaims>, perMinute = 600) {
       },
       namespaces: () => [],
       namedRoles: () => [],
+      sourceAllowed: () => false,
     },
     // Never reached: every request here is refused before the cluster.
     k8s: {} as K8sClients,

@@ -12,6 +12,7 @@ import { recordJwtUse } from '../k8s/replay-ledger.js';
 import { deleteIgnoringNotFound, describeK8sError } from '../k8s/errors.js';
 import { grantIdFor, rfc3339 } from '../naming.js';
 import { answer } from './answer.js';
+import { clientAddressOf, type ClientAddress } from './client-address.js';
 import { bearerToken, readJsonBody, requireJsonContentType } from './io.js';
 import { parseExchangeRequest } from './validate.js';
 import { TokenBucketLimiter } from './rate-limit.js';
@@ -22,14 +23,19 @@ export function createExchangeRoute(deps: BrokerDeps) {
   const limiter = new TokenBucketLimiter(deps.limits.perRepositoryPerMinute, now);
   return async (req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> => {
     const started = now();
-    const ctx: ExchangeContext = { requestId };
+    const ctx: ExchangeContext = { requestId, client: clientAddressOf(req, deps.trustedProxies) };
     const outcome = await answer(
       deps,
       { req, res, requestId },
       {
         name: 'exchange',
         work: () => exchange(deps, limiter, req, ctx),
-        denial: () => ({ claims: ctx.claims, namespace: ctx.request?.namespace, role: ctx.request?.role }),
+        denial: () => ({
+          claims: ctx.claims,
+          namespace: ctx.request?.namespace,
+          role: ctx.request?.role,
+          ...clientFields(ctx.client),
+        }),
       },
     );
     const result = { done: 'granted', refused: 'denied', failed: 'error' }[outcome.result];
@@ -41,6 +47,7 @@ export function createExchangeRoute(deps: BrokerDeps) {
 
 interface ExchangeContext {
   requestId: string;
+  client: ClientAddress;
   /** Filled in as the request progresses, so a denial's audit line says as much as is known. */
   claims?: VerifiedClaims;
   request?: ExchangeRequest;
@@ -64,7 +71,7 @@ async function exchange(
     throw new RateLimitedError(decision.retryAfterSeconds);
   }
 
-  const grantable = deps.policy.authorize(ctx.claims, ctx.request);
+  const grantable = deps.policy.authorize(ctx.claims, ctx.request, ctx.client.address);
   const grantId = grantIdFor(ctx.claims);
   const expiresAt = new Date((deps.now ?? Date.now)() + grantable.ttlSeconds * 1000);
   const ledger = deps.replayLedger;
@@ -124,6 +131,7 @@ async function exchange(
     credentialId: grant.credentialId,
     expiresAt: rfc3339(grant.expiresAt),
     tokenExpiresAt: rfc3339(grant.tokenExpiresAt),
+    ...clientFields(ctx.client),
   };
   const body: ExchangeResponse = {
     grantId: grant.grantId,
@@ -141,4 +149,9 @@ async function exchange(
         : grantable.rules,
   };
   return { body, audit };
+}
+
+/** The audit line's client fields: the address the policy saw and, behind a proxy, the proxy. */
+function clientFields(client: ClientAddress): { clientAddress?: string; proxyAddress?: string } {
+  return { clientAddress: client.address ?? 'unknown', ...(client.proxy && { proxyAddress: client.proxy }) };
 }

@@ -235,8 +235,9 @@ export function withVettedRoles(policy: PolicyEngine, vetting: RoleVetting): Pol
   return {
     namespaces: () => policy.namespaces(),
     namedRoles: () => policy.namedRoles(),
-    authorize(claims, request) {
-      const grantable = policy.authorize(claims, request);
+    sourceAllowed: (ruleName, clientAddress) => policy.sourceAllowed(ruleName, clientAddress),
+    authorize(claims, request, clientAddress) {
+      const grantable = policy.authorize(claims, request, clientAddress);
       const refusal = vetting.refusal(grantable);
       if (refusal) throw refusal;
       return grantable;

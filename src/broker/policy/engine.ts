@@ -1,9 +1,12 @@
 // Decides one exchange request against the loaded policy: default deny, rules tried in file order,
-// the first rule that matches the claims and allows the namespace, the role and the TTL wins.
-// A refusal names the furthest stage any rule reached, for the audit log (never for the client).
+// the first rule that matches the claims, allows the namespace, the role and the TTL, and admits
+// the client's address wins. A refusal names the furthest stage any rule reached, for the audit
+// log (never for the client); source_not_allowed therefore means that a rule would have granted
+// exactly this request from another address.
 import type { ExchangeRequest } from '../../shared/api.js';
 import { MIN_TTL_SECONDS, type Reason } from '../../shared/contract.js';
 import { BrokerError } from '../../shared/errors.js';
+import { createAddressSet, type AddressSet } from '../net/cidr.js';
 import type { Grantable, NamedRole, RoleRef, VerifiedClaims } from '../types.js';
 import { matchesClaims } from './matcher.js';
 import type { Policy, PolicyRule, RoleDefinition } from './types.js';
@@ -29,8 +32,13 @@ function deepFreeze<T>(value: T): T {
 export function createPolicyEngine(rules: PolicyRule[], roles: Record<string, RoleDefinition>): Policy {
   deepFreeze(rules);
   deepFreeze(roles);
+  const sourceRanges = new Map<string, AddressSet>();
+  for (const rule of rules)
+    if (rule.sourceRanges) sourceRanges.set(rule.name, createAddressSet(rule.sourceRanges));
+  const admits = (rule: PolicyRule, clientAddress: string | undefined): boolean =>
+    sourceRanges.get(rule.name)?.has(clientAddress) ?? true;
 
-  function authorize(claims: VerifiedClaims, request: ExchangeRequest): Grantable {
+  function authorize(claims: VerifiedClaims, request: ExchangeRequest, clientAddress?: string): Grantable {
     const { namespace, role, ttlSeconds } = request;
     if (typeof namespace !== 'string' || typeof role !== 'string')
       throw new BrokerError('ERR_BAD_REQUEST', 'invalid_request', 'namespace and role must be strings');
@@ -59,11 +67,18 @@ export function createPolicyEngine(rules: PolicyRule[], roles: Record<string, Ro
         'role_not_allowed',
         `rules ${names(inNamespace)} do not allow role ${JSON.stringify(role)}`,
       );
-    const rule = ttlSeconds === undefined ? withRole[0] : withRole.find((r) => ttlSeconds <= r.maxTtlSeconds);
-    if (!rule)
+    const withTtl =
+      ttlSeconds === undefined ? withRole : withRole.filter((r) => ttlSeconds <= r.maxTtlSeconds);
+    if (withTtl.length === 0)
       throw forbidden(
         'ttl_exceeds_rule',
         `ttlSeconds ${ttlSeconds} exceeds maxTtlSeconds of rules ${names(withRole)}`,
+      );
+    const rule = withTtl.find((r) => admits(r, clientAddress));
+    if (!rule)
+      throw forbidden(
+        'source_not_allowed',
+        `rules ${names(withTtl)} do not admit the client address ${clientAddress ?? '(unknown)'}`,
       );
 
     const definition = roles[role];
@@ -81,10 +96,15 @@ export function createPolicyEngine(rules: PolicyRule[], roles: Record<string, Ro
 
   const namespaces = Object.freeze([...new Set(rules.flatMap((rule) => rule.namespaces))].sort());
   const namedRoles = Object.freeze(namedRolesOf(rules, roles));
+  const byName = new Map(rules.map((rule) => [rule.name, rule]));
   return Object.freeze({
     rules,
     roles,
     authorize,
+    sourceAllowed(ruleName: string, clientAddress: string | undefined) {
+      const rule = byName.get(ruleName);
+      return rule !== undefined && admits(rule, clientAddress);
+    },
     namespaces: () => namespaces,
     namedRoles: () => namedRoles,
   });

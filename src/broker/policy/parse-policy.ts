@@ -3,6 +3,7 @@
 // docs/policy.md documents the format; this file is its executable definition.
 import type { RuleSummary } from '../../shared/api.js';
 import { DNS_LABEL, DNS_LABEL_RULE, MAX_TTL_SECONDS, MIN_TTL_SECONDS } from '../../shared/contract.js';
+import { readCidrList } from '../config/cidr-list.js';
 import { FieldReader, isMapping, describe as describeValue } from '../config/fields.js';
 import { parseYamlSource, type YamlPath } from '../config/yaml-source.js';
 import { dangerousFindings, forbiddenRoleNameProblem } from './dangerous.js';
@@ -169,6 +170,7 @@ function readRule(
 ): PolicyRule | undefined {
   const rule = r.mapping(path, value, {
     required: ['name', 'match', 'namespaces', 'roles', 'maxTtlSeconds'],
+    optional: ['sourceRanges'],
   });
   if (!rule) return undefined;
   const name = r.string([...path, 'name'], rule.name, {
@@ -207,8 +209,15 @@ function readRule(
     MIN_TTL_SECONDS,
     MAX_TTL_SECONDS,
   );
+  const sourceRanges =
+    rule.sourceRanges === undefined
+      ? undefined
+      : readCidrList(r, [...path, 'sourceRanges'], rule.sourceRanges, {
+          emptyProblem: 'must list at least one range; leave sourceRanges out to admit any source address',
+        });
   if (name === undefined || !match || !namespaces || !roleNames || maxTtlSeconds === undefined)
     return undefined;
+  if (rule.sourceRanges !== undefined && !sourceRanges) return undefined;
   const line = r.source.lineOf(path);
   return {
     name,
@@ -217,6 +226,7 @@ function readRule(
     namespaces,
     roles: roleNames,
     maxTtlSeconds,
+    ...(sourceRanges && { sourceRanges }),
   };
 }
 

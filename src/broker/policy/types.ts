@@ -36,6 +36,8 @@ export interface PolicyRule {
   namespaces: string[];
   roles: string[];
   maxTtlSeconds: number;
+  /** Client addresses the rule admits (canonical CIDRs); absent: any address. */
+  sourceRanges?: string[];
 }
 
 export type RoleDefinition =
