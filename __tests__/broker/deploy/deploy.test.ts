@@ -2,6 +2,7 @@
 // the broker's own token (under exactly that RBAC) can do its job and is denied everything beyond it.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { load, loadAll } from 'js-yaml';
 import {
@@ -130,11 +131,51 @@ describe('kustomize base', () => {
       expect.arrayContaining([{ name: 'metrics', containerPort: config.internalListen.port }]),
     );
     const svc = docs.find((d) => d.kind === 'Service')!;
-    expect(svc.spec.ports.map((p: { targetPort: string }) => p.targetPort)).toEqual(['https']);
+    expect(svc.spec.ports.map((p: { targetPort: string }) => p.targetPort)).toEqual(['https', 'gateway']);
     const np = docs.find((d) => d.kind === 'NetworkPolicy')!;
     for (const rule of np.spec.ingress as { from?: unknown[]; ports: { port: number }[] }[])
       if (rule.ports.some((p) => p.port === config.internalListen.port))
         expect(rule.from?.length).toBeGreaterThan(0);
+  });
+
+  test('the gateway port (8444) is in the Service and the Deployment; the probes stay on https', () => {
+    const docs = renderedDeploy();
+    const dep = docs.find((d) => d.kind === 'Deployment')!;
+    const c = dep.spec.template.spec.containers[0];
+    expect(c.ports).toEqual(expect.arrayContaining([{ name: 'gateway', containerPort: 8444 }]));
+    expect(c.readinessProbe.httpGet).toMatchObject({ port: 'https', scheme: 'HTTPS' });
+    expect(c.livenessProbe.httpGet).toMatchObject({ port: 'https', scheme: 'HTTPS' });
+    const svc = docs.find((d) => d.kind === 'Service')!;
+    expect(svc.spec.ports).toEqual(
+      expect.arrayContaining([{ name: 'gateway', port: 8444, targetPort: 'gateway' }]),
+    );
+    // Every Service port is a named container port, and metrics are none of them.
+    const named = new Set(c.ports.map((p: { name: string }) => p.name));
+    for (const p of svc.spec.ports as { targetPort: string }[]) expect(named.has(p.targetPort)).toBe(true);
+    expect(svc.spec.ports.map((p: { targetPort: string }) => p.targetPort)).not.toContain('metrics');
+  });
+
+  test('the NetworkPolicy: runners reach 8443 and 8444; egress is DNS, the API server and HTTPS only', () => {
+    type Peer = { ipBlock?: { cidr: string; except?: string[] }; namespaceSelector?: unknown };
+    type Rule = { from?: Peer[]; to?: Peer[]; ports?: { protocol: string; port: number }[] };
+    const np = renderedDeploy().find((d) => d.kind === 'NetworkPolicy')!;
+    expect(np.spec.policyTypes).toEqual(['Ingress', 'Egress']);
+    const ingress = np.spec.ingress as Rule[];
+    const open = ingress.filter((r) => !r.from).flatMap((r) => r.ports!.map((p) => p.port));
+    expect(open.sort()).toEqual([8443, 8444]);
+    const egress = np.spec.egress as Rule[];
+    // No rule without ports: nothing may reach every port of anything.
+    for (const rule of egress) expect(rule.ports?.length).toBeGreaterThan(0);
+    const ports = egress.map((r) => r.ports!.map((p) => `${p.protocol}/${p.port}`).sort());
+    expect(ports).toEqual([['TCP/53', 'UDP/53'], ['TCP/443', 'TCP/6443'], ['TCP/443']]);
+    // The API server rule is the one place for the cluster's own addresses, and the file says so.
+    expect(egress[1]!.to!.map((p) => p.ipBlock!.cidr)).toEqual(['0.0.0.0/0', '::/0']);
+    const text = readFileSync(join(repoRoot, 'deploy/networkpolicy.yaml'), 'utf8');
+    expect(text.match(/cidr: \S+ # API_SERVER_CIDR/g)).toHaveLength(2);
+    // The issuer rule keeps cluster-internal and metadata addresses out.
+    const issuer = egress[2]!.to!.flatMap((p) => p.ipBlock!.except ?? []);
+    for (const internal of ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '169.254.0.0/16', 'fc00::/7'])
+      expect(issuer).toContain(internal);
   });
 
   test('the broker RBAC has no wildcard, escalate, impersonate or secrets rule, and bind only by name', () => {
@@ -180,6 +221,16 @@ describe('kustomize base', () => {
     ]);
   });
 });
+
+/** A rendered object; its spec is read as the test needs it. */
+type DeployDoc = { kind: string; spec?: any }; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** `kubectl kustomize deploy/`, parsed. */
+function renderedDeploy(): DeployDoc[] {
+  const rendered = spawnSync('kubectl', ['kustomize', join(repoRoot, 'deploy')], { encoding: 'utf8' });
+  expect(rendered.status).toBe(0);
+  return loadAll(rendered.stdout) as DeployDoc[];
+}
 
 describe("the broker's own token (deploy/ RBAC)", () => {
   test('can do its job in the job namespace and hold its Lease', () => {
