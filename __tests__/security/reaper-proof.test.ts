@@ -277,7 +277,12 @@ describe('a namespace removed from the policy', () => {
 
     const after = await startBroker(rbac, policy([kept]));
     await waitReaped(dropped, g.grantId);
-    expect(after.auditLines.find((l) => l.action === 'reap')).toMatchObject({
+    // The reaper writes its audit line once its last delete call has returned, which can be after
+    // the listing above already saw the objects gone.
+    const reaped = await waitFor('the reap audit line', () =>
+      after.auditLines.find((l) => l.action === 'reap'),
+    );
+    expect(reaped).toMatchObject({
       grantId: g.grantId,
       namespace: dropped,
       by: 'reaper',
