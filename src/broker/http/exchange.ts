@@ -152,6 +152,6 @@ async function exchange(
 }
 
 /** The audit line's client fields: the address the policy saw and, behind a proxy, the proxy. */
-function clientFields(client: ClientAddress): { clientAddress?: string; proxyAddress?: string } {
+function clientFields(client: ClientAddress): { clientAddress: string; proxyAddress?: string } {
   return { clientAddress: client.address ?? 'unknown', ...(client.proxy && { proxyAddress: client.proxy }) };
 }
