@@ -47,8 +47,8 @@ export function defaultMainDeps(): MainDeps {
   return {
     core: runnerCore,
     env: process.env,
-    getIdToken: createIdTokenSource(process.env, createNodeTransport()),
-    createTransport: (ca) => createNodeTransport({ ca }),
+    getIdToken: createIdTokenSource(process.env, createNodeTransport({ proxyEnv: process.env })),
+    createTransport: (ca) => createNodeTransport({ ca, proxyEnv: process.env }),
     writeSummary: appendSummary,
     runContext: githubContext,
     clock: systemClock,
