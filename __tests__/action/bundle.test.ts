@@ -121,13 +121,13 @@ describe('bundles as the runner runs them', () => {
       expect(main.exitCode).toBe(0);
       const path = main.outputs.kubeconfig!;
       expect(main.outputs).toMatchObject({
-        context: 'k8s-ephemeral-access',
+        context: 'deployer@team-a',
         namespace: 'team-a',
         'grant-id': 'gha-1234-abcd',
         'service-account': 'system:serviceaccount:team-a:gha-1234-abcd',
         'expires-at': '2030-01-01T00:15:00Z',
       });
-      expect(main.exportedEnv).toEqual({ KUBECONFIG: path });
+      expect(main.exportedEnv).toEqual({ KUBECONFIG: path, KUBE_CONFIG_PATH: path });
       expect(dirname(dirname(path))).toBe(job.runnerTemp);
       expect(lstatSync(path).mode & 0o777).toBe(0o600);
       expect(lstatSync(dirname(path)).mode & 0o777).toBe(0o700);

@@ -3,7 +3,7 @@
 // REAL control plane, with the installed kubectl using the exported KUBECONFIG as a later step would.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, relative } from 'node:path';
+import { delimiter, dirname, relative } from 'node:path';
 import { load } from 'js-yaml';
 import { managedObjects } from '../../test/support/managed-objects.js';
 import type { RunningBroker } from '../../test/support/broker.js';
@@ -16,7 +16,10 @@ let broker: RunningBroker;
 
 beforeAll(async () => {
   await ensureActionBuilt();
-  env = await startBrokerEnv({ namespaces: ['action-e2e'], policy: { rules: [{ roles: ['deployer'] }] } });
+  env = await startBrokerEnv({
+    namespaces: ['action-e2e', 'action-e2e-b'],
+    policy: { rules: [{ roles: ['deployer', 'viewer'] }] },
+  });
   broker = await env.startBroker();
 }, 120_000);
 
@@ -125,6 +128,75 @@ describe('action end to end with the real broker and control plane', () => {
       expect(existsSync(dirname(path))).toBe(false);
       expect(managedObjects([env.ns]).filter((o) => o.includes(grantId))).toEqual([]);
       await expectTokenRejected(token, env.ns);
+    });
+  });
+
+  test('two calls in one job: both contexts work in a later step, and each post revokes its own grant', async () => {
+    await env.withJob(async (job) => {
+      const [nsA, nsB] = env.namespaces as [string, string];
+      const a = await runMain(job, { namespace: nsA, role: 'deployer' });
+      const b = await runMain(job, { namespace: nsB, role: 'viewer' });
+      expect([a.outputs.context, b.outputs.context]).toEqual([`deployer@${nsA}`, `viewer@${nsB}`]);
+      const [pathA, pathB] = [a.outputs.kubeconfig!, b.outputs.kubeconfig!];
+      expect(pathA).not.toBe(pathB);
+      // The later call's file first (its context is the current one), the earlier one kept.
+      expect(job.exportedEnv.KUBECONFIG).toBe(`${pathB}${delimiter}${pathA}`);
+      expect(job.exportedEnv.KUBE_CONFIG_PATH).toBe(pathB);
+
+      const contexts = await job.exec('kubectl', ['config', 'get-contexts', '-o', 'name']);
+      expect(contexts.stdout.split('\n').filter(Boolean).sort()).toEqual(
+        [`deployer@${nsA}`, `viewer@${nsB}`].sort(),
+      );
+      const current = await job.exec('kubectl', ['config', 'current-context']);
+      expect(current.stdout.trim()).toBe(`viewer@${nsB}`);
+      // Each context acts in its own namespace with its own role.
+      const created = await job.exec('kubectl', [
+        '--context',
+        `deployer@${nsA}`,
+        'create',
+        'configmap',
+        'two-calls',
+        '--from-literal=a=b',
+      ]);
+      expect({ code: created.code, stderr: created.stderr }).toEqual({ code: 0, stderr: '' });
+      const viewed = await job.exec('kubectl', [
+        '--context',
+        `viewer@${nsB}`,
+        'get',
+        'configmaps',
+        '-o',
+        'name',
+      ]);
+      expect(viewed.code).toBe(0);
+      const viewerWrite = await job.exec('kubectl', [
+        '--context',
+        `viewer@${nsB}`,
+        'create',
+        'configmap',
+        'not-allowed',
+        '--from-literal=a=b',
+      ]);
+      expect(viewerWrite.stderr).toMatch(/forbidden/i);
+      const whoamiA = await job.exec('kubectl', [
+        '--context',
+        `deployer@${nsA}`,
+        'auth',
+        'whoami',
+        '-o',
+        'jsonpath={.status.userInfo.username}',
+      ]);
+      expect(whoamiA.stdout).toBe(a.outputs['service-account']);
+
+      const [tokenA, tokenB] = [tokenOf(pathA), tokenOf(pathB)];
+      // The runner runs posts in reverse order, each with its own use's state.
+      const postB = await job.post(b.savedState);
+      const postA = await job.post(a.savedState);
+      expect(postB.log).toContain(`Revoked grant ${b.outputs['grant-id']} through the broker.`);
+      expect(postA.log).toContain(`Revoked grant ${a.outputs['grant-id']} through the broker.`);
+      expect([...postA.warnings, ...postB.warnings]).toEqual([]);
+      expect([existsSync(pathA), existsSync(pathB)]).toEqual([false, false]);
+      await expectTokenRejected(tokenA, nsA);
+      await expectTokenRejected(tokenB, nsB);
     });
   });
 

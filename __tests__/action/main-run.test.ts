@@ -12,7 +12,7 @@ import {
   symlinkSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { NetworkError, type HttpTransport } from '../../src/action/http-transport.js';
 import { readGrantCredential } from '../../src/action/kubeconfig.js';
 import { EXCHANGE_DEADLINE_MS, run, type MainDeps } from '../../src/action/main-run.js';
@@ -113,13 +113,29 @@ describe('main: success', () => {
     });
     expect(s.core.outputs).toEqual({
       kubeconfig: path,
-      context: 'k8s-ephemeral-access',
+      context: 'deployer@team-a',
       namespace: 'team-a',
       'service-account': 'system:serviceaccount:team-a:gha-1234-abcd',
       'expires-at': '2030-01-01T00:15:00Z',
       'grant-id': 'gha-1234-abcd',
     });
-    expect(s.core.exported).toEqual({ KUBECONFIG: path });
+    expect(s.core.exported).toEqual({ KUBECONFIG: path, KUBE_CONFIG_PATH: path });
+  });
+
+  test('KUBECONFIG lists this grant first and keeps what it listed before (an earlier call, own files)', async () => {
+    const earlier = `/runner/_temp/earlier/kubeconfig${delimiter}/home/me/.kube/config`;
+    const s = setup({ env: { KUBECONFIG: `${earlier}${delimiter}${delimiter}/home/me/.kube/config` } });
+    await run(s.deps);
+    const path = s.core.outputs.kubeconfig!;
+    expect(s.core.exported).toEqual({ KUBECONFIG: `${path}${delimiter}${earlier}`, KUBE_CONFIG_PATH: path });
+  });
+
+  test('job-summary: false writes no summary; export-kube-config-path: false exports KUBECONFIG only', async () => {
+    const s = setup({ inputs: { 'job-summary': 'false', 'export-kube-config-path': 'false' } });
+    await run(s.deps);
+    expect(s.core.failed).toEqual([]);
+    expect(s.summaries).toEqual([]);
+    expect(s.core.exported).toEqual({ KUBECONFIG: s.core.outputs.kubeconfig });
   });
 
   test('sends the requested namespace, role and ttl with a JWT for the configured audience', async () => {
@@ -174,7 +190,9 @@ describe('main: success', () => {
 
   test('export-kubeconfig: false exports nothing; broker-ca reaches the transport', async () => {
     const ca = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----';
-    const s = setup({ inputs: { 'export-kubeconfig': 'false', 'broker-ca': ca } });
+    const s = setup({
+      inputs: { 'export-kubeconfig': 'false', 'export-kube-config-path': 'false', 'broker-ca': ca },
+    });
     await run(s.deps);
     expect(s.core.failed).toEqual([]);
     expect(s.core.exported).toEqual({});

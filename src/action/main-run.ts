@@ -4,7 +4,7 @@
 // payload into its run context, which defaultMainDeps hands on).
 import { context as githubContext } from '@actions/github';
 import { realpath } from 'node:fs/promises';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import type { ExchangeRequest, ExchangeResponse } from '../shared/api.js';
 import { serviceAccountUser } from '../shared/contract.js';
 import { appendSummary, runnerCore, systemClock, type ActionCore, type Clock } from './action-core.js';
@@ -116,23 +116,39 @@ export async function runMain(deps: MainDeps): Promise<void> {
     throw err;
   }
 
-  if (inputs.exportKubeconfig) c.exportVariable('KUBECONFIG', kubeconfigPath);
+  if (inputs.exportKubeconfig)
+    c.exportVariable('KUBECONFIG', kubeconfigList(kubeconfigPath, deps.env.KUBECONFIG));
+  if (inputs.exportKubeConfigPath) c.exportVariable('KUBE_CONFIG_PATH', kubeconfigPath);
   c.setOutput('kubeconfig', kubeconfigPath);
   c.setOutput('context', inputs.contextName);
   c.setOutput('namespace', grant.namespace);
   c.setOutput('service-account', serviceAccountUser(grant.namespace, grant.serviceAccount));
   c.setOutput('expires-at', grant.expiresAt);
   c.setOutput('grant-id', grant.grantId);
+  const exported = [
+    ...(inputs.exportKubeconfig ? ['KUBECONFIG'] : []),
+    ...(inputs.exportKubeConfigPath ? ['KUBE_CONFIG_PATH'] : []),
+  ];
   c.info(
     `Wrote kubeconfig ${kubeconfigPath} (context ${inputs.contextName})` +
-      (inputs.exportKubeconfig ? '; exported KUBECONFIG for the following steps.' : '.'),
+      (exported.length > 0 ? `; exported ${exported.join(' and ')} for the following steps.` : '.'),
   );
 
-  if (deps.env.GITHUB_STEP_SUMMARY) {
+  if (inputs.jobSummary && deps.env.GITHUB_STEP_SUMMARY) {
     await deps
       .writeSummary(renderSummary(grant, inputs.contextName))
       .catch((err: unknown) => c.warning(`Could not write the job summary: ${errorMessage(err)}`));
   }
+}
+
+/**
+ * This grant's file first, then what KUBECONFIG already listed (an earlier call's grant, the
+ * user's own files): kubectl merges the list, so every context stays usable, and the first file's
+ * current-context (this grant's) becomes the current one.
+ */
+export function kubeconfigList(path: string, previous: string | undefined): string {
+  const kept = (previous ?? '').split(delimiter).filter((p) => p !== '' && p !== path);
+  return [path, ...new Set(kept)].join(delimiter);
 }
 
 async function exchange(

@@ -85,7 +85,11 @@ export interface RunnerJob {
   state: Record<string, string>;
   inputs: Record<string, string>;
   main(inputs: Record<string, string>): Promise<StepResult>;
-  post(): Promise<StepResult>;
+  /**
+   * The post step of one use of the action: by default the last main's. The runner keeps state per
+   * use, so a job with two uses passes each main's `savedState` (posts run in reverse order).
+   */
+  post(state?: Record<string, string>): Promise<StepResult>;
   /** Runs a command as a later `run:` step would (with the exported env). */
   exec(cmd: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }>;
   cleanup(): void;
@@ -173,9 +177,9 @@ export function createJob(options: JobOptions = {}): RunnerJob {
       job.state = r.savedState;
       return r;
     },
-    async post() {
+    async post(state = job.state) {
       const stateEnv: Record<string, string> = {};
-      for (const [k, v] of Object.entries(job.state)) stateEnv[`STATE_${k}`] = v;
+      for (const [k, v] of Object.entries(state)) stateEnv[`STATE_${k}`] = v;
       return runStep(POST, stateEnv);
     },
     exec(cmd, args) {
