@@ -98,6 +98,26 @@ function everythingPrinted(s: Setup): string {
   ].join('\n');
 }
 
+describe('main: platforms', () => {
+  test('Windows fails fast with the reason and the fix, before any state, request or file', async () => {
+    const s = setup();
+    await run({ ...s.deps, platform: 'win32' });
+    expect(s.core.failed).toEqual([
+      expect.stringMatching(/^Windows runners are not supported: .*runs-on: ubuntu-latest/),
+    ]);
+    expect(s.core.calls.filter((c) => c.method === 'saveState')).toEqual([]);
+    expect(s.transport.requests).toEqual([]);
+    expect(s.jwts).toEqual([]);
+    expect(readdirSync(runnerTemp)).toEqual([]);
+  });
+
+  test.each(['linux', 'darwin'] as const)('%s runs', async (platform) => {
+    const s = setup();
+    await run({ ...s.deps, platform });
+    expect(s.core.failed).toEqual([]);
+  });
+});
+
 describe('main: success', () => {
   test('writes a 0600 kubeconfig in a fresh 0700 directory under RUNNER_TEMP, and sets outputs', async () => {
     const s = setup();

@@ -37,6 +37,8 @@ export interface MainDeps {
   /** The workflow run: event name and payload (@actions/github's context). */
   runContext: RunContext;
   clock: Clock;
+  /** Default: process.platform. */
+  platform?: NodeJS.Platform;
 }
 
 /** One overall budget for token + exchange, so a broken setup fails in bounded time. */
@@ -74,8 +76,21 @@ function failureMessage(err: unknown): string {
   return message;
 }
 
+/**
+ * The credential's safety rests on POSIX modes (a 0700 directory, a 0600 file, O_NOFOLLOW), which
+ * Windows does not enforce or report; rather than a kubeconfig other accounts might read, no grant.
+ */
+export function checkPlatform(platform: NodeJS.Platform): void {
+  if (platform === 'win32')
+    throw new Error(
+      'Windows runners are not supported: the kubeconfig is protected by POSIX file modes, which Windows does not enforce. ' +
+        'Run this job on a Linux or macOS runner (e.g. runs-on: ubuntu-latest).',
+    );
+}
+
 export async function runMain(deps: MainDeps): Promise<void> {
   const { core: c, clock } = deps;
+  checkPlatform(deps.platform ?? process.platform);
   const inputs = parseInputs((name) => c.getInput(name), deps.env);
   checkOidcAvailable(deps.env, deps.runContext);
 
