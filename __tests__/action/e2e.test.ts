@@ -9,6 +9,7 @@ import { managedObjects } from '../../test/support/managed-objects.js';
 import type { RunningBroker } from '../../test/support/broker.js';
 import { kubectlStatus, tokenKubeconfig, waitFor } from '../../test/support/cluster.js';
 import { startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
+import { NODE_RUNTIMES, nodeBinary } from '../../test/support/node-runtimes.js';
 import { createJob, ensureActionBuilt, type RunnerJob, type StepResult } from '../../test/support/runner.js';
 
 let env: BrokerEnv;
@@ -70,66 +71,72 @@ async function runMain(job: RunnerJob, overrides: Record<string, string> = {}) {
 }
 
 describe('action end to end with the real broker and control plane', () => {
-  test('main grants access kubectl can use within the role; post revokes it and shreds the file', async () => {
-    await env.withJob(async (job) => {
-      const main = await runMain(job);
-      const path = main.outputs.kubeconfig!;
-      const grantId = main.outputs['grant-id']!;
-      expect(main.outputs.namespace).toBe(env.ns);
-      expect(main.outputs['service-account']).toBe(`system:serviceaccount:${env.ns}:${grantId}`);
-      expect(Date.parse(main.outputs['expires-at']!)).toBeGreaterThan(Date.now());
-      expect(main.exportedEnv.KUBECONFIG).toBe(path);
+  test.each(NODE_RUNTIMES)(
+    'on %s: main grants access kubectl can use within the role; post revokes it and shreds the file',
+    async (runtime) => {
+      await env.withJob(
+        async (job) => {
+          const main = await runMain(job);
+          const path = main.outputs.kubeconfig!;
+          const grantId = main.outputs['grant-id']!;
+          expect(main.outputs.namespace).toBe(env.ns);
+          expect(main.outputs['service-account']).toBe(`system:serviceaccount:${env.ns}:${grantId}`);
+          expect(Date.parse(main.outputs['expires-at']!)).toBeGreaterThan(Date.now());
+          expect(main.exportedEnv.KUBECONFIG).toBe(path);
 
-      // The file: 0600, in a fresh 0700 directory under RUNNER_TEMP, outside the workspace.
-      expect(lstatSync(path).mode & 0o777).toBe(0o600);
-      expect(lstatSync(dirname(path)).mode & 0o777).toBe(0o700);
-      expect(dirname(dirname(path))).toBe(job.runnerTemp);
-      expect(relative(job.workspace, path).startsWith('..')).toBe(true);
+          // The file: 0600, in a fresh 0700 directory under RUNNER_TEMP, outside the workspace.
+          expect(lstatSync(path).mode & 0o777).toBe(0o600);
+          expect(lstatSync(dirname(path)).mode & 0o777).toBe(0o700);
+          expect(dirname(dirname(path))).toBe(job.runnerTemp);
+          expect(relative(job.workspace, path).startsWith('..')).toBe(true);
 
-      // A later step's kubectl, through the exported KUBECONFIG: allowed calls work...
-      const allowed = await job.exec('kubectl', ['create', 'configmap', 'from-ci', '--from-literal=a=b']);
-      expect(allowed.stderr).toBe('');
-      expect(allowed.code).toBe(0);
-      const list = await job.exec('kubectl', ['get', 'configmaps', '-o', 'name']);
-      expect(list.stdout).toContain('configmap/from-ci');
-      const whoami = await job.exec('kubectl', [
-        'auth',
-        'whoami',
-        '-o',
-        'jsonpath={.status.userInfo.username}',
-      ]);
-      // The output names the identity the API server sees.
-      expect(whoami.stdout).toBe(main.outputs['service-account']);
-      // ...and everything outside the role is denied.
-      for (const args of [
-        ['get', 'secrets'],
-        ['get', 'configmaps', '-n', 'default'],
-        ['create', 'serviceaccount', 'sneaky'],
-        ['get', 'namespaces'],
-      ]) {
-        const denied = await job.exec('kubectl', args);
-        expect({ args, code: denied.code }).toEqual({ args, code: 1 });
-        expect(denied.stderr).toMatch(/forbidden/i);
-      }
+          // A later step's kubectl, through the exported KUBECONFIG: allowed calls work...
+          const allowed = await job.exec('kubectl', ['create', 'configmap', 'from-ci', '--from-literal=a=b']);
+          expect(allowed.stderr).toBe('');
+          expect(allowed.code).toBe(0);
+          const list = await job.exec('kubectl', ['get', 'configmaps', '-o', 'name']);
+          expect(list.stdout).toContain('configmap/from-ci');
+          const whoami = await job.exec('kubectl', [
+            'auth',
+            'whoami',
+            '-o',
+            'jsonpath={.status.userInfo.username}',
+          ]);
+          // The output names the identity the API server sees.
+          expect(whoami.stdout).toBe(main.outputs['service-account']);
+          // ...and everything outside the role is denied.
+          for (const args of [
+            ['get', 'secrets'],
+            ['get', 'configmaps', '-n', 'default'],
+            ['create', 'serviceaccount', 'sneaky'],
+            ['get', 'namespaces'],
+          ]) {
+            const denied = await job.exec('kubectl', args);
+            expect({ args, code: denied.code }).toEqual({ args, code: 1 });
+            expect(denied.stderr).toMatch(/forbidden/i);
+          }
 
-      // Secrets appear nowhere except in their own mask commands: the Kubernetes token and the JWT.
-      const token = tokenOf(path);
-      expect(main.masks).toContain(token);
-      const jwts = main.masks.filter((m) => m !== token);
-      expect(jwts.length).toBeGreaterThan(0);
-      for (const secret of [token, ...jwts]) expect(leaks(main, secret)).toEqual([]);
+          // Secrets appear nowhere except in their own mask commands: the Kubernetes token and the JWT.
+          const token = tokenOf(path);
+          expect(main.masks).toContain(token);
+          const jwts = main.masks.filter((m) => m !== token);
+          expect(jwts.length).toBeGreaterThan(0);
+          for (const secret of [token, ...jwts]) expect(leaks(main, secret)).toEqual([]);
 
-      const post = await job.post();
-      expect(post.exitCode).toBe(0);
-      expect(post.warnings).toEqual([]);
-      expect(post.log).toContain(`Revoked grant ${grantId} through the broker.`);
-      for (const secret of [token, ...jwts]) expect(leaks(post, secret)).toEqual([]);
-      expect(existsSync(path)).toBe(false);
-      expect(existsSync(dirname(path))).toBe(false);
-      expect(managedObjects([env.ns]).filter((o) => o.includes(grantId))).toEqual([]);
-      await expectTokenRejected(token, env.ns);
-    });
-  });
+          const post = await job.post();
+          expect(post.exitCode).toBe(0);
+          expect(post.warnings).toEqual([]);
+          expect(post.log).toContain(`Revoked grant ${grantId} through the broker.`);
+          for (const secret of [token, ...jwts]) expect(leaks(post, secret)).toEqual([]);
+          expect(existsSync(path)).toBe(false);
+          expect(existsSync(dirname(path))).toBe(false);
+          expect(managedObjects([env.ns]).filter((o) => o.includes(grantId))).toEqual([]);
+          await expectTokenRejected(token, env.ns);
+        },
+        { node: await nodeBinary(runtime) },
+      );
+    },
+  );
 
   test('two calls in one job: both contexts work in a later step, and each post revokes its own grant', async () => {
     await env.withJob(async (job) => {

@@ -73,6 +73,8 @@ export interface JobOptions {
   eventPayload?: unknown;
   /** Extra environment for every step. */
   env?: Record<string, string>;
+  /** The node binary that runs the steps (node-runtimes.ts); default: the test process's. */
+  node?: string;
 }
 
 export interface RunnerJob {
@@ -235,7 +237,10 @@ export function createJob(options: JobOptions = {}): RunnerJob {
       GITHUB_STATE: paths.state,
       GITHUB_STEP_SUMMARY: paths.summary,
     };
-    const { code, stdout, stderr } = await runChild(process.execPath, [entry], { cwd: workspace, env });
+    const { code, stdout, stderr } = await runChild(options.node ?? process.execPath, [entry], {
+      cwd: workspace,
+      env,
+    });
     const raw = {
       output: readFileSync(paths.output, 'utf8'),
       env: readFileSync(paths.env, 'utf8'),
