@@ -91,11 +91,16 @@ describe('action end to end with the real broker and control plane', () => {
           expect(relative(job.workspace, path).startsWith('..')).toBe(true);
 
           // A later step's kubectl, through the exported KUBECONFIG: allowed calls work...
-          const allowed = await job.exec('kubectl', ['create', 'configmap', 'from-ci', '--from-literal=a=b']);
+          const allowed = await job.exec('kubectl', [
+            'create',
+            'configmap',
+            `from-ci-${runtime}`,
+            '--from-literal=a=b',
+          ]);
           expect(allowed.stderr).toBe('');
           expect(allowed.code).toBe(0);
           const list = await job.exec('kubectl', ['get', 'configmaps', '-o', 'name']);
-          expect(list.stdout).toContain('configmap/from-ci');
+          expect(list.stdout).toContain(`configmap/from-ci-${runtime}`);
           const whoami = await job.exec('kubectl', [
             'auth',
             'whoami',
@@ -230,10 +235,36 @@ describe('action end to end with the real broker and control plane', () => {
       expect(readdirSync(job.runnerTemp)).toEqual([]);
       expect(main.outputs).toEqual({});
       expect(main.exportedEnv).toEqual({});
+      // What the author needs without the broker's log: the claims presented, and what to check.
+      expect(main.log).toContain('The GitHub OIDC token this job presented');
+      expect(main.log).toContain(
+        `repository: ${env.issuer.claims.repository} (repository_id ${env.issuer.claims.repository_id})`,
+      );
+      expect(main.errors[0]).toContain('Fix: no policy rule allows these claims');
+      const jwts = main.masks;
+      expect(jwts.length).toBeGreaterThan(0);
+      for (const jwt of jwts) expect(leaks(main, jwt)).toEqual([]);
       const post = await job.post();
       expect(post.exitCode).toBe(0);
       expect(post.warnings).toEqual([]);
     });
+  });
+
+  test('a broker with explainRefusals: the reason code and the allowed ttl, still no secret', async () => {
+    const explaining = await env.startBroker({ config: { explainRefusals: true } });
+    await env.withJob(async (job) => {
+      const main = await job.main(env.actionInputs(explaining, { role: 'deployer', ttl: '21600' }));
+      expect(main.exitCode).toBe(1);
+      expect(main.errors[0]).toMatch(
+        /\(ERR_FORBIDDEN, ttl_exceeds_rule, HTTP 403, request id [^)]+\)\. Fix: ask for ttl ≤ \d+ seconds/,
+      );
+      expect(main.log).toContain('The GitHub OIDC token this job presented');
+      for (const jwt of main.masks) expect(leaks(main, jwt)).toEqual([]);
+      const other = await job.main(env.actionInputs(explaining, { role: 'cluster-admin' }));
+      expect(other.errors[0]).toContain('role_not_allowed');
+      expect(other.errors[0]).toContain('Fix: rules allow this namespace, but not this role');
+    });
+    await explaining.stop();
   });
 
   // Last: it stops the shared broker.

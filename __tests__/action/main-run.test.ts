@@ -277,6 +277,107 @@ describe('main: retries', () => {
     expect(s.core.state[STATE.grantId]).toBeUndefined();
   });
 
+  test('a refusal prints the presented claims and a fix for the code; the token and JWT appear nowhere', async () => {
+    const s = setup({
+      responders: [() => brokerError(403, 'ERR_FORBIDDEN', 'not allowed by the broker policy', 'req-9')],
+    });
+    const payload = {
+      repository: 'octo-org/web',
+      repository_id: '123456789',
+      repository_owner: 'octo-org',
+      repository_owner_id: '987654',
+      ref: 'refs/heads/feature/x',
+      ref_type: 'branch',
+      event_name: 'push',
+      workflow_ref: 'octo-org/web/.github/workflows/deploy.yml@refs/heads/feature/x',
+      job_workflow_ref: 'octo-org/web/.github/workflows/deploy.yml@refs/heads/feature/x',
+      runner_environment: 'self-hosted',
+      aud: 'k8s-ephemeral-access',
+      iss: 'https://token.actions.githubusercontent.com',
+      sub: 'repo:octo-org/web:ref:refs/heads/feature/x',
+      jti: 'jti-secret-ish',
+    };
+    const jwt = `eyJhbGciOiJSUzI1NiJ9.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.SIGNATURE-SECRET`;
+    s.deps.getIdToken = async () => jwt;
+    await run(s.deps);
+    const info = s.core.calls.filter((c) => c.method === 'info').map((c) => c.args[0]!);
+    const claims = info.find((m) => m.startsWith('The GitHub OIDC token this job presented'))!;
+    expect(claims).toBeDefined();
+    for (const text of [
+      'repository: octo-org/web (repository_id 123456789)',
+      'owner: octo-org (repository_owner_id 987654)',
+      'ref: refs/heads/feature/x (ref_type branch), event_name: push, environment: (none)',
+      'job_workflow_ref: octo-org/web/.github/workflows/deploy.yml@refs/heads/feature/x',
+      'runner_environment: self-hosted, aud: k8s-ephemeral-access',
+    ])
+      expect(claims).toContain(text);
+    expect(s.core.failed[0]).toContain(
+      'Fix: no policy rule allows these claims (above) with this namespace, role and ttl',
+    );
+    const printed = everythingPrinted(s);
+    expect(printed).not.toContain(jwt);
+    expect(printed).not.toContain(jwt.split('.')[1]);
+    expect(printed).not.toContain('SIGNATURE-SECRET');
+    expect(printed).not.toContain('jti-secret-ish');
+  });
+
+  test('a broker that explains: the reason code and its one-line fix, with the allowed ttl', async () => {
+    const s = setup({
+      inputs: { ttl: '3600' },
+      responders: [
+        () =>
+          json(403, {
+            error: {
+              code: 'ERR_FORBIDDEN',
+              message: 'not allowed by the broker policy',
+              requestId: 'req-7',
+              reason: 'ttl_exceeds_rule',
+              maxTtlSeconds: 900,
+            },
+          }),
+      ],
+    });
+    await run(s.deps);
+    expect(s.core.failed).toEqual([
+      'broker refused the exchange: not allowed by the broker policy (ERR_FORBIDDEN, ttl_exceeds_rule, HTTP 403, request id req-7). ' +
+        'Fix: ask for ttl ≤ 900 seconds (the longest the rules allowing this request permit), or leave ttl empty.',
+    ]);
+  });
+
+  test('a reason the contract does not know, or a ttl out of bounds, is ignored', async () => {
+    const s = setup({
+      responders: [
+        () =>
+          json(403, {
+            error: {
+              code: 'ERR_FORBIDDEN',
+              message: 'm',
+              reason: 'rule_web_needs_tag',
+              maxTtlSeconds: 99_999,
+            },
+          }),
+      ],
+    });
+    await run(s.deps);
+    expect(s.core.failed[0]).not.toContain('rule_web_needs_tag');
+    expect(s.core.failed[0]).toContain('Fix: no policy rule allows');
+  });
+
+  test('step debug shows the request flow and the route, never a secret', async () => {
+    const s = setup({
+      env: { HTTPS_PROXY: 'http://user:pw-secret@proxy.corp:3128', NO_PROXY: 'token.example' },
+    });
+    await run(s.deps);
+    const debug = s.core.calls.filter((c) => c.method === 'debug').map((c) => c.args[0]!);
+    expect(debug).toEqual([
+      'Exchange request: {"namespace":"team-a","role":"deployer"}; broker broker.example.com via proxy http://proxy.corp:3128 (from HTTPS_PROXY).',
+      'OIDC token for audience "k8s-ephemeral-access": runner token service token.example direct.',
+      'Got a GitHub OIDC token; sending the exchange.',
+      'Exchange answered: grant gha-1234-abcd, token until 2030-01-01T00:20:00Z.',
+    ]);
+    expect(debug.join('\n')).not.toContain('pw-secret');
+  });
+
   test('gives up within the overall deadline when the broker stays down', async () => {
     const s = setup({
       responders: [() => new NetworkError('cannot reach broker.example.com: ECONNREFUSED')],

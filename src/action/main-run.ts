@@ -19,6 +19,8 @@ import { createIdTokenSource } from './id-token.js';
 import { parseInputs, type ActionInputs, type Env } from './inputs.js';
 import { renderKubeconfig } from './kubeconfig.js';
 import { checkOidcAvailable, type RunContext } from './oidc-preflight.js';
+import { describeRoute } from './proxy.js';
+import { presentedClaims, refusalFix, renderClaims } from './refusal-help.js';
 import { retry } from './retry.js';
 import { createPrivateDir, realDirectoryOf, writeNewPrivateFile, UnsafePathError } from './safe-fs.js';
 import { STATE } from './state.js';
@@ -68,12 +70,9 @@ export async function run(deps: MainDeps = defaultMainDeps()): Promise<void> {
 
 function failureMessage(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
-  if (!(err instanceof BrokerRefusal)) return message;
-  if (err.status === 403)
-    return `${message}. Check that the broker policy lets this repository, ref and environment use this role in this namespace.`;
-  if (err.status === 401)
-    return `${message}. The broker did not accept the GitHub token: check that the "audience" input matches the broker's audience.`;
-  return message;
+  if (!(err instanceof BrokerRefusal) || !err.fromBroker) return message;
+  const fix = refusalFix(err);
+  return fix ? `${message}. Fix: ${fix}.` : message;
 }
 
 /**
@@ -187,7 +186,15 @@ async function exchange(
   };
 
   c.info(`Requesting ${inputs.role} in namespace ${inputs.namespace} from ${inputs.brokerUrl.origin}.`);
-  return retry(
+  c.debug(
+    `Exchange request: ${JSON.stringify(request)}; broker ${describeRoute(inputs.brokerUrl, deps.env)}.`,
+  );
+  if (deps.env.ACTIONS_ID_TOKEN_REQUEST_URL)
+    c.debug(
+      `OIDC token for audience "${inputs.audience}": runner token service ${describeRoute(new URL(deps.env.ACTIONS_ID_TOKEN_REQUEST_URL), deps.env)}.`,
+    );
+  let presented: string | undefined;
+  const answer = retry(
     async () => {
       // A fresh JWT per attempt: the broker accepts each token once (its jti), and a response lost
       // in transit may have consumed it; a long retry would also outlive the JWT's 5 minutes.
@@ -201,9 +208,30 @@ async function exchange(
         { ...common, label: 'GitHub OIDC token', attempts: 4, classify: () => ({ retry: true }) },
       );
       c.setSecret(jwt);
+      presented = jwt;
+      c.debug('Got a GitHub OIDC token; sending the exchange.');
       return broker.exchange(jwt, request);
     },
     { ...common, label: 'broker exchange', attempts: 6, classify: classifyBrokerError },
+  );
+  return answer.then(
+    (grant) => {
+      c.debug(`Exchange answered: grant ${grant.grantId}, token until ${grant.tokenExpiresAt}.`);
+      return grant;
+    },
+    (err: unknown) => {
+      // The author usually cannot read the broker's log: show what this job presented. Decoded
+      // claims only; the token stays masked and unprinted.
+      if (
+        err instanceof BrokerRefusal &&
+        err.fromBroker &&
+        presented &&
+        err.status < 500 &&
+        err.status !== 429
+      )
+        c.info(renderClaims(presentedClaims(presented)));
+      throw err;
+    },
   );
 }
 

@@ -31,6 +31,16 @@ export function proxyFor(target: URL, env: Env): ProxyEndpoint | undefined {
   return parseProxyUrl(env[variable]!.trim(), variable);
 }
 
+/** For debug logs: "direct" or "via proxy <display>", or why the proxy setting is unusable. */
+export function describeRoute(target: URL, env: Env): string {
+  try {
+    const proxy = target.protocol === 'https:' ? proxyFor(target, env) : undefined;
+    return `${target.host} ${proxy ? `via proxy ${proxy.display}` : 'direct'}`;
+  } catch (err) {
+    return `${target.host}: ${(err as Error).message}`;
+  }
+}
+
 function parseProxyUrl(raw: string, variable: string): ProxyEndpoint {
   let url: URL;
   try {

@@ -41,6 +41,8 @@ export interface BrokerConfig {
   clusterServer: string | undefined;
   /** CA bundle (PEM) handed to jobs with clusterServer; absolute path. */
   clusterCaFile: string | undefined;
+  /** Send callers the reason of a refusal, for the reasons in CALLER_REASONS only. */
+  explainRefusals: boolean;
 }
 
 export const CONFIG_DEFAULTS = deepFreeze({
@@ -106,6 +108,7 @@ export function parseConfig(text: string, fileName: string): BrokerConfig {
       'shutdownGraceMs',
       'clusterServer',
       'clusterCaFile',
+      'explainRefusals',
     ],
   });
   if (!doc) {
@@ -276,6 +279,10 @@ export function parseConfig(text: string, fileName: string): BrokerConfig {
     clusterServer,
     clusterCaFile:
       doc.clusterCaFile === undefined ? undefined : filePath(['clusterCaFile'], doc.clusterCaFile),
+    explainRefusals:
+      doc.explainRefusals === undefined
+        ? false
+        : (r.boolean(['explainRefusals'], doc.explainRefusals) ?? false),
   };
   r.finish();
   return deepFreeze(config);

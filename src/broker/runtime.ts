@@ -36,6 +36,7 @@ export interface BrokerRuntimeConfig {
   leewaySeconds?: number;
   clusterServer?: string;
   clusterCaFile?: string;
+  explainRefusals?: boolean;
 }
 
 export interface RunningBroker {
@@ -92,6 +93,7 @@ export async function runBroker(
     audit: parts.audit,
     metrics,
     limits: config.limits,
+    explainRefusals: config.explainRefusals,
     replayLedger: {
       namespace: config.brokerNamespace,
       keepAfterExpirySeconds: (config.leewaySeconds ?? 60) + 60,

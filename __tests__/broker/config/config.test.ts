@@ -58,6 +58,7 @@ describe('valid configuration', () => {
       shutdownGraceMs: 10000,
       clusterServer: undefined,
       clusterCaFile: undefined,
+      explainRefusals: false,
     });
   });
 
@@ -79,6 +80,7 @@ limits: { bodyBytes: 2048, requestTimeoutMs: 5000, perRepositoryPerMinute: 100, 
 shutdownGraceMs: 0
 clusterServer: https://k8s.example.com:6443
 clusterCaFile: ca.crt
+explainRefusals: true
 `);
     expect(config).toMatchObject({
       listen: { host: '127.0.0.1', port: 0 },
@@ -104,6 +106,7 @@ clusterCaFile: ca.crt
       shutdownGraceMs: 0,
       clusterServer: 'https://k8s.example.com:6443',
       clusterCaFile: join(dir, 'ca.crt'),
+      explainRefusals: true,
     });
   });
 
