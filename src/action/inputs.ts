@@ -86,7 +86,7 @@ function parseTtl(raw: string): number | undefined {
   const n = Number(raw);
   if (n < MIN_TTL_SECONDS || n > MAX_TTL_SECONDS)
     throw new InputError(
-      `Input "ttl" must be between ${MIN_TTL_SECONDS} and ${MAX_TTL_SECONDS} seconds, got ${n}. The broker may cap it further.`,
+      `Input "ttl" must be between ${MIN_TTL_SECONDS} and ${MAX_TTL_SECONDS} seconds, got ${n}. The broker refuses (403) more than the policy rule's maximum.`,
     );
   return n;
 }
