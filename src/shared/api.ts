@@ -12,7 +12,7 @@ export const DEFAULT_AUDIENCE = 'k8s-ephemeral-access';
 export interface ExchangeRequest {
   namespace: string;
   role: string;
-  /** Requested grant lifetime in seconds; capped by the policy rule's maximum. */
+  /** Requested grant lifetime in seconds; more than the policy rule's maximum is refused (403). */
   ttlSeconds?: number;
 }
 
