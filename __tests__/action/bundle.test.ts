@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { startOidcIssuer, type OidcIssuer } from '../../test/support/oidc-issuer.js';
+import { NODE_RUNTIMES, nodeBinary } from '../../test/support/node-runtimes.js';
 import { createJob, ensureActionBuilt, repoRoot, type StepResult } from '../../test/support/runner.js';
 import { exchangeResponse } from './support/fakes.js';
 
@@ -111,49 +112,52 @@ describe('bundles as the runner runs them', () => {
     expect(total).toBeLessThan(1_000_000);
   });
 
-  test('main then post: outputs, exported KUBECONFIG, masked secrets, revoke, shred', async () => {
-    mode = 'grant';
-    const job = createJob({ idToken: idToken() });
-    try {
-      seen.length = 0;
-      const main = await job.main(inputs());
-      expect(main.errors).toEqual([]);
-      expect(main.exitCode).toBe(0);
-      const path = main.outputs.kubeconfig!;
-      expect(main.outputs).toMatchObject({
-        context: 'k8s-ephemeral-access',
-        namespace: 'team-a',
-        'grant-id': 'gha-1234-abcd',
-        'service-account': 'system:serviceaccount:team-a:gha-1234-abcd',
-        'expires-at': '2030-01-01T00:15:00Z',
-      });
-      expect(main.exportedEnv).toEqual({ KUBECONFIG: path });
-      expect(dirname(dirname(path))).toBe(job.runnerTemp);
-      expect(lstatSync(path).mode & 0o777).toBe(0o600);
-      expect(lstatSync(dirname(path)).mode & 0o777).toBe(0o700);
-      expect(main.summary).toContain('Kubernetes access granted');
+  test.each(NODE_RUNTIMES)(
+    'on %s: main then post: outputs, exported KUBECONFIG, masked secrets, revoke, shred',
+    async (runtime) => {
+      mode = 'grant';
+      const job = createJob({ idToken: idToken(), node: await nodeBinary(runtime) });
+      try {
+        seen.length = 0;
+        const main = await job.main(inputs());
+        expect(main.errors).toEqual([]);
+        expect(main.exitCode).toBe(0);
+        const path = main.outputs.kubeconfig!;
+        expect(main.outputs).toMatchObject({
+          context: 'deployer@team-a',
+          namespace: 'team-a',
+          'grant-id': 'gha-1234-abcd',
+          'service-account': 'system:serviceaccount:team-a:gha-1234-abcd',
+          'expires-at': '2030-01-01T00:15:00Z',
+        });
+        expect(main.exportedEnv).toEqual({ KUBECONFIG: path, KUBE_CONFIG_PATH: path });
+        expect(dirname(dirname(path))).toBe(job.runnerTemp);
+        expect(lstatSync(path).mode & 0o777).toBe(0o600);
+        expect(lstatSync(dirname(path)).mode & 0o777).toBe(0o700);
+        expect(main.summary).toContain('Kubernetes access granted');
 
-      // The real getIDToken asked the issuer for the configured audience; the broker verified it.
-      const exchange = seen.find((s) => s.method === 'POST')!;
-      expect(exchange.aud).toBe('stub-aud');
-      const jwt = exchange.auth.replace(/^Bearer /, '');
-      expect(main.masks).toEqual(expect.arrayContaining([jwt, TOKEN]));
-      expect(leaks(main, TOKEN)).toEqual([]);
-      expect(leaks(main, jwt)).toEqual([]);
+        // The real getIDToken asked the issuer for the configured audience; the broker verified it.
+        const exchange = seen.find((s) => s.method === 'POST')!;
+        expect(exchange.aud).toBe('stub-aud');
+        const jwt = exchange.auth.replace(/^Bearer /, '');
+        expect(main.masks).toEqual(expect.arrayContaining([jwt, TOKEN]));
+        expect(leaks(main, TOKEN)).toEqual([]);
+        expect(leaks(main, jwt)).toEqual([]);
 
-      const post = await job.post();
-      expect(post.exitCode).toBe(0);
-      expect(post.warnings).toEqual([]);
-      const del = seen.find((s) => s.method === 'DELETE')!;
-      expect(del.auth).toBe(`Bearer ${TOKEN}`);
-      expect(existsSync(path)).toBe(false);
-      expect(existsSync(dirname(path))).toBe(false);
-      expect(leaks(post, TOKEN)).toEqual([]);
-      expect(post.log).toContain('Revoked grant gha-1234-abcd through the broker.');
-    } finally {
-      job.cleanup();
-    }
-  });
+        const post = await job.post();
+        expect(post.exitCode).toBe(0);
+        expect(post.warnings).toEqual([]);
+        const del = seen.find((s) => s.method === 'DELETE')!;
+        expect(del.auth).toBe(`Bearer ${TOKEN}`);
+        expect(existsSync(path)).toBe(false);
+        expect(existsSync(dirname(path))).toBe(false);
+        expect(leaks(post, TOKEN)).toEqual([]);
+        expect(post.log).toContain('Revoked grant gha-1234-abcd through the broker.');
+      } finally {
+        job.cleanup();
+      }
+    },
+  );
 
   test('without id-token permission main fails at once with the fix; post has nothing to do', async () => {
     const job = createJob({});

@@ -3,12 +3,13 @@
 // REAL control plane, with the installed kubectl using the exported KUBECONFIG as a later step would.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, relative } from 'node:path';
+import { delimiter, dirname, relative } from 'node:path';
 import { load } from 'js-yaml';
 import { managedObjects } from '../../test/support/managed-objects.js';
 import type { RunningBroker } from '../../test/support/broker.js';
 import { kubectlStatus, tokenKubeconfig, waitFor } from '../../test/support/cluster.js';
 import { startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
+import { NODE_RUNTIMES, nodeBinary } from '../../test/support/node-runtimes.js';
 import { createJob, ensureActionBuilt, type RunnerJob, type StepResult } from '../../test/support/runner.js';
 
 let env: BrokerEnv;
@@ -16,7 +17,10 @@ let broker: RunningBroker;
 
 beforeAll(async () => {
   await ensureActionBuilt();
-  env = await startBrokerEnv({ namespaces: ['action-e2e'], policy: { rules: [{ roles: ['deployer'] }] } });
+  env = await startBrokerEnv({
+    namespaces: ['action-e2e', 'action-e2e-b'],
+    policy: { rules: [{ roles: ['deployer', 'viewer'] }] },
+  });
   broker = await env.startBroker();
 }, 120_000);
 
@@ -67,64 +71,144 @@ async function runMain(job: RunnerJob, overrides: Record<string, string> = {}) {
 }
 
 describe('action end to end with the real broker and control plane', () => {
-  test('main grants access kubectl can use within the role; post revokes it and shreds the file', async () => {
+  test.each(NODE_RUNTIMES)(
+    'on %s: main grants access kubectl can use within the role; post revokes it and shreds the file',
+    async (runtime) => {
+      await env.withJob(
+        async (job) => {
+          const main = await runMain(job);
+          const path = main.outputs.kubeconfig!;
+          const grantId = main.outputs['grant-id']!;
+          expect(main.outputs.namespace).toBe(env.ns);
+          expect(main.outputs['service-account']).toBe(`system:serviceaccount:${env.ns}:${grantId}`);
+          expect(Date.parse(main.outputs['expires-at']!)).toBeGreaterThan(Date.now());
+          expect(main.exportedEnv.KUBECONFIG).toBe(path);
+
+          // The file: 0600, in a fresh 0700 directory under RUNNER_TEMP, outside the workspace.
+          expect(lstatSync(path).mode & 0o777).toBe(0o600);
+          expect(lstatSync(dirname(path)).mode & 0o777).toBe(0o700);
+          expect(dirname(dirname(path))).toBe(job.runnerTemp);
+          expect(relative(job.workspace, path).startsWith('..')).toBe(true);
+
+          // A later step's kubectl, through the exported KUBECONFIG: allowed calls work...
+          const allowed = await job.exec('kubectl', [
+            'create',
+            'configmap',
+            `from-ci-${runtime}`,
+            '--from-literal=a=b',
+          ]);
+          expect(allowed.stderr).toBe('');
+          expect(allowed.code).toBe(0);
+          const list = await job.exec('kubectl', ['get', 'configmaps', '-o', 'name']);
+          expect(list.stdout).toContain(`configmap/from-ci-${runtime}`);
+          const whoami = await job.exec('kubectl', [
+            'auth',
+            'whoami',
+            '-o',
+            'jsonpath={.status.userInfo.username}',
+          ]);
+          // The output names the identity the API server sees.
+          expect(whoami.stdout).toBe(main.outputs['service-account']);
+          // ...and everything outside the role is denied.
+          for (const args of [
+            ['get', 'secrets'],
+            ['get', 'configmaps', '-n', 'default'],
+            ['create', 'serviceaccount', 'sneaky'],
+            ['get', 'namespaces'],
+          ]) {
+            const denied = await job.exec('kubectl', args);
+            expect({ args, code: denied.code }).toEqual({ args, code: 1 });
+            expect(denied.stderr).toMatch(/forbidden/i);
+          }
+
+          // Secrets appear nowhere except in their own mask commands: the Kubernetes token and the JWT.
+          const token = tokenOf(path);
+          expect(main.masks).toContain(token);
+          const jwts = main.masks.filter((m) => m !== token);
+          expect(jwts.length).toBeGreaterThan(0);
+          for (const secret of [token, ...jwts]) expect(leaks(main, secret)).toEqual([]);
+
+          const post = await job.post();
+          expect(post.exitCode).toBe(0);
+          expect(post.warnings).toEqual([]);
+          expect(post.log).toContain(`Revoked grant ${grantId} through the broker.`);
+          for (const secret of [token, ...jwts]) expect(leaks(post, secret)).toEqual([]);
+          expect(existsSync(path)).toBe(false);
+          expect(existsSync(dirname(path))).toBe(false);
+          expect(managedObjects([env.ns]).filter((o) => o.includes(grantId))).toEqual([]);
+          await expectTokenRejected(token, env.ns);
+        },
+        { node: await nodeBinary(runtime) },
+      );
+    },
+  );
+
+  test('two calls in one job: both contexts work in a later step, and each post revokes its own grant', async () => {
     await env.withJob(async (job) => {
-      const main = await runMain(job);
-      const path = main.outputs.kubeconfig!;
-      const grantId = main.outputs['grant-id']!;
-      expect(main.outputs.namespace).toBe(env.ns);
-      expect(main.outputs['service-account']).toBe(`system:serviceaccount:${env.ns}:${grantId}`);
-      expect(Date.parse(main.outputs['expires-at']!)).toBeGreaterThan(Date.now());
-      expect(main.exportedEnv.KUBECONFIG).toBe(path);
+      const [nsA, nsB] = env.namespaces as [string, string];
+      const a = await runMain(job, { namespace: nsA, role: 'deployer' });
+      const b = await runMain(job, { namespace: nsB, role: 'viewer' });
+      expect([a.outputs.context, b.outputs.context]).toEqual([`deployer@${nsA}`, `viewer@${nsB}`]);
+      const [pathA, pathB] = [a.outputs.kubeconfig!, b.outputs.kubeconfig!];
+      expect(pathA).not.toBe(pathB);
+      // The later call's file first (its context is the current one), the earlier one kept.
+      expect(job.exportedEnv.KUBECONFIG).toBe(`${pathB}${delimiter}${pathA}`);
+      expect(job.exportedEnv.KUBE_CONFIG_PATH).toBe(pathB);
 
-      // The file: 0600, in a fresh 0700 directory under RUNNER_TEMP, outside the workspace.
-      expect(lstatSync(path).mode & 0o777).toBe(0o600);
-      expect(lstatSync(dirname(path)).mode & 0o777).toBe(0o700);
-      expect(dirname(dirname(path))).toBe(job.runnerTemp);
-      expect(relative(job.workspace, path).startsWith('..')).toBe(true);
-
-      // A later step's kubectl, through the exported KUBECONFIG: allowed calls work...
-      const allowed = await job.exec('kubectl', ['create', 'configmap', 'from-ci', '--from-literal=a=b']);
-      expect(allowed.stderr).toBe('');
-      expect(allowed.code).toBe(0);
-      const list = await job.exec('kubectl', ['get', 'configmaps', '-o', 'name']);
-      expect(list.stdout).toContain('configmap/from-ci');
-      const whoami = await job.exec('kubectl', [
+      const contexts = await job.exec('kubectl', ['config', 'get-contexts', '-o', 'name']);
+      expect(contexts.stdout.split('\n').filter(Boolean).sort()).toEqual(
+        [`deployer@${nsA}`, `viewer@${nsB}`].sort(),
+      );
+      const current = await job.exec('kubectl', ['config', 'current-context']);
+      expect(current.stdout.trim()).toBe(`viewer@${nsB}`);
+      // Each context acts in its own namespace with its own role.
+      const created = await job.exec('kubectl', [
+        '--context',
+        `deployer@${nsA}`,
+        'create',
+        'configmap',
+        'two-calls',
+        '--from-literal=a=b',
+      ]);
+      expect({ code: created.code, stderr: created.stderr }).toEqual({ code: 0, stderr: '' });
+      const viewed = await job.exec('kubectl', [
+        '--context',
+        `viewer@${nsB}`,
+        'get',
+        'configmaps',
+        '-o',
+        'name',
+      ]);
+      expect(viewed.code).toBe(0);
+      const viewerWrite = await job.exec('kubectl', [
+        '--context',
+        `viewer@${nsB}`,
+        'create',
+        'configmap',
+        'not-allowed',
+        '--from-literal=a=b',
+      ]);
+      expect(viewerWrite.stderr).toMatch(/forbidden/i);
+      const whoamiA = await job.exec('kubectl', [
+        '--context',
+        `deployer@${nsA}`,
         'auth',
         'whoami',
         '-o',
         'jsonpath={.status.userInfo.username}',
       ]);
-      // The output names the identity the API server sees.
-      expect(whoami.stdout).toBe(main.outputs['service-account']);
-      // ...and everything outside the role is denied.
-      for (const args of [
-        ['get', 'secrets'],
-        ['get', 'configmaps', '-n', 'default'],
-        ['create', 'serviceaccount', 'sneaky'],
-        ['get', 'namespaces'],
-      ]) {
-        const denied = await job.exec('kubectl', args);
-        expect({ args, code: denied.code }).toEqual({ args, code: 1 });
-        expect(denied.stderr).toMatch(/forbidden/i);
-      }
+      expect(whoamiA.stdout).toBe(a.outputs['service-account']);
 
-      // Secrets appear nowhere except in their own mask commands: the Kubernetes token and the JWT.
-      const token = tokenOf(path);
-      expect(main.masks).toContain(token);
-      const jwts = main.masks.filter((m) => m !== token);
-      expect(jwts.length).toBeGreaterThan(0);
-      for (const secret of [token, ...jwts]) expect(leaks(main, secret)).toEqual([]);
-
-      const post = await job.post();
-      expect(post.exitCode).toBe(0);
-      expect(post.warnings).toEqual([]);
-      expect(post.log).toContain(`Revoked grant ${grantId} through the broker.`);
-      for (const secret of [token, ...jwts]) expect(leaks(post, secret)).toEqual([]);
-      expect(existsSync(path)).toBe(false);
-      expect(existsSync(dirname(path))).toBe(false);
-      expect(managedObjects([env.ns]).filter((o) => o.includes(grantId))).toEqual([]);
-      await expectTokenRejected(token, env.ns);
+      const [tokenA, tokenB] = [tokenOf(pathA), tokenOf(pathB)];
+      // The runner runs posts in reverse order, each with its own use's state.
+      const postB = await job.post(b.savedState);
+      const postA = await job.post(a.savedState);
+      expect(postB.log).toContain(`Revoked grant ${b.outputs['grant-id']} through the broker.`);
+      expect(postA.log).toContain(`Revoked grant ${a.outputs['grant-id']} through the broker.`);
+      expect([...postA.warnings, ...postB.warnings]).toEqual([]);
+      expect([existsSync(pathA), existsSync(pathB)]).toEqual([false, false]);
+      await expectTokenRejected(tokenA, nsA);
+      await expectTokenRejected(tokenB, nsB);
     });
   });
 
@@ -151,10 +235,36 @@ describe('action end to end with the real broker and control plane', () => {
       expect(readdirSync(job.runnerTemp)).toEqual([]);
       expect(main.outputs).toEqual({});
       expect(main.exportedEnv).toEqual({});
+      // What the author needs without the broker's log: the claims presented, and what to check.
+      expect(main.log).toContain('The GitHub OIDC token this job presented');
+      expect(main.log).toContain(
+        `repository: ${env.issuer.claims.repository} (repository_id ${env.issuer.claims.repository_id})`,
+      );
+      expect(main.errors[0]).toContain('Fix: no policy rule allows these claims');
+      const jwts = main.masks;
+      expect(jwts.length).toBeGreaterThan(0);
+      for (const jwt of jwts) expect(leaks(main, jwt)).toEqual([]);
       const post = await job.post();
       expect(post.exitCode).toBe(0);
       expect(post.warnings).toEqual([]);
     });
+  });
+
+  test('a broker with explainRefusals: the reason code and the allowed ttl, still no secret', async () => {
+    const explaining = await env.startBroker({ config: { explainRefusals: true } });
+    await env.withJob(async (job) => {
+      const main = await job.main(env.actionInputs(explaining, { role: 'deployer', ttl: '21600' }));
+      expect(main.exitCode).toBe(1);
+      expect(main.errors[0]).toMatch(
+        /\(ERR_FORBIDDEN, ttl_exceeds_rule, HTTP 403, request id [^)]+\)\. Fix: ask for ttl ≤ \d+ seconds/,
+      );
+      expect(main.log).toContain('The GitHub OIDC token this job presented');
+      for (const jwt of main.masks) expect(leaks(main, jwt)).toEqual([]);
+      const other = await job.main(env.actionInputs(explaining, { role: 'cluster-admin' }));
+      expect(other.errors[0]).toContain('role_not_allowed');
+      expect(other.errors[0]).toContain('Fix: rules allow this namespace, but not this role');
+    });
+    await explaining.stop();
   });
 
   // Last: it stops the shared broker.

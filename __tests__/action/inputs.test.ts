@@ -13,14 +13,20 @@ describe('parseInputs', () => {
     const i = parse(base);
     expect(i.brokerUrl.href).toBe('https://broker.example.com/');
     expect(i.audience).toBe(DEFAULT_AUDIENCE);
-    expect(i.contextName).toBe('k8s-ephemeral-access');
+    expect(i.contextName).toBe('deployer@team-a');
     expect(i.ttlSeconds).toBeUndefined();
     expect(i.kubeconfigPath).toBeUndefined();
     expect(i.exportKubeconfig).toBe(true);
+    expect(i.exportKubeConfigPath).toBe(true);
+    expect(i.jobSummary).toBe(true);
     expect(i.revoke).toBe(true);
     expect(i.brokerCa).toBeUndefined();
     expect(i.runnerTemp).toBe('/runner/_temp');
     expect(Object.isFrozen(i)).toBe(true);
+  });
+
+  test('the default context name differs per namespace and role', () => {
+    expect(parse({ ...base, namespace: 'team-b', role: 'viewer' }).contextName).toBe('viewer@team-b');
   });
 
   test('reads every input', () => {
@@ -31,6 +37,8 @@ describe('parseInputs', () => {
       'context-name': 'prod',
       'kubeconfig-path': '/runner/_temp/kc',
       'export-kubeconfig': 'false',
+      'export-kube-config-path': 'false',
+      'job-summary': 'false',
       'broker-ca': '-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----',
       revoke: 'FALSE',
     });
@@ -40,6 +48,8 @@ describe('parseInputs', () => {
       contextName: 'prod',
       kubeconfigPath: '/runner/_temp/kc',
       exportKubeconfig: false,
+      exportKubeConfigPath: false,
+      jobSummary: false,
       revoke: false,
     });
     expect(i.brokerCa).toContain('BEGIN CERTIFICATE');

@@ -12,7 +12,7 @@ import {
   symlinkSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { NetworkError, type HttpTransport } from '../../src/action/http-transport.js';
 import { readGrantCredential } from '../../src/action/kubeconfig.js';
 import { EXCHANGE_DEADLINE_MS, run, type MainDeps } from '../../src/action/main-run.js';
@@ -98,6 +98,26 @@ function everythingPrinted(s: Setup): string {
   ].join('\n');
 }
 
+describe('main: platforms', () => {
+  test('Windows fails fast with the reason and the fix, before any state, request or file', async () => {
+    const s = setup();
+    await run({ ...s.deps, platform: 'win32' });
+    expect(s.core.failed).toEqual([
+      expect.stringMatching(/^Windows runners are not supported: .*runs-on: ubuntu-latest/),
+    ]);
+    expect(s.core.calls.filter((c) => c.method === 'saveState')).toEqual([]);
+    expect(s.transport.requests).toEqual([]);
+    expect(s.jwts).toEqual([]);
+    expect(readdirSync(runnerTemp)).toEqual([]);
+  });
+
+  test.each(['linux', 'darwin'] as const)('%s runs', async (platform) => {
+    const s = setup();
+    await run({ ...s.deps, platform });
+    expect(s.core.failed).toEqual([]);
+  });
+});
+
 describe('main: success', () => {
   test('writes a 0600 kubeconfig in a fresh 0700 directory under RUNNER_TEMP, and sets outputs', async () => {
     const s = setup();
@@ -113,13 +133,29 @@ describe('main: success', () => {
     });
     expect(s.core.outputs).toEqual({
       kubeconfig: path,
-      context: 'k8s-ephemeral-access',
+      context: 'deployer@team-a',
       namespace: 'team-a',
       'service-account': 'system:serviceaccount:team-a:gha-1234-abcd',
       'expires-at': '2030-01-01T00:15:00Z',
       'grant-id': 'gha-1234-abcd',
     });
-    expect(s.core.exported).toEqual({ KUBECONFIG: path });
+    expect(s.core.exported).toEqual({ KUBECONFIG: path, KUBE_CONFIG_PATH: path });
+  });
+
+  test('KUBECONFIG lists this grant first and keeps what it listed before (an earlier call, own files)', async () => {
+    const earlier = `/runner/_temp/earlier/kubeconfig${delimiter}/home/me/.kube/config`;
+    const s = setup({ env: { KUBECONFIG: `${earlier}${delimiter}${delimiter}/home/me/.kube/config` } });
+    await run(s.deps);
+    const path = s.core.outputs.kubeconfig!;
+    expect(s.core.exported).toEqual({ KUBECONFIG: `${path}${delimiter}${earlier}`, KUBE_CONFIG_PATH: path });
+  });
+
+  test('job-summary: false writes no summary; export-kube-config-path: false exports KUBECONFIG only', async () => {
+    const s = setup({ inputs: { 'job-summary': 'false', 'export-kube-config-path': 'false' } });
+    await run(s.deps);
+    expect(s.core.failed).toEqual([]);
+    expect(s.summaries).toEqual([]);
+    expect(s.core.exported).toEqual({ KUBECONFIG: s.core.outputs.kubeconfig });
   });
 
   test('sends the requested namespace, role and ttl with a JWT for the configured audience', async () => {
@@ -174,7 +210,9 @@ describe('main: success', () => {
 
   test('export-kubeconfig: false exports nothing; broker-ca reaches the transport', async () => {
     const ca = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----';
-    const s = setup({ inputs: { 'export-kubeconfig': 'false', 'broker-ca': ca } });
+    const s = setup({
+      inputs: { 'export-kubeconfig': 'false', 'export-kube-config-path': 'false', 'broker-ca': ca },
+    });
     await run(s.deps);
     expect(s.core.failed).toEqual([]);
     expect(s.core.exported).toEqual({});
@@ -237,6 +275,107 @@ describe('main: retries', () => {
     expect(readdirSync(runnerTemp)).toEqual([]);
     expect(s.core.outputs).toEqual({});
     expect(s.core.state[STATE.grantId]).toBeUndefined();
+  });
+
+  test('a refusal prints the presented claims and a fix for the code; the token and JWT appear nowhere', async () => {
+    const s = setup({
+      responders: [() => brokerError(403, 'ERR_FORBIDDEN', 'not allowed by the broker policy', 'req-9')],
+    });
+    const payload = {
+      repository: 'octo-org/web',
+      repository_id: '123456789',
+      repository_owner: 'octo-org',
+      repository_owner_id: '987654',
+      ref: 'refs/heads/feature/x',
+      ref_type: 'branch',
+      event_name: 'push',
+      workflow_ref: 'octo-org/web/.github/workflows/deploy.yml@refs/heads/feature/x',
+      job_workflow_ref: 'octo-org/web/.github/workflows/deploy.yml@refs/heads/feature/x',
+      runner_environment: 'self-hosted',
+      aud: 'k8s-ephemeral-access',
+      iss: 'https://token.actions.githubusercontent.com',
+      sub: 'repo:octo-org/web:ref:refs/heads/feature/x',
+      jti: 'jti-secret-ish',
+    };
+    const jwt = `eyJhbGciOiJSUzI1NiJ9.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.SIGNATURE-SECRET`;
+    s.deps.getIdToken = async () => jwt;
+    await run(s.deps);
+    const info = s.core.calls.filter((c) => c.method === 'info').map((c) => c.args[0]!);
+    const claims = info.find((m) => m.startsWith('The GitHub OIDC token this job presented'))!;
+    expect(claims).toBeDefined();
+    for (const text of [
+      'repository: octo-org/web (repository_id 123456789)',
+      'owner: octo-org (repository_owner_id 987654)',
+      'ref: refs/heads/feature/x (ref_type branch), event_name: push, environment: (none)',
+      'job_workflow_ref: octo-org/web/.github/workflows/deploy.yml@refs/heads/feature/x',
+      'runner_environment: self-hosted, aud: k8s-ephemeral-access',
+    ])
+      expect(claims).toContain(text);
+    expect(s.core.failed[0]).toContain(
+      'Fix: no policy rule allows these claims (above) with this namespace, role and ttl',
+    );
+    const printed = everythingPrinted(s);
+    expect(printed).not.toContain(jwt);
+    expect(printed).not.toContain(jwt.split('.')[1]);
+    expect(printed).not.toContain('SIGNATURE-SECRET');
+    expect(printed).not.toContain('jti-secret-ish');
+  });
+
+  test('a broker that explains: the reason code and its one-line fix, with the allowed ttl', async () => {
+    const s = setup({
+      inputs: { ttl: '3600' },
+      responders: [
+        () =>
+          json(403, {
+            error: {
+              code: 'ERR_FORBIDDEN',
+              message: 'not allowed by the broker policy',
+              requestId: 'req-7',
+              reason: 'ttl_exceeds_rule',
+              maxTtlSeconds: 900,
+            },
+          }),
+      ],
+    });
+    await run(s.deps);
+    expect(s.core.failed).toEqual([
+      'broker refused the exchange: not allowed by the broker policy (ERR_FORBIDDEN, ttl_exceeds_rule, HTTP 403, request id req-7). ' +
+        'Fix: ask for ttl ≤ 900 seconds (the longest the rules allowing this request permit), or leave ttl empty.',
+    ]);
+  });
+
+  test('a reason the contract does not know, or a ttl out of bounds, is ignored', async () => {
+    const s = setup({
+      responders: [
+        () =>
+          json(403, {
+            error: {
+              code: 'ERR_FORBIDDEN',
+              message: 'm',
+              reason: 'rule_web_needs_tag',
+              maxTtlSeconds: 99_999,
+            },
+          }),
+      ],
+    });
+    await run(s.deps);
+    expect(s.core.failed[0]).not.toContain('rule_web_needs_tag');
+    expect(s.core.failed[0]).toContain('Fix: no policy rule allows');
+  });
+
+  test('step debug shows the request flow and the route, never a secret', async () => {
+    const s = setup({
+      env: { HTTPS_PROXY: 'http://user:pw-secret@proxy.corp:3128', NO_PROXY: 'token.example' },
+    });
+    await run(s.deps);
+    const debug = s.core.calls.filter((c) => c.method === 'debug').map((c) => c.args[0]!);
+    expect(debug).toEqual([
+      'Exchange request: {"namespace":"team-a","role":"deployer"}; broker broker.example.com via proxy http://proxy.corp:3128 (from HTTPS_PROXY).',
+      'OIDC token for audience "k8s-ephemeral-access": runner token service token.example direct.',
+      'Got a GitHub OIDC token; sending the exchange.',
+      'Exchange answered: grant gha-1234-abcd, token until 2030-01-01T00:20:00Z.',
+    ]);
+    expect(debug.join('\n')).not.toContain('pw-secret');
   });
 
   test('gives up within the overall deadline when the broker stays down', async () => {

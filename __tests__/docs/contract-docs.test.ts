@@ -4,7 +4,14 @@
 import { describe, expect, test } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ERROR_CODES, MAX_TTL_SECONDS, MIN_TTL_SECONDS, REASONS } from '../../src/shared/contract.js';
+import { REASON_FIXES } from '../../src/action/refusal-help.js';
+import {
+  CALLER_REASONS,
+  ERROR_CODES,
+  MAX_TTL_SECONDS,
+  MIN_TTL_SECONDS,
+  REASONS,
+} from '../../src/shared/contract.js';
 
 const repoRoot = join(import.meta.dirname, '..', '..');
 const read = (f: string) => readFileSync(join(repoRoot, f), 'utf8');
@@ -50,4 +57,16 @@ test('docs/api.md and docs/policy.md list every refusal reason, and only those',
   const api = columnCodes(section(read('docs/api.md'), 'Reasons seen in logs'));
   const policy = columnCodes(section(read('docs/policy.md'), '## Refusal reasons'));
   expect([...new Set([...api, ...policy])].sort()).toEqual([...REASONS].sort());
+});
+
+test('docs/action.md lists every reason a broker may send, with the fix the action prints', () => {
+  const table = section(read('docs/action.md'), '| Reason');
+  const rows = table
+    .split('\n')
+    .filter((line) => /^\| `/.test(line))
+    .map((line) => {
+      const [, reason, fix] = line.split(/\s*\|\s*/);
+      return [reason!.replace(/`/g, ''), fix!.replace(/\\\|/g, '|')] as const;
+    });
+  expect(rows).toEqual(CALLER_REASONS.map((r) => [r, REASON_FIXES[r]]));
 });

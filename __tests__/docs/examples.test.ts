@@ -6,6 +6,11 @@ import { describe, expect, test } from '@jest/globals';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { load } from 'js-yaml';
+import { parsePolicy } from '../../src/broker/policy/index.js';
+import type { VerifiedClaims } from '../../src/broker/types.js';
+import type { ExchangeRequest } from '../../src/shared/api.js';
+import type { BrokerError } from '../../src/shared/errors.js';
+import { defaultClaims } from '../../test/support/oidc-issuer.js';
 import {
   checkWorkflow,
   stepOutputReferences,
@@ -34,6 +39,13 @@ type AnyJob = {
 const jobsOf = (w: Workflow): AnyJob[] => Object.values(w.jobs ?? {}) as AnyJob[];
 const actionJobs = (w: Workflow): AnyJob[] =>
   jobsOf(w).filter((j) => (j.steps ?? []).some((s) => usesThisAction(s.uses)));
+
+const EXAMPLE_REPO = {
+  repository: 'octo-org/web',
+  repository_id: '123456789',
+  repository_owner: 'octo-org',
+  repository_owner_id: '987654',
+};
 
 describe('examples/*.yml', () => {
   test('there are example workflows to check', () => {
@@ -97,6 +109,167 @@ describe('examples/*.yml', () => {
     }
   });
 });
+
+// Every use of the action, as GitHub would run it, against deploy/examples/policy.yaml with the
+// broker's own policy engine: the claims its token would carry (the example repository's IDs, the
+// ref and event of each trigger, the job's environment, the workflow ref) and the namespace, role
+// and ttl it asks for, for each matrix value, and for the reusable workflow as its caller runs it.
+describe('examples/*.yml against deploy/examples/policy.yaml', () => {
+  const policy = parsePolicy(
+    readFileSync(join(repoRoot, 'deploy', 'examples', 'policy.yaml'), 'utf8'),
+    'deploy/examples/policy.yaml',
+  );
+  const uses = exampleUses();
+
+  test('every example that uses the action is evaluated', () => {
+    const files = new Set(uses.flatMap((u) => u.file.split(' -> ')));
+    for (const [file, w] of examples)
+      if (actionJobs(w).length > 0 || jobsOf(w).some((j) => j.uses))
+        expect({ file, evaluated: files.has(file) || undefined }).toEqual({ file, evaluated: true });
+    expect(uses.length).toBeGreaterThanOrEqual(6);
+  });
+
+  test.each(uses.map((u) => [u.label, u] as const))('%s is granted', (_label, u) => {
+    const grant = policy.authorize(u.claims, u.request);
+    expect(grant).toMatchObject({ namespace: u.request.namespace, role: u.request.role });
+  });
+
+  test('the evaluation refuses what the policy does not allow (so the grants above mean something)', () => {
+    const u = uses.find((x) => x.file === 'kubectl-deploy.yml')!;
+    const refusal = (claims: Record<string, unknown>, request: ExchangeRequest) => {
+      try {
+        policy.authorize({ ...u.claims, ...claims } as VerifiedClaims, request);
+        return 'granted';
+      } catch (err) {
+        return (err as BrokerError).reason;
+      }
+    };
+    expect(refusal({}, { ...u.request, ttlSeconds: 1200 })).toBe('ttl_exceeds_rule');
+    expect(refusal({}, { ...u.request, namespace: 'production' })).toBe('namespace_not_allowed');
+    expect(refusal({ ref: 'refs/heads/feature' }, u.request)).toBe('no_matching_rule');
+  });
+});
+
+interface ExampleUse {
+  file: string;
+  label: string;
+  claims: VerifiedClaims;
+  request: ExchangeRequest;
+}
+
+/** The ref and event of each trigger that can start the workflow (workflow_dispatch: main). */
+function triggers(on: unknown): { event: string; ref: string }[] {
+  const out: { event: string; ref: string }[] = [];
+  for (const [event, spec] of Object.entries(
+    (on ?? {}) as Record<string, { branches?: string[]; tags?: string[] } | null>,
+  )) {
+    if (event === 'workflow_call') continue;
+    if (event === 'workflow_dispatch') out.push({ event, ref: 'refs/heads/main' });
+    else if (event === 'push') {
+      for (const b of spec?.branches ?? []) out.push({ event, ref: `refs/heads/${b}` });
+      // A tag the pattern matches: its * stands for a version.
+      for (const t of spec?.tags ?? []) out.push({ event, ref: `refs/tags/${t.replace('*', '1.2.0')}` });
+    } else throw new Error(`examples.test.ts does not know trigger "${event}": teach it`);
+  }
+  return out;
+}
+
+/** Replaces the ${{ }} expressions the examples use; anything else is an error to teach. */
+function resolve(value: unknown, vars: Record<string, string>): string {
+  return String(value).replace(/\$\{\{\s*([^}]+?)\s*\}\}/g, (_m, expr: string) => {
+    if (!(expr in vars)) throw new Error(`examples.test.ts cannot resolve \${{ ${expr} }}`);
+    return vars[expr]!;
+  });
+}
+
+function matrixValues(job: AnyJob): Record<string, string>[] {
+  const matrix = job.strategy?.matrix as Record<string, unknown[]> | undefined;
+  if (!matrix) return [{}];
+  let rows: Record<string, string>[] = [{}];
+  for (const [key, values] of Object.entries(matrix)) {
+    if (!Array.isArray(values)) throw new Error(`matrix key ${key} is not a list`);
+    rows = rows.flatMap((r) => values.map((v) => ({ ...r, [`matrix.${key}`]: String(v) })));
+  }
+  return rows;
+}
+
+function exampleUses(): ExampleUse[] {
+  const out: ExampleUse[] = [];
+  const visit = (
+    file: string,
+    w: Workflow,
+    jobWorkflowRef: (ref: string) => string,
+    runs: { event: string; ref: string }[],
+    inputs: Record<string, string>,
+  ) => {
+    for (const job of jobsOf(w)) {
+      const steps = (job.steps ?? []).filter((st) => usesThisAction(st.uses));
+      for (const step of steps)
+        for (const run of runs)
+          for (const matrix of matrixValues(job)) {
+            const vars = { ...inputs, ...matrix };
+            const env = job.environment as string | { name: string } | undefined;
+            const environment =
+              env === undefined ? undefined : resolve(typeof env === 'string' ? env : env.name, vars);
+            const w = step.with ?? {};
+            const request: ExchangeRequest = {
+              namespace: resolve(w.namespace, vars),
+              role: resolve(w.role, vars),
+              ...(w.ttl === undefined ? {} : { ttlSeconds: Number(w.ttl) }),
+            };
+            const claims = {
+              ...defaultClaims({
+                ...EXAMPLE_REPO,
+                event_name: run.event,
+                ref: run.ref,
+                ref_type: run.ref.startsWith('refs/tags/') ? 'tag' : 'branch',
+                workflow_ref: jobWorkflowRef(run.ref),
+                job_workflow_ref: jobWorkflowRef(run.ref),
+                ...(environment ? { environment } : {}),
+              }),
+              iss: 'https://token.actions.githubusercontent.com',
+              aud: 'k8s-ephemeral-access',
+              jti: 'example',
+              iat: 0,
+              exp: 0,
+            } as unknown as VerifiedClaims;
+            out.push({
+              file,
+              label: `${file} (${run.event} ${run.ref}${Object.keys(matrix).length ? `, ${Object.values(matrix).join(', ')}` : ''}): ${request.role} in ${request.namespace}`,
+              claims,
+              request,
+            });
+          }
+    }
+  };
+  for (const [file, w] of examples) {
+    const on = (w.on ?? {}) as Record<string, unknown>;
+    if ('workflow_call' in on) continue;
+    visit(file, w, (ref) => `octo-org/web/.github/workflows/${file}@${ref}`, triggers(on), {});
+    // A call of the reusable workflow: its job runs with the caller's trigger and the inputs passed.
+    for (const caller of jobsOf(w).filter((j) => j.uses)) {
+      const m = /^octo-org\/deploy-workflows\/\.github\/workflows\/deploy\.yml@(v[\d.]*)$/.exec(caller.uses!);
+      if (!m) throw new Error(`${file} calls ${caller.uses}, which examples.test.ts does not know`);
+      const reusable = [...examples].find(
+        ([, r]) => typeof r.on === 'object' && r.on !== null && 'workflow_call' in r.on,
+      )!;
+      const inputs = Object.fromEntries(
+        Object.entries(caller.with ?? {}).map(([k, v]) => [
+          `inputs.${k}`,
+          resolve(v, { 'github.ref_name': 'v1.2.0' }),
+        ]),
+      );
+      visit(
+        `${file} -> ${reusable[0]}`,
+        reusable[1],
+        () => `octo-org/deploy-workflows/.github/workflows/deploy.yml@refs/tags/${m[1]}`,
+        triggers(on),
+        inputs,
+      );
+    }
+  }
+  return out;
+}
 
 // The checker must find real mistakes; otherwise the tests above prove nothing.
 describe('the workflow checker', () => {

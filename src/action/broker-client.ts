@@ -10,7 +10,15 @@ import {
   type ExchangeResponse,
   type RevokeResponse,
 } from '../shared/api.js';
-import { isDnsLabel, isDnsSubdomain, isErrorCode, type ErrorCode } from '../shared/contract.js';
+import {
+  MAX_TTL_SECONDS,
+  isCallerReason,
+  isDnsLabel,
+  isDnsSubdomain,
+  isErrorCode,
+  type ErrorCode,
+  type Reason,
+} from '../shared/contract.js';
 import { HTTP_STATUS } from '../shared/errors.js';
 import { NetworkError, type HttpResponse, type HttpTransport } from './http-transport.js';
 import { parseRetryAfter, type RetryDecision } from './retry.js';
@@ -22,13 +30,29 @@ export class BrokerRefusal extends Error {
   readonly brokerMessage: string | undefined;
   readonly requestId: string | undefined;
   readonly retryAfterMs: number | undefined;
+  /** Why, when the broker says (explainRefusals); one of CALLER_REASONS. */
+  readonly reason: Reason | undefined;
+  /** With reason ttl_exceeds_rule: the longest ttl the rules allowing this request permit. */
+  readonly maxTtlSeconds: number | undefined;
 
   constructor(
     operation: string,
     status: number,
-    details: { code?: ErrorCode; message?: string; requestId?: string; retryAfterMs?: number },
+    details: {
+      code?: ErrorCode;
+      message?: string;
+      requestId?: string;
+      retryAfterMs?: number;
+      reason?: Reason;
+      maxTtlSeconds?: number;
+    },
   ) {
-    const parts = [details.code, `HTTP ${status}`, details.requestId && `request id ${details.requestId}`];
+    const parts = [
+      details.code,
+      details.reason,
+      `HTTP ${status}`,
+      details.requestId && `request id ${details.requestId}`,
+    ];
     super(
       `broker refused the ${operation}: ${details.message ?? 'no reason given'} (${parts.filter(Boolean).join(', ')})`,
     );
@@ -38,6 +62,8 @@ export class BrokerRefusal extends Error {
     this.brokerMessage = details.message;
     this.requestId = details.requestId;
     this.retryAfterMs = details.retryAfterMs;
+    this.reason = details.reason;
+    this.maxTtlSeconds = details.maxTtlSeconds;
   }
 
   /**
@@ -137,8 +163,14 @@ function refusal(operation: string, res: HttpResponse, now: number): BrokerRefus
   const e = body && typeof body === 'object' ? body.error : undefined;
   const code = isErrorCode(e?.code) ? e.code : undefined;
   const retryAfterHeader = res.headers['retry-after'];
+  const max = e?.maxTtlSeconds;
   return new BrokerRefusal(operation, res.status, {
     code,
+    reason: isCallerReason(e?.reason) ? e.reason : undefined,
+    maxTtlSeconds:
+      e?.reason === 'ttl_exceeds_rule' && Number.isSafeInteger(max) && max! > 0 && max! <= MAX_TTL_SECONDS
+        ? max
+        : undefined,
     message: printable(e?.message, 300),
     requestId: printable(e?.requestId, 100),
     retryAfterMs: parseRetryAfter(

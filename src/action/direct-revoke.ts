@@ -79,7 +79,8 @@ async function deleteIdempotently(
 
 export async function revokeDirect(input: DirectRevokeInput): Promise<DirectRevokeResult> {
   const ca = Buffer.from(input.certificateAuthorityData, 'base64').toString('utf8');
-  const transport = createNodeTransport({ ca: ca || undefined, publicRoots: [] });
+  // Through the runner's proxy like every other call, as kubectl would reach the API server.
+  const transport = createNodeTransport({ ca: ca || undefined, publicRoots: [], proxyEnv: process.env });
   const timeoutMs = input.timeoutMs ?? 15_000;
   const ns = encodeURIComponent(input.namespace);
   const name = encodeURIComponent(input.grantId);

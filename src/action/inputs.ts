@@ -21,13 +21,20 @@ export interface ActionInputs {
   /** A user-chosen kubeconfig file; undefined means a fresh private directory under RUNNER_TEMP. */
   kubeconfigPath: string | undefined;
   exportKubeconfig: boolean;
+  /** Export KUBE_CONFIG_PATH (Terraform's and Helm's providers) too. */
+  exportKubeConfigPath: boolean;
+  jobSummary: boolean;
   brokerCa: string | undefined;
   revoke: boolean;
   runnerTemp: string;
   workspace: string | undefined;
 }
 
-export const DEFAULT_CONTEXT_NAME = 'k8s-ephemeral-access';
+/**
+ * Distinct per namespace and role, so several calls in one job merge into one KUBECONFIG list
+ * without colliding. Unambiguous: a namespace or role name never contains "@".
+ */
+export const defaultContextName = (namespace: string, role: string): string => `${role}@${namespace}`;
 
 export class InputError extends Error {
   constructor(message: string) {
@@ -79,7 +86,7 @@ function parseTtl(raw: string): number | undefined {
   const n = Number(raw);
   if (n < MIN_TTL_SECONDS || n > MAX_TTL_SECONDS)
     throw new InputError(
-      `Input "ttl" must be between ${MIN_TTL_SECONDS} and ${MAX_TTL_SECONDS} seconds, got ${n}. The broker may cap it further.`,
+      `Input "ttl" must be between ${MIN_TTL_SECONDS} and ${MAX_TTL_SECONDS} seconds, got ${n}. The broker refuses (403) more than the policy rule's maximum.`,
     );
   return n;
 }
@@ -131,7 +138,7 @@ export function parseInputs(getInput: GetInput, env: Env): Readonly<ActionInputs
       `Input "role" must be a role name from the broker policy (letters, digits, ".", "_", ":", "-"), got "${role}".`,
     );
 
-  const contextName = getInput('context-name') || DEFAULT_CONTEXT_NAME;
+  const contextName = getInput('context-name') || defaultContextName(namespace, role);
   if (contextName.length > 253 || !/^[A-Za-z0-9][A-Za-z0-9._@:-]*$/.test(contextName))
     throw new InputError(
       `Input "context-name" may only contain letters, digits, ".", "_", "@", ":" and "-", got "${contextName}".`,
@@ -156,6 +163,8 @@ export function parseInputs(getInput: GetInput, env: Env): Readonly<ActionInputs
     contextName,
     kubeconfigPath: parseKubeconfigPath(getInput('kubeconfig-path'), workspace),
     exportKubeconfig: parseBoolean('export-kubeconfig', getInput('export-kubeconfig'), true),
+    exportKubeConfigPath: parseBoolean('export-kube-config-path', getInput('export-kube-config-path'), true),
+    jobSummary: parseBoolean('job-summary', getInput('job-summary'), true),
     brokerCa,
     revoke: parseBoolean('revoke', getInput('revoke'), true),
     runnerTemp: resolve(runnerTemp),

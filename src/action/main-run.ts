@@ -4,7 +4,7 @@
 // payload into its run context, which defaultMainDeps hands on).
 import { context as githubContext } from '@actions/github';
 import { realpath } from 'node:fs/promises';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import type { ExchangeRequest, ExchangeResponse } from '../shared/api.js';
 import { serviceAccountUser } from '../shared/contract.js';
 import { appendSummary, runnerCore, systemClock, type ActionCore, type Clock } from './action-core.js';
@@ -19,6 +19,8 @@ import { createIdTokenSource } from './id-token.js';
 import { parseInputs, type ActionInputs, type Env } from './inputs.js';
 import { renderKubeconfig } from './kubeconfig.js';
 import { checkOidcAvailable, type RunContext } from './oidc-preflight.js';
+import { describeRoute } from './proxy.js';
+import { presentedClaims, refusalFix, renderClaims } from './refusal-help.js';
 import { retry } from './retry.js';
 import { createPrivateDir, realDirectoryOf, writeNewPrivateFile, UnsafePathError } from './safe-fs.js';
 import { STATE } from './state.js';
@@ -37,6 +39,8 @@ export interface MainDeps {
   /** The workflow run: event name and payload (@actions/github's context). */
   runContext: RunContext;
   clock: Clock;
+  /** Default: process.platform. */
+  platform?: NodeJS.Platform;
 }
 
 /** One overall budget for token + exchange, so a broken setup fails in bounded time. */
@@ -47,8 +51,8 @@ export function defaultMainDeps(): MainDeps {
   return {
     core: runnerCore,
     env: process.env,
-    getIdToken: createIdTokenSource(process.env, createNodeTransport()),
-    createTransport: (ca) => createNodeTransport({ ca }),
+    getIdToken: createIdTokenSource(process.env, createNodeTransport({ proxyEnv: process.env })),
+    createTransport: (ca) => createNodeTransport({ ca, proxyEnv: process.env }),
     writeSummary: appendSummary,
     runContext: githubContext,
     clock: systemClock,
@@ -66,16 +70,26 @@ export async function run(deps: MainDeps = defaultMainDeps()): Promise<void> {
 
 function failureMessage(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
-  if (!(err instanceof BrokerRefusal)) return message;
-  if (err.status === 403)
-    return `${message}. Check that the broker policy lets this repository, ref and environment use this role in this namespace.`;
-  if (err.status === 401)
-    return `${message}. The broker did not accept the GitHub token: check that the "audience" input matches the broker's audience.`;
-  return message;
+  if (!(err instanceof BrokerRefusal) || !err.fromBroker) return message;
+  const fix = refusalFix(err);
+  return fix ? `${message}. Fix: ${fix}.` : message;
+}
+
+/**
+ * The credential's safety rests on POSIX modes (a 0700 directory, a 0600 file, O_NOFOLLOW), which
+ * Windows does not enforce or report; rather than a kubeconfig other accounts might read, no grant.
+ */
+export function checkPlatform(platform: NodeJS.Platform): void {
+  if (platform === 'win32')
+    throw new Error(
+      'Windows runners are not supported: the kubeconfig is protected by POSIX file modes, which Windows does not enforce. ' +
+        'Run this job on a Linux or macOS runner (e.g. runs-on: ubuntu-latest).',
+    );
 }
 
 export async function runMain(deps: MainDeps): Promise<void> {
   const { core: c, clock } = deps;
+  checkPlatform(deps.platform ?? process.platform);
   const inputs = parseInputs((name) => c.getInput(name), deps.env);
   checkOidcAvailable(deps.env, deps.runContext);
 
@@ -116,23 +130,39 @@ export async function runMain(deps: MainDeps): Promise<void> {
     throw err;
   }
 
-  if (inputs.exportKubeconfig) c.exportVariable('KUBECONFIG', kubeconfigPath);
+  if (inputs.exportKubeconfig)
+    c.exportVariable('KUBECONFIG', kubeconfigList(kubeconfigPath, deps.env.KUBECONFIG));
+  if (inputs.exportKubeConfigPath) c.exportVariable('KUBE_CONFIG_PATH', kubeconfigPath);
   c.setOutput('kubeconfig', kubeconfigPath);
   c.setOutput('context', inputs.contextName);
   c.setOutput('namespace', grant.namespace);
   c.setOutput('service-account', serviceAccountUser(grant.namespace, grant.serviceAccount));
   c.setOutput('expires-at', grant.expiresAt);
   c.setOutput('grant-id', grant.grantId);
+  const exported = [
+    ...(inputs.exportKubeconfig ? ['KUBECONFIG'] : []),
+    ...(inputs.exportKubeConfigPath ? ['KUBE_CONFIG_PATH'] : []),
+  ];
   c.info(
     `Wrote kubeconfig ${kubeconfigPath} (context ${inputs.contextName})` +
-      (inputs.exportKubeconfig ? '; exported KUBECONFIG for the following steps.' : '.'),
+      (exported.length > 0 ? `; exported ${exported.join(' and ')} for the following steps.` : '.'),
   );
 
-  if (deps.env.GITHUB_STEP_SUMMARY) {
+  if (inputs.jobSummary && deps.env.GITHUB_STEP_SUMMARY) {
     await deps
       .writeSummary(renderSummary(grant, inputs.contextName))
       .catch((err: unknown) => c.warning(`Could not write the job summary: ${errorMessage(err)}`));
   }
+}
+
+/**
+ * This grant's file first, then what KUBECONFIG already listed (an earlier call's grant, the
+ * user's own files): kubectl merges the list, so every context stays usable, and the first file's
+ * current-context (this grant's) becomes the current one.
+ */
+export function kubeconfigList(path: string, previous: string | undefined): string {
+  const kept = (previous ?? '').split(delimiter).filter((p) => p !== '' && p !== path);
+  return [path, ...new Set(kept)].join(delimiter);
 }
 
 async function exchange(
@@ -156,7 +186,15 @@ async function exchange(
   };
 
   c.info(`Requesting ${inputs.role} in namespace ${inputs.namespace} from ${inputs.brokerUrl.origin}.`);
-  return retry(
+  c.debug(
+    `Exchange request: ${JSON.stringify(request)}; broker ${describeRoute(inputs.brokerUrl, deps.env)}.`,
+  );
+  if (deps.env.ACTIONS_ID_TOKEN_REQUEST_URL)
+    c.debug(
+      `OIDC token for audience "${inputs.audience}": runner token service ${describeRoute(new URL(deps.env.ACTIONS_ID_TOKEN_REQUEST_URL), deps.env)}.`,
+    );
+  let presented: string | undefined;
+  const answer = retry(
     async () => {
       // A fresh JWT per attempt: the broker accepts each token once (its jti), and a response lost
       // in transit may have consumed it; a long retry would also outlive the JWT's 5 minutes.
@@ -170,9 +208,30 @@ async function exchange(
         { ...common, label: 'GitHub OIDC token', attempts: 4, classify: () => ({ retry: true }) },
       );
       c.setSecret(jwt);
+      presented = jwt;
+      c.debug('Got a GitHub OIDC token; sending the exchange.');
       return broker.exchange(jwt, request);
     },
     { ...common, label: 'broker exchange', attempts: 6, classify: classifyBrokerError },
+  );
+  return answer.then(
+    (grant) => {
+      c.debug(`Exchange answered: grant ${grant.grantId}, token until ${grant.tokenExpiresAt}.`);
+      return grant;
+    },
+    (err: unknown) => {
+      // The author usually cannot read the broker's log: show what this job presented. Decoded
+      // claims only; the token stays masked and unprinted.
+      if (
+        err instanceof BrokerRefusal &&
+        err.fromBroker &&
+        presented &&
+        err.status < 500 &&
+        err.status !== 429
+      )
+        c.info(renderClaims(presentedClaims(presented)));
+      throw err;
+    },
   );
 }
 

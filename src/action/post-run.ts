@@ -28,7 +28,7 @@ export const REVOKE_DEADLINE_MS = 20_000;
 export function defaultPostDeps(): PostDeps {
   return {
     core: runnerCore,
-    createTransport: (ca) => createNodeTransport({ ca }),
+    createTransport: (ca) => createNodeTransport({ ca, proxyEnv: process.env }),
     revokeDirect,
     readFile: (path) => readFile(path, 'utf8'),
     clock: systemClock,

@@ -44,6 +44,8 @@ export interface BrokerConfig {
   clusterCaFile: string | undefined;
   /** Peers whose X-Forwarded-For names the client (canonical CIDRs); empty: none. */
   trustedProxies: readonly string[];
+  /** Send callers the reason of a refusal, for the reasons in CALLER_REASONS only. */
+  explainRefusals: boolean;
 }
 
 export const CONFIG_DEFAULTS = deepFreeze({
@@ -110,6 +112,7 @@ export function parseConfig(text: string, fileName: string): BrokerConfig {
       'clusterServer',
       'clusterCaFile',
       'trustedProxies',
+      'explainRefusals',
     ],
   });
   if (!doc) {
@@ -282,6 +285,10 @@ export function parseConfig(text: string, fileName: string): BrokerConfig {
       doc.clusterCaFile === undefined ? undefined : filePath(['clusterCaFile'], doc.clusterCaFile),
     trustedProxies:
       doc.trustedProxies === undefined ? [] : (readCidrList(r, ['trustedProxies'], doc.trustedProxies) ?? []),
+    explainRefusals:
+      doc.explainRefusals === undefined
+        ? false
+        : (r.boolean(['explainRefusals'], doc.explainRefusals) ?? false),
   };
   r.finish();
   return deepFreeze(config);

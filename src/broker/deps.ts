@@ -28,6 +28,8 @@ export interface BrokerDeps {
   replayLedger?: { namespace: string; keepAfterExpirySeconds: number };
   /** The broker's time source (epoch milliseconds); Date.now when absent. */
   now?: () => number;
+  /** Tell callers the reason of a refusal when it is one of CALLER_REASONS (config explainRefusals). */
+  explainRefusals?: boolean;
   /** Unfinished self-revoke work per grant; see grant-work.ts. */
   grantWork?: GrantWork;
 }

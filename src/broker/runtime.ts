@@ -39,6 +39,7 @@ export interface BrokerRuntimeConfig {
   clusterCaFile?: string;
   /** Peers whose X-Forwarded-For names the client (http/client-address.ts); none when absent. */
   trustedProxies?: readonly string[];
+  explainRefusals?: boolean;
 }
 
 export interface RunningBroker {
@@ -96,6 +97,7 @@ export async function runBroker(
     metrics,
     limits: config.limits,
     trustedProxies: createAddressSet(config.trustedProxies ?? []),
+    explainRefusals: config.explainRefusals,
     replayLedger: {
       namespace: config.brokerNamespace,
       keepAfterExpirySeconds: (config.leewaySeconds ?? 60) + 60,

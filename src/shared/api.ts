@@ -1,6 +1,6 @@
 // The broker's HTTP contract, shared by the broker and the action so the two cannot drift.
 // docs/api.md documents it for people; the bounds, codes and name rules are in contract.ts.
-import type { ErrorCode } from './contract.js';
+import type { ErrorCode, Reason } from './contract.js';
 
 export const EXCHANGE_PATH = '/v1/exchange';
 export const GRANTS_PATH = '/v1/grants';
@@ -12,7 +12,7 @@ export const DEFAULT_AUDIENCE = 'k8s-ephemeral-access';
 export interface ExchangeRequest {
   namespace: string;
   role: string;
-  /** Requested grant lifetime in seconds; capped by the policy rule's maximum. */
+  /** Requested grant lifetime in seconds; more than the policy rule's maximum is refused (403). */
   ttlSeconds?: number;
 }
 
@@ -49,5 +49,17 @@ export interface RevokeResponse {
 
 /** Every non-2xx answer has this body. Messages are short and reveal nothing an attacker could use. */
 export interface ErrorResponse {
-  error: { code: ErrorCode; message: string; requestId?: string };
+  error: {
+    code: ErrorCode;
+    message: string;
+    requestId?: string;
+    /** Only from a broker with `explainRefusals: true`, and only one of CALLER_REASONS. */
+    reason?: Reason;
+    /**
+     * With reason `ttl_exceeds_rule` only: the longest ttl the rules that allow this very request
+     * (its claims, namespace and role) permit. The caller could find it by asking; it says nothing
+     * about any other rule.
+     */
+    maxTtlSeconds?: number;
+  };
 }

@@ -81,6 +81,38 @@ export const REASONS = [
 export type Reason = (typeof REASONS)[number];
 
 /**
+ * The reasons a broker configured with `explainRefusals: true` also sends to the caller, so a
+ * workflow author can fix the request without the broker's log. Each is about the caller's own
+ * request and fixable by its author; none says which check a forged or tampered token failed, or
+ * whether someone else's grant exists. Off by default: then no reason ever leaves the broker.
+ */
+export const CALLER_REASONS = [
+  'body_too_large',
+  'unsupported_media_type',
+  'invalid_json',
+  'invalid_request',
+  'missing_bearer_token',
+  'jwt_issuer',
+  'jwt_audience',
+  'jwt_expired',
+  'jwt_not_yet_valid',
+  'jwt_replayed',
+  'rate_limited',
+  'no_matching_rule',
+  'namespace_not_allowed',
+  'role_not_allowed',
+  'ttl_exceeds_rule',
+  'ttl_too_short',
+  'ttl_invalid',
+  'source_not_allowed',
+  'role_dangerous',
+  'role_missing',
+] as const satisfies readonly Reason[];
+
+export const isCallerReason = (value: unknown): value is (typeof CALLER_REASONS)[number] =>
+  typeof value === 'string' && (CALLER_REASONS as readonly string[]).includes(value);
+
+/**
  * RFC 1123 label, as Kubernetes requires for namespace names: lowercase letters, digits and "-",
  * starting and ending with a letter or digit, at most 63 characters.
  */

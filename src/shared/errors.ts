@@ -6,12 +6,20 @@ export class BrokerError extends Error {
   readonly code: ErrorCode;
   /** A machine-readable reason for logs and metrics (e.g. 'jwt_expired'); never sent to clients. */
   readonly reason: Reason;
+  /** ttl_exceeds_rule: the longest ttl the rules allowing this request permit (see ErrorResponse). */
+  readonly maxTtlSeconds: number | undefined;
 
-  constructor(code: ErrorCode, reason: Reason, message?: string, options?: { cause?: unknown }) {
+  constructor(
+    code: ErrorCode,
+    reason: Reason,
+    message?: string,
+    options?: { cause?: unknown; maxTtlSeconds?: number },
+  ) {
     super(message ?? reason, options);
     this.name = 'BrokerError';
     this.code = code;
     this.reason = reason;
+    this.maxTtlSeconds = options?.maxTtlSeconds;
   }
 }
 

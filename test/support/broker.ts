@@ -21,6 +21,8 @@ export interface StartBrokerOptions {
   rbac: BrokerRbac;
   audience?: string;
   https?: boolean;
+  /** The IP address to listen on and to put in the certificate; default 127.0.0.1. */
+  host?: string;
   reaperIntervalSeconds?: number;
   /** Extra or overriding top-level config fields. */
   config?: Record<string, unknown>;
@@ -53,13 +55,14 @@ export async function startBroker(opts: StartBrokerOptions): Promise<RunningBrok
   const entry = opts.entry ?? (await ensureBrokerBuilt());
   const dir = mkdtempSync(join(tmpdir(), 'k8s-ea-broker-'));
   const https = opts.https ?? false;
-  const tls = https ? selfSignedCert(dir) : undefined;
+  const host = opts.host ?? '127.0.0.1';
+  const tls = https ? selfSignedCert(dir, host) : undefined;
   const port = await freePort();
   const internalPort = await freePort();
   const policyFile = join(dir, 'policy.yaml');
   writeFileSync(policyFile, opts.policyYaml);
   const config: Record<string, unknown> = {
-    listen: { host: '127.0.0.1', port },
+    listen: { host, port },
     internalListen: { host: '127.0.0.1', port: internalPort },
     ...(tls ? { tls: { certFile: tls.certFile, keyFile: tls.keyFile } } : { insecureHttp: true }),
     issuers: [opts.issuer],
@@ -89,7 +92,7 @@ export async function startBroker(opts: StartBrokerOptions): Promise<RunningBrok
   let exitCode: number | null | undefined;
   void exited.then((c) => (exitCode = c));
 
-  const url = `${https ? 'https' : 'http'}://127.0.0.1:${port}`;
+  const url = `${https ? 'https' : 'http'}://${host}:${port}`;
   const request = <T>(method: string, path: string, o: BrokerRequestOptions = {}) =>
     brokerRequest<T>(url, method, path, o, tls?.ca);
 

@@ -73,6 +73,8 @@ export interface JobOptions {
   eventPayload?: unknown;
   /** Extra environment for every step. */
   env?: Record<string, string>;
+  /** The node binary that runs the steps (node-runtimes.ts); default: the test process's. */
+  node?: string;
 }
 
 export interface RunnerJob {
@@ -85,7 +87,11 @@ export interface RunnerJob {
   state: Record<string, string>;
   inputs: Record<string, string>;
   main(inputs: Record<string, string>): Promise<StepResult>;
-  post(): Promise<StepResult>;
+  /**
+   * The post step of one use of the action: by default the last main's. The runner keeps state per
+   * use, so a job with two uses passes each main's `savedState` (posts run in reverse order).
+   */
+  post(state?: Record<string, string>): Promise<StepResult>;
   /** Runs a command as a later `run:` step would (with the exported env). */
   exec(cmd: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }>;
   cleanup(): void;
@@ -173,9 +179,9 @@ export function createJob(options: JobOptions = {}): RunnerJob {
       job.state = r.savedState;
       return r;
     },
-    async post() {
+    async post(state = job.state) {
       const stateEnv: Record<string, string> = {};
-      for (const [k, v] of Object.entries(job.state)) stateEnv[`STATE_${k}`] = v;
+      for (const [k, v] of Object.entries(state)) stateEnv[`STATE_${k}`] = v;
       return runStep(POST, stateEnv);
     },
     exec(cmd, args) {
@@ -231,7 +237,10 @@ export function createJob(options: JobOptions = {}): RunnerJob {
       GITHUB_STATE: paths.state,
       GITHUB_STEP_SUMMARY: paths.summary,
     };
-    const { code, stdout, stderr } = await runChild(process.execPath, [entry], { cwd: workspace, env });
+    const { code, stdout, stderr } = await runChild(options.node ?? process.execPath, [entry], {
+      cwd: workspace,
+      env,
+    });
     const raw = {
       output: readFileSync(paths.output, 'utf8'),
       env: readFileSync(paths.env, 'utf8'),

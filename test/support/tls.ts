@@ -3,8 +3,11 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-/** A self-signed certificate for 127.0.0.1 (openssl CLI), for the broker's HTTPS in tests. */
-export function selfSignedCert(dir: string): { certFile: string; keyFile: string; ca: Buffer } {
+/** A self-signed certificate for an IP address (openssl CLI), for the broker's HTTPS in tests. */
+export function selfSignedCert(
+  dir: string,
+  ip = '127.0.0.1',
+): { certFile: string; keyFile: string; ca: Buffer } {
   const certFile = join(dir, 'tls.crt');
   const keyFile = join(dir, 'tls.key');
   const r = spawnSync(
@@ -24,9 +27,9 @@ export function selfSignedCert(dir: string): { certFile: string; keyFile: string
       '-days',
       '1',
       '-subj',
-      '/CN=127.0.0.1',
+      `/CN=${ip}`,
       '-addext',
-      'subjectAltName=IP:127.0.0.1',
+      `subjectAltName=IP:${ip}`,
     ],
     { encoding: 'utf8' },
   );

@@ -59,6 +59,7 @@ describe('valid configuration', () => {
       clusterServer: undefined,
       clusterCaFile: undefined,
       trustedProxies: [],
+      explainRefusals: false,
     });
   });
 
@@ -80,6 +81,7 @@ limits: { bodyBytes: 2048, requestTimeoutMs: 5000, perRepositoryPerMinute: 100, 
 shutdownGraceMs: 0
 clusterServer: https://k8s.example.com:6443
 clusterCaFile: ca.crt
+explainRefusals: true
 `);
     expect(config).toMatchObject({
       listen: { host: '127.0.0.1', port: 0 },
@@ -105,6 +107,7 @@ clusterCaFile: ca.crt
       shutdownGraceMs: 0,
       clusterServer: 'https://k8s.example.com:6443',
       clusterCaFile: join(dir, 'ca.crt'),
+      explainRefusals: true,
     });
   });
 

@@ -242,6 +242,22 @@ describe('namespace, role and TTL', () => {
     );
   });
 
+  test('ttl_exceeds_rule carries the longest ttl of the rules allowing this request, and of no other rule', () => {
+    const maxOf = (request: ExchangeRequest) => {
+      try {
+        policy.authorize(claims(), request);
+      } catch (err) {
+        return (err as BrokerError).maxTtlSeconds;
+      }
+      throw new Error('request was allowed');
+    };
+    // deployer in staging: main-deploys only (900); main-long-reads' 3600 is for viewer alone.
+    expect(maxOf({ ...deploy, ttlSeconds: 901 })).toBe(900);
+    expect(maxOf({ namespace: 'staging', role: 'viewer', ttlSeconds: 4000 })).toBe(3600);
+    // Other refusals carry none.
+    expect(maxOf({ namespace: 'staging', role: 'reader', ttlSeconds: 4000 })).toBeUndefined();
+  });
+
   test('a TTL below 60 s or not a whole number is a bad request', () => {
     expect(refusal(claims(), { ...deploy, ttlSeconds: 59 })).toEqual({
       code: 'ERR_BAD_REQUEST',

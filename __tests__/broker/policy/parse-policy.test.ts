@@ -69,6 +69,7 @@ describe('valid policies', () => {
     const policy = loadPolicy(EXAMPLE);
     expect(policy.rules.map((r) => r.name)).toEqual([
       'web-staging-deploys',
+      'web-team-deploys',
       'web-release-viewers',
       'web-production-deploys',
       'web-self-hosted-staging',

@@ -26,7 +26,7 @@ export function asBrokerError(err: unknown): BrokerError {
 }
 
 export async function answer(
-  deps: Pick<BrokerDeps, 'audit' | 'logger'>,
+  deps: Pick<BrokerDeps, 'audit' | 'logger' | 'explainRefusals'>,
   call: { req: IncomingMessage; res: ServerResponse; requestId: string },
   route: {
     /** For the log line: "exchange refused", "revocation refused". */
@@ -55,7 +55,7 @@ export async function answer(
       cause: err.cause === undefined ? undefined : describeK8sError(err.cause),
     });
     discardBody(req);
-    sendError(res, err, requestId, headers);
+    sendError(res, err, requestId, headers, deps.explainRefusals);
     return { result: fault ? 'failed' : 'refused', error: err };
   }
 }

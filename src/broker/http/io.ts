@@ -2,6 +2,7 @@
 // the client only the stable code and a generic message (the log says why).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ErrorResponse } from '../../shared/api.js';
+import { isCallerReason } from '../../shared/contract.js';
 import { BrokerError, CLIENT_MESSAGE, HTTP_STATUS, RateLimitedError } from '../../shared/errors.js';
 import { findDuplicateKey } from './strict-json.js';
 
@@ -26,8 +27,21 @@ export function sendError(
   err: BrokerError,
   requestId: string,
   headers: Record<string, string> = {},
+  /** explainRefusals: add the reason when it is one of CALLER_REASONS. */
+  explain = false,
 ): void {
-  const body: ErrorResponse = { error: { code: err.code, message: CLIENT_MESSAGE[err.code], requestId } };
+  const shared = explain && isCallerReason(err.reason);
+  const body: ErrorResponse = {
+    error: {
+      code: err.code,
+      message: CLIENT_MESSAGE[err.code],
+      requestId,
+      ...(shared ? { reason: err.reason } : {}),
+      ...(shared && err.reason === 'ttl_exceeds_rule' && err.maxTtlSeconds !== undefined
+        ? { maxTtlSeconds: err.maxTtlSeconds }
+        : {}),
+    },
+  };
   const retryAfter =
     err instanceof RateLimitedError ? { 'retry-after': String(err.retryAfterSeconds) } : undefined;
   sendJson(res, HTTP_STATUS[err.code], body, { ...retryAfter, ...headers });

@@ -11,8 +11,8 @@ import type { Grantable, NamedRole, RoleRef, VerifiedClaims } from '../types.js'
 import { matchesClaims } from './matcher.js';
 import type { Policy, PolicyRule, RoleDefinition } from './types.js';
 
-function forbidden(reason: Reason, message: string): BrokerError {
-  return new BrokerError('ERR_FORBIDDEN', reason, message);
+function forbidden(reason: Reason, message: string, maxTtlSeconds?: number): BrokerError {
+  return new BrokerError('ERR_FORBIDDEN', reason, message, { maxTtlSeconds });
 }
 
 function roleRef(name: string, def: RoleDefinition): RoleRef {
@@ -73,6 +73,7 @@ export function createPolicyEngine(rules: PolicyRule[], roles: Record<string, Ro
       throw forbidden(
         'ttl_exceeds_rule',
         `ttlSeconds ${ttlSeconds} exceeds maxTtlSeconds of rules ${names(withRole)}`,
+        Math.max(...withRole.map((r) => r.maxTtlSeconds)),
       );
     const rule = withTtl.find((r) => admits(r, clientAddress));
     if (!rule)
