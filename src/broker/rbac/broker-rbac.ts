@@ -98,13 +98,22 @@ function namespaceRole(namespace: string, needs: NamespaceNeeds, id: BrokerIdent
       resourceNames: needs.clusterRoles,
     });
   if (needs.roles.length > 0)
-    rules.push({
-      why: 'The named Roles the policy grants here: bound to grants, and watched so that one that becomes dangerous is refused (get is above).',
-      apiGroups: [RBAC_GROUP],
-      resources: ['roles'],
-      verbs: ['bind', 'watch'],
-      resourceNames: needs.roles,
-    });
+    rules.push(
+      {
+        why: 'The named Roles the policy grants here may be bound to grants...',
+        apiGroups: [RBAC_GROUP],
+        resources: ['roles'],
+        verbs: ['bind'],
+        resourceNames: needs.roles,
+      },
+      {
+        why: '...and are watched, so that one that becomes dangerous is refused (get is above).',
+        apiGroups: [RBAC_GROUP],
+        resources: ['roles'],
+        verbs: ['watch'],
+        resourceNames: needs.roles,
+      },
+    );
   for (const [roleName, inlineRules] of needs.inline)
     inlineRules.forEach((rule, i) =>
       rules.push({
