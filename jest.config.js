@@ -35,6 +35,7 @@ export const CLUSTER_TESTS = [
   '__tests__/broker/k8s/grants.test.ts',
   '__tests__/broker/k8s/lease.test.ts',
   '__tests__/broker/named-roles.test.ts',
+  '__tests__/broker/policy-reload.test.ts',
   '__tests__/cluster/cluster-lifecycle.test.ts',
   '__tests__/cluster/control-plane.test.ts',
   '__tests__/cluster/controllers.test.ts',
