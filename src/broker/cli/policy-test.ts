@@ -127,7 +127,8 @@ every rule, what stands in the way. Named roles are not read from a cluster here
   --ttl S         the lifetime asked for, in seconds (default: the rule's maxTtlSeconds)
   --issuer URL    an issuer the broker trusts (repeat for several), as for policy check
   --json          one JSON object on stdout: {"allowed", "rule", "source", "ttlSeconds",
-                  "roleRef", "reason", "message", "rules": [{"rule", "source", "problems"}]}
+                  "roleRef", "reason", "message", "rules": [{"rule", "source", "problems"}]};
+                  for an invalid policy {"allowed": false, "valid": false, "problems"}
 
 exit codes: 0 allowed, 1 refused (or the policy is invalid), 2 usage error
 `,
@@ -152,7 +153,7 @@ exit codes: 0 allowed, 1 refused (or the policy is invalid), 2 usage error
     const loaded = loadPolicyArg(args.positionals[0]!, args);
     if ('issues' in loaded) {
       if (args.values.json === true)
-        io.out(`${JSON.stringify({ allowed: false, reason: 'policy_invalid', problems: loaded.issues })}\n`);
+        io.out(`${JSON.stringify({ allowed: false, valid: false, problems: loaded.issues })}\n`);
       else io.err(issueLines(loaded.issues));
       return EXIT.no;
     }
