@@ -1,6 +1,9 @@
 // The broker's command line (issue 14): help everywhere exits 0, every wrong command line exits 2
 // with one clear line, and `--config F` without a command still means serve.
+import { spawnSync } from 'node:child_process';
 import { afterAll, describe, expect, test } from '@jest/globals';
+import { ensureBrokerBuilt } from '../../../test/support/ensure-built.js';
+import { defaultClaims } from '../../../test/support/oidc-issuer.js';
 import { COMMANDS } from '../../../src/broker/cli/run-cli.js';
 import { cli, tempFiles } from './support/cli.js';
 
@@ -109,5 +112,29 @@ describe('serve', () => {
     const run = await cli(['serve', '-c', '/nonexistent/broker-config.yaml']);
     expect(run.code).toBe(1);
     expect(run.stderr).toContain('cannot read the config file (ENOENT)');
+  });
+});
+
+describe('the built bundle', () => {
+  test('its exit codes are the command line exit codes (help 0, usage 2, a valid policy 0, a refusal 1)', async () => {
+    const entry = await ensureBrokerBuilt();
+    const run = (...args: string[]) => spawnSync(process.execPath, [entry, ...args], { encoding: 'utf8' });
+    expect(run('--help').status).toBe(0);
+    expect(run().status).toBe(2);
+    expect(run('policy', 'check', POLICY).status).toBe(0);
+    const claims = files.write('pr.json', JSON.stringify(defaultClaims({ event_name: 'pull_request' })));
+    const refused = run(
+      'policy',
+      'test',
+      POLICY,
+      '--claims',
+      claims,
+      '--namespace',
+      'staging',
+      '--role',
+      'viewer',
+    );
+    expect(refused.status).toBe(1);
+    expect(refused.stdout).toMatch(/^refused \(no_matching_rule\)/);
   });
 });
