@@ -18,7 +18,7 @@ if (!existsSync(binary)) {
   });
   if (built.status !== 0) process.exit(built.status ?? 1);
 }
-const files = ['.github/workflows', 'examples'].flatMap((dir) =>
+const files = ['.github/workflows', 'examples', 'examples/admin'].flatMap((dir) =>
   readdirSync(join(repo, dir))
     .filter((f) => f.endsWith('.yml'))
     .map((f) => join(dir, f)),

@@ -1,35 +1,14 @@
-// The broker's entry point: `node build/broker/index.js --config <file>` after `npm run build:broker`
-// (in the image: /app/index.js).
-// Importing this file parses the arguments and starts the broker; start-from-config.ts does the rest.
-import { parseArgs } from 'node:util';
-import { startBrokerFromConfigFile } from './start-from-config.js';
-import { errorMessage } from '../shared/errors.js';
+// The broker's entry point: `node build/broker/index.js <command>` after `npm run build:broker`
+// (in the image: /app/index.js); `--config <file>` alone runs the broker, as `serve` does.
+// Importing this file runs the command line (cli/run-cli.ts); the commands do the rest.
+import { processIo } from './cli/cli-io.js';
+import { runCli } from './cli/run-cli.js';
 
-const USAGE = 'usage: node index.js --config <broker-config.yaml>\n';
-
-function configPathFromArgs(argv: string[]): string | undefined {
-  try {
-    const { values } = parseArgs({
-      args: argv,
-      options: { config: { type: 'string', short: 'c' } },
-      strict: true,
-    });
-    return values.config;
-  } catch {
-    return undefined;
-  }
-}
-
-const configPath = configPathFromArgs(process.argv.slice(2));
-if (!configPath) {
-  process.stderr.write(USAGE);
-  process.exitCode = 2;
-} else {
-  startBrokerFromConfigFile(configPath).catch((err: unknown) => {
-    // Config errors explain themselves (file:line: field: problem); say nothing else secret-bearing.
-    process.stderr.write(
-      `${JSON.stringify({ time: new Date().toISOString(), level: 'error', msg: 'broker failed to start', error: errorMessage(err) })}\n`,
-    );
-    process.exit(1);
-  });
-}
+void runCli(process.argv.slice(2), processIo()).then((code) => {
+  // serve resolves with undefined once listening; the process lives on until a signal. Otherwise
+  // the command is done: a broker that failed to start, or a Kubernetes client's idle keep-alive
+  // connection, must not hold the process open.
+  if (code === undefined) return;
+  process.exitCode = code;
+  setTimeout(() => process.exit(code), 1_000).unref();
+});

@@ -13,6 +13,9 @@ export interface BrokerMetrics {
   forgedGrants: Gauge;
   revocations: Counter<'by'>;
   rateLimited: Counter;
+  policyReloadFailures: Counter;
+  policyLoadedTimestamp: Gauge;
+  policyInfo: Gauge<'sha256'>;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): BrokerMetrics {
@@ -71,6 +74,22 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Broke
     rateLimited: new Counter({
       name: 'k8s_ea_rate_limited_total',
       help: 'Requests refused by the per-repository rate limit',
+      registers,
+    }),
+    policyReloadFailures: new Counter({
+      name: 'k8s_ea_policy_reload_failures_total',
+      help: 'Changed policy files refused (invalid, a role missing or dangerous); the running policy stayed',
+      registers,
+    }),
+    policyLoadedTimestamp: new Gauge({
+      name: 'k8s_ea_policy_loaded_timestamp_seconds',
+      help: 'When the running policy was loaded (Unix time)',
+      registers,
+    }),
+    policyInfo: new Gauge({
+      name: 'k8s_ea_policy_info',
+      help: 'The running policy: 1 for the SHA-256 of its file',
+      labelNames: ['sha256'],
       registers,
     }),
   };

@@ -10,8 +10,9 @@ import { listen } from './http/server.js';
 import type { PolicyEngine, TokenVerifier } from './types.js';
 import { createBrokerApp, type BrokerApp } from './app.js';
 import { createGrantWork } from './grant-work.js';
-import { startRoleVetting, withVettedRoles } from './k8s/role-vetting.js';
 import { createAddressSet } from './net/cidr.js';
+import { startLivePolicy } from './live-policy.js';
+import { startPolicyReload, type PolicyReloadOptions } from './policy-reload.js';
 
 /** The request limits (config.ts fills every one; tests may leave the revocation rate to its default). */
 export interface BrokerLimits {
@@ -62,6 +63,8 @@ export async function runBroker(
     metrics?: BrokerMetrics;
     /** The Lease holder identity; the pod name in a cluster. */
     identity: string;
+    /** The file `policy` was read from, and its digest: watched and reloaded when it changes. */
+    policyFile?: PolicyReloadOptions & { sha256: string };
     /**
      * The broker's time source (epoch milliseconds) for grant expiry, the rate limiter and the
      * reaper; Date.now when absent. The verifier has its own, given where it is created.
@@ -72,21 +75,19 @@ export async function runBroker(
   const kc = loadKubeConfig(config.kubeconfig);
   const k8s = createK8sClients(kc);
   const metrics = parts.metrics ?? createMetrics({ defaultMetrics: true });
-  const namespaces = parts.policy.namespaces();
-  if (namespaces.length === 0)
+  if (parts.policy.namespaces().length === 0)
     parts.logger.warn('the policy names no namespaces: every exchange will be refused');
-  // Before listening: a policy that binds a missing or dangerous role must not serve at all.
-  const roleVetting = await startRoleVetting(
-    kc,
-    k8s,
-    parts.policy.namedRoles(),
-    parts.logger.child({ component: 'role-vetting' }),
+  const live = await startLivePolicy(
+    parts.policy,
+    { kc, k8s, logger: parts.logger, metrics, now: parts.now },
+    parts.policyFile?.sha256,
   );
+  const policy = live.engine;
   const grantWork = createGrantWork();
   const app = createBrokerApp({
     grantWork,
     verifier: parts.verifier,
-    policy: withVettedRoles(parts.policy, roleVetting),
+    policy,
     k8s,
     endpoint: clusterEndpointOf(kc, {
       clusterServer: config.clusterServer,
@@ -105,7 +106,7 @@ export async function runBroker(
     now: parts.now,
   });
   const reaper = new Reaper(k8s, {
-    namespaces: () => namespaces,
+    namespaces: () => policy.namespaces(),
     intervalSeconds: config.reaper.intervalSeconds,
     lease: { namespace: config.brokerNamespace, name: config.reaper.leaseName, identity: parts.identity },
     logger: parts.logger.child({ component: 'reaper' }),
@@ -120,7 +121,7 @@ export async function runBroker(
     insecureHttp: config.insecureHttp,
     requestTimeoutMs: config.limits.requestTimeoutMs,
   }).catch((err: unknown) => {
-    roleVetting.stop();
+    live.stop();
     throw err;
   });
   let internal;
@@ -134,13 +135,22 @@ export async function runBroker(
     });
   } catch (err) {
     await server.close(0);
+    live.stop();
     throw err;
   }
   reaper.start();
+  const reload =
+    parts.policyFile &&
+    startPolicyReload(live, parts.policyFile, {
+      logger: parts.logger.child({ component: 'policy-reload' }),
+      metrics,
+    });
+  // The file may have changed since it was read for `policy`.
+  void reload?.check();
   parts.logger.info('broker listening', {
     url: server.url,
     internalUrl: internal.url,
-    namespaces,
+    namespaces: policy.namespaces(),
     identity: parts.identity,
   });
 
@@ -154,8 +164,9 @@ export async function runBroker(
       stopping ??= (async () => {
         app.markShuttingDown();
         parts.logger.info('shutting down', { inFlight: server.inFlight(), graceMs: config.shutdownGraceMs });
+        reload?.stop();
         await Promise.all([server.close(config.shutdownGraceMs), reaper.stop()]);
-        roleVetting.stop();
+        live.stop();
         // Last, so metrics stay scrapable while the public listener drains.
         await internal.close(0);
         await grantWork.idle();

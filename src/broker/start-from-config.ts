@@ -5,7 +5,7 @@ import { errorMessage } from '../shared/errors.js';
 import { createLogger } from './logger.js';
 import { createAuditLog } from './audit.js';
 import { loadConfig } from './config.js';
-import { loadPolicy } from './policy/index.js';
+import { loadPolicyVersion } from './policy/index.js';
 import { createTokenVerifier } from './auth/token-verifier.js';
 import { runBroker, type RunningBroker } from './runtime.js';
 
@@ -16,7 +16,8 @@ export async function startBrokerFromConfigFile(
 ): Promise<RunningBroker> {
   const logger = createLogger({ level: env.LOG_LEVEL === 'debug' ? 'debug' : 'info' });
   const config = loadConfig(configPath);
-  const policy = loadPolicy(config.policyFile, { issuers: config.issuers.map((i) => i.issuer) });
+  const policyContext = { issuers: config.issuers.map((i) => i.issuer) };
+  const { policy, sha256 } = loadPolicyVersion(config.policyFile, policyContext);
   const verifier = createTokenVerifier({
     issuers: config.issuers,
     audience: config.audience,
@@ -28,6 +29,7 @@ export async function startBrokerFromConfigFile(
     logger,
     audit: createAuditLog(),
     identity: env.POD_NAME ?? `${hostname()}-${process.pid}`,
+    policyFile: { path: config.policyFile, context: policyContext, sha256 },
   });
   const onSignal = (signal: string) => {
     logger.info('signal received', { signal });

@@ -19,7 +19,6 @@ export const RBAC_FILES = [
   'broker-namespace-rbac.yaml',
   'tokenreview-rbac.yaml',
   'job-namespace-rbac.yaml',
-  'job-role-reader-rbac.yaml',
   'job-clusterroles.yaml',
 ];
 
@@ -119,6 +118,8 @@ export function renderBrokerRbac(
           fixSubjects(copy);
           out.push(copy);
         }
+      } else if (ns !== undefined && ns !== DEPLOY_BROKER_NAMESPACE) {
+        continue; // the example policy's other job namespaces (production): staging is the template
       } else if (ns === DEPLOY_BROKER_NAMESPACE) {
         const copy = cloneDoc(doc);
         copy.metadata.namespace = brokerNamespace;

@@ -45,7 +45,8 @@ describe('kustomize base', () => {
   test('kubectl apply --dry-run=server -k deploy/ succeeds against the real API server', async () => {
     // Namespaced objects need their namespaces to exist for a server-side dry run.
     const created: string[] = [];
-    for (const name of ['k8s-ephemeral-access', 'staging']) {
+    // The example policy's job namespaces (deploy/job-namespace-rbac.yaml is generated from it).
+    for (const name of ['k8s-ephemeral-access', 'staging', 'production']) {
       // A namespace left Terminating by an earlier run cannot take new objects: wait it out.
       const exists = await waitFor(`namespace ${name} not terminating`, () =>
         coreApi()
@@ -208,15 +209,16 @@ describe('kustomize base', () => {
       'k8s-ea-broker-role-reader',
       'k8s-ea-broker-tokenreview',
     ]);
-    // The cluster-wide read of roles covers exactly the ClusterRoles the broker may bind.
+    // The cluster-wide read of roles covers exactly the ClusterRoles the broker may bind (in any namespace).
     const bindable = rules.filter((r) => r.verbs.includes('bind') && r.resources.includes('clusterroles'));
+    const bindableNames = [...new Set(bindable.flatMap((r) => r.resourceNames!))].sort();
     const readable = rules.filter((r) => r.resources.includes('clusterroles') && !r.verbs.includes('bind'));
     expect(readable).toEqual([
       {
         apiGroups: ['rbac.authorization.k8s.io'],
         resources: ['clusterroles'],
         verbs: ['get', 'watch'],
-        resourceNames: bindable.flatMap((r) => r.resourceNames!),
+        resourceNames: bindableNames,
       },
     ]);
   });

@@ -11,7 +11,7 @@ import type { Grantable, NamedRole, PolicyEngine } from '../types.js';
 import type { K8sClients } from './clients.js';
 import { describeK8sError, isNotFound } from './errors.js';
 
-type Verdict =
+export type Verdict =
   | { state: 'safe' }
   | { state: 'dangerous' | 'missing'; problems: string[] }
   /** Not read since the last failure: grants wait for the next successful reading. */
@@ -69,6 +69,45 @@ export interface RoleVetting {
   stop(): void;
 }
 
+/** One named role as read once from the cluster, and what that reading says. */
+export interface RoleReading {
+  role: NamedRole;
+  object: V1ClusterRole | V1Role | undefined;
+  verdict: Verdict;
+}
+
+async function readRole(
+  k8s: Pick<K8sClients, 'rbac'>,
+  role: NamedRole,
+): Promise<V1ClusterRole | V1Role | undefined> {
+  try {
+    return role.kind === 'ClusterRole'
+      ? await k8s.rbac.readClusterRole({ name: role.name })
+      : await k8s.rbac.readNamespacedRole({ name: role.name, namespace: role.namespace });
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+/** Reads every named role once (what the broker does before it listens, and `policy check`). */
+export async function readNamedRoles(
+  k8s: Pick<K8sClients, 'rbac'>,
+  roles: readonly NamedRole[],
+): Promise<RoleReading[]> {
+  return Promise.all(
+    roles.map(async (role) => {
+      try {
+        const object = await readRole(k8s, role);
+        return { role, object, verdict: verdictOf(object) };
+      } catch (err) {
+        const why = `cannot be read (${describeK8sError(err)}); the broker needs get and watch on it (deploy/job-namespace-rbac.yaml)`;
+        return { role, object: undefined, verdict: { state: 'unverified', problems: [why] } as Verdict };
+      }
+    }),
+  );
+}
+
 /**
  * Reads every named role, throws one error listing every problem if any is missing, dangerous or
  * unreadable, and otherwise returns with a watch running on each.
@@ -80,28 +119,8 @@ export async function startRoleVetting(
   logger: Logger,
 ): Promise<RoleVetting> {
   const verdicts = new Map<string, Verdict>();
-  const read = async (role: NamedRole): Promise<V1ClusterRole | V1Role | undefined> => {
-    try {
-      return role.kind === 'ClusterRole'
-        ? await k8s.rbac.readClusterRole({ name: role.name })
-        : await k8s.rbac.readNamespacedRole({ name: role.name, namespace: role.namespace });
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
-  };
-
-  const first = await Promise.all(
-    roles.map(async (role) => {
-      try {
-        const object = await read(role);
-        return { role, object, verdict: verdictOf(object) };
-      } catch (err) {
-        const why = `cannot be read (${describeK8sError(err)}); the broker needs get and watch on it (deploy/job-role-reader-rbac.yaml)`;
-        return { role, object: undefined, verdict: { state: 'unverified', problems: [why] } as Verdict };
-      }
-    }),
-  );
+  const read = (role: NamedRole) => readRole(k8s, role);
+  const first = await readNamedRoles(k8s, roles);
   const refused = first.filter((r) => r.verdict.state !== 'safe');
   if (refused.length > 0)
     throw new Error(

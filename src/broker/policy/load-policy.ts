@@ -1,18 +1,41 @@
-// Loads the policy file named in the broker config (once, at start).
+// Reads the policy file named in the broker config: at start, and again whenever it changes
+// (policy-reload.ts). The digest says which version is running (metrics, logs).
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../config/config-error.js';
 import { parsePolicy, type PolicyContext } from './parse-policy.js';
 import type { Policy } from './types.js';
 
-export function loadPolicy(path: string, context: PolicyContext = {}): Policy {
-  let text: string;
+export interface PolicyVersion {
+  policy: Policy;
+  /** SHA-256 of the file's bytes, hex. */
+  sha256: string;
+}
+
+export const policyDigest = (text: string | Buffer): string =>
+  createHash('sha256').update(text).digest('hex');
+
+/** The file's bytes; throws ConfigError naming the file when it cannot be read. */
+export function readPolicyText(path: string): Buffer {
   try {
-    text = readFileSync(path, 'utf8');
+    return readFileSync(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'unknown error';
     throw new ConfigError([
       { file: path, line: undefined, field: '', message: `cannot read the policy file (${code})` },
     ]);
   }
-  return parsePolicy(text, path, context);
+}
+
+/** Parses bytes read by readPolicyText; throws ConfigError. */
+export function parsePolicyVersion(bytes: Buffer, path: string, context: PolicyContext = {}): PolicyVersion {
+  return { policy: parsePolicy(bytes.toString('utf8'), path, context), sha256: policyDigest(bytes) };
+}
+
+export function loadPolicyVersion(path: string, context: PolicyContext = {}): PolicyVersion {
+  return parsePolicyVersion(readPolicyText(path), path, context);
+}
+
+export function loadPolicy(path: string, context: PolicyContext = {}): Policy {
+  return loadPolicyVersion(path, context).policy;
 }

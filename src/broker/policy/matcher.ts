@@ -30,14 +30,20 @@ function matchesOne(field: MatchField, matcher: ValueMatcher, value: string): bo
   return globbable(field, value) && matchGlob(matcher.glob, value);
 }
 
+/** Whether the claim `field` is a string that one of the accepted values matches. */
+export function fieldMatches(
+  field: MatchField,
+  accepted: readonly ValueMatcher[],
+  claims: VerifiedClaims,
+): boolean {
+  const value: unknown = claims[field];
+  return typeof value === 'string' && accepted.some((m) => matchesOne(field, m, value));
+}
+
 /** Every field the rule lists must be present in the claims as a string and match one listed value. */
 export function matchesClaims(match: RuleMatch, claims: VerifiedClaims): boolean {
-  for (const field of MATCH_FIELDS) {
+  return MATCH_FIELDS.every((field) => {
     const accepted = match[field];
-    if (accepted === undefined) continue;
-    const value: unknown = claims[field];
-    if (typeof value !== 'string') return false;
-    if (!accepted.some((m) => matchesOne(field, m, value))) return false;
-  }
-  return true;
+    return accepted === undefined || fieldMatches(field, accepted, claims);
+  });
 }

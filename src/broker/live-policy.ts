@@ -1,0 +1,84 @@
+// The policy the broker runs, replaceable while it runs. A policy takes over only once it is
+// completely vetted: its named roles read and found safe, with their watches running. The swap
+// is one assignment, so every request is decided by one whole policy, the old or the new, never
+// a mix; the old policy's role watches stop after it.
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { K8sClients } from './k8s/clients.js';
+import { startRoleVetting, withVettedRoles, type RoleVetting } from './k8s/role-vetting.js';
+import type { Logger } from './logger.js';
+import type { BrokerMetrics } from './metrics.js';
+import type { PolicyEngine } from './types.js';
+
+export interface LivePolicy {
+  /** Decides with whichever policy runs at the moment of the call. */
+  readonly engine: PolicyEngine;
+  /** The running policy's file digest, when known. */
+  sha256(): string | undefined;
+  /**
+   * Vets `next` and then makes it the running policy. Throws (and changes nothing) when a named
+   * role is missing, dangerous or unreadable.
+   */
+  replace(next: PolicyEngine, sha256?: string): Promise<void>;
+  stop(): void;
+}
+
+interface Running {
+  engine: PolicyEngine;
+  vetting: RoleVetting;
+  sha256: string | undefined;
+}
+
+export async function startLivePolicy(
+  initial: PolicyEngine,
+  deps: {
+    kc: KubeConfig;
+    k8s: Pick<K8sClients, 'rbac'>;
+    logger: Logger;
+    metrics: Pick<BrokerMetrics, 'policyLoadedTimestamp' | 'policyInfo'>;
+    now?: () => number;
+  },
+  sha256?: string,
+): Promise<LivePolicy> {
+  const vet = async (policy: PolicyEngine, digest: string | undefined): Promise<Running> => {
+    const vetting = await startRoleVetting(
+      deps.kc,
+      deps.k8s,
+      policy.namedRoles(),
+      deps.logger.child({ component: 'role-vetting' }),
+    );
+    return { engine: withVettedRoles(policy, vetting), vetting, sha256: digest };
+  };
+  const publish = (r: Running) => {
+    deps.metrics.policyLoadedTimestamp.set((deps.now ?? Date.now)() / 1000);
+    deps.metrics.policyInfo.reset();
+    if (r.sha256) deps.metrics.policyInfo.set({ sha256: r.sha256 }, 1);
+  };
+  // Before listening: a policy that binds a missing or dangerous role must not serve at all.
+  let running = await vet(initial, sha256);
+  publish(running);
+  let stopped = false;
+  return {
+    engine: {
+      authorize: (claims, request, clientAddress) => running.engine.authorize(claims, request, clientAddress),
+      namespaces: () => running.engine.namespaces(),
+      namedRoles: () => running.engine.namedRoles(),
+      sourceAllowed: (ruleName, address) => running.engine.sourceAllowed(ruleName, address),
+    },
+    sha256: () => running.sha256,
+    async replace(next, digest) {
+      const candidate = await vet(next, digest);
+      if (stopped) {
+        candidate.vetting.stop();
+        return;
+      }
+      const previous = running;
+      running = candidate;
+      publish(running);
+      previous.vetting.stop();
+    },
+    stop() {
+      stopped = true;
+      running.vetting.stop();
+    },
+  };
+}
