@@ -74,7 +74,10 @@ describe('valid policies', () => {
       'web-production-deploys',
       'web-self-hosted-staging',
     ]);
-    expect(policy.rules[3]?.sourceRanges).toEqual(['10.20.0.0/16', 'fd00:20::/48']);
+    expect(policy.rules.find((r) => r.name === 'web-self-hosted-staging')?.sourceRanges).toEqual([
+      '10.20.0.0/16',
+      'fd00:20::/48',
+    ]);
     expect(policy.roles).toEqual({
       deployer: { kind: 'ClusterRole', name: 'k8s-ea-deployer' },
       viewer: { kind: 'ClusterRole', name: 'k8s-ea-viewer' },
