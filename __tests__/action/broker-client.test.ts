@@ -121,6 +121,16 @@ describe('parseExchangeResponse', () => {
       expect((err as Error).message).not.toContain(TOKEN);
     }
   });
+  test('accepts an empty CA (a gateway with a publicly trusted certificate), not a missing one', () => {
+    const empty = parseExchangeResponse(
+      JSON.stringify({ ...exchangeResponse(), certificateAuthorityData: '' }),
+    );
+    expect(empty.certificateAuthorityData).toBe('');
+    const { certificateAuthorityData: _, ...without } = exchangeResponse();
+    expect(() => parseExchangeResponse(JSON.stringify(without))).toThrow(
+      /"certificateAuthorityData" is missing/,
+    );
+  });
   test('rejects a body that is not JSON', () => {
     expect(() => parseExchangeResponse('<html>')).toThrow(BrokerProtocolError);
   });

@@ -12,6 +12,7 @@ import { ConfigError } from './config/config-error.js';
 import { FieldReader, type Mapping } from './config/fields.js';
 import { parseYamlSource, type YamlPath } from './config/yaml-source.js';
 import type { BrokerLimits } from './runtime.js';
+import type { GatewayConfig } from './gateway/start-gateway.js';
 
 export { ConfigError } from './config/config-error.js';
 
@@ -41,11 +42,14 @@ export interface BrokerConfig {
   clusterServer: string | undefined;
   /** CA bundle (PEM) handed to jobs with clusterServer; absolute path. */
   clusterCaFile: string | undefined;
+  /** Gateway mode when present (docs/configuration.md); `tls` defaults to the broker's. */
+  gateway: GatewayConfig | undefined;
 }
 
 export const CONFIG_DEFAULTS = deepFreeze({
   listen: { host: '0.0.0.0', port: 8443 },
   internalListen: { host: '127.0.0.1', port: 9090 },
+  gatewayListen: { host: '0.0.0.0', port: 8444 },
   issuers: [GITHUB_ISSUER],
   audience: DEFAULT_AUDIENCE,
   leewaySeconds: DEFAULT_LEEWAY_SECONDS,
@@ -106,6 +110,7 @@ export function parseConfig(text: string, fileName: string): BrokerConfig {
       'shutdownGraceMs',
       'clusterServer',
       'clusterCaFile',
+      'gateway',
     ],
   });
   if (!doc) {
@@ -208,6 +213,51 @@ export function parseConfig(text: string, fileName: string): BrokerConfig {
       `${JSON.stringify(clusterServer)} must be an https:// URL of the API server, e.g. https://k8s.example.com:6443`,
     );
 
+  const gateway = doc.gateway === undefined ? undefined : readGateway();
+  function readGateway(): GatewayConfig | undefined {
+    const g = r.mapping(['gateway'], doc!.gateway, {
+      required: ['url'],
+      optional: ['listen', 'tls', 'caFile'],
+    });
+    if (!g) return undefined;
+    const d =
+      g.listen === undefined
+        ? {}
+        : (r.mapping(['gateway', 'listen'], g.listen, { optional: ['host', 'port'] }) ?? {});
+    const gatewayListen = {
+      host: name(
+        ['gateway', 'listen', 'host'],
+        d.host,
+        HOST,
+        'is not an IP address or host name',
+        defaults.gatewayListen.host,
+      ),
+      port: int(['gateway', 'listen', 'port'], d.port, 0, 65535, defaults.gatewayListen.port),
+    };
+    if (gatewayListen.port !== 0 && [listen.port, internalListen.port].includes(gatewayListen.port))
+      r.report(['gateway', 'listen', 'port'], 'must differ from listen.port and internalListen.port');
+    const url = r.string(['gateway', 'url'], g.url);
+    if (url !== undefined && !isHttpsUrl(url))
+      r.report(
+        ['gateway', 'url'],
+        `${JSON.stringify(url)} must be the https:// URL jobs reach the gateway at, e.g. https://k8s-gateway.example.com`,
+      );
+    let gatewayTls = tls;
+    if (g.tls !== undefined) {
+      const t = r.mapping(['gateway', 'tls'], g.tls, { required: ['certFile', 'keyFile'] });
+      const certFile = t && filePath(['gateway', 'tls', 'certFile'], t.certFile);
+      const keyFile = t && filePath(['gateway', 'tls', 'keyFile'], t.keyFile);
+      gatewayTls = certFile && keyFile ? { certFile, keyFile } : undefined;
+    }
+    const caFile = g.caFile === undefined ? undefined : filePath(['gateway', 'caFile'], g.caFile);
+    return {
+      listen: gatewayListen,
+      url: url ?? '',
+      ...(gatewayTls ? { tls: gatewayTls } : {}),
+      ...(caFile ? { caFile } : {}),
+    };
+  }
+
   const config: BrokerConfig = {
     configFile: resolve(fileName),
     listen,
@@ -276,6 +326,7 @@ export function parseConfig(text: string, fileName: string): BrokerConfig {
     clusterServer,
     clusterCaFile:
       doc.clusterCaFile === undefined ? undefined : filePath(['clusterCaFile'], doc.clusterCaFile),
+    gateway,
   };
   r.finish();
   return deepFreeze(config);

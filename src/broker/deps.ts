@@ -27,4 +27,6 @@ export interface BrokerDeps {
   now?: () => number;
   /** Unfinished self-revoke work per grant; see grant-work.ts. */
   grantWork?: GrantWork;
+  /** Gateway mode: this replica's live-grant table, so a revocation here takes effect before the answer. */
+  liveGrants?: { forget(grantId: string): void };
 }

@@ -11,6 +11,12 @@ import type { PolicyEngine, TokenVerifier } from './types.js';
 import { createBrokerApp, type BrokerApp } from './app.js';
 import { createGrantWork } from './grant-work.js';
 import { startRoleVetting, withVettedRoles } from './k8s/role-vetting.js';
+import {
+  gatewayEndpoint,
+  startGateway,
+  type GatewayConfig,
+  type RunningGateway,
+} from './gateway/start-gateway.js';
 
 /** The request limits (config.ts fills every one; tests may leave the revocation rate to its default). */
 export interface BrokerLimits {
@@ -36,6 +42,8 @@ export interface BrokerRuntimeConfig {
   leewaySeconds?: number;
   clusterServer?: string;
   clusterCaFile?: string;
+  /** Gateway mode (gateway/): jobs get the gateway's URL and CA instead of the API server's. */
+  gateway?: GatewayConfig;
 }
 
 export interface RunningBroker {
@@ -44,6 +52,8 @@ export interface RunningBroker {
   internalUrl: string;
   app: BrokerApp;
   reaper: Reaper;
+  /** In gateway mode: where the gateway listens, and its live-grant table. */
+  gateway?: RunningGateway;
   /** Readiness off, reaper stopped (lease released), in-flight requests finished or cut at the grace period. */
   shutdown(): Promise<void>;
 }
@@ -79,15 +89,35 @@ export async function runBroker(
     parts.logger.child({ component: 'role-vetting' }),
   );
   const grantWork = createGrantWork();
+  const stopStarted = async () => {
+    roleVetting.stop();
+    await gateway?.close(0);
+  };
+  let gateway: RunningGateway | undefined;
+  if (config.gateway) {
+    gateway = await startGateway(config.gateway, {
+      kc,
+      k8s,
+      namespaces,
+      brokerNamespace: config.brokerNamespace,
+      audit: parts.audit,
+      logger: parts.logger.child({ component: 'gateway' }),
+      metrics,
+      now: parts.now,
+    }).catch((err: unknown) => {
+      roleVetting.stop();
+      throw err;
+    });
+  }
   const app = createBrokerApp({
     grantWork,
     verifier: parts.verifier,
     policy: withVettedRoles(parts.policy, roleVetting),
     k8s,
-    endpoint: clusterEndpointOf(kc, {
-      clusterServer: config.clusterServer,
-      clusterCaFile: config.clusterCaFile,
-    }),
+    endpoint: config.gateway
+      ? gatewayEndpoint(config.gateway)
+      : clusterEndpointOf(kc, { clusterServer: config.clusterServer, clusterCaFile: config.clusterCaFile }),
+    liveGrants: gateway?.table,
     logger: parts.logger,
     audit: parts.audit,
     metrics,
@@ -113,8 +143,8 @@ export async function runBroker(
     tls: config.tls,
     insecureHttp: config.insecureHttp,
     requestTimeoutMs: config.limits.requestTimeoutMs,
-  }).catch((err: unknown) => {
-    roleVetting.stop();
+  }).catch(async (err: unknown) => {
+    await stopStarted();
     throw err;
   });
   let internal;
@@ -128,6 +158,7 @@ export async function runBroker(
     });
   } catch (err) {
     await server.close(0);
+    await stopStarted();
     throw err;
   }
   reaper.start();
@@ -144,11 +175,16 @@ export async function runBroker(
     internalUrl: internal.url,
     app,
     reaper,
+    gateway,
     shutdown() {
       stopping ??= (async () => {
         app.markShuttingDown();
         parts.logger.info('shutting down', { inFlight: server.inFlight(), graceMs: config.shutdownGraceMs });
-        await Promise.all([server.close(config.shutdownGraceMs), reaper.stop()]);
+        await Promise.all([
+          server.close(config.shutdownGraceMs),
+          gateway?.close(config.shutdownGraceMs),
+          reaper.stop(),
+        ]);
         roleVetting.stop();
         // Last, so metrics stay scrapable while the public listener drains.
         await internal.close(0);
