@@ -263,7 +263,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
         const method = req.method ?? 'GET';
         const target = checkTarget(method, req.url ?? '');
         if ('reason' in target) return refuse(req, res, target, { requestId });
-        const headerRefusal = checkHeaders(req.headers);
+        const headerRefusal = checkHeaders(req.headers, req.rawHeaders);
         if (headerRefusal) return refuse(req, res, headerRefusal, { requestId });
         const auth = await authenticate(req);
         if ('reason' in auth) return refuse(req, res, auth, { requestId });

@@ -58,8 +58,25 @@ export function checkTarget(method: string, url: string): AcceptedTarget | Refus
   return { pathname, search };
 }
 
-/** Headers that change who the API server thinks is asking, or what the connection becomes. */
-export function checkHeaders(headers: IncomingHttpHeaders): Refusal | undefined {
+/** host, host:port, [v6]:port; no user info, path or second value. */
+const HOST = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/;
+
+/**
+ * Headers that change who the API server thinks is asking, or what the connection becomes, and a
+ * Host that is not one host: we never route by Host, but a request that names two targets is
+ * refused rather than read one way here and another way behind us.
+ */
+export function checkHeaders(
+  headers: IncomingHttpHeaders,
+  rawHeaders: readonly string[],
+): Refusal | undefined {
+  const hosts = rawHeaders.filter((_, i) => i % 2 === 0 && rawHeaders[i]!.toLowerCase() === 'host');
+  if (hosts.length !== 1 || !HOST.test(headers.host ?? ''))
+    return {
+      status: 400,
+      reason: 'header_refused',
+      message: 'the request needs exactly one Host header naming one host',
+    };
   if (headers.upgrade !== undefined || /\bupgrade\b/i.test(String(headers.connection ?? '')))
     return { status: 403, reason: 'upgrade_refused', message: UPGRADE_MESSAGE };
   for (const name of Object.keys(headers)) {
