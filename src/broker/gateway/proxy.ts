@@ -172,6 +172,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
     let bytesIn = 0;
     let bytesOut = 0;
     let status = 0;
+    /** The API server's audit id of this call: joins this line to its own audit log. */
+    let apiAuditId: string | undefined;
     let cutBy: string | undefined;
     const upstreamReq = send({
       protocol: url.protocol,
@@ -226,6 +228,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
         name: info.name,
         subresource: info.subresource,
         status,
+        apiAuditId,
         latencyMs: Math.round(seconds * 1000),
         bytesIn,
         bytesOut,
@@ -239,6 +242,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
     });
     upstreamReq.on('response', (up) => {
       status = up.statusCode ?? 502;
+      const id = up.headers['audit-id'];
+      if (typeof id === 'string') apiAuditId = id;
       res.writeHead(status, forwardedResponseHeaders(up.headers));
       // A watch's headers go out now, not with its first event (which may be minutes away).
       res.flushHeaders();
