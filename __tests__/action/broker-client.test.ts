@@ -126,7 +126,8 @@ describe('parseExchangeResponse', () => {
       JSON.stringify({ ...exchangeResponse(), certificateAuthorityData: '' }),
     );
     expect(empty.certificateAuthorityData).toBe('');
-    const { certificateAuthorityData: _, ...without } = exchangeResponse();
+    const without: Partial<ReturnType<typeof exchangeResponse>> = exchangeResponse();
+    delete without.certificateAuthorityData;
     expect(() => parseExchangeResponse(JSON.stringify(without))).toThrow(
       /"certificateAuthorityData" is missing/,
     );
