@@ -79,7 +79,13 @@ export async function startBroker(opts: StartBrokerOptions): Promise<RunningBrok
     limits: { bodyBytes: 16384, requestTimeoutMs: 10000, perRepositoryPerMinute: 600 },
     shutdownGraceMs: 5000,
     ...(gatewayPort && tls
-      ? { gateway: { listen: { host: '127.0.0.1', port: gatewayPort }, url: gatewayUrl, caFile: tls.certFile } }
+      ? {
+          gateway: {
+            listen: { host: '127.0.0.1', port: gatewayPort },
+            url: gatewayUrl,
+            caFile: tls.certFile,
+          },
+        }
       : {}),
     ...opts.config,
   };
