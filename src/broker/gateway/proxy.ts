@@ -175,6 +175,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
     /** The API server's audit id of this call: joins this line to its own audit log. */
     let apiAuditId: string | undefined;
     let cutBy: string | undefined;
+    let upstreamRes: IncomingMessage | undefined;
+    const upstreamComplete = () => upstreamRes?.complete === true;
     const upstreamReq = send({
       protocol: url.protocol,
       hostname: url.hostname.replace(/^\[|\]$/g, ''),
@@ -207,7 +209,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
       const set = open.get(grant.uid);
       set?.delete(cut);
       if (set?.size === 0) open.delete(grant.uid);
-      upstreamReq.destroy();
+      // A complete answer's connection went back to the pool; anything else is ended here.
+      if (!upstreamComplete()) upstreamReq.destroy();
       const seconds = (now() - started) / 1000;
       const completed = res.writableFinished;
       deps.metrics.gatewayRequests.inc({ result: status > 0 && completed ? 'forwarded' : 'failed' });
@@ -241,6 +244,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       if (err) upstreamReq.destroy();
     });
     upstreamReq.on('response', (up) => {
+      upstreamRes = up;
       status = up.statusCode ?? 502;
       const id = up.headers['audit-id'];
       if (typeof id === 'string') apiAuditId = id;
