@@ -1,6 +1,6 @@
 // Requests to a broker's gateway as a Kubernetes client makes them, and raw ones as an attacker
 // writes them (bytes on a TLS socket, so the request can be malformed on purpose).
-import { request as httpsRequest } from 'node:https';
+import { request as httpsRequest, type Agent } from 'node:https';
 import { connect } from 'node:tls';
 
 export interface GatewayAnswer {
@@ -15,7 +15,7 @@ export function gatewayRequest(
   ca: Buffer,
   method: string,
   path: string,
-  o: { token?: string; headers?: Record<string, string>; body?: string | Buffer } = {},
+  o: { token?: string; headers?: Record<string, string>; body?: string | Buffer; agent?: Agent } = {},
 ): Promise<GatewayAnswer> {
   const url = new URL(baseUrl);
   const headers: Record<string, string> = { accept: 'application/json', ...o.headers };
@@ -23,7 +23,7 @@ export function gatewayRequest(
   if (o.body !== undefined) headers['content-type'] ??= 'application/json';
   return new Promise((resolve, reject) => {
     const req = httpsRequest(
-      { hostname: url.hostname, port: url.port, method, path, headers, ca, agent: false },
+      { hostname: url.hostname, port: url.port, method, path, headers, ca, agent: o.agent ?? false },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
