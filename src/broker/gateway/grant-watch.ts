@@ -17,6 +17,8 @@ export const GRANT_SA_SELECTOR = `${MANAGED_SELECTOR},${GRANT_LABEL}`;
 /** The server ends each watch after this and we watch on from the last version (role-vetting.ts). */
 const WATCH_SECONDS = 20;
 const RETRY_MS = { first: 250, max: 5_000 };
+/** A watch that ends in error sooner than this after it started is failing, not expiring. */
+const QUICK_FAILURE_MS = 1_000;
 
 interface Source<T> {
   /** For logs: "namespace staging", "JWT-use records". */
@@ -156,6 +158,7 @@ export async function startGrantWatch(
       retryMs = Math.min(retryMs * 2, RETRY_MS.max);
     };
     while (!stopped) {
+      const started = Date.now();
       try {
         await watchOnce(source, from);
         retryMs = RETRY_MS.first;
@@ -166,6 +169,12 @@ export async function startGrantWatch(
           source: source.what,
           error: describeK8sError(err),
         });
+        // A watch that fails at once (e.g. no `watch` permission) would otherwise loop list/watch
+        // without pause; while it keeps failing the table is not current, so it does not count.
+        if (Date.now() - started < QUICK_FAILURE_MS) {
+          synced.set(key, false);
+          await pause();
+        }
       }
       while (!stopped) {
         try {
