@@ -121,6 +121,17 @@ describe('parseExchangeResponse', () => {
       expect((err as Error).message).not.toContain(TOKEN);
     }
   });
+  test('accepts an empty CA (a gateway with a publicly trusted certificate), not a missing one', () => {
+    const empty = parseExchangeResponse(
+      JSON.stringify({ ...exchangeResponse(), certificateAuthorityData: '' }),
+    );
+    expect(empty.certificateAuthorityData).toBe('');
+    const without: Partial<ReturnType<typeof exchangeResponse>> = exchangeResponse();
+    delete without.certificateAuthorityData;
+    expect(() => parseExchangeResponse(JSON.stringify(without))).toThrow(
+      /"certificateAuthorityData" is missing/,
+    );
+  });
   test('rejects a body that is not JSON', () => {
     expect(() => parseExchangeResponse('<html>')).toThrow(BrokerProtocolError);
   });

@@ -45,6 +45,18 @@ describe('renderKubeconfig', () => {
     });
   });
 
+  test('without a CA the file names none (kubectl uses the system roots) and post reads it back', () => {
+    const grant = { ...exchangeResponse(), certificateAuthorityData: '' };
+    const text = renderKubeconfig(grant, 'ctx');
+    expect(text).not.toContain('certificate-authority');
+    expect(readGrantCredential(text)).toEqual({
+      server: grant.server,
+      certificateAuthorityData: '',
+      token: grant.token,
+      namespace: grant.namespace,
+    });
+  });
+
   test('a file that is not such a kubeconfig yields nothing rather than a wrong credential', () => {
     expect(readGrantCredential('')).toBeUndefined();
     expect(readGrantCredential('{ not: [yaml')).toBeUndefined();

@@ -211,8 +211,10 @@ export function parseExchangeResponse(text: string): ExchangeResponse {
     throw bad('server', 'is not a URL');
   }
   if (serverUrl.protocol !== 'https:') throw bad('server', 'is not an https:// URL');
-  const certificateAuthorityData = str('certificateAuthorityData');
-  if (!/^[A-Za-z0-9+/]+=*$/.test(certificateAuthorityData))
+  // Empty when the server (a broker gateway) has a publicly trusted certificate.
+  const certificateAuthorityData = r.certificateAuthorityData;
+  if (typeof certificateAuthorityData !== 'string') throw bad('certificateAuthorityData', 'is missing');
+  if (!/^([A-Za-z0-9+/]+=*)?$/.test(certificateAuthorityData))
     throw bad('certificateAuthorityData', 'is not base64');
   const expiresAt = str('expiresAt');
   const tokenExpiresAt = str('tokenExpiresAt');

@@ -19,7 +19,10 @@ export function renderKubeconfig(grant: ExchangeResponse, contextName: string): 
       clusters: [
         {
           name: contextName,
-          cluster: { server: grant.server, 'certificate-authority-data': grant.certificateAuthorityData },
+          // No CA (a gateway with a publicly trusted certificate): kubectl then uses the system roots.
+          cluster: grant.certificateAuthorityData
+            ? { server: grant.server, 'certificate-authority-data': grant.certificateAuthorityData }
+            : { server: grant.server },
         },
       ],
       users: [{ name: contextName, user: { token: grant.token } }],
@@ -64,7 +67,7 @@ export function readGrantCredential(text: string): GrantCredential | undefined {
   const cluster = find(cfg.clusters, context?.cluster)?.cluster;
   const user = find(cfg.users, context?.user)?.user;
   const server = cluster?.server;
-  const ca = cluster?.['certificate-authority-data'];
+  const ca = cluster?.['certificate-authority-data'] ?? '';
   const token = user?.token;
   const namespace = context?.namespace;
   if (typeof server !== 'string' || typeof ca !== 'string' || typeof token !== 'string') return undefined;

@@ -108,6 +108,12 @@ export const REASON_FIXES: Record<Reason, string> = {
   token_of_another_identity: "the grant is gone (revoked or expired) or not this job's",
   not_a_broker_grant: "the grant is gone (revoked or expired) or not this job's",
   not_a_grant_id: "the grant is gone (revoked or expired) or not this job's",
+  // The gateway's own refusals reach kubectl, not the action; listed so every reason has its fix.
+  grant_not_live: 'the grant was revoked or has expired; run the action again for a new grant',
+  upgrade_refused: 'the gateway refuses exec, attach, port-forward and cp; use an API call instead',
+  path_refused: 'the gateway refuses this request path; send a plain Kubernetes API path',
+  header_refused: 'the gateway refuses impersonation and similar headers; drop them from the request',
+  gateway_not_synced: 'the gateway is still starting; retry in a few seconds',
   unexpected_error: 'a bug in the broker; report it to the broker operator with the request id',
 };
 

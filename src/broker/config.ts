@@ -13,6 +13,7 @@ import { readCidrList } from './config/cidr-list.js';
 import { FieldReader, type Mapping } from './config/fields.js';
 import { parseYamlSource, type YamlPath } from './config/yaml-source.js';
 import type { BrokerLimits } from './runtime.js';
+import type { GatewayConfig } from './gateway/start-gateway.js';
 
 export { ConfigError } from './config/config-error.js';
 
@@ -46,11 +47,14 @@ export interface BrokerConfig {
   trustedProxies: readonly string[];
   /** Send callers the reason of a refusal, for the reasons in CALLER_REASONS only. */
   explainRefusals: boolean;
+  /** Gateway mode when present (docs/configuration.md); `tls` defaults to the broker's. */
+  gateway: GatewayConfig | undefined;
 }
 
 export const CONFIG_DEFAULTS = deepFreeze({
   listen: { host: '0.0.0.0', port: 8443 },
   internalListen: { host: '127.0.0.1', port: 9090 },
+  gatewayListen: { host: '0.0.0.0', port: 8444 },
   issuers: [GITHUB_ISSUER],
   audience: DEFAULT_AUDIENCE,
   leewaySeconds: DEFAULT_LEEWAY_SECONDS,
@@ -113,6 +117,7 @@ export function parseConfig(text: string, fileName: string): BrokerConfig {
       'clusterCaFile',
       'trustedProxies',
       'explainRefusals',
+      'gateway',
     ],
   });
   if (!doc) {
@@ -215,6 +220,51 @@ export function parseConfig(text: string, fileName: string): BrokerConfig {
       `${JSON.stringify(clusterServer)} must be an https:// URL of the API server, e.g. https://k8s.example.com:6443`,
     );
 
+  const gateway = doc.gateway === undefined ? undefined : readGateway();
+  function readGateway(): GatewayConfig | undefined {
+    const g = r.mapping(['gateway'], doc!.gateway, {
+      required: ['url'],
+      optional: ['listen', 'tls', 'caFile'],
+    });
+    if (!g) return undefined;
+    const d =
+      g.listen === undefined
+        ? {}
+        : (r.mapping(['gateway', 'listen'], g.listen, { optional: ['host', 'port'] }) ?? {});
+    const gatewayListen = {
+      host: name(
+        ['gateway', 'listen', 'host'],
+        d.host,
+        HOST,
+        'is not an IP address or host name',
+        defaults.gatewayListen.host,
+      ),
+      port: int(['gateway', 'listen', 'port'], d.port, 0, 65535, defaults.gatewayListen.port),
+    };
+    if (gatewayListen.port !== 0 && [listen.port, internalListen.port].includes(gatewayListen.port))
+      r.report(['gateway', 'listen', 'port'], 'must differ from listen.port and internalListen.port');
+    const url = r.string(['gateway', 'url'], g.url);
+    if (url !== undefined && !isHttpsUrl(url))
+      r.report(
+        ['gateway', 'url'],
+        `${JSON.stringify(url)} must be the https:// URL jobs reach the gateway at, e.g. https://k8s-gateway.example.com`,
+      );
+    let gatewayTls = tls;
+    if (g.tls !== undefined) {
+      const t = r.mapping(['gateway', 'tls'], g.tls, { required: ['certFile', 'keyFile'] });
+      const certFile = t && filePath(['gateway', 'tls', 'certFile'], t.certFile);
+      const keyFile = t && filePath(['gateway', 'tls', 'keyFile'], t.keyFile);
+      gatewayTls = certFile && keyFile ? { certFile, keyFile } : undefined;
+    }
+    const caFile = g.caFile === undefined ? undefined : filePath(['gateway', 'caFile'], g.caFile);
+    return {
+      listen: gatewayListen,
+      url: url ?? '',
+      ...(gatewayTls ? { tls: gatewayTls } : {}),
+      ...(caFile ? { caFile } : {}),
+    };
+  }
+
   const config: BrokerConfig = {
     configFile: resolve(fileName),
     listen,
@@ -289,6 +339,7 @@ export function parseConfig(text: string, fileName: string): BrokerConfig {
       doc.explainRefusals === undefined
         ? false
         : (r.boolean(['explainRefusals'], doc.explainRefusals) ?? false),
+    gateway,
   };
   r.finish();
   return deepFreeze(config);

@@ -32,4 +32,6 @@ export interface BrokerDeps {
   explainRefusals?: boolean;
   /** Unfinished self-revoke work per grant; see grant-work.ts. */
   grantWork?: GrantWork;
+  /** Gateway mode: this replica's live-grant table, so a revocation here takes effect before the answer. */
+  liveGrants?: { forget(grantId: string): void };
 }

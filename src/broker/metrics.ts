@@ -16,6 +16,11 @@ export interface BrokerMetrics {
   policyReloadFailures: Counter;
   policyLoadedTimestamp: Gauge;
   policyInfo: Gauge<'sha256'>;
+  gatewayRequests: Counter<'result'>;
+  gatewayRefusals: Counter<'reason'>;
+  gatewaySeconds: Histogram<'verb'>;
+  gatewayOpenStreams: Gauge;
+  gatewayCutStreams: Counter;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): BrokerMetrics {
@@ -90,6 +95,35 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Broke
       name: 'k8s_ea_policy_info',
       help: 'The running policy: 1 for the SHA-256 of its file',
       labelNames: ['sha256'],
+      registers,
+    }),
+    gatewayRequests: new Counter({
+      name: 'k8s_ea_gateway_requests_total',
+      help: 'Gateway requests by result (forwarded, refused, failed)',
+      labelNames: ['result'],
+      registers,
+    }),
+    gatewayRefusals: new Counter({
+      name: 'k8s_ea_gateway_refusals_total',
+      help: 'Gateway requests refused before reaching the API server, by reason',
+      labelNames: ['reason'],
+      registers,
+    }),
+    gatewaySeconds: new Histogram({
+      name: 'k8s_ea_gateway_request_duration_seconds',
+      help: 'Time from a forwarded request to the end of its answer, by Kubernetes verb (watches included)',
+      labelNames: ['verb'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60, 300],
+      registers,
+    }),
+    gatewayOpenStreams: new Gauge({
+      name: 'k8s_ea_gateway_open_requests',
+      help: 'Forwarded requests whose answer is still streaming (watches, logs, large lists)',
+      registers,
+    }),
+    gatewayCutStreams: new Counter({
+      name: 'k8s_ea_gateway_cut_requests_total',
+      help: 'Open forwarded requests closed because their grant was revoked or expired',
       registers,
     }),
   };

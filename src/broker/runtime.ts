@@ -13,6 +13,13 @@ import { createGrantWork } from './grant-work.js';
 import { createAddressSet } from './net/cidr.js';
 import { startLivePolicy } from './live-policy.js';
 import { startPolicyReload, type PolicyReloadOptions } from './policy-reload.js';
+import { clientAddressOf } from './http/client-address.js';
+import {
+  gatewayEndpoint,
+  startGateway,
+  type GatewayConfig,
+  type RunningGateway,
+} from './gateway/start-gateway.js';
 
 /** The request limits (config.ts fills every one; tests may leave the revocation rate to its default). */
 export interface BrokerLimits {
@@ -41,6 +48,8 @@ export interface BrokerRuntimeConfig {
   /** Peers whose X-Forwarded-For names the client (http/client-address.ts); none when absent. */
   trustedProxies?: readonly string[];
   explainRefusals?: boolean;
+  /** Gateway mode (gateway/): jobs get the gateway's URL and CA instead of the API server's. */
+  gateway?: GatewayConfig;
 }
 
 export interface RunningBroker {
@@ -49,6 +58,8 @@ export interface RunningBroker {
   internalUrl: string;
   app: BrokerApp;
   reaper: Reaper;
+  /** In gateway mode: where the gateway listens, and its live-grant table. */
+  gateway?: RunningGateway;
   /** Readiness off, reaper stopped (lease released), in-flight requests finished or cut at the grace period. */
   shutdown(): Promise<void>;
 }
@@ -84,20 +95,50 @@ export async function runBroker(
   );
   const policy = live.engine;
   const grantWork = createGrantWork();
+  const trustedProxies = createAddressSet(config.trustedProxies ?? []);
+  const stopStarted = async () => {
+    live.stop();
+    await gateway?.close(0);
+  };
+  let gateway: RunningGateway | undefined;
+  if (config.gateway) {
+    gateway = await startGateway(config.gateway, {
+      kc,
+      k8s,
+      namespaces: policy.namespaces(),
+      brokerNamespace: config.brokerNamespace,
+      audit: parts.audit,
+      logger: parts.logger.child({ component: 'gateway' }),
+      metrics,
+      now: parts.now,
+      // The rule's sourceRanges under the policy running now, asked on every request.
+      checkSource: (grant, req) =>
+        policy.sourceAllowed(grant.ruleName ?? '', clientAddressOf(req, trustedProxies).address)
+          ? undefined
+          : {
+              status: 403,
+              reason: 'source_not_allowed',
+              message: "this grant may not be used from this client's address",
+            },
+    }).catch((err: unknown) => {
+      live.stop();
+      throw err;
+    });
+  }
   const app = createBrokerApp({
     grantWork,
     verifier: parts.verifier,
     policy,
     k8s,
-    endpoint: clusterEndpointOf(kc, {
-      clusterServer: config.clusterServer,
-      clusterCaFile: config.clusterCaFile,
-    }),
+    endpoint: config.gateway
+      ? gatewayEndpoint(config.gateway)
+      : clusterEndpointOf(kc, { clusterServer: config.clusterServer, clusterCaFile: config.clusterCaFile }),
+    liveGrants: gateway?.table,
     logger: parts.logger,
     audit: parts.audit,
     metrics,
     limits: config.limits,
-    trustedProxies: createAddressSet(config.trustedProxies ?? []),
+    trustedProxies,
     explainRefusals: config.explainRefusals,
     replayLedger: {
       namespace: config.brokerNamespace,
@@ -120,8 +161,8 @@ export async function runBroker(
     tls: config.tls,
     insecureHttp: config.insecureHttp,
     requestTimeoutMs: config.limits.requestTimeoutMs,
-  }).catch((err: unknown) => {
-    live.stop();
+  }).catch(async (err: unknown) => {
+    await stopStarted();
     throw err;
   });
   let internal;
@@ -135,7 +176,7 @@ export async function runBroker(
     });
   } catch (err) {
     await server.close(0);
-    live.stop();
+    await stopStarted();
     throw err;
   }
   reaper.start();
@@ -160,12 +201,17 @@ export async function runBroker(
     internalUrl: internal.url,
     app,
     reaper,
+    gateway,
     shutdown() {
       stopping ??= (async () => {
         app.markShuttingDown();
         parts.logger.info('shutting down', { inFlight: server.inFlight(), graceMs: config.shutdownGraceMs });
         reload?.stop();
-        await Promise.all([server.close(config.shutdownGraceMs), reaper.stop()]);
+        await Promise.all([
+          server.close(config.shutdownGraceMs),
+          gateway?.close(config.shutdownGraceMs),
+          reaper.stop(),
+        ]);
         live.stop();
         // Last, so metrics stay scrapable while the public listener drains.
         await internal.close(0);

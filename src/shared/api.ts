@@ -32,8 +32,12 @@ export interface ExchangeResponse {
   tokenExpiresAt: string;
   /** When the broker revokes the grant at the latest; never later than tokenExpiresAt. */
   expiresAt: string;
+  /** The API server's URL, or in gateway mode the broker gateway's. */
   server: string;
-  /** PEM of the API server's CA, base64-encoded as in a kubeconfig's certificate-authority-data. */
+  /**
+   * PEM of the server's CA, base64-encoded as in a kubeconfig's certificate-authority-data; empty
+   * in gateway mode when the gateway's certificate is publicly trusted.
+   */
   certificateAuthorityData: string;
   namespace: string;
   serviceAccount: string;

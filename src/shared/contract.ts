@@ -75,6 +75,12 @@ export const REASONS = [
   'token_of_another_identity',
   'not_a_broker_grant',
   'not_a_grant_id',
+  // the gateway (API requests proxied with a grant's token)
+  'grant_not_live',
+  'upgrade_refused',
+  'path_refused',
+  'header_refused',
+  'gateway_not_synced',
   // a bug on our side
   'unexpected_error',
 ] as const;

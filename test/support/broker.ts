@@ -26,12 +26,16 @@ export interface StartBrokerOptions {
   reaperIntervalSeconds?: number;
   /** Extra or overriding top-level config fields. */
   config?: Record<string, unknown>;
+  /** Gateway mode: a gateway on its own port, with the broker's certificate, its CA handed to jobs. */
+  gateway?: boolean;
   /** Where the bundle is; default build/broker/index.js (built when stale). */
   entry?: string;
 }
 
 export interface RunningBroker {
   url: string;
+  /** The gateway's URL (gateway mode only). */
+  gatewayUrl?: string;
   /** The internal listener (metrics, probes), plain HTTP. */
   internalUrl: string;
   configPath: string;
@@ -59,6 +63,9 @@ export async function startBroker(opts: StartBrokerOptions): Promise<RunningBrok
   const tls = https ? selfSignedCert(dir, host) : undefined;
   const port = await freePort();
   const internalPort = await freePort();
+  const gatewayPort = opts.gateway ? await freePort() : undefined;
+  if (opts.gateway && !tls) throw new Error('gateway mode needs https');
+  const gatewayUrl = gatewayPort ? `https://127.0.0.1:${gatewayPort}` : undefined;
   const policyFile = join(dir, 'policy.yaml');
   writeFileSync(policyFile, opts.policyYaml);
   const config: Record<string, unknown> = {
@@ -74,6 +81,15 @@ export async function startBroker(opts: StartBrokerOptions): Promise<RunningBrok
     reaper: { intervalSeconds: opts.reaperIntervalSeconds ?? 1, leaseName: 'k8s-ea-reaper' },
     limits: { bodyBytes: 16384, requestTimeoutMs: 10000, perRepositoryPerMinute: 600 },
     shutdownGraceMs: 5000,
+    ...(gatewayPort && tls
+      ? {
+          gateway: {
+            listen: { host: '127.0.0.1', port: gatewayPort },
+            url: gatewayUrl,
+            caFile: tls.certFile,
+          },
+        }
+      : {}),
     ...opts.config,
   };
   const configPath = join(dir, 'broker-config.yaml');
@@ -120,6 +136,7 @@ export async function startBroker(opts: StartBrokerOptions): Promise<RunningBrok
   const internalUrl = `http://127.0.0.1:${internalPort}`;
   return {
     url,
+    gatewayUrl,
     internalUrl,
     configPath,
     ca: tls?.ca,

@@ -22,8 +22,10 @@ export interface InProcessBrokerOptions {
     revocationsPerMinute: number;
   }>;
   shutdownGraceMs?: number;
-  /** The broker's clock (verifier, grants, reaper); Date.now when absent. */
+  /** The broker's clock (verifier, grants, reaper, gateway); Date.now when absent. */
   now?: () => number;
+  /** Gateway mode on a free port, with the broker's certificate (needs https). */
+  gateway?: boolean;
 }
 
 /**
@@ -51,6 +53,17 @@ export async function startInProcessBroker(o: InProcessBrokerOptions) {
       reaper: { intervalSeconds: o.reaperIntervalSeconds ?? 1, leaseName: 'k8s-ea-reaper' },
       limits: { bodyBytes: 16384, requestTimeoutMs: 10_000, perRepositoryPerMinute: 600, ...o.limits },
       shutdownGraceMs: o.shutdownGraceMs ?? 5000,
+      ...(o.gateway && tls
+        ? {
+            gateway: {
+              listen: { host: '127.0.0.1', port: 0 },
+              // The advertised URL is a placeholder: a listener on port 0 learns its port later.
+              url: 'https://127.0.0.1/',
+              tls: { certFile: tls.certFile, keyFile: tls.keyFile },
+              caFile: tls.certFile,
+            },
+          }
+        : {}),
     },
     {
       verifier: createTokenVerifier({

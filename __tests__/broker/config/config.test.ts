@@ -341,3 +341,63 @@ describe('trustedProxies', () => {
     ]);
   });
 });
+
+describe('gateway section', () => {
+  const TLS = 'policyFile: policy.yaml\ntls: { certFile: tls/tls.crt, keyFile: tls/tls.key }\n';
+
+  test('absent: direct mode', () => {
+    expect(parse(TLS).gateway).toBeUndefined();
+  });
+
+  test('with only url: listens on 0.0.0.0:8444 with the broker certificate, and hands jobs no CA', () => {
+    expect(parse(`${TLS}gateway:\n  url: https://k8s-gw.example.com\n`).gateway).toEqual({
+      listen: { host: '0.0.0.0', port: 8444 },
+      url: 'https://k8s-gw.example.com',
+      tls: { certFile: join(dir, 'tls/tls.crt'), keyFile: join(dir, 'tls/tls.key') },
+    });
+  });
+
+  test('every key can be set', () => {
+    const text =
+      `${TLS}gateway:\n  url: https://k8s-gw.example.com:9443\n  listen: { host: 127.0.0.1, port: 9443 }\n` +
+      '  tls: { certFile: ca.crt, keyFile: tls/tls.key }\n  caFile: ca.crt\n';
+    expect(parse(text).gateway).toEqual({
+      listen: { host: '127.0.0.1', port: 9443 },
+      url: 'https://k8s-gw.example.com:9443',
+      tls: { certFile: join(dir, 'ca.crt'), keyFile: join(dir, 'tls/tls.key') },
+      caFile: join(dir, 'ca.crt'),
+    });
+  });
+
+  test.each([
+    ['no url', `${TLS}gateway:\n  caFile: ca.crt\n`, 'gateway', 'missing required field "url"'],
+    [
+      'a plain-http url',
+      `${TLS}gateway:\n  url: http://gw.example.com\n`,
+      'gateway.url',
+      'must be the https:// URL',
+    ],
+    [
+      'the public port',
+      `${TLS}gateway:\n  url: https://gw.example.com\n  listen: { port: 8443 }\n`,
+      'gateway.listen.port',
+      'must differ from listen.port and internalListen.port',
+    ],
+    [
+      'a missing CA file',
+      `${TLS}gateway:\n  url: https://gw.example.com\n  caFile: nope.crt\n`,
+      'gateway.caFile',
+      'is not a readable file',
+    ],
+    [
+      'a misspelt key',
+      `${TLS}gateway:\n  url: https://gw.example.com\n  caFle: ca.crt\n`,
+      'gateway.caFle',
+      'did you mean "caFile"?',
+    ],
+  ])('%s is refused', (_name, text, field, message) => {
+    expect(issues(text)).toEqual([
+      expect.objectContaining({ field, message: expect.stringContaining(message) }),
+    ]);
+  });
+});

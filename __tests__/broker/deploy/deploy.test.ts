@@ -239,6 +239,8 @@ describe("the broker's own token (deploy/ RBAC)", () => {
     for (const a of [
       ['create', 'serviceaccounts'],
       ['delete', 'serviceaccounts'],
+      // The gateway's live-grant table.
+      ['watch', 'serviceaccounts'],
       ['create', 'serviceaccounts/token'],
       ['create', 'rolebindings'],
       ['delete', 'rolebindings'],
@@ -247,6 +249,8 @@ describe("the broker's own token (deploy/ RBAC)", () => {
       expect([a.join(' '), can([...a, '-n', ns.name])]).toEqual([a.join(' '), 'yes']);
     expect(can(['bind', 'clusterroles/k8s-ea-deployer', '-n', ns.name])).toBe('yes');
     expect(can(['update', 'leases', '-n', rbac.brokerNamespace])).toBe('yes');
+    expect(can(['watch', 'leases', '-n', rbac.brokerNamespace])).toBe('yes');
+    expect(can(['watch', 'serviceaccounts', '-n', other.name])).toBe('no');
     expect(can(['create', 'tokenreviews.authentication.k8s.io'])).toBe('yes');
     expect(can(['get', 'clusterroles/k8s-ea-deployer'])).toBe('yes');
     expect(can(['watch', 'clusterroles/k8s-ea-viewer'])).toBe('yes');

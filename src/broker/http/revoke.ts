@@ -164,6 +164,8 @@ async function revoke(
   // objects first, or they would appear after the delete (the garbage collector would still remove
   // them, as it does for a revocation served by another replica, but seconds later).
   await deps.grantWork?.settled(grantId);
+  // Refused at this replica's gateway from now on; the others learn it from their watch.
+  deps.liveGrants?.forget(grantId);
   await deleteGrantObjects(deps.k8s, namespace, grantId, { uid });
   const audit: AuditEvent = {
     action: 'revocation',

@@ -120,18 +120,24 @@ export async function listJwtUses(
   });
   const records = new Map<string, JwtUseRecord>();
   for (const lease of list.items) {
-    const grantId = lease.metadata?.name ?? '';
-    if (!isGrantId(grantId)) continue;
-    const annotations = lease.metadata?.annotations ?? {};
-    const grantExpiresAt = Date.parse(annotations[GRANT_EXPIRES_AT_ANNOTATION] ?? '');
-    records.set(grantId, {
-      grantId,
-      namespace: lease.metadata?.labels?.[LEDGER_NAMESPACE_LABEL] || undefined,
-      grantExpiresAt: Number.isFinite(grantExpiresAt) ? grantExpiresAt : undefined,
-      keepUntil: Date.parse(annotations[EXPIRES_AT_ANNOTATION] ?? ''),
-    });
+    const record = jwtUseRecordOf(lease.metadata);
+    if (record) records.set(record.grantId, record);
   }
   return records;
+}
+
+/** One record as read back from its Lease's metadata; undefined when the name is no grant id. */
+export function jwtUseRecordOf(metadata: V1ObjectMeta | undefined): JwtUseRecord | undefined {
+  const grantId = metadata?.name ?? '';
+  if (!isGrantId(grantId)) return undefined;
+  const annotations = metadata?.annotations ?? {};
+  const grantExpiresAt = Date.parse(annotations[GRANT_EXPIRES_AT_ANNOTATION] ?? '');
+  return {
+    grantId,
+    namespace: metadata?.labels?.[LEDGER_NAMESPACE_LABEL] || undefined,
+    grantExpiresAt: Number.isFinite(grantExpiresAt) ? grantExpiresAt : undefined,
+    keepUntil: Date.parse(annotations[EXPIRES_AT_ANNOTATION] ?? ''),
+  };
 }
 
 export async function deleteJwtUse(k8s: K8sClients, brokerNamespace: string, grantId: string): Promise<void> {

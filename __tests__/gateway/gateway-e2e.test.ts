@@ -1,0 +1,216 @@
+// Gateway mode end to end, nothing faked: the built action bundles run as the runner runs them
+// against the built broker with its gateway on, and the real kubectl uses the kubeconfig the action
+// wrote. Everything kubectl does goes through the gateway; the API server's address is nowhere in
+// what the job received; after post the gateway answers 401 and the open watch is closed.
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { dump, load } from 'js-yaml';
+import type { RunningBroker } from '../../test/support/broker.js';
+import { clusterEndpoint, kubectlAdmin, readAudit, waitFor } from '../../test/support/cluster.js';
+import { startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
+import { ensureActionBuilt, type RunnerJob } from '../../test/support/runner.js';
+import { gatewayRequest } from './support/gateway-client.js';
+
+let env: BrokerEnv;
+let broker: RunningBroker;
+let dir: string;
+
+beforeAll(async () => {
+  await ensureActionBuilt();
+  env = await startBrokerEnv({ namespaces: ['gateway-e2e'], policy: { rules: [{ roles: ['deployer'] }] } });
+  broker = await env.startBroker({ gateway: true });
+  dir = mkdtempSync(join(tmpdir(), 'k8s-ea-gw-e2e-'));
+  // A pod the deployer role may read, "running" as far as kubectl can tell (no kubelet here), so
+  // kubectl gets as far as the upgrade for exec and port-forward.
+  kubectlAdmin(['run', 'target', '--image=busybox', '--restart=Never', '-n', env.ns]);
+  kubectlAdmin([
+    'patch',
+    'pod',
+    'target',
+    '-n',
+    env.ns,
+    '--subresource=status',
+    '--type=merge',
+    '-p',
+    '{"status":{"phase":"Running"}}',
+  ]);
+}, 180_000);
+
+afterAll(async () => {
+  await env?.cleanup();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A Deployment (no replicas) whose manifest is over 1 MiB: a dozen 100 kB environment values. */
+function bigDeployment(name: string): string {
+  const env = Array.from({ length: 12 }, (_, i) => ({ name: `BLOB_${i}`, value: 'x'.repeat(100_000) }));
+  return dump({
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name },
+    spec: {
+      replicas: 0,
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: { containers: [{ name: 'app', image: 'busybox', env }] },
+      },
+    },
+  });
+}
+
+/** `kubectl get configmaps -w` in the background, as a later step would start it. */
+function startWatch(job: RunnerJob) {
+  const child = spawn('kubectl', ['get', 'configmaps', '-w', '-o', 'name'], {
+    env: { PATH: process.env.PATH ?? '', HOME: dir, KUBECONFIG: job.exportedEnv.KUBECONFIG! },
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const exited = new Promise<{ code: number | null; at: number }>((r) =>
+    child.on('exit', (code) => r({ code, at: Date.now() })),
+  );
+  return { child, exited, output: () => stdout, errors: () => stderr };
+}
+
+const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+
+describe('gateway mode with the action and kubectl', () => {
+  test('kubectl works through the gateway; exec and port-forward are refused; post ends it at once', async () => {
+    await env.withJob(async (job) => {
+      const main = await job.main(env.actionInputs(broker, { role: 'deployer', ttl: '600' }));
+      expect(main.errors).toEqual([]);
+      const grantId = main.outputs['grant-id']!;
+      const kubeconfigText = readFileSync(main.outputs.kubeconfig!, 'utf8');
+      const kubeconfig = load(kubeconfigText) as { clusters: { cluster: { server: string } }[] };
+      expect(kubeconfig.clusters[0]!.cluster.server).toBe(broker.gatewayUrl);
+      const apiServer = new URL(clusterEndpoint().server);
+      expect(kubeconfigText).not.toContain(apiServer.host);
+      expect(main.stdout).not.toContain(apiServer.host);
+
+      const run = (args: string[]) => job.exec('kubectl', args);
+      const watch = startWatch(job);
+      try {
+        expect((await run(['create', 'configmap', 'through-gateway', '--from-literal=a=b'])).code).toBe(0);
+        expect((await run(['get', 'configmaps', '-o', 'name'])).stdout).toContain(
+          'configmap/through-gateway',
+        );
+        const small = join(dir, 'small.yaml');
+        writeFileSync(
+          small,
+          dump({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'applied' }, data: { k: 'v1' } }),
+        );
+        const applied = await run(['apply', '-f', small]);
+        expect(applied.stderr).toBe('');
+        expect(applied.code).toBe(0);
+        const big = join(dir, 'big.yaml');
+        writeFileSync(big, bigDeployment('big'));
+        expect(readFileSync(big).length).toBeGreaterThan(1_048_576);
+        const ssa = await run(['apply', '--server-side', '-f', big]);
+        expect(ssa.stderr).toBe('');
+        expect(ssa.stdout).toContain('deployment.apps/big serverside-applied');
+        const stored = kubectlAdmin([
+          'get',
+          'deployment',
+          'big',
+          '-n',
+          env.ns,
+          '-o',
+          'jsonpath={.spec.template.spec.containers[0].env[11].value}',
+        ]);
+        expect(stored.length).toBe(100_000);
+        // The watch sees what happens after it started, through the gateway.
+        expect((await run(['create', 'configmap', 'watched'])).code).toBe(0);
+        await waitFor('the watch to report the new ConfigMap', () =>
+          watch.output().includes('configmap/watched') ? true : undefined,
+        );
+        const waited = await run(['wait', '--for=create', 'configmap/watched', '--timeout=20s']);
+        expect(waited.code).toBe(0);
+
+        const exec = await run(['exec', 'target', '--', 'true']);
+        expect(exec.code).not.toBe(0);
+        expect(exec.stderr).toContain('does not allow exec, attach, port-forward or cp');
+        const forward = await run(['port-forward', 'pod/target', '18080:80']);
+        expect(forward.code).not.toBe(0);
+        expect(forward.stderr).toContain('does not allow exec, attach, port-forward or cp');
+
+        const postedAt = Date.now();
+        const post = await job.post();
+        expect(post.exitCode).toBe(0);
+        expect(post.log).toContain(`Revoked grant ${grantId} through the broker.`);
+        const token = (load(kubeconfigText) as { users: { user: { token: string } }[] }).users[0]!.user.token;
+        const latencies: number[] = [];
+        for (let i = 0; i < 9; i += 1) {
+          const started = Date.now();
+          const r = await gatewayRequest(
+            broker.gatewayUrl!,
+            broker.ca!,
+            'GET',
+            `/api/v1/namespaces/${env.ns}/configmaps`,
+            {
+              token,
+            },
+          );
+          latencies.push(Date.now() - started);
+          expect(r.status).toBe(401);
+        }
+        const closed = await watch.exited;
+        console.log(
+          `gateway after post: 401 in p50 ${median(latencies)} ms (${latencies.join(', ')}); ` +
+            `open watch closed ${closed.at - postedAt} ms after post began`,
+        );
+        expect(median(latencies)).toBeLessThan(1_000);
+        expect(closed.at - postedAt).toBeLessThan(10_000);
+
+        // Each call kubectl made through the gateway is one audit line with the run, and one
+        // request in the API server's own audit log (joined by its audit id), and nothing else.
+        await waitFor('the watch audit line', () =>
+          broker.audit().some((l) => l.action === 'gateway' && l.grantId === grantId && l.verb === 'watch')
+            ? true
+            : undefined,
+        );
+        const lines = broker.audit().filter((l) => l.action === 'gateway' && l.grantId === grantId);
+        const ids = lines.map((l) => l.apiAuditId as string);
+        expect(new Set(ids).size).toBe(ids.length);
+        for (const l of lines)
+          expect(l).toMatchObject({
+            github: {
+              repository: 'octo-org/octo-repo',
+              workflow: 'deploy',
+              actor: 'octocat',
+              ref: 'refs/heads/main',
+            },
+          });
+        const user = `system:serviceaccount:${env.ns}:${grantId}`;
+        // The API server logs a cut watch's completion once it notices the connection is gone.
+        const serverIds = await waitFor(
+          'the API server audit log to match',
+          () => {
+            const found = readAudit()
+              .filter((e) => e.user.username === user && e.stage === 'ResponseComplete')
+              .map((e) => e.auditID)
+              .sort();
+            return JSON.stringify(found) === JSON.stringify([...ids].sort()) ? found : undefined;
+          },
+          15_000,
+          250,
+        ).catch(() =>
+          readAudit()
+            .filter((e) => e.user.username === user && e.stage === 'ResponseComplete')
+            .map((e) => e.auditID)
+            .sort(),
+        );
+        expect(serverIds).toEqual([...ids].sort());
+        const verbs = new Set(lines.map((l) => l.verb));
+        for (const v of ['create', 'list', 'get', 'patch', 'watch']) expect(verbs).toContain(v);
+        expect(JSON.stringify(broker.audit())).not.toContain(token);
+      } finally {
+        watch.child.kill();
+      }
+    });
+  });
+});

@@ -1,0 +1,388 @@
+// The gateway against the real control plane, brokers in this process (so the clock can be moved
+// and the metrics read): only live grants' requests go through, with the grant's own token; a
+// revocation at one replica is refused at another within the watch's latency; expiry is enforced
+// by the clock while the token is still valid at the API server; hostile input never reaches the
+// API server and never gets a 5xx.
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { Agent, request as httpsRequest } from 'node:https';
+import type { ExchangeResponse } from '../../src/shared/api.js';
+import { kubectlAdmin, kubectlStatus, sleep, tokenKubeconfig, waitFor } from '../../test/support/cluster.js';
+import { startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
+import type { InProcessBroker } from '../../test/support/in-process-broker.js';
+import { gatewayRequest, rawGatewayRequest, type GatewayAnswer } from './support/gateway-client.js';
+
+let env: BrokerEnv;
+let a: InProcessBroker;
+let b: InProcessBroker;
+/** The clock of broker `c`, moved by the expiry test. */
+let offsetMs = 0;
+let c: InProcessBroker;
+
+beforeAll(async () => {
+  env = await startBrokerEnv({ namespaces: ['gateway'], policy: { rules: [{ roles: ['deployer'] }] } });
+  [a, b, c] = await Promise.all([
+    env.startInProcessBroker({ gateway: true }),
+    env.startInProcessBroker({ gateway: true }),
+    // Its reaper waits an hour, so expiry at its gateway is the clock's doing alone.
+    env.startInProcessBroker({
+      gateway: true,
+      now: () => Date.now() + offsetMs,
+      reaperIntervalSeconds: 3600,
+    }),
+  ]);
+}, 120_000);
+
+afterAll(() => env?.cleanup());
+
+const gatewayOf = (broker: InProcessBroker) => broker.gateway!.url;
+const ask = (
+  broker: InProcessBroker,
+  method: string,
+  path: string,
+  o: Parameters<typeof gatewayRequest>[4] = {},
+) => gatewayRequest(gatewayOf(broker), broker.ca!, method, path, o);
+
+async function exchange(broker: InProcessBroker, ttlSeconds = 600): Promise<ExchangeResponse> {
+  const jwt = await env.issuer.sign();
+  const r = await broker.request<ExchangeResponse>('POST', '/v1/exchange', {
+    token: jwt,
+    body: { namespace: env.ns, role: 'deployer', ttlSeconds },
+  });
+  expect(r.status).toBe(200);
+  return r.body;
+}
+
+const configmapsPath = () => `/api/v1/namespaces/${env.ns}/configmaps`;
+
+/** Waits until `broker`'s gateway (fed by its watch) accepts the grant. */
+const untilAccepted = (broker: InProcessBroker, token: string) =>
+  waitFor('the gateway to accept the grant', async () =>
+    (await ask(broker, 'GET', configmapsPath(), { token })).status === 200 ? true : undefined,
+  );
+
+const forwardedCount = async (broker: InProcessBroker) =>
+  (await broker.metrics.gatewayRequests.get()).values
+    .filter((v) => v.labels.result !== 'refused')
+    .reduce((sum, v) => sum + v.value, 0);
+
+describe('gateway', () => {
+  test('the exchange answer names the gateway, never the API server', async () => {
+    const grant = await exchange(a);
+    expect(grant.server).toBe('https://127.0.0.1/');
+    expect(Buffer.from(grant.certificateAuthorityData, 'base64')).toEqual(a.ca);
+  });
+
+  test("forwards a live grant's calls as the grant itself; a revoke here refuses the next call at once", async () => {
+    const grant = await exchange(a);
+    await untilAccepted(a, grant.token);
+    const who = await ask(a, 'POST', '/apis/authentication.k8s.io/v1/selfsubjectreviews', {
+      token: grant.token,
+      body: JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' }),
+    });
+    expect(who.status).toBe(201);
+    expect(JSON.parse(who.body).status.userInfo.username).toBe(
+      `system:serviceaccount:${env.ns}:${grant.grantId}`,
+    );
+    // RBAC is still the API server's: outside the role is 403 from the API server itself.
+    const secrets = await ask(a, 'GET', `/api/v1/namespaces/${env.ns}/secrets`, { token: grant.token });
+    expect(secrets.status).toBe(403);
+    expect(secrets.message).toMatch(/cannot list resource "secrets"/);
+
+    const revoked = await a.request('DELETE', `/v1/grants/${grant.grantId}`, { token: grant.token });
+    expect(revoked.status).toBe(200);
+    const after = await ask(a, 'GET', configmapsPath(), { token: grant.token });
+    expect(after.status).toBe(401);
+    expect(after.message).toMatch(/not that of a live k8s-ephemeral-access grant/);
+    const lines = await waitFor('three audit lines', () => {
+      const found = a.auditLines.filter((l) => l.action === 'gateway' && l.grantId === grant.grantId);
+      return found.length >= 3 ? found : undefined;
+    });
+    expect(lines.map((l) => [l.verb, l.status])).toEqual([
+      ['list', 200],
+      ['create', 201],
+      ['list', 403],
+    ]);
+    expect(lines[0]).toMatchObject({
+      namespace: env.ns,
+      path: configmapsPath(),
+      github: { repository: 'octo-org/octo-repo', run_attempt: '1', workflow: 'deploy', actor: 'octocat' },
+    });
+    expect(JSON.stringify(a.auditLines)).not.toContain(grant.token);
+  });
+
+  test('a grant revoked at replica A is refused at replica B within 1 s', async () => {
+    // From A's answer to the revoke (the grant is gone by then) to B's first 401; polled over one
+    // kept-alive connection, so a poll costs no TLS handshake.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1, ca: b.ca });
+    const samples: number[] = [];
+    try {
+      for (let i = 0; i < 3; i += 1) {
+        const grant = await exchange(a);
+        await untilAccepted(b, grant.token);
+        const r = await a.request('DELETE', `/v1/grants/${grant.grantId}`, { token: grant.token });
+        expect(r.status).toBe(200);
+        const revokedAt = Date.now();
+        await waitFor(
+          'replica B to refuse',
+          async () =>
+            (await ask(b, 'GET', configmapsPath(), { token: grant.token, agent })).status === 401
+              ? true
+              : undefined,
+          5_000,
+          5,
+        );
+        samples.push(Date.now() - revokedAt);
+      }
+    } finally {
+      agent.destroy();
+    }
+    console.log(`gateway: revoked at replica A -> 401 at replica B after ${samples.join(', ')} ms`);
+    for (const ms of samples) expect(ms).toBeLessThan(1_000);
+  });
+
+  test('an expired grant is refused within 1 s, its watch cut, while its token still works at the API server', async () => {
+    offsetMs = 0;
+    const grant = await exchange(c, 60);
+    await untilAccepted(c, grant.token);
+    const expiresAt = Date.parse(grant.expiresAt);
+
+    const watch = openWatch(gatewayOf(c), c.ca!, `${configmapsPath()}?watch=1`, grant.token);
+    expect(await watch.status).toBe(200);
+
+    offsetMs = expiresAt - Date.now() - 2_000;
+    expect((await ask(c, 'GET', configmapsPath(), { token: grant.token })).status).toBe(200);
+    offsetMs = expiresAt - Date.now() + 1;
+    const at = Date.now();
+    expect((await ask(c, 'GET', configmapsPath(), { token: grant.token })).status).toBe(401);
+    const closedAfter = (await watch.closed) - at;
+    console.log(`gateway: open watch closed ${closedAfter} ms after the grant's expiry`);
+    expect(closedAfter).toBeLessThan(1_500);
+    // The API server itself still accepts the token: the refusal was the gateway's clock.
+    const kc = tokenKubeconfig(grant.token, env.ns);
+    try {
+      expect(kubectlStatus(kc.path, ['get', 'configmaps']).ok).toBe(true);
+    } finally {
+      kc.cleanup();
+      offsetMs = 0;
+    }
+    const line = await waitFor("the watch's audit line", () =>
+      c.auditLines.find((l) => l.action === 'gateway' && l.verb === 'watch'),
+    );
+    expect(line).toMatchObject({ grantId: grant.grantId, incomplete: 'grant ended' });
+  });
+
+  describe('hostile input: 4xx, never forwarded, never 5xx', () => {
+    let live: ExchangeResponse;
+    let ended: ExchangeResponse;
+    let fakeGrantToken: string;
+    beforeAll(async () => {
+      [live, ended] = await Promise.all([exchange(a), exchange(a)]);
+      await untilAccepted(a, live.token);
+      await untilAccepted(a, ended.token);
+      expect((await a.request('DELETE', `/v1/grants/${ended.grantId}`, { token: ended.token })).status).toBe(
+        200,
+      );
+      // A ServiceAccount labelled and named like a grant, with a real token, but no JWT-use record.
+      const name = 'gha-0123456789abcdef0123456789abcdef';
+      kubectlAdmin(['create', 'serviceaccount', name, '-n', env.ns]);
+      kubectlAdmin([
+        'label',
+        'serviceaccount',
+        name,
+        '-n',
+        env.ns,
+        'app.kubernetes.io/managed-by=k8s-ephemeral-access',
+        `k8s-ephemeral-access.io/grant=${name}`,
+      ]);
+      kubectlAdmin([
+        'annotate',
+        'serviceaccount',
+        name,
+        '-n',
+        env.ns,
+        'k8s-ephemeral-access.io/expires-at=2999-01-01T00:00:00Z',
+      ]);
+      fakeGrantToken = kubectlAdmin(['create', 'token', name, '-n', env.ns]).trim();
+    });
+
+    /** A JWT shaped like the live grant's token (same subject and uid) with a signature of ours. */
+    const forged = () => {
+      const [header, payload] = live.token.split('.');
+      return `${header}.${payload}.${Buffer.from('not the signature').toString('base64url')}`;
+    };
+    const path = () => configmapsPath();
+    const cases: [string, () => Promise<GatewayAnswer>, number][] = [
+      ['no token', () => ask(a, 'GET', path()), 401],
+      ['a Basic credential', () => ask(a, 'GET', path(), { headers: { authorization: 'Basic YTpi' } }), 401],
+      ['a token of an ended grant', () => ask(a, 'GET', path(), { token: ended.token }), 401],
+      ["the broker's own token", () => ask(a, 'GET', path(), { token: env.rbac.token }), 401],
+      [
+        'a non-grant ServiceAccount labelled as a grant',
+        () => ask(a, 'GET', path(), { token: fakeGrantToken }),
+        401,
+      ],
+      ['a forged token naming a live grant', () => ask(a, 'GET', path(), { token: forged() }), 401],
+      [
+        'two Authorization headers',
+        () =>
+          rawGatewayRequest(
+            gatewayOf(a),
+            a.ca!,
+            `GET ${path()} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${live.token}\r\nAuthorization: Bearer ${env.rbac.token}\r\n\r\n`,
+          ),
+        401,
+      ],
+      [
+        'impersonation headers',
+        () => ask(a, 'GET', path(), { token: live.token, headers: { 'Impersonate-User': 'system:admin' } }),
+        403,
+      ],
+      [
+        'upgrade headers on a plain path',
+        () =>
+          ask(a, 'GET', path(), {
+            token: live.token,
+            headers: { connection: 'Upgrade', upgrade: 'websocket' },
+          }),
+        403,
+      ],
+      [
+        'an exec path without an upgrade',
+        () => ask(a, 'POST', `/api/v1/namespaces/${env.ns}/pods/p/exec?command=sh`, { token: live.token }),
+        403,
+      ],
+      [
+        'an absolute-form target',
+        () =>
+          rawGatewayRequest(
+            gatewayOf(a),
+            a.ca!,
+            `GET https://kubernetes.default.svc${path()} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${live.token}\r\n\r\n`,
+          ),
+        400,
+      ],
+      [
+        'a ".." path',
+        () => ask(a, 'GET', `/api/v1/namespaces/${env.ns}/../../../version`, { token: live.token }),
+        400,
+      ],
+      [
+        'an encoded "..": %2e%2e',
+        () => ask(a, 'GET', `/api/v1/%2e%2e/%2e%2e/healthz`, { token: live.token }),
+        400,
+      ],
+      [
+        'an encoded "/": %2F',
+        () => ask(a, 'GET', `/api/v1/namespaces%2F${env.ns}/configmaps`, { token: live.token }),
+        400,
+      ],
+      [
+        'an empty segment',
+        () => ask(a, 'GET', `/api//v1/namespaces/${env.ns}/configmaps`, { token: live.token }),
+        400,
+      ],
+      ['a path outside the API', () => ask(a, 'GET', '/metrics', { token: live.token }), 404],
+      ['a backslash', () => ask(a, 'GET', `/api/v1\\..\\healthz`, { token: live.token }), 400],
+      [
+        'Content-Length with Transfer-Encoding (smuggling)',
+        () =>
+          rawGatewayRequest(
+            gatewayOf(a),
+            a.ca!,
+            `POST ${path()} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${live.token}\r\nContent-Type: application/json\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /api/v1/secrets HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`,
+          ),
+        400,
+      ],
+      [
+        'two Host headers',
+        () =>
+          rawGatewayRequest(
+            gatewayOf(a),
+            a.ca!,
+            `GET ${path()} HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: kubernetes.default.svc\r\nAuthorization: Bearer ${live.token}\r\n\r\n`,
+          ),
+        400,
+      ],
+      [
+        'a Host with user info',
+        () =>
+          rawGatewayRequest(
+            gatewayOf(a),
+            a.ca!,
+            `GET ${path()} HTTP/1.1\r\nHost: evil@kubernetes.default.svc\r\nAuthorization: Bearer ${live.token}\r\n\r\n`,
+          ),
+        400,
+      ],
+    ];
+
+    test.each(cases)('%s', async (_name, send, status) => {
+      const before = await forwardedCount(a);
+      const answer = await send();
+      expect(answer.status).toBe(status);
+      await sleep(50);
+      expect(await forwardedCount(a)).toBe(before);
+    });
+
+    test('the live token itself still goes through (the cases above were refused for their flaw)', async () => {
+      const before = await forwardedCount(a);
+      expect((await ask(a, 'GET', path(), { token: live.token })).status).toBe(200);
+      expect(await forwardedCount(a)).toBe(before + 1);
+    });
+  });
+
+  test('a chunked body over 1 MiB streams through to the API server', async () => {
+    const grant = await exchange(a);
+    await untilAccepted(a, grant.token);
+    // A ConfigMap holds at most 1 MiB; the body's indentation takes it over 1 MiB on the wire.
+    const data = 'x'.repeat(900_000);
+    const body = JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'big-chunked' },
+      data: { blob: data },
+    }).replace('{', `{${' '.repeat(200_000)}`);
+    expect(Buffer.byteLength(body)).toBeGreaterThan(1_048_576);
+    const created = await ask(a, 'POST', configmapsPath(), {
+      token: grant.token,
+      headers: { 'transfer-encoding': 'chunked' },
+      body,
+    });
+    expect(created.status).toBe(201);
+    // Written when the answer's connection closes, a moment after the client has read it.
+    const line = await waitFor('the audit line', () =>
+      a.auditLines.find((l) => l.action === 'gateway' && l.grantId === grant.grantId && l.verb === 'create'),
+    );
+    expect(line.bytesIn).toBe(Buffer.byteLength(body));
+  });
+});
+
+/** A watch through the gateway: its status once headers come, and when the connection closed. */
+function openWatch(baseUrl: string, ca: Buffer, path: string, token: string) {
+  const url = new URL(baseUrl);
+  let closed!: (at: number) => void;
+  const closedP = new Promise<number>((r) => (closed = r));
+  const status = new Promise<number>((resolve, reject) => {
+    const req = httpsRequest(
+      {
+        hostname: url.hostname,
+        port: url.port,
+        path,
+        ca,
+        agent: false,
+        headers: { authorization: `Bearer ${token}` },
+      },
+      (res) => {
+        resolve(res.statusCode ?? 0);
+        res.on('data', () => undefined);
+        res.on('close', () => closed(Date.now()));
+        res.on('error', () => undefined);
+      },
+    );
+    req.on('error', (err) => {
+      closed(Date.now());
+      reject(err);
+    });
+    req.end();
+  });
+  return { status, closed: closedP };
+}

@@ -1,0 +1,219 @@
+// Keeps a replica's LiveGrants table current: one list-then-watch loop per job namespace on the
+// grant ServiceAccounts (label selector of managed grants), and one on the JWT-use records in the
+// broker's namespace. A revocation or reaping at any replica deletes the ServiceAccount; the watch
+// event removes it here within the API server's watch latency (milliseconds), not the ~10 s the API
+// server's own token cache takes. While a source cannot be read its namespace is "not synced" and
+// the gateway refuses that namespace's grants (503) rather than trust a stale table.
+import { Watch, type KubeConfig, type V1Lease, type V1ServiceAccount } from '@kubernetes/client-node';
+import type { K8sClients } from '../k8s/clients.js';
+import { describeK8sError } from '../k8s/errors.js';
+import { LEDGER_SELECTOR, jwtUseRecordOf, type JwtUseRecord } from '../k8s/replay-ledger.js';
+import { GRANT_LABEL, MANAGED_SELECTOR } from '../naming.js';
+import type { Logger } from '../logger.js';
+import type { LiveGrants } from './live-grants.js';
+
+/** Grant ServiceAccounts: the managed-by label and a grant label. */
+export const GRANT_SA_SELECTOR = `${MANAGED_SELECTOR},${GRANT_LABEL}`;
+/** The server ends each watch after this and we watch on from the last version (role-vetting.ts). */
+const WATCH_SECONDS = 20;
+const RETRY_MS = { first: 250, max: 5_000 };
+/** A watch that ends in error sooner than this after it started is failing, not expiring. */
+const QUICK_FAILURE_MS = 1_000;
+
+interface Source<T> {
+  /** For logs: "namespace staging", "JWT-use records". */
+  what: string;
+  path: string;
+  labelSelector: string;
+  list(): Promise<{ items: T[]; resourceVersion: string | undefined }>;
+  replace(items: T[]): void;
+  upsert(object: T): void;
+  remove(object: T): void;
+}
+
+export interface GrantWatch {
+  /** False while the source for this namespace (or the JWT-use records) cannot be trusted. */
+  synced(namespace: string): boolean;
+  stop(): void;
+}
+
+/** Lists every source once (throws if one cannot be read), then keeps watching them. */
+export async function startGrantWatch(
+  kc: KubeConfig,
+  k8s: Pick<K8sClients, 'core' | 'coordination'>,
+  table: LiveGrants,
+  options: { namespaces: readonly string[]; brokerNamespace: string; logger: Logger },
+): Promise<GrantWatch> {
+  const synced = new Map<string, boolean>();
+  const LEDGER_KEY = '\0ledger';
+  let stopped = false;
+  const watches = new Set<AbortController>();
+  const watcher = new Watch(kc);
+
+  const sources: [string, Source<V1ServiceAccount> | Source<V1Lease>][] = options.namespaces.map(
+    (namespace) => [
+      namespace,
+      {
+        what: `namespace ${namespace}`,
+        path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/serviceaccounts`,
+        labelSelector: GRANT_SA_SELECTOR,
+        list: async () => {
+          const list = await k8s.core.listNamespacedServiceAccount({
+            namespace,
+            labelSelector: GRANT_SA_SELECTOR,
+          });
+          return { items: list.items, resourceVersion: list.metadata?.resourceVersion };
+        },
+        replace: (items: V1ServiceAccount[]) => table.replaceNamespace(namespace, items),
+        upsert: (sa: V1ServiceAccount) => table.upsertServiceAccount(namespace, sa),
+        remove: (sa: V1ServiceAccount) => table.removeServiceAccount(sa),
+      } satisfies Source<V1ServiceAccount>,
+    ],
+  );
+  sources.push([
+    LEDGER_KEY,
+    {
+      what: 'JWT-use records',
+      path: `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(options.brokerNamespace)}/leases`,
+      labelSelector: LEDGER_SELECTOR,
+      list: async () => {
+        const list = await k8s.coordination.listNamespacedLease({
+          namespace: options.brokerNamespace,
+          labelSelector: LEDGER_SELECTOR,
+        });
+        return { items: list.items, resourceVersion: list.metadata?.resourceVersion };
+      },
+      replace: (items: V1Lease[]) => {
+        const records = new Map<string, JwtUseRecord>();
+        for (const lease of items) {
+          const record = jwtUseRecordOf(lease.metadata);
+          if (record) records.set(record.grantId, record);
+        }
+        table.replaceRecords(records);
+      },
+      upsert: (lease: V1Lease) => {
+        const record = jwtUseRecordOf(lease.metadata);
+        if (record) table.upsertRecord(record);
+      },
+      remove: (lease: V1Lease) => table.removeRecord(lease.metadata?.name ?? ''),
+    } satisfies Source<V1Lease>,
+  ]);
+
+  /** Resolves when the server ends the watch; rejects on an error. */
+  const watchOnce = async <T extends { metadata?: { resourceVersion?: string } }>(
+    source: Source<T>,
+    from: { resourceVersion: string | undefined },
+  ): Promise<void> => {
+    let end!: (err?: unknown) => void;
+    const ended = new Promise<void>((resolve, reject) => {
+      end = (err) => (err ? reject(err) : resolve());
+    });
+    const controller = await watcher.watch(
+      source.path,
+      {
+        labelSelector: source.labelSelector,
+        resourceVersion: from.resourceVersion,
+        allowWatchBookmarks: true,
+        timeoutSeconds: WATCH_SECONDS,
+      },
+      (type: string, object: T) => {
+        if (type === 'ERROR') {
+          // e.g. 410 Gone (the version is too old): list afresh.
+          end(new Error(`watch error ${JSON.stringify((object as { message?: string }).message ?? '')}`));
+          return;
+        }
+        if (type === 'ADDED' || type === 'MODIFIED') source.upsert(object);
+        else if (type === 'DELETED') source.remove(object);
+        from.resourceVersion = object.metadata?.resourceVersion ?? from.resourceVersion;
+      },
+      (err: unknown) => end(err ?? undefined),
+    );
+    watches.add(controller);
+    if (stopped) controller.abort();
+    try {
+      await ended;
+    } finally {
+      controller.abort();
+      watches.delete(controller);
+    }
+  };
+
+  const listInto = async <T>(key: string, source: Source<T>) => {
+    const { items, resourceVersion } = await source.list();
+    source.replace(items);
+    synced.set(key, true);
+    return { resourceVersion };
+  };
+
+  // One loop per source: watch on from the last version; when a watch fails, list afresh (the
+  // source counts as not synced until that succeeds), with a growing pause while it keeps failing.
+  const follow = async <T extends { metadata?: { resourceVersion?: string } }>(
+    key: string,
+    source: Source<T>,
+    from: { resourceVersion: string | undefined },
+  ) => {
+    let retryMs = RETRY_MS.first;
+    const pause = async () => {
+      await new Promise((r) => setTimeout(r, retryMs).unref());
+      retryMs = Math.min(retryMs * 2, RETRY_MS.max);
+    };
+    while (!stopped) {
+      const started = Date.now();
+      try {
+        await watchOnce(source, from);
+        retryMs = RETRY_MS.first;
+        continue;
+      } catch (err) {
+        if (stopped) return;
+        options.logger.warn('gateway watch failed; listing again', {
+          source: source.what,
+          error: describeK8sError(err),
+        });
+        // A watch that fails at once (e.g. no `watch` permission) would otherwise loop list/watch
+        // without pause; while it keeps failing the table is not current, so it does not count.
+        if (Date.now() - started < QUICK_FAILURE_MS) {
+          synced.set(key, false);
+          await pause();
+        }
+      }
+      while (!stopped) {
+        try {
+          Object.assign(from, await listInto(key, source));
+          break;
+        } catch (err) {
+          if (stopped) return;
+          if (synced.get(key))
+            options.logger.error('gateway cannot read grants; refusing them until it can', {
+              source: source.what,
+              error: describeK8sError(err),
+            });
+          synced.set(key, false);
+          await pause();
+        }
+      }
+    }
+  };
+
+  const first = await Promise.all(
+    sources.map(async ([key, source]) => {
+      try {
+        return await listInto(key, source as Source<unknown>);
+      } catch (err) {
+        throw new Error(
+          `the gateway cannot list ${source.what} (${describeK8sError(err)}); the broker needs list and watch on them (deploy/)`,
+          { cause: err },
+        );
+      }
+    }),
+  );
+  sources.forEach(([key, source], i) => void follow(key, source as Source<V1ServiceAccount>, first[i]!));
+
+  return {
+    synced: (namespace) => synced.get(namespace) === true && synced.get(LEDGER_KEY) === true,
+    stop() {
+      stopped = true;
+      for (const controller of watches) controller.abort();
+      watches.clear();
+    },
+  };
+}

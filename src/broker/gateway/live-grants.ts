@@ -1,0 +1,196 @@
+// The gateway's table of live grants, one per replica: which ServiceAccount uids may use the
+// gateway right now. It is fed by watches (grant-watch.ts) on the grant ServiceAccounts of the job
+// namespaces and on the broker's JWT-use records, and it proves a grant the way the reaper does
+// (k8s/grant-proof.ts): labels prove nothing, a ServiceAccount counts only when a JWT-use record in
+// the broker's namespace names its grant id and namespace. Its end is the earlier of the record's
+// `grant-expires-at` and the ServiceAccount's expiry annotation, checked against the clock on every
+// lookup, so a grant is refused to the second whatever its token's own lifetime.
+//
+// Memory: one small record per grant and per JWT-use record (a few hundred bytes each), never the
+// objects themselves.
+import type { V1ServiceAccount } from '@kubernetes/client-node';
+import type { VerifiedClaims } from '../types.js';
+import type { JwtUseRecord } from '../k8s/replay-ledger.js';
+import {
+  ACTOR_ANNOTATION,
+  EXPIRES_AT_ANNOTATION,
+  JOB_WORKFLOW_REF_ANNOTATION,
+  REF_ANNOTATION,
+  REPOSITORY_ANNOTATION,
+  REPOSITORY_ID_LABEL,
+  ROLE_ANNOTATION,
+  RULE_ANNOTATION,
+  RUN_ATTEMPT_LABEL,
+  RUN_ID_LABEL,
+  SHA_ANNOTATION,
+  WORKFLOW_ANNOTATION,
+  isGrantId,
+} from '../naming.js';
+
+/** The GitHub run a grant was issued to, as its ServiceAccount records it (for audit lines). */
+export type RunAttribution = Partial<
+  Pick<
+    VerifiedClaims,
+    | 'repository'
+    | 'repository_id'
+    | 'run_id'
+    | 'run_attempt'
+    | 'workflow'
+    | 'job_workflow_ref'
+    | 'actor'
+    | 'ref'
+    | 'sha'
+  >
+>;
+
+export interface GrantRecord {
+  uid: string;
+  grantId: string;
+  namespace: string;
+  /** Epoch ms from the ServiceAccount's expiry annotation; NaN when unreadable (then expired). */
+  annotatedExpiry: number;
+  role?: string;
+  /** The policy rule that granted it: where a rule's network boundary would be looked up. */
+  ruleName?: string;
+  run: RunAttribution;
+}
+
+export interface LiveGrant extends GrantRecord {
+  /** Epoch ms. */
+  expiresAt: number;
+}
+
+/** How long a uid stays refused after its ServiceAccount was deleted or revoked here. */
+const TOMBSTONE_MS = 10 * 60_000;
+
+/** The small record the table keeps for a grant ServiceAccount; undefined when it is no grant. */
+export function grantRecordOf(namespace: string, sa: V1ServiceAccount): GrantRecord | undefined {
+  const meta = sa.metadata;
+  const grantId = meta?.name ?? '';
+  const uid = meta?.uid ?? '';
+  if (!isGrantId(grantId) || !uid) return undefined;
+  const a = meta?.annotations ?? {};
+  const l = meta?.labels ?? {};
+  const run: RunAttribution = {
+    repository: a[REPOSITORY_ANNOTATION],
+    repository_id: l[REPOSITORY_ID_LABEL],
+    run_id: l[RUN_ID_LABEL],
+    run_attempt: l[RUN_ATTEMPT_LABEL],
+    workflow: a[WORKFLOW_ANNOTATION],
+    job_workflow_ref: a[JOB_WORKFLOW_REF_ANNOTATION],
+    actor: a[ACTOR_ANNOTATION],
+    ref: a[REF_ANNOTATION],
+    sha: a[SHA_ANNOTATION],
+  };
+  for (const key of Object.keys(run) as (keyof RunAttribution)[]) if (run[key] === undefined) delete run[key];
+  return {
+    uid,
+    grantId,
+    namespace,
+    annotatedExpiry: Date.parse(a[EXPIRES_AT_ANNOTATION] ?? ''),
+    role: a[ROLE_ANNOTATION],
+    ruleName: a[RULE_ANNOTATION],
+    run,
+  };
+}
+
+export class LiveGrants {
+  private readonly byUid = new Map<string, GrantRecord>();
+  private readonly uidByGrant = new Map<string, string>();
+  private readonly records = new Map<string, JwtUseRecord>();
+  /** uid → when it was removed: a late ADDED/MODIFIED event must not bring it back. */
+  private readonly tombstones = new Map<string, number>();
+  private readonly goneListeners: ((uid: string) => void)[] = [];
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  /** Called with the uid of every grant that leaves the table (deleted, revoked, replaced). */
+  onGone(listener: (uid: string) => void): void {
+    this.goneListeners.push(listener);
+  }
+
+  /** The grant behind `uid` if it is live now, else undefined. */
+  live(uid: string): LiveGrant | undefined {
+    const grant = this.byUid.get(uid);
+    if (!grant) return undefined;
+    const record = this.records.get(grant.grantId);
+    if (record?.namespace !== grant.namespace) return undefined;
+    // Either may only bring the end forward: an unreadable value means ended (grant-proof.ts).
+    const expiresAt = Math.min(
+      record.grantExpiresAt ?? -Infinity,
+      Number.isFinite(grant.annotatedExpiry) ? grant.annotatedExpiry : -Infinity,
+    );
+    return expiresAt > this.now() ? { ...grant, expiresAt } : undefined;
+  }
+
+  get size(): number {
+    return this.byUid.size;
+  }
+
+  upsertServiceAccount(namespace: string, sa: V1ServiceAccount): void {
+    const record = grantRecordOf(namespace, sa);
+    if (!record || this.tombstones.has(record.uid)) return;
+    const previousUid = this.uidByGrant.get(record.grantId);
+    if (previousUid !== undefined && previousUid !== record.uid) this.drop(previousUid);
+    this.byUid.set(record.uid, record);
+    this.uidByGrant.set(record.grantId, record.uid);
+  }
+
+  removeServiceAccount(sa: V1ServiceAccount): void {
+    const uid = sa.metadata?.uid;
+    if (uid) this.drop(uid);
+  }
+
+  /** A namespace listed afresh: what is not in `items` any more is gone. */
+  replaceNamespace(namespace: string, items: readonly V1ServiceAccount[]): void {
+    const present = new Set(items.map((sa) => sa.metadata?.uid));
+    for (const [uid, grant] of this.byUid)
+      if (grant.namespace === namespace && !present.has(uid)) this.drop(uid);
+    for (const sa of items) this.upsertServiceAccount(namespace, sa);
+  }
+
+  upsertRecord(record: JwtUseRecord): void {
+    this.records.set(record.grantId, record);
+  }
+
+  removeRecord(grantId: string): void {
+    this.records.delete(grantId);
+    const uid = this.uidByGrant.get(grantId);
+    if (uid !== undefined) this.notifyGone(uid);
+  }
+
+  replaceRecords(records: ReadonlyMap<string, JwtUseRecord>): void {
+    const removed = [...this.records.keys()].filter((grantId) => !records.has(grantId));
+    this.records.clear();
+    for (const [grantId, record] of records) this.records.set(grantId, record);
+    for (const grantId of removed) {
+      const uid = this.uidByGrant.get(grantId);
+      if (uid !== undefined) this.notifyGone(uid);
+    }
+  }
+
+  /** This replica revokes the grant: refused from now on, before the watch reports the deletion. */
+  forget(grantId: string): void {
+    const uid = this.uidByGrant.get(grantId);
+    if (uid !== undefined) this.drop(uid);
+  }
+
+  private drop(uid: string): void {
+    const grant = this.byUid.get(uid);
+    const now = this.now();
+    this.tombstones.set(uid, now);
+    // Bounded: tombstones older than the longest a late event could take are dropped as we go.
+    for (const [old, at] of this.tombstones) {
+      if (now - at < TOMBSTONE_MS) break;
+      this.tombstones.delete(old);
+    }
+    if (!grant) return;
+    this.byUid.delete(uid);
+    if (this.uidByGrant.get(grant.grantId) === uid) this.uidByGrant.delete(grant.grantId);
+    this.notifyGone(uid);
+  }
+
+  private notifyGone(uid: string): void {
+    for (const listener of this.goneListeners) listener(uid);
+  }
+}

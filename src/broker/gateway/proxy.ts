@@ -1,0 +1,316 @@
+// The gateway: an authenticating reverse proxy in front of the API server. A request goes on only
+// with the bearer token of a live grant (live-grants.ts), and goes on with that token alone, so the
+// API server still applies the grant's RBAC and the broker needs no impersonation right. Bodies
+// stream both ways with back-pressure (pipeline), so watches and large applies work unbuffered.
+//
+// Order of checks: the request's shape, then the token's unverified claims against the table (a
+// forged token, another identity's or an ended grant's costs no API call), then TokenReview
+// (cached), then the table again. Every refusal is a 4xx with a Kubernetes Status body and never
+// reaches the API server. When a grant leaves the table (revoked at any replica, reaped, expired)
+// its open requests are cut at once; expiry is also checked every second for open requests.
+import { randomUUID } from 'node:crypto';
+import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { pipeline } from 'node:stream';
+import type { Duplex } from 'node:stream';
+import { decodeJwt } from 'jose';
+import { SERVICE_ACCOUNT_USER_PREFIX } from '../../shared/contract.js';
+import { errorMessage } from '../../shared/errors.js';
+import type { AuditLog } from '../audit.js';
+import type { Logger } from '../logger.js';
+import type { BrokerMetrics } from '../metrics.js';
+import { isGrantId } from '../naming.js';
+import { describeKubeRequest } from './kube-request.js';
+import { sendStatus, writeStatusToSocket } from './kube-status.js';
+import type { LiveGrant, LiveGrants } from './live-grants.js';
+import {
+  bearerTokenOf,
+  checkHeaders,
+  checkTarget,
+  forwardedRequestHeaders,
+  forwardedResponseHeaders,
+  UPGRADE_MESSAGE,
+  type Refusal,
+} from './request-guard.js';
+import type { TokenReviewCache } from './token-review-cache.js';
+import type { Upstream } from './upstream.js';
+
+export interface GatewayDeps {
+  table: LiveGrants;
+  /** False while this namespace's grants cannot be known (grant-watch.ts): refuse, do not guess. */
+  synced: (namespace: string) => boolean;
+  reviews: TokenReviewCache;
+  namespaces: () => readonly string[];
+  upstream: Upstream;
+  audit: AuditLog;
+  logger: Logger;
+  metrics: BrokerMetrics;
+  now?: () => number;
+  /**
+   * Network boundaries: a refusal when this request may not use this grant from where it comes
+   * (the rule's sourceRanges, looked up by `grant.ruleName`). None: any source.
+   */
+  checkSource?: (grant: LiveGrant, req: IncomingMessage) => Refusal | undefined;
+}
+
+export interface Gateway {
+  handle(req: IncomingMessage, res: ServerResponse): Promise<void>;
+  /** Connection upgrades (exec, attach, port-forward, cp; SPDY and WebSocket): always refused. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex): void;
+  /** Open forwarded requests right now. */
+  openRequests(): number;
+  stop(): void;
+}
+
+/** How often open requests are checked against the clock (expiry needs no event). */
+const EXPIRY_SWEEP_MS = 1_000;
+
+interface ClaimedIdentity {
+  namespace: string;
+  name: string;
+  uid: string;
+  /** Epoch ms. */
+  expiresAt: number;
+}
+
+/** What a service-account token says it is, unverified: only to refuse early and pick the grant. */
+function claimedIdentity(token: string): ClaimedIdentity | undefined {
+  let payload;
+  try {
+    payload = decodeJwt(token);
+  } catch {
+    return undefined;
+  }
+  const k = payload['kubernetes.io'] as { serviceaccount?: { uid?: unknown } } | undefined;
+  const uid = k?.serviceaccount?.uid;
+  const sub = typeof payload.sub === 'string' ? payload.sub : '';
+  if (!sub.startsWith(SERVICE_ACCOUNT_USER_PREFIX) || typeof uid !== 'string') return undefined;
+  const [namespace = '', name = '', ...rest] = sub.slice(SERVICE_ACCOUNT_USER_PREFIX.length).split(':');
+  if (rest.length > 0 || !namespace || !name || typeof payload.exp !== 'number') return undefined;
+  return { namespace, name, uid, expiresAt: payload.exp * 1000 };
+}
+
+const TOKEN_REJECTED: Refusal = {
+  status: 401,
+  reason: 'grant_not_live',
+  message: 'the token is not that of a live k8s-ephemeral-access grant (revoked, expired or never issued)',
+};
+
+export function createGateway(deps: GatewayDeps): Gateway {
+  const now = deps.now ?? Date.now;
+  /** uid → the cut functions of its open requests. */
+  const open = new Map<string, Set<() => void>>();
+  let openCount = 0;
+
+  const cutAll = (uid: string) => {
+    const cuts = open.get(uid);
+    if (!cuts) return;
+    open.delete(uid);
+    for (const cut of cuts) cut();
+  };
+  deps.table.onGone(cutAll);
+  const sweep = setInterval(() => {
+    for (const uid of open.keys()) if (!deps.table.live(uid)) cutAll(uid);
+  }, EXPIRY_SWEEP_MS);
+  sweep.unref();
+
+  const refuse = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    refusal: Refusal,
+    context: { requestId: string; grantId?: string; namespace?: string },
+  ) => {
+    deps.metrics.gatewayRequests.inc({ result: 'refused' });
+    deps.metrics.gatewayRefusals.inc({ reason: refusal.reason });
+    deps.audit.record({ action: 'denial', request: 'gateway', reason: refusal.reason, ...context });
+    // Whatever body came is not read into memory; the connection closes after the answer.
+    res.shouldKeepAlive = false;
+    req.resume();
+    sendStatus(res, refusal.status, refusal.message);
+  };
+
+  /** The live grant this request may act as, or why not. */
+  const authenticate = async (
+    req: IncomingMessage,
+  ): Promise<{ grant: LiveGrant; token: string } | Refusal> => {
+    const token = bearerTokenOf(req.rawHeaders);
+    if (typeof token !== 'string') return token;
+    const claimed = claimedIdentity(token);
+    if (!claimed || !isGrantId(claimed.name) || !deps.namespaces().includes(claimed.namespace))
+      return TOKEN_REJECTED;
+    if (!deps.synced(claimed.namespace))
+      return {
+        status: 503,
+        reason: 'gateway_not_synced',
+        message: 'the gateway cannot read grants right now; retry',
+      };
+    const before = deps.table.live(claimed.uid);
+    if (!before || before.grantId !== claimed.name || before.namespace !== claimed.namespace)
+      return TOKEN_REJECTED;
+    const who = await deps.reviews.identify(token, claimed.expiresAt);
+    if (!who || who.uid !== claimed.uid || who.namespace !== claimed.namespace || who.name !== claimed.name)
+      return { ...TOKEN_REJECTED, reason: 'kubernetes_token_rejected' };
+    // Again after the TokenReview's await: the grant may have gone meanwhile.
+    const grant = deps.table.live(claimed.uid);
+    if (!grant) return TOKEN_REJECTED;
+    return { grant, token };
+  };
+
+  const forward = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    grant: LiveGrant,
+    token: string,
+    target: { pathname: string; search: string },
+    requestId: string,
+  ) => {
+    const started = now();
+    const info = describeKubeRequest(req.method ?? 'GET', target.pathname, target.search);
+    const { url, agent } = deps.upstream;
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const base = url.pathname.replace(/\/+$/, '');
+    let bytesIn = 0;
+    let bytesOut = 0;
+    let status = 0;
+    /** The API server's audit id of this call: joins this line to its own audit log. */
+    let apiAuditId: string | undefined;
+    let cutBy: string | undefined;
+    let upstreamRes: IncomingMessage | undefined;
+    const upstreamComplete = () => upstreamRes?.complete === true;
+    const upstreamReq = send({
+      protocol: url.protocol,
+      hostname: url.hostname.replace(/^\[|\]$/g, ''),
+      port: url.port || undefined,
+      method: req.method,
+      path: `${base}${target.pathname}${target.search}`,
+      agent,
+      headers: {
+        ...forwardedRequestHeaders(req.headers),
+        host: url.host,
+        authorization: `Bearer ${token}`,
+      },
+    });
+
+    const cut = () => {
+      cutBy = 'grant ended';
+      deps.metrics.gatewayCutStreams.inc();
+      upstreamReq.destroy();
+      res.destroy();
+    };
+    let cuts = open.get(grant.uid);
+    if (!cuts) open.set(grant.uid, (cuts = new Set()));
+    cuts.add(cut);
+    openCount += 1;
+    deps.metrics.gatewayOpenStreams.inc();
+
+    res.once('close', () => {
+      openCount -= 1;
+      deps.metrics.gatewayOpenStreams.dec();
+      const set = open.get(grant.uid);
+      set?.delete(cut);
+      if (set?.size === 0) open.delete(grant.uid);
+      // A complete answer's connection went back to the pool; anything else is ended here.
+      if (!upstreamComplete()) upstreamReq.destroy();
+      const seconds = (now() - started) / 1000;
+      const completed = res.writableFinished;
+      deps.metrics.gatewayRequests.inc({ result: status > 0 && completed ? 'forwarded' : 'failed' });
+      deps.metrics.gatewaySeconds.observe({ verb: info.verb }, seconds);
+      deps.audit.record({
+        action: 'gateway',
+        requestId,
+        claims: grant.run,
+        grantId: grant.grantId,
+        serviceAccount: grant.grantId,
+        serviceAccountUid: grant.uid,
+        grantNamespace: grant.namespace,
+        policyRule: grant.ruleName,
+        verb: info.verb,
+        path: target.pathname,
+        namespace: info.namespace,
+        resource: info.resource,
+        name: info.name,
+        subresource: info.subresource,
+        status,
+        apiAuditId,
+        latencyMs: Math.round(seconds * 1000),
+        bytesIn,
+        bytesOut,
+        ...(completed ? {} : { incomplete: cutBy ?? 'connection closed' }),
+      });
+    });
+
+    req.on('data', (chunk: Buffer) => (bytesIn += chunk.length));
+    pipeline(req, upstreamReq, (err) => {
+      if (err) upstreamReq.destroy();
+    });
+    upstreamReq.on('response', (up) => {
+      upstreamRes = up;
+      status = up.statusCode ?? 502;
+      const id = up.headers['audit-id'];
+      if (typeof id === 'string') apiAuditId = id;
+      res.writeHead(status, forwardedResponseHeaders(up.headers));
+      // A watch's headers go out now, not with its first event (which may be minutes away).
+      res.flushHeaders();
+      up.on('data', (chunk: Buffer) => (bytesOut += chunk.length));
+      pipeline(up, res, () => undefined);
+    });
+    upstreamReq.on('error', (err) => {
+      if (res.headersSent || cutBy) {
+        res.destroy();
+        return;
+      }
+      deps.logger.warn('gateway could not reach the API server', { requestId, error: errorMessage(err) });
+      status = 502;
+      sendStatus(res, 502, 'the gateway could not reach the API server; retry');
+    });
+  };
+
+  return {
+    async handle(req, res) {
+      const requestId = randomUUID();
+      try {
+        const method = req.method ?? 'GET';
+        const target = checkTarget(method, req.url ?? '');
+        if ('reason' in target) return refuse(req, res, target, { requestId });
+        const headerRefusal = checkHeaders(req.headers, req.rawHeaders);
+        if (headerRefusal) return refuse(req, res, headerRefusal, { requestId });
+        const auth = await authenticate(req);
+        if ('reason' in auth) return refuse(req, res, auth, { requestId });
+        const sourceRefusal = deps.checkSource?.(auth.grant, req);
+        if (sourceRefusal)
+          return refuse(req, res, sourceRefusal, {
+            requestId,
+            grantId: auth.grant.grantId,
+            namespace: auth.grant.namespace,
+          });
+        forward(req, res, auth.grant, auth.token, target, requestId);
+      } catch (err) {
+        // TokenReview could not be asked (API server down): unavailable, not "unauthorized".
+        deps.logger.error('gateway request failed', { requestId, error: errorMessage(err) });
+        if (res.headersSent) res.destroy();
+        else {
+          deps.metrics.gatewayRequests.inc({ result: 'failed' });
+          req.resume();
+          sendStatus(res, 503, 'the gateway cannot check tokens right now; retry');
+        }
+      }
+    },
+    handleUpgrade(_req, socket) {
+      deps.metrics.gatewayRequests.inc({ result: 'refused' });
+      deps.metrics.gatewayRefusals.inc({ reason: 'upgrade_refused' });
+      deps.audit.record({
+        action: 'denial',
+        request: 'gateway',
+        reason: 'upgrade_refused',
+        requestId: randomUUID(),
+      });
+      socket.on('error', () => undefined);
+      writeStatusToSocket(socket, 403, UPGRADE_MESSAGE);
+    },
+    openRequests: () => openCount,
+    stop() {
+      clearInterval(sweep);
+      for (const uid of [...open.keys()]) cutAll(uid);
+    },
+  };
+}

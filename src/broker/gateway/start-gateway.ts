@@ -1,0 +1,116 @@
+// The gateway's wiring for one replica: the live-grant table and the watches that feed it, the
+// TokenReview cache, the upstream connections, and its own HTTPS listener (never the broker's
+// public port: the two may be exposed differently).
+import { readFileSync } from 'node:fs';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { ClusterEndpoint } from '../k8s/clients.js';
+import type { AuditLog } from '../audit.js';
+import type { K8sClients } from '../k8s/clients.js';
+import { reviewServiceAccountToken } from '../k8s/token-review.js';
+import type { Logger } from '../logger.js';
+import type { BrokerMetrics } from '../metrics.js';
+import { listen } from '../http/server.js';
+import { startGrantWatch } from './grant-watch.js';
+import { LiveGrants } from './live-grants.js';
+import { createGateway, type GatewayDeps } from './proxy.js';
+import { TokenReviewCache } from './token-review-cache.js';
+import { upstreamOf } from './upstream.js';
+
+/** The config of the gateway (config.ts's `gateway` section, with `tls` already defaulted). */
+export interface GatewayConfig {
+  listen: { host: string; port: number };
+  /** The server URL jobs receive. */
+  url: string;
+  /** Absent only when the broker itself serves plain HTTP behind a TLS-terminating proxy. */
+  tls?: { certFile: string; keyFile: string };
+  /** PEM CA jobs receive for the gateway's certificate; absent: the public roots. */
+  caFile?: string;
+}
+
+/**
+ * Receiving a whole request body may take this long (a multi-MiB apply from a slow runner); the
+ * answer, a watch for instance, is not bounded by it.
+ */
+export const GATEWAY_REQUEST_TIMEOUT_MS = 60_000;
+
+/** What jobs are told in gateway mode: the gateway's URL and CA; the API server's address never. */
+export function gatewayEndpoint(config: GatewayConfig): ClusterEndpoint {
+  return {
+    server: config.url,
+    certificateAuthorityData: config.caFile ? readFileSync(config.caFile).toString('base64') : '',
+  };
+}
+
+export interface RunningGateway {
+  url: string;
+  table: LiveGrants;
+  /** Waits up to graceMs for open requests (watches rarely end by themselves), then cuts them. */
+  close(graceMs: number): Promise<void>;
+}
+
+export async function startGateway(
+  config: GatewayConfig,
+  parts: {
+    kc: KubeConfig;
+    k8s: K8sClients;
+    namespaces: readonly string[];
+    brokerNamespace: string;
+    audit: AuditLog;
+    logger: Logger;
+    metrics: BrokerMetrics;
+    now?: () => number;
+    checkSource?: GatewayDeps['checkSource'];
+  },
+): Promise<RunningGateway> {
+  const now = parts.now ?? Date.now;
+  const table = new LiveGrants(now);
+  const watch = await startGrantWatch(parts.kc, parts.k8s, table, {
+    namespaces: parts.namespaces,
+    brokerNamespace: parts.brokerNamespace,
+    logger: parts.logger,
+  });
+  const upstream = upstreamOf(parts.kc);
+  const reviews = new TokenReviewCache(async (token) => {
+    const who = await reviewServiceAccountToken(parts.k8s, token);
+    return who?.uid ? { namespace: who.namespace, name: who.name, uid: who.uid } : undefined;
+  }, now);
+  const gateway = createGateway({
+    table,
+    synced: watch.synced,
+    reviews,
+    namespaces: () => parts.namespaces,
+    upstream,
+    audit: parts.audit,
+    logger: parts.logger,
+    metrics: parts.metrics,
+    now,
+    checkSource: parts.checkSource,
+  });
+  let server;
+  try {
+    server = await listen(gateway.handle, {
+      host: config.listen.host,
+      port: config.listen.port,
+      tls: config.tls,
+      insecureHttp: !config.tls,
+      requestTimeoutMs: GATEWAY_REQUEST_TIMEOUT_MS,
+    });
+  } catch (err) {
+    watch.stop();
+    gateway.stop();
+    upstream.close();
+    throw err;
+  }
+  server.server.on('upgrade', (req, socket) => gateway.handleUpgrade(req, socket));
+  parts.logger.info('gateway listening', { url: server.url, advertised: config.url, grants: table.size });
+  return {
+    url: server.url,
+    table,
+    async close(graceMs) {
+      await server.close(graceMs);
+      gateway.stop();
+      watch.stop();
+      upstream.close();
+    },
+  };
+}
