@@ -13,6 +13,7 @@ export interface BrokerMetrics {
   forgedGrants: Gauge;
   revocations: Counter<'by'>;
   rateLimited: Counter;
+  clusterServerInCluster: Gauge;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): BrokerMetrics {
@@ -71,6 +72,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Broke
     rateLimited: new Counter({
       name: 'k8s_ea_rate_limited_total',
       help: 'Requests refused by the per-repository rate limit',
+      registers,
+    }),
+    clusterServerInCluster: new Gauge({
+      name: 'k8s_ea_cluster_server_in_cluster',
+      help: 'The API server address handed to runners is an in-cluster one (1: see the start-up warning)',
       registers,
     }),
   };

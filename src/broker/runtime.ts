@@ -11,6 +11,7 @@ import type { PolicyEngine, TokenVerifier } from './types.js';
 import { createBrokerApp, type BrokerApp } from './app.js';
 import { createGrantWork } from './grant-work.js';
 import { startRoleVetting, withVettedRoles } from './k8s/role-vetting.js';
+import { reportInClusterAddress } from './k8s/in-cluster-address.js';
 
 /** The request limits (config.ts fills every one; tests may leave the revocation rate to its default). */
 export interface BrokerLimits {
@@ -78,16 +79,19 @@ export async function runBroker(
     parts.policy.namedRoles(),
     parts.logger.child({ component: 'role-vetting' }),
   );
+  const endpoint = clusterEndpointOf(kc, {
+    clusterServer: config.clusterServer,
+    clusterCaFile: config.clusterCaFile,
+  });
+  const fromPodConfig = config.kubeconfig === undefined && config.clusterServer === undefined;
+  reportInClusterAddress(endpoint.server, fromPodConfig, parts.logger, metrics);
   const grantWork = createGrantWork();
   const app = createBrokerApp({
     grantWork,
     verifier: parts.verifier,
     policy: withVettedRoles(parts.policy, roleVetting),
     k8s,
-    endpoint: clusterEndpointOf(kc, {
-      clusterServer: config.clusterServer,
-      clusterCaFile: config.clusterCaFile,
-    }),
+    endpoint,
     logger: parts.logger,
     audit: parts.audit,
     metrics,
