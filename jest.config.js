@@ -31,6 +31,7 @@ export const CLUSTER_TESTS = [
   '__tests__/bench/connection-reuse.test.ts',
   '__tests__/broker/bundle.test.ts',
   '__tests__/broker/deploy/deploy.test.ts',
+  '__tests__/broker/deploy/fresh-cluster.test.ts',
   '__tests__/broker/exchange.test.ts',
   '__tests__/broker/k8s/grants.test.ts',
   '__tests__/broker/k8s/lease.test.ts',

@@ -24,6 +24,8 @@ export interface StartBrokerOptions {
   reaperIntervalSeconds?: number;
   /** Extra or overriding top-level config fields. */
   config?: Record<string, unknown>;
+  /** With https: the caller's certificate (and the CA that verifies it) instead of a throwaway one. */
+  tls?: { certFile: string; keyFile: string; ca: Buffer };
   /** Where the bundle is; default build/broker/index.js (built when stale). */
   entry?: string;
 }
@@ -53,7 +55,7 @@ export async function startBroker(opts: StartBrokerOptions): Promise<RunningBrok
   const entry = opts.entry ?? (await ensureBrokerBuilt());
   const dir = mkdtempSync(join(tmpdir(), 'k8s-ea-broker-'));
   const https = opts.https ?? false;
-  const tls = https ? selfSignedCert(dir) : undefined;
+  const tls = https ? (opts.tls ?? selfSignedCert(dir)) : undefined;
   const port = await freePort();
   const internalPort = await freePort();
   const policyFile = join(dir, 'policy.yaml');
