@@ -11,6 +11,8 @@ export interface BrokerMetrics {
   reapFailures: Counter;
   reapNamespaceFailures: Counter<'namespace'>;
   forgedGrants: Gauge;
+  expiredGrants: Gauge;
+  reaperLastPass: Gauge;
   revocations: Counter<'by'>;
   rateLimited: Counter;
   clusterServerInCluster: Gauge;
@@ -61,6 +63,16 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Broke
     forgedGrants: new Gauge({
       name: 'k8s_ea_forged_grants',
       help: 'ServiceAccounts labelled as grants that are not grants of this broker, at the last reaper pass',
+      registers,
+    }),
+    expiredGrants: new Gauge({
+      name: 'k8s_ea_expired_grants',
+      help: 'Grants past their expiry still present after the last reaper pass (deletion failed or backing off)',
+      registers,
+    }),
+    reaperLastPass: new Gauge({
+      name: 'k8s_ea_reaper_last_pass_timestamp_seconds',
+      help: 'When this replica last completed a reaper pass as the Lease holder (Unix time)',
       registers,
     }),
     revocations: new Counter({
