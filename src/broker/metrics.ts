@@ -5,6 +5,7 @@ export interface BrokerMetrics {
   registry: Registry;
   exchanges: Counter<'result'>;
   denials: Counter<'reason'>;
+  failures: Counter<'reason'>;
   exchangeSeconds: Histogram<'result'>;
   activeGrants: Gauge;
   reaped: Counter;
@@ -33,6 +34,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Broke
     denials: new Counter({
       name: 'k8s_ea_denials_total',
       help: 'Refused requests by reason',
+      labelNames: ['reason'],
+      registers,
+    }),
+    failures: new Counter({
+      name: 'k8s_ea_exchange_failures_total',
+      help: 'Exchanges that failed on the broker or cluster side (result="error"), by reason, e.g. jwks_unavailable',
       labelNames: ['reason'],
       registers,
     }),
