@@ -30,6 +30,7 @@ export const CLUSTER_TESTS = [
   '__tests__/action/e2e.test.ts',
   '__tests__/bench/connection-reuse.test.ts',
   '__tests__/broker/bundle.test.ts',
+  '__tests__/broker/deploy/chart-dry-run.test.ts',
   '__tests__/broker/deploy/deploy.test.ts',
   '__tests__/broker/deploy/fresh-cluster.test.ts',
   '__tests__/broker/exchange.test.ts',
