@@ -37,6 +37,7 @@ export const CLUSTER_TESTS = [
   '__tests__/broker/k8s/grants.test.ts',
   '__tests__/broker/k8s/lease.test.ts',
   '__tests__/broker/named-roles.test.ts',
+  '__tests__/broker/startup.test.ts',
   '__tests__/cluster/cluster-lifecycle.test.ts',
   '__tests__/cluster/control-plane.test.ts',
   '__tests__/cluster/controllers.test.ts',
