@@ -5,7 +5,7 @@
 // exchange. The broker runs as a process here, not as the Deployment's pods: the test cluster has no nodes.
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { dump, load } from 'js-yaml';
@@ -270,4 +270,20 @@ test("the image is overridden with kustomize's images: in an overlay", () => {
   expect(r.stderr).toBe('');
   const images = [...r.stdout.matchAll(/image: (\S+)/g)].map((m) => m[1]);
   expect(images).toEqual(['registry.example.com/k8s-ea-broker:9.9.9']);
+});
+
+test("the README's and docs/operations.md's admin commands are the ones run here", () => {
+  const steps = [
+    'kubectl apply -k deploy/',
+    'kubectl -n k8s-ephemeral-access create secret tls k8s-ea-broker-tls --cert=tls.crt --key=tls.key',
+    'kubectl create namespace staging',
+    'kubectl apply -f deploy/job-namespace-rbac.yaml',
+  ];
+  for (const doc of ['README.md', join('docs', 'operations.md')]) {
+    const blocks = [...readFileSync(join(repoRoot, doc), 'utf8').matchAll(/```bash\n([\s\S]*?)```/g)].map(
+      (m) => m[1]!.split('\n').map((l) => l.replace(/\s+#.*$/, '').trim()),
+    );
+    for (const step of steps)
+      expect([doc, step, blocks.some((b) => b.includes(step))]).toEqual([doc, step, true]);
+  }
 });
