@@ -51,6 +51,15 @@ export interface BrokerConfig {
   gateway: GatewayConfig | undefined;
 }
 
+/**
+ * In a cluster the TLS files are a mounted Secret, optional in deploy/ and the chart so that its absence
+ * ends here, in the log, rather than in a pod stuck in ContainerCreating: say which Secret and how to make it.
+ */
+const TLS_FILES_FROM =
+  '; deploy/ and the Helm chart (by default) mount them from the Secret k8s-ea-broker-tls (tls.crt, tls.key) at ' +
+  '/etc/k8s-ea-tls: create it in the broker namespace with ' +
+  '`kubectl create secret tls k8s-ea-broker-tls --cert=<file> --key=<file>` (docs/operations.md)';
+
 export const CONFIG_DEFAULTS = deepFreeze({
   listen: { host: '0.0.0.0', port: 8443 },
   internalListen: { host: '127.0.0.1', port: 9090 },
@@ -126,7 +135,7 @@ export function parseConfig(text: string, fileName: string): BrokerConfig {
   }
 
   /** A file path, resolved against the config's directory; the file must exist. */
-  const filePath = (path: YamlPath, value: unknown): string | undefined => {
+  const filePath = (path: YamlPath, value: unknown, whereFrom = ''): string | undefined => {
     const raw = r.string(path, value);
     if (raw === undefined) return undefined;
     const absolute = resolve(baseDir, raw);
@@ -139,7 +148,7 @@ export function parseConfig(text: string, fileName: string): BrokerConfig {
     if (isFile) return absolute;
     return r.report(
       path,
-      `${JSON.stringify(raw)} is not a readable file (relative paths start from ${baseDir})`,
+      `${JSON.stringify(raw)} is not a readable file (relative paths start from ${baseDir})${whereFrom}`,
     );
   };
   // Optional keys. On a bad value the default stands in only until finish() throws the problems.
@@ -167,8 +176,8 @@ export function parseConfig(text: string, fileName: string): BrokerConfig {
   let tls: BrokerConfig['tls'];
   if (doc.tls !== undefined) {
     const tlsDoc = r.mapping(['tls'], doc.tls, { required: ['certFile', 'keyFile'] });
-    const certFile = tlsDoc && filePath(['tls', 'certFile'], tlsDoc.certFile);
-    const keyFile = tlsDoc && filePath(['tls', 'keyFile'], tlsDoc.keyFile);
+    const certFile = tlsDoc && filePath(['tls', 'certFile'], tlsDoc.certFile, TLS_FILES_FROM);
+    const keyFile = tlsDoc && filePath(['tls', 'keyFile'], tlsDoc.keyFile, TLS_FILES_FROM);
     if (certFile && keyFile) tls = { certFile, keyFile };
     if (insecureHttp) r.report(['insecureHttp'], 'cannot be true together with tls; remove one of them');
   } else if (insecureHttp === false) {

@@ -5,12 +5,15 @@ export interface BrokerMetrics {
   registry: Registry;
   exchanges: Counter<'result'>;
   denials: Counter<'reason'>;
+  failures: Counter<'reason'>;
   exchangeSeconds: Histogram<'result'>;
   activeGrants: Gauge;
   reaped: Counter;
   reapFailures: Counter;
   reapNamespaceFailures: Counter<'namespace'>;
   forgedGrants: Gauge;
+  expiredGrants: Gauge;
+  reaperLastPass: Gauge;
   revocations: Counter<'by'>;
   rateLimited: Counter;
   policyReloadFailures: Counter;
@@ -21,6 +24,7 @@ export interface BrokerMetrics {
   gatewaySeconds: Histogram<'verb'>;
   gatewayOpenStreams: Gauge;
   gatewayCutStreams: Counter;
+  clusterServerInCluster: Gauge;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): BrokerMetrics {
@@ -38,6 +42,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Broke
     denials: new Counter({
       name: 'k8s_ea_denials_total',
       help: 'Refused requests by reason',
+      labelNames: ['reason'],
+      registers,
+    }),
+    failures: new Counter({
+      name: 'k8s_ea_exchange_failures_total',
+      help: 'Exchanges that failed on the broker or cluster side (result="error"), by reason, e.g. jwks_unavailable',
       labelNames: ['reason'],
       registers,
     }),
@@ -68,6 +78,16 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Broke
     forgedGrants: new Gauge({
       name: 'k8s_ea_forged_grants',
       help: 'ServiceAccounts labelled as grants that are not grants of this broker, at the last reaper pass',
+      registers,
+    }),
+    expiredGrants: new Gauge({
+      name: 'k8s_ea_expired_grants',
+      help: 'Grants past their expiry still present after the last reaper pass (deletion failed or backing off)',
+      registers,
+    }),
+    reaperLastPass: new Gauge({
+      name: 'k8s_ea_reaper_last_pass_timestamp_seconds',
+      help: 'When this replica last completed a reaper pass as the Lease holder (Unix time)',
       registers,
     }),
     revocations: new Counter({
@@ -124,6 +144,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Broke
     gatewayCutStreams: new Counter({
       name: 'k8s_ea_gateway_cut_requests_total',
       help: 'Open forwarded requests closed because their grant was revoked or expired',
+      registers,
+    }),
+    clusterServerInCluster: new Gauge({
+      name: 'k8s_ea_cluster_server_in_cluster',
+      help: 'The API server address handed to runners is an in-cluster one (1: see the start-up warning)',
       registers,
     }),
   };

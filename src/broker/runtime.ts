@@ -20,6 +20,7 @@ import {
   type GatewayConfig,
   type RunningGateway,
 } from './gateway/start-gateway.js';
+import { reportInClusterAddress } from './k8s/in-cluster-address.js';
 
 /** The request limits (config.ts fills every one; tests may leave the revocation rate to its default). */
 export interface BrokerLimits {
@@ -94,6 +95,14 @@ export async function runBroker(
     parts.policyFile?.sha256,
   );
   const policy = live.engine;
+  // In gateway mode jobs get the gateway's address, never the API server's.
+  const endpoint = config.gateway
+    ? gatewayEndpoint(config.gateway)
+    : clusterEndpointOf(kc, { clusterServer: config.clusterServer, clusterCaFile: config.clusterCaFile });
+  if (!config.gateway) {
+    const fromPodConfig = config.kubeconfig === undefined && config.clusterServer === undefined;
+    reportInClusterAddress(endpoint.server, fromPodConfig, parts.logger, metrics);
+  }
   const grantWork = createGrantWork();
   const trustedProxies = createAddressSet(config.trustedProxies ?? []);
   const stopStarted = async () => {
@@ -130,9 +139,7 @@ export async function runBroker(
     verifier: parts.verifier,
     policy,
     k8s,
-    endpoint: config.gateway
-      ? gatewayEndpoint(config.gateway)
-      : clusterEndpointOf(kc, { clusterServer: config.clusterServer, clusterCaFile: config.clusterCaFile }),
+    endpoint,
     liveGrants: gateway?.table,
     logger: parts.logger,
     audit: parts.audit,

@@ -28,6 +28,8 @@ export interface StartBrokerOptions {
   config?: Record<string, unknown>;
   /** Gateway mode: a gateway on its own port, with the broker's certificate, its CA handed to jobs. */
   gateway?: boolean;
+  /** With https: the caller's certificate (and the CA that verifies it) instead of a throwaway one. */
+  tls?: { certFile: string; keyFile: string; ca: Buffer };
   /** Where the bundle is; default build/broker/index.js (built when stale). */
   entry?: string;
 }
@@ -60,7 +62,7 @@ export async function startBroker(opts: StartBrokerOptions): Promise<RunningBrok
   const dir = mkdtempSync(join(tmpdir(), 'k8s-ea-broker-'));
   const https = opts.https ?? false;
   const host = opts.host ?? '127.0.0.1';
-  const tls = https ? selfSignedCert(dir, host) : undefined;
+  const tls = https ? (opts.tls ?? selfSignedCert(dir, host)) : undefined;
   const port = await freePort();
   const internalPort = await freePort();
   const gatewayPort = opts.gateway ? await freePort() : undefined;

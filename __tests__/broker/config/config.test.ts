@@ -298,6 +298,19 @@ describe('refused configuration names file, line, key and fix', () => {
     );
   });
 
+  test('a missing TLS file says which Secret the deployment mounts there and how to create it', () => {
+    const [issue] = issues(
+      'policyFile: policy.yaml\ntls:\n  certFile: tls/absent.crt\n  keyFile: tls/tls.key\n',
+    );
+    expect(issue).toMatchObject({ line: 3, field: 'tls.certFile' });
+    expect(issue!.message).toContain('is not a readable file');
+    expect(issue!.message).toContain('Secret k8s-ea-broker-tls');
+    expect(issue!.message).toContain('/etc/k8s-ea-tls');
+    expect(issue!.message).toContain('kubectl create secret tls k8s-ea-broker-tls');
+    // Only the TLS files carry the hint: another missing file is not about a Secret.
+    expect(issues('policyFile: nope.yaml\ninsecureHttp: true\n')[0]!.message).not.toContain('Secret');
+  });
+
   test('a missing policyFile key is refused', () => {
     expect(issues('insecureHttp: true\n')).toEqual([
       expect.objectContaining({ field: '', message: 'missing required field "policyFile"' }),

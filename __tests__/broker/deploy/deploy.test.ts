@@ -1,19 +1,12 @@
-// deploy/ against the real API server: the kustomize base is accepted by server-side dry run, and
-// the broker's own token (under exactly that RBAC) can do its job and is denied everything beyond it.
+// deploy/ against the real API server: the kustomize base's content, and the broker's own token (under
+// exactly that RBAC) can do its job and is denied everything beyond it. Applying deploy/ to a fresh
+// cluster for real, and serving an exchange from what it applied: fresh-cluster.test.ts.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { load, loadAll } from 'js-yaml';
-import {
-  coreApi,
-  freshNamespace,
-  kubectl,
-  kubectlAdmin,
-  kubectlStatus,
-  adminKubeconfigPath,
-  waitFor,
-} from '../../../test/support/cluster.js';
+import { freshNamespace, kubectl, kubectlAdmin, kubectlStatus } from '../../../test/support/cluster.js';
 import {
   installBrokerRbac,
   readDeployDocs,
@@ -42,55 +35,6 @@ const can = (args: string[]): string =>
   kubectl(rbac.kubeconfigPath, ['auth', 'can-i', ...args]).stdout.trim();
 
 describe('kustomize base', () => {
-  test('kubectl apply --dry-run=server -k deploy/ succeeds against the real API server', async () => {
-    // Namespaced objects need their namespaces to exist for a server-side dry run.
-    const created: string[] = [];
-    // The example policy's job namespaces (deploy/job-namespace-rbac.yaml is generated from it).
-    for (const name of ['k8s-ephemeral-access', 'staging', 'production']) {
-      // A namespace left Terminating by an earlier run cannot take new objects: wait it out.
-      const exists = await waitFor(`namespace ${name} not terminating`, () =>
-        coreApi()
-          .readNamespace({ name })
-          .then(
-            (n) => (n.status?.phase === 'Terminating' ? undefined : true),
-            () => false,
-          ),
-      );
-      if (!exists) {
-        await coreApi().createNamespace({
-          body: { metadata: { name, labels: { 'k8s-ephemeral-access.test/owner': 'jest' } } },
-        });
-        created.push(name);
-      }
-    }
-    try {
-      const r = spawnSync(
-        'kubectl',
-        ['--kubeconfig', adminKubeconfigPath(), 'apply', '--dry-run=server', '-k', join(repoRoot, 'deploy')],
-        { encoding: 'utf8' },
-      );
-      expect(r.stderr).not.toMatch(/error/i);
-      expect(r.status).toBe(0);
-      for (const what of [
-        'deployment.apps/k8s-ea-broker',
-        'role.rbac.authorization.k8s.io/k8s-ea-broker',
-        'rolebinding.rbac.authorization.k8s.io/k8s-ea-broker-lease',
-        'clusterrolebinding.rbac.authorization.k8s.io/k8s-ea-broker-tokenreview',
-        'networkpolicy.networking.k8s.io/k8s-ea-broker',
-        'clusterrole.rbac.authorization.k8s.io/k8s-ea-deployer',
-      ])
-        expect(r.stdout).toMatch(
-          new RegExp(`${what.replace(/\./g, '\\.')} (created|configured|unchanged) \\(server dry run\\)`),
-        );
-      expect(r.stdout).toMatch(/configmap\/k8s-ea-broker-config-[a-z0-9]+ created/);
-    } finally {
-      for (const name of created)
-        await coreApi()
-          .deleteNamespace({ name })
-          .catch(() => undefined);
-    }
-  });
-
   test('the Deployment runs 2 restricted replicas with probes', () => {
     const rendered = spawnSync('kubectl', ['kustomize', join(repoRoot, 'deploy')], { encoding: 'utf8' });
     expect(rendered.status).toBe(0);

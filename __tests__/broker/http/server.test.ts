@@ -130,3 +130,26 @@ test('readyz reports shutting down; plain HTTP needs an explicit opt-in', async 
     /TLS/,
   );
 });
+
+test('an exchange that fails on our side counts its reason (the JWKS alert), not as a denial', async () => {
+  const { d } = deps(async () => {
+    throw new BrokerError('ERR_UNAVAILABLE', 'jwks_unavailable', 'JWKS fetch failed');
+  });
+  const app = createBrokerApp(d);
+  const srv = await listen(app.handle, {
+    host: '127.0.0.1',
+    port: 0,
+    insecureHttp: true,
+    requestTimeoutMs: 5000,
+  });
+  try {
+    const r = await brokerRequest(srv.url, 'POST', '/v1/exchange', { token: 'x', body });
+    expect(r.status).toBe(503);
+    const text = await d.metrics.registry.metrics();
+    expect(text).toMatch(/^k8s_ea_exchange_failures_total\{reason="jwks_unavailable"\} 1$/m);
+    expect(text).toMatch(/^k8s_ea_exchanges_total\{result="error"\} 1$/m);
+    expect(text).not.toMatch(/^k8s_ea_denials_total\{/m);
+  } finally {
+    await srv.close(0);
+  }
+});

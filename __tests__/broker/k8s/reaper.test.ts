@@ -101,14 +101,14 @@ function fakeCluster(opts: { failRoleBindingDeletes: number; leaseHeldBy?: strin
   return { k8s, calls };
 }
 
-function reaper(k8s: K8sClients, audit: AuditEvent[]) {
+function reaper(k8s: K8sClients, audit: AuditEvent[], metrics = createMetrics()) {
   return new Reaper(k8s, {
     namespaces: () => ['ci'],
     intervalSeconds: 1,
     lease: { namespace: 'broker', name: 'reaper', identity: 'me' },
     logger: silentLogger,
     audit: { record: (e) => void audit.push(e) },
-    metrics: createMetrics(),
+    metrics,
     now: () => NOW,
   });
 }
@@ -145,4 +145,27 @@ test('a replica that does not hold the Lease deletes nothing', async () => {
   const result = await reaper(k8s, []).runOnce();
   expect(result.leader).toBe(false);
   expect(calls).toEqual([]);
+});
+
+test("the alerts' gauges: expired grants still present after a pass, and when the last pass ended", async () => {
+  const metrics = createMetrics();
+  const gauge = async (name: string) =>
+    Number(
+      new RegExp(`^${name} (\\S+)$`, 'm').exec(await metrics.registry.getSingleMetricAsString(name))?.[1],
+    );
+  const { k8s } = fakeCluster({ failRoleBindingDeletes: 1 });
+  const r = reaper(k8s, [], metrics);
+  await r.runOnce();
+  // The deletion of EXPIRED failed: it is past expiry and still there.
+  expect(await gauge('k8s_ea_expired_grants')).toBe(1);
+  expect(await gauge('k8s_ea_reaper_last_pass_timestamp_seconds')).toBe(NOW / 1000);
+  await r.runOnce(); // the retry succeeds
+  expect(await gauge('k8s_ea_expired_grants')).toBe(0);
+  // A replica without the Lease never claims a pass (0: the alert takes the maximum over replicas).
+  const follower = createMetrics();
+  const held = fakeCluster({ failRoleBindingDeletes: 0, leaseHeldBy: 'other-replica' });
+  await reaper(held.k8s, [], follower).runOnce();
+  expect(
+    await follower.registry.getSingleMetricAsString('k8s_ea_reaper_last_pass_timestamp_seconds'),
+  ).toMatch(/^k8s_ea_reaper_last_pass_timestamp_seconds 0$/m);
 });

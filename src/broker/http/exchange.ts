@@ -40,6 +40,7 @@ export function createExchangeRoute(deps: BrokerDeps) {
     );
     const result = { done: 'granted', refused: 'denied', failed: 'error' }[outcome.result];
     if (outcome.result === 'refused') deps.metrics.denials.inc({ reason: outcome.error.reason });
+    if (outcome.result === 'failed') deps.metrics.failures.inc({ reason: outcome.error.reason });
     deps.metrics.exchanges.inc({ result });
     deps.metrics.exchangeSeconds.observe({ result }, (now() - started) / 1000);
   };

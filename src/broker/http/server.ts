@@ -10,6 +10,7 @@ import {
 import { createServer as createHttpsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { answerClientErrors } from './client-errors.js';
 
 export interface ListenOptions {
   host: string;
@@ -57,6 +58,7 @@ export async function listen(
   server.requestTimeout = options.requestTimeoutMs;
   server.headersTimeout = Math.min(options.requestTimeoutMs, 10_000);
   server.keepAliveTimeout = 5_000;
+  answerClientErrors(server);
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

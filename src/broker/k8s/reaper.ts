@@ -169,7 +169,11 @@ export class Reaper {
     }
     this.options.metrics?.activeGrants.set(result.seen - result.reaped.length);
     this.options.metrics?.forgedGrants.set(result.forged.length);
+    // Past expiry and still there (deletion failed, or waiting out its backoff): the alert's signal.
+    this.options.metrics?.expiredGrants.set(result.failed.length);
     result.prunedLedger = await this.prune(records, present, now);
+    // Set by the leader only: the freshest value across replicas says when the last pass ended.
+    this.options.metrics?.reaperLastPass.set(this.now() / 1000);
     return result;
   }
 

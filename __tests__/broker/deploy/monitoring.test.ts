@@ -1,0 +1,110 @@
+// deploy/monitoring/: every metric an alert or a dashboard panel uses is one the broker serves at /metrics
+// (the internal listener, with the default process metrics the runtime turns on), and every alert has the
+// shape Prometheus and the runbook in docs/operations.md expect.
+import { beforeAll, expect, test } from '@jest/globals';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { load } from 'js-yaml';
+import { createBrokerApp } from '../../../src/broker/app.js';
+import type { BrokerDeps } from '../../../src/broker/deps.js';
+import type { K8sClients } from '../../../src/broker/k8s/clients.js';
+import { listen } from '../../../src/broker/http/server.js';
+import { createMetrics } from '../../../src/broker/metrics.js';
+import { silentLogger } from '../../../test/support/logger.js';
+import { brokerRequest } from '../../../test/support/broker-request.js';
+import { repoRoot } from '../../../test/support/repo-root.js';
+
+const dir = join(repoRoot, 'deploy', 'monitoring');
+type Rule = {
+  alert: string;
+  expr: string;
+  for?: string;
+  labels: { severity: string };
+  annotations: Record<string, string>;
+};
+const rules = (
+  load(readFileSync(join(dir, 'prometheusrule.yaml'), 'utf8')) as { spec: { groups: { rules: Rule[] }[] } }
+).spec.groups.flatMap((g) => g.rules);
+const dashboard = JSON.parse(readFileSync(join(dir, 'grafana-dashboard.json'), 'utf8')) as {
+  panels: { title: string; targets: { expr: string }[] }[];
+};
+
+/** The broker's metric names, from /metrics as the broker serves it (HELP/TYPE lines list every one). */
+let served: Set<string>;
+beforeAll(async () => {
+  const deps = {
+    metrics: createMetrics({ defaultMetrics: true }), // as runtime.ts creates them
+    logger: silentLogger,
+    audit: { record: () => undefined },
+    k8s: {} as K8sClients,
+    verifier: { verify: async () => ({}) },
+    policy: { authorize: () => undefined, namespaces: () => [], namedRoles: () => [] },
+    endpoint: { server: 'https://k8s.invalid', certificateAuthorityData: '' },
+    limits: { bodyBytes: 1024, perRepositoryPerMinute: 1 },
+  } as unknown as BrokerDeps;
+  const app = createBrokerApp(deps);
+  const srv = await listen(app.handleInternal, {
+    host: '127.0.0.1',
+    port: 0,
+    insecureHttp: true,
+    requestTimeoutMs: 5000,
+  });
+  try {
+    const r = await brokerRequest<string>(srv.url, 'GET', '/metrics');
+    expect(r.status).toBe(200);
+    served = new Set();
+    for (const [, name, type] of r.text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
+      served.add(name!);
+      if (type === 'histogram') for (const s of ['_bucket', '_sum', '_count']) served.add(name + s);
+    }
+  } finally {
+    await srv.close(0);
+  }
+});
+
+/** Metric names in a PromQL expression: the broker's prefixes (functions and labels never start so). */
+const metricsIn = (expr: string) => [...expr.matchAll(/\bk8s_ea_[a-z0-9_]+/g)].map((m) => m[0]);
+
+test('every alert and every dashboard panel uses only metrics the broker serves', () => {
+  const used = [
+    ...rules.map((r) => r.expr),
+    ...dashboard.panels.flatMap((p) => p.targets.map((t) => t.expr)),
+  ];
+  const names = [...new Set(used.flatMap(metricsIn))];
+  expect(names.length).toBeGreaterThan(10);
+  expect(names.filter((n) => !served.has(n))).toEqual([]);
+  // Every panel queries something of the broker's.
+  for (const p of dashboard.panels)
+    expect([p.title, p.targets.flatMap((t) => metricsIn(t.expr)).length]).not.toEqual([p.title, 0]);
+});
+
+test('the alerts the issue asks for are there, each with a severity, a summary and a valid duration', () => {
+  const byName = new Map(rules.map((r) => [r.alert, r]));
+  expect(metricsIn(byName.get('K8sEaReaperStalled')!.expr)).toEqual([
+    'k8s_ea_reaper_last_pass_timestamp_seconds',
+  ]);
+  expect(metricsIn(byName.get('K8sEaExpiredGrantsPresent')!.expr)).toEqual(['k8s_ea_expired_grants']);
+  expect(byName.get('K8sEaExchangeErrorRatio')!.expr).toMatch(/result="error"/);
+  expect(byName.get('K8sEaJwksUnavailable')!.expr).toMatch(/reason="jwks_unavailable"/);
+  for (const r of rules) {
+    expect(r.alert).toMatch(/^K8sEa[A-Za-z]+$/);
+    expect(['critical', 'warning', 'info']).toContain(r.labels.severity);
+    expect(r.annotations.summary?.length).toBeGreaterThan(10);
+    if (r.for !== undefined) expect(r.for).toMatch(/^\d+[smh]$/);
+  }
+  // Alert names are what docs/operations.md's runbook lists.
+  const ops = readFileSync(join(repoRoot, 'docs', 'operations.md'), 'utf8');
+  for (const r of rules) expect([r.alert, ops.includes(`\`${r.alert}\``)]).toEqual([r.alert, true]);
+});
+
+test('the dashboard is Grafana JSON with a Prometheus data source variable and distinct panel ids', () => {
+  const d = dashboard as unknown as {
+    uid: string;
+    templating: { list: { name: string; type: string }[] };
+    panels: { id: number; datasource: { uid: string } }[];
+  };
+  expect(d.uid).toBe('k8s-ephemeral-access');
+  expect(d.templating.list).toEqual([expect.objectContaining({ name: 'datasource', type: 'datasource' })]);
+  expect(new Set(d.panels.map((p) => p.id)).size).toBe(d.panels.length);
+  for (const p of d.panels) expect(p.datasource.uid).toBe('${datasource}');
+});

@@ -1,0 +1,101 @@
+// The Helm chart and the kustomize bases rendered for the deploy/ suites, and the RBAC of a rendering
+// reduced to what authorizes (kind, namespace, name → rules, roleRef, subjects).
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { dump, loadAll } from 'js-yaml';
+import { readDeployDocs } from '../../../../test/support/deploy-rbac.js';
+import { repoRoot } from '../../../../test/support/repo-root.js';
+
+export const CHART = join(repoRoot, 'deploy', 'chart', 'k8s-ephemeral-access');
+
+export type Doc = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  rules?: unknown[];
+  [k: string]: unknown;
+};
+
+/** helm through scripts/helm.mjs (the pinned version, built into .cache/tools when missing). */
+export function helm(args: string[]): SpawnSyncReturns<string> {
+  return spawnSync(process.execPath, [join(repoRoot, 'scripts', 'helm.mjs'), ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, NODE_OPTIONS: '' },
+    maxBuffer: 16 * 1024 * 1024,
+  });
+}
+
+/** Builds helm if needed (minutes the first time), so that no test pays for it within its own timeout. */
+export function ensureHelm(): void {
+  const r = helm(['version', '--short']);
+  if (r.status !== 0) throw new Error(`helm is not available: ${r.stderr}`);
+}
+
+const parse = (text: string): Doc[] => (loadAll(text) as (Doc | null)[]).filter((d): d is Doc => d !== null);
+
+/** `helm template` of the chart: in namespace `namespace`, with these values (a file) and --set. */
+export function renderChart(
+  o: { namespace?: string; values?: Record<string, unknown>; set?: string } = {},
+): Doc[] {
+  const dir = mkdtempSync(join(tmpdir(), 'k8s-ea-values-'));
+  try {
+    const valuesFile = join(dir, 'values.yaml');
+    writeFileSync(valuesFile, dump(o.values ?? {}));
+    const r = helm([
+      'template',
+      'k8s-ea',
+      CHART,
+      '--namespace',
+      o.namespace ?? 'k8s-ephemeral-access',
+      '--kube-version',
+      '1.30.0',
+      '-f',
+      valuesFile,
+      ...(o.set ? ['--set', o.set] : []),
+    ]);
+    if (r.status !== 0) throw new Error(`helm template failed: ${r.stderr}`);
+    return parse(r.stdout);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function kustomize(dir: string): Doc[] {
+  const r = spawnSync('kubectl', ['kustomize', dir], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`kubectl kustomize ${dir} failed: ${r.stderr}`);
+  return parse(r.stdout);
+}
+
+const RBAC_KINDS = ['Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding'];
+
+/** kind/namespace/name → what authorizes; labels and comments aside. */
+export function rbacOf(docs: Doc[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const d of docs.filter((x) => RBAC_KINDS.includes(x.kind)))
+    out[`${d.kind}/${d.metadata.namespace ?? ''}/${d.metadata.name}`] = {
+      rules: d.rules,
+      roleRef: d.roleRef,
+      subjects: d.subjects,
+    };
+  return out;
+}
+
+/** Chart values saying what deploy/job-namespace-rbac.yaml says: its namespaces and the names it binds. */
+export function valuesMatchingDeploy(): Record<string, unknown> {
+  const docs = readDeployDocs('job-namespace-rbac.yaml');
+  const bound = (resource: string) => [
+    ...new Set(
+      docs.flatMap((d) =>
+        ((d.rules ?? []) as { resources: string[]; verbs: string[]; resourceNames?: string[] }[])
+          .filter((r) => r.resources.includes(resource) && r.verbs.includes('bind'))
+          .flatMap((r) => r.resourceNames ?? []),
+      ),
+    ),
+  ];
+  return {
+    jobNamespaces: [...new Set(docs.map((d) => d.metadata.namespace))],
+    rbac: { clusterRoles: bound('clusterroles'), roles: bound('roles') },
+  };
+}
