@@ -74,6 +74,11 @@ export const REASONS = [
   'token_of_another_identity',
   'not_a_broker_grant',
   'not_a_grant_id',
+  // renewal
+  'renewal_not_allowed',
+  'session_limit_reached',
+  'grant_expired',
+  'grant_changed',
   // a bug on our side
   'unexpected_error',
 ] as const;

@@ -36,6 +36,8 @@ export interface PolicyRule {
   namespaces: string[];
   roles: string[];
   maxTtlSeconds: number;
+  /** How long after its creation a grant of this rule may be renewed to; absent: not renewable. */
+  maxSessionSeconds?: number;
 }
 
 export type RoleDefinition =
