@@ -23,11 +23,16 @@ export interface ActionInputs {
   exportKubeconfig: boolean;
   brokerCa: string | undefined;
   revoke: boolean;
+  /** static: the token in the kubeconfig; exec: a credential plugin that renews it (credential-run.ts). */
+  credentials: CredentialMode;
   runnerTemp: string;
   workspace: string | undefined;
 }
 
 export const DEFAULT_CONTEXT_NAME = 'k8s-ephemeral-access';
+
+export const CREDENTIAL_MODES = ['static', 'exec'] as const;
+export type CredentialMode = (typeof CREDENTIAL_MODES)[number];
 
 export class InputError extends Error {
   constructor(message: string) {
@@ -70,6 +75,13 @@ function parseBrokerUrl(raw: string): URL {
       `Input "broker-url" must use https:// (got ${url.protocol}//${url.host}); plain http is only accepted for a broker on localhost.`,
     );
   return url;
+}
+
+function parseCredentials(raw: string): CredentialMode {
+  if (raw === '') return 'static';
+  if (!(CREDENTIAL_MODES as readonly string[]).includes(raw))
+    throw new InputError(`Input "credentials" must be static or exec, got "${raw}".`);
+  return raw as CredentialMode;
 }
 
 function parseTtl(raw: string): number | undefined {
@@ -158,6 +170,7 @@ export function parseInputs(getInput: GetInput, env: Env): Readonly<ActionInputs
     exportKubeconfig: parseBoolean('export-kubeconfig', getInput('export-kubeconfig'), true),
     brokerCa,
     revoke: parseBoolean('revoke', getInput('revoke'), true),
+    credentials: parseCredentials(getInput('credentials')),
     runnerTemp: resolve(runnerTemp),
     workspace,
   });
