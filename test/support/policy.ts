@@ -38,6 +38,8 @@ export interface RuleSpec {
   roles?: string[];
   /** Default 900. */
   maxTtlSeconds?: number;
+  /** Default: none (grants of the rule cannot be renewed). */
+  maxSessionSeconds?: number;
 }
 
 export interface PolicySpec {
@@ -75,6 +77,7 @@ export function buildPolicy(spec: PolicySpec): Record<string, unknown> {
       namespaces: r.namespaces ?? spec.namespaces,
       roles: r.roles ?? ['viewer'],
       maxTtlSeconds: r.maxTtlSeconds ?? 900,
+      ...(r.maxSessionSeconds === undefined ? {} : { maxSessionSeconds: r.maxSessionSeconds }),
     };
   });
   return {
