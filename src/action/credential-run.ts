@@ -81,7 +81,7 @@ async function credential(deps: CredentialDeps): Promise<{ token: string; until:
   let cache = await readCache(deps, path);
   let plan = planCredential(cache, deps.now());
   if (plan.kind === 'renew') {
-    const lock = { waitMs: RENEW_DEADLINE_MS + 5_000, staleMs: RENEW_DEADLINE_MS * 3, ...deps };
+    const lock = { waitMs: RENEW_DEADLINE_MS + 5_000, staleMs: RENEW_DEADLINE_MS * 3, sleep: deps.sleep };
     ({ cache, plan } = await withFileLock(`${path}.lock`, lock, async () => {
       // Another plugin may have renewed while this one waited for the lock.
       const current = await readCache(deps, path);

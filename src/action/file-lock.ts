@@ -9,12 +9,12 @@ export interface LockOptions {
   waitMs: number;
   /** A lock older than this was left by a process that died: take it over. */
   staleMs: number;
-  now: () => number;
   sleep: (ms: number) => Promise<void>;
 }
 
+/** Times are the wall clock's, not an injected one: a lock's age is read from its file's mtime. */
 export async function withFileLock<T>(path: string, options: LockOptions, fn: () => Promise<T>): Promise<T> {
-  const deadline = options.now() + options.waitMs;
+  const deadline = Date.now() + options.waitMs;
   for (;;) {
     try {
       const handle = await open(
@@ -28,11 +28,11 @@ export async function withFileLock<T>(path: string, options: LockOptions, fn: ()
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
     const st = await lstat(path).catch(() => undefined);
-    if (st && options.now() - st.mtimeMs > options.staleMs) {
+    if (st && Date.now() - st.mtimeMs > options.staleMs) {
       await unlink(path).catch(() => undefined);
       continue;
     }
-    if (options.now() > deadline) throw new Error(`timed out waiting for the lock ${path}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for the lock ${path}`);
     await options.sleep(50 + Math.floor(Math.random() * 50));
   }
   try {
