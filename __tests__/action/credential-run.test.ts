@@ -182,8 +182,9 @@ describe('credential plugin', () => {
 
   test('a cache that is not a private file of this user is refused', async () => {
     writeCache();
+    const text = readFileSync(path, 'utf8');
     rmSync(path);
-    writeFileSync(path, readFileSync(path + '', { flag: 'a+' }), { mode: 0o644 });
+    writeFileSync(path, text, { mode: 0o644 });
     const { d, out } = deps(T0);
     expect(await run(d)).toBe(1);
     expect(out.stderr).toContain('is not a private (0600) file');
