@@ -29,6 +29,7 @@ export const CLUSTER_TESTS = [
   '__tests__/action/direct-revoke.test.ts',
   '__tests__/action/e2e.test.ts',
   '__tests__/action/proxy-e2e.test.ts',
+  '__tests__/action/renewal.test.ts',
   '__tests__/bench/connection-reuse.test.ts',
   '__tests__/broker/bundle.test.ts',
   '__tests__/broker/cli/policy-test-agreement.test.ts',

@@ -9,6 +9,7 @@ import { runRevocationBench } from './scenarios/revocation.js';
 import { runReaperBench } from './scenarios/reaper.js';
 import { runActionBench } from './scenarios/action.js';
 import { runScaleBench } from './scenarios/scale.js';
+import { runCredentialBench } from './scenarios/credential.js';
 import { buildReport, writeReport, type ScenarioResults } from './lib/report.js';
 import { machineInfo } from './lib/machine.js';
 
@@ -42,6 +43,10 @@ async function main(): Promise<void> {
     if (shouldRun(settings, 'action')) {
       log('4. action main-step overhead and bundle sizes');
       results.action = await runActionBench(ctx, settings, log);
+    }
+    if (shouldRun(settings, 'credential')) {
+      log('4b. exec credential plugin overhead and renewal latency');
+      results.credential = await runCredentialBench(ctx, settings, log);
     }
     if (shouldRun(settings, 'scale')) {
       log(`5. broker with ${settings.scaleGrants} active grants`);

@@ -2,6 +2,7 @@
 //   node scripts/build.mjs          the action's committed dist/ (what the runner runs):
 //     dist/main/index.js            the main step (kept small: no Kubernetes client)
 //     dist/post/index.js            the post step, with its direct-revoke fallback (plain HTTPS)
+//     dist/credential/index.js      the kubeconfig's exec credential plugin (credentials: exec)
 //   node scripts/build.mjs broker   the broker, build/broker/index.js (git-ignored; the image's
 //                                   build stage and the tests that spawn the broker build it)
 // A missing entry fails the build: a skipped entry would leave a stale bundle looking current.
@@ -60,6 +61,7 @@ const targets = {
     entries: [
       ['src/action/main.ts', 'dist/main/index.js'],
       ['src/action/post.ts', 'dist/post/index.js'],
+      ['src/action/credential.ts', 'dist/credential/index.js'],
     ],
   },
   broker: { dir: 'build/broker', minify: false, entries: [['src/broker/index.ts', 'build/broker/index.js']] },

@@ -105,9 +105,14 @@ describe('bundles as the runner runs them', () => {
       .filter((e) => e.isFile())
       .map((e) => join(e.parentPath, e.name));
     expect(files.map((f) => f.slice(repoRoot.length + 1)).sort()).toEqual([
+      'dist/credential/index.js',
       'dist/main/index.js',
       'dist/post/index.js',
     ]);
+    // kubectl runs the credential plugin on every call: no toolkit, no Kubernetes client, small.
+    const plugin = readFileSync(join(repoRoot, 'dist/credential/index.js'), 'utf8');
+    expect(plugin).not.toMatch(/RbacAuthorizationV1Api|@kubernetes\/client-node|@actions\/core|octokit/i);
+    expect(plugin.length).toBeLessThan(40_000);
     const total = files.reduce((sum, f) => sum + statSync(f).size, 0);
     expect(total).toBeLessThan(1_000_000);
   });

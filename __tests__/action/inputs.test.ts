@@ -20,6 +20,7 @@ describe('parseInputs', () => {
     expect(i.exportKubeConfigPath).toBe(true);
     expect(i.jobSummary).toBe(true);
     expect(i.revoke).toBe(true);
+    expect(i.credentials).toBe('static');
     expect(i.brokerCa).toBeUndefined();
     expect(i.runnerTemp).toBe('/runner/_temp');
     expect(Object.isFrozen(i)).toBe(true);
@@ -75,6 +76,7 @@ describe('parseInputs', () => {
     [{ 'kubeconfig-path': '/runner/work/repo/repo/../repo/sub/kc' }, /must be outside GITHUB_WORKSPACE/],
     [{ 'export-kubeconfig': 'yes' }, /Input "export-kubeconfig" must be true or false/],
     [{ revoke: 'no' }, /Input "revoke" must be true or false/],
+    [{ credentials: 'Exec' }, /Input "credentials" must be static or exec, got "Exec"/],
     [{ 'broker-ca': '/etc/ssl/ca.pem' }, /Input "broker-ca" must be PEM/],
     [{ audience: 'a b' }, /Input "audience" must not contain whitespace/],
   ])('rejects %j', (override, message) => {

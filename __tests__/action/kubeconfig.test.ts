@@ -67,3 +67,34 @@ describe('renderKubeconfig', () => {
     expect(readGrantCredential(other)).toBeUndefined();
   });
 });
+
+describe('credentials: exec', () => {
+  test('the user runs the plugin and holds no token; post reads the token from the cache instead', () => {
+    const grant = exchangeResponse();
+    const plugin = {
+      command: '/runner/externals/node24/bin/node',
+      args: ['/a/dist/credential/index.js', '/t/c.json'],
+    };
+    const text = renderKubeconfig(grant, 'ci-ctx', plugin);
+    expect(text).not.toContain(TOKEN);
+    const path = join(dir, 'kubeconfig-exec');
+    writeFileSync(path, text, { mode: 0o600 });
+    const exec = spawnSync(
+      'kubectl',
+      ['--kubeconfig', path, 'config', 'view', '--minify', '-o', 'jsonpath={.users[0].user.exec}'],
+      { encoding: 'utf8' },
+    );
+    expect(exec.status).toBe(0);
+    expect(JSON.parse(exec.stdout)).toMatchObject({
+      apiVersion: 'client.authentication.k8s.io/v1',
+      command: plugin.command,
+      args: plugin.args,
+      interactiveMode: 'Never',
+    });
+    expect(readGrantCredential(text)).toBeUndefined();
+    expect(readGrantCredential(text, 'cached.token')).toMatchObject({
+      token: 'cached.token',
+      server: grant.server,
+    });
+  });
+});

@@ -7,6 +7,7 @@ import {
   lstatSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   symlinkSync,
@@ -16,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   createPrivateDir,
+  replacePrivateFile,
   shredDirectory,
   shredFile,
   UnsafePathError,
@@ -126,5 +128,35 @@ describe('shredding', () => {
     expect(await shredDirectory(dir)).toBe(true);
     expect(existsSync(dir)).toBe(false);
     expect(await shredDirectory(dir)).toBe(false);
+  });
+});
+
+describe('replacePrivateFile', () => {
+  test('swaps the contents atomically, keeps 0600, and shreds the old bytes (a hard link sees them go)', async () => {
+    const dir = join(root, 'replace');
+    mkdirSync(dir, { mode: 0o700 });
+    const path = join(dir, 'credential.json');
+    await writeNewPrivateFile(path, SECRET);
+    const witness = join(dir, 'witness');
+    linkSync(path, witness);
+    await replacePrivateFile(path, 'renewed');
+    expect(readFileSync(path, 'utf8')).toBe('renewed');
+    expect(mode(path)).toBe(0o600);
+    // The old inode was overwritten before its last name went: nothing of the secret is left in it.
+    expect(readFileSync(witness, 'utf8')).not.toContain(SECRET);
+    rmSync(witness);
+    // Only the file itself is left: no temporary names beside it.
+    expect(readdirSync(dir)).toEqual(['credential.json']);
+  });
+
+  test('refuses a directory that is a symlink, and writes nothing through it', async () => {
+    const real = join(root, 'replace-real');
+    mkdirSync(real, { mode: 0o700 });
+    const linked = join(root, 'replace-link');
+    symlinkSync(real, linked);
+    await expect(replacePrivateFile(join(linked, 'credential.json'), SECRET)).rejects.toThrow(
+      UnsafePathError,
+    );
+    expect(readdirSync(real)).toEqual([]);
   });
 });

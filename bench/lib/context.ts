@@ -84,6 +84,8 @@ function benchPolicy(namespaces: string[]): PolicySpec {
       match: { repository_id: id },
       roles: [ROLE],
       maxTtlSeconds: TTL_SECONDS,
+      // Renewable, for the credential plugin's renewal latency (scenarios/credential.ts).
+      maxSessionSeconds: 2 * TTL_SECONDS,
     })),
   };
 }

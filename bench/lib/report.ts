@@ -10,6 +10,7 @@ import type { VerifyResults } from '../scenarios/verify.js';
 import type { RevocationResults } from '../scenarios/revocation.js';
 import type { ReaperResults } from '../scenarios/reaper.js';
 import type { ActionResults } from '../scenarios/action.js';
+import type { CredentialResults } from '../scenarios/credential.js';
 import type { ScaleResults } from '../scenarios/scale.js';
 import type { BenchSettings } from './settings.js';
 import type { MachineInfo } from './machine.js';
@@ -21,6 +22,7 @@ export interface ScenarioResults {
   revocation?: RevocationResults;
   reaper?: ReaperResults;
   action?: ActionResults;
+  credential?: CredentialResults;
   scale?: ScaleResults;
 }
 
@@ -111,6 +113,10 @@ export function flatMetrics(r: ScenarioResults): Record<string, number> {
     set('post_step_wall_ms', r.action.postWallMs);
     set('main_bundle_bytes', r.action.bundleBytes['main/index.js']);
     set('post_bundle_bytes', r.action.bundleBytes['post/index.js']);
+  }
+  if (r.credential) {
+    set('credential_plugin_overhead_ms', r.credential.pluginOverheadMs);
+    set('credential_renewal_ms', r.credential.renewWallMs);
   }
   if (r.scale) {
     const n = r.scale.loaded.activeGrants;
@@ -227,6 +233,19 @@ export function renderMarkdown(report: Report): string {
     for (const [path, bytes] of Object.entries(d.action.bundleBytes))
       rows.push([`\`dist/${path}\``, `${fmt(bytes)} bytes`, path === 'main/index.js' ? 'target ≤ 1 MB' : '']);
   }
+  if (d.credential)
+    rows.push(
+      [
+        'Exec credential plugin, no renewal due − `node -e 0` (`credential_plugin_overhead_ms`)',
+        `${fmt(d.credential.pluginOverheadMs)} ms`,
+        `plugin ${fmt(d.credential.pluginWallMs)} ms, bare node ${fmt(d.credential.bareNodeMs)} ms; goal ≤ 50 ms`,
+      ],
+      [
+        'Exec credential plugin, renewing (`credential_renewal_ms`)',
+        `${fmt(d.credential.renewWallMs)} ms`,
+        'OIDC token + POST /v1/grants/{id}/renew over a new TLS connection + cache rewrite',
+      ],
+    );
   if (d.scale)
     rows.push(
       [

@@ -1,4 +1,4 @@
-// The action's side of the broker's HTTP contract (src/shared/api.ts): one exchange, one revoke.
+// The action's side of the broker's HTTP contract (src/shared/api.ts): exchange, renew, revoke.
 // Responses are checked before use, refusals keep the broker's code/message/requestId so the job log
 // says why, and nothing that could carry a credential (headers, request or response bodies) ever
 // ends up in an error message.
@@ -7,7 +7,10 @@ import {
   GRANTS_PATH,
   type ErrorResponse,
   type ExchangeRequest,
+  renewPath,
   type ExchangeResponse,
+  type RenewRequest,
+  type RenewResponse,
   type RevokeResponse,
 } from '../shared/api.js';
 import {
@@ -94,6 +97,8 @@ export function classifyBrokerError(err: unknown): RetryDecision {
 export interface BrokerClient {
   exchange(jwt: string, request: ExchangeRequest): Promise<ExchangeResponse>;
   revoke(grantId: string, token: string): Promise<RevokeResponse>;
+  /** `jwt`: a fresh GitHub OIDC JWT of the same run; `request.grantToken`: the grant's current token. */
+  renew(grantId: string, jwt: string, request: RenewRequest): Promise<RenewResponse>;
 }
 
 export interface BrokerClientOptions {
@@ -127,6 +132,22 @@ export function createBrokerClient(options: BrokerClientOptions): BrokerClient {
       });
       if (res.status < 200 || res.status > 299) throw refusal('exchange', res, options.now());
       return parseExchangeResponse(res.body);
+    },
+
+    async renew(grantId, jwt, request) {
+      const res = await options.transport({
+        method: 'POST',
+        url: endpoint(renewPath(grantId)),
+        headers: {
+          authorization: `Bearer ${jwt}`,
+          'content-type': 'application/json',
+          accept: 'application/json',
+        },
+        body: JSON.stringify(request),
+        timeoutMs,
+      });
+      if (res.status < 200 || res.status > 299) throw refusal('renewal', res, options.now());
+      return parseRenewResponse(res.body, grantId);
     },
 
     async revoke(grantId, token) {
@@ -178,6 +199,27 @@ function refusal(operation: string, res: HttpResponse, now: number): BrokerRefus
       now,
     ),
   });
+}
+
+/** The renewal answer, checked like the exchange's: the plugin hands the token straight to kubectl. */
+export function parseRenewResponse(text: string, grantId: string): RenewResponse {
+  const body = parseJson(text);
+  if (!body || typeof body !== 'object')
+    throw new BrokerProtocolError('broker answered the renewal with a body that is not JSON');
+  const r = body as Record<string, unknown>;
+  const bad = (field: string, why: string) =>
+    new BrokerProtocolError(`broker renewal response: "${field}" ${why}`);
+  if (r.grantId !== grantId) throw bad('grantId', 'is not the grant that was renewed');
+  const token = r.token;
+  if (typeof token !== 'string' || !/^[\x21-\x7e]+$/.test(token))
+    throw bad('token', 'is missing or contains characters a bearer token cannot have');
+  const times = {} as Record<'tokenExpiresAt' | 'expiresAt' | 'sessionEndsAt', string>;
+  for (const field of ['tokenExpiresAt', 'expiresAt', 'sessionEndsAt'] as const) {
+    const v = r[field];
+    if (typeof v !== 'string' || Number.isNaN(Date.parse(v))) throw bad(field, 'is not a timestamp');
+    times[field] = v;
+  }
+  return { grantId, token, ...times, newToken: r.newToken === true };
 }
 
 /** Checks every field the action relies on, so a bad answer fails here and not inside kubectl. */

@@ -26,6 +26,8 @@ export interface ActionInputs {
   jobSummary: boolean;
   brokerCa: string | undefined;
   revoke: boolean;
+  /** static: the token in the kubeconfig; exec: a credential plugin that renews it (credential-run.ts). */
+  credentials: CredentialMode;
   runnerTemp: string;
   workspace: string | undefined;
 }
@@ -35,6 +37,9 @@ export interface ActionInputs {
  * without colliding. Unambiguous: a namespace or role name never contains "@".
  */
 export const defaultContextName = (namespace: string, role: string): string => `${role}@${namespace}`;
+
+export const CREDENTIAL_MODES = ['static', 'exec'] as const;
+export type CredentialMode = (typeof CREDENTIAL_MODES)[number];
 
 export class InputError extends Error {
   constructor(message: string) {
@@ -77,6 +82,13 @@ function parseBrokerUrl(raw: string): URL {
       `Input "broker-url" must use https:// (got ${url.protocol}//${url.host}); plain http is only accepted for a broker on localhost.`,
     );
   return url;
+}
+
+function parseCredentials(raw: string): CredentialMode {
+  if (raw === '') return 'static';
+  if (!(CREDENTIAL_MODES as readonly string[]).includes(raw))
+    throw new InputError(`Input "credentials" must be static or exec, got "${raw}".`);
+  return raw as CredentialMode;
 }
 
 function parseTtl(raw: string): number | undefined {
@@ -167,6 +179,7 @@ export function parseInputs(getInput: GetInput, env: Env): Readonly<ActionInputs
     jobSummary: parseBoolean('job-summary', getInput('job-summary'), true),
     brokerCa,
     revoke: parseBoolean('revoke', getInput('revoke'), true),
+    credentials: parseCredentials(getInput('credentials')),
     runnerTemp: resolve(runnerTemp),
     workspace,
   });

@@ -1,6 +1,7 @@
 // Builds the kubeconfig for a grant, and reads the grant's credential back out of it in the post
-// step. The file is the only place the token lives after main ends (it is never in step state),
-// so post reads it from here to revoke the grant with the grant's own identity.
+// step. The file (or, with credentials: exec, the plugin's cache beside it) is the only place the
+// token lives after main ends (it is never in step state), so post reads it from there to revoke
+// the grant with the grant's own identity.
 import { dump, load } from 'js-yaml';
 import type { ExchangeResponse } from '../shared/api.js';
 
@@ -11,7 +12,25 @@ export interface GrantCredential {
   namespace: string;
 }
 
-export function renderKubeconfig(grant: ExchangeResponse, contextName: string): string {
+/** The exec credential plugin the kubeconfig runs instead of holding a token (credentials: exec). */
+export interface ExecPlugin {
+  command: string;
+  args: string[];
+}
+
+export function renderKubeconfig(grant: ExchangeResponse, contextName: string, plugin?: ExecPlugin): string {
+  const user = plugin
+    ? {
+        exec: {
+          apiVersion: 'client.authentication.k8s.io/v1',
+          command: plugin.command,
+          args: plugin.args,
+          // Never prompts: a CI step has nobody to answer.
+          interactiveMode: 'Never',
+          provideClusterInfo: false,
+        },
+      }
+    : { token: grant.token };
   return dump(
     {
       apiVersion: 'v1',
@@ -25,7 +44,7 @@ export function renderKubeconfig(grant: ExchangeResponse, contextName: string): 
             : { server: grant.server },
         },
       ],
-      users: [{ name: contextName, user: { token: grant.token } }],
+      users: [{ name: contextName, user }],
       contexts: [
         {
           name: contextName,
@@ -46,8 +65,11 @@ interface Named<T> {
   context?: T;
 }
 
-/** The current context's server, CA, token and namespace; undefined when the file is not ours. */
-export function readGrantCredential(text: string): GrantCredential | undefined {
+/**
+ * The current context's server, CA, token and namespace; undefined when the file is not ours.
+ * `pluginToken`: the token, when the kubeconfig runs the credential plugin instead of holding one.
+ */
+export function readGrantCredential(text: string, pluginToken?: string): GrantCredential | undefined {
   let doc: unknown;
   try {
     doc = load(text);
@@ -68,7 +90,7 @@ export function readGrantCredential(text: string): GrantCredential | undefined {
   const user = find(cfg.users, context?.user)?.user;
   const server = cluster?.server;
   const ca = cluster?.['certificate-authority-data'] ?? '';
-  const token = user?.token;
+  const token = user?.token ?? pluginToken;
   const namespace = context?.namespace;
   if (typeof server !== 'string' || typeof ca !== 'string' || typeof token !== 'string') return undefined;
   return {

@@ -5,6 +5,7 @@
 import { context as githubContext } from '@actions/github';
 import { realpath } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { ExchangeRequest, ExchangeResponse } from '../shared/api.js';
 import { serviceAccountUser } from '../shared/contract.js';
 import { appendSummary, runnerCore, systemClock, type ActionCore, type Clock } from './action-core.js';
@@ -17,7 +18,8 @@ import {
 import { createNodeTransport, type HttpTransport } from './http-transport.js';
 import { createIdTokenSource } from './id-token.js';
 import { parseInputs, type ActionInputs, type Env } from './inputs.js';
-import { renderKubeconfig } from './kubeconfig.js';
+import { CREDENTIAL_CACHE_FILE, writeNewCredentialCache } from './credential-cache.js';
+import { renderKubeconfig, type ExecPlugin } from './kubeconfig.js';
 import { checkOidcAvailable, type RunContext } from './oidc-preflight.js';
 import { describeRoute } from './proxy.js';
 import { presentedClaims, refusalFix, renderClaims } from './refusal-help.js';
@@ -41,6 +43,8 @@ export interface MainDeps {
   clock: Clock;
   /** Default: process.platform. */
   platform?: NodeJS.Platform;
+  /** credentials: exec: the runner's node and the plugin bundle, as the kubeconfig will run them. */
+  credentialPlugin?: { node: string; script: string };
 }
 
 /** One overall budget for token + exchange, so a broken setup fails in bounded time. */
@@ -56,6 +60,15 @@ export function defaultMainDeps(): MainDeps {
     writeSummary: appendSummary,
     runContext: githubContext,
     clock: systemClock,
+    credentialPlugin: bundledCredentialPlugin(),
+  };
+}
+
+/** The runner's node and, as this file runs as dist/main/index.js, its sibling bundle. */
+function bundledCredentialPlugin(): { node: string; script: string } {
+  return {
+    node: process.execPath,
+    script: fileURLToPath(new URL('../credential/index.js', import.meta.url)),
   };
 }
 
@@ -241,7 +254,19 @@ async function writeKubeconfig(
   grant: ExchangeResponse,
 ): Promise<string> {
   const { core: c } = deps;
-  const contents = renderKubeconfig(grant, inputs.contextName);
+  let dir: string | undefined;
+  const privateDir = async (): Promise<string> => {
+    if (dir === undefined) {
+      dir = await createPrivateDir(inputs.runnerTemp, KUBECONFIG_DIR_PREFIX);
+      c.saveState(STATE.dir, dir);
+    }
+    return dir;
+  };
+  const plugin =
+    inputs.credentials === 'exec'
+      ? await writeCredentialCache(deps, inputs, grant, await privateDir())
+      : undefined;
+  const contents = renderKubeconfig(grant, inputs.contextName, plugin);
   if (inputs.kubeconfigPath) {
     // The input was checked against the workspace textually; a symlinked parent could still lead
     // back into it, so compare the real locations too.
@@ -257,10 +282,32 @@ async function writeKubeconfig(
     c.saveState(STATE.kubeconfigPath, inputs.kubeconfigPath);
     return inputs.kubeconfigPath;
   }
-  const dir = await createPrivateDir(inputs.runnerTemp, KUBECONFIG_DIR_PREFIX);
-  c.saveState(STATE.dir, dir);
-  const path = join(dir, 'kubeconfig');
+  const path = join(await privateDir(), 'kubeconfig');
   c.saveState(STATE.kubeconfigPath, path);
   await writeNewPrivateFile(path, contents);
   return path;
+}
+
+/** credentials: exec: the token goes to the plugin's cache in the private directory, not the kubeconfig. */
+async function writeCredentialCache(
+  deps: MainDeps,
+  inputs: Readonly<ActionInputs>,
+  grant: ExchangeResponse,
+  dir: string,
+): Promise<ExecPlugin> {
+  const path = join(dir, CREDENTIAL_CACHE_FILE);
+  deps.core.saveState(STATE.credentialCache, path);
+  await writeNewCredentialCache(path, {
+    version: 1,
+    grantId: grant.grantId,
+    token: grant.token,
+    tokenExpiresAt: grant.tokenExpiresAt,
+    expiresAt: grant.expiresAt,
+    grantedAt: new Date(deps.clock.now()).toISOString(),
+    brokerUrl: inputs.brokerUrl.href,
+    ...(inputs.brokerCa ? { brokerCa: inputs.brokerCa } : {}),
+    audience: inputs.audience,
+  });
+  const { node, script } = deps.credentialPlugin ?? bundledCredentialPlugin();
+  return { command: node, args: [script, path] };
 }

@@ -1,4 +1,5 @@
-// The post step (runs with `post-if: always()`): revoke the grant, then shred the kubeconfig.
+// The post step (runs with `post-if: always()`): revoke the grant, then shred the kubeconfig (and,
+// with credentials: exec, the plugin's cache: the whole private directory).
 // A chain of early returns, each saying in one line why it stops. Revocation failures are
 // warnings, never a failed job: the broker's reaper removes every grant at its expiry anyway.
 // Safe to run twice, or without main: it only acts on what main recorded in the step state.
@@ -7,6 +8,7 @@ import { runnerCore, systemClock, type ActionCore, type Clock } from './action-c
 import { BrokerRefusal, classifyBrokerError, createBrokerClient } from './broker-client.js';
 import { revokeDirect, type DirectRevokeInput, type DirectRevokeResult } from './direct-revoke.js';
 import { createNodeTransport, NetworkError, type HttpTransport } from './http-transport.js';
+import { parseCredentialCache } from './credential-cache.js';
 import { readGrantCredential, type GrantCredential } from './kubeconfig.js';
 import { retry } from './retry.js';
 import { shredDirectory, shredFile } from './safe-fs.js';
@@ -92,7 +94,11 @@ async function revokeGrant(deps: PostDeps, state: PostState): Promise<void> {
     }
     throw err;
   }
-  const credential = readGrantCredential(text);
+  // credentials: exec: the current token (perhaps renewed since main) is in the plugin's cache.
+  const pluginToken = state.credentialCache
+    ? parseCredentialCache(await deps.readFile(state.credentialCache)).token
+    : undefined;
+  const credential = readGrantCredential(text, pluginToken);
   if (!credential)
     throw new Error(`kubeconfig ${state.kubeconfigPath} no longer holds the grant's credential`);
   // Post runs in a new process: register the token again before anything could echo it.

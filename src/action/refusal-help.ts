@@ -108,6 +108,13 @@ export const REASON_FIXES: Record<Reason, string> = {
   token_of_another_identity: "the grant is gone (revoked or expired) or not this job's",
   not_a_broker_grant: "the grant is gone (revoked or expired) or not this job's",
   not_a_grant_id: "the grant is gone (revoked or expired) or not this job's",
+  // Renewal refusals reach the credential plugin, which prints its own line; listed for completeness.
+  renewal_not_allowed:
+    'the policy rule sets no maxSessionSeconds: ask for a longer ttl, or ask the policy owner to allow renewal',
+  session_limit_reached:
+    "the grant reached its rule's maxSessionSeconds; run the action again for a new grant",
+  grant_expired: 'the grant ended before it was renewed; run the action again for a new grant',
+  grant_changed: 'the grant changed while it was renewed; retry',
   // The gateway's own refusals reach kubectl, not the action; listed so every reason has its fix.
   grant_not_live: 'the grant was revoked or has expired; run the action again for a new grant',
   upgrade_refused: 'the gateway refuses exec, attach, port-forward and cp; use an API call instead',

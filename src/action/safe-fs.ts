@@ -3,8 +3,8 @@
 // The pattern follows configure-aws-credentials' writeFileUtf8, tightened with O_EXCL so an
 // attacker cannot pre-create the file (or a symlink in its place) and read what we write.
 import { constants } from 'node:fs';
-import { lstat, mkdtemp, open, readdir, realpath, rm, rmdir, unlink } from 'node:fs/promises';
-import { randomFillSync } from 'node:crypto';
+import { link, lstat, mkdtemp, open, readdir, realpath, rename, rm, rmdir, unlink } from 'node:fs/promises';
+import { randomBytes, randomFillSync } from 'node:crypto';
 import { dirname, join } from 'node:path';
 
 export class UnsafePathError extends Error {
@@ -131,4 +131,35 @@ export async function shredDirectory(dir: string): Promise<boolean> {
   }
   await rmdir(dir);
   return true;
+}
+
+/**
+ * Replaces `path` (a file this action wrote) with new contents atomically: readers see the old file
+ * or the new one, never half of either. The new file is written exclusively (0600, never through a
+ * symlink) beside it and renamed over it; the old contents, kept reachable by a hard link for that
+ * moment, are then shredded rather than left in freed blocks.
+ */
+export async function replacePrivateFile(path: string, data: string): Promise<void> {
+  const suffix = `${process.pid}-${randomBytes(6).toString('hex')}`;
+  const next = `${path}.new-${suffix}`;
+  const old = `${path}.old-${suffix}`;
+  await writeNewPrivateFile(next, data);
+  let kept = false;
+  try {
+    await link(path, old);
+    kept = true;
+  } catch (err) {
+    if (errno(err) !== 'ENOENT') {
+      await unlink(next).catch(() => undefined);
+      throw err;
+    }
+  }
+  try {
+    await rename(next, path);
+  } catch (err) {
+    await unlink(next).catch(() => undefined);
+    if (kept) await unlink(old).catch(() => undefined);
+    throw err;
+  }
+  if (kept) await shredFile(old);
 }

@@ -10,6 +10,8 @@ export const STATE = {
   /** The private directory, saved the moment it exists so a half-failed main still gets cleaned. */
   dir: 'kubeconfig-dir',
   kubeconfigPath: 'kubeconfig-path',
+  /** credentials: exec only: the plugin's cache, where the current token is. */
+  credentialCache: 'credential-cache',
   grantId: 'grant-id',
   namespace: 'namespace',
   expiresAt: 'expires-at',
@@ -21,6 +23,7 @@ export interface PostState {
   brokerCa: string;
   dir: string;
   kubeconfigPath: string;
+  credentialCache: string;
   grantId: string;
   namespace: string;
   expiresAt: string;
@@ -33,6 +36,7 @@ export function readPostState(getState: (name: string) => string): PostState | u
     brokerCa: getState(STATE.brokerCa),
     dir: getState(STATE.dir),
     kubeconfigPath: getState(STATE.kubeconfigPath),
+    credentialCache: getState(STATE.credentialCache),
     grantId: getState(STATE.grantId),
     namespace: getState(STATE.namespace),
     expiresAt: getState(STATE.expiresAt),

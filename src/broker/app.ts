@@ -10,10 +10,11 @@ import type { BrokerDeps } from './deps.js';
 import { asBrokerError } from './http/answer.js';
 import { discardBody, sendError, sendJson } from './http/io.js';
 import { createExchangeRoute } from './http/exchange.js';
+import { createRenewRoute } from './http/renew.js';
 import { createRevokeRoute } from './http/revoke.js';
 
 export interface BrokerApp {
-  /** The public listener: exchange, revoke, health, readiness. */
+  /** The public listener: exchange, renew, revoke, health, readiness. */
   handle(req: IncomingMessage, res: ServerResponse): Promise<void>;
   /** The internal listener: metrics, health, readiness. */
   handleInternal(req: IncomingMessage, res: ServerResponse): Promise<void>;
@@ -23,6 +24,7 @@ export interface BrokerApp {
 }
 
 const GRANT_PATH = new RegExp(`^${GRANTS_PATH}/([^/]+)$`);
+const RENEW_PATH = new RegExp(`^${GRANTS_PATH}/([^/]+)/renew$`);
 
 /** A malformed escape (`%`, `%zz`, `%ff`) is not a grant id (404 later), not a crash (500). */
 function decodePathSegment(segment: string): string {
@@ -36,6 +38,7 @@ function decodePathSegment(segment: string): string {
 export function createBrokerApp(deps: BrokerDeps): BrokerApp {
   const exchange = createExchangeRoute(deps);
   const revoke = createRevokeRoute(deps);
+  const renew = createRenewRoute(deps);
   let shuttingDown = false;
 
   /** Health and readiness, on both listeners; true when it answered. */
@@ -64,6 +67,8 @@ export function createBrokerApp(deps: BrokerDeps): BrokerApp {
         if (path === EXCHANGE_PATH && method === 'POST') return await exchange(req, res, requestId);
         const m = GRANT_PATH.exec(path);
         if (m && method === 'DELETE') return await revoke(req, res, requestId, decodePathSegment(m[1]!));
+        const r = RENEW_PATH.exec(path);
+        if (r && method === 'POST') return await renew(req, res, requestId, decodePathSegment(r[1]!));
         discardBody(req);
         sendError(res, new BrokerError('ERR_NOT_FOUND', 'no_such_route'), requestId);
       } catch (e) {

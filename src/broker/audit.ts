@@ -1,4 +1,4 @@
-// Audit events: one JSON line per exchange, denial, revocation, reaping and gateway call, on stdout (diagnostic
+// Audit events: one JSON line per exchange, renewal, denial, revocation, reaping and gateway call, on stdout (diagnostic
 // logs go to stderr). Each line joins the GitHub run to the Kubernetes identity and to the issued
 // token's credential id, which the apiserver's audit log records on every request made with it.
 // Never a token: only its credential id.
@@ -6,7 +6,7 @@ import { decodeJwt } from 'jose';
 import type { VerifiedClaims } from './types.js';
 import { escapeUnsafeText } from './unsafe-text.js';
 
-export type AuditAction = 'exchange' | 'denial' | 'revocation' | 'reap' | 'gateway';
+export type AuditAction = 'exchange' | 'renewal' | 'denial' | 'revocation' | 'reap' | 'gateway';
 
 /** The run claims an audit line carries; absent when the caller was never authenticated. */
 const RUN_CLAIMS = [

@@ -15,6 +15,8 @@ export interface BrokerMetrics {
   expiredGrants: Gauge;
   reaperLastPass: Gauge;
   revocations: Counter<'by'>;
+  renewals: Counter<'result'>;
+  renewalSeconds: Histogram<'result'>;
   rateLimited: Counter;
   policyReloadFailures: Counter;
   policyLoadedTimestamp: Gauge;
@@ -94,6 +96,19 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Broke
       name: 'k8s_ea_revocations_total',
       help: 'Grants revoked on request, by how the caller authenticated',
       labelNames: ['by'],
+      registers,
+    }),
+    renewals: new Counter({
+      name: 'k8s_ea_renewals_total',
+      help: 'Grant renewals by result (renewed, unchanged, denied, error)',
+      labelNames: ['result'],
+      registers,
+    }),
+    renewalSeconds: new Histogram({
+      name: 'k8s_ea_renewal_duration_seconds',
+      help: 'Time to answer a renewal request',
+      labelNames: ['result'],
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     }),
     rateLimited: new Counter({

@@ -51,6 +51,8 @@ export interface Grantable {
   /** What the role allows, for the job summary (empty when the broker cannot know, e.g. named roles it cannot read). */
   rules: RuleSummary[];
   ttlSeconds: number;
+  /** The rule's total session limit for renewals; absent: the grant cannot be renewed. */
+  maxSessionSeconds?: number;
 }
 
 export interface PolicyEngine {

@@ -51,6 +51,33 @@ export interface RevokeResponse {
   revoked: boolean;
 }
 
+/** POST /v1/grants/{grantId}/renew: where a grant is renewed. */
+export const renewPath = (grantId: string): string => `${GRANTS_PATH}/${encodeURIComponent(grantId)}/renew`;
+
+/**
+ * POST /v1/grants/{grantId}/renew, with `Authorization: Bearer <fresh GitHub OIDC JWT of the same
+ * run>` and the grant's current Kubernetes token in the body: two proofs, the token that only the job
+ * holding the grant has, and a JWT that the policy still accepts.
+ */
+export interface RenewRequest {
+  grantToken: string;
+  /** How long from now the grant should last; the matching rule's maximum when absent. */
+  ttlSeconds?: number;
+}
+
+export interface RenewResponse {
+  grantId: string;
+  /** The token to use from now on: a new one when the old one would end first, else the same. Secret. */
+  token: string;
+  tokenExpiresAt: string;
+  /** The grant's new end (never earlier than before, never after sessionEndsAt or tokenExpiresAt). */
+  expiresAt: string;
+  /** The grant's creation plus the rule's maxSessionSeconds: no renewal goes past it. */
+  sessionEndsAt: string;
+  /** Whether a new token was minted. */
+  newToken: boolean;
+}
+
 /** Every non-2xx answer has this body. Messages are short and reveal nothing an attacker could use. */
 export interface ErrorResponse {
   error: {

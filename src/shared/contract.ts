@@ -81,6 +81,11 @@ export const REASONS = [
   'path_refused',
   'header_refused',
   'gateway_not_synced',
+  // renewal
+  'renewal_not_allowed',
+  'session_limit_reached',
+  'grant_expired',
+  'grant_changed',
   // a bug on our side
   'unexpected_error',
 ] as const;

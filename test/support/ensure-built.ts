@@ -19,7 +19,7 @@ export interface BuildTarget {
 
 export const ACTION_BUILD: BuildTarget = {
   name: 'action',
-  outputs: ['dist/main/index.js', 'dist/post/index.js'],
+  outputs: ['dist/main/index.js', 'dist/post/index.js', 'dist/credential/index.js'],
   sources: ['src/action', 'src/shared', 'scripts/build.mjs'],
 };
 

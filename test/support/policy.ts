@@ -40,6 +40,8 @@ export interface RuleSpec {
   maxTtlSeconds?: number;
   /** Default: absent (any source address). */
   sourceRanges?: string[];
+  /** Default: none (grants of the rule cannot be renewed). */
+  maxSessionSeconds?: number;
 }
 
 export interface PolicySpec {
@@ -78,6 +80,7 @@ export function buildPolicy(spec: PolicySpec): Record<string, unknown> {
       roles: r.roles ?? ['viewer'],
       maxTtlSeconds: r.maxTtlSeconds ?? 900,
       ...(r.sourceRanges && { sourceRanges: r.sourceRanges }),
+      ...(r.maxSessionSeconds === undefined ? {} : { maxSessionSeconds: r.maxSessionSeconds }),
     };
   });
   return {

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../../../src/broker/config/config-error.js';
 import { findDangerousRules, loadPolicy, parsePolicy } from '../../../src/broker/policy/index.js';
+import type { VerifiedClaims } from '../../../src/broker/types.js';
 import { defaultClaims } from '../../../test/support/oidc-issuer.js';
 
 const EXAMPLE = fileURLToPath(new URL('../../../deploy/examples/policy.yaml', import.meta.url));
@@ -549,5 +550,28 @@ describe('several issuers: every rule pins its issuer', () => {
 
   test('with one issuer, rules need not pin it', () => {
     expect(() => parsePolicy(BASE, 'policy.yaml', { issuers: [GITHUB] })).not.toThrow();
+  });
+});
+
+describe('maxSessionSeconds (renewal)', () => {
+  const withSession = (value: string) =>
+    withLine(19, `    maxTtlSeconds: 900\n    maxSessionSeconds: ${value}`);
+
+  test('absent: the rule grants no renewal; present: its limit reaches the engine', () => {
+    expect(parsePolicy(BASE, 'policy.yaml').rules[0]!.maxSessionSeconds).toBeUndefined();
+    const policy = parsePolicy(withSession('3600'), 'policy.yaml');
+    expect(policy.rules[0]!.maxSessionSeconds).toBe(3600);
+    const claims = defaultClaims() as unknown as VerifiedClaims;
+    expect(policy.authorize(claims, { namespace: 'staging', role: 'deployer' }).maxSessionSeconds).toBe(3600);
+  });
+
+  test.each([
+    ['600', 'must be at least maxTtlSeconds (900), got 600'],
+    ['99999', 'must be between 60 and 21600, got 99999'],
+    ['"1h"', 'must be a whole number between 60 and 21600'],
+  ])('%s is refused on its own line', (value, message) => {
+    const [issue] = issues(withSession(value));
+    expect(issue).toMatchObject({ line: 20, field: 'rules[0].maxSessionSeconds' });
+    expect(issue!.message).toContain(message);
   });
 });

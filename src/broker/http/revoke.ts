@@ -6,14 +6,12 @@
 // Order: cheap checks on the path and the token's shape, then a route-wide rate limit, and only
 // then a TokenReview or a JWT verification: an unauthenticated flood costs the API server nothing.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { decodeJwt, type JWTPayload } from 'jose';
 import type { RevokeResponse } from '../../shared/api.js';
-import { SERVICE_ACCOUNT_USER_PREFIX, type Reason } from '../../shared/contract.js';
+import type { Reason } from '../../shared/contract.js';
 import { BrokerError, RateLimitedError } from '../../shared/errors.js';
 import type { AuditEvent } from '../audit.js';
 import type { BrokerDeps } from '../deps.js';
 import type { VerifiedClaims } from '../types.js';
-import { MAX_TOKEN_BYTES } from '../auth/token-verifier.js';
 import { findGrant, deleteGrantObjects, isOurGrant } from '../k8s/revoke.js';
 import { recordJwtUse } from '../k8s/replay-ledger.js';
 import { reviewServiceAccountToken } from '../k8s/token-review.js';
@@ -30,6 +28,7 @@ import {
 } from '../naming.js';
 import { answer } from './answer.js';
 import { bearerToken } from './io.js';
+import { serviceAccountSubject, unverifiedPayload } from './token-payload.js';
 import { DEFAULT_REVOCATIONS_PER_MINUTE, TokenBucketLimiter } from './rate-limit.js';
 
 const ROUTE_KEY = 'revoke';
@@ -63,32 +62,6 @@ interface RevokeContext {
 }
 
 const notFound = (reason: Reason) => new BrokerError('ERR_NOT_FOUND', reason);
-
-const COMPACT_JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
-
-/** The bearer token's payload, unverified: only to pick the check and to refuse early. */
-function unverifiedPayload(token: string): JWTPayload {
-  const malformed = () => new BrokerError('ERR_BAD_REQUEST', 'jwt_malformed', 'bearer token is not a JWT');
-  if (token.length > MAX_TOKEN_BYTES || !COMPACT_JWT.test(token)) throw malformed();
-  try {
-    return decodeJwt(token);
-  } catch {
-    throw malformed();
-  }
-}
-
-/**
- * Service-account tokens carry a `kubernetes.io` claim; GitHub's do not. Such a token can pass the
- * TokenReview check below only if its subject is this grant in a managed namespace, so any other
- * subject is refused without asking the API server.
- */
-function serviceAccountSubject(payload: JWTPayload): { namespace: string; name: string } | undefined {
-  const sub = typeof payload.sub === 'string' ? payload.sub : '';
-  const [namespace = '', name = '', ...rest] = sub.startsWith(SERVICE_ACCOUNT_USER_PREFIX)
-    ? sub.slice(SERVICE_ACCOUNT_USER_PREFIX.length).split(':')
-    : [];
-  return rest.length === 0 && namespace && name ? { namespace, name } : undefined;
-}
 
 async function revoke(
   deps: BrokerDeps,

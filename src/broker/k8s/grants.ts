@@ -10,9 +10,9 @@ import { describeK8sError, isAlreadyExists, isRefused, statusCodeOf } from './er
 import { deleteGrantObjects } from './revoke.js';
 import { PART_LABEL, grantAnnotations, grantIdFor, grantLabels, revokeObjectName } from '../naming.js';
 import { credentialIdOf } from '../audit.js';
+import { requestGrantToken } from './grant-token.js';
 
-/** TokenRequest refuses anything shorter (MinTokenAgeSec). The grant itself may be shorter. */
-export const MIN_TOKEN_SECONDS = 600;
+export { MIN_TOKEN_SECONDS } from './grant-token.js';
 const RBAC_GROUP = 'rbac.authorization.k8s.io';
 
 export interface CreatedGrant {
@@ -135,23 +135,8 @@ export async function createGrant(
         body: { metadata: meta(grantId, 'grant'), roleRef, subjects: [subject] },
       });
     };
-    const tokenRequest = async () => {
-      const tr = await k8s.core.createNamespacedServiceAccountToken({
-        name: grantId,
-        namespace,
-        body: {
-          // The uid pins the token to this very ServiceAccount, not a same-named successor.
-          metadata: { uid },
-          spec: { audiences: [], expirationSeconds: Math.max(MIN_TOKEN_SECONDS, grantable.ttlSeconds) },
-        },
-      });
-      const token = tr.status?.token;
-      const tokenExpiresAt = tr.status?.expirationTimestamp
-        ? new Date(tr.status.expirationTimestamp)
-        : undefined;
-      if (!token || !tokenExpiresAt) throw new Error('TokenRequest returned no token or expiry');
-      return { token, tokenExpiresAt };
-    };
+    const tokenRequest = () =>
+      requestGrantToken(k8s, { namespace, name: grantId, uid }, grantable.ttlSeconds);
     // allSettled, not all: rollback must wait until neither branch can still create something.
     const [binding, issued] = await Promise.allSettled([accessBinding(), tokenRequest()]);
     if (binding.status === 'rejected') throw binding.reason;

@@ -92,6 +92,7 @@ export function createPolicyEngine(rules: PolicyRule[], roles: Record<string, Ro
       roleRef: roleRef(role, definition),
       rules: definition.kind === 'Inline' ? definition.rules : [],
       ttlSeconds: ttlSeconds ?? rule.maxTtlSeconds,
+      ...(rule.maxSessionSeconds === undefined ? {} : { maxSessionSeconds: rule.maxSessionSeconds }),
     };
   }
 

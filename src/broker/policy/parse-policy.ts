@@ -170,7 +170,7 @@ function readRule(
 ): PolicyRule | undefined {
   const rule = r.mapping(path, value, {
     required: ['name', 'match', 'namespaces', 'roles', 'maxTtlSeconds'],
-    optional: ['sourceRanges'],
+    optional: ['sourceRanges', 'maxSessionSeconds'],
   });
   if (!rule) return undefined;
   const name = r.string([...path, 'name'], rule.name, {
@@ -215,9 +215,16 @@ function readRule(
       : readCidrList(r, [...path, 'sourceRanges'], rule.sourceRanges, {
           emptyProblem: 'must list at least one range; leave sourceRanges out to admit any source address',
         });
+  const maxSessionSeconds = readMaxSession(
+    r,
+    [...path, 'maxSessionSeconds'],
+    rule.maxSessionSeconds,
+    maxTtlSeconds,
+  );
   if (name === undefined || !match || !namespaces || !roleNames || maxTtlSeconds === undefined)
     return undefined;
   if (rule.sourceRanges !== undefined && !sourceRanges) return undefined;
+  if (maxSessionSeconds === null) return undefined;
   const line = r.source.lineOf(path);
   return {
     name,
@@ -227,7 +234,25 @@ function readRule(
     roles: roleNames,
     maxTtlSeconds,
     ...(sourceRanges && { sourceRanges }),
+    ...(maxSessionSeconds === undefined ? {} : { maxSessionSeconds }),
   };
+}
+
+/** Absent: grants of the rule cannot be renewed. null: reported as invalid. */
+function readMaxSession(
+  r: FieldReader,
+  path: YamlPath,
+  value: unknown,
+  maxTtlSeconds: number | undefined,
+): number | undefined | null {
+  if (value === undefined) return undefined;
+  const seconds = r.integer(path, value, MIN_TTL_SECONDS, MAX_TTL_SECONDS);
+  if (seconds === undefined) return null;
+  if (maxTtlSeconds !== undefined && seconds < maxTtlSeconds) {
+    r.report(path, `must be at least maxTtlSeconds (${maxTtlSeconds}), got ${seconds}`);
+    return null;
+  }
+  return seconds;
 }
 
 function readMatch(

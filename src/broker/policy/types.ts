@@ -38,6 +38,8 @@ export interface PolicyRule {
   maxTtlSeconds: number;
   /** Client addresses the rule admits (canonical CIDRs); absent: any address. */
   sourceRanges?: string[];
+  /** How long after its creation a grant of this rule may be renewed to; absent: not renewable. */
+  maxSessionSeconds?: number;
 }
 
 export type RoleDefinition =

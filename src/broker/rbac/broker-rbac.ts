@@ -70,10 +70,10 @@ function needsOf(policy: Policy, namespace: string): NamespaceNeeds {
 function namespaceRole(namespace: string, needs: NamespaceNeeds, id: BrokerIdentity): RbacObject {
   const rules: RbacRule[] = [
     {
-      why: 'Grant roots. create cannot be narrowed by resourceNames (the name is not known yet).',
+      why: "Grant roots (create cannot be narrowed by resourceNames); watch: the gateway's grant table; update: renewal.",
       apiGroups: [''],
       resources: ['serviceaccounts'],
-      verbs: ['create', 'get', 'list', 'delete'],
+      verbs: ['create', 'get', 'list', 'watch', 'update', 'delete'],
     },
     {
       why: "Mint the grant's token. Dedicate this namespace to CI grants: this allows a token for any SA here.",

@@ -1,0 +1,32 @@
+// What a bearer token says before anyone verified it: only to pick the check to run and to refuse
+// early what could never pass it. Nothing here authenticates anyone.
+import { decodeJwt, type JWTPayload } from 'jose';
+import { SERVICE_ACCOUNT_USER_PREFIX } from '../../shared/contract.js';
+import { BrokerError } from '../../shared/errors.js';
+import { MAX_TOKEN_BYTES } from '../auth/token-verifier.js';
+
+const COMPACT_JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+/** The bearer token's payload, unverified: only to pick the check and to refuse early. */
+export function unverifiedPayload(token: string): JWTPayload {
+  const malformed = () => new BrokerError('ERR_BAD_REQUEST', 'jwt_malformed', 'bearer token is not a JWT');
+  if (token.length > MAX_TOKEN_BYTES || !COMPACT_JWT.test(token)) throw malformed();
+  try {
+    return decodeJwt(token);
+  } catch {
+    throw malformed();
+  }
+}
+
+/**
+ * The ServiceAccount a Kubernetes token names as its subject (service-account tokens carry a
+ * `kubernetes.io` claim; GitHub's do not). A token can pass a grant's TokenReview check only if this
+ * is that grant in a managed namespace, so any other subject is refused without asking the API server.
+ */
+export function serviceAccountSubject(payload: JWTPayload): { namespace: string; name: string } | undefined {
+  const sub = typeof payload.sub === 'string' ? payload.sub : '';
+  const [namespace = '', name = '', ...rest] = sub.startsWith(SERVICE_ACCOUNT_USER_PREFIX)
+    ? sub.slice(SERVICE_ACCOUNT_USER_PREFIX.length).split(':')
+    : [];
+  return rest.length === 0 && namespace && name ? { namespace, name } : undefined;
+}

@@ -1,0 +1,26 @@
+// Minting a token for a grant's ServiceAccount: at creation (grants.ts) and when a renewal would let
+// the grant outlive its token (renew-grant.ts).
+import type { K8sClients } from './clients.js';
+
+/** TokenRequest refuses anything shorter (MinTokenAgeSec). The grant itself may be shorter. */
+export const MIN_TOKEN_SECONDS = 600;
+
+export async function requestGrantToken(
+  k8s: K8sClients,
+  grant: { namespace: string; name: string; uid: string },
+  seconds: number,
+): Promise<{ token: string; tokenExpiresAt: Date }> {
+  const tr = await k8s.core.createNamespacedServiceAccountToken({
+    name: grant.name,
+    namespace: grant.namespace,
+    body: {
+      // The uid pins the token to this very ServiceAccount, not a same-named successor.
+      metadata: { uid: grant.uid },
+      spec: { audiences: [], expirationSeconds: Math.max(MIN_TOKEN_SECONDS, Math.ceil(seconds)) },
+    },
+  });
+  const token = tr.status?.token;
+  const tokenExpiresAt = tr.status?.expirationTimestamp ? new Date(tr.status.expirationTimestamp) : undefined;
+  if (!token || !tokenExpiresAt) throw new Error('TokenRequest returned no token or expiry');
+  return { token, tokenExpiresAt };
+}
