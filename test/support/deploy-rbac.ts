@@ -42,6 +42,17 @@ export function readDeployDocs(file: string): K8sDoc[] {
   );
 }
 
+/** The job namespaces deploy/job-namespace-rbac.yaml gives the broker RBAC in (its cluster-scoped role reader has none). */
+export function rbacJobNamespaces(): string[] {
+  return [
+    ...new Set(
+      readDeployDocs('job-namespace-rbac.yaml').flatMap((d) =>
+        d.metadata.namespace ? [d.metadata.namespace] : [],
+      ),
+    ),
+  ];
+}
+
 /**
  * Creates or updates objects without a race: server-side apply creates a missing object or merges
  * into an existing one in one request, so test files applying the same shared objects at the same

@@ -18,7 +18,7 @@ import {
   tryKubectlAdmin,
   waitFor,
 } from '../../../test/support/cluster.js';
-import { readDeployDocs, type BrokerRbac } from '../../../test/support/deploy-rbac.js';
+import { rbacJobNamespaces, type BrokerRbac } from '../../../test/support/deploy-rbac.js';
 import { startBroker, type RunningBroker } from '../../../test/support/broker.js';
 import { brokerRequest } from '../../../test/support/broker-request.js';
 import { startOidcIssuer, type OidcIssuer } from '../../../test/support/oidc-issuer.js';
@@ -29,9 +29,7 @@ import type { ExchangeResponse } from '../../../src/shared/api.js';
 const BROKER_NS = 'k8s-ephemeral-access';
 const deployDir = join(repoRoot, 'deploy');
 /** The job namespaces deploy/job-namespace-rbac.yaml names (whatever policy it was generated from). */
-const jobNamespaces = [
-  ...new Set(readDeployDocs('job-namespace-rbac.yaml').map((d) => d.metadata.namespace!)),
-];
+const jobNamespaces = rbacJobNamespaces();
 /** deploy/'s cluster-scoped objects that are the broker's own (the shared ones stay: other files use them). */
 const BROKER_CLUSTER_OBJECTS = [
   'clusterrolebinding/k8s-ea-broker-tokenreview',
@@ -102,7 +100,6 @@ test('kubectl apply -k deploy/ applies cleanly where none of its namespaces exis
     'role.rbac.authorization.k8s.io/k8s-ea-broker-lease',
     'rolebinding.rbac.authorization.k8s.io/k8s-ea-broker-lease',
     'clusterrolebinding.rbac.authorization.k8s.io/k8s-ea-broker-tokenreview',
-    'clusterrolebinding.rbac.authorization.k8s.io/k8s-ea-broker-role-reader',
     'networkpolicy.networking.k8s.io/k8s-ea-broker',
     'service/k8s-ea-broker',
     'poddisruptionbudget.policy/k8s-ea-broker',
@@ -147,6 +144,10 @@ test('the TLS Secret is one command, and the job namespaces get their RBAC with 
   const rbac = admin(['apply', '-f', join(deployDir, 'job-namespace-rbac.yaml')]);
   expect(rbac.stderr).toBe('');
   expect(rbac.status).toBe(0);
+  // The role reader is generated with the rest of the broker's policy-derived RBAC.
+  expect(rbac.stdout).toMatch(
+    /^clusterrolebinding\.rbac\.authorization\.k8s\.io\/k8s-ea-broker-role-reader created$/m,
+  );
   for (const ns of jobNamespaces)
     expect(
       admin([

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dump, loadAll } from 'js-yaml';
-import { readDeployDocs } from '../../../../test/support/deploy-rbac.js';
+import { rbacJobNamespaces, readDeployDocs } from '../../../../test/support/deploy-rbac.js';
 import { repoRoot } from '../../../../test/support/repo-root.js';
 
 export const CHART = join(repoRoot, 'deploy', 'chart', 'k8s-ephemeral-access');
@@ -85,17 +85,29 @@ export function rbacOf(docs: Doc[]): Record<string, unknown> {
 /** Chart values saying what deploy/job-namespace-rbac.yaml says: its namespaces and the names it binds. */
 export function valuesMatchingDeploy(): Record<string, unknown> {
   const docs = readDeployDocs('job-namespace-rbac.yaml');
-  const bound = (resource: string) => [
+  const bound = (resource: string, namespace?: string) => [
     ...new Set(
-      docs.flatMap((d) =>
-        ((d.rules ?? []) as { resources: string[]; verbs: string[]; resourceNames?: string[] }[])
-          .filter((r) => r.resources.includes(resource) && r.verbs.includes('bind'))
-          .flatMap((r) => r.resourceNames ?? []),
-      ),
+      docs
+        .filter((d) => namespace === undefined || d.metadata.namespace === namespace)
+        .flatMap((d) =>
+          ((d.rules ?? []) as { resources: string[]; verbs: string[]; resourceNames?: string[] }[])
+            .filter((r) => r.resources.includes(resource) && r.verbs.includes('bind'))
+            .flatMap((r) => r.resourceNames ?? []),
+        ),
     ),
   ];
+  const jobNamespaces = rbacJobNamespaces();
   return {
-    jobNamespaces: [...new Set(docs.map((d) => d.metadata.namespace))],
-    rbac: { clusterRoles: bound('clusterroles'), roles: bound('roles') },
+    jobNamespaces,
+    rbac: {
+      clusterRoles: bound('clusterroles'),
+      roles: bound('roles'),
+      namespaces: Object.fromEntries(
+        jobNamespaces.map((ns) => [
+          ns,
+          { clusterRoles: bound('clusterroles', ns), roles: bound('roles', ns) },
+        ]),
+      ),
+    },
   };
 }
