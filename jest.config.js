@@ -32,6 +32,7 @@ export const CLUSTER_TESTS = [
   '__tests__/broker/bundle.test.ts',
   '__tests__/broker/deploy/deploy.test.ts',
   '__tests__/broker/exchange.test.ts',
+  '__tests__/broker/inline-roles.test.ts',
   '__tests__/broker/k8s/grants.test.ts',
   '__tests__/broker/k8s/lease.test.ts',
   '__tests__/broker/named-roles.test.ts',

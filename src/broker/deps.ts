@@ -6,6 +6,7 @@ import type { Logger } from './logger.js';
 import type { AuditLog } from './audit.js';
 import type { BrokerMetrics } from './metrics.js';
 import type { GrantWork } from './grant-work.js';
+import type { InlineRoles } from './k8s/inline-roles.js';
 
 export interface BrokerDeps {
   verifier: TokenVerifier;
@@ -27,4 +28,6 @@ export interface BrokerDeps {
   now?: () => number;
   /** Unfinished self-revoke work per grant; see grant-work.ts. */
   grantWork?: GrantWork;
+  /** The shared Roles of inline roles; without it each inline grant reconciles its Role afresh. */
+  inlineRoles?: InlineRoles;
 }

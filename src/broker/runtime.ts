@@ -11,6 +11,7 @@ import type { PolicyEngine, TokenVerifier } from './types.js';
 import { createBrokerApp, type BrokerApp } from './app.js';
 import { createGrantWork } from './grant-work.js';
 import { startRoleVetting, withVettedRoles } from './k8s/role-vetting.js';
+import { InlineRoles } from './k8s/inline-roles.js';
 
 /** The request limits (config.ts fills every one; tests may leave the revocation rate to its default). */
 export interface BrokerLimits {
@@ -78,8 +79,14 @@ export async function runBroker(
     parts.policy.namedRoles(),
     parts.logger.child({ component: 'role-vetting' }),
   );
+  // Before listening too, so the first grant of each inline role finds its Role; a failure is
+  // logged and retried by that grant (and refuses it as today when the broker lacks the rules).
+  const inlineRoles = new InlineRoles(k8s, parts.logger.child({ component: 'inline-roles' }));
+  const inlineUses = () => parts.policy.inlineRoles?.() ?? [];
+  await inlineRoles.ensureAll(inlineUses());
   const grantWork = createGrantWork();
   const app = createBrokerApp({
+    inlineRoles,
     grantWork,
     verifier: parts.verifier,
     policy: withVettedRoles(parts.policy, roleVetting),
@@ -117,6 +124,7 @@ export async function runBroker(
     roleVetting.stop();
     throw err;
   });
+  inlineRoles.start(inlineUses);
   let internal;
   try {
     // Plain HTTP on purpose: it carries no credential, only counters and probe answers.
@@ -150,6 +158,7 @@ export async function runBroker(
         parts.logger.info('shutting down', { inFlight: server.inFlight(), graceMs: config.shutdownGraceMs });
         await Promise.all([server.close(config.shutdownGraceMs), reaper.stop()]);
         roleVetting.stop();
+        inlineRoles.stop();
         // Last, so metrics stay scrapable while the public listener drains.
         await internal.close(0);
         await grantWork.idle();

@@ -235,6 +235,7 @@ export function withVettedRoles(policy: PolicyEngine, vetting: RoleVetting): Pol
   return {
     namespaces: () => policy.namespaces(),
     namedRoles: () => policy.namedRoles(),
+    inlineRoles: () => policy.inlineRoles?.() ?? [],
     authorize(claims, request) {
       const grantable = policy.authorize(claims, request);
       const refusal = vetting.refusal(grantable);
