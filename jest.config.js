@@ -29,6 +29,7 @@ export const CLUSTER_TESTS = [
   '__tests__/action/direct-revoke.test.ts',
   '__tests__/action/e2e.test.ts',
   '__tests__/bench/connection-reuse.test.ts',
+  '__tests__/bench/reaper-scale.test.ts',
   '__tests__/broker/bundle.test.ts',
   '__tests__/broker/deploy/deploy.test.ts',
   '__tests__/broker/exchange.test.ts',
