@@ -180,3 +180,42 @@ test('a pass runs just after the next expiry it knows of, not an interval later'
   // The pass at start, then the one at the expiry.
   expect(passes).toBe(2);
 });
+
+test('a deletion that failed on the client but took effect is still a reaped (and audited) grant', async () => {
+  const { k8s } = fakeCluster(2, 0);
+  const gone = new Set<string>();
+  const core = k8s.core as unknown as Record<string, unknown>;
+  // The API server applies the delete, but the answer never arrives (the client's deadline fires).
+  core.deleteNamespacedServiceAccount = async ({ name }: { name: string }) => {
+    gone.add(name);
+    throw new Error('This operation was aborted');
+  };
+  core.readNamespacedServiceAccount = async ({ name }: { name: string }) => {
+    if (gone.has(name)) throw notFound();
+    return sa(name, '2026-06-01T11:00:00Z');
+  };
+  const audit: string[] = [];
+  const r = new Reaper(k8s, {
+    namespaces: () => ['ci'],
+    intervalSeconds: 1,
+    lease: { namespace: 'broker', name: 'reaper', identity: 'me' },
+    logger: silentLogger,
+    audit: { record: (e) => void audit.push(String(e.grantId)) },
+    now: () => NOW,
+  });
+  const result = await r.runOnce();
+  expect(result.reaped.sort()).toEqual([grantId('e', 0), grantId('e', 1)]);
+  expect(result.failed).toEqual([]);
+  expect(audit.sort()).toEqual([grantId('e', 0), grantId('e', 1)]);
+
+  // The control: the delete fails and the ServiceAccount is still there: a failure, retried later.
+  const { k8s: k2 } = fakeCluster(1, 0);
+  const core2 = k2.core as unknown as Record<string, unknown>;
+  core2.deleteNamespacedServiceAccount = async () => {
+    throw new Error('This operation was aborted');
+  };
+  core2.readNamespacedServiceAccount = async ({ name }: { name: string }) => sa(name, '2026-06-01T11:00:00Z');
+  const r2 = await reaper(k2).runOnce();
+  expect(r2.reaped).toEqual([]);
+  expect(r2.failed).toEqual([grantId('e', 0)]);
+});

@@ -82,7 +82,12 @@ test(`${GRANTS} expired grants are all reaped by one broker's passes; a live gra
   if (problems.length > 0)
     console.log(`broker warnings and errors (first 5 of ${problems.length}):`, problems.slice(0, 5));
   expect(await grantRoots()).toEqual([live.grantId]);
-  const reaped = broker.auditLines.filter((l) => l.action === 'reap').map((l) => String(l.grantId));
+  const reapLines = broker.auditLines.filter((l) => l.action === 'reap');
+  const at = reapLines.map((l) => Date.parse(String(l.time)) - started).sort((x, y) => x - y);
+  console.log(
+    `reap audit lines: first ${at[0]} ms, median ${at[at.length >> 1]} ms, last ${at.at(-1)} ms after start`,
+  );
+  const reaped = reapLines.map((l) => String(l.grantId));
   expect(reaped.sort()).toEqual([...expired].sort());
   // Every dependent of the reaped grants goes too (explicitly, or by garbage collection); the live
   // grant keeps its access and self-revoke objects.
