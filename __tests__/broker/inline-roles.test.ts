@@ -230,7 +230,7 @@ describe('the shared Role is kept equal to the policy', () => {
         readShared().then((r) => (JSON.stringify(r.rules) === JSON.stringify(RULES) ? true : undefined)),
       );
     } finally {
-      roles.stop();
+      await roles.stop();
     }
     // A policy reload with narrower rules: the next grant's ensure() rewrites the Role first.
     const narrower = [{ apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get'] }];

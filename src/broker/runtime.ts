@@ -158,7 +158,7 @@ export async function runBroker(
         parts.logger.info('shutting down', { inFlight: server.inFlight(), graceMs: config.shutdownGraceMs });
         await Promise.all([server.close(config.shutdownGraceMs), reaper.stop()]);
         roleVetting.stop();
-        inlineRoles.stop();
+        await inlineRoles.stop();
         // Last, so metrics stay scrapable while the public listener drains.
         await internal.close(0);
         await grantWork.idle();

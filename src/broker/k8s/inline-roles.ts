@@ -52,6 +52,7 @@ type Entry = { rulesKey: string; ready: Promise<string> };
 export class InlineRoles {
   private readonly entries = new Map<string, Entry>();
   private timer: NodeJS.Timeout | undefined;
+  private rechecking: Promise<unknown> | undefined;
 
   constructor(
     private readonly k8s: Pick<K8sClients, 'rbac'>,
@@ -90,23 +91,35 @@ export class InlineRoles {
   start(uses: () => readonly InlineRoleUse[], everyMs = RECHECK_MS): void {
     if (this.timer) return;
     const tick = () => {
-      void Promise.all(
-        uses().map(async (use) => {
-          const key = `${use.namespace}/${use.role}`;
-          try {
-            const name = await this.reconcile(use);
-            const rules = rulesKey(use.rules.map(toPolicyRule));
-            this.entries.set(key, { rulesKey: rules, ready: Promise.resolve(name) });
-          } catch (err) {
-            this.entries.delete(key);
-            this.logFailure(use, err);
-          }
-        }),
-      ).finally(() => {
+      this.rechecking = Promise.all(uses().map((use) => this.recheck(use))).then(() => {
         if (this.timer) this.timer = setTimeout(tick, everyMs).unref();
       });
     };
     this.timer = setTimeout(tick, everyMs).unref();
+  }
+
+  /** Stops the re-checks; resolves once one in progress has finished. */
+  async stop(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.rechecking;
+  }
+
+  private async recheck(use: InlineRoleUse): Promise<void> {
+    const key = `${use.namespace}/${use.role}`;
+    const before = this.entries.get(key);
+    try {
+      const name = await this.reconcile(use);
+      // Unless an ensure() with other rules (a policy reload) took the entry meanwhile.
+      if (this.entries.get(key) === before)
+        this.entries.set(key, {
+          rulesKey: rulesKey(use.rules.map(toPolicyRule)),
+          ready: Promise.resolve(name),
+        });
+    } catch (err) {
+      if (this.entries.get(key) === before) this.entries.delete(key);
+      this.logFailure(use, err);
+    }
   }
 
   private logFailure(use: InlineRoleUse, err: unknown): void {
@@ -115,11 +128,6 @@ export class InlineRoles {
       role: use.role,
       error: describeK8sError(err),
     });
-  }
-
-  stop(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
   }
 
   private async reconcile(use: InlineRoleUse): Promise<string> {
