@@ -4,7 +4,7 @@
 // take a little time stands in for the API; real-cluster reaping is in the broker's tests and
 // measured by bench/scenarios/reaper.ts.
 import { expect, test } from '@jest/globals';
-import { Reaper, REAP_CONCURRENCY } from '../../src/broker/k8s/reaper.js';
+import { LIST_DEPENDENTS_FROM, Reaper, REAP_CONCURRENCY } from '../../src/broker/k8s/reaper.js';
 import type { K8sClients } from '../../src/broker/k8s/clients.js';
 import { silentLogger } from '../../test/support/logger.js';
 import { grantServiceAccount as sa } from '../../test/support/grant-objects.js';
@@ -49,14 +49,20 @@ function fakeCluster(expired: number, live: number) {
       ownerReferences: [{ apiVersion: 'v1', kind: 'ServiceAccount', uid: `uid-${name.slice(0, 36)}` }],
     },
   });
+  let reads = 0;
+  // From LIST_DEPENDENTS_FROM expired grants on, the reaper lists these once instead of reading.
+  const bindings = items.flatMap((i) => [owned(i.metadata), owned({ name: `${i.metadata.name}-revoke` })]);
   const k8s = {
     core: {
       listNamespacedServiceAccount: async () => ({ items }),
       deleteNamespacedServiceAccount: ({ name }: { name: string }) => track(`sa ${name}`),
     },
     rbac: {
-      readNamespacedRoleBinding: async (o: { name: string }) => owned(o),
+      listNamespacedRoleBinding: async () => ({ items: bindings }),
+      listNamespacedRole: async () => ({ items: [] }),
+      readNamespacedRoleBinding: async (o: { name: string }) => (reads++, owned(o)),
       readNamespacedRole: async () => {
+        reads++;
         throw notFound();
       },
       deleteNamespacedRoleBinding: ({ name }: { name: string }) => track(`rb ${name}`),
@@ -72,7 +78,7 @@ function fakeCluster(expired: number, live: number) {
       listNamespacedLease: async () => ({ items: records }),
     },
   } as unknown as K8sClients;
-  return { k8s, calls, maxInFlight: () => maxInFlight };
+  return { k8s, calls, maxInFlight: () => maxInFlight, reads: () => reads };
 }
 
 const reaper = (k8s: K8sClients, concurrency?: number) =>
@@ -87,9 +93,11 @@ const reaper = (k8s: K8sClients, concurrency?: number) =>
   });
 
 test('expired grants are deleted in parallel, never more than the limit at once', async () => {
-  const { k8s, calls, maxInFlight } = fakeCluster(40, 5);
+  const { k8s, calls, maxInFlight, reads } = fakeCluster(40, 5);
   const result = await reaper(k8s).runOnce();
   expect(result.reaped).toHaveLength(40);
+  expect(40).toBeGreaterThanOrEqual(LIST_DEPENDENTS_FROM);
+  expect(reads()).toBe(0);
   expect(result.reaped.some((g) => g.startsWith('gha-a'))).toBe(false);
   expect(maxInFlight()).toBeGreaterThan(1);
   // Each grant has at most two deletes of its own in flight (the parallel Role/revoke deletes 404 at once).
@@ -99,8 +107,115 @@ test('expired grants are deleted in parallel, never more than the limit at once'
 });
 
 test('concurrency 1 is strictly one grant at a time (the old behaviour, as a control)', async () => {
-  const { k8s, maxInFlight } = fakeCluster(10, 0);
+  const { k8s, maxInFlight, reads } = fakeCluster(10, 0);
   const result = await reaper(k8s, 1).runOnce();
   expect(result.reaped).toHaveLength(10);
+  // Below LIST_DEPENDENTS_FROM each grant reads its four dependents.
+  expect(reads()).toBe(40);
   expect(maxInFlight()).toBe(1);
+});
+
+test('a pass runs just after the next expiry it knows of, not an interval later', async () => {
+  // A real clock and an hour-long interval: only the expiry-driven schedule can reap this grant.
+  const expiresAt = new Date(Date.now() + 400).toISOString();
+  const id = grantId('e', 0);
+  const record = {
+    metadata: {
+      name: id,
+      labels: { 'k8s-ephemeral-access.io/namespace': 'ci' },
+      annotations: {
+        'k8s-ephemeral-access.io/expires-at': '2999-01-01T00:00:00Z',
+        'k8s-ephemeral-access.io/grant-expires-at': expiresAt,
+      },
+    },
+  };
+  let passes = 0;
+  let items = [sa(id, expiresAt)];
+  const deleted: string[] = [];
+  const k8s = {
+    core: {
+      listNamespacedServiceAccount: async () => ({ items }),
+      deleteNamespacedServiceAccount: async ({ name }: { name: string }) => {
+        deleted.push(name);
+        items = [];
+      },
+    },
+    rbac: {
+      readNamespacedRoleBinding: async () => {
+        throw notFound();
+      },
+      readNamespacedRole: async () => {
+        throw notFound();
+      },
+    },
+    coordination: {
+      readNamespacedLease: async () => {
+        throw notFound();
+      },
+      createNamespacedLease: async () => ({}),
+      replaceNamespacedLease: async () => ({}),
+      deleteNamespacedLease: async () => undefined,
+      listNamespacedLease: async () => {
+        passes += 1;
+        return { items: [record] };
+      },
+    },
+  } as unknown as K8sClients;
+  const r = new Reaper(k8s, {
+    namespaces: () => ['ci'],
+    intervalSeconds: 3600,
+    lease: { namespace: 'broker', name: 'reaper', identity: 'me' },
+    logger: silentLogger,
+    audit: { record: () => undefined },
+  });
+  r.start();
+  try {
+    // A generous bound against hangs only; the interval is an hour.
+    const until = Date.now() + 10_000;
+    while (deleted.length === 0 && Date.now() < until) await tick();
+  } finally {
+    await r.stop();
+  }
+  expect(deleted).toEqual([id]);
+  // The pass at start, then the one at the expiry.
+  expect(passes).toBe(2);
+});
+
+test('a deletion that failed on the client but took effect is still a reaped (and audited) grant', async () => {
+  const { k8s } = fakeCluster(2, 0);
+  const gone = new Set<string>();
+  const core = k8s.core as unknown as Record<string, unknown>;
+  // The API server applies the delete, but the answer never arrives (the client's deadline fires).
+  core.deleteNamespacedServiceAccount = async ({ name }: { name: string }) => {
+    gone.add(name);
+    throw new Error('This operation was aborted');
+  };
+  core.readNamespacedServiceAccount = async ({ name }: { name: string }) => {
+    if (gone.has(name)) throw notFound();
+    return sa(name, '2026-06-01T11:00:00Z');
+  };
+  const audit: string[] = [];
+  const r = new Reaper(k8s, {
+    namespaces: () => ['ci'],
+    intervalSeconds: 1,
+    lease: { namespace: 'broker', name: 'reaper', identity: 'me' },
+    logger: silentLogger,
+    audit: { record: (e) => void audit.push(String(e.grantId)) },
+    now: () => NOW,
+  });
+  const result = await r.runOnce();
+  expect(result.reaped.sort()).toEqual([grantId('e', 0), grantId('e', 1)]);
+  expect(result.failed).toEqual([]);
+  expect(audit.sort()).toEqual([grantId('e', 0), grantId('e', 1)]);
+
+  // The control: the delete fails and the ServiceAccount is still there: a failure, retried later.
+  const { k8s: k2 } = fakeCluster(1, 0);
+  const core2 = k2.core as unknown as Record<string, unknown>;
+  core2.deleteNamespacedServiceAccount = async () => {
+    throw new Error('This operation was aborted');
+  };
+  core2.readNamespacedServiceAccount = async ({ name }: { name: string }) => sa(name, '2026-06-01T11:00:00Z');
+  const r2 = await reaper(k2).runOnce();
+  expect(r2.reaped).toEqual([]);
+  expect(r2.failed).toEqual([grantId('e', 0)]);
 });

@@ -6,6 +6,9 @@
 // The parallel shape keeps only the true data dependencies: the bindings and the TokenRequest need
 // the ServiceAccount's uid, a RoleBinding to the revoke Role needs that Role to exist (RBAC
 // escalation check). It is the fastest any client could do the same work.
+// An inline role's grant writes these very objects: its RoleBinding names the Role the role shares
+// in the namespace (src/broker/k8s/inline-roles.ts) instead of a ClusterRole, and that Role exists
+// before any grant, so a ClusterRole target is its floor too.
 import { randomUUID } from 'node:crypto';
 import type { VerifiedClaims } from '../../src/broker/types.js';
 import {

@@ -7,6 +7,7 @@ import type { AuditLog } from './audit.js';
 import type { BrokerMetrics } from './metrics.js';
 import type { GrantWork } from './grant-work.js';
 import type { AddressSet } from './net/cidr.js';
+import type { InlineRoles } from './k8s/inline-roles.js';
 
 export interface BrokerDeps {
   verifier: TokenVerifier;
@@ -34,4 +35,6 @@ export interface BrokerDeps {
   grantWork?: GrantWork;
   /** Gateway mode: this replica's live-grant table, so a revocation here takes effect before the answer. */
   liveGrants?: { forget(grantId: string): void };
+  /** The shared Roles of inline roles; without it each inline grant reconciles its Role afresh. */
+  inlineRoles?: InlineRoles;
 }

@@ -63,6 +63,7 @@ export async function startLivePolicy(
       namespaces: () => running.engine.namespaces(),
       namedRoles: () => running.engine.namedRoles(),
       sourceAllowed: (ruleName, address) => running.engine.sourceAllowed(ruleName, address),
+      inlineRoles: () => running.engine.inlineRoles?.() ?? [],
     },
     sha256: () => running.sha256,
     async replace(next, digest) {

@@ -16,8 +16,12 @@ export const RUN_ID_LABEL = `${LABEL_PREFIX}/run-id`;
 export const RUN_ATTEMPT_LABEL = `${LABEL_PREFIX}/run-attempt`;
 /** The job (GitHub's check_run_id claim), when the token carries it: what OIDC revocation matches. */
 export const CHECK_RUN_ID_LABEL = `${LABEL_PREFIX}/check-run-id`;
-/** Which part of a grant an object is: 'grant' (the job's access) or 'revoke' (self-revocation). */
+/**
+ * Which part of a grant an object is: 'grant' (the job's access) or 'revoke' (self-revocation); or
+ * INLINE_ROLE_PART on the Role an inline role's grants share, which belongs to no grant.
+ */
 export const PART_LABEL = `${LABEL_PREFIX}/part`;
+export const INLINE_ROLE_PART = 'inline-role';
 
 export const EXPIRES_AT_ANNOTATION = `${LABEL_PREFIX}/expires-at`;
 export const REPOSITORY_ANNOTATION = `${LABEL_PREFIX}/repository`;
@@ -54,6 +58,10 @@ export function grantIdFor(
 export const isGrantId = (s: string): boolean => GRANT_ID_PATTERN.test(s);
 
 export const revokeObjectName = (grantId: string): string => `${grantId}${REVOKE_SUFFIX}`;
+
+export const INLINE_ROLE_PREFIX = 'k8s-ea-inline-';
+/** The Role every grant of one inline policy role shares in a namespace (role names are DNS-1123 labels). */
+export const inlineRoleName = (role: string): string => `${INLINE_ROLE_PREFIX}${role}`;
 
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 

@@ -21,6 +21,7 @@ import {
   type RunningGateway,
 } from './gateway/start-gateway.js';
 import { reportInClusterAddress } from './k8s/in-cluster-address.js';
+import { InlineRoles } from './k8s/inline-roles.js';
 
 /** The request limits (config.ts fills every one; tests may leave the revocation rate to its default). */
 export interface BrokerLimits {
@@ -103,6 +104,11 @@ export async function runBroker(
     const fromPodConfig = config.kubeconfig === undefined && config.clusterServer === undefined;
     reportInClusterAddress(endpoint.server, fromPodConfig, parts.logger, metrics);
   }
+  // Before listening too, so the first grant of each inline role finds its Role; a failure is
+  // logged and retried by that grant (and refuses it as today when the broker lacks the rules).
+  const inlineRoles = new InlineRoles(k8s, parts.logger.child({ component: 'inline-roles' }));
+  const inlineUses = () => policy.inlineRoles?.() ?? [];
+  await inlineRoles.ensureAll(inlineUses());
   const grantWork = createGrantWork();
   const trustedProxies = createAddressSet(config.trustedProxies ?? []);
   const stopStarted = async () => {
@@ -135,6 +141,7 @@ export async function runBroker(
     });
   }
   const app = createBrokerApp({
+    inlineRoles,
     grantWork,
     verifier: parts.verifier,
     policy,
@@ -172,6 +179,7 @@ export async function runBroker(
     await stopStarted();
     throw err;
   });
+  inlineRoles.start(inlineUses);
   let internal;
   try {
     // Plain HTTP on purpose: it carries no credential, only counters and probe answers.
@@ -220,6 +228,7 @@ export async function runBroker(
           reaper.stop(),
         ]);
         live.stop();
+        await inlineRoles.stop();
         // Last, so metrics stay scrapable while the public listener drains.
         await internal.close(0);
         await grantWork.idle();

@@ -1,6 +1,14 @@
 // The broker's internal seams. Each module implements one of these; app wiring joins them.
 import type { ExchangeRequest, RuleSummary } from '../shared/api.js';
 
+/** One inline role of the policy in one namespace where a rule may grant it. */
+export interface InlineRoleUse {
+  namespace: string;
+  /** The policy's role name (a DNS-1123 label). */
+  role: string;
+  rules: RuleSummary[];
+}
+
 /** Claims of a GitHub Actions OIDC token after signature and standard-claim checks passed. */
 export interface VerifiedClaims {
   iss: string;
@@ -71,4 +79,6 @@ export interface PolicyEngine {
   namespaces(): readonly string[];
   /** Every named ClusterRole, and every named Role per namespace, that a rule can grant. */
   namedRoles(): readonly NamedRole[];
+  /** Every inline role a rule can grant, per namespace: the shared Roles the broker keeps (k8s/inline-roles.ts). */
+  inlineRoles?(): readonly InlineRoleUse[];
 }

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { dump, loadAll } from 'js-yaml';
 import { clusterEndpoint, coreApi, kubectlAdmin, tryKubectlAdmin, uniqueName } from './cluster.js';
 import { repoRoot } from './repo-root.js';
+import { INLINE_ROLE_PREFIX, inlineRoleName } from '../../src/broker/naming.js';
 
 const deployDir = join(repoRoot, 'deploy');
 
@@ -83,6 +84,8 @@ export interface BrokerRbacOptions {
   tokenSeconds?: number;
   /** More ClusterRoles the broker may bind and read, as an admin adds the policy's roles to deploy/. */
   jobClusterRoles?: string[];
+  /** The policy's inline role names, whose shared Roles the broker may update and bind (as deploy/ lists them). */
+  inlineRoles?: string[];
 }
 
 export interface BrokerRbac {
@@ -106,13 +109,17 @@ export function renderBrokerRbac(
   namespaces: string[],
   brokerNamespace: string,
   jobClusterRoles: string[] = [],
+  inlineRoles: string[] = [],
 ): K8sDoc[] {
   const suffix = `-${brokerNamespace}`;
   const out: K8sDoc[] = [];
   const addJobClusterRoles = (d: K8sDoc) => {
-    for (const rule of d.rules ?? [])
+    for (const rule of d.rules ?? []) {
       if ((rule.resources as string[] | undefined)?.includes('clusterroles') && rule.resourceNames)
         rule.resourceNames.push(...jobClusterRoles);
+      if (rule.resourceNames?.some((n) => n.startsWith(INLINE_ROLE_PREFIX)))
+        rule.resourceNames.push(...inlineRoles.map(inlineRoleName));
+    }
   };
   const fixSubjects = (d: K8sDoc) => {
     for (const s of d.subjects ?? [])
@@ -165,7 +172,7 @@ export async function installBrokerRbac(
     });
     createdNamespace = true;
   }
-  const docs = renderBrokerRbac(namespaces, brokerNamespace, opts.jobClusterRoles);
+  const docs = renderBrokerRbac(namespaces, brokerNamespace, opts.jobClusterRoles, opts.inlineRoles);
   const appliedYaml = docs.map((d) => dump(d)).join('---\n');
   applyIdempotently(appliedYaml);
 

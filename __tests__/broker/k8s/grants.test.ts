@@ -10,6 +10,7 @@ import {
   grantIdFor,
   EXPIRES_AT_ANNOTATION,
   MANAGED_BY_LABEL,
+  inlineRoleName,
   revokeObjectName,
 } from '../../../src/broker/naming.js';
 import type { Grantable, VerifiedClaims } from '../../../src/broker/types.js';
@@ -211,9 +212,20 @@ describe('grant creation under the deploy/ RBAC', () => {
       kubectlStatus(kc, ['get', 'serviceaccounts']).ok ? true : undefined,
     );
     expect(kubectlStatus(kc, ['get', 'pods'])).toMatchObject({ ok: false, status: 403 });
-    expect(managedObjects([ns.name]).filter((o) => o.includes(g.grantId))).toHaveLength(5);
+    // The grant binds the Role its inline role shares in the namespace, which no grant owns.
+    expect(managedObjects([ns.name]).filter((o) => o.includes(g.grantId))).toEqual(
+      [
+        `${ns.name}/RoleBinding/${g.grantId}`,
+        `${ns.name}/RoleBinding/${revokeObjectName(g.grantId)}`,
+        `${ns.name}/Role/${revokeObjectName(g.grantId)}`,
+        `${ns.name}/ServiceAccount/${g.grantId}`,
+      ].sort(),
+    );
+    const binding = await rbacApi().readNamespacedRoleBinding({ name: g.grantId, namespace: ns.name });
+    expect(binding.roleRef).toMatchObject({ kind: 'Role', name: inlineRoleName('list-sa') });
     await deleteGrantObjects(k8s, ns.name, g.grantId);
     expect(managedObjects([ns.name]).filter((o) => o.includes(g.grantId))).toEqual([]);
+    expect(managedObjects([ns.name])).toContain(`${ns.name}/Role/${inlineRoleName('list-sa')}`);
   });
 
   test('deleting a grant: authorization goes first (403), then authentication (401); repeating is harmless', async () => {

@@ -94,6 +94,7 @@ async function exchange(
     grant = await createGrant(deps.k8s, ctx.claims, grantable, {
       now: deps.now,
       expiresAt,
+      inlineRoles: deps.inlineRoles,
       onRollbackError: logRollbackError,
       onSelfRevokeError: (grantId, err) =>
         deps.logger.error(

@@ -1,13 +1,15 @@
 // Creates a grant: the ServiceAccount (root, carrying labels and the expiry), then in parallel its
-// RoleBinding (and a per-grant Role for inline rules) and a TokenRequest; a failure there deletes
-// whatever was created. Then, off the answer's path, the self-revoke Role + RoleBinding. Every
-// object is owned by the ServiceAccount.
+// RoleBinding and a TokenRequest; a failure there deletes whatever was created. Then, off the
+// answer's path, the self-revoke Role + RoleBinding. Every object is owned by the ServiceAccount.
+// An inline role's grants bind the Role they share in the namespace (k8s/inline-roles.ts), which
+// exists before the ServiceAccount is created and belongs to no grant.
 import type { V1OwnerReference, V1PolicyRule } from '@kubernetes/client-node';
 import { BrokerError } from '../../shared/errors.js';
 import type { Grantable, VerifiedClaims } from '../types.js';
 import type { K8sClients } from './clients.js';
 import { describeK8sError, isAlreadyExists, isRefused, statusCodeOf } from './errors.js';
 import { deleteGrantObjects } from './revoke.js';
+import { InlineRoles } from './inline-roles.js';
 import { PART_LABEL, grantAnnotations, grantIdFor, grantLabels, revokeObjectName } from '../naming.js';
 import { credentialIdOf } from '../audit.js';
 import { requestGrantToken } from './grant-token.js';
@@ -41,6 +43,8 @@ export interface CreateGrantOptions {
   onSelfRevokeError?: (grantId: string, err: unknown) => void;
   /** Called with a description of each rollback failure; the reaper will find leftovers by label. */
   onRollbackError?: (what: string, err: unknown) => void;
+  /** The broker's shared inline Roles; without it, each inline grant reconciles its Role afresh. */
+  inlineRoles?: InlineRoles;
 }
 
 export async function createGrant(
@@ -59,6 +63,25 @@ export async function createGrant(
     role: grantable.role,
     ruleName: grantable.ruleName,
   });
+
+  // 0. An inline role's shared Role, before anything of the grant exists: a Role the broker may not
+  // create (it lacks those permissions) leaves nothing to roll back. Usually already there.
+  let roleRef: { apiGroup: string; kind: string; name: string };
+  if (grantable.roleRef.kind === 'Inline') {
+    const inline = options.inlineRoles ?? new InlineRoles(k8s);
+    try {
+      const name = await inline.ensure({
+        namespace,
+        role: grantable.roleRef.name,
+        rules: grantable.roleRef.rules,
+      });
+      roleRef = { apiGroup: RBAC_GROUP, kind: 'Role', name };
+    } catch (err) {
+      throw clusterError('reconcile the inline role', err);
+    }
+  } else {
+    roleRef = { apiGroup: RBAC_GROUP, kind: grantable.roleRef.kind, name: grantable.roleRef.name };
+  }
 
   // 1. The root. Its name is the grant id, so a replayed JWT stops here with AlreadyExists.
   let uid: string;
@@ -96,17 +119,11 @@ export async function createGrant(
   // docs/benchmarks.md), and the job needs this permission only when it ends, not now.
   const revokeBinding = async (): Promise<void> => {
     const name = revokeObjectName(grantId);
+    // Never the shared inline Role: other grants bind it.
     const rules: V1PolicyRule[] = [
       { apiGroups: [RBAC_GROUP], resources: ['rolebindings'], verbs: ['delete'], resourceNames: [grantId] },
       { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['delete'], resourceNames: [grantId] },
     ];
-    if (grantable.roleRef.kind === 'Inline')
-      rules.push({
-        apiGroups: [RBAC_GROUP],
-        resources: ['roles'],
-        verbs: ['delete'],
-        resourceNames: [grantId],
-      });
     await k8s.rbac.createNamespacedRole({ namespace, body: { metadata: meta(name, 'revoke'), rules } });
     await k8s.rbac.createNamespacedRoleBinding({
       namespace,
@@ -120,16 +137,6 @@ export async function createGrant(
 
   try {
     const accessBinding = async (): Promise<void> => {
-      let roleRef: { apiGroup: string; kind: string; name: string };
-      if (grantable.roleRef.kind === 'Inline') {
-        await k8s.rbac.createNamespacedRole({
-          namespace,
-          body: { metadata: meta(grantId, 'grant'), rules: grantable.roleRef.rules.map(toPolicyRule) },
-        });
-        roleRef = { apiGroup: RBAC_GROUP, kind: 'Role', name: grantId };
-      } else {
-        roleRef = { apiGroup: RBAC_GROUP, kind: grantable.roleRef.kind, name: grantable.roleRef.name };
-      }
       await k8s.rbac.createNamespacedRoleBinding({
         namespace,
         body: { metadata: meta(grantId, 'grant'), roleRef, subjects: [subject] },
@@ -160,17 +167,6 @@ export async function createGrant(
     );
     throw clusterError('create grant objects', err);
   }
-}
-
-function toPolicyRule(r: {
-  apiGroups: string[];
-  resources: string[];
-  verbs: string[];
-  resourceNames?: string[];
-}) {
-  const rule: V1PolicyRule = { apiGroups: r.apiGroups, resources: r.resources, verbs: r.verbs };
-  if (r.resourceNames?.length) rule.resourceNames = r.resourceNames;
-  return rule;
 }
 
 /** Maps a Kubernetes failure to a generic client error; the log keeps the API's own message. */

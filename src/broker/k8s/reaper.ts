@@ -1,5 +1,6 @@
 // The reaper: the safety net for grants whose revocation never came (runner died, job cancelled
-// hard, broker unreachable). Every interval, the replica holding the lease reads the broker's
+// hard, broker unreachable). Every interval, and as soon as the next grant it knows of expires,
+// the replica holding the lease reads the broker's
 // JWT-use records (one LIST in its own namespace), lists the ServiceAccounts of every namespace the
 // policy or a record names (one LIST each), and deletes the grants past their expiry. It deletes
 // only what it can prove is a grant (k8s/grant-proof.ts, and ownerReferences for the dependents);
@@ -8,8 +9,8 @@
 // later passes, forever: an expired grant must never become permanent.
 import type { V1ServiceAccount } from '@kubernetes/client-node';
 import type { K8sClients } from './clients.js';
-import { describeK8sError } from './errors.js';
-import { deleteGrantObjects } from './revoke.js';
+import { describeK8sError, isNotFound } from './errors.js';
+import { deleteGrantObjects, listDependents, type KnownDependents } from './revoke.js';
 import { LeaderLease } from './lease.js';
 import { deleteJwtUse, listJwtUses, type JwtUseRecord } from './replay-ledger.js';
 import { proveGrants, type ProvenGrant } from './grant-proof.js';
@@ -32,8 +33,18 @@ export interface ReaperOptions {
   concurrency?: number;
 }
 
-/** Enough to hide the API round trips, few enough not to flood the API server after an outage. */
-export const REAP_CONCURRENCY = 8;
+/**
+ * Enough to hide the API round trips (twice the 8 that reaped ~80 grants/s, now with half the
+ * requests per grant, docs/benchmarks.md), few enough not to flood the API server after an outage:
+ * on a saturated one, more in flight only makes each call slower.
+ */
+export const REAP_CONCURRENCY = 16;
+/** From this many expired grants in a namespace, one LIST of its Roles and RoleBindings replaces four reads per grant. */
+export const LIST_DEPENDENTS_FROM = 16;
+/** A pass scheduled at a grant's expiry runs this much after it (expiries are whole seconds). */
+const EXPIRY_SLACK_MS = 50;
+/** Never two passes closer than this, whatever the expiries say. */
+const MIN_GAP_MS = 250;
 
 type Backoff = { failures: number; nextPass: number };
 
@@ -57,6 +68,8 @@ export interface ReapPassResult {
   forged: string[];
   /** Namespaces that could not be listed this pass. */
   failedNamespaces: string[];
+  /** Epoch ms: the earliest expiry still ahead among the grants and records seen (leader only). */
+  nextExpiry?: number;
 }
 
 export class Reaper {
@@ -88,16 +101,29 @@ export class Reaper {
   start(): void {
     if (this.timer) return;
     const tick = () => {
+      let next: number | undefined;
       this.running = this.runOnce()
+        .then((r) => void (next = r.nextExpiry))
         .catch((err: unknown) =>
           this.options.logger.warn('reaper pass failed', { error: describeK8sError(err) }),
         )
         .finally(() => {
           this.running = undefined;
-          if (this.timer) this.timer = setTimeout(tick, this.options.intervalSeconds * 1000);
+          if (this.timer) this.timer = setTimeout(tick, this.delayUntilNextPass(next));
         });
     };
     this.timer = setTimeout(tick, 0);
+  }
+
+  /**
+   * The interval, or less when a known grant expires sooner: the pass runs just after that expiry
+   * instead of up to an interval later. Grants created after this pass by another replica are
+   * seen through their JWT-use records on the next one, at the latest after the interval.
+   */
+  private delayUntilNextPass(nextExpiry: number | undefined): number {
+    const interval = this.options.intervalSeconds * 1000;
+    if (nextExpiry === undefined) return interval;
+    return Math.min(interval, Math.max(MIN_GAP_MS, nextExpiry - this.now() + EXPIRY_SLACK_MS));
   }
 
   async stop(): Promise<void> {
@@ -124,6 +150,10 @@ export class Reaper {
     const now = this.now();
     // Without the records nothing can be proven, so the pass stops here (and is logged by start()).
     const records = await listJwtUses(this.k8s, this.options.lease.namespace);
+    const ahead = (t: number | undefined) => {
+      if (t !== undefined && t > now) result.nextExpiry = Math.min(result.nextExpiry ?? Infinity, t);
+    };
+    for (const r of records.values()) ahead(r.grantExpiresAt);
     // Grant ids whose grant still exists, or may: their records stay.
     const present = new Set<string>();
     for (const namespace of this.namespacesToVisit(records)) {
@@ -143,6 +173,7 @@ export class Reaper {
       for (const grant of proven) {
         present.add(grant.grantId);
         result.seen += 1;
+        ahead(grant.expiresAt);
         if (grant.expiresAt > now || grant.serviceAccount.metadata?.deletionTimestamp) continue;
         const key = `${namespace}/${grant.grantId}`;
         const b = this.backoff.get(key);
@@ -152,13 +183,27 @@ export class Reaper {
         }
         expired.push({ grant, key, b });
       }
+      // Many at once: one listing of the namespace's Roles and RoleBindings rather than four
+      // reads per grant (if it fails, each grant reads its own).
+      let known: KnownDependents | undefined;
+      if (expired.length >= LIST_DEPENDENTS_FROM)
+        known = await listDependents(this.k8s, namespace).catch((err: unknown) => {
+          this.options.logger.warn(
+            'cannot list the Roles and RoleBindings of a namespace; reading them per grant',
+            {
+              namespace,
+              error: describeK8sError(err),
+            },
+          );
+          return undefined;
+        });
       // Several grants at a time: one by one, each grant's dependent round trips made the lag
       // grow by ~30 ms per expired grant (30 s for 1,000; bench/, docs/benchmarks.md).
       await forEachLimited(
         expired,
         this.options.concurrency ?? REAP_CONCURRENCY,
         async ({ grant, key, b }) => {
-          if (await this.reap(namespace, grant, key, b)) {
+          if (await this.reap(namespace, grant, key, known, b)) {
             present.delete(grant.grantId);
             result.reaped.push(grant.grantId);
           } else {
@@ -214,10 +259,24 @@ export class Reaper {
   }
 
   /** Deletes one proven, expired grant; false when it failed (retried with backoff). */
-  private async reap(namespace: string, grant: ProvenGrant, key: string, b?: Backoff): Promise<boolean> {
+  private async reap(
+    namespace: string,
+    grant: ProvenGrant,
+    key: string,
+    known: KnownDependents | undefined,
+    b?: Backoff,
+  ): Promise<boolean> {
     const { grantId, uid, serviceAccount: sa } = grant;
     try {
-      const deleted = await deleteGrantObjects(this.k8s, namespace, grantId, { ownedBy: uid });
+      const deleted = await deleteGrantObjects(this.k8s, namespace, grantId, { ownedBy: uid, known }).catch(
+        async (err: unknown) => {
+          // A call that timed out may still have been applied: if the root is gone, so is the
+          // grant (the garbage collector takes what it owned), and it must be audited now, since
+          // no later pass will see it.
+          if (await this.rootGone(namespace, grantId, uid)) return { notOwned: [] };
+          throw err;
+        },
+      );
       for (const object of deleted.notOwned ?? [])
         this.options.logger.warn(
           'an object named after an expired grant is not owned by the grant; leaving it',
@@ -255,6 +314,16 @@ export class Reaper {
         error: describeK8sError(err),
       });
       return false;
+    }
+  }
+
+  /** True only when the API server says this ServiceAccount (this uid) no longer exists. */
+  private async rootGone(namespace: string, name: string, uid: string): Promise<boolean> {
+    try {
+      const sa = await this.k8s.core.readNamespacedServiceAccount({ name, namespace });
+      return sa.metadata?.uid !== uid;
+    } catch (err) {
+      return isNotFound(err);
     }
   }
 

@@ -2,7 +2,13 @@
 import type { V1ObjectMeta, V1ServiceAccount } from '@kubernetes/client-node';
 import type { K8sClients } from './clients.js';
 import { deleteIgnoringNotFound, isNotFound } from './errors.js';
-import { GRANT_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, revokeObjectName } from '../naming.js';
+import {
+  GRANT_ID_PREFIX,
+  GRANT_LABEL,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  revokeObjectName,
+} from '../naming.js';
 
 export interface DeletedGrant {
   /** Whether the ServiceAccount (the grant's root) was still there. */
@@ -23,16 +29,20 @@ type Dependent = { kind: 'Role' | 'RoleBinding'; name: string };
  * having created it) and delete by name. The reaper passes `ownedBy` (the ServiceAccount's uid):
  * then a dependent is read first and deleted only if it carries an ownerReference to that uid,
  * with its own uid as precondition, so an object someone else put under the grant's name stays.
+ * With `known` (from listDependents), the reads are skipped: an object absent from that listing
+ * is not deleted here, and if the grant owns it the garbage collector deletes it with the root.
  */
 export async function deleteGrantObjects(
   k8s: K8sClients,
   namespace: string,
   grantId: string,
-  options: { uid?: string; ownedBy?: string } = {},
+  options: { uid?: string; ownedBy?: string; known?: KnownDependents } = {},
 ): Promise<DeletedGrant> {
   const revokeName = revokeObjectName(grantId);
   const access: Dependent = { kind: 'RoleBinding', name: grantId };
   const rest: Dependent[] = [
+    // Grants of older brokers had a Role of their own for inline rules; today's bind a shared Role
+    // (k8s/inline-roles.ts), which is named otherwise and never deleted here.
     { kind: 'Role', name: grantId },
     { kind: 'RoleBinding', name: revokeName },
     { kind: 'Role', name: revokeName },
@@ -42,9 +52,13 @@ export async function deleteGrantObjects(
   const ownerUid = options.ownedBy;
   if (ownerUid) {
     // All four reads at once: one round trip more than deleting by name, not four.
+    const known = options.known;
     const found = new Map(
       await Promise.all(
-        [access, ...rest].map(async (d) => [d, await readDependent(k8s, namespace, d)] as const),
+        [access, ...rest].map(
+          async (d) =>
+            [d, known ? known.get(dependentKey(d)) : await readDependent(k8s, namespace, d)] as const,
+        ),
       ),
     );
     remove = async (d) => {
@@ -73,6 +87,32 @@ export async function deleteGrantObjects(
     }),
   );
   return ownerUid ? { serviceAccount, notOwned } : { serviceAccount };
+}
+
+/** Roles and RoleBindings named like a grant's objects, by `kind/name`: what the reaper reads once per pass. */
+export type KnownDependents = ReadonlyMap<string, V1ObjectMeta>;
+
+const dependentKey = (d: Dependent) => `${d.kind}/${d.name}`;
+
+/**
+ * One LIST of Roles and one of RoleBindings in the namespace, instead of four reads per grant;
+ * only objects named with the grant prefix are kept.
+ */
+export async function listDependents(k8s: K8sClients, namespace: string): Promise<KnownDependents> {
+  const [roles, bindings] = await Promise.all([
+    k8s.rbac.listNamespacedRole({ namespace }),
+    k8s.rbac.listNamespacedRoleBinding({ namespace }),
+  ]);
+  const known = new Map<string, V1ObjectMeta>();
+  for (const [kind, items] of [
+    ['Role', roles.items],
+    ['RoleBinding', bindings.items],
+  ] as const)
+    for (const item of items) {
+      const meta = item.metadata;
+      if (meta?.name?.startsWith(GRANT_ID_PREFIX)) known.set(`${kind}/${meta.name}`, meta);
+    }
+  return known;
 }
 
 async function readDependent(

@@ -255,6 +255,7 @@ export function withVettedRoles(policy: PolicyEngine, vetting: RoleVetting): Pol
     namespaces: () => policy.namespaces(),
     namedRoles: () => policy.namedRoles(),
     sourceAllowed: (ruleName, clientAddress) => policy.sourceAllowed(ruleName, clientAddress),
+    inlineRoles: () => policy.inlineRoles?.() ?? [],
     authorize(claims, request, clientAddress) {
       const grantable = policy.authorize(claims, request, clientAddress);
       const refusal = vetting.refusal(grantable);

@@ -7,7 +7,7 @@ import type { ExchangeRequest } from '../../shared/api.js';
 import { MIN_TTL_SECONDS, type Reason } from '../../shared/contract.js';
 import { BrokerError } from '../../shared/errors.js';
 import { createAddressSet, type AddressSet } from '../net/cidr.js';
-import type { Grantable, NamedRole, RoleRef, VerifiedClaims } from '../types.js';
+import type { Grantable, InlineRoleUse, NamedRole, RoleRef, VerifiedClaims } from '../types.js';
 import { matchesClaims } from './matcher.js';
 import type { Policy, PolicyRule, RoleDefinition } from './types.js';
 
@@ -99,6 +99,7 @@ export function createPolicyEngine(rules: PolicyRule[], roles: Record<string, Ro
   const namespaces = Object.freeze([...new Set(rules.flatMap((rule) => rule.namespaces))].sort());
   const namedRoles = Object.freeze(namedRolesOf(rules, roles));
   const byName = new Map(rules.map((rule) => [rule.name, rule]));
+  const inlineRoles = Object.freeze(inlineRolesOf(rules, roles));
   return Object.freeze({
     rules,
     roles,
@@ -109,6 +110,7 @@ export function createPolicyEngine(rules: PolicyRule[], roles: Record<string, Ro
     },
     namespaces: () => namespaces,
     namedRoles: () => namedRoles,
+    inlineRoles: () => inlineRoles,
   });
 }
 
@@ -123,6 +125,19 @@ function namedRolesOf(rules: readonly PolicyRule[], roles: Record<string, RoleDe
       if (def?.kind === 'Role')
         for (const namespace of rule.namespaces)
           found.set(`Role/${namespace}/${def.name}`, { kind: 'Role', name: def.name, namespace });
+    }
+  return [...found.values()];
+}
+
+/** Like namedRolesOf, for the inline roles: one entry per namespace a granting rule lists. */
+function inlineRolesOf(rules: readonly PolicyRule[], roles: Record<string, RoleDefinition>): InlineRoleUse[] {
+  const found = new Map<string, InlineRoleUse>();
+  for (const rule of rules)
+    for (const role of rule.roles) {
+      const def = roles[role];
+      if (def?.kind === 'Inline')
+        for (const namespace of rule.namespaces)
+          found.set(`${namespace}/${role}`, { namespace, role, rules: def.rules });
     }
   return [...found.values()];
 }

@@ -3,6 +3,7 @@
 // ClusterRole + ClusterRoleBinding to read and watch the named ClusterRoles. `rbac generate`
 // prints it (render-yaml.ts), `rbac check` compares the cluster with it (drift.ts), and
 // deploy/job-namespace-rbac.yaml is its output for the example policy.
+import { inlineRoleName } from '../naming.js';
 import type { RuleSummary } from '../../shared/api.js';
 import type { Policy } from '../policy/types.js';
 
@@ -114,12 +115,31 @@ function namespaceRole(namespace: string, needs: NamespaceNeeds, id: BrokerIdent
         resourceNames: needs.roles,
       },
     );
+  if (needs.inline.length > 0) {
+    const shared = needs.inline.map(([roleName]) => inlineRoleName(roleName));
+    rules.push(
+      {
+        why: 'The shared Roles of inline roles: the broker rewrites one that differs from the policy...',
+        apiGroups: [RBAC_GROUP],
+        resources: ['roles'],
+        verbs: ['update'],
+        resourceNames: shared,
+      },
+      {
+        why: "...and binds grants to them without the API server's per-binding escalation check.",
+        apiGroups: [RBAC_GROUP],
+        resources: ['roles'],
+        verbs: ['bind'],
+        resourceNames: shared,
+      },
+    );
+  }
   for (const [roleName, inlineRules] of needs.inline)
     inlineRules.forEach((rule, i) =>
       rules.push({
         // RBAC escalation prevention: a Role can be created only by someone who holds all of it.
         ...(i === 0
-          ? { why: `Inline role "${roleName}": the broker must hold what it puts into the grant's Role.` }
+          ? { why: `Inline role "${roleName}": the broker must hold what it puts into its shared Role.` }
           : {}),
         ...rule,
       }),
