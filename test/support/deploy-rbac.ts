@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { dump, loadAll } from 'js-yaml';
 import { clusterEndpoint, coreApi, kubectlAdmin, tryKubectlAdmin, uniqueName } from './cluster.js';
 import { repoRoot } from './repo-root.js';
-import { INLINE_ROLE_PREFIX, inlineRoleName } from '../../src/broker/naming.js';
+import { inlineRoleName } from '../../src/broker/naming.js';
 
 const deployDir = join(repoRoot, 'deploy');
 
@@ -117,8 +117,16 @@ export function renderBrokerRbac(
     for (const rule of d.rules ?? []) {
       if ((rule.resources as string[] | undefined)?.includes('clusterroles') && rule.resourceNames)
         rule.resourceNames.push(...jobClusterRoles);
-      if (rule.resourceNames?.some((n) => n.startsWith(INLINE_ROLE_PREFIX)))
-        rule.resourceNames.push(...inlineRoles.map(inlineRoleName));
+    }
+    // The shared Roles of inline roles, as `rbac generate` lists them for a policy that has some.
+    if (d.kind === 'Role' && d.metadata.namespace === DEPLOY_JOB_NAMESPACE && inlineRoles.length > 0) {
+      const resourceNames = inlineRoles.map(inlineRoleName);
+      const group = 'rbac.authorization.k8s.io';
+      d.rules = [
+        ...(d.rules ?? []),
+        { apiGroups: [group], resources: ['roles'], verbs: ['update'], resourceNames },
+        { apiGroups: [group], resources: ['roles'], verbs: ['bind'], resourceNames: [...resourceNames] },
+      ];
     }
   };
   const fixSubjects = (d: K8sDoc) => {
