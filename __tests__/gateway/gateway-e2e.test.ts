@@ -4,7 +4,7 @@
 // what the job received; after post the gateway answers 401 and the open watch is closed.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dump, load } from 'js-yaml';
@@ -13,6 +13,7 @@ import { clusterEndpoint, kubectlAdmin, readAudit, waitFor } from '../../test/su
 import { startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
 import { ensureActionBuilt, type RunnerJob } from '../../test/support/runner.js';
 import { gatewayRequest } from './support/gateway-client.js';
+import { ensureHelm, HELM_COMMAND } from '../../test/support/helm.js';
 
 let env: BrokerEnv;
 let broker: RunningBroker;
@@ -213,4 +214,55 @@ describe('gateway mode with the action and kubectl', () => {
       }
     });
   });
+  test('a real Helm client installs, upgrades, lists and uninstalls a release through the gateway', async () => {
+    ensureHelm();
+    const chart = join(dir, 'tiny-chart');
+    mkdirSync(join(chart, 'templates'), { recursive: true });
+    writeFileSync(join(chart, 'Chart.yaml'), dump({ apiVersion: 'v2', name: 'tiny', version: '0.1.0' }));
+    writeFileSync(join(chart, 'values.yaml'), 'value: one\n');
+    writeFileSync(
+      join(chart, 'templates', 'configmap.yaml'),
+      'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: tiny-{{ .Release.Name }}\ndata:\n  value: {{ .Values.value | quote }}\n',
+    );
+    await env.withJob(async (job) => {
+      const main = await job.main(env.actionInputs(broker, { role: 'deployer', ttl: '600' }));
+      expect(main.errors).toEqual([]);
+      const grantId = main.outputs['grant-id']!;
+      // Release records in ConfigMaps: grants never get Secrets (examples/helm-deploy.yml).
+      const helmInJob = (args: string[]) =>
+        job.exec('env', ['HELM_DRIVER=configmap', ...HELM_COMMAND, ...args, '--namespace', env.ns]);
+
+      const installed = await helmInJob(['upgrade', '--install', 'web', chart]);
+      expect(installed.stderr).toBe('');
+      expect(installed.code).toBe(0);
+      const upgraded = await helmInJob(['upgrade', 'web', chart, '--set', 'value=two']);
+      expect(upgraded.stderr).toBe('');
+      expect(upgraded.code).toBe(0);
+      expect(
+        kubectlAdmin(['get', 'configmap', 'tiny-web', '-n', env.ns, '-o', 'jsonpath={.data.value}']),
+      ).toBe('two');
+      const listed = await helmInJob(['list', '--output', 'json']);
+      expect(listed.code).toBe(0);
+      const releases = JSON.parse(listed.stdout) as {
+        name: string;
+        revision: string | number;
+        status: string;
+      }[];
+      expect(releases.map((r) => [r.name, String(r.revision), r.status])).toEqual([['web', '2', 'deployed']]);
+      expect((await helmInJob(['uninstall', 'web'])).code).toBe(0);
+      // Helm's calls are the gateway's: each one an audit line of this grant.
+      const verbs = new Set(
+        broker
+          .audit()
+          .filter((l) => l.action === 'gateway' && l.grantId === grantId)
+          .map((l) => l.verb),
+      );
+      for (const v of ['create', 'update', 'list', 'delete']) expect(verbs).toContain(v);
+
+      expect((await job.post()).exitCode).toBe(0);
+      const after = await helmInJob(['list']);
+      expect(after.code).not.toBe(0);
+      expect(after.stderr).toMatch(/Unauthorized/);
+    });
+  }, 300_000);
 });

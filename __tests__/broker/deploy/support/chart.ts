@@ -1,12 +1,15 @@
 // The Helm chart and the kustomize bases rendered for the deploy/ suites, and the RBAC of a rendering
 // reduced to what authorizes (kind, namespace, name → rules, roleRef, subjects).
-import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dump, loadAll } from 'js-yaml';
 import { rbacJobNamespaces, readDeployDocs } from '../../../../test/support/deploy-rbac.js';
 import { repoRoot } from '../../../../test/support/repo-root.js';
+import { helm } from '../../../../test/support/helm.js';
+
+export { ensureHelm, helm } from '../../../../test/support/helm.js';
 
 export const CHART = join(repoRoot, 'deploy', 'chart', 'k8s-ephemeral-access');
 
@@ -17,21 +20,6 @@ export type Doc = {
   rules?: unknown[];
   [k: string]: unknown;
 };
-
-/** helm through scripts/helm.mjs (the pinned version, built into .cache/tools when missing). */
-export function helm(args: string[]): SpawnSyncReturns<string> {
-  return spawnSync(process.execPath, [join(repoRoot, 'scripts', 'helm.mjs'), ...args], {
-    encoding: 'utf8',
-    env: { ...process.env, NODE_OPTIONS: '' },
-    maxBuffer: 16 * 1024 * 1024,
-  });
-}
-
-/** Builds helm if needed (minutes the first time), so that no test pays for it within its own timeout. */
-export function ensureHelm(): void {
-  const r = helm(['version', '--short']);
-  if (r.status !== 0) throw new Error(`helm is not available: ${r.stderr}`);
-}
 
 const parse = (text: string): Doc[] => (loadAll(text) as (Doc | null)[]).filter((d): d is Doc => d !== null);
 
