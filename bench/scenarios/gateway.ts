@@ -4,6 +4,7 @@
 // the gateway (the broker's revoke endpoint, the gateway polled meanwhile); and the broker's
 // resident memory with no grants and with N complete grants (the broker's exact objects, made the
 // floor's way) in its gateway table.
+import { revokeObjectName } from '../../src/broker/naming.js';
 import { GRANTS_PATH } from '../../src/shared/api.js';
 import type { BenchBroker, BenchContext, Scenario } from '../lib/context.js';
 import { processMemoryMb } from '../lib/context.js';
@@ -128,6 +129,15 @@ const isCut = (err: unknown): boolean =>
     err.message === 'socket hang up' ||
     (err as NodeJS.ErrnoException).code === 'ECONNRESET');
 
+async function selfRevokeBindingExists(ctx: BenchContext, ns: string, grantId: string): Promise<void> {
+  const path = `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings/${revokeObjectName(grantId)}`;
+  const deadline = nowMs() + 10_000;
+  while ((await ctx.adminKube.raw('GET', path)).status !== 200) {
+    if (nowMs() > deadline) throw new Error('the self-revoke RoleBinding did not appear within 10 s');
+    await sleep(20);
+  }
+}
+
 /** A grant, its first call through the gateway, then the broker's revoke while the gateway is polled. */
 async function revokeSample(ctx: BenchContext, bb: BenchBroker, ns: string): Promise<GatewayRevokeSample> {
   const [jwt] = await ctx.presign(1);
@@ -136,6 +146,9 @@ async function revokeSample(ctx: BenchContext, bb: BenchBroker, ns: string): Pro
   const path = `/api/v1/namespaces/${ns}/configmaps?limit=1`;
   try {
     await mustGet(clients.gateway, path);
+    // A job's post step comes steps after its exchange: by then the broker has made the grant's
+    // self-revoke objects (after answering), and a revoke does not wait for them.
+    await selfRevokeBindingExists(ctx, ns, grant.grantId);
     const t0 = nowMs();
     let revokeCallMs = NaN;
     const revoke = bb.broker
