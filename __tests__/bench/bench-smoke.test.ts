@@ -93,6 +93,7 @@ function gatewayResults(gatewayP50: number, revoke401Ms: number): GatewayResults
     revokeCallMs: revoke401Ms + 20,
     empty: memory(0, 90),
     loaded: memory(5000, 120),
+    loadedWithoutGateway: memory(5000, 110),
     creationSeconds: 60,
   };
 }
@@ -116,6 +117,7 @@ test('gateway figures get their keys, named by the grant count, and are judged a
     gateway_revoke_401_ms: 30,
     gateway_rss_mb_5000: 120,
     gateway_rss_mb_0: 90,
+    gateway_off_rss_mb_5000: 110,
   });
   for (const key of ['gateway_get_p50_ratio_c1', 'gateway_throughput_ratio_c32', 'gateway_revoke_401_ms'])
     expect(good.targets.find((t) => t.key === key)?.met).toBe(true);

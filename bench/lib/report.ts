@@ -144,6 +144,7 @@ export function flatMetrics(r: ScenarioResults): Record<string, number> {
     set(`gateway_rss_mb_${g.loaded.liveGrants}`, g.loaded.rssMb);
     set(`gateway_peak_rss_mb_${g.loaded.liveGrants}`, g.loaded.peakRssMb);
     set('gateway_rss_mb_0', g.empty.rssMb);
+    set(`gateway_off_rss_mb_${g.loaded.liveGrants}`, g.loadedWithoutGateway.rssMb);
   }
   return m;
 }
@@ -299,7 +300,7 @@ export function renderMarkdown(report: Report): string {
       [
         `Broker RSS, gateway on, ${g.loaded.liveGrants} live grants in its table (\`gateway_rss_mb_${g.loaded.liveGrants}\`)`,
         `${fmt(g.loaded.rssMb)} MiB`,
-        `0 grants: ${fmt(g.empty.rssMb)} MiB; peak ${fmt(g.loaded.peakRssMb)} MiB`,
+        `0 grants: ${fmt(g.empty.rssMb)} MiB; the same grants, gateway off (\`gateway_off_rss_mb_${g.loaded.liveGrants}\`): ${fmt(g.loadedWithoutGateway.rssMb)} MiB; peak ${fmt(g.loaded.peakRssMb)} MiB`,
       ],
     );
   }

@@ -52,6 +52,8 @@ export interface GatewayResults {
   revokeCallMs: number;
   empty: GatewayMemory;
   loaded: GatewayMemory;
+  /** The same grants, a broker without its gateway: the gateway's share is the difference. */
+  loadedWithoutGateway: GatewayMemory;
   creationSeconds: number;
 }
 
@@ -190,29 +192,31 @@ async function revokeSample(ctx: BenchContext, bb: BenchBroker, ns: string): Pro
 }
 
 /**
- * A fresh gateway broker over `ns`; `probes` are tokens that must pass its gateway first (proof that
- * their grants are in its table). Then RSS is sampled over a settled window.
+ * A fresh broker over `ns`, gateway on or off; with the gateway, `probes` are tokens that must pass
+ * it first (proof that their grants are in its table). Then RSS is sampled over a settled window.
  */
 async function measureMemory(
   ctx: BenchContext,
   ns: string,
   liveGrants: number,
-  probes: string[],
+  opts: { gateway: boolean; probes?: string[] },
 ): Promise<GatewayMemory> {
-  const bb = await ctx.startBroker([ns], { gateway: true });
+  const bb = await ctx.startBroker([ns], { gateway: opts.gateway });
   try {
-    const path = `/api/v1/namespaces/${ns}/configmaps?limit=1`;
-    // Both phases take the same gateway paths: a refusal without a token, then the probes.
-    const anonymous = new MinimalKubeClient({ server: bb.gatewayUrl!, ca: bb.ca });
-    const refused = await anonymous.raw('GET', path);
-    anonymous.close();
-    if (refused.status !== 401) throw new Error(`the gateway answered ${refused.status} without a token`);
-    for (const token of probes) {
-      const c = new MinimalKubeClient({ server: bb.gatewayUrl!, ca: bb.ca, token });
-      try {
-        await mustGet(c, path);
-      } finally {
-        c.close();
+    if (opts.gateway) {
+      const path = `/api/v1/namespaces/${ns}/configmaps?limit=1`;
+      // Every gateway phase takes the same paths: a refusal without a token, then the probes.
+      const anonymous = new MinimalKubeClient({ server: bb.gatewayUrl!, ca: bb.ca });
+      const refused = await anonymous.raw('GET', path);
+      anonymous.close();
+      if (refused.status !== 401) throw new Error(`the gateway answered ${refused.status} without a token`);
+      for (const token of opts.probes ?? []) {
+        const c = new MinimalKubeClient({ server: bb.gatewayUrl!, ca: bb.ca, token });
+        try {
+          await mustGet(c, path);
+        } finally {
+          c.close();
+        }
       }
     }
     // The reaper's first pass and the grant watch's list run at start; let them settle.
@@ -275,10 +279,11 @@ export const runGatewayBench: Scenario<GatewayResults> = async (ctx, settings, l
   const n = settings.gatewayGrants;
   let empty: GatewayMemory;
   let loaded: GatewayMemory;
+  let loadedWithoutGateway: GatewayMemory;
   let creationSeconds: number;
   try {
     await ctx.clearGrants(scaleNs);
-    empty = await measureMemory(ctx, scaleNs, 0, []);
+    empty = await measureMemory(ctx, scaleNs, 0, { gateway: true });
     log(`  gateway, 0 grants: RSS ${empty.rssMb.toFixed(1)} MiB (peak ${empty.peakRssMb.toFixed(1)})`);
     const target = ctx.target(scaleNs);
     const t0 = Date.now();
@@ -291,8 +296,12 @@ export const runGatewayBench: Scenario<GatewayResults> = async (ctx, settings, l
     });
     creationSeconds = (Date.now() - t0) / 1000;
     log(`  created ${n} grants in ${creationSeconds.toFixed(1)} s`);
-    loaded = await measureMemory(ctx, scaleNs, n, tokens);
+    loaded = await measureMemory(ctx, scaleNs, n, { gateway: true, probes: tokens });
     log(`  gateway, ${n} grants: RSS ${loaded.rssMb.toFixed(1)} MiB (peak ${loaded.peakRssMb.toFixed(1)})`);
+    loadedWithoutGateway = await measureMemory(ctx, scaleNs, n, { gateway: false });
+    log(
+      `  gateway off, ${n} grants: RSS ${loadedWithoutGateway.rssMb.toFixed(1)} MiB (peak ${loadedWithoutGateway.peakRssMb.toFixed(1)})`,
+    );
   } finally {
     await ctx.clearGrants(scaleNs);
   }
@@ -312,6 +321,7 @@ export const runGatewayBench: Scenario<GatewayResults> = async (ctx, settings, l
     revokeCallMs: median(revokes.map((s) => s.revokeCallMs)),
     empty,
     loaded,
+    loadedWithoutGateway,
     creationSeconds,
   };
 };
