@@ -88,6 +88,7 @@ function gatewayResults(gatewayP50: number, revoke401Ms: number): GatewayResults
     c32Throughput: { gateway: 300, direct: 400 },
     p50RatioC1: gatewayP50 / 4,
     throughputRatioC32: 0.75,
+    brokerCpuMsPerRequest: 0.5,
     revokes: [],
     revoke401Ms,
     revokeCallMs: revoke401Ms + 20,

@@ -139,6 +139,7 @@ export function flatMetrics(r: ScenarioResults): Record<string, number> {
     set('direct_get_p50_ms_c1', g.c1P50Ms.direct);
     set('gateway_throughput_c32', g.c32Throughput.gateway);
     set('direct_throughput_c32', g.c32Throughput.direct);
+    set('gateway_broker_cpu_ms_per_get', g.brokerCpuMsPerRequest);
     set('gateway_revoke_401_ms', g.revoke401Ms);
     set('gateway_revoke_call_ms', g.revokeCallMs);
     set(`gateway_rss_mb_${g.loaded.liveGrants}`, g.loaded.rssMb);
@@ -291,6 +292,11 @@ export function renderMarkdown(report: Report): string {
         'GET throughput at concurrency 32, through the gateway (`gateway_throughput_ratio_c32`)',
         `${fmt(g.c32Throughput.gateway)} /s`,
         `direct: ${fmt(g.c32Throughput.direct)} /s → ratio ${fmt(g.throughputRatioC32)}; goal ≥ 0.7`,
+      ],
+      [
+        'Broker CPU per GET through the gateway (`gateway_broker_cpu_ms_per_get`)',
+        `${fmt(g.brokerCpuMsPerRequest)} ms`,
+        'user + system time of the broker process over the runs ÷ GETs it proxied',
       ],
       [
         'Broker revoke start → first 401 at the gateway (`gateway_revoke_401_ms`)',

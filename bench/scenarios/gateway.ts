@@ -7,7 +7,7 @@
 import { revokeObjectName } from '../../src/broker/naming.js';
 import { GRANTS_PATH } from '../../src/shared/api.js';
 import type { BenchBroker, BenchContext, Scenario } from '../lib/context.js';
-import { processMemoryMb } from '../lib/context.js';
+import { processCpuMs, processMemoryMb } from '../lib/context.js';
 import { credentialsFromKubeconfig, MinimalKubeClient } from '../lib/kube-client.js';
 import type { BenchSettings } from '../lib/settings.js';
 import { closedLoop, median, nowMs, percentile } from '../lib/stats.js';
@@ -21,6 +21,8 @@ export interface GatewayRun {
   c32P50Ms: Record<GatewaySide, number>;
   p50RatioC1: number;
   throughputRatioC32: number;
+  /** The broker process's CPU time over the run ÷ the requests it proxied (background work included). */
+  brokerCpuMsPerRequest: number;
 }
 
 export interface GatewayRevokeSample {
@@ -47,6 +49,7 @@ export interface GatewayResults {
   c32Throughput: Record<GatewaySide, number>;
   p50RatioC1: number;
   throughputRatioC32: number;
+  brokerCpuMsPerRequest: number;
   revokes: GatewayRevokeSample[];
   revoke401Ms: number;
   revokeCallMs: number;
@@ -82,11 +85,13 @@ async function mustGet(client: MinimalKubeClient, path: string): Promise<void> {
 
 /** One repetition: c = 1 in alternating chunks, then c = 32 in alternating rounds. */
 async function measureRun(
+  brokerPid: number,
   clients: Record<GatewaySide, MinimalKubeClient>,
   path: string,
   settings: BenchSettings,
   rep: number,
 ): Promise<GatewayRun> {
+  const cpuBefore = processCpuMs(brokerPid);
   const sides: GatewaySide[] = rep % 2 === 0 ? ['gateway', 'direct'] : ['direct', 'gateway'];
   const c1: Record<GatewaySide, number[]> = { gateway: [], direct: [] };
   for (let done = 0, k = 0; done < settings.gatewayGetCount; done += CHUNK, k += 1) {
@@ -109,6 +114,7 @@ async function measureRun(
       c32[side].latencies.push(...latencies);
     }
   }
+  const brokerCpuMs = processCpuMs(brokerPid) - cpuBefore;
   const p50 = (side: GatewaySide) => percentile(c1[side], 50);
   const throughput = (side: GatewaySide) => (c32[side].n / c32[side].wallMs) * 1000;
   const both = <T>(f: (side: GatewaySide) => T): Record<GatewaySide, T> => ({
@@ -122,6 +128,7 @@ async function measureRun(
     c32P50Ms: both((side) => percentile(c32[side].latencies, 50)),
     p50RatioC1: p50('gateway') / p50('direct'),
     throughputRatioC32: throughput('gateway') / throughput('direct'),
+    brokerCpuMsPerRequest: brokerCpuMs / (c1.gateway.length + c32.gateway.n),
   };
 }
 
@@ -253,10 +260,10 @@ export const runGatewayBench: Scenario<GatewayResults> = async (ctx, settings, l
       // Warm-up: connections, the gateway's token review cache, JIT on both ends.
       for (let i = 0; i < 20; i += 1) for (const c of Object.values(clients)) await mustGet(c, path);
       for (let rep = 0; rep < settings.reps; rep += 1) {
-        const run = await measureRun(clients, path, settings, rep);
+        const run = await measureRun(bb.pid, clients, path, settings, rep);
         runs.push(run);
         log(
-          `  gateway run ${rep + 1}/${settings.reps}: GET p50 c1 ${run.c1P50Ms.gateway.toFixed(2)} vs direct ${run.c1P50Ms.direct.toFixed(2)} ms (ratio ${run.p50RatioC1.toFixed(2)}), c32 ${run.c32Throughput.gateway.toFixed(0)} vs ${run.c32Throughput.direct.toFixed(0)} /s (ratio ${run.throughputRatioC32.toFixed(2)})`,
+          `  gateway run ${rep + 1}/${settings.reps}: GET p50 c1 ${run.c1P50Ms.gateway.toFixed(2)} vs direct ${run.c1P50Ms.direct.toFixed(2)} ms (ratio ${run.p50RatioC1.toFixed(2)}), c32 ${run.c32Throughput.gateway.toFixed(0)} vs ${run.c32Throughput.direct.toFixed(0)} /s (ratio ${run.throughputRatioC32.toFixed(2)}); broker CPU ${run.brokerCpuMsPerRequest.toFixed(2)} ms per proxied GET`,
         );
       }
     } finally {
@@ -316,6 +323,7 @@ export const runGatewayBench: Scenario<GatewayResults> = async (ctx, settings, l
     c32Throughput: side((r) => r.c32Throughput),
     p50RatioC1: median(runs.map((r) => r.p50RatioC1)),
     throughputRatioC32: median(runs.map((r) => r.throughputRatioC32)),
+    brokerCpuMsPerRequest: median(runs.map((r) => r.brokerCpuMsPerRequest)),
     revokes,
     revoke401Ms: median(revokes.map((s) => s.to401Ms)),
     revokeCallMs: median(revokes.map((s) => s.revokeCallMs)),
