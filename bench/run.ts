@@ -10,6 +10,7 @@ import { runReaperBench } from './scenarios/reaper.js';
 import { runActionBench } from './scenarios/action.js';
 import { runScaleBench } from './scenarios/scale.js';
 import { runCredentialBench } from './scenarios/credential.js';
+import { runGatewayBench } from './scenarios/gateway.js';
 import { buildReport, writeReport, type ScenarioResults } from './lib/report.js';
 import { machineInfo } from './lib/machine.js';
 
@@ -51,6 +52,10 @@ async function main(): Promise<void> {
     if (shouldRun(settings, 'scale')) {
       log(`5. broker with ${settings.scaleGrants} active grants`);
       results.scale = await runScaleBench(ctx, settings, log);
+    }
+    if (shouldRun(settings, 'gateway')) {
+      log(`6. gateway vs direct; revoke -> 401 at the gateway; RSS with ${settings.gatewayGrants} grants`);
+      results.gateway = await runGatewayBench(ctx, settings, log);
     }
   } finally {
     log('cleaning up (namespaces, RBAC, brokers)');

@@ -6,6 +6,7 @@ import { closedLoop, median, percentile, summarize } from '../../bench/lib/stats
 import { buildReport, flatMetrics, renderMarkdown, spliceGenerated } from '../../bench/lib/report.js';
 import { loadSettings } from '../../bench/lib/settings.js';
 import type { ExchangeResults } from '../../bench/scenarios/exchange.js';
+import type { GatewayResults } from '../../bench/scenarios/gateway.js';
 
 test('percentiles are nearest-rank over the raw samples, in any order', () => {
   const samples = [5, 1, 4, 2, 3, 10, 9, 8, 7, 6];
@@ -77,6 +78,58 @@ test('targets are judged from the measured keys: met, missed, or not run', () =>
   const md = renderMarkdown(bad);
   expect(md).toContain('quick smoke run');
   expect(md).toContain('| `exchange_p50_ratio_c1` | 1.5 | ≤ 1.15 | **no** |');
+});
+
+function gatewayResults(gatewayP50: number, revoke401Ms: number): GatewayResults {
+  const memory = (liveGrants: number, rssMb: number) => ({ liveGrants, rssMb, peakRssMb: rssMb + 10 });
+  return {
+    runs: [],
+    c1P50Ms: { gateway: gatewayP50, direct: 4 },
+    c32Throughput: { gateway: 300, direct: 400 },
+    p50RatioC1: gatewayP50 / 4,
+    throughputRatioC32: 0.75,
+    brokerCpuMsPerRequest: 0.5,
+    revokes: [],
+    revoke401Ms,
+    revokeCallMs: revoke401Ms + 20,
+    empty: memory(0, 90),
+    loaded: memory(5000, 120),
+    loadedWithoutGateway: memory(5000, 110),
+    creationSeconds: 60,
+  };
+}
+
+test('gateway figures get their keys, named by the grant count, and are judged against their goals', () => {
+  const machine = {
+    cpuModel: 'test cpu',
+    cores: 2,
+    memoryGiB: 4,
+    os: 'linux',
+    node: 'v20',
+    kubectl: 'v1.36',
+    loadAverageAtStart: 0.1,
+    commit: 'abc1234',
+  };
+  const settings = loadSettings({ BENCH_QUICK: '1' });
+  const good = buildReport(settings, machine, { gateway: gatewayResults(4.4, 30) }, 1000);
+  expect(good.metrics).toMatchObject({
+    gateway_get_p50_ratio_c1: 1.1,
+    gateway_throughput_ratio_c32: 0.75,
+    gateway_revoke_401_ms: 30,
+    gateway_rss_mb_5000: 120,
+    gateway_rss_mb_0: 90,
+    gateway_off_rss_mb_5000: 110,
+  });
+  for (const key of ['gateway_get_p50_ratio_c1', 'gateway_throughput_ratio_c32', 'gateway_revoke_401_ms'])
+    expect(good.targets.find((t) => t.key === key)?.met).toBe(true);
+
+  const bad = buildReport(settings, machine, { gateway: gatewayResults(6, 150) }, 1000);
+  expect(bad.targets.find((t) => t.key === 'gateway_get_p50_ratio_c1')?.met).toBe(false);
+  expect(bad.targets.find((t) => t.key === 'gateway_revoke_401_ms')?.met).toBe(false);
+  const md = renderMarkdown(bad);
+  expect(md).toContain('| `gateway_revoke_401_ms` | 150 | ≤ 100 | **no** |');
+  // Without the revocation scenario in the same run, the direct figure is said to be missing.
+  expect(md).toContain('direct, post step → 401: not run');
 });
 
 test('only the generated block of the doc is replaced', () => {

@@ -52,7 +52,11 @@ export interface BenchContext {
   actionInputs(bb: BenchBroker, namespace: string): Record<string, string>;
   /** Signs `count` fresh JWTs (jti single use) before any timing starts. */
   presign(count: number): Promise<string[]>;
-  startBroker(namespaces: string[], opts?: { reaperIntervalSeconds?: number }): Promise<BenchBroker>;
+  /** With `gateway`, the broker also runs its gateway (BenchBroker.gatewayUrl; jobs are sent there). */
+  startBroker(
+    namespaces: string[],
+    opts?: { reaperIntervalSeconds?: number; gateway?: boolean },
+  ): Promise<BenchBroker>;
   /** Deletes every grant object in a namespace and every JWT-use record, between runs. */
   clearGrants(namespace: string): Promise<void>;
   close(): Promise<void>;
@@ -70,6 +74,8 @@ export interface BenchBroker {
   broker: RunningBroker;
   client: BenchBrokerClient;
   ca: Buffer;
+  /** Gateway mode only; its certificate is the broker's (`ca` verifies it). */
+  gatewayUrl?: string;
   pid: number;
   stop(): Promise<void>;
 }
@@ -159,6 +165,7 @@ export async function createBenchContext(log: (msg: string) => void): Promise<Be
         namespaces: brokerNamespaces,
         reaperIntervalSeconds: opts.reaperIntervalSeconds ?? 15,
         entry: process.env.BENCH_PROFILE === '1' ? PROFILED_ENTRY : undefined,
+        gateway: opts.gateway,
         config: {
           limits: {
             bodyBytes: 16384,
@@ -173,6 +180,7 @@ export async function createBenchContext(log: (msg: string) => void): Promise<Be
         broker,
         client,
         ca,
+        gatewayUrl: broker.gatewayUrl,
         pid: broker.process.pid!,
         async stop() {
           brokers.delete(b);
@@ -220,4 +228,15 @@ export function processMemoryMb(pid: number): { rss: number; hwm: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
   return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
+}
+
+/**
+ * CPU time (user + system) a process has used so far, in ms, from /proc (Linux). The kernel reports
+ * it in USER_HZ ticks, 100 per second on every Linux the bench runs on.
+ */
+export function processCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // After "pid (comm) ": state is the first field, utime the 12th, stime the 13th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }

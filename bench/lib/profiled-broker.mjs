@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 const dir = join(tmpdir(), 'k8s-ea-bench-profiles');
 mkdirSync(dir, { recursive: true });
-const entry = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'broker', 'index.js');
+const entry = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'build', 'broker', 'index.js');
 const child = spawn(
   process.execPath,
   ['--cpu-prof', `--cpu-prof-dir=${dir}`, entry, ...process.argv.slice(2)],

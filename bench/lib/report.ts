@@ -12,6 +12,7 @@ import type { ReaperResults } from '../scenarios/reaper.js';
 import type { ActionResults } from '../scenarios/action.js';
 import type { CredentialResults } from '../scenarios/credential.js';
 import type { ScaleResults } from '../scenarios/scale.js';
+import type { GatewayResults } from '../scenarios/gateway.js';
 import type { BenchSettings } from './settings.js';
 import type { MachineInfo } from './machine.js';
 import { round } from './stats.js';
@@ -24,6 +25,7 @@ export interface ScenarioResults {
   action?: ActionResults;
   credential?: CredentialResults;
   scale?: ScaleResults;
+  gateway?: GatewayResults;
 }
 
 export interface Target {
@@ -39,6 +41,9 @@ export const TARGETS: Target[] = [
   { key: 'verify_ratio', op: '>=', limit: 0.9 },
   { key: 'main_overhead_ms', op: '<=', limit: 150 },
   { key: 'main_bundle_bytes', op: '<=', limit: 1_048_576 },
+  { key: 'gateway_get_p50_ratio_c1', op: '<=', limit: 1.2 },
+  { key: 'gateway_throughput_ratio_c32', op: '>=', limit: 0.7 },
+  { key: 'gateway_revoke_401_ms', op: '<=', limit: 100 },
 ];
 
 export interface Report {
@@ -125,6 +130,22 @@ export function flatMetrics(r: ScenarioResults): Record<string, number> {
     set(`peak_rss_mb_${n}`, r.scale.loaded.peakRssMb);
     set('rss_mb_0', r.scale.empty.rssMb);
     set('exchange_p50_ms_0', r.scale.empty.exchangeP50Ms);
+  }
+  if (r.gateway) {
+    const g = r.gateway;
+    set('gateway_get_p50_ratio_c1', g.p50RatioC1);
+    set('gateway_throughput_ratio_c32', g.throughputRatioC32);
+    set('gateway_get_p50_ms_c1', g.c1P50Ms.gateway);
+    set('direct_get_p50_ms_c1', g.c1P50Ms.direct);
+    set('gateway_throughput_c32', g.c32Throughput.gateway);
+    set('direct_throughput_c32', g.c32Throughput.direct);
+    set('gateway_broker_cpu_ms_per_get', g.brokerCpuMsPerRequest);
+    set('gateway_revoke_401_ms', g.revoke401Ms);
+    set('gateway_revoke_call_ms', g.revokeCallMs);
+    set(`gateway_rss_mb_${g.loaded.liveGrants}`, g.loaded.rssMb);
+    set(`gateway_peak_rss_mb_${g.loaded.liveGrants}`, g.loaded.peakRssMb);
+    set('gateway_rss_mb_0', g.empty.rssMb);
+    set(`gateway_off_rss_mb_${g.loaded.liveGrants}`, g.loadedWithoutGateway.rssMb);
   }
   return m;
 }
@@ -259,6 +280,36 @@ export function renderMarkdown(report: Report): string {
         `0 grants: ${fmt(d.scale.empty.exchangeP50Ms)} ms`,
       ],
     );
+  if (d.gateway) {
+    const g = d.gateway;
+    rows.push(
+      [
+        'GET p50 at concurrency 1, through the gateway (`gateway_get_p50_ratio_c1` = gateway ÷ direct)',
+        `${fmt(g.c1P50Ms.gateway)} ms`,
+        `direct to the API server, same token: ${fmt(g.c1P50Ms.direct)} ms → ratio ${fmt(g.p50RatioC1)}; goal ≤ 1.2`,
+      ],
+      [
+        'GET throughput at concurrency 32, through the gateway (`gateway_throughput_ratio_c32`)',
+        `${fmt(g.c32Throughput.gateway)} /s`,
+        `direct: ${fmt(g.c32Throughput.direct)} /s → ratio ${fmt(g.throughputRatioC32)}; goal ≥ 0.7`,
+      ],
+      [
+        'Broker CPU per GET through the gateway (`gateway_broker_cpu_ms_per_get`)',
+        `${fmt(g.brokerCpuMsPerRequest)} ms`,
+        'user + system time of the broker process over the runs ÷ GETs it proxied',
+      ],
+      [
+        'Broker revoke start → first 401 at the gateway (`gateway_revoke_401_ms`)',
+        `${fmt(g.revoke401Ms)} ms`,
+        `revoke answered after ${fmt(g.revokeCallMs)} ms; direct, post step → 401: ${d.revocation ? `${fmt(d.revocation.revoke401Ms)} ms` : 'not run'}; goal ≤ 100 ms`,
+      ],
+      [
+        `Broker RSS, gateway on, ${g.loaded.liveGrants} live grants in its table (\`gateway_rss_mb_${g.loaded.liveGrants}\`)`,
+        `${fmt(g.loaded.rssMb)} MiB`,
+        `0 grants: ${fmt(g.empty.rssMb)} MiB; the same grants, gateway off (\`gateway_off_rss_mb_${g.loaded.liveGrants}\`): ${fmt(g.loadedWithoutGateway.rssMb)} MiB; peak ${fmt(g.loaded.peakRssMb)} MiB`,
+      ],
+    );
+  }
   if (rows.length) {
     lines.push('', '### Other figures', '', '| measure | value | beside |', '| --- | ---: | --- |');
     for (const [a, b, c] of rows) lines.push(`| ${a} | ${b} | ${c} |`);

@@ -17,6 +17,14 @@ export interface BenchSettings {
   reapGrants: number;
   scaleGrants: number;
   scaleExchanges: number;
+  /** Gateway: GETs per side per run at concurrency 1 (gateway and direct alternate in chunks). */
+  gatewayGetCount: number;
+  /** Gateway: GETs per side per run at concurrency 32. */
+  gatewayConcurrentCount: number;
+  /** Gateway: revoke → 401 samples. */
+  gatewayRevokeReps: number;
+  /** Gateway: live grants in the table for the memory figure. */
+  gatewayGrants: number;
   /** Which scenarios to run (BENCH_ONLY=exchange,verify,...); all by default. */
   only: Set<string> | undefined;
 }
@@ -51,6 +59,10 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): BenchSetting
     reapGrants: int('BENCH_REAP_GRANTS', quick ? 100 : 1000),
     scaleGrants: int('BENCH_SCALE_GRANTS', quick ? 200 : 5000),
     scaleExchanges: int('BENCH_SCALE_N', quick ? 10 : 40),
+    gatewayGetCount: int('BENCH_GATEWAY_N', quick ? 100 : 500),
+    gatewayConcurrentCount: int('BENCH_GATEWAY_CONCURRENT_N', quick ? 256 : 1280),
+    gatewayRevokeReps: int('BENCH_GATEWAY_REVOKE_REPS', quick ? 3 : 9),
+    gatewayGrants: int('BENCH_GATEWAY_GRANTS', quick ? 200 : 5000),
     only,
   };
 }
