@@ -26,6 +26,8 @@ export interface InProcessBrokerOptions {
   now?: () => number;
   /** Gateway mode on a free port, with the broker's certificate (needs https). */
   gateway?: boolean;
+  /** The config's trustedProxies (CIDRs): peers whose X-Forwarded-For names the client. */
+  trustedProxies?: string[];
 }
 
 /**
@@ -53,6 +55,7 @@ export async function startInProcessBroker(o: InProcessBrokerOptions) {
       reaper: { intervalSeconds: o.reaperIntervalSeconds ?? 1, leaseName: 'k8s-ea-reaper' },
       limits: { bodyBytes: 16384, requestTimeoutMs: 10_000, perRepositoryPerMinute: 600, ...o.limits },
       shutdownGraceMs: o.shutdownGraceMs ?? 5000,
+      ...(o.trustedProxies ? { trustedProxies: o.trustedProxies } : {}),
       ...(o.gateway && tls
         ? {
             gateway: {
