@@ -87,7 +87,11 @@ describe('what is generated', () => {
     expect(
       beta.find((r) => r.verbs.includes('bind') && r.resources.includes('clusterroles'))?.resourceNames,
     ).toEqual(['k8s-ea-viewer']);
-    expect(beta.some((r) => r.resources.includes('roles') && r.verbs.includes('bind'))).toBe(false);
+    // No named Role in beta: its only Role binds are to the shared Role of its inline role.
+    expect(beta.filter((r) => r.resources.includes('roles') && r.resourceNames)).toEqual([
+      expect.objectContaining({ verbs: ['update'], resourceNames: ['k8s-ea-inline-pods'] }),
+      expect.objectContaining({ verbs: ['bind'], resourceNames: ['k8s-ea-inline-pods'] }),
+    ]);
     expect(find('ClusterRole').rules).toEqual([
       expect.objectContaining({
         verbs: ['get', 'watch'],
@@ -102,6 +106,9 @@ describe('what is generated', () => {
       expect.objectContaining({ apiGroups: [''], resources: ['pods'], verbs: ['get', 'list'] }),
     ]);
     expect(inline(find('Role', 'alpha').rules)).toEqual([]);
+    expect(find('Role', 'alpha').rules!.some((r) => r.resourceNames?.includes('k8s-ea-inline-pods'))).toBe(
+      false,
+    );
   });
 
   test('never an empty resourceNames list (RBAC reads it as every name): no named role, no bind, no reader', async () => {
