@@ -300,6 +300,11 @@ describe('credentials: exec renews the grant through the plugin', () => {
         const second = await runChild(process.execPath, [PLUGIN, copy.path], { env: jobEnv });
         expect(second.code).toBe(0);
         expect(second.stderr).toBe('');
+        // The plugin's refusal: a second denial line, read from the broker's pipe.
+        const [earlier] = denials(grantId);
+        await broker.auditLine(
+          (l) => l.action === 'denial' && l.grantId === grantId && l.requestId !== earlier!.requestId,
+        );
         expect(denials(grantId)).toHaveLength(2);
       } finally {
         copy.cleanup();

@@ -51,7 +51,7 @@ describe('the built broker over HTTPS', () => {
     });
     expect(kubectlStatus(kc.path, ['get', 'secrets'])).toMatchObject({ ok: false, status: 403 });
 
-    await waitFor('the audit line', () => broker.audit().find((l) => l.action === 'exchange'));
+    await broker.auditLine((l) => l.action === 'exchange');
     const everything = broker.stdout.join('\n') + broker.stderr.join('\n');
     expect(everything).not.toContain(r.body.token);
     expect(everything).not.toContain(jwt);
@@ -74,7 +74,7 @@ describe('the built broker over HTTPS', () => {
     expect(r.status).toBe(403);
     expect(r.body.error.code).toBe('ERR_FORBIDDEN');
     expect(managedObjects([env.ns])).toEqual(before);
-    await waitFor('the denial audit line', () => broker.audit().find((l) => l.action === 'denial'));
+    await broker.auditLine((l) => l.action === 'denial');
   });
 
   test('SIGTERM: stops listening and exits 0', async () => {

@@ -4,7 +4,6 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { ErrorResponse, ExchangeResponse } from '../../src/shared/api.js';
 import type { RunningBroker } from '../../test/support/broker.js';
-import { waitFor } from '../../test/support/cluster.js';
 import { managedObjects } from '../../test/support/managed-objects.js';
 import { startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
 import { policyYaml } from '../../test/support/policy.js';
@@ -37,11 +36,8 @@ async function exchange(broker: RunningBroker, headers: Record<string, string> =
 }
 
 /** The audit line of the request with this x-request-id. */
-function auditOf(broker: RunningBroker, requestId: unknown): Promise<Record<string, unknown>> {
-  return waitFor(`audit line of ${String(requestId)}`, () =>
-    broker.audit().find((l) => l.requestId === requestId),
-  ) as Promise<Record<string, unknown>>;
-}
+const auditOf = (broker: RunningBroker, requestId: unknown) =>
+  broker.auditLine((l) => l.requestId === requestId);
 
 async function expectGranted(broker: RunningBroker, headers: Record<string, string> = {}) {
   const r = await exchange(broker, headers);

@@ -169,11 +169,7 @@ describe('gateway mode with the action and kubectl', () => {
 
         // Each call kubectl made through the gateway is one audit line with the run, and one
         // request in the API server's own audit log (joined by its audit id), and nothing else.
-        await waitFor('the watch audit line', () =>
-          broker.audit().some((l) => l.action === 'gateway' && l.grantId === grantId && l.verb === 'watch')
-            ? true
-            : undefined,
-        );
+        await broker.auditLine((l) => l.action === 'gateway' && l.grantId === grantId && l.verb === 'watch');
         const lines = broker.audit().filter((l) => l.action === 'gateway' && l.grantId === grantId);
         const ids = lines.map((l) => l.apiAuditId as string);
         expect(new Set(ids).size).toBe(ids.length);
@@ -250,7 +246,9 @@ describe('gateway mode with the action and kubectl', () => {
       }[];
       expect(releases.map((r) => [r.name, String(r.revision), r.status])).toEqual([['web', '2', 'deployed']]);
       expect((await helmInJob(['uninstall', 'web'])).code).toBe(0);
-      // Helm's calls are the gateway's: each one an audit line of this grant.
+      // Helm's calls are the gateway's: each one an audit line of this grant, written when the call closes
+      // (so perhaps after Helm exited).
+      await broker.auditLine((l) => l.action === 'gateway' && l.grantId === grantId && l.verb === 'delete');
       const verbs = new Set(
         broker
           .audit()

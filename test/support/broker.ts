@@ -12,6 +12,23 @@ import { brokerRequest, type BrokerRequestOptions, type BrokerResponse } from '.
 import { freePort } from './free-port.js';
 import { selfSignedCert } from './tls.js';
 import { ensureBrokerBuilt } from './ensure-built.js';
+import { EXCHANGE_PATH, GRANTS_PATH } from '../../src/shared/api.js';
+
+/** `line` as an audit event, when it is one. */
+function auditEvent(line: string): Record<string, unknown>[] {
+  try {
+    const o = JSON.parse(line) as Record<string, unknown>;
+    return o.type === 'audit' ? [o] : [];
+  } catch {
+    return [];
+  }
+}
+
+/** The routes that write one audit line per answer (exchange, revoke, renew). */
+const auditedRoute = (method: string, path: string): boolean =>
+  (method === 'POST' && path === EXCHANGE_PATH) ||
+  (method === 'DELETE' && new RegExp(`^${GRANTS_PATH}/[^/]+$`).test(path)) ||
+  (method === 'POST' && new RegExp(`^${GRANTS_PATH}/[^/]+/renew$`).test(path));
 
 export interface StartBrokerOptions {
   policyYaml: string;
@@ -47,7 +64,16 @@ export interface RunningBroker {
   /** stdout lines (audit events), parsed when JSON. */
   stdout: string[];
   stderr: string[];
+  /** The audit lines read so far. */
   audit(): Record<string, unknown>[];
+  /**
+   * The first audit line that matches, as soon as it is read from the pipe (rejects after 10 s). Calls made
+   * with `request` already wait for their own line; this is for calls made by other processes.
+   */
+  auditLine(
+    match: (line: Record<string, unknown>) => boolean,
+    timeoutMs?: number,
+  ): Promise<Record<string, unknown>>;
   request<T = unknown>(method: string, path: string, opts?: BrokerRequestOptions): Promise<BrokerResponse<T>>;
   /** A GET on the internal listener, e.g. /metrics. */
   internalGet(path: string): Promise<BrokerResponse<string>>;
@@ -104,15 +130,45 @@ export async function startBroker(opts: StartBrokerOptions): Promise<RunningBrok
   });
   const stdout: string[] = [];
   const stderr: string[] = [];
-  createInterface({ input: child.stdout! }).on('line', (l) => stdout.push(l));
+  const lineWaiters = new Set<(line: string) => void>();
+  createInterface({ input: child.stdout! }).on('line', (l) => {
+    stdout.push(l);
+    for (const wake of lineWaiters) wake(l);
+  });
   createInterface({ input: child.stderr! }).on('line', (l) => stderr.push(l));
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   let exitCode: number | null | undefined;
   void exited.then((c) => (exitCode = c));
 
   const url = `${https ? 'https' : 'http'}://${host}:${port}`;
-  const request = <T>(method: string, path: string, o: BrokerRequestOptions = {}) =>
-    brokerRequest<T>(url, method, path, o, tls?.ca);
+  const auditLines = () => stdout.flatMap(auditEvent);
+  const auditLine = (match: (line: Record<string, unknown>) => boolean, timeoutMs = 10_000) => {
+    const seen = auditLines().find(match);
+    if (seen) return Promise.resolve(seen);
+    return new Promise<Record<string, unknown>>((resolveP, rejectP) => {
+      const wake = (l: string) => {
+        const found = auditEvent(l).find(match);
+        if (!found) return;
+        clearTimeout(timer);
+        lineWaiters.delete(wake);
+        resolveP(found);
+      };
+      const timer = setTimeout(() => {
+        lineWaiters.delete(wake);
+        rejectP(new Error(`no matching audit line in ${timeoutMs} ms`));
+      }, timeoutMs);
+      lineWaiters.add(wake);
+    });
+  };
+  // The broker writes a call's audit line before it answers, but this process may read the answer from
+  // the socket before it reads the line from the pipe: a call on an audited route waits for its line.
+  const request = async <T>(method: string, path: string, o: BrokerRequestOptions = {}) => {
+    const res = await brokerRequest<T>(url, method, path, o, tls?.ca);
+    const requestId = res.headers['x-request-id'];
+    if (typeof requestId === 'string' && auditedRoute(method, new URL(path, url).pathname))
+      await auditLine((l) => l.requestId === requestId);
+    return res;
+  };
 
   const deadline = Date.now() + 30_000;
   for (;;) {
@@ -145,15 +201,8 @@ export async function startBroker(opts: StartBrokerOptions): Promise<RunningBrok
     process: child,
     stdout,
     stderr,
-    audit: () =>
-      stdout.flatMap((l) => {
-        try {
-          const o = JSON.parse(l) as Record<string, unknown>;
-          return o.type === 'audit' ? [o] : [];
-        } catch {
-          return [];
-        }
-      }),
+    audit: auditLines,
+    auditLine,
     request,
     internalGet: (path) => brokerRequest<string>(internalUrl, 'GET', path),
     stop: () => end('SIGTERM'),

@@ -147,7 +147,7 @@ test(`policy test and the broker agree on ${TABLE.length} claim sets`, async () 
     const body = { namespace, role, ...(ttl === undefined ? {} : { ttlSeconds: ttl }) };
     const r = await broker.request<ExchangeResponse & ErrorResponse>('POST', '/v1/exchange', { token, body });
     const requestId = r.headers['x-request-id'];
-    const audit = await waitForAudit(String(requestId));
+    const audit = await broker.auditLine((l) => l.requestId === requestId);
     const broker_ = {
       allowed: r.status === 200,
       rule: audit.policyRule as string | undefined,
@@ -169,13 +169,4 @@ test(`policy test and the broker agree on ${TABLE.length} claim sets`, async () 
 
 function pick(o: { allowed: boolean; rule?: string; reason?: string }) {
   return o.allowed ? { allowed: true, rule: o.rule } : { allowed: false, reason: o.reason };
-}
-
-async function waitForAudit(requestId: string): Promise<Record<string, unknown>> {
-  for (let i = 0; i < 100; i += 1) {
-    const line = broker.audit().find((a) => a.requestId === requestId);
-    if (line) return line;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`no audit line for request ${requestId}`);
 }
