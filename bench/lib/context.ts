@@ -7,7 +7,7 @@ import type { RunningBroker } from '../../test/support/broker.js';
 import { ensureBrokerBuilt } from '../../test/support/ensure-built.js';
 import type { BrokerRbac } from '../../test/support/deploy-rbac.js';
 import { startBrokerEnv } from '../../test/support/fixture.js';
-import { ensureActionBuilt, type RunnerJob } from '../../test/support/runner.js';
+import { ensureActionBuilt, type JobOptions, type RunnerJob } from '../../test/support/runner.js';
 import type { OidcIssuer } from '../../test/support/oidc-issuer.js';
 import { policyYaml, type PolicySpec } from '../../test/support/policy.js';
 import type { ExchangeRequest } from '../../src/shared/api.js';
@@ -47,7 +47,12 @@ export interface BenchContext {
   floorGrant(target: GrantTarget, shape: FloorShape, expiresAt?: Date): Promise<FloorGrant>;
   exchangeBody(namespace: string): ExchangeRequest;
   /** Runs `fn` for i = first … end-1, one at a time, each with a fresh runner job (cleaned up after). */
-  forEachJob(first: number, end: number, fn: (job: RunnerJob, i: number) => Promise<void>): Promise<void>;
+  forEachJob(
+    first: number,
+    end: number,
+    fn: (job: RunnerJob, i: number) => Promise<void>,
+    options?: JobOptions,
+  ): Promise<void>;
   /** The action's inputs for a job asking this broker for ROLE in `namespace`. */
   actionInputs(bb: BenchBroker, namespace: string): Record<string, string>;
   /** Signs `count` fresh JWTs (jti single use) before any timing starts. */
@@ -142,9 +147,9 @@ export async function createBenchContext(log: (msg: string) => void): Promise<Be
     floorGrant: (target, shape, expiresAt) =>
       floorGrant(floorKube, target, benchClaims(issuer.issuer, REPOSITORY_IDS[0]!), shape, expiresAt),
     exchangeBody: (namespace) => ({ namespace, role: ROLE, ttlSeconds: TTL_SECONDS }),
-    async forEachJob(first, end, fn) {
+    async forEachJob(first, end, fn, options) {
       for (let i = first; i < end; i += 1) {
-        const job = env.newJob();
+        const job = env.newJob(options);
         try {
           await fn(job, i);
         } finally {

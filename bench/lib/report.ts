@@ -40,7 +40,8 @@ export const TARGETS: Target[] = [
   { key: 'exchange_throughput_ratio_c32', op: '>=', limit: 0.8 },
   { key: 'verify_ratio', op: '>=', limit: 0.9 },
   { key: 'main_overhead_ms', op: '<=', limit: 150 },
-  { key: 'main_bundle_bytes', op: '<=', limit: 1_048_576 },
+  { key: 'main_load_overhead_ms', op: '<=', limit: 40 },
+  { key: 'main_bundle_bytes', op: '<=', limit: 650 * 1024 },
   { key: 'gateway_get_p50_ratio_c1', op: '<=', limit: 1.2 },
   { key: 'gateway_throughput_ratio_c32', op: '>=', limit: 0.7 },
   { key: 'gateway_revoke_401_ms', op: '<=', limit: 100 },
@@ -114,6 +115,7 @@ export function flatMetrics(r: ScenarioResults): Record<string, number> {
     set('main_wall_ms', r.action.mainWallMs);
     set('main_exchange_ms', r.action.exchangeMs);
     set('main_own_overhead_ms', r.action.actionOwnMs);
+    set('main_load_overhead_ms', r.action.mainLoadMs);
     set('bare_node_ms', r.action.bareNodeMs);
     set('post_step_wall_ms', r.action.postWallMs);
     set('main_bundle_bytes', r.action.bundleBytes['main/index.js']);
@@ -242,9 +244,14 @@ export function renderMarkdown(report: Report): string {
     ]);
   if (d.action) {
     rows.push([
-      'Main step wall − `node -e 0` (`main_overhead_ms`)',
+      `Main step wall − \`node -e 0\`, on ${d.action.node} (\`main_overhead_ms\`)`,
       `${fmt(d.action.mainOverheadMs)} ms`,
       `main ${fmt(d.action.mainWallMs)} ms, bare node ${fmt(d.action.bareNodeMs)} ms, post step ${fmt(d.action.postWallMs)} ms`,
+    ]);
+    rows.push([
+      'of which: loading the bundle (main without inputs − `node -e 0`, `main_load_overhead_ms`)',
+      `${fmt(d.action.mainLoadMs)} ms`,
+      'goal ≤ 40 ms',
     ]);
     rows.push([
       'of which: one exchange over a new connection, timed alone',
@@ -252,7 +259,11 @@ export function renderMarkdown(report: Report): string {
       `the action's own share (main − node − exchange, \`main_own_overhead_ms\`): ${fmt(d.action.actionOwnMs)} ms`,
     ]);
     for (const [path, bytes] of Object.entries(d.action.bundleBytes))
-      rows.push([`\`dist/${path}\``, `${fmt(bytes)} bytes`, path === 'main/index.js' ? 'target ≤ 1 MB' : '']);
+      rows.push([
+        `\`dist/${path}\``,
+        `${fmt(bytes)} bytes`,
+        path === 'main/index.js' ? 'target ≤ 650 KiB' : '',
+      ]);
   }
   if (d.credential)
     rows.push(
