@@ -6,12 +6,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { load } from 'js-yaml';
 import { createBrokerApp } from '../../../src/broker/app.js';
-import type { BrokerDeps } from '../../../src/broker/deps.js';
-import type { K8sClients } from '../../../src/broker/k8s/clients.js';
-import { listen } from '../../../src/broker/http/server.js';
 import { createMetrics } from '../../../src/broker/metrics.js';
-import { silentLogger } from '../../../test/support/logger.js';
 import { brokerRequest } from '../../../test/support/broker-request.js';
+import { fakeBrokerDeps, serveOnLoopback } from '../../../test/support/fake-broker.js';
 import { repoRoot } from '../../../test/support/repo-root.js';
 
 const dir = join(repoRoot, 'deploy', 'monitoring');
@@ -32,23 +29,8 @@ const dashboard = JSON.parse(readFileSync(join(dir, 'grafana-dashboard.json'), '
 /** The broker's metric names, from /metrics as the broker serves it (HELP/TYPE lines list every one). */
 let served: Set<string>;
 beforeAll(async () => {
-  const deps = {
-    metrics: createMetrics({ defaultMetrics: true }), // as runtime.ts creates them
-    logger: silentLogger,
-    audit: { record: () => undefined },
-    k8s: {} as K8sClients,
-    verifier: { verify: async () => ({}) },
-    policy: { authorize: () => undefined, namespaces: () => [], namedRoles: () => [] },
-    endpoint: { server: 'https://k8s.invalid', certificateAuthorityData: '' },
-    limits: { bodyBytes: 1024, perRepositoryPerMinute: 1 },
-  } as unknown as BrokerDeps;
-  const app = createBrokerApp(deps);
-  const srv = await listen(app.handleInternal, {
-    host: '127.0.0.1',
-    port: 0,
-    insecureHttp: true,
-    requestTimeoutMs: 5000,
-  });
+  const { deps } = fakeBrokerDeps({ metrics: createMetrics({ defaultMetrics: true }) }); // as runtime.ts creates them
+  const srv = await serveOnLoopback(createBrokerApp(deps).handleInternal);
   try {
     const r = await brokerRequest<string>(srv.url, 'GET', '/metrics');
     expect(r.status).toBe(200);

@@ -6,36 +6,24 @@ import { base64url } from 'jose';
 import { createBrokerApp } from '../../../src/broker/app.js';
 import { createAuditLog } from '../../../src/broker/audit.js';
 import type { BrokerDeps } from '../../../src/broker/deps.js';
-import { listen, type RunningServer } from '../../../src/broker/http/server.js';
+import type { RunningServer } from '../../../src/broker/http/server.js';
 import { findDuplicateKey } from '../../../src/broker/http/strict-json.js';
 import type { K8sClients } from '../../../src/broker/k8s/clients.js';
 import { createLogger } from '../../../src/broker/logger.js';
-import { createMetrics } from '../../../src/broker/metrics.js';
-import type { VerifiedClaims } from '../../../src/broker/types.js';
-import { BrokerError } from '../../../src/shared/errors.js';
 import { brokerRequest } from '../../../test/support/broker-request.js';
+import { FAKE_CLAIMS, fakeBrokerDeps, serveOnLoopback } from '../../../test/support/fake-broker.js';
 
-const claims = { repository_id: '42', run_id: '1', run_attempt: '1', jti: 'j' } as VerifiedClaims;
 const GRANT = `gha-${'ab'.repeat(16)}`;
 
+/** Counts the verifications and TokenReviews the edge lets through; every token is unknown to the cluster. */
 function deps(limits: Partial<BrokerDeps['limits']> = {}) {
-  const audit: Record<string, unknown>[] = [];
-  const logs: string[] = [];
   const calls = { verify: 0, tokenReview: 0 };
-  const d: BrokerDeps = {
+  const fake = fakeBrokerDeps({
     verifier: {
       verify: async () => {
         calls.verify += 1;
-        return claims;
+        return FAKE_CLAIMS;
       },
-    },
-    policy: {
-      authorize() {
-        throw new BrokerError('ERR_FORBIDDEN', 'no_matching_rule');
-      },
-      namespaces: () => ['team-a'],
-      namedRoles: () => [],
-      sourceAllowed: () => false,
     },
     k8s: {
       authn: {
@@ -50,13 +38,9 @@ function deps(limits: Partial<BrokerDeps['limits']> = {}) {
         },
       },
     } as unknown as K8sClients,
-    endpoint: { server: 'https://k8s.invalid', certificateAuthorityData: '' },
-    logger: createLogger({ write: (l) => void logs.push(l) }),
-    audit: { record: (e) => void audit.push(e) },
-    metrics: createMetrics(),
     limits: { bodyBytes: 4096, perRepositoryPerMinute: 600, ...limits },
-  };
-  return { d, audit, logs, calls };
+  });
+  return { d: fake.deps, audit: fake.audit, logs: fake.logs, calls };
 }
 
 let srv: RunningServer | undefined;
@@ -65,12 +49,7 @@ afterEach(async () => {
   srv = undefined;
 });
 async function serve(d: BrokerDeps): Promise<string> {
-  srv = await listen(createBrokerApp(d).handle, {
-    host: '127.0.0.1',
-    port: 0,
-    insecureHttp: true,
-    requestTimeoutMs: 5000,
-  });
+  srv = await serveOnLoopback(createBrokerApp(d).handle);
   return srv.url;
 }
 

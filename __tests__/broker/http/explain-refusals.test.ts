@@ -3,18 +3,13 @@
 // for ttl_exceeds_rule only. Forged-token and not-yours reasons never leave the broker.
 import { afterEach, describe, expect, test } from '@jest/globals';
 import { createBrokerApp } from '../../../src/broker/app.js';
-import type { BrokerDeps } from '../../../src/broker/deps.js';
-import { listen, type RunningServer } from '../../../src/broker/http/server.js';
-import type { K8sClients } from '../../../src/broker/k8s/clients.js';
-import { createLogger } from '../../../src/broker/logger.js';
-import { createMetrics } from '../../../src/broker/metrics.js';
-import type { VerifiedClaims } from '../../../src/broker/types.js';
+import type { RunningServer } from '../../../src/broker/http/server.js';
 import type { ErrorResponse } from '../../../src/shared/api.js';
 import { CALLER_REASONS, REASONS, type Reason } from '../../../src/shared/contract.js';
 import { BrokerError, CLIENT_MESSAGE } from '../../../src/shared/errors.js';
 import { brokerRequest } from '../../../test/support/broker-request.js';
+import { FAKE_CLAIMS, fakeBrokerDeps, serveOnLoopback } from '../../../test/support/fake-broker.js';
 
-const claims = { repository_id: '42', run_id: '1', run_attempt: '1', jti: 'j' } as VerifiedClaims;
 const servers: RunningServer[] = [];
 afterEach(async () => {
   for (const s of servers.splice(0)) await s.close(0);
@@ -23,11 +18,11 @@ afterEach(async () => {
 /** A broker whose verifier or policy refuses with `refuse`. */
 async function brokerRefusing(refuse: BrokerError, explainRefusals: boolean | undefined) {
   const fromVerifier = refuse.reason.startsWith('jwt_');
-  const d: BrokerDeps = {
+  const { deps } = fakeBrokerDeps({
     verifier: {
       verify: async () => {
         if (fromVerifier) throw refuse;
-        return claims;
+        return FAKE_CLAIMS;
       },
     },
     policy: {
@@ -38,21 +33,9 @@ async function brokerRefusing(refuse: BrokerError, explainRefusals: boolean | un
       namedRoles: () => [],
       sourceAllowed: () => true,
     },
-    k8s: {} as unknown as K8sClients,
-    endpoint: { server: 'https://k8s.invalid', certificateAuthorityData: '' },
-    logger: createLogger({ write: () => undefined }),
-    audit: { record: () => undefined },
-    metrics: createMetrics(),
-    limits: { bodyBytes: 4096, perRepositoryPerMinute: 600 },
     ...(explainRefusals === undefined ? {} : { explainRefusals }),
-  };
-  const app = createBrokerApp(d);
-  const server = await listen(app.handle, {
-    host: '127.0.0.1',
-    port: 0,
-    insecureHttp: true,
-    requestTimeoutMs: 5000,
   });
+  const server = await serveOnLoopback(createBrokerApp(deps).handle);
   servers.push(server);
   const r = await brokerRequest<ErrorResponse>(server.url, 'POST', '/v1/exchange', {
     token: 'a.b.c',

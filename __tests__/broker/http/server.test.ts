@@ -2,51 +2,21 @@
 // shutdown, graceful draining of in-flight requests, and the refusal to serve plain HTTP by accident.
 import { expect, test } from '@jest/globals';
 import { createBrokerApp } from '../../../src/broker/app.js';
-import type { BrokerDeps } from '../../../src/broker/deps.js';
 import { listen } from '../../../src/broker/http/server.js';
-import { createMetrics } from '../../../src/broker/metrics.js';
-import { silentLogger } from '../../../test/support/logger.js';
-import { BrokerError } from '../../../src/shared/errors.js';
-import type { K8sClients } from '../../../src/broker/k8s/clients.js';
 import type { VerifiedClaims } from '../../../src/broker/types.js';
+import { BrokerError } from '../../../src/shared/errors.js';
 import { brokerRequest } from '../../../test/support/broker-request.js';
+import { FAKE_CLAIMS as claims, fakeBrokerDeps, serveOnLoopback } from '../../../test/support/fake-broker.js';
 
-const claims = { repository_id: '42', run_id: '1', run_attempt: '1', jti: 'j' } as VerifiedClaims;
-
-function deps(verify: () => Promise<VerifiedClaims>, perMinute = 600) {
-  const audit: Record<string, unknown>[] = [];
-  const d: BrokerDeps = {
-    verifier: { verify },
-    policy: {
-      authorize() {
-        throw new BrokerError('ERR_FORBIDDEN', 'no_matching_rule');
-      },
-      namespaces: () => [],
-      namedRoles: () => [],
-      sourceAllowed: () => false,
-    },
-    // Never reached: every request here is refused before the cluster.
-    k8s: {} as K8sClients,
-    endpoint: { server: 'https://k8s.invalid', certificateAuthorityData: '' },
-    logger: silentLogger,
-    audit: { record: (e) => void audit.push(e) },
-    metrics: createMetrics(),
-    limits: { bodyBytes: 4096, perRepositoryPerMinute: perMinute },
-  };
-  return { d, audit };
-}
+const deps = (verify: () => Promise<VerifiedClaims>, perMinute = 600) =>
+  fakeBrokerDeps({ verifier: { verify }, limits: { bodyBytes: 4096, perRepositoryPerMinute: perMinute } });
 
 const body = { namespace: 'staging', role: 'deployer' };
 
 test('per-repository rate limit: 429 with Retry-After, audited', async () => {
-  const { d, audit } = deps(async () => claims, 2);
+  const { deps: d, audit } = deps(async () => claims, 2);
   const app = createBrokerApp(d);
-  const srv = await listen(app.handle, {
-    host: '127.0.0.1',
-    port: 0,
-    insecureHttp: true,
-    requestTimeoutMs: 5000,
-  });
+  const srv = await serveOnLoopback(app.handle);
   try {
     const send = () => brokerRequest(srv.url, 'POST', '/v1/exchange', { token: 'x', body });
     expect((await send()).status).toBe(403);
@@ -66,18 +36,13 @@ test('graceful shutdown: readyz fails, no new connections, the in-flight exchang
   let entered!: () => void;
   const inVerifier = new Promise<void>((r) => (entered = r));
   const gate = new Promise<void>((r) => (release = r));
-  const { d } = deps(async () => {
+  const { deps: d } = deps(async () => {
     entered();
     await gate;
     return claims;
   });
   const app = createBrokerApp(d);
-  const srv = await listen(app.handle, {
-    host: '127.0.0.1',
-    port: 0,
-    insecureHttp: true,
-    requestTimeoutMs: 5000,
-  });
+  const srv = await serveOnLoopback(app.handle);
   expect((await brokerRequest(srv.url, 'GET', '/readyz')).status).toBe(200);
 
   const inflight = brokerRequest(srv.url, 'POST', '/v1/exchange', { token: 'x', body });
@@ -94,16 +59,11 @@ test('graceful shutdown: readyz fails, no new connections, the in-flight exchang
 test('graceful shutdown gives up on requests still running after the grace period', async () => {
   let entered!: () => void;
   const inVerifier = new Promise<void>((r) => (entered = r));
-  const { d } = deps(() => {
+  const { deps: d } = deps(() => {
     entered();
     return new Promise<VerifiedClaims>(() => undefined); // never answers
   });
-  const srv = await listen(createBrokerApp(d).handle, {
-    host: '127.0.0.1',
-    port: 0,
-    insecureHttp: true,
-    requestTimeoutMs: 5000,
-  });
+  const srv = await serveOnLoopback(createBrokerApp(d).handle);
   const inflight = brokerRequest(srv.url, 'POST', '/v1/exchange', { token: 'x', body });
   await inVerifier;
   await srv.close(50);
@@ -111,14 +71,9 @@ test('graceful shutdown gives up on requests still running after the grace perio
 });
 
 test('readyz reports shutting down; plain HTTP needs an explicit opt-in', async () => {
-  const { d } = deps(async () => claims);
+  const { deps: d } = deps(async () => claims);
   const app = createBrokerApp(d);
-  const srv = await listen(app.handle, {
-    host: '127.0.0.1',
-    port: 0,
-    insecureHttp: true,
-    requestTimeoutMs: 5000,
-  });
+  const srv = await serveOnLoopback(app.handle);
   try {
     app.markShuttingDown();
     expect((await brokerRequest(srv.url, 'GET', '/readyz')).status).toBe(503);
@@ -132,16 +87,11 @@ test('readyz reports shutting down; plain HTTP needs an explicit opt-in', async 
 });
 
 test('an exchange that fails on our side counts its reason (the JWKS alert), not as a denial', async () => {
-  const { d } = deps(async () => {
+  const { deps: d } = deps(async () => {
     throw new BrokerError('ERR_UNAVAILABLE', 'jwks_unavailable', 'JWKS fetch failed');
   });
   const app = createBrokerApp(d);
-  const srv = await listen(app.handle, {
-    host: '127.0.0.1',
-    port: 0,
-    insecureHttp: true,
-    requestTimeoutMs: 5000,
-  });
+  const srv = await serveOnLoopback(app.handle);
   try {
     const r = await brokerRequest(srv.url, 'POST', '/v1/exchange', { token: 'x', body });
     expect(r.status).toBe(503);
