@@ -3,12 +3,13 @@
 // plane, and the same token's claims fed to the built bundle's `policy test --json`. Allowed by the
 // CLI exactly when the broker grants, by the rule the audit line names; refused with the reason
 // the broker's audit line gives.
-import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import type { ErrorResponse, ExchangeResponse } from '../../../src/shared/api.js';
 import type { RunningBroker } from '../../../test/support/broker.js';
 import { ensureBrokerBuilt } from '../../../test/support/ensure-built.js';
+import { runChild } from '../../../test/support/runner.js';
 import { startBrokerEnv, type BrokerEnv } from '../../../test/support/fixture.js';
 import type { GitHubClaims } from '../../../test/support/oidc-issuer.js';
 
@@ -119,31 +120,45 @@ interface CliAnswer {
   ttlSeconds?: number;
 }
 
+/** The CLI's answer for one row, from a process of its own (the rows' processes run side by side). */
+async function cliAnswer(row: Row, namespace: string, token: string, file: string) {
+  const [, , , role, ttl] = row;
+  writeFileSync(file, Buffer.from(token.split('.')[1]!, 'base64url'));
+  const args = [
+    'policy',
+    'test',
+    policyFile(),
+    '--claims',
+    file,
+    '--namespace',
+    namespace,
+    '--role',
+    role,
+    '--json',
+  ];
+  if (ttl !== undefined) args.push('--ttl', String(ttl));
+  const run = await runChild(process.execPath, [entry, ...args]);
+  return { exit: run.code, answer: JSON.parse(run.stdout) as CliAnswer };
+}
+
+const policyFile = () => join(dirname(broker.configPath), 'policy.yaml');
+
 test(`policy test and the broker agree on ${TABLE.length} claim sets`, async () => {
   expect(TABLE.length).toBeGreaterThanOrEqual(20);
-  const policyFile = join(dirname(broker.configPath), 'policy.yaml');
+  const rows = await Promise.all(
+    TABLE.map(async (row, i) => {
+      const nsKey = row[2];
+      const namespace = nsKey === 'A' ? A : nsKey === 'B' ? B : nsKey;
+      const token = await env.issuer.sign(row[1]);
+      const claimsFile = join(dirname(broker.configPath), `claims-${i}.json`);
+      return { row, namespace, token, cli: await cliAnswer(row, namespace, token, claimsFile) };
+    }),
+  );
   const outcomes: string[] = [];
   let allowed = 0;
-  for (const [what, claims, nsKey, role, ttl] of TABLE) {
-    const namespace = nsKey === 'A' ? A : nsKey === 'B' ? B : nsKey;
-    const token = await env.issuer.sign(claims);
-    const payload = Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8');
-    const args = [
-      'policy',
-      'test',
-      policyFile,
-      '--claims',
-      '-',
-      '--namespace',
-      namespace,
-      '--role',
-      role,
-      '--json',
-    ];
-    if (ttl !== undefined) args.push('--ttl', String(ttl));
-    const run = spawnSync(process.execPath, [entry, ...args], { input: payload, encoding: 'utf8' });
-    const cli = JSON.parse(run.stdout) as CliAnswer;
-
+  for (const { row, namespace, token, cli: run } of rows) {
+    const [what, , , role, ttl] = row;
+    const cli = run.answer;
     const body = { namespace, role, ...(ttl === undefined ? {} : { ttlSeconds: ttl }) };
     const r = await broker.request<ExchangeResponse & ErrorResponse>('POST', '/v1/exchange', { token, body });
     const requestId = r.headers['x-request-id'];
@@ -154,7 +169,7 @@ test(`policy test and the broker agree on ${TABLE.length} claim sets`, async () 
       reason: audit.reason as string | undefined,
     };
     outcomes.push(`${what}: ${cli.allowed ? `allowed by ${cli.rule}` : `refused (${cli.reason})`}`);
-    expect({ what, exit: run.status, ...pick(cli) }).toEqual({
+    expect({ what, exit: run.exit, ...pick(cli) }).toEqual({
       what,
       exit: broker_.allowed ? 0 : 1,
       ...pick(broker_),
