@@ -84,11 +84,14 @@ function gatewayResults(gatewayP50: number, revoke401Ms: number): GatewayResults
   const memory = (liveGrants: number, rssMb: number) => ({ liveGrants, rssMb, peakRssMb: rssMb + 10 });
   return {
     runs: [],
-    c1P50Ms: { gateway: gatewayP50, direct: 4 },
-    c32Throughput: { gateway: 300, direct: 400 },
+    c1P50Ms: { gateway: gatewayP50, direct: 4, noop: 4.2 },
+    c32Throughput: { gateway: 300, direct: 400, noop: 360 },
     p50RatioC1: gatewayP50 / 4,
     throughputRatioC32: 0.75,
+    noopP50RatioC1: 1.05,
+    noopThroughputRatioC32: 0.9,
     brokerCpuMsPerRequest: 0.5,
+    noopCpuMsPerRequest: 0.2,
     revokes: [],
     revoke401Ms,
     revokeCallMs: revoke401Ms + 20,
@@ -119,6 +122,9 @@ test('gateway figures get their keys, named by the grant count, and are judged a
     gateway_rss_mb_5000: 120,
     gateway_rss_mb_0: 90,
     gateway_off_rss_mb_5000: 110,
+    gateway_noop_proxy_p50_ratio_c1: 1.05,
+    gateway_noop_proxy_throughput_ratio_c32: 0.9,
+    gateway_noop_proxy_cpu_ms_per_get: 0.2,
   });
   for (const key of ['gateway_get_p50_ratio_c1', 'gateway_throughput_ratio_c32', 'gateway_revoke_401_ms'])
     expect(good.targets.find((t) => t.key === key)?.met).toBe(true);

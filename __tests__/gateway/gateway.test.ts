@@ -171,6 +171,23 @@ describe('gateway', () => {
     expect(line).toMatchObject({ grantId: grant.grantId, incomplete: 'grant ended' });
   });
 
+  test('a watch without events yet gets its headers at once, not with its first event', async () => {
+    const grant = await exchange(a);
+    await untilAccepted(a, grant.token);
+    // No object matches: the API server sends headers and then nothing until the watch ends.
+    const watch = openWatch(
+      gatewayOf(a),
+      a.ca!,
+      `${configmapsPath()}?watch=1&fieldSelector=metadata.name%3Dno-such-configmap`,
+      grant.token,
+    );
+    const headersWithin = await Promise.race([watch.status, sleep(10_000).then(() => 'no headers in 10 s')]);
+    expect(headersWithin).toBe(200);
+    const revoked = await a.request('DELETE', `/v1/grants/${grant.grantId}`, { token: grant.token });
+    expect(revoked.status).toBe(200);
+    await watch.closed;
+  });
+
   describe('hostile input: 4xx, never forwarded, never 5xx', () => {
     let live: ExchangeResponse;
     let ended: ExchangeResponse;
@@ -326,6 +343,10 @@ describe('gateway', () => {
     test('the live token itself still goes through (the cases above were refused for their flaw)', async () => {
       const before = await forwardedCount(a);
       expect((await ask(a, 'GET', path(), { token: live.token })).status).toBe(200);
+      // Counted when the gateway's answer closes, which may come after the client has read it.
+      await waitFor('the gateway to count the call', async () =>
+        (await forwardedCount(a)) > before ? true : undefined,
+      );
       expect(await forwardedCount(a)).toBe(before + 1);
     });
   });

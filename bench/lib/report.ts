@@ -142,6 +142,9 @@ export function flatMetrics(r: ScenarioResults): Record<string, number> {
     set('gateway_throughput_c32', g.c32Throughput.gateway);
     set('direct_throughput_c32', g.c32Throughput.direct);
     set('gateway_broker_cpu_ms_per_get', g.brokerCpuMsPerRequest);
+    set('gateway_noop_proxy_p50_ratio_c1', g.noopP50RatioC1);
+    set('gateway_noop_proxy_throughput_ratio_c32', g.noopThroughputRatioC32);
+    set('gateway_noop_proxy_cpu_ms_per_get', g.noopCpuMsPerRequest);
     set('gateway_revoke_401_ms', g.revoke401Ms);
     set('gateway_revoke_call_ms', g.revokeCallMs);
     set(`gateway_rss_mb_${g.loaded.liveGrants}`, g.loaded.rssMb);
@@ -300,14 +303,29 @@ export function renderMarkdown(report: Report): string {
         `direct to the API server, same token: ${fmt(g.c1P50Ms.direct)} ms → ratio ${fmt(g.p50RatioC1)}; goal ≤ 1.2`,
       ],
       [
+        'GET p50 at concurrency 1, through a no-op Node proxy (`gateway_noop_proxy_p50_ratio_c1` = no-op proxy ÷ direct)',
+        `${fmt(g.c1P50Ms.noop)} ms`,
+        `the hop alone, the gateway's floor: ratio ${fmt(g.noopP50RatioC1)}`,
+      ],
+      [
         'GET throughput at concurrency 32, through the gateway (`gateway_throughput_ratio_c32`)',
         `${fmt(g.c32Throughput.gateway)} /s`,
         `direct: ${fmt(g.c32Throughput.direct)} /s → ratio ${fmt(g.throughputRatioC32)}; goal ≥ 0.7`,
       ],
       [
+        'GET throughput at concurrency 32, through a no-op Node proxy (`gateway_noop_proxy_throughput_ratio_c32`)',
+        `${fmt(g.c32Throughput.noop)} /s`,
+        `the hop alone, the gateway's floor: ratio ${fmt(g.noopThroughputRatioC32)}`,
+      ],
+      [
         'Broker CPU per GET through the gateway (`gateway_broker_cpu_ms_per_get`)',
         `${fmt(g.brokerCpuMsPerRequest)} ms`,
         'user + system time of the broker process over the runs ÷ GETs it proxied',
+      ],
+      [
+        'No-op proxy CPU per GET (`gateway_noop_proxy_cpu_ms_per_get`)',
+        `${fmt(g.noopCpuMsPerRequest)} ms`,
+        'the same for the no-op proxy process: the hop alone',
       ],
       [
         'Broker revoke start → first 401 at the gateway (`gateway_revoke_401_ms`)',

@@ -1,6 +1,7 @@
 // 6. The gateway beside the direct path, in the same run, against the same grant and API server:
-// one grant's token sent by the minimal keep-alive client to the broker's gateway and straight to the
-// API server, alternating, for GET latency at concurrency 1 and throughput at 32; revoke → 401 at
+// one grant's token sent by the minimal keep-alive client to the broker's gateway, straight to the
+// API server and through a no-op Node proxy (the floor of the extra hop, bench/lib/noop-proxy.mjs),
+// rotating, for GET latency at concurrency 1 and throughput at 32; revoke → 401 at
 // the gateway (the broker's revoke endpoint, the gateway polled meanwhile); and the broker's
 // resident memory with no grants and with N complete grants (the broker's exact objects, made the
 // floor's way) in its gateway table.
@@ -10,9 +11,12 @@ import type { BenchBroker, BenchContext, Scenario } from '../lib/context.js';
 import { processCpuMs, processMemoryMb } from '../lib/context.js';
 import { credentialsFromKubeconfig, MinimalKubeClient } from '../lib/kube-client.js';
 import type { BenchSettings } from '../lib/settings.js';
+import { startNoopProxy, type NoopProxy } from '../lib/start-noop-proxy.js';
 import { closedLoop, median, nowMs, percentile } from '../lib/stats.js';
 
-export type GatewaySide = 'gateway' | 'direct';
+/** `noop`: the same token through a proxy that does nothing but the hop. */
+export type GatewaySide = 'gateway' | 'direct' | 'noop';
+const SIDES: readonly GatewaySide[] = ['gateway', 'direct', 'noop'];
 
 export interface GatewayRun {
   c1P50Ms: Record<GatewaySide, number>;
@@ -21,8 +25,13 @@ export interface GatewayRun {
   c32P50Ms: Record<GatewaySide, number>;
   p50RatioC1: number;
   throughputRatioC32: number;
+  /** The no-op proxy ÷ direct: the share of the ratios above that the hop alone costs. */
+  noopP50RatioC1: number;
+  noopThroughputRatioC32: number;
   /** The broker process's CPU time over the run ÷ the requests it proxied (background work included). */
   brokerCpuMsPerRequest: number;
+  /** The same for the no-op proxy's process. */
+  noopCpuMsPerRequest: number;
 }
 
 export interface GatewayRevokeSample {
@@ -49,7 +58,10 @@ export interface GatewayResults {
   c32Throughput: Record<GatewaySide, number>;
   p50RatioC1: number;
   throughputRatioC32: number;
+  noopP50RatioC1: number;
+  noopThroughputRatioC32: number;
   brokerCpuMsPerRequest: number;
+  noopCpuMsPerRequest: number;
   revokes: GatewayRevokeSample[];
   revoke401Ms: number;
   revokeCallMs: number;
@@ -70,7 +82,7 @@ function sideClients(
   ctx: BenchContext,
   bb: BenchBroker,
   token: string,
-): Record<GatewaySide, MinimalKubeClient> {
+): Record<'gateway' | 'direct', MinimalKubeClient> {
   const api = credentialsFromKubeconfig(ctx.rbac.kubeconfigPath);
   return {
     gateway: new MinimalKubeClient({ server: bb.gatewayUrl!, ca: bb.ca, token }),
@@ -78,25 +90,31 @@ function sideClients(
   };
 }
 
+/** `sides` rotated by k: each side goes first, second and last equally often. */
+const rotated = <T>(sides: readonly T[], k: number): T[] => {
+  const i = k % sides.length;
+  return [...sides.slice(i), ...sides.slice(0, i)];
+};
+
 async function mustGet(client: MinimalKubeClient, path: string): Promise<void> {
   const res = await client.raw('GET', path);
   if (res.status !== 200) throw new Error(`GET ${path} answered ${res.status}`);
 }
 
-/** One repetition: c = 1 in alternating chunks, then c = 32 in alternating rounds. */
+/** One repetition: c = 1 in rotating chunks, then c = 32 in rotating rounds. */
 async function measureRun(
-  brokerPid: number,
+  pids: { broker: number; noop: number },
   clients: Record<GatewaySide, MinimalKubeClient>,
   path: string,
   settings: BenchSettings,
   rep: number,
 ): Promise<GatewayRun> {
-  const cpuBefore = processCpuMs(brokerPid);
-  const sides: GatewaySide[] = rep % 2 === 0 ? ['gateway', 'direct'] : ['direct', 'gateway'];
-  const c1: Record<GatewaySide, number[]> = { gateway: [], direct: [] };
+  const cpuBefore = { broker: processCpuMs(pids.broker), noop: processCpuMs(pids.noop) };
+  const sides = rotated(SIDES, rep);
+  const c1: Record<GatewaySide, number[]> = { gateway: [], direct: [], noop: [] };
   for (let done = 0, k = 0; done < settings.gatewayGetCount; done += CHUNK, k += 1) {
     const n = Math.min(CHUNK, settings.gatewayGetCount - done);
-    for (const side of k % 2 === 0 ? sides : [...sides].reverse()) {
+    for (const side of rotated(sides, k)) {
       const { latencies } = await closedLoop(n, 1, () => mustGet(clients[side], path));
       c1[side].push(...latencies);
     }
@@ -105,21 +123,25 @@ async function measureRun(
   const c32 = {
     gateway: { n: 0, wallMs: 0, latencies: [] as number[] },
     direct: { n: 0, wallMs: 0, latencies: [] as number[] },
+    noop: { n: 0, wallMs: 0, latencies: [] as number[] },
   };
   for (let k = 0; k < ROUNDS_C32; k += 1) {
-    for (const side of k % 2 === 0 ? sides : [...sides].reverse()) {
+    for (const side of rotated(sides, k)) {
       const { latencies, wallMs } = await closedLoop(perRound, 32, () => mustGet(clients[side], path));
       c32[side].n += perRound;
       c32[side].wallMs += wallMs;
       c32[side].latencies.push(...latencies);
     }
   }
-  const brokerCpuMs = processCpuMs(brokerPid) - cpuBefore;
+  const proxied = (side: GatewaySide) => c1[side].length + c32[side].n;
+  const cpuPerRequest = (pid: 'broker' | 'noop', side: GatewaySide) =>
+    (processCpuMs(pids[pid]) - cpuBefore[pid]) / proxied(side);
   const p50 = (side: GatewaySide) => percentile(c1[side], 50);
   const throughput = (side: GatewaySide) => (c32[side].n / c32[side].wallMs) * 1000;
   const both = <T>(f: (side: GatewaySide) => T): Record<GatewaySide, T> => ({
     gateway: f('gateway'),
     direct: f('direct'),
+    noop: f('noop'),
   });
   return {
     c1P50Ms: both(p50),
@@ -128,7 +150,10 @@ async function measureRun(
     c32P50Ms: both((side) => percentile(c32[side].latencies, 50)),
     p50RatioC1: p50('gateway') / p50('direct'),
     throughputRatioC32: throughput('gateway') / throughput('direct'),
-    brokerCpuMsPerRequest: brokerCpuMs / (c1.gateway.length + c32.gateway.n),
+    noopP50RatioC1: p50('noop') / p50('direct'),
+    noopThroughputRatioC32: throughput('noop') / throughput('direct'),
+    brokerCpuMsPerRequest: cpuPerRequest('broker', 'gateway'),
+    noopCpuMsPerRequest: cpuPerRequest('noop', 'noop'),
   };
 }
 
@@ -255,20 +280,27 @@ export const runGatewayBench: Scenario<GatewayResults> = async (ctx, settings, l
       data: { k: 'v' },
     });
     const path = `/api/v1/namespaces/${ns}/configmaps/bench-gateway`;
-    const clients = sideClients(ctx, bb, grant.token);
+    const api = credentialsFromKubeconfig(ctx.rbac.kubeconfigPath);
+    let noop: NoopProxy | undefined;
+    let clients: Record<GatewaySide, MinimalKubeClient> | undefined;
     try {
-      // Warm-up: connections, the gateway's token review cache, JIT on both ends.
+      noop = await startNoopProxy(api);
+      clients = {
+        ...sideClients(ctx, bb, grant.token),
+        noop: new MinimalKubeClient({ server: noop.url, ca: noop.ca, token: grant.token }),
+      };
+      // Warm-up: connections, the gateway's token review cache, JIT on every end.
       for (let i = 0; i < 20; i += 1) for (const c of Object.values(clients)) await mustGet(c, path);
       for (let rep = 0; rep < settings.reps; rep += 1) {
-        const run = await measureRun(bb.pid, clients, path, settings, rep);
+        const run = await measureRun({ broker: bb.pid, noop: noop.pid }, clients, path, settings, rep);
         runs.push(run);
         log(
-          `  gateway run ${rep + 1}/${settings.reps}: GET p50 c1 ${run.c1P50Ms.gateway.toFixed(2)} vs direct ${run.c1P50Ms.direct.toFixed(2)} ms (ratio ${run.p50RatioC1.toFixed(2)}), c32 ${run.c32Throughput.gateway.toFixed(0)} vs ${run.c32Throughput.direct.toFixed(0)} /s (ratio ${run.throughputRatioC32.toFixed(2)}); broker CPU ${run.brokerCpuMsPerRequest.toFixed(2)} ms per proxied GET`,
+          `  gateway run ${rep + 1}/${settings.reps}: GET p50 c1 ${run.c1P50Ms.gateway.toFixed(2)} vs direct ${run.c1P50Ms.direct.toFixed(2)} ms (ratio ${run.p50RatioC1.toFixed(2)}; no-op proxy ${run.c1P50Ms.noop.toFixed(2)} ms, ratio ${run.noopP50RatioC1.toFixed(2)}), c32 ${run.c32Throughput.gateway.toFixed(0)} vs ${run.c32Throughput.direct.toFixed(0)} /s (ratio ${run.throughputRatioC32.toFixed(2)}; no-op proxy ${run.c32Throughput.noop.toFixed(0)} /s, ratio ${run.noopThroughputRatioC32.toFixed(2)}); CPU per proxied GET: broker ${run.brokerCpuMsPerRequest.toFixed(2)} ms, no-op proxy ${run.noopCpuMsPerRequest.toFixed(2)} ms`,
         );
       }
     } finally {
-      clients.gateway.close();
-      clients.direct.close();
+      for (const c of Object.values(clients ?? {})) c.close();
+      await noop?.stop();
     }
     for (let i = 0; i < settings.gatewayRevokeReps; i += 1) {
       const s = await revokeSample(ctx, bb, ns);
@@ -316,6 +348,7 @@ export const runGatewayBench: Scenario<GatewayResults> = async (ctx, settings, l
   const side = (f: (r: GatewayRun) => Record<GatewaySide, number>) => ({
     gateway: median(runs.map((r) => f(r).gateway)),
     direct: median(runs.map((r) => f(r).direct)),
+    noop: median(runs.map((r) => f(r).noop)),
   });
   return {
     runs,
@@ -323,7 +356,10 @@ export const runGatewayBench: Scenario<GatewayResults> = async (ctx, settings, l
     c32Throughput: side((r) => r.c32Throughput),
     p50RatioC1: median(runs.map((r) => r.p50RatioC1)),
     throughputRatioC32: median(runs.map((r) => r.throughputRatioC32)),
+    noopP50RatioC1: median(runs.map((r) => r.noopP50RatioC1)),
+    noopThroughputRatioC32: median(runs.map((r) => r.noopThroughputRatioC32)),
     brokerCpuMsPerRequest: median(runs.map((r) => r.brokerCpuMsPerRequest)),
+    noopCpuMsPerRequest: median(runs.map((r) => r.noopCpuMsPerRequest)),
     revokes,
     revoke401Ms: median(revokes.map((s) => s.to401Ms)),
     revokeCallMs: median(revokes.map((s) => s.revokeCallMs)),

@@ -4,8 +4,13 @@
 // API server would authenticate a client certificate before the bearer token, and the request
 // would run as the broker). Each request carries the grant's token alone.
 import { readFileSync } from 'node:fs';
-import { Agent as HttpAgent } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
+import {
+  Agent as HttpAgent,
+  request as httpRequest,
+  type ClientRequest,
+  type RequestOptions,
+} from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
 
 /**
@@ -45,4 +50,31 @@ export function upstreamOf(kc: KubeConfig): Upstream {
     });
   } else agent = new HttpAgent(keepAlive);
   return { url, agent, close: () => agent.destroy() };
+}
+
+/** What every forwarded request's options share, worked out once rather than per request. */
+export interface UpstreamTarget {
+  send: (options: RequestOptions) => ClientRequest;
+  agent: HttpAgent;
+  protocol: string;
+  /** Without the brackets of an IPv6 literal. */
+  hostname: string;
+  port: string | undefined;
+  /** The Host header. */
+  host: string;
+  /** The server URL's path without trailing slashes, prefixed to every request path. */
+  basePath: string;
+}
+
+export function targetOf(upstream: Upstream): UpstreamTarget {
+  const { url, agent } = upstream;
+  return {
+    send: url.protocol === 'https:' ? httpsRequest : httpRequest,
+    agent,
+    protocol: url.protocol,
+    hostname: url.hostname.replace(/^\[|\]$/g, ''),
+    port: url.port || undefined,
+    host: url.host,
+    basePath: url.pathname.replace(/\/+$/, ''),
+  };
 }
