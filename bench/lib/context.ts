@@ -11,6 +11,7 @@ import { ensureActionBuilt, type JobOptions, type RunnerJob } from '../../test/s
 import type { OidcIssuer } from '../../test/support/oidc-issuer.js';
 import { policyYaml, type PolicySpec } from '../../test/support/policy.js';
 import type { ExchangeRequest } from '../../src/shared/api.js';
+import { INLINE_ROLE_PART, PART_LABEL } from '../../src/broker/naming.js';
 import type { BenchSettings } from './settings.js';
 import { BenchBrokerClient } from './broker-client.js';
 import { credentialsFromKubeconfig, MinimalKubeClient } from './kube-client.js';
@@ -30,6 +31,13 @@ export const REPOSITORY_IDS = Array.from({ length: 8 }, (_, i) => String(700_000
 export const RATE_LIMIT_PER_REPOSITORY = 10_000;
 export const CLUSTER_ROLE = 'k8s-ea-deployer';
 export const ROLE = 'deployer';
+/**
+ * An inline role (its Role shared per namespace, src/broker/k8s/inline-roles.ts) for the inline
+ * exchange figure. Its rules are permissions the broker holds itself in job namespaces (deploy/), as
+ * escalation prevention requires; what they allow does not change the cost of a grant.
+ */
+export const INLINE_ROLE = 'inline-reader';
+const INLINE_RULES = [{ apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get', 'list'] }];
 export const TTL_SECONDS = 900;
 /** BENCH_PROFILE=1 runs every broker under --cpu-prof through this wrapper. */
 const PROFILED_ENTRY = fileURLToPath(new URL('./profiled-broker.mjs', import.meta.url));
@@ -45,7 +53,8 @@ export interface BenchContext {
   target(namespace: string): GrantTarget;
   /** A grant made the floor's way (no broker) for the first bench repository; expiry: its TTL. */
   floorGrant(target: GrantTarget, shape: FloorShape, expiresAt?: Date): Promise<FloorGrant>;
-  exchangeBody(namespace: string): ExchangeRequest;
+  /** The exchange request for ROLE (or another role of the bench policy, e.g. INLINE_ROLE). */
+  exchangeBody(namespace: string, role?: string): ExchangeRequest;
   /** Runs `fn` for i = first … end-1, one at a time, each with a fresh runner job (cleaned up after). */
   forEachJob(
     first: number,
@@ -85,15 +94,15 @@ export interface BenchBroker {
   stop(): Promise<void>;
 }
 
-/** One rule per repository ID, all granting ROLE in these namespaces. */
+/** One rule per repository ID, all granting ROLE and INLINE_ROLE in these namespaces. */
 function benchPolicy(namespaces: string[]): PolicySpec {
   return {
     namespaces,
-    roles: { [ROLE]: { clusterRole: CLUSTER_ROLE } },
+    roles: { [ROLE]: { clusterRole: CLUSTER_ROLE }, [INLINE_ROLE]: { rules: INLINE_RULES } },
     rules: REPOSITORY_IDS.map((id) => ({
       name: `bench-${id}`,
       match: { repository_id: id },
-      roles: [ROLE],
+      roles: [ROLE, INLINE_ROLE],
       maxTtlSeconds: TTL_SECONDS,
       // Renewable, for the credential plugin's renewal latency (scenarios/credential.ts).
       maxSessionSeconds: 2 * TTL_SECONDS,
@@ -116,7 +125,7 @@ export async function createBenchContext(log: (msg: string) => void): Promise<Be
 
   const env = await startBrokerEnv({
     namespaces: ['bench-exchange', 'bench-reap', 'bench-scale'],
-    rbac: { tokenSeconds: 7200 },
+    rbac: { tokenSeconds: 7200, inlineRoles: [INLINE_ROLE] },
   });
   const { issuer, rbac } = env;
   const [exchangeNs, reapNs, scaleNs] = env.namespaces;
@@ -146,7 +155,7 @@ export async function createBenchContext(log: (msg: string) => void): Promise<Be
     }),
     floorGrant: (target, shape, expiresAt) =>
       floorGrant(floorKube, target, benchClaims(issuer.issuer, REPOSITORY_IDS[0]!), shape, expiresAt),
-    exchangeBody: (namespace) => ({ namespace, role: ROLE, ttlSeconds: TTL_SECONDS }),
+    exchangeBody: (namespace, role = ROLE) => ({ namespace, role, ttlSeconds: TTL_SECONDS }),
     async forEachJob(first, end, fn, options) {
       for (let i = first; i < end; i += 1) {
         const job = env.newJob(options);
@@ -197,7 +206,10 @@ export async function createBenchContext(log: (msg: string) => void): Promise<Be
       return b;
     },
     async clearGrants(namespace) {
-      const sel = encodeURIComponent('app.kubernetes.io/managed-by=k8s-ephemeral-access');
+      // Not the inline role's shared Role: it belongs to no grant and outlives them, as in a cluster.
+      const sel = encodeURIComponent(
+        `app.kubernetes.io/managed-by=k8s-ephemeral-access,${PART_LABEL}!=${INLINE_ROLE_PART}`,
+      );
       const ns = encodeURIComponent(namespace);
       await Promise.all([
         adminKube.json('DELETE', `/api/v1/namespaces/${ns}/serviceaccounts?labelSelector=${sel}`),
