@@ -35,7 +35,16 @@ test('the closed loop never has more than `concurrency` tasks in flight and runs
   expect(seen.sort((a, b) => a - b)).toEqual(Array.from({ length: 25 }, (_, i) => i));
 });
 
-const run = (p50: number, throughput: number) => ({ n: 10, p50, p95: p50, p99: p50, max: p50, throughput });
+const run = (p50: number, throughput: number) => ({
+  n: 10,
+  p50,
+  p95: p50,
+  p99: p50,
+  max: p50,
+  throughput,
+  apiServerCpuMs: p50 / 4,
+  brokerCpuMs: p50 / 10,
+});
 
 /** The bare minimum takes `bareShare` of the parallel floor's time; the inline role `inlineP50`. */
 function exchangeResults(
@@ -118,7 +127,11 @@ test('the bare-minimum floor and the inline role get their keys and are judged a
     exchange_inline_p50_ratio_c1: 1.1,
     exchange_inline_p50_ms_c1: 121,
     floor_bare_p50_ms_c1: 70,
+    floor_bare_apiserver_cpu_ms_c1: 17.5,
+    exchange_inline_broker_cpu_ms_c1: 12.1,
   });
+  // A floor runs no broker: no broker CPU figure for it.
+  expect(good.report.metrics).not.toHaveProperty('floor_bare_broker_cpu_ms_c1');
   expect(good.report.metrics.floor_bare_throughput_c32).toBeCloseTo(100 / 140, 2);
   expect(good).toMatchObject({ bare: true, inline: true });
 
@@ -195,4 +208,11 @@ test('only the generated block of the doc is replaced', () => {
   const appended = spliceGenerated('# Benchmarks\n\nNotes.\n', 'table');
   expect(appended.startsWith('# Benchmarks\n\nNotes.')).toBe(true);
   expect(appended).toContain(`${begin}\n\ntable\n\n<!-- bench:end -->`);
+});
+
+test('BENCH_CONCURRENCIES picks the exchange concurrencies; anything but positive integers is refused', () => {
+  expect(loadSettings({ BENCH_CONCURRENCIES: '1, 32' }).concurrencies).toEqual([1, 32]);
+  expect(loadSettings({ BENCH_QUICK: '1' }).concurrencies).toEqual([1, 8, 32]);
+  expect(() => loadSettings({ BENCH_CONCURRENCIES: '1,0' })).toThrow(/positive integer/);
+  expect(() => loadSettings({ BENCH_CONCURRENCIES: '8,x' })).toThrow(/positive integer/);
 });

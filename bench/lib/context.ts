@@ -2,6 +2,7 @@
 // deploy/ (and the minimal floor client under that same identity), the local OIDC issuer, and a
 // way to start the real broker bundle with a policy that allows many exchanges.
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RunningBroker } from '../../test/support/broker.js';
 import { ensureBrokerBuilt } from '../../test/support/ensure-built.js';
@@ -50,6 +51,8 @@ export interface BenchContext {
   floorKube: MinimalKubeClient;
   /** Admin, for cleanup and for watching deletions. */
   adminKube: MinimalKubeClient;
+  /** The control plane's API server process (with its etcd; the controller-manager is a child). */
+  apiServerPid: number;
   target(namespace: string): GrantTarget;
   /** A grant made the floor's way (no broker) for the first bench repository; expiry: its TTL. */
   floorGrant(target: GrantTarget, shape: FloorShape, expiresAt?: Date): Promise<FloorGrant>;
@@ -113,7 +116,7 @@ function benchPolicy(namespaces: string[]): PolicySpec {
 export async function createBenchContext(log: (msg: string) => void): Promise<BenchContext> {
   // A plain-JS script without type declarations, so imported by URL and typed here.
   const cluster = (await import(new URL('../../scripts/cluster.mjs', import.meta.url).href)) as {
-    up(o: { quiet: boolean }): Promise<{ kubeconfig: string; auditLog: string; server: string }>;
+    up(o: { quiet: boolean }): Promise<{ kubeconfig: string; auditLog: string; server: string; dir: string }>;
   };
   const info = await cluster.up({ quiet: true });
   process.env.K8S_EA_ADMIN_KUBECONFIG = info.kubeconfig;
@@ -144,6 +147,7 @@ export async function createBenchContext(log: (msg: string) => void): Promise<Be
     namespaces,
     floorKube,
     adminKube,
+    apiServerPid: Number(readFileSync(join(info.dir, 'pid'), 'utf8')),
     target: (namespace) => ({
       namespace,
       ledgerNamespace: rbac.brokerNamespace,

@@ -95,6 +95,8 @@ export function flatMetrics(r: ScenarioResults): Record<string, number> {
         set(`${prefix}_p95_ms_c${c}`, s.p95);
         set(`${prefix}_p99_ms_c${c}`, s.p99);
         set(`${prefix}_throughput_c${c}`, s.throughput);
+        set(`${prefix}_apiserver_cpu_ms_c${c}`, s.apiServerCpuMs);
+        if (kind === 'broker' || kind === 'inline') set(`${prefix}_broker_cpu_ms_c${c}`, s.brokerCpuMs);
       }
     }
   }
@@ -203,10 +205,10 @@ export function renderMarkdown(report: Report): string {
       '',
       '### Exchange vs floor',
       '',
-      'Latency in ms (p50 / p95 / p99) and throughput in grants/s; ratio = broker ÷ parallel floor, median of per-run ratios; for the parallel floor, its throughput ÷ the bare minimum’s; for the inline role, its p50 ÷ the broker’s (named role).',
+      'Latency in ms (p50 / p95 / p99), throughput in grants/s, CPU time per grant in ms (the API server process with its etcd, and the broker); ratio = broker ÷ parallel floor, median of per-run ratios; for the parallel floor, its throughput ÷ the bare minimum’s; for the inline role, its p50 ÷ the broker’s (named role).',
       '',
-      '| concurrency | exchanges per run | kind | p50 | p95 | p99 | throughput | p50 ratio | throughput ratio |',
-      '| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+      '| concurrency | exchanges per run | kind | p50 | p95 | p99 | throughput | API server CPU | broker CPU | p50 ratio | throughput ratio |',
+      '| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     );
     for (const [c, kinds] of Object.entries(d.exchange.medians))
       for (const [kind, s] of Object.entries(kinds) as [ExchangeKind, (typeof kinds)['broker']][]) {
@@ -218,7 +220,7 @@ export function renderMarkdown(report: Report): string {
           parallel: e.floorThroughputRatioBare[n],
         }[kind as string];
         lines.push(
-          `| ${c} | ${e.exchangesPerRun[n]} | ${KIND_LABEL[kind]} | ${fmt(s.p50)} | ${fmt(s.p95)} | ${fmt(s.p99)} | ${fmt(s.throughput)} | ${p50Ratio === undefined ? '' : fmt(p50Ratio)} | ${throughputRatio === undefined ? '' : fmt(throughputRatio)} |`,
+          `| ${c} | ${e.exchangesPerRun[n]} | ${KIND_LABEL[kind]} | ${fmt(s.p50)} | ${fmt(s.p95)} | ${fmt(s.p99)} | ${fmt(s.throughput)} | ${fmt(s.apiServerCpuMs)} | ${kind === 'broker' || kind === 'inline' ? fmt(s.brokerCpuMs) : ''} | ${p50Ratio === undefined ? '' : fmt(p50Ratio)} | ${throughputRatio === undefined ? '' : fmt(throughputRatio)} |`,
         );
       }
   }

@@ -3,8 +3,9 @@
 // bare minimum (ServiceAccount → [RoleBinding ∥ TokenRequest]). At concurrency 1 also the exchange
 // of an inline role. Broker and floor runs are interleaved, in a rotating order, so drift on a
 // noisy machine hits all of them.
-import { INLINE_ROLE, type Scenario } from '../lib/context.js';
+import { INLINE_ROLE, processCpuMs, type Scenario } from '../lib/context.js';
 import type { FloorShape } from '../lib/grant-floor.js';
+import { PART_LABEL } from '../../src/broker/naming.js';
 import { closedLoop, median, summarize, type LatencySummary } from '../lib/stats.js';
 
 /** `inline`: the broker, for a role whose rules the policy writes out (concurrency 1 only). */
@@ -18,6 +19,12 @@ export type PerKind<T> = Record<EveryKind, T> & { inline?: T };
 
 export interface ExchangeRun extends LatencySummary {
   throughput: number;
+  /**
+   * CPU time per grant (ms) of the API server process (with its etcd) and of the broker, from the
+   * batch's start until every object of it exists (the self-revoke pairs included).
+   */
+  apiServerCpuMs: number;
+  brokerCpuMs: number;
 }
 
 export interface ExchangeResults {
@@ -43,6 +50,8 @@ const medianRun = (runs: ExchangeRun[]): ExchangeRun => ({
   p99: median(runs.map((r) => r.p99)),
   max: median(runs.map((r) => r.max)),
   throughput: median(runs.map((r) => r.throughput)),
+  apiServerCpuMs: median(runs.map((r) => r.apiServerCpuMs)),
+  brokerCpuMs: median(runs.map((r) => r.brokerCpuMs)),
 });
 
 export const runExchangeBench: Scenario<ExchangeResults> = async (ctx, settings, log) => {
@@ -51,12 +60,26 @@ export const runExchangeBench: Scenario<ExchangeResults> = async (ctx, settings,
   const body = ctx.exchangeBody(ns);
   const inlineBody = ctx.exchangeBody(ns, INLINE_ROLE);
   const bb = await ctx.startBroker([ns]);
+  const selfRevokeBindings = async () => {
+    const sel = encodeURIComponent(`${PART_LABEL}=revoke`);
+    const path = `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings?labelSelector=${sel}`;
+    return (await ctx.adminKube.json<{ items: unknown[] }>('GET', path)).items.length;
+  };
   try {
     const batch = async (kind: ExchangeKind, count: number, concurrency: number) => {
       if (kind === 'broker' || kind === 'inline') {
         const tokens = await ctx.presign(count);
         const b = kind === 'inline' ? inlineBody : body;
-        return closedLoop(count, concurrency, (i) => bb.client.exchange(tokens[i]!, b));
+        const before = await selfRevokeBindings();
+        const result = await closedLoop(count, concurrency, (i) => bb.client.exchange(tokens[i]!, b));
+        // The broker finishes the self-revoke pairs after its answers: wait for them (a few reads
+        // at the end, whose CPU counts against the broker), so the CPU figures cover whole grants.
+        const deadline = Date.now() + 60_000;
+        while ((await selfRevokeBindings()) < before + count) {
+          if (Date.now() > deadline) throw new Error('the self-revoke pairs did not all appear within 60 s');
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        return result;
       }
       // The self-revoke pairs finish after the timed answers, as the broker's do.
       const trailing: Promise<void>[] = [];
@@ -90,11 +113,20 @@ export const runExchangeBench: Scenario<ExchangeResults> = async (ctx, settings,
       for (let rep = 0; rep < settings.reps; rep += 1) {
         const order = kinds.map((_, i) => kinds[(i + rep) % kinds.length]!);
         for (const kind of order) {
+          const cpuBefore = [processCpuMs(ctx.apiServerPid), processCpuMs(bb.pid)];
           const { latencies, wallMs } = await batch(kind, count, c);
-          const run = { ...summarize(latencies), throughput: (count / wallMs) * 1000 };
+          const [apiServerCpuMs, brokerCpuMs] = [ctx.apiServerPid, bb.pid].map(
+            (pid, i) => (processCpuMs(pid) - cpuBefore[i]!) / count,
+          ) as [number, number];
+          const run = {
+            ...summarize(latencies),
+            throughput: (count / wallMs) * 1000,
+            apiServerCpuMs,
+            brokerCpuMs,
+          };
           runs[kind]!.push(run);
           log(
-            `  c=${c} rep ${rep + 1}/${settings.reps} ${kind.padEnd(10)} p50 ${run.p50.toFixed(1)} ms, p99 ${run.p99.toFixed(1)} ms, ${run.throughput.toFixed(1)}/s`,
+            `  c=${c} rep ${rep + 1}/${settings.reps} ${kind.padEnd(10)} p50 ${run.p50.toFixed(1)} ms, p99 ${run.p99.toFixed(1)} ms, ${run.throughput.toFixed(1)}/s, CPU/grant: API server ${apiServerCpuMs.toFixed(1)} ms, broker ${brokerCpuMs.toFixed(1)} ms`,
           );
           await ctx.clearGrants(ns);
         }
