@@ -8,6 +8,8 @@ import type { FloorShape } from '../lib/grant-floor.js';
 import { PART_LABEL } from '../../src/broker/naming.js';
 import { closedLoop, median, summarize, type LatencySummary } from '../lib/stats.js';
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 /** `inline`: the broker, for a role whose rules the policy writes out (concurrency 1 only). */
 export type ExchangeKind = 'broker' | 'inline' | FloorShape;
 type EveryKind = Exclude<ExchangeKind, 'inline'>;
@@ -71,13 +73,24 @@ export const runExchangeBench: Scenario<ExchangeResults> = async (ctx, settings,
         const tokens = await ctx.presign(count);
         const b = kind === 'inline' ? inlineBody : body;
         const before = await selfRevokeBindings();
-        const result = await closedLoop(count, concurrency, (i) => bb.client.exchange(tokens[i]!, b));
+        const result = await closedLoop(count, concurrency, (i) => bb.client.exchange(tokens[i]!, b)).catch(
+          async (err: unknown) => {
+            // Say whether the broker died (and its last log lines: it never logs secrets).
+            const exit = await Promise.race([
+              bb.broker.exited.then((code) => `exited with ${code}`),
+              sleep(500).then(() => 'still running'),
+            ]);
+            throw new Error(`${String(err)}; broker ${exit}: ${bb.broker.stderr.slice(-10).join('\n')}`, {
+              cause: err,
+            });
+          },
+        );
         // The broker finishes the self-revoke pairs after its answers: wait for them (a few reads
         // at the end, whose CPU counts against the broker), so the CPU figures cover whole grants.
         const deadline = Date.now() + 60_000;
         while ((await selfRevokeBindings()) < before + count) {
           if (Date.now() > deadline) throw new Error('the self-revoke pairs did not all appear within 60 s');
-          await new Promise((r) => setTimeout(r, 50));
+          await sleep(50);
         }
         return result;
       }
