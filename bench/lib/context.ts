@@ -69,10 +69,14 @@ export interface BenchContext {
   actionInputs(bb: BenchBroker, namespace: string): Record<string, string>;
   /** Signs `count` fresh JWTs (jti single use) before any timing starts. */
   presign(count: number): Promise<string[]>;
-  /** With `gateway`, the broker also runs its gateway (BenchBroker.gatewayUrl; jobs are sent there). */
+  /**
+   * With `gateway`, the broker also runs its gateway (BenchBroker.gatewayUrl; jobs are sent there).
+   * With `inlineRole`, its policy also grants INLINE_ROLE, whose shared Role it then keeps in each
+   * namespace (other scenarios count the managed Roles there).
+   */
   startBroker(
     namespaces: string[],
-    opts?: { reaperIntervalSeconds?: number; gateway?: boolean },
+    opts?: { reaperIntervalSeconds?: number; gateway?: boolean; inlineRole?: boolean },
   ): Promise<BenchBroker>;
   /** Deletes every grant object in a namespace and every JWT-use record, between runs. */
   clearGrants(namespace: string): Promise<void>;
@@ -97,15 +101,18 @@ export interface BenchBroker {
   stop(): Promise<void>;
 }
 
-/** One rule per repository ID, all granting ROLE and INLINE_ROLE in these namespaces. */
-function benchPolicy(namespaces: string[]): PolicySpec {
+/** One rule per repository ID, all granting ROLE (and INLINE_ROLE if asked) in these namespaces. */
+function benchPolicy(namespaces: string[], inlineRole = false): PolicySpec {
   return {
     namespaces,
-    roles: { [ROLE]: { clusterRole: CLUSTER_ROLE }, [INLINE_ROLE]: { rules: INLINE_RULES } },
+    roles: {
+      [ROLE]: { clusterRole: CLUSTER_ROLE },
+      ...(inlineRole && { [INLINE_ROLE]: { rules: INLINE_RULES } }),
+    },
     rules: REPOSITORY_IDS.map((id) => ({
       name: `bench-${id}`,
       match: { repository_id: id },
-      roles: [ROLE, INLINE_ROLE],
+      roles: inlineRole ? [ROLE, INLINE_ROLE] : [ROLE],
       maxTtlSeconds: TTL_SECONDS,
       // Renewable, for the credential plugin's renewal latency (scenarios/credential.ts).
       maxSessionSeconds: 2 * TTL_SECONDS,
@@ -179,7 +186,7 @@ export async function createBenchContext(log: (msg: string) => void): Promise<Be
     },
     async startBroker(brokerNamespaces, opts = {}) {
       const broker = await env.startBroker({
-        policyYaml: policyYaml(benchPolicy(brokerNamespaces)),
+        policyYaml: policyYaml(benchPolicy(brokerNamespaces, opts.inlineRole)),
         namespaces: brokerNamespaces,
         reaperIntervalSeconds: opts.reaperIntervalSeconds ?? 15,
         entry: process.env.BENCH_PROFILE === '1' ? PROFILED_ENTRY : undefined,

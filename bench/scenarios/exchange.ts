@@ -61,7 +61,7 @@ export const runExchangeBench: Scenario<ExchangeResults> = async (ctx, settings,
   const target = ctx.target(ns);
   const body = ctx.exchangeBody(ns);
   const inlineBody = ctx.exchangeBody(ns, INLINE_ROLE);
-  const bb = await ctx.startBroker([ns]);
+  const bb = await ctx.startBroker([ns], { inlineRole: true });
   const selfRevokeBindings = async () => {
     const sel = encodeURIComponent(`${PART_LABEL}=revoke`);
     const path = `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings?labelSelector=${sel}`;
