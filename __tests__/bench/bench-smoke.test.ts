@@ -35,20 +35,40 @@ test('the closed loop never has more than `concurrency` tasks in flight and runs
   expect(seen.sort((a, b) => a - b)).toEqual(Array.from({ length: 25 }, (_, i) => i));
 });
 
-const run = (p50: number, throughput: number) => ({ n: 10, p50, p95: p50, p99: p50, max: p50, throughput });
+const run = (p50: number, throughput: number) => ({
+  n: 10,
+  p50,
+  p95: p50,
+  p99: p50,
+  max: p50,
+  throughput,
+  apiServerCpuMs: p50 / 4,
+  brokerCpuMs: p50 / 10,
+});
 
-function exchangeResults(brokerP50: number, floorP50: number): ExchangeResults {
+/** The bare minimum takes `bareShare` of the parallel floor's time; the inline role `inlineP50`. */
+function exchangeResults(
+  brokerP50: number,
+  floorP50: number,
+  { bareShare = 0.8, inlineP50 = brokerP50 } = {},
+): ExchangeResults {
   const kinds = (b: number, f: number) => ({
     broker: run(b, 100 / b),
     parallel: run(f, 100 / f),
     sequential: run(f + 10, 100 / (f + 10)),
+    bare: run(f * bareShare, 100 / (f * bareShare)),
   });
   return {
     runs: {},
-    medians: { 1: kinds(brokerP50, floorP50), 32: kinds(brokerP50 * 2, floorP50 * 2) },
+    medians: {
+      1: { ...kinds(brokerP50, floorP50), inline: run(inlineP50, 100 / inlineP50) },
+      32: kinds(brokerP50 * 2, floorP50 * 2),
+    },
     p50RatioParallel: { 1: brokerP50 / floorP50 },
     p50RatioSequential: { 1: brokerP50 / (floorP50 + 10) },
     throughputRatioParallel: { 1: floorP50 / brokerP50, 32: floorP50 / brokerP50 },
+    floorThroughputRatioBare: { 1: bareShare, 32: bareShare },
+    inlineP50RatioC1: inlineP50 / brokerP50,
     exchangesPerRun: { 1: 10, 32: 128 },
   };
 }
@@ -78,6 +98,50 @@ test('targets are judged from the measured keys: met, missed, or not run', () =>
   const md = renderMarkdown(bad);
   expect(md).toContain('quick smoke run');
   expect(md).toContain('| `exchange_p50_ratio_c1` | 1.5 | ≤ 1.15 | **no** |');
+});
+
+test('the bare-minimum floor and the inline role get their keys and are judged against their goals', () => {
+  const machine = {
+    cpuModel: 'test cpu',
+    cores: 2,
+    memoryGiB: 4,
+    os: 'linux',
+    node: 'v20',
+    kubectl: 'v1.36',
+    loadAverageAtStart: 0.1,
+    commit: 'abc1234',
+  };
+  const settings = loadSettings({ BENCH_QUICK: '1' });
+  const judged = (r: ExchangeResults) => {
+    const report = buildReport(settings, machine, { exchange: r }, 1000);
+    const met = (key: string) => report.targets.find((t) => t.key === key)?.met;
+    return {
+      report,
+      bare: met('floor_throughput_ratio_bare_c32'),
+      inline: met('exchange_inline_p50_ratio_c1'),
+    };
+  };
+  const good = judged(exchangeResults(110, 100, { bareShare: 0.7, inlineP50: 121 }));
+  expect(good.report.metrics).toMatchObject({
+    floor_throughput_ratio_bare_c32: 0.7,
+    exchange_inline_p50_ratio_c1: 1.1,
+    exchange_inline_p50_ms_c1: 121,
+    floor_bare_p50_ms_c1: 70,
+    floor_bare_apiserver_cpu_ms_c1: 17.5,
+    exchange_inline_broker_cpu_ms_c1: 12.1,
+  });
+  // A floor runs no broker: no broker CPU figure for it.
+  expect(good.report.metrics).not.toHaveProperty('floor_bare_broker_cpu_ms_c1');
+  expect(good.report.metrics.floor_bare_throughput_c32).toBeCloseTo(100 / 140, 2);
+  expect(good).toMatchObject({ bare: true, inline: true });
+
+  const bad = judged(exchangeResults(110, 100, { bareShare: 0.5, inlineP50: 220 }));
+  expect(bad).toMatchObject({ bare: false, inline: false });
+  const md = renderMarkdown(bad.report);
+  expect(md).toContain('| `floor_throughput_ratio_bare_c32` | 0.5 | ≥ 0.67 | **no** |');
+  expect(md).toContain('| `exchange_inline_p50_ratio_c1` | 2 | ≤ 1.3 | **no** |');
+  expect(md).toMatch(/\| 1 \| 10 \| broker, inline role \| 220 \|.*\| 2 \|\s+\|$/m);
+  expect(md).toMatch(/\| 32 \| 128 \| floor, parallel \| 200 \|.*\|\s+\| 0\.5 \|$/m);
 });
 
 function gatewayResults(gatewayP50: number, revoke401Ms: number): GatewayResults {
@@ -150,4 +214,11 @@ test('only the generated block of the doc is replaced', () => {
   const appended = spliceGenerated('# Benchmarks\n\nNotes.\n', 'table');
   expect(appended.startsWith('# Benchmarks\n\nNotes.')).toBe(true);
   expect(appended).toContain(`${begin}\n\ntable\n\n<!-- bench:end -->`);
+});
+
+test('BENCH_CONCURRENCIES picks the exchange concurrencies; anything but positive integers is refused', () => {
+  expect(loadSettings({ BENCH_CONCURRENCIES: '1, 32' }).concurrencies).toEqual([1, 32]);
+  expect(loadSettings({ BENCH_QUICK: '1' }).concurrencies).toEqual([1, 8, 32]);
+  expect(() => loadSettings({ BENCH_CONCURRENCIES: '1,0' })).toThrow(/positive integer/);
+  expect(() => loadSettings({ BENCH_CONCURRENCIES: '8,x' })).toThrow(/positive integer/);
 });

@@ -100,6 +100,61 @@ describe('TLS connection reuse against a counting endpoint', () => {
   });
 });
 
+describe('idle connections', () => {
+  let dir: string;
+  let server: Server;
+  let handshakes = 0;
+  let path: string;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'k8s-ea-idle-'));
+    const tls = selfSignedCert(dir);
+    server = createServer(
+      { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) },
+      (_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ kind: 'ServiceAccountList', apiVersion: 'v1', metadata: {}, items: [] }));
+      },
+    );
+    // Like the API server: keeps idle connections and sends no Keep-Alive hint (Node's server
+    // would advertise its own timeout, which undici would follow instead of its default).
+    server.keepAliveTimeout = 0;
+    server.on('secureConnection', () => (handshakes += 1));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [
+        {
+          name: 'c',
+          server: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
+          caData: tls.ca.toString('base64'),
+        },
+      ],
+      users: [{ name: 'u', token: 'not-a-real-token' }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    });
+    path = join(dir, 'kubeconfig');
+    writeFileSync(path, kc.exportConfig(), { mode: 0o600 });
+  });
+
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("a connection idle longer than undici's default (4 s) is still reused", async () => {
+    const api = loadKubeConfig(path).makeApiClient(CoreV1Api);
+    await api.listNamespacedServiceAccount({ namespace: 'default' });
+    const before = handshakes;
+    expect(before).toBe(1);
+    await new Promise((r) => setTimeout(r, 5_000));
+    await api.listNamespacedServiceAccount({ namespace: 'default' });
+    expect(handshakes).toBe(before);
+  }, 30_000);
+});
+
 describe('against the real API server', () => {
   let ns: { name: string; remove: () => Promise<void> };
   let rbac: BrokerRbac;

@@ -2,6 +2,7 @@
 // deploy/ (and the minimal floor client under that same identity), the local OIDC issuer, and a
 // way to start the real broker bundle with a policy that allows many exchanges.
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RunningBroker } from '../../test/support/broker.js';
 import { ensureBrokerBuilt } from '../../test/support/ensure-built.js';
@@ -11,6 +12,7 @@ import { ensureActionBuilt, type JobOptions, type RunnerJob } from '../../test/s
 import type { OidcIssuer } from '../../test/support/oidc-issuer.js';
 import { policyYaml, type PolicySpec } from '../../test/support/policy.js';
 import type { ExchangeRequest } from '../../src/shared/api.js';
+import { INLINE_ROLE_PART, PART_LABEL } from '../../src/broker/naming.js';
 import type { BenchSettings } from './settings.js';
 import { BenchBrokerClient } from './broker-client.js';
 import { credentialsFromKubeconfig, MinimalKubeClient } from './kube-client.js';
@@ -30,6 +32,13 @@ export const REPOSITORY_IDS = Array.from({ length: 8 }, (_, i) => String(700_000
 export const RATE_LIMIT_PER_REPOSITORY = 10_000;
 export const CLUSTER_ROLE = 'k8s-ea-deployer';
 export const ROLE = 'deployer';
+/**
+ * An inline role (its Role shared per namespace, src/broker/k8s/inline-roles.ts) for the inline
+ * exchange figure. Its rules are permissions the broker holds itself in job namespaces (deploy/), as
+ * escalation prevention requires; what they allow does not change the cost of a grant.
+ */
+export const INLINE_ROLE = 'inline-reader';
+const INLINE_RULES = [{ apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get', 'list'] }];
 export const TTL_SECONDS = 900;
 /** BENCH_PROFILE=1 runs every broker under --cpu-prof through this wrapper. */
 const PROFILED_ENTRY = fileURLToPath(new URL('./profiled-broker.mjs', import.meta.url));
@@ -42,10 +51,13 @@ export interface BenchContext {
   floorKube: MinimalKubeClient;
   /** Admin, for cleanup and for watching deletions. */
   adminKube: MinimalKubeClient;
+  /** The control plane's API server process (with its etcd; the controller-manager is a child). */
+  apiServerPid: number;
   target(namespace: string): GrantTarget;
   /** A grant made the floor's way (no broker) for the first bench repository; expiry: its TTL. */
   floorGrant(target: GrantTarget, shape: FloorShape, expiresAt?: Date): Promise<FloorGrant>;
-  exchangeBody(namespace: string): ExchangeRequest;
+  /** The exchange request for ROLE (or another role of the bench policy, e.g. INLINE_ROLE). */
+  exchangeBody(namespace: string, role?: string): ExchangeRequest;
   /** Runs `fn` for i = first … end-1, one at a time, each with a fresh runner job (cleaned up after). */
   forEachJob(
     first: number,
@@ -57,10 +69,14 @@ export interface BenchContext {
   actionInputs(bb: BenchBroker, namespace: string): Record<string, string>;
   /** Signs `count` fresh JWTs (jti single use) before any timing starts. */
   presign(count: number): Promise<string[]>;
-  /** With `gateway`, the broker also runs its gateway (BenchBroker.gatewayUrl; jobs are sent there). */
+  /**
+   * With `gateway`, the broker also runs its gateway (BenchBroker.gatewayUrl; jobs are sent there).
+   * With `inlineRole`, its policy also grants INLINE_ROLE, whose shared Role it then keeps in each
+   * namespace (other scenarios count the managed Roles there).
+   */
   startBroker(
     namespaces: string[],
-    opts?: { reaperIntervalSeconds?: number; gateway?: boolean },
+    opts?: { reaperIntervalSeconds?: number; gateway?: boolean; inlineRole?: boolean },
   ): Promise<BenchBroker>;
   /** Deletes every grant object in a namespace and every JWT-use record, between runs. */
   clearGrants(namespace: string): Promise<void>;
@@ -85,15 +101,18 @@ export interface BenchBroker {
   stop(): Promise<void>;
 }
 
-/** One rule per repository ID, all granting ROLE in these namespaces. */
-function benchPolicy(namespaces: string[]): PolicySpec {
+/** One rule per repository ID, all granting ROLE (and INLINE_ROLE if asked) in these namespaces. */
+function benchPolicy(namespaces: string[], inlineRole = false): PolicySpec {
   return {
     namespaces,
-    roles: { [ROLE]: { clusterRole: CLUSTER_ROLE } },
+    roles: {
+      [ROLE]: { clusterRole: CLUSTER_ROLE },
+      ...(inlineRole && { [INLINE_ROLE]: { rules: INLINE_RULES } }),
+    },
     rules: REPOSITORY_IDS.map((id) => ({
       name: `bench-${id}`,
       match: { repository_id: id },
-      roles: [ROLE],
+      roles: inlineRole ? [ROLE, INLINE_ROLE] : [ROLE],
       maxTtlSeconds: TTL_SECONDS,
       // Renewable, for the credential plugin's renewal latency (scenarios/credential.ts).
       maxSessionSeconds: 2 * TTL_SECONDS,
@@ -104,7 +123,7 @@ function benchPolicy(namespaces: string[]): PolicySpec {
 export async function createBenchContext(log: (msg: string) => void): Promise<BenchContext> {
   // A plain-JS script without type declarations, so imported by URL and typed here.
   const cluster = (await import(new URL('../../scripts/cluster.mjs', import.meta.url).href)) as {
-    up(o: { quiet: boolean }): Promise<{ kubeconfig: string; auditLog: string; server: string }>;
+    up(o: { quiet: boolean }): Promise<{ kubeconfig: string; auditLog: string; server: string; dir: string }>;
   };
   const info = await cluster.up({ quiet: true });
   process.env.K8S_EA_ADMIN_KUBECONFIG = info.kubeconfig;
@@ -116,7 +135,7 @@ export async function createBenchContext(log: (msg: string) => void): Promise<Be
 
   const env = await startBrokerEnv({
     namespaces: ['bench-exchange', 'bench-reap', 'bench-scale'],
-    rbac: { tokenSeconds: 7200 },
+    rbac: { tokenSeconds: 7200, inlineRoles: [INLINE_ROLE] },
   });
   const { issuer, rbac } = env;
   const [exchangeNs, reapNs, scaleNs] = env.namespaces;
@@ -135,6 +154,7 @@ export async function createBenchContext(log: (msg: string) => void): Promise<Be
     namespaces,
     floorKube,
     adminKube,
+    apiServerPid: Number(readFileSync(join(info.dir, 'pid'), 'utf8')),
     target: (namespace) => ({
       namespace,
       ledgerNamespace: rbac.brokerNamespace,
@@ -146,7 +166,7 @@ export async function createBenchContext(log: (msg: string) => void): Promise<Be
     }),
     floorGrant: (target, shape, expiresAt) =>
       floorGrant(floorKube, target, benchClaims(issuer.issuer, REPOSITORY_IDS[0]!), shape, expiresAt),
-    exchangeBody: (namespace) => ({ namespace, role: ROLE, ttlSeconds: TTL_SECONDS }),
+    exchangeBody: (namespace, role = ROLE) => ({ namespace, role, ttlSeconds: TTL_SECONDS }),
     async forEachJob(first, end, fn, options) {
       for (let i = first; i < end; i += 1) {
         const job = env.newJob(options);
@@ -166,7 +186,7 @@ export async function createBenchContext(log: (msg: string) => void): Promise<Be
     },
     async startBroker(brokerNamespaces, opts = {}) {
       const broker = await env.startBroker({
-        policyYaml: policyYaml(benchPolicy(brokerNamespaces)),
+        policyYaml: policyYaml(benchPolicy(brokerNamespaces, opts.inlineRole)),
         namespaces: brokerNamespaces,
         reaperIntervalSeconds: opts.reaperIntervalSeconds ?? 15,
         entry: process.env.BENCH_PROFILE === '1' ? PROFILED_ENTRY : undefined,
@@ -197,7 +217,10 @@ export async function createBenchContext(log: (msg: string) => void): Promise<Be
       return b;
     },
     async clearGrants(namespace) {
-      const sel = encodeURIComponent('app.kubernetes.io/managed-by=k8s-ephemeral-access');
+      // Not the inline role's shared Role: it belongs to no grant and outlives them, as in a cluster.
+      const sel = encodeURIComponent(
+        `app.kubernetes.io/managed-by=k8s-ephemeral-access,${PART_LABEL}!=${INLINE_ROLE_PART}`,
+      );
       const ns = encodeURIComponent(namespace);
       await Promise.all([
         adminKube.json('DELETE', `/api/v1/namespaces/${ns}/serviceaccounts?labelSelector=${sel}`),

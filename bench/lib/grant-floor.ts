@@ -1,11 +1,14 @@
 // The floor for an exchange: exactly the Kubernetes writes the broker makes for one grant
 // (src/broker/k8s/replay-ledger.ts + src/broker/k8s/grants.ts), with the same object bodies, made
-// directly through the minimal client under the broker's own identity. Two shapes:
-//   sequential: Lease, ServiceAccount, RoleBinding, revoke Role, revoke RoleBinding, TokenRequest
-//   parallel:   [Lease ∥ ServiceAccount] → [RoleBinding ∥ (revoke Role → revoke RoleBinding) ∥ TokenRequest]
+// directly through the minimal client under the broker's own identity. Three shapes:
+//   sequential: Lease, ServiceAccount, RoleBinding, TokenRequest, then revoke Role → revoke RoleBinding
+//   parallel:   [Lease ∥ ServiceAccount] → [RoleBinding ∥ TokenRequest], then revoke Role → revoke RoleBinding
+//   bare:       ServiceAccount → [RoleBinding ∥ TokenRequest], nothing else
 // The parallel shape keeps only the true data dependencies: the bindings and the TokenRequest need
 // the ServiceAccount's uid, a RoleBinding to the revoke Role needs that Role to exist (RBAC
-// escalation check). It is the fastest any client could do the same work.
+// escalation check). It is the fastest any client could do the same work. The bare shape is the
+// least any such broker must write (an identity, its permission, its token): what the JWT-use
+// record and the self-revoke pair cost shows as the distance between it and the parallel shape.
 // An inline role's grant writes these very objects: its RoleBinding names the Role the role shares
 // in the namespace (src/broker/k8s/inline-roles.ts) instead of a ClusterRole, and that Role exists
 // before any grant, so a ClusterRole target is its floor too.
@@ -25,7 +28,7 @@ import type { MinimalKubeClient } from './kube-client.js';
 
 const RBAC_GROUP = 'rbac.authorization.k8s.io';
 
-export type FloorShape = 'sequential' | 'parallel';
+export type FloorShape = 'sequential' | 'parallel' | 'bare';
 
 export interface GrantTarget {
   namespace: string;
@@ -127,7 +130,7 @@ export function grantBodies(claims: VerifiedClaims, t: GrantTarget, expiresAt: D
 export interface FloorGrant {
   grantId: string;
   token: string;
-  /** The self-revoke Role and RoleBinding, created after the token as the broker does. */
+  /** The self-revoke Role and RoleBinding, created after the token as the broker does (bare: none). */
   settled: Promise<void>;
 }
 
@@ -164,7 +167,12 @@ export async function floorGrant(
     return tr.status.token;
   };
 
-  // Like the broker, both shapes hand out the token before the self-revoke pair exists.
+  // Like the broker, both full shapes hand out the token before the self-revoke pair exists.
+  if (shape === 'bare') {
+    const uid = await createSa();
+    const [, token] = await Promise.all([accessBinding(uid), tokenRequest(uid)]);
+    return { grantId: b.grantId, token, settled: Promise.resolve() };
+  }
   if (shape === 'sequential') {
     await createLease();
     const uid = await createSa();

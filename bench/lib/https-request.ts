@@ -15,7 +15,15 @@ export function sendRequest(
       );
       res.on('error', reject);
     });
-    req.on('error', reject);
+    // Which call failed, and whether on a kept-alive socket (the server may close one as it is reused).
+    req.on('error', (err) =>
+      reject(
+        new Error(
+          `${options.method ?? 'GET'} ${options.hostname}:${options.port} ${(options.path ?? '').split('?')[0]}${req.reusedSocket ? ' (reused socket)' : ''}: ${err.message}`,
+          { cause: err },
+        ),
+      ),
+    );
     req.end(payload);
   });
 }

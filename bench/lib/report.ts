@@ -38,6 +38,8 @@ export interface Target {
 export const TARGETS: Target[] = [
   { key: 'exchange_p50_ratio_c1', op: '<=', limit: 1.15 },
   { key: 'exchange_throughput_ratio_c32', op: '>=', limit: 0.8 },
+  { key: 'floor_throughput_ratio_bare_c32', op: '>=', limit: 0.67 },
+  { key: 'exchange_inline_p50_ratio_c1', op: '<=', limit: 1.3 },
   { key: 'verify_ratio', op: '>=', limit: 0.9 },
   { key: 'main_overhead_ms', op: '<=', limit: 150 },
   { key: 'main_load_overhead_ms', op: '<=', limit: 40 },
@@ -68,6 +70,8 @@ const KIND_LABEL: Record<ExchangeKind, string> = {
   broker: 'broker',
   parallel: 'floor, parallel',
   sequential: 'floor, sequential',
+  bare: 'bare minimum',
+  inline: 'broker, inline role',
 };
 
 export function flatMetrics(r: ScenarioResults): Record<string, number> {
@@ -79,16 +83,20 @@ export function flatMetrics(r: ScenarioResults): Record<string, number> {
     const e = r.exchange;
     set('exchange_p50_ratio_c1', e.p50RatioParallel[1]);
     set('exchange_throughput_ratio_c32', e.throughputRatioParallel[32]);
+    set('exchange_inline_p50_ratio_c1', e.inlineP50RatioC1);
     for (const [c, kinds] of Object.entries(e.medians)) {
       set(`exchange_p50_ratio_sequential_c${c}`, e.p50RatioSequential[Number(c)]);
       set(`exchange_p50_ratio_c${c}`, e.p50RatioParallel[Number(c)]);
       set(`exchange_throughput_ratio_c${c}`, e.throughputRatioParallel[Number(c)]);
+      set(`floor_throughput_ratio_bare_c${c}`, e.floorThroughputRatioBare[Number(c)]);
       for (const [kind, s] of Object.entries(kinds)) {
-        const prefix = kind === 'broker' ? 'exchange' : `floor_${kind}`;
+        const prefix = { broker: 'exchange', inline: 'exchange_inline' }[kind] ?? `floor_${kind}`;
         set(`${prefix}_p50_ms_c${c}`, s.p50);
         set(`${prefix}_p95_ms_c${c}`, s.p95);
         set(`${prefix}_p99_ms_c${c}`, s.p99);
         set(`${prefix}_throughput_c${c}`, s.throughput);
+        set(`${prefix}_apiserver_cpu_ms_c${c}`, s.apiServerCpuMs);
+        if (kind === 'broker' || kind === 'inline') set(`${prefix}_broker_cpu_ms_c${c}`, s.brokerCpuMs);
       }
     }
   }
@@ -200,16 +208,24 @@ export function renderMarkdown(report: Report): string {
       '',
       '### Exchange vs floor',
       '',
-      'Latency in ms (p50 / p95 / p99) and throughput in grants/s; ratio = broker ÷ parallel floor, median of per-run ratios.',
+      'Latency in ms (p50 / p95 / p99), throughput in grants/s, CPU time per grant in ms (the API server process with its etcd, and the broker); ratio = broker ÷ parallel floor, median of per-run ratios; for the parallel floor, its throughput ÷ the bare minimum’s; for the inline role, its p50 ÷ the broker’s (named role).',
       '',
-      '| concurrency | exchanges per run | kind | p50 | p95 | p99 | throughput | p50 ratio | throughput ratio |',
-      '| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+      '| concurrency | exchanges per run | kind | p50 | p95 | p99 | throughput | API server CPU | broker CPU | p50 ratio | throughput ratio |',
+      '| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     );
     for (const [c, kinds] of Object.entries(d.exchange.medians))
-      for (const [kind, s] of Object.entries(kinds) as [ExchangeKind, (typeof kinds)['broker']][])
+      for (const [kind, s] of Object.entries(kinds) as [ExchangeKind, (typeof kinds)['broker']][]) {
+        const e = d.exchange;
+        const n = Number(c);
+        const p50Ratio = { broker: e.p50RatioParallel[n], inline: e.inlineP50RatioC1 }[kind as string];
+        const throughputRatio = {
+          broker: e.throughputRatioParallel[n],
+          parallel: e.floorThroughputRatioBare[n],
+        }[kind as string];
         lines.push(
-          `| ${c} | ${d.exchange.exchangesPerRun[Number(c)]} | ${KIND_LABEL[kind]} | ${fmt(s.p50)} | ${fmt(s.p95)} | ${fmt(s.p99)} | ${fmt(s.throughput)} | ${kind === 'broker' ? fmt(d.exchange.p50RatioParallel[Number(c)]) : ''} | ${kind === 'broker' ? fmt(d.exchange.throughputRatioParallel[Number(c)]) : ''} |`,
+          `| ${c} | ${e.exchangesPerRun[n]} | ${KIND_LABEL[kind]} | ${fmt(s.p50)} | ${fmt(s.p95)} | ${fmt(s.p99)} | ${fmt(s.throughput)} | ${fmt(s.apiServerCpuMs)} | ${kind === 'broker' || kind === 'inline' ? fmt(s.brokerCpuMs) : ''} | ${p50Ratio === undefined ? '' : fmt(p50Ratio)} | ${throughputRatio === undefined ? '' : fmt(throughputRatio)} |`,
         );
+      }
   }
   const rows: [string, string, string][] = [];
   if (d.verify) {

@@ -29,12 +29,15 @@ export interface BenchSettings {
   only: Set<string> | undefined;
 }
 
-const int = (name: string, fallback: number): number => {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
+const positiveInt = (name: string, raw: string): number => {
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got ${raw}`);
   return n;
+};
+
+const int = (name: string, fallback: number): number => {
+  const raw = process.env[name];
+  return raw === undefined || raw === '' ? fallback : positiveInt(name, raw);
 };
 
 export function loadSettings(env: NodeJS.ProcessEnv = process.env): BenchSettings {
@@ -49,7 +52,12 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): BenchSetting
   return {
     quick,
     reps: int('BENCH_REPS', quick ? 1 : 3),
-    concurrencies: quick ? [1, 8, 32] : [1, 8, 32, 64],
+    // E.g. BENCH_CONCURRENCIES=1,32 to iterate on the exchange's two headline figures.
+    concurrencies: env.BENCH_CONCURRENCIES
+      ? env.BENCH_CONCURRENCIES.split(',').map((c) => positiveInt('BENCH_CONCURRENCIES', c.trim()))
+      : quick
+        ? [1, 8, 32]
+        : [1, 8, 32, 64],
     c1Count: int('BENCH_C1_N', quick ? 10 : 50),
     concurrentCount: int('BENCH_CONCURRENT_N', quick ? 48 : 192),
     verifyCount: int('BENCH_VERIFY_N', quick ? 300 : 1500),

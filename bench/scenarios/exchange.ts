@@ -1,26 +1,47 @@
 // 1. Exchange latency and throughput at several concurrencies, beside the floor (the same
-// Kubernetes writes made directly, sequentially and with independent calls in parallel). Broker and
-// floor runs are interleaved, in a rotating order, so drift on a noisy machine hits all three.
-import type { Scenario } from '../lib/context.js';
+// Kubernetes writes made directly, sequentially and with independent calls in parallel) and the
+// bare minimum (ServiceAccount → [RoleBinding ∥ TokenRequest]). At concurrency 1 also the exchange
+// of an inline role. Broker and floor runs are interleaved, in a rotating order, so drift on a
+// noisy machine hits all of them.
+import { INLINE_ROLE, processCpuMs, type Scenario } from '../lib/context.js';
 import type { FloorShape } from '../lib/grant-floor.js';
+import { PART_LABEL } from '../../src/broker/naming.js';
 import { closedLoop, median, summarize, type LatencySummary } from '../lib/stats.js';
 
-export type ExchangeKind = 'broker' | FloorShape;
-export const EXCHANGE_KINDS: ExchangeKind[] = ['broker', 'parallel', 'sequential'];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** `inline`: the broker, for a role whose rules the policy writes out (concurrency 1 only). */
+export type ExchangeKind = 'broker' | 'inline' | FloorShape;
+type EveryKind = Exclude<ExchangeKind, 'inline'>;
+export const EXCHANGE_KINDS: EveryKind[] = ['broker', 'parallel', 'sequential', 'bare'];
+const kindsAt = (c: number): ExchangeKind[] => (c === 1 ? [...EXCHANGE_KINDS, 'inline'] : EXCHANGE_KINDS);
+
+/** One value per kind; `inline` only where it ran (concurrency 1). */
+export type PerKind<T> = Record<EveryKind, T> & { inline?: T };
 
 export interface ExchangeRun extends LatencySummary {
   throughput: number;
+  /**
+   * CPU time per grant (ms) of the API server process (with its etcd) and of the broker, from the
+   * batch's start until every object of it exists (the self-revoke pairs included).
+   */
+  apiServerCpuMs: number;
+  brokerCpuMs: number;
 }
 
 export interface ExchangeResults {
   /** runs[concurrency][kind] = one entry per repetition. */
-  runs: Record<number, Record<ExchangeKind, ExchangeRun[]>>;
+  runs: Record<number, PerKind<ExchangeRun[]>>;
   /** Median over repetitions of each figure. */
-  medians: Record<number, Record<ExchangeKind, ExchangeRun>>;
+  medians: Record<number, PerKind<ExchangeRun>>;
   /** Per repetition broker/parallel-floor ratios, then their median. */
   p50RatioParallel: Record<number, number>;
   p50RatioSequential: Record<number, number>;
   throughputRatioParallel: Record<number, number>;
+  /** Per repetition parallel-floor/bare-floor throughput, then the median: what the write set costs. */
+  floorThroughputRatioBare: Record<number, number>;
+  /** Per repetition inline/named broker p50 at concurrency 1, then the median. */
+  inlineP50RatioC1?: number;
   exchangesPerRun: Record<number, number>;
 }
 
@@ -31,18 +52,47 @@ const medianRun = (runs: ExchangeRun[]): ExchangeRun => ({
   p99: median(runs.map((r) => r.p99)),
   max: median(runs.map((r) => r.max)),
   throughput: median(runs.map((r) => r.throughput)),
+  apiServerCpuMs: median(runs.map((r) => r.apiServerCpuMs)),
+  brokerCpuMs: median(runs.map((r) => r.brokerCpuMs)),
 });
 
 export const runExchangeBench: Scenario<ExchangeResults> = async (ctx, settings, log) => {
   const ns = ctx.namespaces.exchange;
   const target = ctx.target(ns);
   const body = ctx.exchangeBody(ns);
-  const bb = await ctx.startBroker([ns]);
+  const inlineBody = ctx.exchangeBody(ns, INLINE_ROLE);
+  const bb = await ctx.startBroker([ns], { inlineRole: true });
+  const selfRevokeBindings = async () => {
+    const sel = encodeURIComponent(`${PART_LABEL}=revoke`);
+    const path = `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings?labelSelector=${sel}`;
+    return (await ctx.adminKube.json<{ items: unknown[] }>('GET', path)).items.length;
+  };
   try {
     const batch = async (kind: ExchangeKind, count: number, concurrency: number) => {
-      if (kind === 'broker') {
+      if (kind === 'broker' || kind === 'inline') {
         const tokens = await ctx.presign(count);
-        return closedLoop(count, concurrency, (i) => bb.client.exchange(tokens[i]!, body));
+        const b = kind === 'inline' ? inlineBody : body;
+        const before = await selfRevokeBindings();
+        const result = await closedLoop(count, concurrency, (i) => bb.client.exchange(tokens[i]!, b)).catch(
+          async (err: unknown) => {
+            // Say whether the broker died (and its last log lines: it never logs secrets).
+            const exit = await Promise.race([
+              bb.broker.exited.then((code) => `exited with ${code}`),
+              sleep(500).then(() => 'still running'),
+            ]);
+            throw new Error(`${String(err)}; broker ${exit}: ${bb.broker.stderr.slice(-10).join('\n')}`, {
+              cause: err,
+            });
+          },
+        );
+        // The broker finishes the self-revoke pairs after its answers: wait for them (a few reads
+        // at the end, whose CPU counts against the broker), so the CPU figures cover whole grants.
+        const deadline = Date.now() + 60_000;
+        while ((await selfRevokeBindings()) < before + count) {
+          if (Date.now() > deadline) throw new Error('the self-revoke pairs did not all appear within 60 s');
+          await sleep(50);
+        }
+        return result;
       }
       // The self-revoke pairs finish after the timed answers, as the broker's do.
       const trailing: Promise<void>[] = [];
@@ -61,23 +111,35 @@ export const runExchangeBench: Scenario<ExchangeResults> = async (ctx, settings,
       p50RatioParallel: {},
       p50RatioSequential: {},
       throughputRatioParallel: {},
+      floorThroughputRatioBare: {},
       exchangesPerRun: {},
     };
     for (const c of settings.concurrencies) {
       const count = c === 1 ? settings.c1Count : Math.max(settings.concurrentCount, 4 * c);
       results.exchangesPerRun[c] = count;
       // Warm-up at this concurrency: JWKS, connection pools on both sides, JIT.
-      for (const kind of EXCHANGE_KINDS) await batch(kind, Math.max(c, 4), c);
+      const kinds = kindsAt(c);
+      for (const kind of kinds) await batch(kind, Math.max(c, 4), c);
       await ctx.clearGrants(ns);
-      const runs: Record<ExchangeKind, ExchangeRun[]> = { broker: [], parallel: [], sequential: [] };
+      const runs: PerKind<ExchangeRun[]> = { broker: [], parallel: [], sequential: [], bare: [] };
+      if (c === 1) runs.inline = [];
       for (let rep = 0; rep < settings.reps; rep += 1) {
-        const order = EXCHANGE_KINDS.map((_, i) => EXCHANGE_KINDS[(i + rep) % EXCHANGE_KINDS.length]!);
+        const order = kinds.map((_, i) => kinds[(i + rep) % kinds.length]!);
         for (const kind of order) {
+          const cpuBefore = [processCpuMs(ctx.apiServerPid), processCpuMs(bb.pid)];
           const { latencies, wallMs } = await batch(kind, count, c);
-          const run = { ...summarize(latencies), throughput: (count / wallMs) * 1000 };
-          runs[kind].push(run);
+          const [apiServerCpuMs, brokerCpuMs] = [ctx.apiServerPid, bb.pid].map(
+            (pid, i) => (processCpuMs(pid) - cpuBefore[i]!) / count,
+          ) as [number, number];
+          const run = {
+            ...summarize(latencies),
+            throughput: (count / wallMs) * 1000,
+            apiServerCpuMs,
+            brokerCpuMs,
+          };
+          runs[kind]!.push(run);
           log(
-            `  c=${c} rep ${rep + 1}/${settings.reps} ${kind.padEnd(10)} p50 ${run.p50.toFixed(1)} ms, p99 ${run.p99.toFixed(1)} ms, ${run.throughput.toFixed(1)}/s`,
+            `  c=${c} rep ${rep + 1}/${settings.reps} ${kind.padEnd(10)} p50 ${run.p50.toFixed(1)} ms, p99 ${run.p99.toFixed(1)} ms, ${run.throughput.toFixed(1)}/s, CPU/grant: API server ${apiServerCpuMs.toFixed(1)} ms, broker ${brokerCpuMs.toFixed(1)} ms`,
           );
           await ctx.clearGrants(ns);
         }
@@ -87,6 +149,8 @@ export const runExchangeBench: Scenario<ExchangeResults> = async (ctx, settings,
         broker: medianRun(runs.broker),
         parallel: medianRun(runs.parallel),
         sequential: medianRun(runs.sequential),
+        bare: medianRun(runs.bare),
+        ...(runs.inline && { inline: medianRun(runs.inline) }),
       };
       const perRep = (f: (i: number) => number) => median(runs.broker.map((_, i) => f(i)));
       results.p50RatioParallel[c] = perRep((i) => runs.broker[i]!.p50 / runs.parallel[i]!.p50);
@@ -94,6 +158,11 @@ export const runExchangeBench: Scenario<ExchangeResults> = async (ctx, settings,
       results.throughputRatioParallel[c] = perRep(
         (i) => runs.broker[i]!.throughput / runs.parallel[i]!.throughput,
       );
+      results.floorThroughputRatioBare[c] = perRep(
+        (i) => runs.parallel[i]!.throughput / runs.bare[i]!.throughput,
+      );
+      const inline = runs.inline;
+      if (inline) results.inlineP50RatioC1 = perRep((i) => inline[i]!.p50 / runs.broker[i]!.p50);
     }
     return results;
   } finally {

@@ -1,7 +1,7 @@
 // The Kubernetes API clients the broker uses, from a kubeconfig file or the pod's in-cluster identity.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { RequestOptions } from 'node:https';
+import type { AgentOptions, RequestOptions } from 'node:https';
 import {
   AuthenticationV1Api,
   CoordinationV1Api,
@@ -21,16 +21,26 @@ export interface K8sClients {
 /** The longest one Kubernetes API call may take; a request makes a few, within limits.requestTimeoutMs. */
 export const K8S_CALL_TIMEOUT_MS = 5_000;
 
+/**
+ * How long an idle connection to the API server is kept. undici's default, 4 s, is shorter than
+ * the usual gap between a CI broker's exchanges, so nearly every exchange opened two new TLS
+ * connections on its answer's path (docs/benchmarks.md, "Where the broker's CPU goes"). Below the
+ * idle timeouts of common load balancers (60 s and more) and client-go's (90 s).
+ */
+export const K8S_IDLE_CONNECTION_MS = 30_000;
+
 type Dispatcher = NonNullable<ReturnType<RequestContext['getDispatcher']>>;
+type AgentClass = new (options: { connect: unknown; keepAliveTimeout: number }) => Dispatcher;
 
 /**
  * A KubeConfig whose API clients reuse their connections. client-node 2.0 builds a new undici
  * Agent for every request (KubeConfig.applySecurityAuthentication), so every API call paid a TLS
  * handshake and a new SecureContext on both ends: under load the broker spent most of its CPU
  * there and reached a quarter of the throughput of a keep-alive client (bench/, docs/benchmarks.md).
- * Here the first dispatcher built for a given TLS identity (server, CA, client certificate) is
- * kept and handed to every later request; if that identity changes (a rotated CA or certificate
- * file), the next request gets a fresh dispatcher and the old one is closed once idle.
+ * Here one dispatcher per TLS identity (server, CA, client certificate), built like client-node's
+ * but keeping idle connections K8S_IDLE_CONNECTION_MS, is handed to every request; if that
+ * identity changes (a rotated CA or certificate file), the next request gets a new dispatcher and
+ * the old one is closed once idle.
  */
 export class ConnectionReusingKubeConfig extends KubeConfig {
   private pooled: { key: string; dispatcher: Dispatcher } | undefined;
@@ -42,20 +52,32 @@ export class ConnectionReusingKubeConfig extends KubeConfig {
     if (!context.getSignal()) context.setSignal(AbortSignal.timeout(K8S_CALL_TIMEOUT_MS));
     const fresh = context.getDispatcher();
     if (!fresh) return; // no TLS options: fetch's global pool already keeps connections alive
-    const key = await this.tlsIdentity();
-    if (this.pooled?.key === key) {
-      context.setDispatcher(this.pooled.dispatcher);
-      return;
+    const o: RequestOptions & AgentOptions = {};
+    await this.applyToHTTPSOptions(o);
+    const key = this.tlsIdentity(o);
+    if (this.pooled?.key !== key) {
+      const previous = this.pooled?.dispatcher;
+      this.pooled = { key, dispatcher: this.keptAlive(fresh, o) };
+      void previous?.close().catch(() => undefined);
     }
-    const previous = this.pooled?.dispatcher;
-    this.pooled = { key, dispatcher: fresh };
-    void previous?.close().catch(() => undefined);
+    context.setDispatcher(this.pooled.dispatcher);
+  }
+
+  /**
+   * client-node's dispatcher with a longer idle timeout. Built with the class of the one it just
+   * made (its own undici, whose fetch the generated clients call) from its own connect options;
+   * a proxy or SOCKS dispatcher is kept as client-node made it.
+   */
+  private keptAlive(fresh: Dispatcher, o: AgentOptions): Dispatcher {
+    const options = this.createDispatcherOptions(this.getCurrentCluster(), o);
+    if (options.type !== 'agent') return fresh;
+    void fresh.close().catch(() => undefined);
+    const Agent = fresh.constructor as AgentClass;
+    return new Agent({ connect: options.connect, keepAliveTimeout: K8S_IDLE_CONNECTION_MS });
   }
 
   /** A digest of everything that shapes the TLS connection (never logged; it covers key material). */
-  private async tlsIdentity(): Promise<string> {
-    const o: RequestOptions = {};
-    await this.applyToHTTPSOptions(o);
+  private tlsIdentity(o: RequestOptions): string {
     const h = createHash('sha256');
     h.update(
       `${this.getCurrentCluster()?.server ?? ''}\n${String(o.rejectUnauthorized)}\n${o.servername ?? ''}\n`,
