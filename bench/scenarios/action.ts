@@ -65,7 +65,7 @@ export const runActionBench: Scenario<ActionResults> = async (ctx, settings, log
         t0 = nowMs();
         const load = await job.exec(node, [mainBundle]);
         const loadMs = nowMs() - t0;
-        if (load.code !== 1 || !load.stdout.includes('Input "broker-url" is required'))
+        if (load.code !== 1 || !/^::error::Input "[a-z-]+" is required/m.test(load.stdout))
           throw new Error(
             `main without inputs did not stop at its first input check:\n${load.stdout}${load.stderr}`,
           );
