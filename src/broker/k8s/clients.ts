@@ -22,6 +22,17 @@ export interface K8sClients {
 export const K8S_CALL_TIMEOUT_MS = 5_000;
 
 type Dispatcher = NonNullable<ReturnType<RequestContext['getDispatcher']>>;
+type Interceptor = Extract<Parameters<Dispatcher['compose']>[0], (...args: never[]) => unknown>;
+
+/**
+ * undici closes the connection after any request whose method carries no payload by definition
+ * but was sent with a body, as client-node sends every DELETE (its DeleteOptions: preconditions,
+ * propagationPolicy): each revocation and reaper deletion paid a new TLS handshake, a new
+ * SecureContext on both ends. The API server reads a DELETE's body by its Content-Length, so the
+ * connection stays in step and can be kept (docs/benchmarks.md, the reaper at scale).
+ */
+const keepAliveAfterDeleteBody: Interceptor = (dispatch) => (opts, handler) =>
+  dispatch(opts.method === 'DELETE' && opts.body != null ? { ...opts, reset: false } : opts, handler);
 
 /**
  * A KubeConfig whose API clients reuse their connections. client-node 2.0 builds a new undici
@@ -34,6 +45,11 @@ type Dispatcher = NonNullable<ReturnType<RequestContext['getDispatcher']>>;
  */
 export class ConnectionReusingKubeConfig extends KubeConfig {
   private pooled: { key: string; dispatcher: Dispatcher } | undefined;
+
+  /** `interceptors` wrap the pooled dispatcher (the tests pass none, as the control). */
+  constructor(private readonly interceptors: readonly Interceptor[] = [keepAliveAfterDeleteBody]) {
+    super();
+  }
 
   override async applySecurityAuthentication(context: RequestContext): Promise<void> {
     await super.applySecurityAuthentication(context);
@@ -48,7 +64,8 @@ export class ConnectionReusingKubeConfig extends KubeConfig {
       return;
     }
     const previous = this.pooled?.dispatcher;
-    this.pooled = { key, dispatcher: fresh };
+    this.pooled = { key, dispatcher: fresh.compose([...this.interceptors]) };
+    context.setDispatcher(this.pooled.dispatcher);
     void previous?.close().catch(() => undefined);
   }
 
