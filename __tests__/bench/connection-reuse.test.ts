@@ -9,7 +9,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { loadKubeConfig, createK8sClients } from '../../src/broker/k8s/clients.js';
+import {
+  ConnectionReusingKubeConfig,
+  createK8sClients,
+  loadKubeConfig,
+} from '../../src/broker/k8s/clients.js';
 import { adminKubeconfigPath, freshNamespace } from '../../test/support/cluster.js';
 import { installBrokerRbac, type BrokerRbac } from '../../test/support/deploy-rbac.js';
 import { selfSignedCert } from '../../test/support/tls.js';
@@ -87,6 +91,37 @@ describe('TLS connection reuse against a counting endpoint', () => {
     // after that every call reuses the pool.
     expect(r.handshakes).toBeGreaterThanOrEqual(1);
     expect(r.handshakes).toBeLessThanOrEqual(2);
+  });
+
+  /** `n` sequential DELETEs with DeleteOptions in the body, as revocation and the reaper send them. */
+  async function deletesThrough(
+    kc: KubeConfig,
+    n: number,
+  ): Promise<{ handshakes: number; requests: number }> {
+    const before = { handshakes, requests };
+    const api = kc.makeApiClient(CoreV1Api);
+    for (let i = 0; i < n; i += 1)
+      await api.deleteNamespacedServiceAccount({
+        namespace: 'default',
+        name: `sa-${i}`,
+        body: { preconditions: { uid: `uid-${i}` }, propagationPolicy: 'Background' },
+      });
+    return { handshakes: handshakes - before.handshakes, requests: requests - before.requests };
+  }
+
+  test('DELETEs with a body keep their connection too (undici closes it unless told not to)', async () => {
+    const controlPath = join(dir, 'kubeconfig-delete-control');
+    writeFileSync(controlPath, kubeconfig().exportConfig(), { mode: 0o600 });
+    const control = new ConnectionReusingKubeConfig([]);
+    control.loadFromFile(controlPath);
+    const r = await deletesThrough(brokerKubeConfig(), 8);
+    expect(r.requests).toBe(8);
+    expect(r.handshakes).toBeGreaterThanOrEqual(1);
+    expect(r.handshakes).toBeLessThanOrEqual(2);
+    // The control: the same pooled dispatcher without the interceptor, one handshake per DELETE.
+    const c = await deletesThrough(control, 5);
+    expect(c.requests).toBe(5);
+    expect(c.handshakes).toBe(5);
   });
 
   test('concurrent calls share the pool instead of each building their own', async () => {

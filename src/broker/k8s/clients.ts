@@ -31,6 +31,17 @@ export const K8S_IDLE_CONNECTION_MS = 30_000;
 
 type Dispatcher = NonNullable<ReturnType<RequestContext['getDispatcher']>>;
 type AgentClass = new (options: { connect: unknown; keepAliveTimeout: number }) => Dispatcher;
+type Interceptor = Extract<Parameters<Dispatcher['compose']>[0], (...args: never[]) => unknown>;
+
+/**
+ * undici closes the connection after any request whose method carries no payload by definition
+ * but was sent with a body, as client-node sends every DELETE (its DeleteOptions: preconditions,
+ * propagationPolicy): each revocation and reaper deletion paid a new TLS handshake, a new
+ * SecureContext on both ends. The API server reads a DELETE's body by its Content-Length, so the
+ * connection stays in step and can be kept (docs/benchmarks.md, the reaper at scale).
+ */
+const keepAliveAfterDeleteBody: Interceptor = (dispatch) => (opts, handler) =>
+  dispatch(opts.method === 'DELETE' && opts.body != null ? { ...opts, reset: false } : opts, handler);
 
 /**
  * A KubeConfig whose API clients reuse their connections. client-node 2.0 builds a new undici
@@ -45,6 +56,11 @@ type AgentClass = new (options: { connect: unknown; keepAliveTimeout: number }) 
 export class ConnectionReusingKubeConfig extends KubeConfig {
   private pooled: { key: string; dispatcher: Dispatcher } | undefined;
 
+  /** `interceptors` wrap the pooled dispatcher (the tests pass none, as the control). */
+  constructor(private readonly interceptors: readonly Interceptor[] = [keepAliveAfterDeleteBody]) {
+    super();
+  }
+
   override async applySecurityAuthentication(context: RequestContext): Promise<void> {
     await super.applySecurityAuthentication(context);
     // client-node sets no deadline: a hung API server (accepting connections, never answering)
@@ -57,7 +73,7 @@ export class ConnectionReusingKubeConfig extends KubeConfig {
     const key = this.tlsIdentity(o);
     if (this.pooled?.key !== key) {
       const previous = this.pooled?.dispatcher;
-      this.pooled = { key, dispatcher: this.keptAlive(fresh, o) };
+      this.pooled = { key, dispatcher: this.keptAlive(fresh, o).compose([...this.interceptors]) };
       void previous?.close().catch(() => undefined);
     }
     context.setDispatcher(this.pooled.dispatcher);

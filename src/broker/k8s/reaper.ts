@@ -10,7 +10,7 @@
 import type { V1ServiceAccount } from '@kubernetes/client-node';
 import type { K8sClients } from './clients.js';
 import { describeK8sError, isNotFound } from './errors.js';
-import { deleteGrantObjects, listDependents, type KnownDependents } from './revoke.js';
+import { deleteGrantObjects, deleteOwnedBindings, listDependents, type KnownDependents } from './revoke.js';
 import { LeaderLease } from './lease.js';
 import { deleteJwtUse, listJwtUses, type JwtUseRecord } from './replay-ledger.js';
 import { proveGrants, type ProvenGrant } from './grant-proof.js';
@@ -197,20 +197,30 @@ export class Reaper {
           );
           return undefined;
         });
+      const concurrency = this.options.concurrency ?? REAP_CONCURRENCY;
+      if (known) {
+        // Every expired grant's RoleBindings first: the API server authorizes each of the pass's
+        // calls by walking the namespace's RoleBindings (docs/benchmarks.md, finding 10), so the
+        // other half of the deletions walks a shorter list, and every expired grant loses its
+        // authorization early in the pass. A failure here is retried by the grant's own deletion.
+        const remaining = new Map(known);
+        await forEachLimited(expired, concurrency, ({ grant }) =>
+          deleteOwnedBindings(this.k8s, namespace, grant.grantId, grant.uid, remaining).catch(
+            () => undefined,
+          ),
+        );
+        known = remaining;
+      }
       // Several grants at a time: one by one, each grant's dependent round trips made the lag
       // grow by ~30 ms per expired grant (30 s for 1,000; bench/, docs/benchmarks.md).
-      await forEachLimited(
-        expired,
-        this.options.concurrency ?? REAP_CONCURRENCY,
-        async ({ grant, key, b }) => {
-          if (await this.reap(namespace, grant, key, known, b)) {
-            present.delete(grant.grantId);
-            result.reaped.push(grant.grantId);
-          } else {
-            result.failed.push(grant.grantId);
-          }
-        },
-      );
+      await forEachLimited(expired, concurrency, async ({ grant, key, b }) => {
+        if (await this.reap(namespace, grant, key, known, b)) {
+          present.delete(grant.grantId);
+          result.reaped.push(grant.grantId);
+        } else {
+          result.failed.push(grant.grantId);
+        }
+      });
     }
     this.options.metrics?.activeGrants.set(result.seen - result.reaped.length);
     this.options.metrics?.forgedGrants.set(result.forged.length);

@@ -64,10 +64,7 @@ export async function deleteGrantObjects(
     remove = async (d) => {
       const meta = found.get(d);
       if (!meta) return 'absent';
-      const owned = meta.ownerReferences?.some(
-        (r) => r.uid === ownerUid && r.kind === 'ServiceAccount' && r.apiVersion === 'v1',
-      );
-      if (!owned || !meta.uid) {
+      if (!ownedBy(meta, ownerUid) || !meta.uid) {
         notOwned.push(`${d.kind}/${d.name}`);
         return 'absent';
       }
@@ -93,6 +90,36 @@ export async function deleteGrantObjects(
 export type KnownDependents = ReadonlyMap<string, V1ObjectMeta>;
 
 const dependentKey = (d: Dependent) => `${d.kind}/${d.name}`;
+
+const ownedBy = (meta: V1ObjectMeta, ownerUid: string) =>
+  meta.ownerReferences?.some(
+    (r) => r.uid === ownerUid && r.kind === 'ServiceAccount' && r.apiVersion === 'v1',
+  ) === true;
+
+/**
+ * Deletes the grant's two RoleBindings (access and self-revoke) that `known` lists as owned by the
+ * grant's ServiceAccount (`ownerUid`), each with its uid as precondition, and drops them from
+ * `known`, so that deleteGrantObjects with the same map does not delete them again. Objects not
+ * owned stay in `known`, for deleteGrantObjects to report.
+ */
+export async function deleteOwnedBindings(
+  k8s: K8sClients,
+  namespace: string,
+  grantId: string,
+  ownerUid: string,
+  known: Map<string, V1ObjectMeta>,
+): Promise<void> {
+  await Promise.all(
+    [grantId, revokeObjectName(grantId)].map(async (name) => {
+      const d: Dependent = { kind: 'RoleBinding', name };
+      const meta = known.get(dependentKey(d));
+      const uid = meta?.uid;
+      if (!meta || !uid || !ownedBy(meta, ownerUid)) return;
+      await deleteIgnoringNotFound(() => deleteDependent(k8s, namespace, d, uid));
+      known.delete(dependentKey(d));
+    }),
+  );
+}
 
 /**
  * One LIST of Roles and one of RoleBindings in the namespace, instead of four reads per grant;
