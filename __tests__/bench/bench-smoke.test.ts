@@ -35,6 +35,18 @@ test('the closed loop never has more than `concurrency` tasks in flight and runs
   expect(seen.sort((a, b) => a - b)).toEqual(Array.from({ length: 25 }, (_, i) => i));
 });
 
+/** The machine every report here is built for. */
+const MACHINE = {
+  cpuModel: 'test cpu',
+  cores: 2,
+  memoryGiB: 4,
+  os: 'linux',
+  node: 'v20',
+  kubectl: 'v1.36',
+  loadAverageAtStart: 0.1,
+  commit: 'abc1234',
+};
+
 const run = (p50: number, throughput: number) => ({
   n: 10,
   p50,
@@ -74,24 +86,14 @@ function exchangeResults(
 }
 
 test('targets are judged from the measured keys: met, missed, or not run', () => {
-  const machine = {
-    cpuModel: 'test cpu',
-    cores: 2,
-    memoryGiB: 4,
-    os: 'linux',
-    node: 'v20',
-    kubectl: 'v1.36',
-    loadAverageAtStart: 0.1,
-    commit: 'abc1234',
-  };
   const settings = loadSettings({ BENCH_QUICK: '1' });
-  const good = buildReport(settings, machine, { exchange: exchangeResults(110, 100) }, 1000);
+  const good = buildReport(settings, MACHINE, { exchange: exchangeResults(110, 100) }, 1000);
   expect(good.metrics.exchange_p50_ratio_c1).toBe(1.1);
   expect(good.targets.find((t) => t.key === 'exchange_p50_ratio_c1')?.met).toBe(true);
   expect(good.targets.find((t) => t.key === 'exchange_throughput_ratio_c32')?.met).toBe(true);
   expect(good.targets.find((t) => t.key === 'verify_ratio')).toMatchObject({ value: null, met: null });
 
-  const bad = buildReport(settings, machine, { exchange: exchangeResults(150, 100) }, 1000);
+  const bad = buildReport(settings, MACHINE, { exchange: exchangeResults(150, 100) }, 1000);
   expect(bad.targets.find((t) => t.key === 'exchange_p50_ratio_c1')?.met).toBe(false);
   expect(bad.targets.find((t) => t.key === 'exchange_throughput_ratio_c32')?.met).toBe(false);
   expect(flatMetrics({ exchange: exchangeResults(150, 100) }).floor_parallel_p50_ms_c1).toBe(100);
@@ -101,19 +103,9 @@ test('targets are judged from the measured keys: met, missed, or not run', () =>
 });
 
 test('the bare-minimum floor and the inline role get their keys and are judged against their goals', () => {
-  const machine = {
-    cpuModel: 'test cpu',
-    cores: 2,
-    memoryGiB: 4,
-    os: 'linux',
-    node: 'v20',
-    kubectl: 'v1.36',
-    loadAverageAtStart: 0.1,
-    commit: 'abc1234',
-  };
   const settings = loadSettings({ BENCH_QUICK: '1' });
   const judged = (r: ExchangeResults) => {
-    const report = buildReport(settings, machine, { exchange: r }, 1000);
+    const report = buildReport(settings, MACHINE, { exchange: r }, 1000);
     const met = (key: string) => report.targets.find((t) => t.key === key)?.met;
     return {
       report,
@@ -167,18 +159,8 @@ function gatewayResults(gatewayP50: number, revoke401Ms: number): GatewayResults
 }
 
 test('gateway figures get their keys, named by the grant count, and are judged against their goals', () => {
-  const machine = {
-    cpuModel: 'test cpu',
-    cores: 2,
-    memoryGiB: 4,
-    os: 'linux',
-    node: 'v20',
-    kubectl: 'v1.36',
-    loadAverageAtStart: 0.1,
-    commit: 'abc1234',
-  };
   const settings = loadSettings({ BENCH_QUICK: '1' });
-  const good = buildReport(settings, machine, { gateway: gatewayResults(4.4, 30) }, 1000);
+  const good = buildReport(settings, MACHINE, { gateway: gatewayResults(4.4, 30) }, 1000);
   expect(good.metrics).toMatchObject({
     gateway_get_p50_ratio_c1: 1.1,
     gateway_throughput_ratio_c32: 0.75,
@@ -193,7 +175,7 @@ test('gateway figures get their keys, named by the grant count, and are judged a
   for (const key of ['gateway_get_p50_ratio_c1', 'gateway_throughput_ratio_c32', 'gateway_revoke_401_ms'])
     expect(good.targets.find((t) => t.key === key)?.met).toBe(true);
 
-  const bad = buildReport(settings, machine, { gateway: gatewayResults(6, 150) }, 1000);
+  const bad = buildReport(settings, MACHINE, { gateway: gatewayResults(6, 150) }, 1000);
   expect(bad.targets.find((t) => t.key === 'gateway_get_p50_ratio_c1')?.met).toBe(false);
   expect(bad.targets.find((t) => t.key === 'gateway_revoke_401_ms')?.met).toBe(false);
   const md = renderMarkdown(bad);

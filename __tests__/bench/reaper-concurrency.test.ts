@@ -4,9 +4,9 @@
 // take a little time stands in for the API; real-cluster reaping is in the broker's tests and
 // measured by bench/scenarios/reaper.ts.
 import { expect, test } from '@jest/globals';
-import { LIST_DEPENDENTS_FROM, Reaper, REAP_CONCURRENCY } from '../../src/broker/k8s/reaper.js';
+import { LIST_DEPENDENTS_FROM, REAP_CONCURRENCY } from '../../src/broker/k8s/reaper.js';
 import type { K8sClients } from '../../src/broker/k8s/clients.js';
-import { silentLogger } from '../../test/support/logger.js';
+import { testReaper } from '../../test/support/test-reaper.js';
 import { grantServiceAccount as sa } from '../../test/support/grant-objects.js';
 
 const NOW = Date.parse('2026-06-01T12:00:00Z');
@@ -81,16 +81,7 @@ function fakeCluster(expired: number, live: number) {
   return { k8s, calls, maxInFlight: () => maxInFlight, reads: () => reads };
 }
 
-const reaper = (k8s: K8sClients, concurrency?: number) =>
-  new Reaper(k8s, {
-    namespaces: () => ['ci'],
-    intervalSeconds: 1,
-    lease: { namespace: 'broker', name: 'reaper', identity: 'me' },
-    logger: silentLogger,
-    audit: { record: () => undefined },
-    now: () => NOW,
-    concurrency,
-  });
+const reaper = (k8s: K8sClients, concurrency?: number) => testReaper(k8s, { now: () => NOW, concurrency });
 
 test('expired grants are deleted in parallel, never more than the limit at once', async () => {
   const { k8s, calls, maxInFlight, reads } = fakeCluster(40, 5);
@@ -161,13 +152,7 @@ test('a pass runs just after the next expiry it knows of, not an interval later'
       },
     },
   } as unknown as K8sClients;
-  const r = new Reaper(k8s, {
-    namespaces: () => ['ci'],
-    intervalSeconds: 3600,
-    lease: { namespace: 'broker', name: 'reaper', identity: 'me' },
-    logger: silentLogger,
-    audit: { record: () => undefined },
-  });
+  const r = testReaper(k8s, { intervalSeconds: 3600 });
   r.start();
   try {
     // A generous bound against hangs only; the interval is an hour.
@@ -195,14 +180,7 @@ test('a deletion that failed on the client but took effect is still a reaped (an
     return sa(name, '2026-06-01T11:00:00Z');
   };
   const audit: string[] = [];
-  const r = new Reaper(k8s, {
-    namespaces: () => ['ci'],
-    intervalSeconds: 1,
-    lease: { namespace: 'broker', name: 'reaper', identity: 'me' },
-    logger: silentLogger,
-    audit: { record: (e) => void audit.push(String(e.grantId)) },
-    now: () => NOW,
-  });
+  const r = testReaper(k8s, { audit: { record: (e) => void audit.push(String(e.grantId)) }, now: () => NOW });
   const result = await r.runOnce();
   expect(result.reaped.sort()).toEqual([grantId('e', 0), grantId('e', 1)]);
   expect(result.failed).toEqual([]);

@@ -4,9 +4,9 @@
 // Ownership still decides: a RoleBinding named after a grant but not owned by it is never deleted,
 // and a failed binding deletion is retried by the grant's own deletion in the same pass.
 import { expect, test } from '@jest/globals';
-import { LIST_DEPENDENTS_FROM, Reaper } from '../../../src/broker/k8s/reaper.js';
+import { LIST_DEPENDENTS_FROM } from '../../../src/broker/k8s/reaper.js';
 import type { K8sClients } from '../../../src/broker/k8s/clients.js';
-import { silentLogger } from '../../../test/support/logger.js';
+import { testReaper } from '../../../test/support/test-reaper.js';
 import { grantServiceAccount as sa } from '../../../test/support/grant-objects.js';
 
 const NOW = Date.parse('2026-06-01T12:00:00Z');
@@ -69,15 +69,7 @@ function cluster(expired: number, options: { foreignBinding?: string; failOnce?:
   return { k8s, calls };
 }
 
-const reaper = (k8s: K8sClients) =>
-  new Reaper(k8s, {
-    namespaces: () => ['ci'],
-    intervalSeconds: 1,
-    lease: { namespace: 'broker', name: 'reaper', identity: 'me' },
-    logger: silentLogger,
-    audit: { record: () => undefined },
-    now: () => NOW,
-  });
+const reaper = (k8s: K8sClients) => testReaper(k8s, { now: () => NOW });
 
 test('every expired grant loses its RoleBindings before any ServiceAccount is deleted', async () => {
   const n = LIST_DEPENDENTS_FROM * 2;

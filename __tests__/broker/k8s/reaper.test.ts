@@ -3,9 +3,8 @@
 // backoff and never gives up, RoleBinding before ServiceAccount, nothing deleted unless this
 // replica holds the Lease, and expired JWT-use records pruned.
 import { expect, test } from '@jest/globals';
-import { Reaper } from '../../../src/broker/k8s/reaper.js';
 import type { K8sClients } from '../../../src/broker/k8s/clients.js';
-import { silentLogger } from '../../../test/support/logger.js';
+import { testReaper } from '../../../test/support/test-reaper.js';
 import { createMetrics } from '../../../src/broker/metrics.js';
 import type { AuditEvent } from '../../../src/broker/audit.js';
 import { grantServiceAccount as sa } from '../../../test/support/grant-objects.js';
@@ -102,15 +101,7 @@ function fakeCluster(opts: { failRoleBindingDeletes: number; leaseHeldBy?: strin
 }
 
 function reaper(k8s: K8sClients, audit: AuditEvent[], metrics = createMetrics()) {
-  return new Reaper(k8s, {
-    namespaces: () => ['ci'],
-    intervalSeconds: 1,
-    lease: { namespace: 'broker', name: 'reaper', identity: 'me' },
-    logger: silentLogger,
-    audit: { record: (e) => void audit.push(e) },
-    metrics,
-    now: () => NOW,
-  });
+  return testReaper(k8s, { audit: { record: (e) => void audit.push(e) }, metrics, now: () => NOW });
 }
 
 test('expired (or unreadable-expiry) grants are deleted RoleBinding first; failures retry with backoff until done', async () => {
