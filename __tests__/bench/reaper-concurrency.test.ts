@@ -7,7 +7,7 @@ import { expect, test } from '@jest/globals';
 import { LIST_DEPENDENTS_FROM, REAP_CONCURRENCY } from '../../src/broker/k8s/reaper.js';
 import type { K8sClients } from '../../src/broker/k8s/clients.js';
 import { testReaper } from '../../test/support/test-reaper.js';
-import { grantServiceAccount as sa } from '../../test/support/grant-objects.js';
+import { grantServiceAccount as sa, jwtUseRecord } from '../../test/support/grant-objects.js';
 
 const NOW = Date.parse('2026-06-01T12:00:00Z');
 const notFound = () => Object.assign(new Error('HTTP 404'), { code: 404 });
@@ -30,17 +30,13 @@ function fakeCluster(expired: number, live: number) {
     ...Array.from({ length: live }, (_, i) => sa(grantId('a', i), '2026-06-01T13:00:00Z')),
   ];
   // The broker's JWT-use records, which prove each one a grant of namespace ci (k8s/replay-ledger.ts).
-  const records = items.map((i) => ({
-    metadata: {
-      name: i.metadata.name,
-      labels: { 'k8s-ephemeral-access.io/namespace': 'ci' },
-      annotations: {
-        'k8s-ephemeral-access.io/expires-at': '2026-06-01T13:00:00Z',
-        'k8s-ephemeral-access.io/grant-expires-at':
-          i.metadata.annotations['k8s-ephemeral-access.io/expires-at'],
-      },
-    },
-  }));
+  const records = items.map((i) =>
+    jwtUseRecord(
+      i.metadata.name,
+      '2026-06-01T13:00:00Z',
+      i.metadata.annotations['k8s-ephemeral-access.io/expires-at'],
+    ),
+  );
   // Reads answer at once: what is measured is the deletes in flight.
   const owned = ({ name }: { name: string }) => ({
     metadata: {

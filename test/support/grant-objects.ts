@@ -15,3 +15,20 @@ export function grantServiceAccount(name: string, expiresAt: string) {
     },
   };
 }
+
+/**
+ * A JWT-use record (k8s/replay-ledger.ts) kept until `keepUntil`; with `grantExpiresAt`, the record of
+ * a grant in namespace ci, which proves its ServiceAccount a grant to the reaper.
+ */
+export function jwtUseRecord(name: string, keepUntil: string, grantExpiresAt?: string) {
+  return {
+    metadata: {
+      name,
+      labels: grantExpiresAt ? { 'k8s-ephemeral-access.io/namespace': 'ci' } : {},
+      annotations: {
+        'k8s-ephemeral-access.io/expires-at': keepUntil,
+        ...(grantExpiresAt ? { 'k8s-ephemeral-access.io/grant-expires-at': grantExpiresAt } : {}),
+      },
+    },
+  };
+}

@@ -7,7 +7,7 @@ import { expect, test } from '@jest/globals';
 import { LIST_DEPENDENTS_FROM } from '../../../src/broker/k8s/reaper.js';
 import type { K8sClients } from '../../../src/broker/k8s/clients.js';
 import { testReaper } from '../../../test/support/test-reaper.js';
-import { grantServiceAccount as sa } from '../../../test/support/grant-objects.js';
+import { grantServiceAccount as sa, jwtUseRecord } from '../../../test/support/grant-objects.js';
 
 const NOW = Date.parse('2026-06-01T12:00:00Z');
 const grantId = (i: number) => `gha-${'b'.repeat(28)}${i.toString(16).padStart(4, '0')}`;
@@ -16,16 +16,9 @@ const tick = () => new Promise((r) => setTimeout(r, 1));
 function cluster(expired: number, options: { foreignBinding?: string; failOnce?: string } = {}) {
   const calls: string[] = [];
   const items = Array.from({ length: expired }, (_, i) => sa(grantId(i), '2026-06-01T11:00:00Z'));
-  const records = items.map((i) => ({
-    metadata: {
-      name: i.metadata.name,
-      labels: { 'k8s-ephemeral-access.io/namespace': 'ci' },
-      annotations: {
-        'k8s-ephemeral-access.io/expires-at': '2026-06-01T13:00:00Z',
-        'k8s-ephemeral-access.io/grant-expires-at': '2026-06-01T11:00:00Z',
-      },
-    },
-  }));
+  const records = items.map((i) =>
+    jwtUseRecord(i.metadata.name, '2026-06-01T13:00:00Z', '2026-06-01T11:00:00Z'),
+  );
   const binding = (name: string, owner: string) => ({
     metadata: {
       name,

@@ -7,7 +7,7 @@ import type { K8sClients } from '../../../src/broker/k8s/clients.js';
 import { testReaper } from '../../../test/support/test-reaper.js';
 import { createMetrics } from '../../../src/broker/metrics.js';
 import type { AuditEvent } from '../../../src/broker/audit.js';
-import { grantServiceAccount as sa } from '../../../test/support/grant-objects.js';
+import { grantServiceAccount as sa, jwtUseRecord as record } from '../../../test/support/grant-objects.js';
 
 const NOW = Date.parse('2026-06-01T12:00:00Z');
 const apiError = (code: number) => Object.assign(new Error(`HTTP ${code}`), { code });
@@ -20,16 +20,6 @@ const OLD_RECORD = grantId('c');
 const NEW_RECORD = grantId('d');
 
 /** The broker's JWT-use record of a grant in namespace ci (k8s/replay-ledger.ts). */
-const record = (name: string, keepUntil: string, grantExpiresAt?: string) => ({
-  metadata: {
-    name,
-    labels: grantExpiresAt ? { 'k8s-ephemeral-access.io/namespace': 'ci' } : {},
-    annotations: {
-      'k8s-ephemeral-access.io/expires-at': keepUntil,
-      ...(grantExpiresAt ? { 'k8s-ephemeral-access.io/grant-expires-at': grantExpiresAt } : {}),
-    },
-  },
-});
 /** What a grant's RoleBindings look like: owned by its ServiceAccount. */
 const ownedBy = (name: string, grant: string) => ({
   metadata: {
