@@ -4,7 +4,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readGrantCredential, renderKubeconfig } from '../../src/action/kubeconfig.js';
+import { readGrantCredential } from '../../src/action/kubeconfig-credential.js';
+import { renderKubeconfig } from '../../src/action/kubeconfig.js';
 import { exchangeResponse, TOKEN } from './support/fakes.js';
 
 let dir: string;
@@ -60,11 +61,29 @@ describe('renderKubeconfig', () => {
   test('a file that is not such a kubeconfig yields nothing rather than a wrong credential', () => {
     expect(readGrantCredential('')).toBeUndefined();
     expect(readGrantCredential('{ not: [yaml')).toBeUndefined();
-    const other = renderKubeconfig(exchangeResponse(), 'ctx').replace(
+    const doc = JSON.parse(renderKubeconfig(exchangeResponse(), 'ctx')) as Record<string, unknown>;
+    expect(readGrantCredential(JSON.stringify({ ...doc, 'current-context': 'other' }))).toBeUndefined();
+  });
+
+  test('the file is JSON (what main writes), and post still reads the YAML an earlier version wrote', () => {
+    const grant = exchangeResponse();
+    const text = renderKubeconfig(grant, 'ctx');
+    expect(JSON.parse(text)).toMatchObject({ kind: 'Config', 'current-context': 'ctx' });
+    const yaml = [
+      'apiVersion: v1',
+      'kind: Config',
+      'clusters:',
+      `  - name: ctx`,
+      `    cluster: { server: '${grant.server}', certificate-authority-data: ${grant.certificateAuthorityData} }`,
+      'users:',
+      `  - name: ctx`,
+      `    user: { token: ${grant.token} }`,
+      'contexts:',
+      `  - name: ctx`,
+      `    context: { cluster: ctx, user: ctx, namespace: ${grant.namespace} }`,
       'current-context: ctx',
-      'current-context: other',
-    );
-    expect(readGrantCredential(other)).toBeUndefined();
+    ].join('\n');
+    expect(readGrantCredential(yaml)).toEqual(readGrantCredential(text));
   });
 });
 

@@ -14,7 +14,7 @@ import {
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { NetworkError, type HttpTransport } from '../../src/action/http-transport.js';
-import { readGrantCredential } from '../../src/action/kubeconfig.js';
+import { readGrantCredential } from '../../src/action/kubeconfig-credential.js';
 import { EXCHANGE_DEADLINE_MS, run, type MainDeps } from '../../src/action/main-run.js';
 import { STATE } from '../../src/action/state.js';
 import {

@@ -9,7 +9,7 @@ import { BrokerRefusal, classifyBrokerError, createBrokerClient } from './broker
 import { revokeDirect, type DirectRevokeInput, type DirectRevokeResult } from './direct-revoke.js';
 import { createNodeTransport, NetworkError, type HttpTransport } from './http-transport.js';
 import { parseCredentialCache } from './credential-cache.js';
-import { readGrantCredential, type GrantCredential } from './kubeconfig.js';
+import { readGrantCredential, type GrantCredential } from './kubeconfig-credential.js';
 import { retry } from './retry.js';
 import { shredDirectory, shredFile } from './safe-fs.js';
 import { readPostState, type PostState } from './state.js';
