@@ -1,7 +1,7 @@
 // Renewal through the kubeconfig's exec credential plugin, nothing faked: the built action bundles
 // run as the runner runs them (credentials: exec), the REAL broker bundle over HTTPS, the REAL control
 // plane, and the installed kubectl, which runs the plugin (dist/credential/index.js) itself.
-// The clock is real: a 60 s grant with a 150 s session limit is used by kubectl for ~3 minutes.
+// The clock is real: a 60 s grant with a 240 s session limit (4x its ttl) is used by kubectl for ~4.5 minutes.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import {
   existsSync,
@@ -16,12 +16,13 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { load } from 'js-yaml';
 import type { RunningBroker } from '../../test/support/broker.js';
-import { coreApi, kubectlAdmin, sleep } from '../../test/support/cluster.js';
+import { coreApi, kubectlAdmin, sleep, waitFor } from '../../test/support/cluster.js';
 import { startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
+import { policyYaml } from '../../test/support/policy.js';
 import { ensureActionBuilt, repoRoot, runChild, type RunnerJob } from '../../test/support/runner.js';
 
 const GRANT_TTL = 60;
-const SESSION = 150;
+const SESSION = 240;
 const PLUGIN = join(repoRoot, 'dist', 'credential', 'index.js');
 const EXPIRES_AT = 'k8s-ephemeral-access.io/expires-at';
 
@@ -34,7 +35,7 @@ beforeAll(async () => {
     namespaces: ['renewal'],
     policy: {
       rules: [
-        // The plugin renews without asking for a ttl: the first rule decides (60 s, 150 s session).
+        // The plugin renews without asking for a ttl: the first rule decides (60 s, 240 s session).
         { name: 'short', roles: ['deployer'], maxTtlSeconds: GRANT_TTL, maxSessionSeconds: SESSION },
         // A renewal asking for 900 s matches this one: longer than the token, so a new token is minted.
         { name: 'long', roles: ['deployer'], maxTtlSeconds: 900, maxSessionSeconds: 1000 },
@@ -204,7 +205,7 @@ describe('credentials: exec renews the grant through the plugin', () => {
       expect(post.exitCode).toBe(0);
       expect(existsSync(dir)).toBe(false);
     });
-  }, 300_000);
+  }, 420_000);
 
   test('the broker renews only with both proofs, for the same run and job, while a rule allows it', async () => {
     await env.withJob(async (job) => {
@@ -359,6 +360,41 @@ describe('credentials: exec renews the grant through the plugin', () => {
       } finally {
         ended.cleanup();
       }
+    });
+  });
+});
+
+describe('credentials: exec and a policy change', () => {
+  test('once the policy no longer grants the role, renewal is refused (role_not_allowed) and the grant keeps its end', async () => {
+    await env.withJob(async (job) => {
+      const main = await mainExec(job);
+      const grantId = main.outputs['grant-id']!;
+      const cache = readCache(job);
+      const { expiresAt: firstEnd } = await grantObject(grantId);
+      // The running broker's policy file, rewritten: only the viewer rule is left (hot reload).
+      const policyFile = join(dirname(broker.configPath), 'policy.yaml');
+      const before = readFileSync(policyFile, 'utf8');
+      writeFileSync(
+        policyFile,
+        policyYaml({
+          namespaces: [env.ns],
+          rules: [{ name: 'fixed', roles: ['viewer'], maxTtlSeconds: 300 }],
+        }),
+      );
+      try {
+        await waitFor('the broker to reload its policy', async () =>
+          broker.stderr.some((l) => l.includes('"msg":"policy reloaded"')) ? true : undefined,
+        );
+        const refused = await renew(grantId, await env.issuer.sign(), { grantToken: cache.token });
+        expect(refused.status).toBe(403);
+        const [denial] = denials(grantId);
+        expect(denial!.reason).toBe('role_not_allowed');
+        expect((await grantObject(grantId)).expiresAt).toBe(firstEnd);
+        expect(recordExpiry(grantId)).toBe(firstEnd);
+      } finally {
+        writeFileSync(policyFile, before);
+      }
+      await job.post();
     });
   });
 });

@@ -277,7 +277,7 @@ test("the README's and docs/operations.md's admin commands are the ones run here
   const steps = [
     'kubectl apply -k deploy/',
     'kubectl -n k8s-ephemeral-access create secret tls k8s-ea-broker-tls --cert=tls.crt --key=tls.key',
-    'kubectl create namespace staging',
+    `for ns in ${jobNamespaces.join(' ')}; do kubectl create namespace "$ns"; done`,
     'kubectl apply -f deploy/job-namespace-rbac.yaml',
   ];
   for (const doc of ['README.md', join('docs', 'operations.md')]) {

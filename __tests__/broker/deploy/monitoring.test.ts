@@ -90,3 +90,12 @@ test('the dashboard is Grafana JSON with a Prometheus data source variable and d
   expect(new Set(d.panels.map((p) => p.id)).size).toBe(d.panels.length);
   for (const p of d.panels) expect(p.datasource.uid).toBe('${datasource}');
 });
+
+test("docs/operations.md's metrics table lists every metric of the broker's own", () => {
+  const doc = readFileSync(join(repoRoot, 'docs', 'operations.md'), 'utf8');
+  const table = doc.slice(doc.indexOf('## Monitoring'), doc.indexOf('### Alerts'));
+  const documented = new Set([...table.matchAll(/^\| `(k8s_ea_[a-z0-9_]+)/gm)].map((m) => m[1]));
+  const own = [...served].filter((n) => !n.startsWith('k8s_ea_broker_') && !/_(bucket|sum|count)$/.test(n));
+  expect(own.length).toBeGreaterThan(20);
+  expect(own.filter((n) => !documented.has(n))).toEqual([]);
+});
