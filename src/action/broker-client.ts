@@ -23,7 +23,7 @@ import {
   type Reason,
 } from '../shared/contract.js';
 import { HTTP_STATUS } from '../shared/errors.js';
-import { NetworkError, type HttpResponse, type HttpTransport } from './http-transport.js';
+import { NetworkError, type HttpResponse, type HttpTransport } from './http-types.js';
 import { parseRetryAfter, type RetryDecision } from './retry.js';
 
 /** The broker answered with a non-2xx status. */

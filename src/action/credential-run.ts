@@ -16,7 +16,7 @@ import {
 } from './credential-cache.js';
 import { planCredential, type CredentialPlan } from './credential-plan.js';
 import { withFileLock } from './file-lock.js';
-import { createNodeTransport, type HttpTransport } from './http-transport.js';
+import type { HttpTransport } from './http-types.js';
 import { createIdTokenSource } from './id-token.js';
 import type { Env } from './inputs.js';
 import { retry } from './retry.js';
@@ -42,11 +42,24 @@ export function defaultCredentialDeps(): CredentialDeps {
   return {
     args: process.argv.slice(2),
     env: process.env,
-    createTransport: (ca) => createNodeTransport({ ca }),
+    createTransport: (ca) => lazyNodeTransport(ca),
     now: () => Date.now(),
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     stdout: (text) => void process.stdout.write(text),
     stderr: (text) => void process.stderr.write(text),
+  };
+}
+
+/**
+ * The plugin hands out its cached token on most calls, which needs no network: node:https and
+ * node:tls are loaded on the first request only (on Node 24 they cost more than the rest of the
+ * plugin's start; docs/benchmarks.md, finding 5).
+ */
+function lazyNodeTransport(ca: string | undefined): HttpTransport {
+  let transport: Promise<HttpTransport> | undefined;
+  return async (req) => {
+    transport ??= import('./http-transport.js').then((m) => m.createNodeTransport({ ca }));
+    return (await transport)(req);
   };
 }
 

@@ -4,37 +4,16 @@
 // directly. Responses are bounded in size, and errors never carry headers or bodies we sent.
 // Behind a forward proxy (proxy.ts) an https request goes through a CONNECT tunnel, and TLS to the
 // target runs inside it with the same trust and host-name check as a direct connection.
-import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect, createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
+import { NetworkError, type HttpRequest, type HttpResponse, type HttpTransport } from './http-types.js';
 import type { Env } from './inputs.js';
 import { proxyFor, type ProxyEndpoint } from './proxy.js';
 
-export interface HttpRequest {
-  method: 'GET' | 'POST' | 'DELETE';
-  url: URL;
-  headers: Record<string, string>;
-  body?: string;
-  timeoutMs: number;
-}
-
-export interface HttpResponse {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-export type HttpTransport = (req: HttpRequest) => Promise<HttpResponse>;
-
-/** The request never got an HTTP answer (DNS, refused, reset, TLS, timeout): always worth a retry. */
-export class NetworkError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'NetworkError';
-  }
-}
+export { NetworkError, type HttpRequest, type HttpResponse, type HttpTransport } from './http-types.js';
 
 const MAX_RESPONSE_BYTES = 1024 * 1024;
 

@@ -3,7 +3,7 @@
 // ACTIONS_ID_TOKEN_REQUEST_TOKEN, JSON `{ "value": "<jwt>" }`). Why our own: the toolkit's version
 // pulls @actions/http-client and undici into the main bundle, and evaluating them is most of the
 // step's start-up time (measured in docs/benchmarks.md). Retries are the caller's (main-run.ts).
-import type { HttpTransport } from './http-transport.js';
+import type { HttpTransport } from './http-types.js';
 import type { Env } from './inputs.js';
 
 const TIMEOUT_MS = 10_000;
