@@ -53,6 +53,7 @@ export const CLUSTER_TESTS = [
   '__tests__/docs/demo.test.ts',
   '__tests__/gateway/gateway-e2e.test.ts',
   '__tests__/gateway/gateway-source-ranges.test.ts',
+  '__tests__/gateway/grant-watch-pages.test.ts',
   '__tests__/gateway/gateway.test.ts',
   '__tests__/hardening/attack-corpus.test.ts',
   '__tests__/hardening/jwks-outage.test.ts',
