@@ -2,15 +2,18 @@
 // grant ServiceAccounts (label selector of managed grants), and one on the JWT-use records in the
 // broker's namespace. A revocation or reaping at any replica deletes the ServiceAccount; the watch
 // event removes it here within the API server's watch latency (milliseconds), not the ~10 s the API
-// server's own token cache takes. While a source cannot be read its namespace is "not synced" and
-// the gateway refuses that namespace's grants (503) rather than trust a stale table.
+// server's own token cache takes. Lists are read in pages, each reduced to the table's small
+// records before the next (paged-list.ts): thousands of grants are never held as objects at once.
+// While a source cannot be read its namespace is "not synced" and the gateway refuses that
+// namespace's grants (503) rather than trust a stale table.
 import { Watch, type KubeConfig, type V1Lease, type V1ServiceAccount } from '@kubernetes/client-node';
 import type { K8sClients } from '../k8s/clients.js';
 import { describeK8sError } from '../k8s/errors.js';
 import { LEDGER_SELECTOR, jwtUseRecordOf, type JwtUseRecord } from '../k8s/replay-ledger.js';
 import { GRANT_LABEL, MANAGED_SELECTOR } from '../naming.js';
 import type { Logger } from '../logger.js';
-import type { LiveGrants } from './live-grants.js';
+import { grantRecordOf, type GrantRecord, type LiveGrants } from './live-grants.js';
+import { listReduced } from './paged-list.js';
 
 /** Grant ServiceAccounts: the managed-by label and a grant label. */
 export const GRANT_SA_SELECTOR = `${MANAGED_SELECTOR},${GRANT_LABEL}`;
@@ -20,13 +23,15 @@ const RETRY_MS = { first: 250, max: 5_000 };
 /** A watch that ends in error sooner than this after it started is failing, not expiring. */
 const QUICK_FAILURE_MS = 1_000;
 
-interface Source<T> {
+/** `T`: the watched object; `R`: the little the table keeps of one. */
+interface Source<T, R> {
   /** For logs: "namespace staging", "JWT-use records". */
   what: string;
   path: string;
   labelSelector: string;
-  list(): Promise<{ items: T[]; resourceVersion: string | undefined }>;
-  replace(items: T[]): void;
+  /** Every object, page by page, reduced to what is kept (paged-list.ts). */
+  list(): Promise<{ kept: R[]; resourceVersion: string | undefined }>;
+  replace(kept: R[]): void;
   upsert(object: T): void;
   remove(object: T): void;
 }
@@ -42,7 +47,13 @@ export async function startGrantWatch(
   kc: KubeConfig,
   k8s: Pick<K8sClients, 'core' | 'coordination'>,
   table: LiveGrants,
-  options: { namespaces: readonly string[]; brokerNamespace: string; logger: Logger },
+  options: {
+    namespaces: readonly string[];
+    brokerNamespace: string;
+    logger: Logger;
+    /** Objects per list page (paged-list.ts); the tests make it small to see the pages. */
+    listPageSize?: number;
+  },
 ): Promise<GrantWatch> {
   const synced = new Map<string, boolean>();
   const LEDGER_KEY = '\0ledger';
@@ -50,58 +61,55 @@ export async function startGrantWatch(
   const watches = new Set<AbortController>();
   const watcher = new Watch(kc);
 
-  const sources: [string, Source<V1ServiceAccount> | Source<V1Lease>][] = options.namespaces.map(
-    (namespace) => [
+  const sources: [string, Source<V1ServiceAccount, GrantRecord> | Source<V1Lease, JwtUseRecord>][] =
+    options.namespaces.map((namespace) => [
       namespace,
       {
         what: `namespace ${namespace}`,
         path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/serviceaccounts`,
         labelSelector: GRANT_SA_SELECTOR,
-        list: async () => {
-          const list = await k8s.core.listNamespacedServiceAccount({
-            namespace,
-            labelSelector: GRANT_SA_SELECTOR,
-          });
-          return { items: list.items, resourceVersion: list.metadata?.resourceVersion };
-        },
-        replace: (items: V1ServiceAccount[]) => table.replaceNamespace(namespace, items),
+        list: () =>
+          listReduced(
+            (page) =>
+              k8s.core.listNamespacedServiceAccount({ namespace, labelSelector: GRANT_SA_SELECTOR, ...page }),
+            (sa) => grantRecordOf(namespace, sa),
+            options.listPageSize,
+          ),
+        replace: (grants: GrantRecord[]) => table.replaceNamespace(namespace, grants),
         upsert: (sa: V1ServiceAccount) => table.upsertServiceAccount(namespace, sa),
         remove: (sa: V1ServiceAccount) => table.removeServiceAccount(sa),
-      } satisfies Source<V1ServiceAccount>,
-    ],
-  );
+      } satisfies Source<V1ServiceAccount, GrantRecord>,
+    ]);
   sources.push([
     LEDGER_KEY,
     {
       what: 'JWT-use records',
       path: `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(options.brokerNamespace)}/leases`,
       labelSelector: LEDGER_SELECTOR,
-      list: async () => {
-        const list = await k8s.coordination.listNamespacedLease({
-          namespace: options.brokerNamespace,
-          labelSelector: LEDGER_SELECTOR,
-        });
-        return { items: list.items, resourceVersion: list.metadata?.resourceVersion };
-      },
-      replace: (items: V1Lease[]) => {
-        const records = new Map<string, JwtUseRecord>();
-        for (const lease of items) {
-          const record = jwtUseRecordOf(lease.metadata);
-          if (record) records.set(record.grantId, record);
-        }
-        table.replaceRecords(records);
-      },
+      list: () =>
+        listReduced(
+          (page) =>
+            k8s.coordination.listNamespacedLease({
+              namespace: options.brokerNamespace,
+              labelSelector: LEDGER_SELECTOR,
+              ...page,
+            }),
+          (lease) => jwtUseRecordOf(lease.metadata),
+          options.listPageSize,
+        ),
+      replace: (records: JwtUseRecord[]) =>
+        table.replaceRecords(new Map(records.map((record) => [record.grantId, record]))),
       upsert: (lease: V1Lease) => {
         const record = jwtUseRecordOf(lease.metadata);
         if (record) table.upsertRecord(record);
       },
       remove: (lease: V1Lease) => table.removeRecord(lease.metadata?.name ?? ''),
-    } satisfies Source<V1Lease>,
+    } satisfies Source<V1Lease, JwtUseRecord>,
   ]);
 
   /** Resolves when the server ends the watch; rejects on an error. */
   const watchOnce = async <T extends { metadata?: { resourceVersion?: string } }>(
-    source: Source<T>,
+    source: Source<T, unknown>,
     from: { resourceVersion: string | undefined },
   ): Promise<void> => {
     let end!: (err?: unknown) => void;
@@ -138,18 +146,18 @@ export async function startGrantWatch(
     }
   };
 
-  const listInto = async <T>(key: string, source: Source<T>) => {
-    const { items, resourceVersion } = await source.list();
-    source.replace(items);
+  const listInto = async <T, R>(key: string, source: Source<T, R>) => {
+    const { kept, resourceVersion } = await source.list();
+    source.replace(kept);
     synced.set(key, true);
     return { resourceVersion };
   };
 
   // One loop per source: watch on from the last version; when a watch fails, list afresh (the
   // source counts as not synced until that succeeds), with a growing pause while it keeps failing.
-  const follow = async <T extends { metadata?: { resourceVersion?: string } }>(
+  const follow = async <T extends { metadata?: { resourceVersion?: string } }, R>(
     key: string,
-    source: Source<T>,
+    source: Source<T, R>,
     from: { resourceVersion: string | undefined },
   ) => {
     let retryMs = RETRY_MS.first;
@@ -197,7 +205,7 @@ export async function startGrantWatch(
   const first = await Promise.all(
     sources.map(async ([key, source]) => {
       try {
-        return await listInto(key, source as Source<unknown>);
+        return await listInto(key, source as Source<unknown, unknown>);
       } catch (err) {
         throw new Error(
           `the gateway cannot list ${source.what} (${describeK8sError(err)}); the broker needs list and watch on them (deploy/)`,
@@ -206,7 +214,9 @@ export async function startGrantWatch(
       }
     }),
   );
-  sources.forEach(([key, source], i) => void follow(key, source as Source<V1ServiceAccount>, first[i]!));
+  sources.forEach(
+    ([key, source], i) => void follow(key, source as Source<V1ServiceAccount, unknown>, first[i]!),
+  );
 
   return {
     synced: (namespace) => synced.get(namespace) === true && synced.get(LEDGER_KEY) === true,

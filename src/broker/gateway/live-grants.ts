@@ -129,7 +129,11 @@ export class LiveGrants {
 
   upsertServiceAccount(namespace: string, sa: V1ServiceAccount): void {
     const record = grantRecordOf(namespace, sa);
-    if (!record || this.tombstones.has(record.uid)) return;
+    if (record) this.upsertGrant(record);
+  }
+
+  upsertGrant(record: GrantRecord): void {
+    if (this.tombstones.has(record.uid)) return;
     const previousUid = this.uidByGrant.get(record.grantId);
     if (previousUid !== undefined && previousUid !== record.uid) this.drop(previousUid);
     this.byUid.set(record.uid, record);
@@ -141,12 +145,12 @@ export class LiveGrants {
     if (uid) this.drop(uid);
   }
 
-  /** A namespace listed afresh: what is not in `items` any more is gone. */
-  replaceNamespace(namespace: string, items: readonly V1ServiceAccount[]): void {
-    const present = new Set(items.map((sa) => sa.metadata?.uid));
+  /** A namespace listed afresh (its grants, grantRecordOf): what is not among them any more is gone. */
+  replaceNamespace(namespace: string, grants: readonly GrantRecord[]): void {
+    const present = new Set(grants.map((grant) => grant.uid));
     for (const [uid, grant] of this.byUid)
       if (grant.namespace === namespace && !present.has(uid)) this.drop(uid);
-    for (const sa of items) this.upsertServiceAccount(namespace, sa);
+    for (const grant of grants) if (grant.namespace === namespace) this.upsertGrant(grant);
   }
 
   upsertRecord(record: JwtUseRecord): void {

@@ -1,7 +1,8 @@
 // The gateway: an authenticating reverse proxy in front of the API server. A request goes on only
 // with the bearer token of a live grant (live-grants.ts), and goes on with that token alone, so the
 // API server still applies the grant's RBAC and the broker needs no impersonation right. Bodies
-// stream both ways with back-pressure (pipe), so watches and large applies work unbuffered.
+// stream both ways with back-pressure (upstream.ts's pool), so watches and large applies work
+// unbuffered.
 //
 // Order of checks: the request's shape, then the token's unverified claims against the table (a
 // forged token, another identity's or an ended grant's costs no API call), then TokenReview
@@ -10,8 +11,9 @@
 // its open requests are cut at once; expiry is also checked every second for open requests.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Duplex } from 'node:stream';
+import { Transform, type Duplex } from 'node:stream';
 import { decodeJwt } from 'jose';
+import type { Dispatcher } from 'undici';
 import { SERVICE_ACCOUNT_USER_PREFIX } from '../../shared/contract.js';
 import { errorMessage } from '../../shared/errors.js';
 import type { AuditLog } from '../audit.js';
@@ -31,7 +33,7 @@ import {
   type Refusal,
 } from './request-guard.js';
 import type { TokenReviewCache } from './token-review-cache.js';
-import { targetOf, type Upstream } from './upstream.js';
+import type { Upstream } from './upstream.js';
 
 export interface GatewayDeps {
   table: LiveGrants;
@@ -102,7 +104,7 @@ function hasBody(req: IncomingMessage): boolean {
 
 export function createGateway(deps: GatewayDeps): Gateway {
   const now = deps.now ?? Date.now;
-  const upstreamTarget = targetOf(deps.upstream);
+  const { upstream } = deps;
   /** uid → the cut functions of its open requests. */
   const open = new Map<string, Set<() => void>>();
   let openCount = 0;
@@ -171,32 +173,30 @@ export function createGateway(deps: GatewayDeps): Gateway {
   ) => {
     const started = now();
     const info = describeKubeRequest(req.method ?? 'GET', target.pathname, target.search);
-    const { agent, hostname, port, protocol, host, basePath } = upstreamTarget;
     let bytesIn = 0;
     let bytesOut = 0;
     let status = 0;
     /** The API server's audit id of this call: joins this line to its own audit log. */
     let apiAuditId: string | undefined;
     let cutBy: string | undefined;
-    let upstreamRes: IncomingMessage | undefined;
-    const upstreamComplete = () => upstreamRes?.complete === true;
+    /** Set once the request is on a connection; until then `abandoned` stops it there. */
+    let controller: Dispatcher.DispatchController | undefined;
+    let abandoned = false;
+    let upstreamComplete = false;
+    const endUpstream = () => {
+      if (upstreamComplete) return;
+      abandoned = true;
+      controller?.abort(new Error('the gateway ended the request'));
+    };
     const headers = forwardedRequestHeaders(req.headers);
-    headers.host = host;
     headers.authorization = `Bearer ${token}`;
-    const upstreamReq = upstreamTarget.send({
-      protocol,
-      hostname,
-      port,
-      method: req.method,
-      path: `${basePath}${target.pathname}${target.search}`,
-      agent,
-      headers,
-    });
+    // undici frames a body of unknown length as chunked itself, and refuses the header.
+    delete headers['transfer-encoding'];
 
     const cut = () => {
       cutBy = 'grant ended';
       deps.metrics.gatewayCutStreams.inc();
-      upstreamReq.destroy();
+      endUpstream();
       res.destroy();
     };
     let cuts = open.get(grant.uid);
@@ -212,7 +212,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       set?.delete(cut);
       if (set?.size === 0) open.delete(grant.uid);
       // A complete answer's connection went back to the pool; anything else is ended here.
-      if (!upstreamComplete()) upstreamReq.destroy();
+      endUpstream();
       const seconds = (now() - started) / 1000;
       const completed = res.writableFinished;
       deps.metrics.gatewayRequests.inc({ result: status > 0 && completed ? 'forwarded' : 'failed' });
@@ -240,39 +240,67 @@ export function createGateway(deps: GatewayDeps): Gateway {
         ...(completed ? {} : { incomplete: cutBy ?? 'connection closed' }),
       });
     });
+    res.on('error', endUpstream);
 
-    // Plain pipe(), not pipeline(): pipeline costs an AbortController and an AbortError per call,
-    // a measurable share of a proxied GET. What pipeline would add is done here: a failed side
-    // destroys the other (a client gone closes `res`, whose close handler above ends upstream).
+    /** The request body, counted on its way; undici reads it with back-pressure. */
+    let body: Transform | null = null;
     if (hasBody(req)) {
-      req.on('data', (chunk: Buffer) => (bytesIn += chunk.length));
-      req.on('error', () => upstreamReq.destroy());
-      req.pipe(upstreamReq);
-    } else upstreamReq.end();
-    upstreamReq.on('response', (up) => {
-      upstreamRes = up;
-      status = up.statusCode ?? 502;
-      const id = up.headers['audit-id'];
-      if (typeof id === 'string') apiAuditId = id;
-      res.writeHead(status, forwardedResponseHeaders(up.headers));
-      // A stream (a watch, a follow) sends its headers now, not with its first event, which may be
-      // minutes away. A body of known length follows at once: its headers go out with it, in one
-      // write (one TLS record, one syscall) instead of two.
-      if (up.headers['content-length'] === undefined) res.flushHeaders();
-      up.on('data', (chunk: Buffer) => (bytesOut += chunk.length));
-      up.on('error', () => res.destroy());
-      res.on('error', () => upstreamReq.destroy());
-      up.pipe(res);
-    });
-    upstreamReq.on('error', (err) => {
-      if (res.headersSent || cutBy) {
-        res.destroy();
-        return;
-      }
-      deps.logger.warn('gateway could not reach the API server', { requestId, error: errorMessage(err) });
-      status = 502;
-      sendStatus(res, 502, 'the gateway could not reach the API server; retry');
-    });
+      body = new Transform({
+        transform(chunk: Buffer, _encoding, done) {
+          bytesIn += chunk.length;
+          done(null, chunk);
+        },
+      });
+      req.on('error', (err) => body?.destroy(err));
+      req.pipe(body);
+    }
+    // Back-pressure both ways: the request body is read as undici writes it, and the answer's data
+    // stops coming while the client cannot take more (no stream object on the answer's way).
+    upstream.pool.dispatch(
+      {
+        method: req.method as Dispatcher.HttpMethod,
+        path: `${upstream.basePath}${target.pathname}${target.search}`,
+        headers,
+        body,
+      },
+      {
+        onRequestStart(c) {
+          controller = c;
+          if (abandoned) c.abort(new Error('the gateway ended the request'));
+        },
+        onResponseStart(_c, statusCode, upHeaders) {
+          if (statusCode < 200) return; // informational (100 Continue): the final answer follows
+          status = statusCode;
+          const id = upHeaders['audit-id'];
+          if (typeof id === 'string') apiAuditId = id;
+          res.writeHead(status, forwardedResponseHeaders(upHeaders));
+          // A stream (a watch, a follow) sends its headers now, not with its first event, which may
+          // be minutes away. A body of known length follows at once: its headers go out with it, in
+          // one write (one TLS record, one syscall) instead of two.
+          if (upHeaders['content-length'] === undefined) res.flushHeaders();
+        },
+        onResponseData(c, chunk) {
+          bytesOut += chunk.length;
+          if (!res.write(chunk) && !c.paused) {
+            c.pause();
+            res.once('drain', () => c.resume());
+          }
+        },
+        onResponseEnd() {
+          upstreamComplete = true;
+          res.end();
+        },
+        onResponseError(_c, err) {
+          if (res.headersSent || cutBy || abandoned) {
+            res.destroy();
+            return;
+          }
+          deps.logger.warn('gateway could not reach the API server', { requestId, error: errorMessage(err) });
+          status = 502;
+          sendStatus(res, 502, 'the gateway could not reach the API server; retry');
+        },
+      },
+    );
   };
 
   return {
