@@ -87,6 +87,24 @@ function leanClient(kc: KubeConfig, callTimeoutMs = 5_000, idleConnectionMs = 30
   return client;
 }
 
+test('the lean client serves HTTPS clusters without a proxy; the rest stays with client-node', () => {
+  const kc = (cluster: { server: string; proxyUrl?: string; skipTLSVerify?: boolean }) => {
+    const k = new KubeConfig();
+    k.loadFromOptions({
+      clusters: [{ name: 'c', skipTLSVerify: false, ...cluster }],
+      users: [{ name: 'u', token: 't' }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    });
+    return k;
+  };
+  expect(LeanKubeClient.supports(kc({ server: 'https://10.0.0.1:6443' }))).toBe(true);
+  expect(LeanKubeClient.supports(kc({ server: 'https://10.0.0.1', proxyUrl: 'http://proxy:3128' }))).toBe(
+    false,
+  );
+  expect(LeanKubeClient.supports(kc({ server: 'http://127.0.0.1:8080', skipTLSVerify: true }))).toBe(false);
+});
+
 describe('answers and errors', () => {
   test('a create sends its body as JSON with the bearer token and returns the parsed answer', async () => {
     let seen: { method?: string; url?: string; type?: string; auth?: string; body?: unknown } = {};
