@@ -1,7 +1,9 @@
 // The broker's Kubernetes clients keep their TLS connections (src/broker/k8s/clients.ts), the fix
-// for the exchange-throughput gap the benchmark found. Proven by counting TLS handshakes on a
-// local HTTPS endpoint (plain client-node's KubeConfig is the negative control: one handshake per
-// call), and against the real API server with client-certificate and bearer-token identities.
+// for the exchange-throughput gap the benchmark found: client-node's pooled dispatcher, and the
+// lean node:https client of the exchange's and revocation's calls (k8s/lean-client.ts). Proven by
+// counting TLS handshakes on a local HTTPS endpoint (plain client-node's KubeConfig is the
+// negative control: one handshake per call), and against the real API server with
+// client-certificate and bearer-token identities.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -124,6 +126,42 @@ describe('TLS connection reuse against a counting endpoint', () => {
     expect(c.handshakes).toBe(5);
   });
 
+  /** `n` sequential calls of the broker's hot path (the lean client), reads or DELETEs with a body. */
+  async function hotPathCalls(
+    kind: 'read' | 'delete',
+    n: number,
+  ): Promise<{ handshakes: number; requests: number }> {
+    const before = { handshakes, requests };
+    const api = createK8sClients(brokerKubeConfig()).hotPath;
+    for (let i = 0; i < n; i += 1)
+      if (kind === 'read') await api.readNamespacedServiceAccount({ namespace: 'default', name: `sa-${i}` });
+      else
+        await api.deleteNamespacedServiceAccount({
+          namespace: 'default',
+          name: `sa-${i}`,
+          body: { preconditions: { uid: `uid-${i}` }, propagationPolicy: 'Background' },
+        });
+    return { handshakes: handshakes - before.handshakes, requests: requests - before.requests };
+  }
+
+  test("the hot path's lean client makes sequential reads and DELETEs over one connection", async () => {
+    expect(await hotPathCalls('read', 8)).toEqual({ handshakes: 1, requests: 8 });
+    expect(await hotPathCalls('delete', 8)).toEqual({ handshakes: 1, requests: 8 });
+  });
+
+  test("the hot path's concurrent calls open one connection each at most, then reuse them", async () => {
+    const before = handshakes;
+    const api = createK8sClients(brokerKubeConfig()).hotPath;
+    const read = () => api.readNamespacedServiceAccount({ namespace: 'a', name: 'x' });
+    await Promise.all(Array.from({ length: 4 }, read));
+    const afterBurst = handshakes - before;
+    expect(afterBurst).toBeGreaterThanOrEqual(1);
+    expect(afterBurst).toBeLessThanOrEqual(4);
+    for (let i = 0; i < 6; i += 1) await read();
+    await Promise.all(Array.from({ length: 4 }, read));
+    expect(handshakes - before).toBe(afterBurst);
+  });
+
   test('concurrent calls share the pool instead of each building their own', async () => {
     const before = handshakes;
     const api = brokerKubeConfig().makeApiClient(CoreV1Api);
@@ -181,11 +219,16 @@ describe('idle connections', () => {
 
   test("a connection idle longer than undici's default (4 s) is still reused", async () => {
     const api = loadKubeConfig(path).makeApiClient(CoreV1Api);
+    // The hot path's lean client beside it, idle just as long (node's agent has no idle default).
+    const hotPath = createK8sClients(loadKubeConfig(path)).hotPath;
+    const read = () => hotPath.readNamespacedServiceAccount({ namespace: 'default', name: 'x' });
     await api.listNamespacedServiceAccount({ namespace: 'default' });
+    await read();
     const before = handshakes;
-    expect(before).toBe(1);
+    expect(before).toBe(2);
     await new Promise((r) => setTimeout(r, 5_000));
     await api.listNamespacedServiceAccount({ namespace: 'default' });
+    await read();
     expect(handshakes).toBe(before);
   }, 30_000);
 });
@@ -221,5 +264,38 @@ describe('against the real API server', () => {
     // The reused connection carries the same identity: what the broker may not do stays forbidden.
     await expect(k8s.core.listNamespacedSecret({ namespace: ns.name })).rejects.toMatchObject({ code: 403 });
     await k8s.core.deleteNamespacedServiceAccount({ namespace: ns.name, name });
+  });
+
+  test("the hot path's lean client, bearer-token identity: the same calls, the same refusals", async () => {
+    const { hotPath } = createK8sClients(loadKubeConfig(rbac.kubeconfigPath));
+    const name = `lean-${Math.random().toString(16).slice(2, 8)}`;
+    const created = await hotPath.createNamespacedServiceAccount({
+      namespace: ns.name,
+      body: { metadata: { name } },
+    });
+    expect(created.metadata?.uid).toMatch(/^[0-9a-f-]{36}$/);
+    const read = await hotPath.readNamespacedServiceAccount({ namespace: ns.name, name });
+    expect(read.metadata?.uid).toBe(created.metadata?.uid);
+    await expect(
+      hotPath.createNamespacedServiceAccount({ namespace: ns.name, body: { metadata: { name } } }),
+    ).rejects.toMatchObject({ code: 409 });
+    // Outside the broker's namespaces the reused connection carries the same identity: refused.
+    await expect(
+      hotPath.readNamespacedServiceAccount({ namespace: 'kube-system', name: 'default' }),
+    ).rejects.toMatchObject({ code: 403 });
+    await hotPath.deleteNamespacedServiceAccount({
+      namespace: ns.name,
+      name,
+      body: { preconditions: { uid: created.metadata?.uid } },
+    });
+    await expect(hotPath.readNamespacedServiceAccount({ namespace: ns.name, name })).rejects.toMatchObject({
+      code: 404,
+    });
+  });
+
+  test("the hot path's lean client, client-certificate identity (admin kubeconfig)", async () => {
+    const { hotPath } = createK8sClients(loadKubeConfig(adminKubeconfigPath()));
+    const read = await hotPath.readNamespacedServiceAccount({ namespace: 'kube-system', name: 'default' });
+    expect(read.metadata?.name).toBe('default');
   });
 });

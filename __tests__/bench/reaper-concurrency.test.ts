@@ -6,6 +6,7 @@
 import { expect, test } from '@jest/globals';
 import { LIST_DEPENDENTS_FROM, REAP_CONCURRENCY } from '../../src/broker/k8s/reaper.js';
 import type { K8sClients } from '../../src/broker/k8s/clients.js';
+import { scriptedClients } from '../../test/support/scripted-clients.js';
 import { testReaper } from '../../test/support/test-reaper.js';
 import { grantServiceAccount as sa, jwtUseRecord } from '../../test/support/grant-objects.js';
 
@@ -48,7 +49,7 @@ function fakeCluster(expired: number, live: number) {
   let reads = 0;
   // From LIST_DEPENDENTS_FROM expired grants on, the reaper lists these once instead of reading.
   const bindings = items.flatMap((i) => [owned(i.metadata), owned({ name: `${i.metadata.name}-revoke` })]);
-  const k8s = {
+  const k8s = scriptedClients({
     core: {
       listNamespacedServiceAccount: async () => ({ items }),
       deleteNamespacedServiceAccount: ({ name }: { name: string }) => track(`sa ${name}`),
@@ -73,7 +74,7 @@ function fakeCluster(expired: number, live: number) {
       createNamespacedLease: async () => ({}),
       listNamespacedLease: async () => ({ items: records }),
     },
-  } as unknown as K8sClients;
+  });
   return { k8s, calls, maxInFlight: () => maxInFlight, reads: () => reads };
 }
 
@@ -119,7 +120,7 @@ test('a pass runs just after the next expiry it knows of, not an interval later'
   let passes = 0;
   let items = [sa(id, expiresAt)];
   const deleted: string[] = [];
-  const k8s = {
+  const k8s = scriptedClients({
     core: {
       listNamespacedServiceAccount: async () => ({ items }),
       deleteNamespacedServiceAccount: async ({ name }: { name: string }) => {
@@ -147,7 +148,7 @@ test('a pass runs just after the next expiry it knows of, not an interval later'
         return { items: [record] };
       },
     },
-  } as unknown as K8sClients;
+  });
   const r = testReaper(k8s, { intervalSeconds: 3600 });
   r.start();
   try {

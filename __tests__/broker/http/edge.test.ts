@@ -8,7 +8,7 @@ import { createAuditLog } from '../../../src/broker/audit.js';
 import type { BrokerDeps } from '../../../src/broker/deps.js';
 import type { RunningServer } from '../../../src/broker/http/server.js';
 import { findDuplicateKey } from '../../../src/broker/http/strict-json.js';
-import type { K8sClients } from '../../../src/broker/k8s/clients.js';
+import { scriptedClients } from '../../../test/support/scripted-clients.js';
 import { createLogger } from '../../../src/broker/logger.js';
 import { brokerRequest } from '../../../test/support/broker-request.js';
 import { FAKE_CLAIMS, fakeBrokerDeps, serveOnLoopback } from '../../../test/support/fake-broker.js';
@@ -25,7 +25,7 @@ function deps(limits: Partial<BrokerDeps['limits']> = {}) {
         return FAKE_CLAIMS;
       },
     },
-    k8s: {
+    k8s: scriptedClients({
       authn: {
         createTokenReview: async () => {
           calls.tokenReview += 1;
@@ -37,7 +37,7 @@ function deps(limits: Partial<BrokerDeps['limits']> = {}) {
           throw Object.assign(new Error('not found'), { code: 404 });
         },
       },
-    } as unknown as K8sClients,
+    }),
     limits: { bodyBytes: 4096, perRepositoryPerMinute: 600, ...limits },
   });
   return { d: fake.deps, audit: fake.audit, logs: fake.logs, calls };

@@ -6,6 +6,7 @@
 import { expect, test } from '@jest/globals';
 import { LIST_DEPENDENTS_FROM } from '../../../src/broker/k8s/reaper.js';
 import type { K8sClients } from '../../../src/broker/k8s/clients.js';
+import { scriptedClients } from '../../../test/support/scripted-clients.js';
 import { testReaper } from '../../../test/support/test-reaper.js';
 import { grantServiceAccount as sa, jwtUseRecord } from '../../../test/support/grant-objects.js';
 
@@ -31,7 +32,7 @@ function cluster(expired: number, options: { foreignBinding?: string; failOnce?:
     binding(`${name}-revoke`, `uid-${name}`),
   ]);
   let failed = false;
-  const k8s = {
+  const k8s = scriptedClients({
     core: {
       listNamespacedServiceAccount: async () => ({ items }),
       deleteNamespacedServiceAccount: async ({ name }: { name: string }) => {
@@ -58,7 +59,7 @@ function cluster(expired: number, options: { foreignBinding?: string; failOnce?:
       createNamespacedLease: async () => ({}),
       listNamespacedLease: async () => ({ items: records }),
     },
-  } as unknown as K8sClients;
+  });
   return { k8s, calls };
 }
 

@@ -4,6 +4,7 @@
 // replica holds the Lease, and expired JWT-use records pruned.
 import { expect, test } from '@jest/globals';
 import type { K8sClients } from '../../../src/broker/k8s/clients.js';
+import { scriptedClients } from '../../../test/support/scripted-clients.js';
 import { testReaper } from '../../../test/support/test-reaper.js';
 import { createMetrics } from '../../../src/broker/metrics.js';
 import type { AuditEvent } from '../../../src/broker/audit.js';
@@ -37,7 +38,7 @@ function fakeCluster(opts: { failRoleBindingDeletes: number; leaseHeldBy?: strin
     sa(NO_EXPIRY, 'garbage'),
   ];
   const deleted = new Set<string>();
-  const k8s = {
+  const k8s = scriptedClients({
     core: {
       listNamespacedServiceAccount: async () => ({
         items: serviceAccounts.filter((a) => !deleted.has(a.metadata.name)),
@@ -86,7 +87,7 @@ function fakeCluster(opts: { failRoleBindingDeletes: number; leaseHeldBy?: strin
       }),
       deleteNamespacedLease: async ({ name }: { name: string }) => void calls.push(`delete ledger ${name}`),
     },
-  } as unknown as K8sClients;
+  });
   return { k8s, calls };
 }
 

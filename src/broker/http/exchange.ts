@@ -112,7 +112,7 @@ async function exchange(
     const replay = err instanceof BrokerError && err.reason === 'jwt_replayed';
     if (ledger && !replay)
       await deleteIgnoringNotFound(() =>
-        deps.k8s.coordination.deleteNamespacedLease({ name: grantId, namespace: ledger.namespace }),
+        deps.k8s.hotPath.deleteNamespacedLease({ name: grantId, namespace: ledger.namespace }),
       ).catch((e: unknown) => logRollbackError(`JWT-use record ${grantId}`, e));
     throw err;
   }

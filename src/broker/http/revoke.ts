@@ -98,7 +98,7 @@ async function revoke(
       throw notFound('token_of_another_identity');
     let sa;
     try {
-      sa = await deps.k8s.core.readNamespacedServiceAccount({ name: grantId, namespace: who.namespace });
+      sa = await deps.k8s.hotPath.readNamespacedServiceAccount({ name: grantId, namespace: who.namespace });
     } catch (err) {
       if (isNotFound(err)) throw notFound('grant_not_found');
       throw err;

@@ -1,5 +1,4 @@
 // The Kubernetes API clients the broker uses, from a kubeconfig file or the pod's in-cluster identity.
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { AgentOptions, RequestOptions } from 'node:https';
 import {
@@ -10,12 +9,17 @@ import {
   RbacAuthorizationV1Api,
   type RequestContext,
 } from '@kubernetes/client-node';
+import { tlsIdentity } from './tls-identity.js';
+import { LeanKubeClient } from './lean-client.js';
+import { clientNodeHotPath, leanHotPath, type HotPathApi } from './hot-path-api.js';
 
 export interface K8sClients {
   core: CoreV1Api;
   rbac: RbacAuthorizationV1Api;
   authn: AuthenticationV1Api;
   coordination: CoordinationV1Api;
+  /** The exchange's and the revocation's calls, over a lean node:https client where it can reach the cluster. */
+  hotPath: HotPathApi;
 }
 
 /** The longest one Kubernetes API call may take; a request makes a few, within limits.requestTimeoutMs. */
@@ -70,7 +74,7 @@ export class ConnectionReusingKubeConfig extends KubeConfig {
     if (!fresh) return; // no TLS options: fetch's global pool already keeps connections alive
     const o: RequestOptions & AgentOptions = {};
     await this.applyToHTTPSOptions(o);
-    const key = this.tlsIdentity(o);
+    const key = tlsIdentity(this.getCurrentCluster()?.server ?? '', o);
     if (this.pooled?.key !== key) {
       const previous = this.pooled?.dispatcher;
       this.pooled = { key, dispatcher: this.keptAlive(fresh, o).compose([...this.interceptors]) };
@@ -91,21 +95,6 @@ export class ConnectionReusingKubeConfig extends KubeConfig {
     const Agent = fresh.constructor as AgentClass;
     return new Agent({ connect: options.connect, keepAliveTimeout: K8S_IDLE_CONNECTION_MS });
   }
-
-  /** A digest of everything that shapes the TLS connection (never logged; it covers key material). */
-  private tlsIdentity(o: RequestOptions): string {
-    const h = createHash('sha256');
-    h.update(
-      `${this.getCurrentCluster()?.server ?? ''}\n${String(o.rejectUnauthorized)}\n${o.servername ?? ''}\n`,
-    );
-    for (const part of [o.ca, o.cert, o.key, o.pfx]) {
-      if (part === undefined) h.update('-');
-      else if (Buffer.isBuffer(part) || typeof part === 'string') h.update(part);
-      else h.update(JSON.stringify(part));
-      h.update('\n');
-    }
-    return h.digest('hex');
-  }
 }
 
 /** A kubeconfig from `path`, or the in-cluster service account when no path is given. */
@@ -117,12 +106,21 @@ export function loadKubeConfig(path?: string): KubeConfig {
 }
 
 export function createK8sClients(kc: KubeConfig): K8sClients {
-  return {
+  const apis = {
     core: kc.makeApiClient(CoreV1Api),
     rbac: kc.makeApiClient(RbacAuthorizationV1Api),
     authn: kc.makeApiClient(AuthenticationV1Api),
     coordination: kc.makeApiClient(CoordinationV1Api),
   };
+  const hotPath = LeanKubeClient.supports(kc)
+    ? leanHotPath(
+        new LeanKubeClient(kc, {
+          callTimeoutMs: K8S_CALL_TIMEOUT_MS,
+          idleConnectionMs: K8S_IDLE_CONNECTION_MS,
+        }),
+      )
+    : clientNodeHotPath(apis);
+  return { ...apis, hotPath };
 }
 
 /** What a job's kubeconfig needs to reach the API server: its URL and CA (base64 PEM). */

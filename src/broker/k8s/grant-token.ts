@@ -10,7 +10,7 @@ export async function requestGrantToken(
   grant: { namespace: string; name: string; uid: string },
   seconds: number,
 ): Promise<{ token: string; tokenExpiresAt: Date }> {
-  const tr = await k8s.core.createNamespacedServiceAccountToken({
+  const tr = await k8s.hotPath.createNamespacedServiceAccountToken({
     name: grant.name,
     namespace: grant.namespace,
     body: {

@@ -86,7 +86,7 @@ export async function createGrant(
   // 1. The root. Its name is the grant id, so a replayed JWT stops here with AlreadyExists.
   let uid: string;
   try {
-    const sa = await k8s.core.createNamespacedServiceAccount({
+    const sa = await k8s.hotPath.createNamespacedServiceAccount({
       namespace,
       body: {
         metadata: { name: grantId, labels, annotations },
@@ -124,8 +124,8 @@ export async function createGrant(
       { apiGroups: [RBAC_GROUP], resources: ['rolebindings'], verbs: ['delete'], resourceNames: [grantId] },
       { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['delete'], resourceNames: [grantId] },
     ];
-    await k8s.rbac.createNamespacedRole({ namespace, body: { metadata: meta(name, 'revoke'), rules } });
-    await k8s.rbac.createNamespacedRoleBinding({
+    await k8s.hotPath.createNamespacedRole({ namespace, body: { metadata: meta(name, 'revoke'), rules } });
+    await k8s.hotPath.createNamespacedRoleBinding({
       namespace,
       body: {
         metadata: meta(name, 'revoke'),
@@ -137,7 +137,7 @@ export async function createGrant(
 
   try {
     const accessBinding = async (): Promise<void> => {
-      await k8s.rbac.createNamespacedRoleBinding({
+      await k8s.hotPath.createNamespacedRoleBinding({
         namespace,
         body: { metadata: meta(grantId, 'grant'), roleRef, subjects: [subject] },
       });

@@ -77,7 +77,7 @@ export async function recordJwtUse(
   now: () => number = Date.now,
 ): Promise<void> {
   try {
-    await k8s.coordination.createNamespacedLease({
+    await k8s.hotPath.createNamespacedLease({
       namespace: brokerNamespace,
       body: {
         metadata: jwtUseMetadata(use),

@@ -1,6 +1,6 @@
 // Deleting a grant and finding one by id. Used by revocation, the reaper and creation rollback.
-import type { V1ObjectMeta, V1ServiceAccount } from '@kubernetes/client-node';
 import type { K8sClients } from './clients.js';
+import type { KubeObject, ObjectMeta } from './hot-path-api.js';
 import { deleteIgnoringNotFound, isNotFound } from './errors.js';
 import {
   GRANT_ID_PREFIX,
@@ -76,7 +76,7 @@ export async function deleteGrantObjects(
   await Promise.all(rest.map(remove));
   const uid = options.uid ?? ownerUid;
   const serviceAccount = await deleteIgnoringNotFound(() =>
-    k8s.core.deleteNamespacedServiceAccount({
+    k8s.hotPath.deleteNamespacedServiceAccount({
       name: grantId,
       namespace,
       // The uid precondition keeps us from deleting a same-named successor.
@@ -87,11 +87,11 @@ export async function deleteGrantObjects(
 }
 
 /** Roles and RoleBindings named like a grant's objects, by `kind/name`: what the reaper reads once per pass. */
-export type KnownDependents = ReadonlyMap<string, V1ObjectMeta>;
+export type KnownDependents = ReadonlyMap<string, ObjectMeta>;
 
 const dependentKey = (d: Dependent) => `${d.kind}/${d.name}`;
 
-const ownedBy = (meta: V1ObjectMeta, ownerUid: string) =>
+const ownedBy = (meta: ObjectMeta, ownerUid: string) =>
   meta.ownerReferences?.some(
     (r) => r.uid === ownerUid && r.kind === 'ServiceAccount' && r.apiVersion === 'v1',
   ) === true;
@@ -107,7 +107,7 @@ export async function deleteOwnedBindings(
   namespace: string,
   grantId: string,
   ownerUid: string,
-  known: Map<string, V1ObjectMeta>,
+  known: Map<string, ObjectMeta>,
 ): Promise<void> {
   await Promise.all(
     [grantId, revokeObjectName(grantId)].map(async (name) => {
@@ -130,7 +130,7 @@ export async function listDependents(k8s: K8sClients, namespace: string): Promis
     k8s.rbac.listNamespacedRole({ namespace }),
     k8s.rbac.listNamespacedRoleBinding({ namespace }),
   ]);
-  const known = new Map<string, V1ObjectMeta>();
+  const known = new Map<string, ObjectMeta>();
   for (const [kind, items] of [
     ['Role', roles.items],
     ['RoleBinding', bindings.items],
@@ -146,12 +146,12 @@ async function readDependent(
   k8s: K8sClients,
   namespace: string,
   { kind, name }: Dependent,
-): Promise<V1ObjectMeta | undefined> {
+): Promise<ObjectMeta | undefined> {
   try {
     const obj =
       kind === 'Role'
-        ? await k8s.rbac.readNamespacedRole({ name, namespace })
-        : await k8s.rbac.readNamespacedRoleBinding({ name, namespace });
+        ? await k8s.hotPath.readNamespacedRole({ name, namespace })
+        : await k8s.hotPath.readNamespacedRoleBinding({ name, namespace });
     return obj.metadata;
   } catch (err) {
     if (isNotFound(err)) return undefined;
@@ -162,12 +162,12 @@ async function readDependent(
 function deleteDependent(k8s: K8sClients, namespace: string, { kind, name }: Dependent, uid?: string) {
   const body = uid ? { preconditions: { uid } } : undefined;
   return kind === 'Role'
-    ? k8s.rbac.deleteNamespacedRole({ name, namespace, body })
-    : k8s.rbac.deleteNamespacedRoleBinding({ name, namespace, body });
+    ? k8s.hotPath.deleteNamespacedRole({ name, namespace, body })
+    : k8s.hotPath.deleteNamespacedRoleBinding({ name, namespace, body });
 }
 
 /** True when a ServiceAccount is one of this broker's grant roots for `grantId`. */
-export function isOurGrant(sa: V1ServiceAccount, grantId: string): boolean {
+export function isOurGrant(sa: KubeObject, grantId: string): boolean {
   const labels = sa.metadata?.labels ?? {};
   return (
     sa.metadata?.name === grantId &&
@@ -181,11 +181,11 @@ export async function findGrant(
   k8s: K8sClients,
   namespaces: readonly string[],
   grantId: string,
-): Promise<{ namespace: string; serviceAccount: V1ServiceAccount } | undefined> {
+): Promise<{ namespace: string; serviceAccount: KubeObject } | undefined> {
   const found = await Promise.all(
     namespaces.map(async (namespace) => {
       try {
-        const sa = await k8s.core.readNamespacedServiceAccount({ name: grantId, namespace });
+        const sa = await k8s.hotPath.readNamespacedServiceAccount({ name: grantId, namespace });
         return isOurGrant(sa, grantId) ? { namespace, serviceAccount: sa } : undefined;
       } catch (err) {
         if (isNotFound(err)) return undefined;
