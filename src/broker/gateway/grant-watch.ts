@@ -14,12 +14,10 @@ import { GRANT_LABEL, MANAGED_SELECTOR } from '../naming.js';
 import type { Logger } from '../logger.js';
 import { grantRecordOf, type GrantRecord, type LiveGrants } from './live-grants.js';
 import { listReduced } from './paged-list.js';
+import { OpenWatches, WATCH_SECONDS, growingPause } from '../k8s/watches.js';
 
 /** Grant ServiceAccounts: the managed-by label and a grant label. */
 export const GRANT_SA_SELECTOR = `${MANAGED_SELECTOR},${GRANT_LABEL}`;
-/** The server ends each watch after this and we watch on from the last version (role-vetting.ts). */
-const WATCH_SECONDS = 20;
-const RETRY_MS = { first: 250, max: 5_000 };
 /** A watch that ends in error sooner than this after it started is failing, not expiring. */
 const QUICK_FAILURE_MS = 1_000;
 
@@ -57,8 +55,7 @@ export async function startGrantWatch(
 ): Promise<GrantWatch> {
   const synced = new Map<string, boolean>();
   const LEDGER_KEY = '\0ledger';
-  let stopped = false;
-  const watches = new Set<AbortController>();
+  const watches = new OpenWatches();
   const watcher = new Watch(kc);
 
   const sources: [string, Source<V1ServiceAccount, GrantRecord> | Source<V1Lease, JwtUseRecord>][] =
@@ -108,15 +105,12 @@ export async function startGrantWatch(
   ]);
 
   /** Resolves when the server ends the watch; rejects on an error. */
-  const watchOnce = async <T extends { metadata?: { resourceVersion?: string } }>(
+  const watchOnce = <T extends { metadata?: { resourceVersion?: string } }>(
     source: Source<T, unknown>,
     from: { resourceVersion: string | undefined },
-  ): Promise<void> => {
-    let end!: (err?: unknown) => void;
-    const ended = new Promise<void>((resolve, reject) => {
-      end = (err) => (err ? reject(err) : resolve());
-    });
-    const controller = await watcher.watch(
+  ): Promise<void> =>
+    watches.once(
+      watcher,
       source.path,
       {
         labelSelector: source.labelSelector,
@@ -125,26 +119,12 @@ export async function startGrantWatch(
         timeoutSeconds: WATCH_SECONDS,
       },
       (type: string, object: T) => {
-        if (type === 'ERROR') {
-          // e.g. 410 Gone (the version is too old): list afresh.
-          end(new Error(`watch error ${JSON.stringify((object as { message?: string }).message ?? '')}`));
-          return;
-        }
+        // An ERROR (e.g. 410 Gone: the version is too old) ends the watch, and the loop lists afresh.
         if (type === 'ADDED' || type === 'MODIFIED') source.upsert(object);
         else if (type === 'DELETED') source.remove(object);
         from.resourceVersion = object.metadata?.resourceVersion ?? from.resourceVersion;
       },
-      (err: unknown) => end(err ?? undefined),
     );
-    watches.add(controller);
-    if (stopped) controller.abort();
-    try {
-      await ended;
-    } finally {
-      controller.abort();
-      watches.delete(controller);
-    }
-  };
 
   const listInto = async <T, R>(key: string, source: Source<T, R>) => {
     const { kept, resourceVersion } = await source.list();
@@ -160,19 +140,15 @@ export async function startGrantWatch(
     source: Source<T, R>,
     from: { resourceVersion: string | undefined },
   ) => {
-    let retryMs = RETRY_MS.first;
-    const pause = async () => {
-      await new Promise((r) => setTimeout(r, retryMs).unref());
-      retryMs = Math.min(retryMs * 2, RETRY_MS.max);
-    };
-    while (!stopped) {
+    const { pause, reset } = growingPause();
+    while (!watches.stopped) {
       const started = Date.now();
       try {
         await watchOnce(source, from);
-        retryMs = RETRY_MS.first;
+        reset();
         continue;
       } catch (err) {
-        if (stopped) return;
+        if (watches.stopped) return;
         options.logger.warn('gateway watch failed; listing again', {
           source: source.what,
           error: describeK8sError(err),
@@ -184,12 +160,12 @@ export async function startGrantWatch(
           await pause();
         }
       }
-      while (!stopped) {
+      while (!watches.stopped) {
         try {
           Object.assign(from, await listInto(key, source));
           break;
         } catch (err) {
-          if (stopped) return;
+          if (watches.stopped) return;
           if (synced.get(key))
             options.logger.error('gateway cannot read grants; refusing them until it can', {
               source: source.what,
@@ -220,10 +196,6 @@ export async function startGrantWatch(
 
   return {
     synced: (namespace) => synced.get(namespace) === true && synced.get(LEDGER_KEY) === true,
-    stop() {
-      stopped = true;
-      for (const controller of watches) controller.abort();
-      watches.clear();
-    },
+    stop: () => watches.stop(),
   };
 }

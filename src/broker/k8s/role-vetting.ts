@@ -10,6 +10,7 @@ import type { Logger } from '../logger.js';
 import type { Grantable, NamedRole, PolicyEngine } from '../types.js';
 import type { K8sClients } from './clients.js';
 import { describeK8sError, isNotFound } from './errors.js';
+import { OpenWatches, WATCH_SECONDS, growingPause } from './watches.js';
 
 export type Verdict =
   | { state: 'safe' }
@@ -18,10 +19,6 @@ export type Verdict =
   | { state: 'unverified'; problems: string[] };
 
 const RBAC_PATH = '/apis/rbac.authorization.k8s.io/v1';
-/** The server ends each watch after this; the next one starts with a fresh reading. */
-// Below the client's 30 s inactivity timeout, so a quiet watch ends cleanly rather than in error.
-const WATCH_SECONDS = 20;
-const RETRY_MS = { first: 250, max: 5_000 };
 
 export const describeRole = (role: NamedRole): string =>
   role.kind === 'ClusterRole'
@@ -142,74 +139,50 @@ export async function startRoleVetting(
   };
   for (const { role, verdict } of first) verdicts.set(keyOf(role), verdict);
 
-  let stopped = false;
-  const watches = new Set<AbortController>();
+  const watches = new OpenWatches();
   const watcher = new Watch(kc);
   /** Resolves when the server ends the watch, rejects on an error. */
-  const watchOnce = async (role: NamedRole, resourceVersion: string | undefined): Promise<void> => {
-    const path =
+  const watchOnce = (role: NamedRole, resourceVersion: string | undefined): Promise<void> =>
+    watches.once(
+      watcher,
       role.kind === 'ClusterRole'
         ? `${RBAC_PATH}/clusterroles`
-        : `${RBAC_PATH}/namespaces/${encodeURIComponent(role.namespace)}/roles`;
-    let end!: (err?: unknown) => void;
-    const ended = new Promise<void>((resolve, reject) => {
-      end = (err) => (err ? reject(err) : resolve());
-    });
-    const controller = await watcher.watch(
-      path,
+        : `${RBAC_PATH}/namespaces/${encodeURIComponent(role.namespace)}/roles`,
       // resourceNames in RBAC cover a list or watch only when it selects that one name.
       { fieldSelector: `metadata.name=${role.name}`, resourceVersion, timeoutSeconds: WATCH_SECONDS },
       (type: string, object: V1ClusterRole | V1Role) => {
+        // An ERROR (e.g. 410 Gone: the version is too old) ends the watch: read afresh, watch again.
         if (type === 'ADDED' || type === 'MODIFIED') update(role, verdictOf(object));
         else if (type === 'DELETED') update(role, verdictOf(undefined));
-        else if (type === 'ERROR') {
-          // e.g. 410 Gone (the version is too old): read afresh and watch again.
-          end(new Error(`watch error ${JSON.stringify((object as { message?: string }).message ?? '')}`));
-        }
       },
-      (err: unknown) => end(err ?? undefined),
     );
-    watches.add(controller);
-    if (stopped) controller.abort();
-    try {
-      await ended;
-    } finally {
-      // Ends the connection too when the watch reported an error but was left open.
-      controller.abort();
-      watches.delete(controller);
-    }
-  };
 
   // One loop per role: watch from the last reading; whenever a watch ends, read afresh. If the
   // reading fails the role is unverified (its grants wait) until one succeeds; if watches keep
-  // failing, the readings go on with a growing pause (at most RETRY_MS.max).
+  // failing, the readings go on with a growing pause.
   const follow = async (role: NamedRole, object: V1ClusterRole | V1Role | undefined) => {
     let resourceVersion = object?.metadata?.resourceVersion;
-    let retryMs = RETRY_MS.first;
-    const pause = async () => {
-      await new Promise((r) => setTimeout(r, retryMs).unref());
-      retryMs = Math.min(retryMs * 2, RETRY_MS.max);
-    };
-    while (!stopped) {
+    const { pause, reset } = growingPause();
+    while (!watches.stopped) {
       try {
         await watchOnce(role, resourceVersion);
-        retryMs = RETRY_MS.first;
+        reset();
       } catch (err) {
-        if (stopped) return;
+        if (watches.stopped) return;
         logger.warn('watch on a named role failed; reading it again', {
           role: describeRole(role),
           error: describeK8sError(err),
         });
         await pause();
       }
-      while (!stopped) {
+      while (!watches.stopped) {
         try {
           const fresh = await read(role);
           update(role, verdictOf(fresh));
           resourceVersion = fresh?.metadata?.resourceVersion;
           break;
         } catch (err) {
-          if (stopped) return;
+          if (watches.stopped) return;
           update(role, { state: 'unverified', problems: [`cannot be read (${describeK8sError(err)})`] });
           await pause();
         }
@@ -241,11 +214,7 @@ export async function startRoleVetting(
           return new BrokerError('ERR_UNAVAILABLE', 'cluster_unavailable', detail(verdict.problems));
       }
     },
-    stop() {
-      stopped = true;
-      for (const controller of watches) controller.abort();
-      watches.clear();
-    },
+    stop: () => watches.stop(),
   };
 }
 
