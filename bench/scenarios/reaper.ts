@@ -2,7 +2,8 @@
 // objects, bench/lib/grant-floor.ts) are created so that all expire at the same whole second T,
 // while the real broker runs with its reaper every second. A watch on the ServiceAccounts (the
 // grant roots) timestamps each deletion; lag = deletion time - T. The broker's RBAC does the work.
-import type { Scenario } from '../lib/context.js';
+import { readdirSync, readFileSync } from 'node:fs';
+import { processCpuMs, type Scenario } from '../lib/context.js';
 import { closedLoop, percentile } from '../lib/stats.js';
 import type { ExchangeResults } from './exchange.js';
 
@@ -63,12 +64,23 @@ export const runReaperBench: Scenario<ReaperResults, [ExchangeResults | undefine
     if ([...deletedAt.keys()].some((k) => names.includes(k)))
       throw new Error('a grant was reaped before its expiry');
 
+    // CPU from the common expiry to the last deletion: where the lag goes (API server with its
+    // etcd, the controller-manager whose garbage collector sees every deletion, the broker).
+    await new Promise((r) => setTimeout(r, Math.max(0, expiresAtMs - Date.now())));
+    const pids = { apiServer: ctx.apiServerPid, controllers: childPids(ctx.apiServerPid), broker: bb.pid };
+    const cpuAt = () => ({
+      apiServer: processCpuMs(pids.apiServer),
+      controllers: pids.controllers.reduce((sum, pid) => sum + processCpuMs(pid), 0),
+      broker: processCpuMs(pids.broker),
+    });
+    const cpuBefore = cpuAt();
     const deadline = expiresAtMs + 10 * 60_000;
     while (names.some((g) => !deletedAt.has(g))) {
       if (Date.now() > deadline)
         throw new Error('the reaper did not delete every expired grant within 10 minutes');
       await new Promise((r) => setTimeout(r, 100));
     }
+    const cpuAfter = cpuAt();
     const lags = names.map((g) => deletedAt.get(g)! - expiresAtMs);
     const first = Math.min(...lags);
     const last = Math.max(...lags);
@@ -93,6 +105,10 @@ export const runReaperBench: Scenario<ReaperResults, [ExchangeResults | undefine
     log(
       `  reaped: first after ${first} ms, median ${result.p50Ms} ms, last after ${last} ms (${result.reapRate.toFixed(1)} grants/s); leftovers ${leftovers}`,
     );
+    const perGrant = (k: keyof typeof cpuAfter) => ((cpuAfter[k] - cpuBefore[k]) / n).toFixed(1);
+    log(
+      `  CPU per grant from expiry to the last deletion: API server ${perGrant('apiServer')} ms, controller-manager ${perGrant('controllers')} ms, broker ${perGrant('broker')} ms`,
+    );
     return result;
   } finally {
     stopWatch();
@@ -100,3 +116,19 @@ export const runReaperBench: Scenario<ReaperResults, [ExchangeResults | undefine
     await ctx.clearGrants(ns);
   }
 };
+
+/** The child processes of `pid` (the controller-manager under the control plane's process), from /proc. */
+function childPids(pid: number): number[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((entry) => {
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        // After "pid (comm) ": the state, then the parent's pid.
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid;
+      } catch {
+        return false; // gone meanwhile
+      }
+    })
+    .map(Number);
+}

@@ -1,5 +1,6 @@
-// The Kubernetes calls on the exchange's and the revocation's path, and nothing else: the JWT-use
-// record, the grant's objects and token, and the reads and deletes of a revocation or rollback.
+// The Kubernetes calls made per grant, and nothing else: the JWT-use record, the grant's objects
+// and token, and the reads and deletes of a revocation, a rollback or the reaper (about five
+// deletions for every expired grant).
 // Named and shaped like client-node's own methods, so a call site moves by changing one word.
 // Everything else (watches, lists, TokenReview, the leader lease, policy checks) stays on
 // client-node, where its cost is off the answer's path.

@@ -48,6 +48,43 @@ const MIN_GAP_MS = 250;
 
 type Backoff = { failures: number; nextPass: number };
 
+/**
+ * How long after a pass ends the next one starts: the interval, or less when a known grant expires
+ * sooner, so that the pass runs just after that expiry instead of up to an interval later. Grants
+ * created after this pass by another replica are seen through their JWT-use records on the next
+ * one. When the pass at the interval would still be running at a known expiry (passes take about
+ * as long as the last one, and the next waits MIN_GAP_MS after it), the pass waits for that expiry
+ * instead: otherwise the grants expiring then waited for it to end (up to a pass and MIN_GAP_MS
+ * late, a few hundred ms with 1,000 grants). That postpones the pass at the interval by at most a
+ * pass and MIN_GAP_MS.
+ */
+export function nextPassDelay(o: {
+  intervalMs: number;
+  now: number;
+  nextExpiry: number | undefined;
+  lastPassMs: number;
+}): number {
+  if (o.nextExpiry === undefined) return o.intervalMs;
+  const untilExpiry = Math.max(MIN_GAP_MS, o.nextExpiry - o.now + EXPIRY_SLACK_MS);
+  return untilExpiry <= o.intervalMs + Math.max(0, o.lastPassMs) + MIN_GAP_MS ? untilExpiry : o.intervalMs;
+}
+
+/**
+ * How many records name a grant in `namespace` that has expired by `now` and was there on the last
+ * pass (a record outlives its grant: revoked grants' records must not count).
+ */
+function expiredRecordsIn(
+  records: ReadonlyMap<string, JwtUseRecord>,
+  namespace: string,
+  now: number,
+  seen: ReadonlySet<string>,
+): number {
+  let n = 0;
+  for (const r of records.values())
+    if (r.namespace === namespace && (r.grantExpiresAt ?? Infinity) <= now && seen.has(r.grantId)) n += 1;
+  return n;
+}
+
 /** Runs `fn` over `items` with at most `limit` calls in flight. */
 async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -84,6 +121,8 @@ export class Reaper {
   private readonly loggedForged = new Map<string, Set<string>>();
   /** Namespaces whose listing failed on the last pass (logged when that starts, and when it ends). */
   private readonly failing = new Set<string>();
+  /** Grant ids whose grant existed, or may have, at the end of the last pass. */
+  private seen: ReadonlySet<string> = new Set();
 
   constructor(
     private readonly k8s: K8sClients,
@@ -102,6 +141,7 @@ export class Reaper {
     if (this.timer) return;
     const tick = () => {
       let next: number | undefined;
+      const started = this.now();
       this.running = this.runOnce()
         .then((r) => void (next = r.nextExpiry))
         .catch((err: unknown) =>
@@ -109,21 +149,16 @@ export class Reaper {
         )
         .finally(() => {
           this.running = undefined;
-          if (this.timer) this.timer = setTimeout(tick, this.delayUntilNextPass(next));
+          const delay = nextPassDelay({
+            intervalMs: this.options.intervalSeconds * 1000,
+            now: this.now(),
+            nextExpiry: next,
+            lastPassMs: this.now() - started,
+          });
+          if (this.timer) this.timer = setTimeout(tick, delay);
         });
     };
     this.timer = setTimeout(tick, 0);
-  }
-
-  /**
-   * The interval, or less when a known grant expires sooner: the pass runs just after that expiry
-   * instead of up to an interval later. Grants created after this pass by another replica are
-   * seen through their JWT-use records on the next one, at the latest after the interval.
-   */
-  private delayUntilNextPass(nextExpiry: number | undefined): number {
-    const interval = this.options.intervalSeconds * 1000;
-    if (nextExpiry === undefined) return interval;
-    return Math.min(interval, Math.max(MIN_GAP_MS, nextExpiry - this.now() + EXPIRY_SLACK_MS));
   }
 
   async stop(): Promise<void> {
@@ -157,6 +192,13 @@ export class Reaper {
     // Grant ids whose grant still exists, or may: their records stay.
     const present = new Set<string>();
     for (const namespace of this.namespacesToVisit(records)) {
+      // When the records already say many grants here have expired, the Roles and RoleBindings
+      // are listed beside the ServiceAccounts rather than after them: with 1,000 expired grants
+      // the listings are the part of the pass before its first deletion (docs/benchmarks.md).
+      const early =
+        expiredRecordsIn(records, namespace, now, this.seen) >= LIST_DEPENDENTS_FROM
+          ? this.listDependents(namespace)
+          : undefined;
       let items: V1ServiceAccount[];
       try {
         items = (await this.k8s.core.listNamespacedServiceAccount({ namespace })).items;
@@ -186,17 +228,7 @@ export class Reaper {
       // Many at once: one listing of the namespace's Roles and RoleBindings rather than four
       // reads per grant (if it fails, each grant reads its own).
       let known: KnownDependents | undefined;
-      if (expired.length >= LIST_DEPENDENTS_FROM)
-        known = await listDependents(this.k8s, namespace).catch((err: unknown) => {
-          this.options.logger.warn(
-            'cannot list the Roles and RoleBindings of a namespace; reading them per grant',
-            {
-              namespace,
-              error: describeK8sError(err),
-            },
-          );
-          return undefined;
-        });
+      if (expired.length >= LIST_DEPENDENTS_FROM) known = await (early ?? this.listDependents(namespace));
       const concurrency = this.options.concurrency ?? REAP_CONCURRENCY;
       if (known) {
         // Every expired grant's RoleBindings first: the API server authorizes each of the pass's
@@ -226,10 +258,25 @@ export class Reaper {
     this.options.metrics?.forgedGrants.set(result.forged.length);
     // Past expiry and still there (deletion failed, or waiting out its backoff): the alert's signal.
     this.options.metrics?.expiredGrants.set(result.failed.length);
+    this.seen = present;
     result.prunedLedger = await this.prune(records, present, now);
     // Set by the leader only: the freshest value across replicas says when the last pass ended.
     this.options.metrics?.reaperLastPass.set(this.now() / 1000);
     return result;
+  }
+
+  /** The namespace's Roles and RoleBindings named like grant objects; undefined (logged) when the listing fails. */
+  private listDependents(namespace: string): Promise<KnownDependents | undefined> {
+    return listDependents(this.k8s, namespace).catch((err: unknown) => {
+      this.options.logger.warn(
+        'cannot list the Roles and RoleBindings of a namespace; reading them per grant',
+        {
+          namespace,
+          error: describeK8sError(err),
+        },
+      );
+      return undefined;
+    });
   }
 
   /** The policy's namespaces, plus those the records name: a grant outlives its namespace's place in the policy. */

@@ -142,6 +142,6 @@ export function jwtUseRecordOf(metadata: V1ObjectMeta | undefined): JwtUseRecord
 
 export async function deleteJwtUse(k8s: K8sClients, brokerNamespace: string, grantId: string): Promise<void> {
   await deleteIgnoringNotFound(() =>
-    k8s.coordination.deleteNamespacedLease({ name: grantId, namespace: brokerNamespace }),
+    k8s.hotPath.deleteNamespacedLease({ name: grantId, namespace: brokerNamespace }),
   );
 }
