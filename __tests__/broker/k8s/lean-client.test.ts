@@ -233,7 +233,7 @@ describe('a kept-alive connection closed under a call', () => {
     return { count: () => requests, dropNext: () => (drop = true) };
   }
 
-  test('a GET is sent once more on a new connection; a POST is not (it may have been read)', async () => {
+  test('a GET, or a DELETE pinned by uid, is sent once more on a new connection; a POST or a DELETE by name is not', async () => {
     const endpoint = droppingEndpoint();
     const client = leanClient(tokenKubeConfig());
     await client.request('GET', '/api/v1/namespaces/a/serviceaccounts/g-1');
@@ -249,6 +249,25 @@ describe('a kept-alive connection closed under a call', () => {
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(Error);
     expect(statusCodeOf(err)).toBeUndefined();
+    expect(endpoint.count() - before).toBe(1);
+
+    // A DELETE pinned by a uid precondition is sent again; one by name alone is not: had the first
+    // been carried out, the second could delete an object another replica made since.
+    const path = '/apis/coordination.k8s.io/v1/namespaces/b/leases/g-3';
+    await client.request('GET', path); // a kept-alive connection again, for the next call to reuse
+    before = endpoint.count();
+    endpoint.dropNext();
+    await expect(
+      client.request('DELETE', path, { preconditions: { uid: 'uid-g-3' }, propagationPolicy: 'Background' }),
+    ).resolves.toEqual({});
+    expect(endpoint.count() - before).toBe(2);
+    await client.request('GET', path);
+    before = endpoint.count();
+    endpoint.dropNext();
+    const byName = await client
+      .request('DELETE', path, { propagationPolicy: 'Background' })
+      .catch((e: unknown) => e);
+    expect(byName).toBeInstanceOf(Error);
     expect(endpoint.count() - before).toBe(1);
   });
 });

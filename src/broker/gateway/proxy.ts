@@ -321,6 +321,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
             grantId: auth.grant.grantId,
             namespace: auth.grant.namespace,
           });
+        // The client may have left while its token was checked: its answer's 'close' has fired
+        // already, so nothing would end an upstream request made for it now.
+        if (res.destroyed) return;
         forward(req, res, auth.grant, auth.token, target, requestId);
       } catch (err) {
         // TokenReview could not be asked (API server down): unavailable, not "unauthorized".

@@ -33,8 +33,17 @@ interface Answer {
   text: string;
 }
 
-/** Whether a call may be sent again when a kept-alive socket was closed under it (nothing was read). */
-const IDEMPOTENT = new Set(['GET', 'DELETE']);
+/**
+ * Whether a call may be sent again when a kept-alive socket was closed under it before any answer:
+ * a GET, or a DELETE pinned to one object by a uid precondition. A DELETE by name alone is not: if
+ * the first one was carried out and another replica made an object of that name since (a JWT-use
+ * record, a revoked grant's RoleBinding), the second would delete the newcomer.
+ */
+function resendable(method: string, body: unknown): boolean {
+  if (method === 'GET') return true;
+  const uid = (body as { preconditions?: { uid?: unknown } } | undefined)?.preconditions?.uid;
+  return method === 'DELETE' && typeof uid === 'string' && uid !== '';
+}
 
 export class LeanKubeClient {
   private pooled: { key: string; agent: Agent } | undefined;
@@ -82,16 +91,24 @@ export class LeanKubeClient {
       agent: this.agentFor(server, auth),
     };
     const what = `${method} ${path}`;
+    // One deadline for the call, a resend included.
+    const end = Date.now() + this.limits.callTimeoutMs;
     let answer: Answer;
     try {
-      answer = await this.send(what, options, payload);
+      answer = await this.send(what, options, payload, end);
     } catch (err) {
-      if (!(err as { resendable?: boolean }).resendable || !IDEMPOTENT.has(method)) throw err;
-      answer = await this.send(what, options, payload);
+      if (!(err as { resendable?: boolean }).resendable || !resendable(method, body)) throw err;
+      answer = await this.send(what, options, payload, end);
     }
     if (answer.status < 200 || answer.status > 299)
       throw new ApiException(answer.status, what, answer.text, answer.headers as Record<string, string>);
-    return (answer.text ? JSON.parse(answer.text) : {}) as T;
+    if (!answer.text) return {} as T;
+    try {
+      return JSON.parse(answer.text) as T;
+    } catch {
+      // JSON.parse quotes the text around the fault, which may be part of a token.
+      throw new Error(`${what}: the API server's answer is not JSON`);
+    }
   }
 
   /** Closes every pooled connection (tests; a broker simply exits). */
@@ -129,7 +146,12 @@ export class LeanKubeClient {
     return this.pooled.agent;
   }
 
-  private send(what: string, options: RequestOptions, payload: string | undefined): Promise<Answer> {
+  private send(
+    what: string,
+    options: RequestOptions,
+    payload: string | undefined,
+    end: number,
+  ): Promise<Answer> {
     return new Promise((resolve, reject) => {
       let answered = false;
       let settled = false;
@@ -157,13 +179,16 @@ export class LeanKubeClient {
         });
       });
       // No deadline of its own in node:https: a hung API server would hold the call forever.
-      const deadline = setTimeout(() => {
-        if (settled) return;
-        const err = new KubeCallTimeoutError(what, this.limits.callTimeoutMs);
-        settled = true;
-        reject(err);
-        req.destroy(err);
-      }, this.limits.callTimeoutMs);
+      const deadline = setTimeout(
+        () => {
+          if (settled) return;
+          const err = new KubeCallTimeoutError(what, this.limits.callTimeoutMs);
+          settled = true;
+          reject(err);
+          req.destroy(err);
+        },
+        Math.max(0, end - Date.now()),
+      );
       req.on('error', fail);
       req.end(payload);
     });
