@@ -232,6 +232,9 @@ describe('grant creation under the deploy/ RBAC', () => {
     const g = await createGrant(k8s, claims(), grantable({ kind: 'ClusterRole', name: 'k8s-ea-viewer' }));
     const kc = kubeconfig(g.token);
     await waitFor('the grant to work', () => (kubectlStatus(kc, ['get', 'pods']).ok ? true : undefined));
+    // A revocation waits for the grant's self-revoke objects first, as the broker's does
+    // (grant-work.ts), so none is created after the delete.
+    await g.selfRevoke;
     const started = Date.now();
     await expect(deleteGrantObjects(k8s, ns.name, g.grantId, { uid: g.serviceAccountUid })).resolves.toEqual({
       serviceAccount: 'deleted',
