@@ -4,6 +4,9 @@ import { Agent } from 'node:https';
 import { EXCHANGE_PATH, type ExchangeRequest, type ExchangeResponse } from '../../src/shared/api.js';
 import { sendRequest } from './https-request.js';
 
+/** Below the broker server's keepAliveTimeout (src/broker/http/server.ts). */
+const BROKER_IDLE_MS = 4_000;
+
 export class BenchBrokerClient {
   private readonly agent: Agent;
   private readonly base: URL;
@@ -11,7 +14,15 @@ export class BenchBrokerClient {
   /** keepAlive false: a new TLS connection per request, as the action's main step makes. */
   constructor(url: string, ca: Buffer | string, options: { keepAlive?: boolean } = {}) {
     this.base = new URL(url);
-    this.agent = new Agent({ keepAlive: options.keepAlive ?? true, maxSockets: Infinity, ca });
+    // An idle connection is dropped after BROKER_IDLE_MS, before the broker's server closes it
+    // (keepAliveTimeout, 5 s): otherwise an exchange after a pause between batches can go out on a
+    // connection the server is closing at that moment, and fail with "socket hang up".
+    this.agent = new Agent({
+      keepAlive: options.keepAlive ?? true,
+      maxSockets: Infinity,
+      ca,
+      timeout: BROKER_IDLE_MS,
+    });
   }
 
   post(path: string, jwt: string, body: unknown): Promise<{ status: number; text: string }> {
