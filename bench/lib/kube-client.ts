@@ -63,6 +63,9 @@ export class MinimalKubeClient {
     this.agent = new Agent({
       keepAlive: options.keepAlive ?? true,
       maxSockets: Infinity,
+      // Idle connections dropped well before the API server's own idle timeout (90 s), so a call
+      // after a pause between scenarios never goes out on a connection the server is closing.
+      timeout: 30_000,
       ca: creds.ca,
       cert: creds.cert,
       key: creds.key,
