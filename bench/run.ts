@@ -13,6 +13,7 @@ import { runCredentialBench } from './scenarios/credential.js';
 import { runGatewayBench } from './scenarios/gateway.js';
 import { buildReport, writeReport, type ScenarioResults } from './lib/report.js';
 import { machineInfo } from './lib/machine.js';
+import { watchForeignLoad, type ScenarioNoise } from './lib/foreign-load.js';
 
 const started = Date.now();
 const log = (msg: string) =>
@@ -24,44 +25,58 @@ async function main(): Promise<void> {
   log(`settings: ${JSON.stringify({ ...settings, only: settings.only && [...settings.only] })}`);
   const ctx = await createBenchContext(log);
   const results: ScenarioResults = {};
+  const noise: Record<string, ScenarioNoise> = {};
+  // Each scenario's figures carry how much other work ran beside it (bench/lib/foreign-load.ts).
+  const measured = async <R>(name: string, run: () => Promise<R>): Promise<R> => {
+    const stop = watchForeignLoad([process.pid, ctx.apiServerPid]);
+    try {
+      return await run();
+    } finally {
+      noise[name] = stop();
+      const n = noise[name];
+      log(
+        `  ${name}: load ${n.loadAtStart.toFixed(2)} at start, ${n.foreignCores} cores of other work${n.noisy ? ': figures noisy' : ''}`,
+      );
+    }
+  };
   try {
     if (shouldRun(settings, 'exchange')) {
       log('1. exchange latency/throughput vs floor');
-      results.exchange = await runExchangeBench(ctx, settings, log);
+      results.exchange = await measured('exchange', () => runExchangeBench(ctx, settings, log));
     }
     if (shouldRun(settings, 'verify')) {
       log('2. JWT verification vs bare jose; cold-JWKS first exchange');
-      results.verify = await runVerifyBench(ctx, settings, log);
+      results.verify = await measured('verify', () => runVerifyBench(ctx, settings, log));
     }
     if (shouldRun(settings, 'revocation')) {
       log('3a. revocation: post step start -> 403 -> 401');
-      results.revocation = await runRevocationBench(ctx, settings, log);
+      results.revocation = await measured('revocation', () => runRevocationBench(ctx, settings, log));
     }
     if (shouldRun(settings, 'reaper')) {
       log(`3b. reaper lag with ${settings.reapGrants} expired grants`);
-      results.reaper = await runReaperBench(ctx, settings, log, results.exchange);
+      results.reaper = await measured('reaper', () => runReaperBench(ctx, settings, log, results.exchange));
     }
     if (shouldRun(settings, 'action')) {
       log('4. action main-step overhead and bundle sizes');
-      results.action = await runActionBench(ctx, settings, log);
+      results.action = await measured('action', () => runActionBench(ctx, settings, log));
     }
     if (shouldRun(settings, 'credential')) {
       log('4b. exec credential plugin overhead and renewal latency');
-      results.credential = await runCredentialBench(ctx, settings, log);
+      results.credential = await measured('credential', () => runCredentialBench(ctx, settings, log));
     }
     if (shouldRun(settings, 'scale')) {
       log(`5. broker with ${settings.scaleGrants} active grants`);
-      results.scale = await runScaleBench(ctx, settings, log);
+      results.scale = await measured('scale', () => runScaleBench(ctx, settings, log));
     }
     if (shouldRun(settings, 'gateway')) {
       log(`6. gateway vs direct; revoke -> 401 at the gateway; RSS with ${settings.gatewayGrants} grants`);
-      results.gateway = await runGatewayBench(ctx, settings, log);
+      results.gateway = await measured('gateway', () => runGatewayBench(ctx, settings, log));
     }
   } finally {
     log('cleaning up (namespaces, RBAC, brokers)');
     await ctx.close();
   }
-  const report = buildReport(settings, machine, results, Date.now() - started);
+  const report = buildReport(settings, machine, results, noise, Date.now() - started);
   const { table } = await writeReport(report);
   process.stdout.write(`${table}\n`);
   log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s`);

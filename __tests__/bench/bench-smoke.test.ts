@@ -3,7 +3,16 @@
 // generated block of docs/benchmarks.md replaced without touching the hand-written text.
 import { expect, test } from '@jest/globals';
 import { closedLoop, median, percentile, summarize } from '../../bench/lib/stats.js';
-import { buildReport, flatMetrics, renderMarkdown, spliceGenerated } from '../../bench/lib/report.js';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import {
+  buildReport,
+  flatMetrics,
+  noiseSentence,
+  renderMarkdown,
+  spliceGenerated,
+} from '../../bench/lib/report.js';
+import { watchForeignLoad } from '../../bench/lib/foreign-load.js';
 import { loadSettings } from '../../bench/lib/settings.js';
 import type { ExchangeResults } from '../../bench/scenarios/exchange.js';
 import type { GatewayResults } from '../../bench/scenarios/gateway.js';
@@ -87,13 +96,13 @@ function exchangeResults(
 
 test('targets are judged from the measured keys: met, missed, or not run', () => {
   const settings = loadSettings({ BENCH_QUICK: '1' });
-  const good = buildReport(settings, MACHINE, { exchange: exchangeResults(110, 100) }, 1000);
+  const good = buildReport(settings, MACHINE, { exchange: exchangeResults(110, 100) }, {}, 1000);
   expect(good.metrics.exchange_p50_ratio_c1).toBe(1.1);
   expect(good.targets.find((t) => t.key === 'exchange_p50_ratio_c1')?.met).toBe(true);
   expect(good.targets.find((t) => t.key === 'exchange_throughput_ratio_c32')?.met).toBe(true);
   expect(good.targets.find((t) => t.key === 'verify_ratio')).toMatchObject({ value: null, met: null });
 
-  const bad = buildReport(settings, MACHINE, { exchange: exchangeResults(150, 100) }, 1000);
+  const bad = buildReport(settings, MACHINE, { exchange: exchangeResults(150, 100) }, {}, 1000);
   expect(bad.targets.find((t) => t.key === 'exchange_p50_ratio_c1')?.met).toBe(false);
   expect(bad.targets.find((t) => t.key === 'exchange_throughput_ratio_c32')?.met).toBe(false);
   expect(flatMetrics({ exchange: exchangeResults(150, 100) }).floor_parallel_p50_ms_c1).toBe(100);
@@ -105,7 +114,7 @@ test('targets are judged from the measured keys: met, missed, or not run', () =>
 test('the bare-minimum floor and the inline role get their keys and are judged against their goals', () => {
   const settings = loadSettings({ BENCH_QUICK: '1' });
   const judged = (r: ExchangeResults) => {
-    const report = buildReport(settings, MACHINE, { exchange: r }, 1000);
+    const report = buildReport(settings, MACHINE, { exchange: r }, {}, 1000);
     const met = (key: string) => report.targets.find((t) => t.key === key)?.met;
     return {
       report,
@@ -160,7 +169,7 @@ function gatewayResults(gatewayP50: number, revoke401Ms: number): GatewayResults
 
 test('gateway figures get their keys, named by the grant count, and are judged against their goals', () => {
   const settings = loadSettings({ BENCH_QUICK: '1' });
-  const good = buildReport(settings, MACHINE, { gateway: gatewayResults(4.4, 30) }, 1000);
+  const good = buildReport(settings, MACHINE, { gateway: gatewayResults(4.4, 30) }, {}, 1000);
   expect(good.metrics).toMatchObject({
     gateway_get_p50_ratio_c1: 1.1,
     gateway_throughput_ratio_c32: 0.75,
@@ -175,7 +184,7 @@ test('gateway figures get their keys, named by the grant count, and are judged a
   for (const key of ['gateway_get_p50_ratio_c1', 'gateway_throughput_ratio_c32', 'gateway_revoke_401_ms'])
     expect(good.targets.find((t) => t.key === key)?.met).toBe(true);
 
-  const bad = buildReport(settings, MACHINE, { gateway: gatewayResults(6, 150) }, 1000);
+  const bad = buildReport(settings, MACHINE, { gateway: gatewayResults(6, 150) }, {}, 1000);
   expect(bad.targets.find((t) => t.key === 'gateway_get_p50_ratio_c1')?.met).toBe(false);
   expect(bad.targets.find((t) => t.key === 'gateway_revoke_401_ms')?.met).toBe(false);
   const md = renderMarkdown(bad);
@@ -203,4 +212,38 @@ test('BENCH_CONCURRENCIES picks the exchange concurrencies; anything but positiv
   expect(loadSettings({ BENCH_QUICK: '1' }).concurrencies).toEqual([1, 8, 32]);
   expect(() => loadSettings({ BENCH_CONCURRENCIES: '1,0' })).toThrow(/positive integer/);
   expect(() => loadSettings({ BENCH_CONCURRENCIES: '8,x' })).toThrow(/positive integer/);
+});
+
+test('the report says which scenarios ran beside other work, and a quiet run says so', () => {
+  const quiet = { loadAtStart: 0.2, foreignCpuMs: 500, foreignCores: 0.05, noisy: false };
+  expect(noiseSentence({ exchange: quiet, gateway: quiet })).toMatch(/^Quiet run/);
+  const sentence = noiseSentence({
+    exchange: quiet,
+    reaper: { loadAtStart: 3.1, foreignCpuMs: 14_000, foreignCores: 1.4, noisy: true },
+  });
+  expect(sentence).toMatch(/^\*\*Figures noisy\*\*/);
+  expect(sentence).toContain('reaper (load 3.10 at start, 1.4 cores of other work)');
+  expect(sentence).not.toContain('exchange');
+});
+
+test("the bench's own process trees are not counted as other work; a child outside them is", () => {
+  // Two watches over the same window see the same machine; only what they count as their own
+  // differs. The one whose own tree holds this process sees its busy child as its own work.
+  const cpuOfReapedChildrenMs = () => {
+    const f = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
+    return (Number(f[13]) + Number(f[14])) * 10;
+  };
+  const before = cpuOfReapedChildrenMs();
+  const withOwn = watchForeignLoad([process.pid]);
+  const withoutOwn = watchForeignLoad([]);
+  // The child burns 300 ms of CPU however long a busy machine makes that take.
+  const burn =
+    'const u = () => { const c = process.cpuUsage(); return (c.user + c.system) / 1000; }; while (u() < 300);';
+  expect(spawnSync(process.execPath, ['-e', burn]).status).toBe(0);
+  const own = withOwn();
+  const all = withoutOwn();
+  const childCpuMs = cpuOfReapedChildrenMs() - before;
+  expect(childCpuMs).toBeGreaterThanOrEqual(300);
+  // Ticks are 10 ms: a reading may be off by a tick or two on each side.
+  expect(all.foreignCpuMs - own.foreignCpuMs).toBeGreaterThanOrEqual(childCpuMs - 40);
 });

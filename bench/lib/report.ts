@@ -15,6 +15,7 @@ import type { ScaleResults } from '../scenarios/scale.js';
 import type { GatewayResults } from '../scenarios/gateway.js';
 import type { BenchSettings } from './settings.js';
 import type { MachineInfo } from './machine.js';
+import type { ScenarioNoise } from './foreign-load.js';
 import { round } from './stats.js';
 
 export interface ScenarioResults {
@@ -56,6 +57,8 @@ export interface Report {
   machine: MachineInfo;
   settings: Omit<BenchSettings, 'only'> & { only?: string[] };
   metrics: Record<string, number>;
+  /** Per scenario: the load before it and the other work beside it; noisy figures say so. */
+  noise: Record<string, ScenarioNoise>;
   targets: (Target & { value: number | null; met: boolean | null })[];
   details: ScenarioResults;
 }
@@ -167,6 +170,7 @@ export function buildReport(
   settings: BenchSettings,
   machine: MachineInfo,
   details: ScenarioResults,
+  noise: Record<string, ScenarioNoise>,
   durationMs: number,
 ): Report {
   const metrics = flatMetrics(details);
@@ -177,6 +181,7 @@ export function buildReport(
     machine,
     settings: { ...settings, only: settings.only && [...settings.only] },
     metrics,
+    noise,
     targets: TARGETS.map((t) => {
       const value = metrics[t.key];
       if (value === undefined) return { ...t, value: null, met: null };
@@ -189,12 +194,27 @@ export function buildReport(
 const fmt = (v: number | undefined, unit = ''): string =>
   v === undefined || !Number.isFinite(v) ? '–' : `${round(v).toLocaleString('en-US')}${unit}`;
 
+/** Which scenarios ran beside other work, in one sentence (noisy figures are not findings). */
+export function noiseSentence(noise: Record<string, ScenarioNoise>): string {
+  const noisy = Object.entries(noise).filter(([, n]) => n.noisy);
+  if (Object.keys(noise).length === 0) return 'No scenario ran.';
+  if (noisy.length === 0)
+    return 'Quiet run: no scenario started with a load average of 1 or more, and other work took at most 0.2 cores beside each.';
+  const each = noisy.map(
+    ([name, n]) =>
+      `${name} (load ${n.loadAtStart.toFixed(2)} at start, ${n.foreignCores} cores of other work)`,
+  );
+  return `**Figures noisy**, other work ran beside: ${each.join(', ')}. Compare them only with runs under the same load.`;
+}
+
 /** The generated Markdown: machine, targets, then one table per scenario. */
 export function renderMarkdown(report: Report): string {
   const { machine: mc, details: d } = report;
   const lines: string[] = [];
   lines.push(
     `Run ${report.generatedAt} (${report.quick ? '**quick smoke run**, not representative' : 'full run'}, ${report.durationSeconds} s, commit ${mc.commit}) on ${mc.cpuModel}, ${mc.cores} cores, ${mc.memoryGiB} GiB, ${mc.os}, Node ${mc.node}, load average ${mc.loadAverageAtStart.toFixed(2)} at start. Headline figures are medians of ${report.settings.reps} repeated run(s).`,
+    '',
+    noiseSentence(report.noise),
     '',
     '| key | value | target | met |',
     '| --- | ---: | --- | --- |',
