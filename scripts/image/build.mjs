@@ -16,7 +16,7 @@ import { load as loadYaml } from 'js-yaml';
 import { ARCHES, LOCK_FILE, imageDir, readLock } from './contents.mjs';
 import { updateLock } from './update-lock.mjs';
 import { nodeTarball } from './node-package.mjs';
-import { ensureOcibuild, runOcibuild } from './ocibuild.mjs';
+import { ensureOcibuild, imageCache, runOcibuild } from './ocibuild.mjs';
 import { makePlan } from './plan.mjs';
 import { provenance } from './provenance.mjs';
 
@@ -36,7 +36,7 @@ const { values: args } = parseArgs({
   },
 });
 
-const cache = join(resolve(process.env.K8S_EA_CACHE ?? join(repo, '.cache')), 'image');
+const cache = imageCache();
 const log = (line) => (args.json ? process.stderr : process.stdout).write(`${line}\n`);
 const mib = (n) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
 

@@ -1,12 +1,16 @@
 // Builds the Go program in ./ocibuild (go-containerregistry) into the cache folder, once per version
 // of its sources, and runs it on a plan.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { imageDir } from './contents.mjs';
 
 const sourceDir = join(imageDir, 'ocibuild');
+
+/** The image build's cache folder: downloads by checksum, the private apt roots, ocibuild. */
+export const imageCache = () =>
+  join(resolve(process.env.K8S_EA_CACHE ?? join(imageDir, '../../.cache')), 'image');
 
 /** The binary for the current sources (built when missing). */
 export function ensureOcibuild(cache) {
@@ -18,11 +22,9 @@ export function ensureOcibuild(cache) {
   return binary;
 }
 
-/** Runs ocibuild on a plan file; resolves with its report (digest, sizes). */
+/** Runs ocibuild on a plan file; returns its report (digest, sizes), or throws with its error. */
 export function runOcibuild(binary, planFile) {
-  const out = execFileSync(binary, ['-plan', planFile], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return JSON.parse(out);
+  const r = spawnSync(binary, ['-plan', planFile], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(r.stderr.trim() || `ocibuild exited with ${r.status ?? r.signal}`);
+  return JSON.parse(r.stdout);
 }
