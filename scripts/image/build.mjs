@@ -7,7 +7,7 @@
 //
 // Downloads are cached under $K8S_EA_CACHE/image (default .cache/image), keyed by their checksums;
 // a build whose downloads are cached needs no network.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -40,8 +40,18 @@ const cache = imageCache();
 const log = (line) => (args.json ? process.stderr : process.stdout).write(`${line}\n`);
 const mib = (n) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
 
+/** Stops in the first second when a tool every build needs is missing, naming what installs it. */
+function checkTools() {
+  const need = { go: 'Go 1.26+ (https://go.dev/dl/)', 'dpkg-deb': 'apt-get install dpkg' };
+  for (const [tool, install] of Object.entries(need)) {
+    const found = spawnSync(tool, ['--version'], { stdio: 'ignore' });
+    if (found.error) throw new Error(`${tool} is missing: ${install}`);
+  }
+}
+
 async function build(arch) {
   const started = Date.now();
+  checkTools();
   const lock = readLock();
   const origin = provenance(repo, { version: args.version, source: args.source });
   execFileSync(process.execPath, [join(repo, 'scripts/build.mjs'), 'broker'], { cwd: repo, stdio: 'ignore' });
