@@ -1,6 +1,7 @@
 // Jest runs in ESM mode (NODE_OPTIONS=--experimental-vm-modules, set by the npm scripts).
-// Two projects: `unit` needs nothing but Node; `cluster` talks to one real control plane, started or
-// reused by its global setup. Jest runs a project's global setup only when that project has tests to
+// Three projects: `unit` needs nothing but Node; `cluster` talks to one real control plane, started or
+// reused by its global setup; `image` builds the broker image (Go, apt-get, dpkg-deb, and the network
+// for the first downloads). Jest runs a project's global setup only when that project has tests to
 // run, so `npm run test:unit` (--selectProjects unit) never starts the control plane.
 
 /** What every project (and jest.long.config.js) shares: TypeScript through SWC, ESM, Node. */
@@ -63,6 +64,9 @@ export const CLUSTER_TESTS = [
   '__tests__/security/reaper-proof.test.ts',
 ];
 
+/** The tests that build the broker image (scripts/image/): minutes of CPU, so not in `unit`. */
+export const IMAGE_TESTS = ['__tests__/image/broker-image.test.ts', '__tests__/image/ocibuild.test.ts'];
+
 const escapeRegExp = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 export default {
@@ -75,8 +79,14 @@ export default {
       testPathIgnorePatterns: [
         '/node_modules/',
         '\\.long\\.test\\.ts$',
-        ...CLUSTER_TESTS.map((f) => `<rootDir>/${escapeRegExp(f)}$`),
+        ...[...CLUSTER_TESTS, ...IMAGE_TESTS].map((f) => `<rootDir>/${escapeRegExp(f)}$`),
       ],
+      setupFiles: ['./test/support/without-cluster.mjs'],
+    },
+    {
+      ...common,
+      displayName: 'image',
+      testMatch: IMAGE_TESTS.map((f) => `<rootDir>/${f}`),
       setupFiles: ['./test/support/without-cluster.mjs'],
     },
     {

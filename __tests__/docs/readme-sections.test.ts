@@ -15,6 +15,7 @@ const REQUIRED = [
   '### Several grants in one job, proxies, runners',
   '## For cluster admins',
   '### Deploy the broker',
+  '### Build the image yourself (no Docker needed)',
   '### Write a policy',
   '### Policy tooling and hot reload',
   '### The admission guard',
