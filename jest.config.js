@@ -61,6 +61,7 @@ export const CLUSTER_TESTS = [
   '__tests__/hardening/jwks-outage.test.ts',
   '__tests__/hardening/post-step.test.ts',
   '__tests__/security/admission-guard.test.ts',
+  '__tests__/security/controller-route.test.ts',
   '__tests__/security/reaper-proof.test.ts',
 ];
 

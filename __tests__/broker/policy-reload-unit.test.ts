@@ -1,14 +1,16 @@
 // The policy file watch without a cluster: the directory is watched and events debounced, only a
-// new digest leads to a reload, a bad version is refused and counted once (however often the
-// poll sees it again), and a version that fails vetting is refused like an invalid one.
-import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+// new digest leads to a reload, and only once the file has stopped changing (a half-written file is
+// never applied, issue 24); a bad version is refused and counted once (however often the poll sees
+// it again), and a version that fails vetting is refused like an invalid one.
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, expect, test } from '@jest/globals';
+import { afterEach, beforeEach, describe, expect, test } from '@jest/globals';
 import type { LivePolicy } from '../../src/broker/live-policy.js';
 import { createLogger } from '../../src/broker/logger.js';
 import { createMetrics, type BrokerMetrics } from '../../src/broker/metrics.js';
 import { policyDigest } from '../../src/broker/policy/load-policy.js';
+import { parsePolicy } from '../../src/broker/policy/parse-policy.js';
 import { startPolicyReload, type PolicyReload } from '../../src/broker/policy-reload.js';
 import type { PolicyEngine } from '../../src/broker/types.js';
 import { waitFor } from '../../test/support/cluster.js';
@@ -42,11 +44,11 @@ function fakeLive(initial: string): LivePolicy {
   };
 }
 
-function start(initial: string, pollMs = 60_000): void {
-  writeFileSync(path, initial);
+function start(initial: string, pollMs = 60_000, settle?: (ms: number) => Promise<void>, file = path): void {
+  if (file === path) writeFileSync(path, initial);
   reload = startPolicyReload(
     fakeLive(initial),
-    { path, context: {}, debounceMs: 50, pollMs },
+    { path: file, context: {}, debounceMs: 50, pollMs, ...(settle && { settle }) },
     { logger: createLogger({ write: (l) => void lines.push(l) }), metrics },
   );
 }
@@ -142,4 +144,57 @@ test('stopped, it reloads nothing more', async () => {
   await new Promise((r) => setTimeout(r, 300));
   await reload!.check();
   expect(replaced).toEqual([]);
+});
+
+describe('a changing file is applied only once it has stopped changing', () => {
+  // The whole file restricts its rule to 10.0.0.0/8; cut before that line, it is still a valid
+  // policy, one that grants from any address.
+  const whole = policyYaml({ namespaces: ['two'], rules: [{ sourceRanges: ['10.0.0.0/8'] }] });
+  const half = whole.slice(0, whole.indexOf('    sourceRanges:'));
+
+  /** The debounce between the two readings, ended by the test: no timing in these tests. */
+  function gatedSettle() {
+    const waiting: (() => void)[] = [];
+    return {
+      settle: () => new Promise<void>((resolve) => void waiting.push(resolve)),
+      waiting: () => waiting.length,
+      release: () => waiting.splice(0).forEach((resolve) => resolve()),
+    };
+  }
+
+  test('a half-written file is never applied, even by the poll; the whole one is', async () => {
+    expect(() => parsePolicy(half, 'half.yaml')).not.toThrow();
+    const gate = gatedSettle();
+    start(policyFor('one'), 60_000, gate.settle);
+    writeFileSync(path, half);
+    const look = reload!.check(); // what the poll does: no watch event, no debounce before it
+    await waitFor('the first reading', () => (gate.waiting() === 1 ? true : undefined), 5_000, 5);
+    expect(replaced).toEqual([]); // the running policy still answers
+
+    writeFileSync(path, whole); // the writer finishes within the debounce
+    gate.release();
+    await waitFor('the second reading', () => (gate.waiting() === 1 ? true : undefined), 5_000, 5);
+    expect(replaced).toEqual([]); // changed since: read again, a debounce apart
+    gate.release();
+    await look;
+    expect(replaced).toEqual([{ namespaces: ['two'], sha256: policyDigest(whole) }]);
+    expect(await failures()).toBe(0);
+  });
+
+  test("the kubelet's ConfigMap update (a new directory, one rename of ..data) still reloads", async () => {
+    const publish = (version: number, text: string) => {
+      const data = `..2026_12_05_00_00_00.${version}`;
+      mkdirSync(join(dir, data));
+      writeFileSync(join(dir, data, 'policy.yaml'), text);
+      symlinkSync(data, join(dir, '..data_tmp'));
+      renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+    };
+    publish(1, policyFor('one'));
+    const mounted = join(dir, 'mounted.yaml');
+    symlinkSync('..data/policy.yaml', mounted);
+    start(policyFor('one'), 60_000, undefined, mounted);
+    publish(2, policyFor('two'));
+    await waitFor('the reload', () => (replaced.length > 0 ? true : undefined), 5_000, 20);
+    expect(replaced).toEqual([{ namespaces: ['two'], sha256: policyDigest(policyFor('two')) }]);
+  });
 });

@@ -13,7 +13,7 @@ import { CLIENT_MESSAGE } from '../../src/shared/errors.js';
 import type { GitHubClaims, OidcIssuer, SignOptions } from '../../test/support/oidc-issuer.js';
 import type { BrokerRequestOptions, BrokerResponse } from '../../test/support/broker-request.js';
 import type { InProcessBroker } from '../../test/support/in-process-broker.js';
-import { waitFor } from '../../test/support/cluster.js';
+import { kubectl, tokenKubeconfig, uniqueName, waitFor } from '../../test/support/cluster.js';
 import { managedObjects } from '../../test/support/managed-objects.js';
 import { cleanupCountingLeaks, startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
 import { OWNER_ID, REPO_ID } from '../../test/support/policy.js';
@@ -597,5 +597,116 @@ describe('attack corpus: refused, generic answer, precise audit reason, nothing 
     await revoke(target);
     const g = await expectGranted(await sign(), body());
     await revoke(g);
+  });
+});
+
+// Issue 24: what a real deployer grant of this broker tries in the cluster with its own token. Each
+// is refused by RBAC (the vetted role does not grant it) or by the admission guard, and leaves nothing.
+describe('grant-side routes: what a deployer grant tries with its own token', () => {
+  let deployer: ExchangeResponse;
+  let kubeconfig: { path: string; cleanup: () => void };
+  beforeAll(async () => {
+    deployer = await expectGranted(await sign(), { ...body(), role: 'deployer' });
+    kubeconfig = tokenKubeconfig(deployer.token, env.ns);
+  });
+  afterAll(async () => {
+    kubeconfig.cleanup();
+    await revoke(deployer);
+  });
+
+  const statefulSet = (name: string) => ({
+    apiVersion: 'apps/v1',
+    kind: 'StatefulSet',
+    metadata: { name },
+    spec: {
+      serviceName: name,
+      replicas: 0,
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: { containers: [{ name: 'a', image: 'r.invalid/a:1' }] },
+      },
+    },
+  });
+  const routes: [string, (name: string) => [args: string[], input?: unknown], RegExp][] = [
+    [
+      'a Deployment whose pods take the system-node-critical priority class',
+      (name) => [
+        ['apply', '-f', '-'],
+        {
+          apiVersion: 'apps/v1',
+          kind: 'Deployment',
+          metadata: { name },
+          spec: {
+            selector: { matchLabels: { app: name } },
+            template: {
+              metadata: { labels: { app: name } },
+              spec: {
+                priorityClassName: 'system-node-critical',
+                containers: [{ name: 'a', image: 'r.invalid/a:1' }],
+              },
+            },
+          },
+        },
+      ],
+      /k8s-ea-grant-guard.*may not use a system- priority class/s,
+    ],
+    [
+      'a forged ControllerRevision (the StatefulSet controller rebuilds pods from it)',
+      (name) => [
+        ['create', '-f', '-'],
+        { apiVersion: 'apps/v1', kind: 'ControllerRevision', metadata: { name }, revision: 1, data: {} },
+      ],
+      /forbidden/i,
+    ],
+    [
+      'statefulsets/status naming another revision',
+      (name) => [
+        [
+          'patch',
+          'statefulset',
+          name,
+          '--subresource=status',
+          '--type=merge',
+          '-p',
+          '{"status":{"currentRevision":"x"}}',
+        ],
+      ],
+      /forbidden/i,
+    ],
+    [
+      'services/status with a load-balancer address (CVE-2020-8554)',
+      (name) => [
+        [
+          'patch',
+          'service',
+          name,
+          '--subresource=status',
+          '--type=merge',
+          '-p',
+          '{"status":{"loadBalancer":{"ingress":[{"ip":"203.0.113.7"}]}}}',
+        ],
+      ],
+      /forbidden/i,
+    ],
+  ];
+
+  test.each(routes)('%s is refused', (_name, make, message) => {
+    counts.inputs += 1;
+    const name = uniqueName('route');
+    // The objects a status write aims at exist, made by the grant within its role.
+    expect(kubectl(kubeconfig.path, ['apply', '-f', '-'], JSON.stringify(statefulSet(name))).status).toBe(0);
+    const service = {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name },
+      spec: { type: 'LoadBalancer', ports: [{ port: 80 }] },
+    };
+    expect(kubectl(kubeconfig.path, ['apply', '-f', '-'], JSON.stringify(service)).status).toBe(0);
+    const [args, input] = make(name);
+    const r = kubectl(kubeconfig.path, args, input === undefined ? undefined : JSON.stringify(input));
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(message);
+    counts.refused += 1;
   });
 });

@@ -2,25 +2,22 @@
 // inside the grant. Every route below was open to a `deployer` grant before the guard; each is refused
 // with the guard's message, while ordinary workloads pass and other identities are untouched.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { randomBytes } from 'node:crypto';
 import {
   adminKubeconfigPath,
-  coreApi,
   freshNamespace,
   kubectl,
   rbacApi,
-  tokenKubeconfig,
   uniqueName,
 } from '../../test/support/cluster.js';
+import { grantName, identities } from './support/identities.js';
 
 type Manifest = Record<string, unknown>;
 let ns: { name: string; remove: () => Promise<void> };
-const kubeconfigs: { path: string; cleanup: () => void }[] = [];
+const ids = identities();
+const identity = ids.make;
 let grant: string; // kubeconfig of a grant identity (gha-<32 hex>) holding the shipped deployer role and more
 let otherGrantSa: string; // a second live grant's ServiceAccount in the same namespace
 let plainSa: string; // kubeconfig of a non-grant ServiceAccount with the same rights
-
-const grantName = () => `gha-${randomBytes(16).toString('hex')}`;
 
 // Beyond the shipped k8s-ea-deployer: every other pod-creating kind, pod updates and ServiceAccounts, so
 // that the guard (not RBAC) is what refuses each route below.
@@ -33,32 +30,6 @@ const EXTRA_RULES = [
     verbs: ['get', 'create', 'update', 'patch'],
   },
 ];
-
-/** A ServiceAccount token bound to these roles in a namespace; returns its kubeconfig's path. */
-async function identity(
-  namespace: string,
-  name: string,
-  roles: [kind: string, name: string][],
-): Promise<string> {
-  await coreApi().createNamespacedServiceAccount({ namespace, body: { metadata: { name } } });
-  for (const [kind, role] of roles)
-    await rbacApi().createNamespacedRoleBinding({
-      namespace,
-      body: {
-        metadata: { name: `${name}-${role}` },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind, name: role },
-        subjects: [{ kind: 'ServiceAccount', name, namespace }],
-      },
-    });
-  const tr = await coreApi().createNamespacedServiceAccountToken({
-    name,
-    namespace,
-    body: { spec: { audiences: [], expirationSeconds: 600 } },
-  });
-  const kc = tokenKubeconfig(tr.status!.token!, namespace);
-  kubeconfigs.push(kc);
-  return kc.path;
-}
 
 const DEPLOYER: [string, string] = ['ClusterRole', 'k8s-ea-deployer'];
 const WIDE: [string, string][] = [DEPLOYER, ['Role', 'extra']];
@@ -75,7 +46,7 @@ beforeAll(async () => {
   plainSa = await identity(ns.name, uniqueName('ci-bot'), WIDE);
 });
 afterAll(async () => {
-  kubeconfigs.forEach((k) => k.cleanup());
+  ids.cleanup();
   await ns.remove();
 });
 
@@ -110,6 +81,7 @@ const MSG = {
   privileged: /may not be privileged or add capabilities/,
   externalIPs: /Services may not set externalIPs/,
   forgedSa: /may not create or edit ServiceAccounts that look like k8s-ephemeral-access grants/,
+  priority: /may not use a system- priority class/,
 };
 
 describe('a grant may not deploy past its role', () => {
@@ -159,6 +131,23 @@ describe('a grant may not deploy past its role', () => {
   ])('%s is refused', (_, c) => {
     expectRefused(deployment(podSpec({}, c)), MSG.privileged);
   });
+
+  // Issue 24: the cluster's own priority classes preempt its system pods (accepted before the change).
+  test.each([['system-node-critical'], ['system-cluster-critical']])(
+    'a pod template with priorityClassName %s is refused',
+    (priorityClassName) => {
+      expectRefused(deployment(podSpec({ priorityClassName })), MSG.priority);
+      expectRefused(
+        {
+          apiVersion: 'v1',
+          kind: 'Pod',
+          metadata: { name: uniqueName('p') },
+          spec: podSpec({ priorityClassName }),
+        },
+        MSG.priority,
+      );
+    },
+  );
 
   test('a Service with externalIPs is refused', () => {
     expectRefused(
@@ -335,6 +324,24 @@ describe('what the guard lets through', () => {
     ).toBe(0);
   });
 
+  test('a cluster admin opts a namespace in to system priority classes, explicitly', async () => {
+    const optIn = await freshNamespace('guard-prio');
+    try {
+      kubectl(adminKubeconfigPath(), [
+        'annotate',
+        'namespace',
+        optIn.name,
+        'k8s-ephemeral-access.io/allow-system-priority=true',
+      ]);
+      const kc = await identity(optIn.name, grantName(), [DEPLOYER]);
+      const ok = apply(kc, deployment(podSpec({ priorityClassName: 'system-cluster-critical' })));
+      expect(ok.stderr).toBe('');
+      expect(ok.status).toBe(0);
+    } finally {
+      await optIn.remove();
+    }
+  });
+
   test('a cluster admin opts a namespace in to Secret references and more ServiceAccounts, explicitly', async () => {
     const optIn = await freshNamespace('guard-optin');
     try {
@@ -357,6 +364,10 @@ describe('what the guard lets through', () => {
       );
       expect(ok.stderr).toBe('');
       expect(ok.status).toBe(0);
+      // The system priority classes have their own opt-in, off here.
+      const critical = apply(kc, deployment(podSpec({ priorityClassName: 'system-node-critical' })));
+      expect(critical.status).not.toBe(0);
+      expect(critical.stderr).toMatch(MSG.priority);
       // What has no opt-in stays refused there too.
       const still = apply(kc, deployment(podSpec({ volumes: [{ name: 'v', hostPath: { path: '/' } }] })));
       expect(still.status).not.toBe(0);

@@ -12,6 +12,7 @@ import { ConfigError } from './config/config-error.js';
 import { readCidrList } from './config/cidr-list.js';
 import { FieldReader, type Mapping } from './config/fields.js';
 import { parseYamlSource, type YamlPath } from './config/yaml-source.js';
+import { DEFAULT_BROKER_NAMESPACE } from './policy/job-namespaces.js';
 import type { BrokerLimits } from './runtime.js';
 import type { GatewayConfig } from './gateway/start-gateway.js';
 
@@ -67,7 +68,7 @@ export const CONFIG_DEFAULTS = deepFreeze({
   issuers: [GITHUB_ISSUER],
   audience: DEFAULT_AUDIENCE,
   leewaySeconds: DEFAULT_LEEWAY_SECONDS,
-  brokerNamespace: 'k8s-ephemeral-access',
+  brokerNamespace: DEFAULT_BROKER_NAMESPACE,
   reaper: { intervalSeconds: 15, leaseName: 'k8s-ephemeral-access-reaper' },
   limits: {
     bodyBytes: 16_384,

@@ -2,9 +2,11 @@
 // updated by swapping a symlink next to the file (..data), which a watch on the file itself never
 // sees. Events are debounced (an editor or kubelet writes in several steps), and a slow poll
 // catches what a watch can miss (some network filesystems; a watch that failed). Nothing happens
-// unless the file's digest changed; a new version is read, validated and vetted completely
-// (live-policy.ts) before it takes over. A bad one is logged and counted once, and the running
-// policy stays.
+// unless the file's digest changed, and a changed file is applied only once it has stopped
+// changing: the same new digest read twice, a debounce apart, on the watch's path and the poll's
+// alike (a half-written file can be valid YAML that grants what the whole file refuses). A new
+// version is then read, validated and vetted completely (live-policy.ts) before it takes over. A
+// bad one is logged and counted once, and the running policy stays.
 import { watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
 import { errorMessage } from '../shared/errors.js';
@@ -21,7 +23,14 @@ export interface PolicyReloadOptions {
   context: PolicyContext;
   debounceMs?: number;
   pollMs?: number;
+  /** Waits the debounce between the two readings (a test replaces the timer). */
+  settle?: (ms: number) => Promise<void>;
 }
+
+const sleep = (ms: number) =>
+  new Promise<void>((resolve) => {
+    setTimeout(resolve, ms).unref();
+  });
 
 export interface PolicyReload {
   /** Looks at the file now (what the watch and the poll call); resolves when the look is done. */
@@ -42,19 +51,35 @@ export function startPolicyReload(
   let again = false;
   let stopped = false;
 
-  const attempt = async (): Promise<void> => {
-    let bytes: Buffer;
+  const settle = options.settle ?? sleep;
+  /** The file's bytes, or undefined once it was refused as unreadable. */
+  const read = (): Buffer | undefined => {
     try {
-      bytes = readPolicyText(path);
+      return readPolicyText(path);
     } catch (err) {
-      return refuse(`unreadable:${errorMessage(err)}`, err);
+      refuse(`unreadable:${errorMessage(err)}`, err);
+      return undefined;
     }
+  };
+
+  const attempt = async (): Promise<void> => {
+    const bytes = read();
+    if (!bytes) return;
     const sha256 = policyDigest(bytes);
     if (sha256 === live.sha256()) {
       refused = undefined; // back to the running version: a later breakage is news again
       return;
     }
     if (sha256 === refused) return;
+    // Still being written? Only a digest seen again a debounce later is a version.
+    await settle(debounceMs);
+    if (stopped) return;
+    const settled = read();
+    if (!settled) return;
+    if (policyDigest(settled) !== sha256) {
+      again = true;
+      return;
+    }
     let loaded: { rules: number; namespaces: readonly string[] };
     try {
       const next = parsePolicyVersion(bytes, path, context);

@@ -16,7 +16,10 @@ export async function startBrokerFromConfigFile(
 ): Promise<RunningBroker> {
   const logger = createLogger({ level: env.LOG_LEVEL === 'debug' ? 'debug' : 'info' });
   const config = loadConfig(configPath);
-  const policyContext = { issuers: config.issuers.map((i) => i.issuer) };
+  const policyContext = {
+    issuers: config.issuers.map((i) => i.issuer),
+    brokerNamespace: config.brokerNamespace,
+  };
   const { policy, sha256 } = loadPolicyVersion(config.policyFile, policyContext);
   const verifier = createTokenVerifier({
     issuers: config.issuers,

@@ -192,3 +192,45 @@ describe('policy test', () => {
     expect(run.stderr).toContain('is not a full git ref');
   });
 });
+
+describe('job namespaces the cluster or the broker keeps (issue 24)', () => {
+  const granting = (namespace: string) =>
+    files.write(`ns-${namespace}.yaml`, policyYaml({ namespaces: ['staging', namespace] }));
+
+  test.each(['kube-system', 'kube-public', 'kube-node-lease', 'default', 'k8s-ephemeral-access'])(
+    '%s is refused by policy check, policy test and rbac generate, naming the line',
+    async (namespace) => {
+      const file = granting(namespace);
+      const claims = claimsFile();
+      for (const argv of [
+        ['policy', 'check', file],
+        ['policy', 'test', file, '--claims', claims, '--namespace', namespace, '--role', 'viewer'],
+        ['rbac', 'generate', file],
+      ]) {
+        const run = await cli(argv);
+        expect(run.code).toBe(1);
+        expect(run.stdout).toBe('');
+        expect(run.stderr).toMatch(
+          new RegExp(
+            `^${file}:\\d+: rules\\[0\\]\\.namespaces\\[1\\]: "${namespace}" (cannot be a job namespace|is the broker's own namespace)`,
+          ),
+        );
+      }
+    },
+  );
+
+  test('--broker-namespace names the broker namespace that is refused, and frees the default one', async () => {
+    const file = files.write('ns-brk.yaml', policyYaml({ namespaces: ['staging', 'ci-broker'] }));
+    for (const command of [
+      ['policy', 'check'],
+      ['rbac', 'generate'],
+    ]) {
+      const refused = await cli([...command, file, '--broker-namespace', 'ci-broker']);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain(`"ci-broker" is the broker's own namespace`);
+    }
+    expect((await cli(['policy', 'check', file])).code).toBe(0);
+    const other = granting('k8s-ephemeral-access');
+    expect((await cli(['policy', 'check', other, '--broker-namespace', 'ci-broker'])).code).toBe(0);
+  });
+});

@@ -311,6 +311,22 @@ describe('rules', () => {
     ['a namespace that is not a DNS label', 17, '    namespaces: [team_a]', 'is not a namespace name'],
     ['no namespaces', 17, '    namespaces: []', 'must list at least one entry'],
     ['a single namespace not in a list', 17, '    namespaces: staging', 'must be a list'],
+    // Issue 24: the cluster's own namespaces, default, and the broker's.
+    ['kube-system', 17, '    namespaces: [staging, kube-system]', '"kube-system" cannot be a job namespace'],
+    ['kube-public', 17, '    namespaces: [kube-public]', '"kube-public" cannot be a job namespace'],
+    [
+      'kube-node-lease',
+      17,
+      '    namespaces: [kube-node-lease]',
+      '"kube-node-lease" cannot be a job namespace',
+    ],
+    ['default', 17, '    namespaces: [default]', '"default" cannot be a job namespace'],
+    [
+      "the broker's default namespace",
+      17,
+      '    namespaces: [k8s-ephemeral-access]',
+      `"k8s-ephemeral-access" is the broker's own namespace`,
+    ],
     ['an undefined role', 18, '    roles: [deployer, admin-ish]', 'role "admin-ish" is not defined'],
     ['maxTtlSeconds too short', 19, '    maxTtlSeconds: 30', 'between 60 and 21600'],
     ['maxTtlSeconds too long', 19, '    maxTtlSeconds: 86400', 'between 60 and 21600'],
@@ -320,6 +336,14 @@ describe('rules', () => {
     expect(issues(withLine(line, replacement))).toEqual([
       expect.objectContaining({ line, message: expect.stringContaining(message) }),
     ]);
+  });
+
+  test("the broker's namespace is the one the broker runs in (its config's brokerNamespace)", () => {
+    const text = withLine(17, '    namespaces: [ci-broker]');
+    expect(() => parsePolicy(text, 'policy.yaml')).not.toThrow();
+    expect(() => parsePolicy(text, 'policy.yaml', { brokerNamespace: 'ci-broker' })).toThrow(
+      /policy\.yaml:17: rules\[0\]\.namespaces\[0\]: "ci-broker" is the broker's own namespace/,
+    );
   });
 
   test('a rule without maxTtlSeconds is refused', () => {
@@ -437,6 +461,23 @@ describe('dangerous permissions in inline roles are refused at load', () => {
     ['writing endpointslices', 'discovery.k8s.io', 'endpointslices', 'create'],
     ['writing serviceaccounts', '""', 'serviceaccounts', 'create'],
     ['writing networkpolicies', 'networking.k8s.io', 'networkpolicies', 'delete'],
+    // The controller route (issue 24): what a controller rebuilds pods from, and what it acts on.
+    ['forging controllerrevisions', 'apps', 'controllerrevisions', 'create'],
+    ['deleting controllerrevisions', 'apps', 'controllerrevisions', 'delete'],
+    ['controllerrevisions in the old extensions group', 'extensions', 'controllerrevisions', 'patch'],
+    ['statefulsets/status (currentRevision)', 'apps', 'statefulsets/status', 'patch'],
+    ['daemonsets/status', 'apps', 'daemonsets/status', 'update'],
+    ['deployments/status', 'apps', 'deployments/status', 'patch'],
+    ['replicasets/status', 'apps', 'replicasets/status', 'update'],
+    ['replicationcontrollers/status', '""', 'replicationcontrollers/status', 'patch'],
+    ['jobs/status', 'batch', 'jobs/status', 'patch'],
+    ['cronjobs/status', 'batch', 'cronjobs/status', 'update'],
+    ['services/status (load-balancer IPs)', '""', 'services/status', 'patch'],
+    ['ingresses/status', 'networking.k8s.io', 'ingresses/status', 'update'],
+    ['pods/status (pod IPs in EndpointSlices)', '""', 'pods/status', 'patch'],
+    ['resourceclaims/status (device allocation)', 'resource.k8s.io', 'resourceclaims/status', 'update'],
+    ["any other resource's status", 'example.com', 'widgets/status', 'create'],
+    ['a status under a wildcard', 'apps', '"*/status"', 'patch'],
   ];
 
   test.each(DANGEROUS)('%s', (_name, group, resource, verb) => {
@@ -470,6 +511,12 @@ describe('findDangerousRules (the check for named roles)', () => {
         { apiGroups: [''], resources: ['pods', 'pods/log', 'configmaps'], verbs: ['get', 'list', 'watch'] },
         { apiGroups: ['apps'], resources: ['deployments'], verbs: ['create', 'patch', 'delete'] },
         { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], verbs: ['get', 'list'] },
+        // Reading what controllers report and keep is fine; only writing it is refused.
+        {
+          apiGroups: ['apps', ''],
+          resources: ['controllerrevisions', 'statefulsets/status', 'services/status', 'pods/status'],
+          verbs: ['get', 'list', 'watch'],
+        },
       ]),
     ).toEqual([]);
   });

@@ -6,6 +6,7 @@ import type { Policy } from '../policy/types.js';
 import type { Command } from './command.js';
 import type { CliIo } from './cli-io.js';
 import { EXIT } from './exit-codes.js';
+import { DEFAULT_BROKER_NAMESPACE } from '../policy/job-namespaces.js';
 import { ISSUER_OPTION, issueLines, loadPolicyArg } from './policy-file.js';
 
 interface RoleFinding {
@@ -27,7 +28,7 @@ function summary(policy: Policy): string {
 export const policyCheck: Command = {
   name: 'policy check',
   summary: 'validate a policy file as the broker would (and its named roles, with --kubeconfig)',
-  help: `usage: policy check <policy.yaml> [--issuer URL]... [--kubeconfig FILE] [--json]
+  help: `usage: policy check <policy.yaml> [--issuer URL]... [--broker-namespace N] [--kubeconfig FILE] [--json]
 
 Loads the policy exactly as the broker does at start and on every reload, and prints every
 problem as file:line: field: message. With --kubeconfig it also reads every named ClusterRole
@@ -36,6 +37,8 @@ as the broker does before it listens.
 
   --issuer URL       an issuer the broker trusts (repeat for several): pinned iss values must be
                      among them, and with several every rule must pin iss
+  --broker-namespace N  the broker's namespace (default ${DEFAULT_BROKER_NAMESPACE}), which no rule may
+                     grant; kube-system, kube-public, kube-node-lease and default are refused too
   --kubeconfig FILE  vet the named roles against this cluster (needs get on them)
   --json             one JSON object on stdout: {"valid", "problems", "summary", "roles"}
 

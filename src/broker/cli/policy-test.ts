@@ -113,7 +113,7 @@ export const policyTest: Command = {
   name: 'policy test',
   summary: 'say which rule allows a request for these claims, or why each rule does not',
   help: `usage: policy test <policy.yaml> --claims <file.json | -> --namespace N --role R [--ttl S]
-                   [--issuer URL]... [--json]
+                   [--issuer URL]... [--broker-namespace N] [--json]
 
 Decides one exchange request the way the broker does: the claims' shape, the request's shape,
 then the rules in file order. Prints the rule that allows it, or the refusal reason and, for
@@ -126,6 +126,7 @@ every rule, what stands in the way. Named roles are not read from a cluster here
   --role R        the role the job asks for (the action's role input)
   --ttl S         the lifetime asked for, in seconds (default: the rule's maxTtlSeconds)
   --issuer URL    an issuer the broker trusts (repeat for several), as for policy check
+  --broker-namespace N  the broker's namespace, as for policy check
   --json          one JSON object on stdout: {"allowed", "rule", "source", "ttlSeconds",
                   "roleRef", "reason", "message", "rules": [{"rule", "source", "problems"}]};
                   for an invalid policy {"allowed": false, "valid": false, "problems"}

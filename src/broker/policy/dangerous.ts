@@ -51,7 +51,34 @@ const WRITE_ONLY: Record<string, string> = {
   endpointslices: 'writes EndpointSlices (redirects the traffic of a Service to addresses of its choosing)',
   serviceaccounts: 'writes ServiceAccounts (can forge or delete identities, including grants)',
   networkpolicies: 'writes NetworkPolicies (opens or closes the network boundary of the namespace)',
+  // The controller route (docs/policy.md, "What controllers build for a grant"): a StatefulSet
+  // recreates a deleted pod from the revision its status names, not from the template the guard checked.
+  controllerrevisions:
+    'writes ControllerRevisions (a StatefulSet controller rebuilds pods from them, unchecked by the admission guard)',
 };
+
+/**
+ * A status is what a controller reports, and other controllers act on it: no job writes one. Refused
+ * by class (any resource's `<name>/status` with a write verb); the known routes get their own reason.
+ */
+const STATUS_WRITES: Record<string, string> = {
+  'statefulsets/status':
+    'writes StatefulSet status (currentRevision names the revision its controller rebuilds pods from)',
+  'daemonsets/status': 'writes workload status (controllers and rollouts act on it)',
+  'deployments/status': 'writes workload status (controllers and rollouts act on it)',
+  'replicasets/status': 'writes workload status (controllers and rollouts act on it)',
+  'replicationcontrollers/status': 'writes workload status (controllers and rollouts act on it)',
+  'jobs/status': 'writes workload status (controllers and rollouts act on it)',
+  'cronjobs/status': 'writes workload status (controllers and rollouts act on it)',
+  'services/status':
+    'writes Service status (status.loadBalancer.ingress[].ip captures traffic to that address: CVE-2020-8554)',
+  'ingresses/status':
+    'writes Ingress status (the published load-balancer address, which DNS controllers follow)',
+  'pods/status':
+    "writes Pod status (a pod's IP is copied into its Services' EndpointSlices: redirects traffic)",
+  'resourceclaims/status': 'writes ResourceClaim status (allocates devices to pods, bypassing the scheduler)',
+};
+const ANY_STATUS = 'writes a status subresource (what a controller reports, and other controllers act on)';
 
 /** Resources refused with update or patch only: deleting or creating them is governed elsewhere. */
 const IN_PLACE: Record<string, string> = {
@@ -103,6 +130,8 @@ export function dangerousFindings(rules: readonly RuleSummary[]): DangerFinding[
       if (writeOnly && writes) add(writeOnly);
       const inPlaceOnly = IN_PLACE[resource];
       if (inPlaceOnly && inPlace) add(inPlaceOnly);
+      if (writes && !writeOnly && !resource.includes('*') && resource.endsWith('/status'))
+        add(STATUS_WRITES[resource] ?? ANY_STATUS);
     }
   });
   return findings;

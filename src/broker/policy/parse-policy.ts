@@ -9,6 +9,7 @@ import { parseYamlSource, type YamlPath } from '../config/yaml-source.js';
 import { dangerousFindings, forbiddenRoleNameProblem } from './dangerous.js';
 import { createPolicyEngine } from './engine.js';
 import { globPatternProblem, hasWildcard } from './glob.js';
+import { DEFAULT_BROKER_NAMESPACE, jobNamespaceProblem } from './job-namespaces.js';
 import { isWellFormedRef } from './matcher.js';
 import {
   GLOB_FIELDS,
@@ -40,6 +41,8 @@ export interface PolicyContext {
    * IDs are unique only within one GitHub instance. Pinned values must be among them.
    */
   issuers?: readonly string[];
+  /** The broker's own namespace, refused as a job namespace (default DEFAULT_BROKER_NAMESPACE). */
+  brokerNamespace?: string;
 }
 
 /** Parses policy YAML text; `fileName` is used in error messages. Throws ConfigError. */
@@ -181,11 +184,15 @@ function readRule(
   const namespaces = r.list(
     [...path, 'namespaces'],
     rule.namespaces,
-    (p, v) =>
-      r.string(p, v, {
+    (p, v) => {
+      const namespace = r.string(p, v, {
         pattern: DNS_LABEL,
         hint: `is not a namespace name: ${DNS_LABEL_HINT}`,
-      }),
+      });
+      if (namespace === undefined) return undefined;
+      const problem = jobNamespaceProblem(namespace, context.brokerNamespace ?? DEFAULT_BROKER_NAMESPACE);
+      return problem ? r.report(p, problem) : namespace;
+    },
     { nonEmpty: true, unique: true },
   );
   const roleNames = r.list(

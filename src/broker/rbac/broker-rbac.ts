@@ -5,6 +5,7 @@
 // deploy/job-namespace-rbac.yaml is its output for the example policy.
 import { inlineRoleName } from '../naming.js';
 import type { RuleSummary } from '../../shared/api.js';
+import { DEFAULT_BROKER_NAMESPACE } from '../policy/job-namespaces.js';
 import type { Policy } from '../policy/types.js';
 
 export const RBAC_API_VERSION = 'rbac.authorization.k8s.io/v1';
@@ -20,7 +21,7 @@ export interface BrokerIdentity {
 }
 
 export const DEFAULT_BROKER_IDENTITY: Readonly<BrokerIdentity> = Object.freeze({
-  brokerNamespace: 'k8s-ephemeral-access',
+  brokerNamespace: DEFAULT_BROKER_NAMESPACE,
   serviceAccount: 'k8s-ea-broker',
   name: 'k8s-ea-broker',
 });
