@@ -94,9 +94,17 @@ export function grantRecordOf(namespace: string, sa: V1ServiceAccount): GrantRec
   };
 }
 
+/** A grant's place in the table: its name is unique within its namespace only. */
+const keyOf = (namespace: string, grantId: string) => `${namespace}/${grantId}`;
+
 export class LiveGrants {
   private readonly byUid = new Map<string, GrantRecord>();
-  private readonly uidByGrant = new Map<string, string>();
+  /**
+   * namespace/grant id → uid. Keyed by namespace too: a look-alike of the same name in another
+   * job namespace (anyone who may create ServiceAccounts there can make one) takes its own place
+   * and never evicts the grant; the JWT-use record's namespace decides which one is live.
+   */
+  private readonly uidByKey = new Map<string, string>();
   private readonly records = new Map<string, JwtUseRecord>();
   /** uid → when it was removed: a late ADDED/MODIFIED event must not bring it back. */
   private readonly tombstones = new Map<string, number>();
@@ -134,10 +142,13 @@ export class LiveGrants {
 
   upsertGrant(record: GrantRecord): void {
     if (this.tombstones.has(record.uid)) return;
-    const previousUid = this.uidByGrant.get(record.grantId);
+    const key = keyOf(record.namespace, record.grantId);
+    const previousUid = this.uidByKey.get(key);
+    // A name is unique in its namespace: another uid under this key means the earlier
+    // ServiceAccount was deleted (its own end; the watch may report it later) and this replaced it.
     if (previousUid !== undefined && previousUid !== record.uid) this.drop(previousUid);
     this.byUid.set(record.uid, record);
-    this.uidByGrant.set(record.grantId, record.uid);
+    this.uidByKey.set(key, record.uid);
   }
 
   removeServiceAccount(sa: V1ServiceAccount): void {
@@ -154,31 +165,40 @@ export class LiveGrants {
   }
 
   upsertRecord(record: JwtUseRecord): void {
+    const previous = this.records.get(record.grantId);
     this.records.set(record.grantId, record);
+    if (previous?.namespace !== undefined && previous.namespace !== record.namespace)
+      this.notifyProvenGone(previous);
   }
 
   removeRecord(grantId: string): void {
+    const previous = this.records.get(grantId);
     this.records.delete(grantId);
-    const uid = this.uidByGrant.get(grantId);
-    if (uid !== undefined) this.notifyGone(uid);
+    if (previous) this.notifyProvenGone(previous);
   }
 
   replaceRecords(records: ReadonlyMap<string, JwtUseRecord>): void {
-    const removed = [...this.records.keys()].filter((grantId) => !records.has(grantId));
+    const previous = [...this.records.values()];
     this.records.clear();
     for (const [grantId, record] of records) this.records.set(grantId, record);
-    for (const grantId of removed) {
-      const uid = this.uidByGrant.get(grantId);
-      if (uid !== undefined) this.notifyGone(uid);
-    }
+    for (const old of previous)
+      if (records.get(old.grantId)?.namespace !== old.namespace) this.notifyProvenGone(old);
   }
 
   /** This replica revokes the grant: refused from now on, before the watch reports the deletion. */
-  forget(grantId: string): void {
-    const uid = this.uidByGrant.get(grantId);
+  forget(namespace: string, grantId: string): void {
+    const uid = this.uidByKey.get(keyOf(namespace, grantId));
     if (uid !== undefined) this.drop(uid);
   }
 
+  /** A record stopped proving its grant: announce the one ServiceAccount it proved, if any. */
+  private notifyProvenGone(record: JwtUseRecord): void {
+    if (record.namespace === undefined) return;
+    const uid = this.uidByKey.get(keyOf(record.namespace, record.grantId));
+    if (uid !== undefined) this.notifyGone(uid);
+  }
+
+  /** `uid`'s own end (deleted, revoked, replaced under its own name): gone, and kept out. */
   private drop(uid: string): void {
     const grant = this.byUid.get(uid);
     const now = this.now();
@@ -190,7 +210,8 @@ export class LiveGrants {
     }
     if (!grant) return;
     this.byUid.delete(uid);
-    if (this.uidByGrant.get(grant.grantId) === uid) this.uidByGrant.delete(grant.grantId);
+    const key = keyOf(grant.namespace, grant.grantId);
+    if (this.uidByKey.get(key) === uid) this.uidByKey.delete(key);
     this.notifyGone(uid);
   }
 

@@ -138,7 +138,7 @@ async function revoke(
   // them, as it does for a revocation served by another replica, but seconds later).
   await deps.grantWork?.settled(grantId);
   // Refused at this replica's gateway from now on; the others learn it from their watch.
-  deps.liveGrants?.forget(grantId);
+  deps.liveGrants?.forget(namespace, grantId);
   await deleteGrantObjects(deps.k8s, namespace, grantId, { uid });
   const audit: AuditEvent = {
     action: 'revocation',
