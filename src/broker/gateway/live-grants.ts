@@ -9,39 +9,11 @@
 // Memory: one small record per grant and per JWT-use record (a few hundred bytes each), never the
 // objects themselves.
 import type { V1ServiceAccount } from '@kubernetes/client-node';
-import type { VerifiedClaims } from '../types.js';
 import type { JwtUseRecord } from '../k8s/replay-ledger.js';
-import {
-  ACTOR_ANNOTATION,
-  EXPIRES_AT_ANNOTATION,
-  JOB_WORKFLOW_REF_ANNOTATION,
-  REF_ANNOTATION,
-  REPOSITORY_ANNOTATION,
-  REPOSITORY_ID_LABEL,
-  ROLE_ANNOTATION,
-  RULE_ANNOTATION,
-  RUN_ATTEMPT_LABEL,
-  RUN_ID_LABEL,
-  SHA_ANNOTATION,
-  WORKFLOW_ANNOTATION,
-  isGrantId,
-} from '../naming.js';
+import { runOfGrant, type RunAttribution } from '../grant-run.js';
+import { EXPIRES_AT_ANNOTATION, ROLE_ANNOTATION, RULE_ANNOTATION, isGrantId } from '../naming.js';
 
-/** The GitHub run a grant was issued to, as its ServiceAccount records it (for audit lines). */
-export type RunAttribution = Partial<
-  Pick<
-    VerifiedClaims,
-    | 'repository'
-    | 'repository_id'
-    | 'run_id'
-    | 'run_attempt'
-    | 'workflow'
-    | 'job_workflow_ref'
-    | 'actor'
-    | 'ref'
-    | 'sha'
-  >
->;
+export type { RunAttribution } from '../grant-run.js';
 
 export interface GrantRecord {
   uid: string;
@@ -70,19 +42,6 @@ export function grantRecordOf(namespace: string, sa: V1ServiceAccount): GrantRec
   const uid = meta?.uid ?? '';
   if (!isGrantId(grantId) || !uid) return undefined;
   const a = meta?.annotations ?? {};
-  const l = meta?.labels ?? {};
-  const run: RunAttribution = {
-    repository: a[REPOSITORY_ANNOTATION],
-    repository_id: l[REPOSITORY_ID_LABEL],
-    run_id: l[RUN_ID_LABEL],
-    run_attempt: l[RUN_ATTEMPT_LABEL],
-    workflow: a[WORKFLOW_ANNOTATION],
-    job_workflow_ref: a[JOB_WORKFLOW_REF_ANNOTATION],
-    actor: a[ACTOR_ANNOTATION],
-    ref: a[REF_ANNOTATION],
-    sha: a[SHA_ANNOTATION],
-  };
-  for (const key of Object.keys(run) as (keyof RunAttribution)[]) if (run[key] === undefined) delete run[key];
   return {
     uid,
     grantId,
@@ -90,7 +49,7 @@ export function grantRecordOf(namespace: string, sa: V1ServiceAccount): GrantRec
     annotatedExpiry: Date.parse(a[EXPIRES_AT_ANNOTATION] ?? ''),
     role: a[ROLE_ANNOTATION],
     ruleName: a[RULE_ANNOTATION],
-    run,
+    run: runOfGrant(meta),
   };
 }
 
