@@ -94,6 +94,8 @@ describe('LiveGrants', () => {
     t.forget('team-a', GRANT);
     expect(t.live('uid-1')).toBeUndefined();
     expect(gone).toEqual(['uid-1']);
+    // Its record stays a while, for the lines of refused calls that still carry its token.
+    expect(t.ended('uid-1')).toMatchObject({ grantId: GRANT, run: { run_id: '42' } });
     t.upsertServiceAccount('team-a', sa());
     expect(t.live('uid-1')).toBeUndefined();
     t.removeServiceAccount(sa());

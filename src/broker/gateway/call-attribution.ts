@@ -5,7 +5,7 @@ import { decodeJwt } from 'jose';
 import { SERVICE_ACCOUNT_USER_PREFIX } from '../../shared/contract.js';
 import type { AuditEvent } from '../audit.js';
 import { isGrantId } from '../naming.js';
-import type { LiveGrant } from './live-grants.js';
+import type { GrantRecord, LiveGrant } from './live-grants.js';
 
 export interface ClaimedIdentity {
   namespace: string;
@@ -44,8 +44,20 @@ export function grantFields(grant: LiveGrant): Partial<AuditEvent> {
   };
 }
 
-/** An unproven token that names a grant ServiceAccount: what it claims, marked as such. */
-export function claimedFields(claimed: ClaimedIdentity | undefined): Partial<AuditEvent> {
+/**
+ * An unproven token that names a grant ServiceAccount: what it claims, marked as such, with the
+ * run of the grant it names when that grant ended here lately (uid, name and namespace alike).
+ */
+export function claimedFields(
+  claimed: ClaimedIdentity | undefined,
+  ended?: (uid: string) => GrantRecord | undefined,
+): Partial<AuditEvent> {
   if (!claimed || !isGrantId(claimed.name)) return {};
-  return { claimedGrantId: claimed.name, claimedNamespace: claimed.namespace };
+  const grant = ended?.(claimed.uid);
+  const same = grant?.grantId === claimed.name && grant.namespace === claimed.namespace;
+  return {
+    claimedGrantId: claimed.name,
+    claimedNamespace: claimed.namespace,
+    ...(same ? { claims: grant.run } : {}),
+  };
 }

@@ -65,8 +65,11 @@ export class LiveGrants {
    */
   private readonly uidByKey = new Map<string, string>();
   private readonly records = new Map<string, JwtUseRecord>();
-  /** uid → when it was removed: a late ADDED/MODIFIED event must not bring it back. */
-  private readonly tombstones = new Map<string, number>();
+  /**
+   * uid → when it was removed (and what it was): a late ADDED/MODIFIED event must not bring it
+   * back, and a refusal of its token can still say whose grant it claims to be.
+   */
+  private readonly tombstones = new Map<string, { at: number; grant?: GrantRecord }>();
   private readonly goneListeners: ((uid: string) => void)[] = [];
 
   constructor(private readonly now: () => number = Date.now) {}
@@ -88,6 +91,11 @@ export class LiveGrants {
       Number.isFinite(grant.annotatedExpiry) ? grant.annotatedExpiry : -Infinity,
     );
     return expiresAt > this.now() ? { ...grant, expiresAt } : undefined;
+  }
+
+  /** The grant behind `uid` if it ended here in the last minutes (for refusal lines only). */
+  ended(uid: string): GrantRecord | undefined {
+    return this.tombstones.get(uid)?.grant;
   }
 
   get size(): number {
@@ -161,9 +169,9 @@ export class LiveGrants {
   private drop(uid: string): void {
     const grant = this.byUid.get(uid);
     const now = this.now();
-    this.tombstones.set(uid, now);
+    this.tombstones.set(uid, { at: now, grant });
     // Bounded: tombstones older than the longest a late event could take are dropped as we go.
-    for (const [old, at] of this.tombstones) {
+    for (const [old, { at }] of this.tombstones) {
       if (now - at < TOMBSTONE_MS) break;
       this.tombstones.delete(old);
     }

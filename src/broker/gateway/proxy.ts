@@ -101,6 +101,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const { upstream } = deps;
   const limits = deps.limits ?? GATEWAY_LIMIT_DEFAULTS;
   const caps = new ConcurrencyCaps(limits);
+  const ended = (uid: string) => deps.table.ended(uid);
   /** uid → its calls in flight (waiting for a connection or forwarded). */
   const open = new Map<string, Set<OpenCall>>();
   let openCount = 0;
@@ -172,7 +173,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const attribution = async (req: IncomingMessage): Promise<Partial<AuditEvent>> => {
     try {
       const auth = await authenticate(req);
-      return 'grant' in auth ? grantFields(auth.grant) : claimedFields(auth.claimed);
+      return 'grant' in auth ? grantFields(auth.grant) : claimedFields(auth.claimed, ended);
     } catch {
       return {};
     }
@@ -422,7 +423,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
         const headerRefusal = checkHeaders(req.headers, req.rawHeaders);
         if (headerRefusal) return refuse(req, res, headerRefusal, { requestId, ...(await attribution(req)) });
         const auth = await authenticate(req);
-        if ('reason' in auth) return refuse(req, res, auth, { requestId, ...claimedFields(auth.claimed) });
+        if ('reason' in auth)
+          return refuse(req, res, auth, { requestId, ...claimedFields(auth.claimed, ended) });
         const sourceRefusal = deps.checkSource?.(auth.grant, req);
         if (sourceRefusal) return refuse(req, res, sourceRefusal, { requestId, ...grantFields(auth.grant) });
         // The client may have left while its token was checked: its answer's 'close' has fired
