@@ -52,7 +52,10 @@ const untilAccepted = (broker: InProcessBroker, token: string) =>
     (await ask(broker, 'GET', configmaps(), token)).status === 200 ? true : undefined,
   );
 
-/** A request held open by the test: its status once headers come, its end, and a way to stop it. */
+/**
+ * A request held open by the test: its status once headers come, its end, and a way to stop it.
+ * With a `content-type` header the body is left to the caller (written and ended through `req`).
+ */
 function openCall(broker: InProcessBroker, method: string, path: string, token: string, headers = {}) {
   const url = new URL(broker.gateway!.url);
   const options: RequestOptions = {
@@ -83,6 +86,7 @@ function openCall(broker: InProcessBroker, method: string, path: string, token: 
       resolve({ status: 0, body: Promise.resolve('') });
     });
   });
+  if (!('content-type' in headers)) req.end();
   return { req, answer, done, stop: () => req.destroy() };
 }
 
@@ -200,9 +204,15 @@ describe('audit that always joins', () => {
     );
     const forwarded = lines.filter((l) => l.action === 'gateway');
     expect(forwarded.length).toBeGreaterThanOrEqual(4);
-    const ids = forwarded.map((l) => l.apiAuditId);
+    // A call whose grant ended before it went out was never sent: no apiAuditId, and (below) no event.
+    const notSent = forwarded.filter((l) => l.notSent !== undefined);
+    for (const l of notSent)
+      expect(l).toMatchObject({ status: 401, notSent: 'grant ended before it was sent' });
+    const sent = forwarded.filter((l) => l.notSent === undefined);
+    expect(sent.length).toBeGreaterThanOrEqual(4);
+    const ids = sent.map((l) => l.apiAuditId as string);
+    for (const id of ids) expect(id).toEqual(expect.any(String));
     expect(new Set(ids).size).toBe(ids.length);
-    for (const l of forwarded) expect(l.apiAuditId).toEqual(expect.any(String));
     // Each id is in the API server's audit log, its final status the line's.
     const events = await waitFor('the API server to log every call', () => {
       const byId = new Map(
@@ -212,9 +222,11 @@ describe('audit that always joins', () => {
       );
       return byId.size === ids.length ? byId : undefined;
     });
-    for (const l of forwarded)
+    for (const l of sent)
       expect([l.verb, events.get(l.apiAuditId as string)!.responseStatus?.code]).toEqual([l.verb, l.status]);
-    const create = forwarded.find((l) => l.verb === 'create' && l.bytesIn === Buffer.byteLength(manifest));
+    const unsentIds = new Set(notSent.map((l) => l.requestId));
+    expect(readAudit().filter((e) => unsentIds.has(e.auditID))).toEqual([]);
+    const create = sent.find((l) => l.verb === 'create' && l.bytesIn === Buffer.byteLength(manifest));
     expect(create).toMatchObject({ status: 201 });
     expect(create).not.toHaveProperty('incomplete');
     // The refused calls name the grant (as claimed: its token no longer proves it) and its run.
@@ -224,8 +236,8 @@ describe('audit that always joins', () => {
         github: expect.objectContaining({ repository: 'octo-org/octo-repo', run_attempt: '1' }),
       });
     console.log(
-      `audit join: ${calls.length} calls, ${forwarded.length} forwarded (each in the API server log with its status), ` +
-        `${lines.length - forwarded.length} refused`,
+      `audit join: ${calls.length} calls in flight at revocation: ${sent.length} sent (each in the API server's ` +
+        `audit log with its status), ${notSent.length} never sent, ${lines.length - forwarded.length} refused`,
     );
   }, 90_000);
 });

@@ -100,6 +100,7 @@ describe('LiveGrants', () => {
     expect(t.live('uid-1')).toBeUndefined();
     t.removeServiceAccount(sa());
     expect(t.size).toBe(0);
+    expect(t.ended('uid-1')?.grantId).toBe(GRANT);
   });
 
   test('a look-alike of the same grant id in another namespace neither evicts the grant nor, deleted, keeps it out', () => {

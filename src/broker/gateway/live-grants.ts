@@ -169,7 +169,10 @@ export class LiveGrants {
   private drop(uid: string): void {
     const grant = this.byUid.get(uid);
     const now = this.now();
-    this.tombstones.set(uid, { at: now, grant });
+    // A second end (the watch's DELETED after a revocation here) keeps what the first one knew.
+    const known = grant ?? this.tombstones.get(uid)?.grant;
+    this.tombstones.delete(uid);
+    this.tombstones.set(uid, { at: now, grant: known });
     // Bounded: tombstones older than the longest a late event could take are dropped as we go.
     for (const [old, { at }] of this.tombstones) {
       if (now - at < TOMBSTONE_MS) break;
