@@ -17,6 +17,7 @@ import { waitFor } from '../../test/support/cluster.js';
 import { managedObjects } from '../../test/support/managed-objects.js';
 import { cleanupCountingLeaks, startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
 import { OWNER_ID, REPO_ID } from '../../test/support/policy.js';
+import { gatewayAttackCorpus } from './support/gateway-attacks.js';
 
 const ATTACKER_REPO_ID = '555000111';
 const ATTACKER_OWNER_ID = '444000222';
@@ -599,3 +600,6 @@ describe('attack corpus: refused, generic answer, precise audit reason, nothing 
     await revoke(g);
   });
 });
+
+// The gateway's routes run against a gateway-mode broker of their own (support/gateway-attacks.ts).
+gatewayAttackCorpus();
