@@ -53,6 +53,7 @@ export const CLUSTER_TESTS = [
   '__tests__/cluster/idempotent-apply.test.ts',
   '__tests__/docs/demo.test.ts',
   '__tests__/gateway/gateway-e2e.test.ts',
+  '__tests__/gateway/gateway-fairness.test.ts',
   '__tests__/gateway/gateway-slow-client.test.ts',
   '__tests__/gateway/gateway-source-ranges.test.ts',
   '__tests__/gateway/grant-watch-pages.test.ts',

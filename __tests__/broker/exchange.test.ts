@@ -417,8 +417,16 @@ describe('revocation', () => {
       `revoke via broker: first denial ${first} after ${firstMs} ms, 401 after ${unauthorizedMs} ms`,
     );
     expect([401, 403]).toContain(first);
+    // No GitHub token came with the revoke: the line names the run the grant recorded.
     expect(broker.auditLines.find((l) => l.action === 'revocation' && l.grantId === g.grantId)).toMatchObject(
-      { by: 'grant-token' },
+      {
+        by: 'grant-token',
+        github: expect.objectContaining({
+          repository: 'octo-org/octo-repo',
+          run_id: expect.any(String),
+          run_attempt: '1',
+        }),
+      },
     );
     expect((await broker.request('DELETE', `/v1/grants/${g.grantId}`, { token: g.token })).status).toBe(401);
   });

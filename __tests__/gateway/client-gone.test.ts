@@ -6,6 +6,7 @@ import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Pool } from 'undici';
+import { ConnectionGate } from '../../src/broker/gateway/connection-gate.js';
 import { createGateway, type Gateway } from '../../src/broker/gateway/proxy.js';
 import { LiveGrants } from '../../src/broker/gateway/live-grants.js';
 import type { TokenReviewCache } from '../../src/broker/gateway/token-review-cache.js';
@@ -63,7 +64,11 @@ beforeAll(async () => {
     synced: () => true,
     reviews,
     namespaces: () => [NS],
-    upstream: { pool, basePath: '', close: () => undefined },
+    upstream: {
+      lanes: { short: { pool, gate: new ConnectionGate(4) }, long: { pool, gate: new ConnectionGate(4) } },
+      basePath: '',
+      close: () => undefined,
+    },
     audit: { record: () => undefined } as never,
     logger: { info: () => undefined, warn: () => undefined, error: () => undefined } as never,
     metrics: createMetrics(),

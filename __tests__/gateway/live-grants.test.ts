@@ -91,13 +91,39 @@ describe('LiveGrants', () => {
     const { t, gone } = table();
     t.upsertRecord(record());
     t.upsertServiceAccount('team-a', sa());
-    t.forget(GRANT);
+    t.forget('team-a', GRANT);
     expect(t.live('uid-1')).toBeUndefined();
     expect(gone).toEqual(['uid-1']);
+    // Its record stays a while, for the lines of refused calls that still carry its token.
+    expect(t.ended('uid-1')).toMatchObject({ grantId: GRANT, run: { run_id: '42' } });
     t.upsertServiceAccount('team-a', sa());
     expect(t.live('uid-1')).toBeUndefined();
     t.removeServiceAccount(sa());
     expect(t.size).toBe(0);
+    expect(t.ended('uid-1')?.grantId).toBe(GRANT);
+  });
+
+  test('a look-alike of the same grant id in another namespace neither evicts the grant nor, deleted, keeps it out', () => {
+    const { t, gone } = table();
+    t.upsertRecord(record());
+    t.upsertServiceAccount('team-a', sa());
+    // Whoever may create ServiceAccounts in team-b copies the name, labels and annotations.
+    t.upsertServiceAccount('team-b', sa({ uid: 'uid-lookalike' }));
+    expect(t.live('uid-1')?.namespace).toBe('team-a');
+    expect(t.live('uid-lookalike')).toBeUndefined();
+    t.removeServiceAccount(sa({ uid: 'uid-lookalike' }));
+    expect(gone).toEqual(['uid-lookalike']);
+    expect(t.live('uid-1')).toBeDefined();
+    // The grant's own later events (a renewal moving its end) are still taken.
+    t.upsertServiceAccount('team-a', sa({ expiresAt: '2026-11-30T00:20:00Z' }));
+    expect(t.live('uid-1')?.expiresAt).toBe(Date.parse('2026-11-30T00:10:00Z'));
+    // A revocation by namespace and grant id ends the grant, never the look-alike's namesake.
+    t.upsertServiceAccount('team-b', sa({ uid: 'uid-lookalike-2' }));
+    t.forget('team-b', GRANT);
+    expect(t.live('uid-1')).toBeDefined();
+    t.forget('team-a', GRANT);
+    expect(t.live('uid-1')).toBeUndefined();
+    expect(gone).toEqual(['uid-lookalike', 'uid-lookalike-2', 'uid-1']);
   });
 
   test('a fresh listing drops what is no longer there, in that namespace only', () => {

@@ -2,7 +2,7 @@
 // request's verb and namespace for the audit line. The same inputs against the running gateway
 // are in gateway.test.ts; here, the rules themselves.
 import { describe, expect, test } from '@jest/globals';
-import { describeKubeRequest } from '../../src/broker/gateway/kube-request.js';
+import { describeKubeRequest, isLongRunning } from '../../src/broker/gateway/kube-request.js';
 import {
   bearerTokenOf,
   checkHeaders,
@@ -37,8 +37,33 @@ describe('checkTarget', () => {
     ['/api/v1/namespaces/ci/pods/p/exec', false],
     ['/api/v1/namespaces/ci/pods/p/attach', false],
     ['/api/v1/namespaces/ci/pods/p/portforward', false],
+    // By the subresource the API server parses: a trailing slash or more segments are still exec.
+    ['/api/v1/namespaces/ci/pods/p/exec/', false],
+    ['/api/v1/namespaces/ci/pods/p/attach/', false],
+    ['/api/v1/namespaces/ci/pods/p/portforward/x', false],
+    ['/api/v1/namespaces/ci/pods/p/exec?command=sh', false],
+    // The API server's proxy, by subresource and by the verb prefix.
+    ['/api/v1/namespaces/ci/pods/p/proxy', false],
+    ['/api/v1/namespaces/ci/services/web:80/proxy/', false],
+    ['/api/v1/nodes/n1/proxy/configz', false],
+    ['/api/v1/proxy/namespaces/ci/pods/p', false],
+    // A resource or object that is merely named like one is not refused.
+    ['/api/v1/namespaces/ci/configmaps/exec', true],
+    ['/api/v1/namespaces/exec/configmaps', true],
+    ['/apis/example.com/v1/exec', true],
   ])('%s → accepted %s', (url, accepted) => {
     expect('reason' in checkTarget('GET', url)).toBe(!accepted);
+  });
+
+  test('exec is refused as a connection upgrade, the proxy as the proxy', () => {
+    expect(checkTarget('POST', '/api/v1/namespaces/ci/pods/p/exec/')).toMatchObject({
+      status: 403,
+      reason: 'upgrade_refused',
+    });
+    expect(checkTarget('GET', '/api/v1/namespaces/ci/services/s/proxy/')).toMatchObject({
+      status: 403,
+      reason: 'proxy_refused',
+    });
   });
 
   test('methods the API does not use are refused', () => {
@@ -154,8 +179,52 @@ describe('describeKubeRequest', () => {
       { verb: 'get', namespace: 'ci', resource: 'namespaces', name: 'ci' },
     ],
     ['GET', '/version', '', { verb: 'get' }],
+    // ?watch= as apimachinery converts a boolean: anything but "0" and "false" (any case) is true.
+    ['GET', '/api/v1/namespaces/ci/pods', '?watch=yes', { verb: 'watch', resource: 'pods' }],
+    ['GET', '/api/v1/namespaces/ci/pods', '?watch=True', { verb: 'watch' }],
+    ['GET', '/api/v1/namespaces/ci/pods', '?watch=1', { verb: 'watch' }],
+    ['GET', '/api/v1/namespaces/ci/pods', '?watch=true', { verb: 'watch' }],
+    ['GET', '/api/v1/namespaces/ci/pods', '?watch=', { verb: 'watch' }],
+    ['GET', '/api/v1/namespaces/ci/pods', '?watch', { verb: 'watch' }],
+    ['GET', '/api/v1/namespaces/ci/pods', '?watch=%74rue', { verb: 'watch' }],
+    ['GET', '/api/v1/namespaces/ci/pods', '?watch=FALSE', { verb: 'list' }],
+    ['GET', '/api/v1/namespaces/ci/pods', '?watch=0', { verb: 'list' }],
+    ['GET', '/api/v1/namespaces/ci/pods', '?watch=0&watch=1', { verb: 'list' }],
+    // Go drops a pair holding ";" or a bad escape; the next "watch" counts.
+    ['GET', '/api/v1/namespaces/ci/pods', '?watch=0;x&watch=1', { verb: 'watch' }],
+    ['GET', '/api/v1/namespaces/ci/pods', '?watch=1;x', { verb: 'list' }],
+    ['GET', '/api/v1/namespaces/ci/pods', '?watch=%zz', { verb: 'list' }],
+    // A named object is a get whatever ?watch says; the /watch/ prefix is a watch even when named.
+    ['GET', '/api/v1/namespaces/ci/pods/p', '?watch=1', { verb: 'get', name: 'p' }],
+    ['GET', '/api/v1/watch/namespaces/ci/pods/p', '', { verb: 'watch', name: 'p' }],
+    // Trailing slashes do not count, as in the API server's splitPath.
+    ['POST', '/api/v1/namespaces/ci/pods/p/exec/', '', { verb: 'create', subresource: 'exec' }],
+    ['GET', '/api/v1/namespaces/ci/', '', { verb: 'get', resource: 'namespaces', name: 'ci' }],
+    ['PUT', '/api/v1/namespaces/ci/finalize', '', { resource: 'namespaces', subresource: 'finalize' }],
+    ['GET', '/api/v1/proxy/namespaces/ci/pods/p/x', '', { verb: 'proxy', name: 'p' }],
   ])('%s %s%s', (method, path, search, expected) => {
     expect(describeKubeRequest(method, path, search)).toMatchObject(expected);
+  });
+
+  test('the proxy verb has no subresource; a group version alone is no resource', () => {
+    expect(describeKubeRequest('GET', '/api/v1/proxy/namespaces/ci/pods/p/x', '')).toEqual({
+      verb: 'proxy',
+      namespace: 'ci',
+      resource: 'pods',
+      name: 'p',
+    });
+    expect(describeKubeRequest('GET', '/apis/apps/v1', '')).toEqual({ verb: 'get' });
+  });
+
+  test('long-running as the API server counts it: watches and log streams', () => {
+    const long = (method: string, path: string, search = '') =>
+      isLongRunning(describeKubeRequest(method, path, search));
+    expect(long('GET', '/api/v1/namespaces/ci/pods', '?watch=yes')).toBe(true);
+    expect(long('GET', '/api/v1/watch/pods')).toBe(true);
+    expect(long('GET', '/api/v1/namespaces/ci/pods/p/log', '?follow=true')).toBe(true);
+    expect(long('GET', '/api/v1/namespaces/ci/pods')).toBe(false);
+    expect(long('GET', '/api/v1/namespaces/ci/pods/p', '?watch=1')).toBe(false);
+    expect(long('POST', '/api/v1/namespaces/ci/configmaps')).toBe(false);
   });
 });
 

@@ -17,6 +17,7 @@ import { kubectl, tokenKubeconfig, uniqueName, waitFor } from '../../test/suppor
 import { managedObjects } from '../../test/support/managed-objects.js';
 import { cleanupCountingLeaks, startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
 import { OWNER_ID, REPO_ID } from '../../test/support/policy.js';
+import { gatewayAttackCorpus } from './support/gateway-attacks.js';
 
 const ATTACKER_REPO_ID = '555000111';
 const ATTACKER_OWNER_ID = '444000222';
@@ -710,3 +711,6 @@ describe('grant-side routes: what a deployer grant tries with its own token', ()
     counts.refused += 1;
   });
 });
+
+// The gateway's routes run against a gateway-mode broker of their own (support/gateway-attacks.ts).
+gatewayAttackCorpus();

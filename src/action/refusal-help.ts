@@ -118,9 +118,15 @@ export const REASON_FIXES: Record<Reason, string> = {
   // The gateway's own refusals reach kubectl, not the action; listed so every reason has its fix.
   grant_not_live: 'the grant was revoked or has expired; run the action again for a new grant',
   upgrade_refused: 'the gateway refuses exec, attach, port-forward and cp; use an API call instead',
+  proxy_refused: "the gateway refuses the API server's proxy (pods/proxy, services/proxy, nodes/proxy)",
   path_refused: 'the gateway refuses this request path; send a plain Kubernetes API path',
   header_refused: 'the gateway refuses impersonation and similar headers; drop them from the request',
   gateway_not_synced: 'the gateway is still starting; retry in a few seconds',
+  request_limit:
+    "the job has as many calls in flight through the gateway as its grant (or its repository's grants) may; kubectl retries by itself",
+  long_running_limit:
+    'the job holds as many watches or log streams through the gateway as its grant (or its repository) may; end one first',
+  upstream_busy: 'the gateway has no free connection to the API server right now; retry',
   unexpected_error: 'a bug in the broker; report it to the broker operator with the request id',
 };
 

@@ -15,6 +15,7 @@ import { parseYamlSource, type YamlPath } from './config/yaml-source.js';
 import { DEFAULT_BROKER_NAMESPACE } from './policy/job-namespaces.js';
 import type { BrokerLimits } from './runtime.js';
 import type { GatewayConfig } from './gateway/start-gateway.js';
+import { GATEWAY_LIMIT_DEFAULTS, type GatewayLimits } from './gateway/fairness.js';
 
 export { ConfigError } from './config/config-error.js';
 
@@ -234,9 +235,10 @@ export function parseConfig(text: string, fileName: string): BrokerConfig {
   function readGateway(): GatewayConfig | undefined {
     const g = r.mapping(['gateway'], doc!.gateway, {
       required: ['url'],
-      optional: ['listen', 'tls', 'caFile'],
+      optional: ['listen', 'tls', 'caFile', 'limits'],
     });
     if (!g) return undefined;
+    const limits = readGatewayLimits(g.limits);
     const d =
       g.listen === undefined
         ? {}
@@ -272,7 +274,23 @@ export function parseConfig(text: string, fileName: string): BrokerConfig {
       url: url ?? '',
       ...(gatewayTls ? { tls: gatewayTls } : {}),
       ...(caFile ? { caFile } : {}),
+      limits,
     };
+  }
+  /** gateway.limits: each key optional, each a count (or ms) within sane bounds. */
+  function readGatewayLimits(value: unknown): GatewayLimits {
+    const keys = Object.keys(GATEWAY_LIMIT_DEFAULTS) as (keyof GatewayLimits)[];
+    const l = value === undefined ? {} : (r.mapping(['gateway', 'limits'], value, { optional: keys }) ?? {});
+    const limits = { ...GATEWAY_LIMIT_DEFAULTS };
+    for (const key of keys) {
+      const max = key === 'upstreamWaitMs' ? 60_000 : 100_000;
+      limits[key] = int(['gateway', 'limits', key], l[key], 1, max, GATEWAY_LIMIT_DEFAULTS[key]);
+    }
+    if (limits.longRunningPerGrant > limits.longRunningPerRepository)
+      r.report(['gateway', 'limits', 'longRunningPerGrant'], 'must not exceed longRunningPerRepository');
+    if (limits.requestsPerGrant > limits.requestsPerRepository)
+      r.report(['gateway', 'limits', 'requestsPerGrant'], 'must not exceed requestsPerRepository');
+    return limits;
   }
 
   const config: BrokerConfig = {

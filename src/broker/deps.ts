@@ -34,7 +34,7 @@ export interface BrokerDeps {
   /** Unfinished self-revoke work per grant; see grant-work.ts. */
   grantWork?: GrantWork;
   /** Gateway mode: this replica's live-grant table, so a revocation here takes effect before the answer. */
-  liveGrants?: { forget(grantId: string): void };
+  liveGrants?: { forget(namespace: string, grantId: string): void };
   /** The shared Roles of inline roles; without it each inline grant reconciles its Role afresh. */
   inlineRoles?: InlineRoles;
 }

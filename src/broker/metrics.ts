@@ -26,6 +26,7 @@ export interface BrokerMetrics {
   gatewaySeconds: Histogram<'verb'>;
   gatewayOpenStreams: Gauge;
   gatewayCutStreams: Counter;
+  gatewayUpstreamQueued: Gauge<'lane'>;
   clusterServerInCluster: Gauge;
 }
 
@@ -159,6 +160,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Broke
     gatewayCutStreams: new Counter({
       name: 'k8s_ea_gateway_cut_requests_total',
       help: 'Open forwarded requests closed because their grant was revoked or expired',
+      registers,
+    }),
+    gatewayUpstreamQueued: new Gauge({
+      name: 'k8s_ea_gateway_upstream_queued',
+      help: 'Gateway calls waiting for a connection to the API server, by lane (short, long)',
+      labelNames: ['lane'],
       registers,
     }),
     clusterServerInCluster: new Gauge({

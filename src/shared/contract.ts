@@ -78,9 +78,13 @@ export const REASONS = [
   // the gateway (API requests proxied with a grant's token)
   'grant_not_live',
   'upgrade_refused',
+  'proxy_refused',
   'path_refused',
   'header_refused',
   'gateway_not_synced',
+  'request_limit',
+  'long_running_limit',
+  'upstream_busy',
   // renewal
   'renewal_not_allowed',
   'session_limit_reached',

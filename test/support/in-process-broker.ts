@@ -26,6 +26,8 @@ export interface InProcessBrokerOptions {
   now?: () => number;
   /** Gateway mode on a free port, with the broker's certificate (needs https). */
   gateway?: boolean;
+  /** Gateway mode: fairness caps other than the defaults (the rest stay default). */
+  gatewayLimits?: Partial<import('../../src/broker/gateway/fairness.js').GatewayLimits>;
   /** The config's trustedProxies (CIDRs): peers whose X-Forwarded-For names the client. */
   trustedProxies?: string[];
 }
@@ -40,6 +42,7 @@ export async function startInProcessBroker(o: InProcessBrokerOptions) {
   const { createLogger } = await import('../../src/broker/logger.js');
   const { createAuditLog } = await import('../../src/broker/audit.js');
   const { createMetrics } = await import('../../src/broker/metrics.js');
+  const { GATEWAY_LIMIT_DEFAULTS } = await import('../../src/broker/gateway/fairness.js');
   const dir = mkdtempSync(join(tmpdir(), 'k8s-ea-inproc-'));
   const tls = o.https === false ? undefined : selfSignedCert(dir);
   const auditLines: Record<string, unknown>[] = [];
@@ -64,6 +67,7 @@ export async function startInProcessBroker(o: InProcessBrokerOptions) {
               url: 'https://127.0.0.1/',
               tls: { certFile: tls.certFile, keyFile: tls.keyFile },
               caFile: tls.certFile,
+              limits: { ...GATEWAY_LIMIT_DEFAULTS, ...o.gatewayLimits },
             },
           }
         : {}),

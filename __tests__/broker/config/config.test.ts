@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, loadConfig, parseConfig, type BrokerConfig } from '../../../src/broker/config.js';
+import { GATEWAY_LIMIT_DEFAULTS } from '../../../src/broker/gateway/fairness.js';
 
 const EXAMPLES = fileURLToPath(new URL('../../../deploy/examples/', import.meta.url));
 let dir: string;
@@ -367,18 +368,31 @@ describe('gateway section', () => {
       listen: { host: '0.0.0.0', port: 8444 },
       url: 'https://k8s-gw.example.com',
       tls: { certFile: join(dir, 'tls/tls.crt'), keyFile: join(dir, 'tls/tls.key') },
+      limits: GATEWAY_LIMIT_DEFAULTS,
     });
   });
 
   test('every key can be set', () => {
     const text =
       `${TLS}gateway:\n  url: https://k8s-gw.example.com:9443\n  listen: { host: 127.0.0.1, port: 9443 }\n` +
-      '  tls: { certFile: ca.crt, keyFile: tls/tls.key }\n  caFile: ca.crt\n';
+      '  tls: { certFile: ca.crt, keyFile: tls/tls.key }\n  caFile: ca.crt\n' +
+      '  limits:\n    requestsPerGrant: 8\n    longRunningPerGrant: 2\n    requestsPerRepository: 16\n' +
+      '    longRunningPerRepository: 4\n    upstreamConnections: 32\n    longRunningConnections: 64\n' +
+      '    upstreamWaitMs: 500\n';
     expect(parse(text).gateway).toEqual({
       listen: { host: '127.0.0.1', port: 9443 },
       url: 'https://k8s-gw.example.com:9443',
       tls: { certFile: join(dir, 'ca.crt'), keyFile: join(dir, 'tls/tls.key') },
       caFile: join(dir, 'ca.crt'),
+      limits: {
+        requestsPerGrant: 8,
+        longRunningPerGrant: 2,
+        requestsPerRepository: 16,
+        longRunningPerRepository: 4,
+        upstreamConnections: 32,
+        longRunningConnections: 64,
+        upstreamWaitMs: 500,
+      },
     });
   });
 
@@ -407,6 +421,18 @@ describe('gateway section', () => {
       `${TLS}gateway:\n  url: https://gw.example.com\n  caFle: ca.crt\n`,
       'gateway.caFle',
       'did you mean "caFile"?',
+    ],
+    [
+      'a cap of zero',
+      `${TLS}gateway:\n  url: https://gw.example.com\n  limits: { longRunningPerGrant: 0 }\n`,
+      'gateway.limits.longRunningPerGrant',
+      '',
+    ],
+    [
+      "a grant's cap over its repository's",
+      `${TLS}gateway:\n  url: https://gw.example.com\n  limits: { requestsPerGrant: 300 }\n`,
+      'gateway.limits.requestsPerGrant',
+      'must not exceed requestsPerRepository',
     ],
   ])('%s is refused', (_name, text, field, message) => {
     expect(issues(text)).toEqual([

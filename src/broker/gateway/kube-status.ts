@@ -8,11 +8,12 @@ const REASON_BY_CODE: Record<number, string> = {
   401: 'Unauthorized',
   403: 'Forbidden',
   404: 'NotFound',
+  429: 'TooManyRequests',
   502: 'ServiceUnavailable',
   503: 'ServiceUnavailable',
 };
 
-export function statusBody(code: number, message: string): string {
+export function statusBody(code: number, message: string, retryAfterSeconds?: number): string {
   return JSON.stringify({
     kind: 'Status',
     apiVersion: 'v1',
@@ -20,16 +21,24 @@ export function statusBody(code: number, message: string): string {
     status: 'Failure',
     message,
     reason: REASON_BY_CODE[code] ?? 'InternalError',
+    ...(retryAfterSeconds === undefined ? {} : { details: { retryAfterSeconds } }),
     code,
   });
 }
 
-export function sendStatus(res: ServerResponse, code: number, message: string): void {
-  const body = statusBody(code, message);
+/** With `retryAfterSeconds`, also Retry-After, which client-go honours by waiting and retrying. */
+export function sendStatus(
+  res: ServerResponse,
+  code: number,
+  message: string,
+  retryAfterSeconds?: number,
+): void {
+  const body = statusBody(code, message, retryAfterSeconds);
   res.writeHead(code, {
     'content-type': 'application/json',
     'content-length': String(Buffer.byteLength(body)),
     'cache-control': 'no-store',
+    ...(retryAfterSeconds === undefined ? {} : { 'retry-after': String(retryAfterSeconds) }),
   });
   res.end(body);
 }

@@ -9,39 +9,11 @@
 // Memory: one small record per grant and per JWT-use record (a few hundred bytes each), never the
 // objects themselves.
 import type { V1ServiceAccount } from '@kubernetes/client-node';
-import type { VerifiedClaims } from '../types.js';
 import type { JwtUseRecord } from '../k8s/replay-ledger.js';
-import {
-  ACTOR_ANNOTATION,
-  EXPIRES_AT_ANNOTATION,
-  JOB_WORKFLOW_REF_ANNOTATION,
-  REF_ANNOTATION,
-  REPOSITORY_ANNOTATION,
-  REPOSITORY_ID_LABEL,
-  ROLE_ANNOTATION,
-  RULE_ANNOTATION,
-  RUN_ATTEMPT_LABEL,
-  RUN_ID_LABEL,
-  SHA_ANNOTATION,
-  WORKFLOW_ANNOTATION,
-  isGrantId,
-} from '../naming.js';
+import { runOfGrant, type RunAttribution } from '../grant-run.js';
+import { EXPIRES_AT_ANNOTATION, ROLE_ANNOTATION, RULE_ANNOTATION, isGrantId } from '../naming.js';
 
-/** The GitHub run a grant was issued to, as its ServiceAccount records it (for audit lines). */
-export type RunAttribution = Partial<
-  Pick<
-    VerifiedClaims,
-    | 'repository'
-    | 'repository_id'
-    | 'run_id'
-    | 'run_attempt'
-    | 'workflow'
-    | 'job_workflow_ref'
-    | 'actor'
-    | 'ref'
-    | 'sha'
-  >
->;
+export type { RunAttribution } from '../grant-run.js';
 
 export interface GrantRecord {
   uid: string;
@@ -70,19 +42,6 @@ export function grantRecordOf(namespace: string, sa: V1ServiceAccount): GrantRec
   const uid = meta?.uid ?? '';
   if (!isGrantId(grantId) || !uid) return undefined;
   const a = meta?.annotations ?? {};
-  const l = meta?.labels ?? {};
-  const run: RunAttribution = {
-    repository: a[REPOSITORY_ANNOTATION],
-    repository_id: l[REPOSITORY_ID_LABEL],
-    run_id: l[RUN_ID_LABEL],
-    run_attempt: l[RUN_ATTEMPT_LABEL],
-    workflow: a[WORKFLOW_ANNOTATION],
-    job_workflow_ref: a[JOB_WORKFLOW_REF_ANNOTATION],
-    actor: a[ACTOR_ANNOTATION],
-    ref: a[REF_ANNOTATION],
-    sha: a[SHA_ANNOTATION],
-  };
-  for (const key of Object.keys(run) as (keyof RunAttribution)[]) if (run[key] === undefined) delete run[key];
   return {
     uid,
     grantId,
@@ -90,16 +49,27 @@ export function grantRecordOf(namespace: string, sa: V1ServiceAccount): GrantRec
     annotatedExpiry: Date.parse(a[EXPIRES_AT_ANNOTATION] ?? ''),
     role: a[ROLE_ANNOTATION],
     ruleName: a[RULE_ANNOTATION],
-    run,
+    run: runOfGrant(meta),
   };
 }
 
+/** A grant's place in the table: its name is unique within its namespace only. */
+const keyOf = (namespace: string, grantId: string) => `${namespace}/${grantId}`;
+
 export class LiveGrants {
   private readonly byUid = new Map<string, GrantRecord>();
-  private readonly uidByGrant = new Map<string, string>();
+  /**
+   * namespace/grant id → uid. Keyed by namespace too: a look-alike of the same name in another
+   * job namespace (anyone who may create ServiceAccounts there can make one) takes its own place
+   * and never evicts the grant; the JWT-use record's namespace decides which one is live.
+   */
+  private readonly uidByKey = new Map<string, string>();
   private readonly records = new Map<string, JwtUseRecord>();
-  /** uid → when it was removed: a late ADDED/MODIFIED event must not bring it back. */
-  private readonly tombstones = new Map<string, number>();
+  /**
+   * uid → when it was removed (and what it was): a late ADDED/MODIFIED event must not bring it
+   * back, and a refusal of its token can still say whose grant it claims to be.
+   */
+  private readonly tombstones = new Map<string, { at: number; grant?: GrantRecord }>();
   private readonly goneListeners: ((uid: string) => void)[] = [];
 
   constructor(private readonly now: () => number = Date.now) {}
@@ -123,6 +93,11 @@ export class LiveGrants {
     return expiresAt > this.now() ? { ...grant, expiresAt } : undefined;
   }
 
+  /** The grant behind `uid` if it ended here in the last minutes (for refusal lines only). */
+  ended(uid: string): GrantRecord | undefined {
+    return this.tombstones.get(uid)?.grant;
+  }
+
   get size(): number {
     return this.byUid.size;
   }
@@ -134,10 +109,13 @@ export class LiveGrants {
 
   upsertGrant(record: GrantRecord): void {
     if (this.tombstones.has(record.uid)) return;
-    const previousUid = this.uidByGrant.get(record.grantId);
+    const key = keyOf(record.namespace, record.grantId);
+    const previousUid = this.uidByKey.get(key);
+    // A name is unique in its namespace: another uid under this key means the earlier
+    // ServiceAccount was deleted (its own end; the watch may report it later) and this replaced it.
     if (previousUid !== undefined && previousUid !== record.uid) this.drop(previousUid);
     this.byUid.set(record.uid, record);
-    this.uidByGrant.set(record.grantId, record.uid);
+    this.uidByKey.set(key, record.uid);
   }
 
   removeServiceAccount(sa: V1ServiceAccount): void {
@@ -154,43 +132,56 @@ export class LiveGrants {
   }
 
   upsertRecord(record: JwtUseRecord): void {
+    const previous = this.records.get(record.grantId);
     this.records.set(record.grantId, record);
+    if (previous?.namespace !== undefined && previous.namespace !== record.namespace)
+      this.notifyProvenGone(previous);
   }
 
   removeRecord(grantId: string): void {
+    const previous = this.records.get(grantId);
     this.records.delete(grantId);
-    const uid = this.uidByGrant.get(grantId);
-    if (uid !== undefined) this.notifyGone(uid);
+    if (previous) this.notifyProvenGone(previous);
   }
 
   replaceRecords(records: ReadonlyMap<string, JwtUseRecord>): void {
-    const removed = [...this.records.keys()].filter((grantId) => !records.has(grantId));
+    const previous = [...this.records.values()];
     this.records.clear();
     for (const [grantId, record] of records) this.records.set(grantId, record);
-    for (const grantId of removed) {
-      const uid = this.uidByGrant.get(grantId);
-      if (uid !== undefined) this.notifyGone(uid);
-    }
+    for (const old of previous)
+      if (records.get(old.grantId)?.namespace !== old.namespace) this.notifyProvenGone(old);
   }
 
   /** This replica revokes the grant: refused from now on, before the watch reports the deletion. */
-  forget(grantId: string): void {
-    const uid = this.uidByGrant.get(grantId);
+  forget(namespace: string, grantId: string): void {
+    const uid = this.uidByKey.get(keyOf(namespace, grantId));
     if (uid !== undefined) this.drop(uid);
   }
 
+  /** A record stopped proving its grant: announce the one ServiceAccount it proved, if any. */
+  private notifyProvenGone(record: JwtUseRecord): void {
+    if (record.namespace === undefined) return;
+    const uid = this.uidByKey.get(keyOf(record.namespace, record.grantId));
+    if (uid !== undefined) this.notifyGone(uid);
+  }
+
+  /** `uid`'s own end (deleted, revoked, replaced under its own name): gone, and kept out. */
   private drop(uid: string): void {
     const grant = this.byUid.get(uid);
     const now = this.now();
-    this.tombstones.set(uid, now);
+    // A second end (the watch's DELETED after a revocation here) keeps what the first one knew.
+    const known = grant ?? this.tombstones.get(uid)?.grant;
+    this.tombstones.delete(uid);
+    this.tombstones.set(uid, { at: now, grant: known });
     // Bounded: tombstones older than the longest a late event could take are dropped as we go.
-    for (const [old, at] of this.tombstones) {
+    for (const [old, { at }] of this.tombstones) {
       if (now - at < TOMBSTONE_MS) break;
       this.tombstones.delete(old);
     }
     if (!grant) return;
     this.byUid.delete(uid);
-    if (this.uidByGrant.get(grant.grantId) === uid) this.uidByGrant.delete(grant.grantId);
+    const key = keyOf(grant.namespace, grant.grantId);
+    if (this.uidByKey.get(key) === uid) this.uidByKey.delete(key);
     this.notifyGone(uid);
   }
 

@@ -8,19 +8,25 @@
 // forged token, another identity's or an ended grant's costs no API call), then TokenReview
 // (cached), then the table again. Every refusal is a 4xx with a Kubernetes Status body and never
 // reaches the API server. When a grant leaves the table (revoked at any replica, reaped, expired)
-// its open requests are cut at once; expiry is also checked every second for open requests.
+// its calls end (call-ending.ts); expiry is also checked every second for open requests.
+//
+// Fairness (fairness.ts): past the token, a call takes a place under its grant's and repository's
+// caps (429 when full), then a connection of its lane (connection-gate.ts; 503 after a bounded
+// wait). Every call carries an Audit-ID the gateway chose, so its line joins the API server's log
+// even when the call is cut.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform, type Duplex } from 'node:stream';
-import { decodeJwt } from 'jose';
 import type { Dispatcher } from 'undici';
-import { SERVICE_ACCOUNT_USER_PREFIX } from '../../shared/contract.js';
 import { errorMessage } from '../../shared/errors.js';
-import type { AuditLog } from '../audit.js';
+import type { AuditEvent, AuditLog } from '../audit.js';
 import type { Logger } from '../logger.js';
 import type { BrokerMetrics } from '../metrics.js';
 import { isGrantId } from '../naming.js';
-import { describeKubeRequest } from './kube-request.js';
+import { claimedFields, claimedIdentity, grantFields, type ClaimedIdentity } from './call-attribution.js';
+import { CallEnding } from './call-ending.js';
+import { ConcurrencyCaps, GATEWAY_LIMIT_DEFAULTS, type GatewayLimits, type Lane } from './fairness.js';
+import { isLongRunning } from './kube-request.js';
 import { sendStatus, writeStatusToSocket } from './kube-status.js';
 import type { LiveGrant, LiveGrants } from './live-grants.js';
 import {
@@ -30,6 +36,7 @@ import {
   forwardedRequestHeaders,
   forwardedResponseHeaders,
   UPGRADE_MESSAGE,
+  type AcceptedTarget,
   type Refusal,
 } from './request-guard.js';
 import type { TokenReviewCache } from './token-review-cache.js';
@@ -51,12 +58,16 @@ export interface GatewayDeps {
    * (the rule's sourceRanges, looked up by `grant.ruleName`). None: any source.
    */
   checkSource?: (grant: LiveGrant, req: IncomingMessage) => Refusal | undefined;
+  /** The fairness caps and upstream wait; GATEWAY_LIMIT_DEFAULTS when absent. */
+  limits?: GatewayLimits;
 }
 
 export interface Gateway {
   handle(req: IncomingMessage, res: ServerResponse): Promise<void>;
   /** Connection upgrades (exec, attach, port-forward, cp; SPDY and WebSocket): always refused. */
-  handleUpgrade(req: IncomingMessage, socket: Duplex): void;
+  handleUpgrade(req: IncomingMessage, socket: Duplex): Promise<void>;
+  /** CONNECT (a tunnel request): never a Kubernetes API call, always 400. */
+  handleConnect(req: IncomingMessage, socket: Duplex): Promise<void>;
   /** Open forwarded requests right now. */
   openRequests(): number;
   stop(): void;
@@ -64,31 +75,6 @@ export interface Gateway {
 
 /** How often open requests are checked against the clock (expiry needs no event). */
 const EXPIRY_SWEEP_MS = 1_000;
-
-interface ClaimedIdentity {
-  namespace: string;
-  name: string;
-  uid: string;
-  /** Epoch ms. */
-  expiresAt: number;
-}
-
-/** What a service-account token says it is, unverified: only to refuse early and pick the grant. */
-function claimedIdentity(token: string): ClaimedIdentity | undefined {
-  let payload;
-  try {
-    payload = decodeJwt(token);
-  } catch {
-    return undefined;
-  }
-  const k = payload['kubernetes.io'] as { serviceaccount?: { uid?: unknown } } | undefined;
-  const uid = k?.serviceaccount?.uid;
-  const sub = typeof payload.sub === 'string' ? payload.sub : '';
-  if (!sub.startsWith(SERVICE_ACCOUNT_USER_PREFIX) || typeof uid !== 'string') return undefined;
-  const [namespace = '', name = '', ...rest] = sub.slice(SERVICE_ACCOUNT_USER_PREFIX.length).split(':');
-  if (rest.length > 0 || !namespace || !name || typeof payload.exp !== 'number') return undefined;
-  return { namespace, name, uid, expiresAt: payload.exp * 1000 };
-}
 
 const TOKEN_REJECTED: Refusal = {
   status: 401,
@@ -102,65 +88,129 @@ function hasBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
+/** A call's end when its grant ended, and a hard cut (shutdown). */
+interface OpenCall {
+  grantEnded(): void;
+  cut(): void;
+}
+
+type AuditContext = { requestId: string } & Partial<AuditEvent>;
+
 export function createGateway(deps: GatewayDeps): Gateway {
   const now = deps.now ?? Date.now;
   const { upstream } = deps;
-  /** uid → the cut functions of its open requests. */
-  const open = new Map<string, Set<() => void>>();
+  const limits = deps.limits ?? GATEWAY_LIMIT_DEFAULTS;
+  const caps = new ConcurrencyCaps(limits);
+  const ended = (uid: string) => deps.table.ended(uid);
+  /** uid → its calls in flight (waiting for a connection or forwarded). */
+  const open = new Map<string, Set<OpenCall>>();
   let openCount = 0;
 
-  const cutAll = (uid: string) => {
-    const cuts = open.get(uid);
-    if (!cuts) return;
+  const endAll = (uid: string) => {
+    const calls = open.get(uid);
+    if (!calls) return;
     open.delete(uid);
-    for (const cut of cuts) cut();
+    for (const call of calls) call.grantEnded();
   };
-  deps.table.onGone(cutAll);
+  const track = (uid: string, call: OpenCall) => {
+    let calls = open.get(uid);
+    if (!calls) open.set(uid, (calls = new Set()));
+    calls.add(call);
+    return () => {
+      const set = open.get(uid);
+      set?.delete(call);
+      if (set?.size === 0) open.delete(uid);
+    };
+  };
+  deps.table.onGone(endAll);
   const sweep = setInterval(() => {
-    for (const uid of open.keys()) if (!deps.table.live(uid)) cutAll(uid);
+    for (const uid of open.keys()) if (!deps.table.live(uid)) endAll(uid);
   }, EXPIRY_SWEEP_MS);
   sweep.unref();
 
-  const refuse = (
-    req: IncomingMessage,
-    res: ServerResponse,
-    refusal: Refusal,
-    context: { requestId: string; grantId?: string; namespace?: string },
-  ) => {
+  const refuse = (req: IncomingMessage, res: ServerResponse, refusal: Refusal, context: AuditContext) => {
     deps.metrics.gatewayRequests.inc({ result: 'refused' });
     deps.metrics.gatewayRefusals.inc({ reason: refusal.reason });
     deps.audit.record({ action: 'denial', request: 'gateway', reason: refusal.reason, ...context });
     // Whatever body came is not read into memory; the connection closes after the answer.
     res.shouldKeepAlive = false;
     req.resume();
-    sendStatus(res, refusal.status, refusal.message);
+    sendStatus(res, refusal.status, refusal.message, refusal.retryAfterSeconds);
   };
 
-  /** The live grant this request may act as, or why not. */
+  /** The live grant this request may act as, or why not (with what the token claimed). */
   const authenticate = async (
     req: IncomingMessage,
-  ): Promise<{ grant: LiveGrant; token: string } | Refusal> => {
+  ): Promise<{ grant: LiveGrant; token: string } | (Refusal & { claimed?: ClaimedIdentity })> => {
     const token = bearerTokenOf(req.rawHeaders);
     if (typeof token !== 'string') return token;
     const claimed = claimedIdentity(token);
     if (!claimed || !isGrantId(claimed.name) || !deps.namespaces().includes(claimed.namespace))
-      return TOKEN_REJECTED;
+      return { ...TOKEN_REJECTED, claimed };
     if (!deps.synced(claimed.namespace))
       return {
         status: 503,
         reason: 'gateway_not_synced',
         message: 'the gateway cannot read grants right now; retry',
+        claimed,
       };
     const before = deps.table.live(claimed.uid);
     if (!before || before.grantId !== claimed.name || before.namespace !== claimed.namespace)
-      return TOKEN_REJECTED;
+      return { ...TOKEN_REJECTED, claimed };
     const who = await deps.reviews.identify(token, claimed.expiresAt);
     if (!who || who.uid !== claimed.uid || who.namespace !== claimed.namespace || who.name !== claimed.name)
-      return { ...TOKEN_REJECTED, reason: 'kubernetes_token_rejected' };
+      return { ...TOKEN_REJECTED, reason: 'kubernetes_token_rejected', claimed };
     // Again after the TokenReview's await: the grant may have gone meanwhile.
     const grant = deps.table.live(claimed.uid);
-    if (!grant) return TOKEN_REJECTED;
+    if (!grant) return { ...TOKEN_REJECTED, claimed };
     return { grant, token };
+  };
+
+  /**
+   * Whose a request is, for the line of a refusal made before (or without) forwarding: the
+   * grant and run when its token proves a live grant (TokenReview, cached), else what it claims.
+   */
+  const attribution = async (req: IncomingMessage): Promise<Partial<AuditEvent>> => {
+    try {
+      const auth = await authenticate(req);
+      return 'grant' in auth ? grantFields(auth.grant) : claimedFields(auth.claimed, ended);
+    } catch {
+      return {};
+    }
+  };
+
+  /**
+   * A connection of the call's lane within the configured wait, given up when the client leaves
+   * or the grant ends meanwhile; or the refusal to answer.
+   */
+  const connectionFor = async (
+    res: ServerResponse,
+    grant: LiveGrant,
+    lane: Lane,
+  ): Promise<{ release: () => void } | Refusal | undefined> => {
+    const stop = new AbortController();
+    let ended = false;
+    const untrack = track(grant.uid, {
+      grantEnded: () => {
+        ended = true;
+        stop.abort();
+      },
+      cut: () => stop.abort(),
+    });
+    const onClose = () => stop.abort();
+    res.once('close', onClose);
+    const got = await upstream.lanes[lane].gate.acquire(limits.upstreamWaitMs, stop.signal);
+    untrack();
+    res.off('close', onClose);
+    if ('release' in got) return got;
+    if (ended) return TOKEN_REJECTED;
+    if (got.refused === 'cancelled') return undefined; // the client left: nobody to answer
+    return {
+      status: 503,
+      reason: 'upstream_busy',
+      message: `the gateway had no free connection to the API server for ${limits.upstreamWaitMs} ms; retry`,
+      retryAfterSeconds: 1,
+    };
   };
 
   const forward = (
@@ -168,16 +218,17 @@ export function createGateway(deps: GatewayDeps): Gateway {
     res: ServerResponse,
     grant: LiveGrant,
     token: string,
-    target: { pathname: string; search: string },
+    target: AcceptedTarget,
     requestId: string,
   ) => {
     const started = now();
-    const info = describeKubeRequest(req.method ?? 'GET', target.pathname, target.search);
+    const { info } = target;
+    const longRunning = isLongRunning(info);
     let bytesIn = 0;
     let bytesOut = 0;
     let status = 0;
-    /** The API server's audit id of this call: joins this line to its own audit log. */
-    let apiAuditId: string | undefined;
+    /** The API server's audit id of this call: the gateway sets it, so it is known even if cut. */
+    let apiAuditId = requestId;
     let cutBy: string | undefined;
     /** Set once the request is on a connection; until then `abandoned` stops it there. */
     let controller: Dispatcher.DispatchController | undefined;
@@ -190,42 +241,52 @@ export function createGateway(deps: GatewayDeps): Gateway {
     };
     const headers = forwardedRequestHeaders(req.headers);
     headers.authorization = `Bearer ${token}`;
+    // The API server takes the caller's Audit-ID as its own: the two logs join on it.
+    headers['audit-id'] = apiAuditId;
     // undici frames a body of unknown length as chunked itself, and refuses the header.
     delete headers['transfer-encoding'];
 
-    const cut = () => {
-      cutBy = 'grant ended';
+    const cut = (why: string) => {
+      cutBy ??= why;
       deps.metrics.gatewayCutStreams.inc();
       endUpstream();
       res.destroy();
     };
-    let cuts = open.get(grant.uid);
-    if (!cuts) open.set(grant.uid, (cuts = new Set()));
-    cuts.add(cut);
+    const ending = new CallEnding(longRunning, () => cut('grant ended'));
+    const untrack = track(grant.uid, {
+      grantEnded: () => {
+        if (ending.grantEnded() !== 'not-sent') return;
+        // Never sent, and now never will be: the answer a call a moment later would get.
+        cutBy = 'grant ended before it was sent';
+        endUpstream();
+        if (res.headersSent) res.destroy();
+        else {
+          status = TOKEN_REJECTED.status;
+          res.shouldKeepAlive = false;
+          sendStatus(res, TOKEN_REJECTED.status, TOKEN_REJECTED.message);
+        }
+      },
+      cut: () => cut('gateway stopped'),
+    });
     openCount += 1;
     deps.metrics.gatewayOpenStreams.inc();
 
     res.once('close', () => {
       openCount -= 1;
       deps.metrics.gatewayOpenStreams.dec();
-      const set = open.get(grant.uid);
-      set?.delete(cut);
-      if (set?.size === 0) open.delete(grant.uid);
+      untrack();
+      ending.done();
       // A complete answer's connection went back to the pool; anything else is ended here.
       endUpstream();
       const seconds = (now() - started) / 1000;
-      const completed = res.writableFinished;
+      const sent = ending.wasSent;
+      const completed = sent && res.writableFinished;
       deps.metrics.gatewayRequests.inc({ result: status > 0 && completed ? 'forwarded' : 'failed' });
       deps.metrics.gatewaySeconds.observe({ verb: info.verb }, seconds);
       deps.audit.record({
         action: 'gateway',
         requestId,
-        claims: grant.run,
-        grantId: grant.grantId,
-        serviceAccount: grant.grantId,
-        serviceAccountUid: grant.uid,
-        grantNamespace: grant.namespace,
-        policyRule: grant.ruleName,
+        ...grantFields(grant),
         verb: info.verb,
         path: target.pathname,
         namespace: info.namespace,
@@ -233,11 +294,12 @@ export function createGateway(deps: GatewayDeps): Gateway {
         name: info.name,
         subresource: info.subresource,
         status,
-        apiAuditId,
+        // Only a call that went out has an event in the API server's log.
+        ...(sent ? { apiAuditId } : { notSent: cutBy ?? 'connection closed' }),
         latencyMs: Math.round(seconds * 1000),
         bytesIn,
         bytesOut,
-        ...(completed ? {} : { incomplete: cutBy ?? 'connection closed' }),
+        ...(sent && !completed ? { incomplete: cutBy ?? 'connection closed' } : {}),
       });
     });
     res.on('error', endUpstream);
@@ -256,7 +318,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     }
     // Back-pressure both ways: the request body is read as undici writes it, and the answer's data
     // stops coming while the client cannot take more (no stream object on the answer's way).
-    upstream.pool.dispatch(
+    upstream.lanes[longRunning ? 'long' : 'short'].pool.dispatch(
       {
         method: req.method as Dispatcher.HttpMethod,
         path: `${upstream.basePath}${target.pathname}${target.search}`,
@@ -266,7 +328,14 @@ export function createGateway(deps: GatewayDeps): Gateway {
       {
         onRequestStart(c) {
           controller = c;
-          if (abandoned) c.abort(new Error('the gateway ended the request'));
+          // The last moment to keep a call of an ended grant from the API server (expiry
+          // included, which the sweep sees only within a second).
+          if (abandoned || ending.grantHasEnded || !deps.table.live(grant.uid)) {
+            abandoned = true;
+            c.abort(new Error('the gateway ended the request'));
+            return;
+          }
+          ending.markSent();
         },
         onResponseStart(_c, statusCode, upHeaders) {
           if (statusCode < 200) return; // informational (100 Continue): the final answer follows
@@ -278,6 +347,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
           // be minutes away. A body of known length follows at once: its headers go out with it, in
           // one write (one TLS record, one syscall) instead of two.
           if (upHeaders['content-length'] === undefined) res.flushHeaders();
+          ending.markAnswered();
         },
         onResponseData(c, chunk) {
           bytesOut += chunk.length;
@@ -291,6 +361,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
           res.end();
         },
         onResponseError(_c, err) {
+          if (res.writableEnded) return;
           if (res.headersSent || cutBy || abandoned) {
             res.destroy();
             return;
@@ -303,28 +374,63 @@ export function createGateway(deps: GatewayDeps): Gateway {
     );
   };
 
+  /** Past the checks and the token: a place under the caps, a connection, then the call itself. */
+  const admit = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    auth: { grant: LiveGrant; token: string },
+    target: AcceptedTarget,
+    requestId: string,
+  ) => {
+    const { grant } = auth;
+    const who = { requestId, ...grantFields(grant) };
+    const lane: Lane = isLongRunning(target.info) ? 'long' : 'short';
+    const place = caps.take({ uid: grant.uid, repositoryId: grant.run.repository_id }, lane);
+    if (typeof place !== 'function') return refuse(req, res, { ...place }, { ...who, lane });
+    const connection = await connectionFor(res, grant, lane);
+    if (!connection || 'reason' in connection) {
+      place();
+      if (connection) refuse(req, res, connection, { ...who, lane });
+      return;
+    }
+    res.once('close', () => {
+      place();
+      connection.release();
+    });
+    // The client may have left while it waited: nothing would end an upstream request made now.
+    if (res.destroyed) return;
+    forward(req, res, grant, auth.token, target, requestId);
+  };
+
+  /** A refused upgrade or CONNECT: one whole answer on the raw socket, and its line. */
+  const refuseOnSocket = async (req: IncomingMessage, socket: Duplex, refusal: Refusal) => {
+    socket.on('error', () => undefined);
+    deps.metrics.gatewayRequests.inc({ result: 'refused' });
+    deps.metrics.gatewayRefusals.inc({ reason: refusal.reason });
+    const requestId = randomUUID();
+    const who = await attribution(req);
+    deps.audit.record({ action: 'denial', request: 'gateway', reason: refusal.reason, requestId, ...who });
+    writeStatusToSocket(socket, refusal.status, refusal.message);
+  };
+
   return {
     async handle(req, res) {
       const requestId = randomUUID();
       try {
         const method = req.method ?? 'GET';
         const target = checkTarget(method, req.url ?? '');
-        if ('reason' in target) return refuse(req, res, target, { requestId });
+        if ('reason' in target) return refuse(req, res, target, { requestId, ...(await attribution(req)) });
         const headerRefusal = checkHeaders(req.headers, req.rawHeaders);
-        if (headerRefusal) return refuse(req, res, headerRefusal, { requestId });
+        if (headerRefusal) return refuse(req, res, headerRefusal, { requestId, ...(await attribution(req)) });
         const auth = await authenticate(req);
-        if ('reason' in auth) return refuse(req, res, auth, { requestId });
+        if ('reason' in auth)
+          return refuse(req, res, auth, { requestId, ...claimedFields(auth.claimed, ended) });
         const sourceRefusal = deps.checkSource?.(auth.grant, req);
-        if (sourceRefusal)
-          return refuse(req, res, sourceRefusal, {
-            requestId,
-            grantId: auth.grant.grantId,
-            namespace: auth.grant.namespace,
-          });
+        if (sourceRefusal) return refuse(req, res, sourceRefusal, { requestId, ...grantFields(auth.grant) });
         // The client may have left while its token was checked: its answer's 'close' has fired
         // already, so nothing would end an upstream request made for it now.
         if (res.destroyed) return;
-        forward(req, res, auth.grant, auth.token, target, requestId);
+        await admit(req, res, auth, target, requestId);
       } catch (err) {
         // TokenReview could not be asked (API server down): unavailable, not "unauthorized".
         deps.logger.error('gateway request failed', { requestId, error: errorMessage(err) });
@@ -336,22 +442,19 @@ export function createGateway(deps: GatewayDeps): Gateway {
         }
       }
     },
-    handleUpgrade(_req, socket) {
-      deps.metrics.gatewayRequests.inc({ result: 'refused' });
-      deps.metrics.gatewayRefusals.inc({ reason: 'upgrade_refused' });
-      deps.audit.record({
-        action: 'denial',
-        request: 'gateway',
-        reason: 'upgrade_refused',
-        requestId: randomUUID(),
-      });
-      socket.on('error', () => undefined);
-      writeStatusToSocket(socket, 403, UPGRADE_MESSAGE);
-    },
+    handleUpgrade: (req, socket) =>
+      refuseOnSocket(req, socket, { status: 403, reason: 'upgrade_refused', message: UPGRADE_MESSAGE }),
+    handleConnect: (req, socket) =>
+      refuseOnSocket(req, socket, {
+        status: 400,
+        reason: 'path_refused',
+        message: 'the gateway serves the Kubernetes API; CONNECT is not one of its methods',
+      }),
     openRequests: () => openCount,
     stop() {
       clearInterval(sweep);
-      for (const uid of [...open.keys()]) cutAll(uid);
+      for (const calls of [...open.values()]) for (const call of calls) call.cut();
+      open.clear();
     },
   };
 }

@@ -4,18 +4,23 @@
 // parser already refuses Content-Length together with Transfer-Encoding, and we never forward Host.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Reason } from '../../shared/contract.js';
+import { describeKubeRequest, type KubeRequestInfo } from './kube-request.js';
 
 export interface Refusal {
-  status: 400 | 401 | 403 | 404 | 503;
+  status: 400 | 401 | 403 | 404 | 429 | 503;
   reason: Reason;
   /** Sent to the client in the Kubernetes Status body: says what to change, nothing secret. */
   message: string;
+  /** Sent as Retry-After (and in the Status details): when the same call may succeed. */
+  retryAfterSeconds?: number;
 }
 
 export interface AcceptedTarget {
   pathname: string;
   /** With its leading "?", or empty. */
   search: string;
+  /** The request as the API server will read it (verb, resource, subresource...). */
+  info: KubeRequestInfo;
 }
 
 const MAX_TARGET_LENGTH = 8_192;
@@ -26,10 +31,12 @@ const QUERY = /^[\x21\x22\x24-\x5b\x5d-\x7e]*$/;
 /** The API surface a grant may reach through the gateway; nothing else of the API server. */
 const API_PATH = /^\/(api|apis|version|openapi\/v2|openapi\/v3)(\/.*)?$/;
 /** Subresources that only work over an upgraded connection. */
-const STREAMING_SUBRESOURCE = /\/(exec|attach|portforward)$/;
+const STREAMING_SUBRESOURCES = new Set(['exec', 'attach', 'portforward']);
 
 export const UPGRADE_MESSAGE =
   'the k8s-ephemeral-access gateway does not allow exec, attach, port-forward or cp (connection upgrades)';
+export const PROXY_MESSAGE =
+  "the k8s-ephemeral-access gateway does not allow the API server's proxy (pods/proxy, services/proxy, nodes/proxy)";
 
 /** The request target split into path and query, or why it is refused. */
 export function checkTarget(method: string, url: string): AcceptedTarget | Refusal {
@@ -51,11 +58,16 @@ export function checkTarget(method: string, url: string): AcceptedTarget | Refus
       reason: 'path_refused',
       message: 'the gateway serves the Kubernetes API paths only',
     };
-  if (STREAMING_SUBRESOURCE.test(pathname))
-    return { status: 403, reason: 'upgrade_refused', message: UPGRADE_MESSAGE };
   if (!['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'].includes(method))
     return bad(`the method ${method} is not one the Kubernetes API uses`);
-  return { pathname, search };
+  // By the subresource the API server will parse, not by the path's spelling ("…/exec/" is exec).
+  const info = describeKubeRequest(method, pathname, search);
+  if (STREAMING_SUBRESOURCES.has(info.subresource ?? ''))
+    return { status: 403, reason: 'upgrade_refused', message: UPGRADE_MESSAGE };
+  // The proxy reaches pods, services and kubelets behind the API server, past the gateway's view.
+  if (info.verb === 'proxy' || info.subresource === 'proxy')
+    return { status: 403, reason: 'proxy_refused', message: PROXY_MESSAGE };
+  return { pathname, search, info };
 }
 
 /** host, host:port, [v6]:port; no user info, path or second value. */

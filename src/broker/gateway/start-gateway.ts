@@ -12,6 +12,7 @@ import type { BrokerMetrics } from '../metrics.js';
 import { listen } from '../http/server.js';
 import { startGrantWatch } from './grant-watch.js';
 import { LiveGrants } from './live-grants.js';
+import { GATEWAY_LIMIT_DEFAULTS, type GatewayLimits } from './fairness.js';
 import { createGateway, type GatewayDeps } from './proxy.js';
 import { TokenReviewCache } from './token-review-cache.js';
 import { upstreamOf } from './upstream.js';
@@ -25,6 +26,8 @@ export interface GatewayConfig {
   tls?: { certFile: string; keyFile: string };
   /** PEM CA jobs receive for the gateway's certificate; absent: the public roots. */
   caFile?: string;
+  /** Fairness caps and the upstream wait (fairness.ts); GATEWAY_LIMIT_DEFAULTS when absent. */
+  limits?: GatewayLimits;
 }
 
 /**
@@ -69,7 +72,12 @@ export async function startGateway(
     brokerNamespace: parts.brokerNamespace,
     logger: parts.logger,
   });
-  const upstream = upstreamOf(parts.kc);
+  const limits = config.limits ?? GATEWAY_LIMIT_DEFAULTS;
+  const upstream = upstreamOf(
+    parts.kc,
+    { short: limits.upstreamConnections, long: limits.longRunningConnections },
+    (lane, queued) => parts.metrics.gatewayUpstreamQueued.set({ lane }, queued),
+  );
   const reviews = new TokenReviewCache(async (token) => {
     const who = await reviewServiceAccountToken(parts.k8s, token);
     return who?.uid ? { namespace: who.namespace, name: who.name, uid: who.uid } : undefined;
@@ -85,6 +93,7 @@ export async function startGateway(
     metrics: parts.metrics,
     now,
     checkSource: parts.checkSource,
+    limits,
   });
   let server;
   try {
@@ -101,7 +110,9 @@ export async function startGateway(
     upstream.close();
     throw err;
   }
-  server.server.on('upgrade', (req, socket) => gateway.handleUpgrade(req, socket));
+  server.server.on('upgrade', (req, socket) => void gateway.handleUpgrade(req, socket));
+  // Without a listener Node closes a CONNECT's connection with no answer; the docs promise a 400.
+  server.server.on('connect', (req, socket) => void gateway.handleConnect(req, socket));
   parts.logger.info('gateway listening', { url: server.url, advertised: config.url, grants: table.size });
   return {
     url: server.url,

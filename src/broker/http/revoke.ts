@@ -12,6 +12,7 @@ import { BrokerError, RateLimitedError } from '../../shared/errors.js';
 import type { AuditEvent } from '../audit.js';
 import type { BrokerDeps } from '../deps.js';
 import type { VerifiedClaims } from '../types.js';
+import { runOfGrant, type RunAttribution } from '../grant-run.js';
 import { findGrant, deleteGrantObjects, isOurGrant } from '../k8s/revoke.js';
 import { recordJwtUse } from '../k8s/replay-ledger.js';
 import { reviewServiceAccountToken } from '../k8s/token-review.js';
@@ -56,7 +57,8 @@ export function createRevokeRoute(deps: BrokerDeps) {
 
 interface RevokeContext {
   requestId: string;
-  claims?: VerifiedClaims;
+  /** The verified GitHub token's claims, or the grant's recorded run when its own token was used. */
+  claims?: VerifiedClaims | RunAttribution;
   grantId?: string;
   by?: 'grant-token' | 'github-oidc';
 }
@@ -104,6 +106,8 @@ async function revoke(
       throw err;
     }
     if (!isOurGrant(sa, grantId)) throw notFound('not_a_broker_grant');
+    // No GitHub token came: the run is the one the grant recorded, so the line still names it.
+    ctx.claims = runOfGrant(sa.metadata);
     namespace = who.namespace;
     uid = sa.metadata?.uid;
     expiresAt = sa.metadata?.annotations?.[EXPIRES_AT_ANNOTATION];
@@ -138,7 +142,7 @@ async function revoke(
   // them, as it does for a revocation served by another replica, but seconds later).
   await deps.grantWork?.settled(grantId);
   // Refused at this replica's gateway from now on; the others learn it from their watch.
-  deps.liveGrants?.forget(grantId);
+  deps.liveGrants?.forget(namespace, grantId);
   await deleteGrantObjects(deps.k8s, namespace, grantId, { uid });
   const audit: AuditEvent = {
     action: 'revocation',
