@@ -62,6 +62,7 @@ beforeAll(async () => {
     table,
     synced: () => true,
     reviews,
+    credentials: { tokenFor: async () => 'upstream-credential' },
     namespaces: () => [NS],
     upstream: { pool, basePath: '', close: () => undefined },
     audit: { record: () => undefined } as never,

@@ -1,6 +1,8 @@
 // The gateway: an authenticating reverse proxy in front of the API server. A request goes on only
-// with the bearer token of a live grant (live-grants.ts), and goes on with that token alone, so the
-// API server still applies the grant's RBAC and the broker needs no impersonation right. Bodies
+// with the bearer token of a live grant (live-grants.ts), a token for the gateway's audience that
+// the API server itself refuses, and goes on with the same grant's API-server credential alone
+// (upstream-credentials.ts), so the API server still applies the grant's RBAC and the broker needs
+// no impersonation right. Bodies
 // stream both ways with back-pressure (upstream.ts's pool), so watches and large applies work
 // unbuffered.
 //
@@ -33,6 +35,7 @@ import {
   type Refusal,
 } from './request-guard.js';
 import type { TokenReviewCache } from './token-review-cache.js';
+import type { UpstreamCredentials } from './upstream-credentials.js';
 import type { Upstream } from './upstream.js';
 
 export interface GatewayDeps {
@@ -40,6 +43,8 @@ export interface GatewayDeps {
   /** False while this namespace's grants cannot be known (grant-watch.ts): refuse, do not guess. */
   synced: (namespace: string) => boolean;
   reviews: TokenReviewCache;
+  /** The grant's API-server credential each forwarded request carries instead of the job's token. */
+  credentials: Pick<UpstreamCredentials, 'tokenFor'>;
   namespaces: () => readonly string[];
   upstream: Upstream;
   audit: AuditLog;
@@ -137,9 +142,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   };
 
   /** The live grant this request may act as, or why not. */
-  const authenticate = async (
-    req: IncomingMessage,
-  ): Promise<{ grant: LiveGrant; token: string } | Refusal> => {
+  const authenticate = async (req: IncomingMessage): Promise<{ grant: LiveGrant } | Refusal> => {
     const token = bearerTokenOf(req.rawHeaders);
     if (typeof token !== 'string') return token;
     const claimed = claimedIdentity(token);
@@ -160,14 +163,15 @@ export function createGateway(deps: GatewayDeps): Gateway {
     // Again after the TokenReview's await: the grant may have gone meanwhile.
     const grant = deps.table.live(claimed.uid);
     if (!grant) return TOKEN_REJECTED;
-    return { grant, token };
+    return { grant };
   };
 
   const forward = (
     req: IncomingMessage,
     res: ServerResponse,
     grant: LiveGrant,
-    token: string,
+    /** The grant's API-server credential (never the job's token). */
+    credential: string,
     target: { pathname: string; search: string },
     requestId: string,
   ) => {
@@ -189,7 +193,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       controller?.abort(new Error('the gateway ended the request'));
     };
     const headers = forwardedRequestHeaders(req.headers);
-    headers.authorization = `Bearer ${token}`;
+    headers.authorization = `Bearer ${credential}`;
     // undici frames a body of unknown length as chunked itself, and refuses the header.
     delete headers['transfer-encoding'];
 
@@ -321,10 +325,13 @@ export function createGateway(deps: GatewayDeps): Gateway {
             grantId: auth.grant.grantId,
             namespace: auth.grant.namespace,
           });
+        const credential = await deps.credentials.tokenFor(auth.grant);
+        // The grant may have ended while its credential was minted.
+        if (!deps.table.live(auth.grant.uid)) return refuse(req, res, TOKEN_REJECTED, { requestId });
         // The client may have left while its token was checked: its answer's 'close' has fired
         // already, so nothing would end an upstream request made for it now.
         if (res.destroyed) return;
-        forward(req, res, auth.grant, auth.token, target, requestId);
+        forward(req, res, auth.grant, credential, target, requestId);
       } catch (err) {
         // TokenReview could not be asked (API server down): unavailable, not "unauthorized".
         deps.logger.error('gateway request failed', { requestId, error: errorMessage(err) });

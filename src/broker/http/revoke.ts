@@ -92,7 +92,7 @@ async function revoke(
   let uid: string | undefined;
   let expiresAt: string | undefined;
   if (kubernetesToken) {
-    const who = await reviewServiceAccountToken(deps.k8s, token);
+    const who = await reviewServiceAccountToken(deps.k8s, token, deps.gatewayAudience);
     if (!who) throw new BrokerError('ERR_UNAUTHENTICATED', 'kubernetes_token_rejected');
     if (who.name !== grantId || !namespaces.includes(who.namespace))
       throw notFound('token_of_another_identity');
