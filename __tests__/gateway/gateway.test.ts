@@ -2,8 +2,8 @@
 // and the metrics read): only live grants' requests go through; a grant's token is for the gateway
 // only (401 at the API server) and the gateway forwards with a credential of the same grant that
 // only the broker holds; a revocation at one replica is refused at another within the watch's
-// latency; expiry is enforced by the clock while the grant still exists; hostile input never
-// reaches the API server and never gets a 5xx.
+// latency; expiry is enforced by the clock while the grant still exists; discovery names no API
+// server address; hostile input never reaches the API server and never gets a 5xx.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { Agent, request as httpsRequest } from 'node:https';
 import type { ExchangeResponse } from '../../src/shared/api.js';
@@ -256,6 +256,37 @@ describe('gateway', () => {
       const refused = await ask(a, 'GET', configmapsPath(), { token: apiToken });
       expect(refused.status).toBe(401);
       expect(a.auditLines.filter((l) => l.reason === 'kubernetes_token_rejected')).not.toHaveLength(0);
+    });
+
+    test('discovery through the gateway names no API server address (the API server itself does)', async () => {
+      const grant = await exchange(a);
+      await untilAccepted(a, grant.token);
+      const apiServer = new URL(clusterEndpoint().server);
+      const aggregated =
+        'application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json';
+      for (const [path, accept] of [
+        ['/api', 'application/json'],
+        ['/api', 'application/vnd.kubernetes.protobuf'],
+        ['/apis', 'application/json'],
+        ['/apis', aggregated],
+        ['/apis/apps', 'application/json'],
+      ] as const) {
+        const r = await ask(a, 'GET', path, {
+          token: grant.token,
+          headers: { accept, 'accept-encoding': 'gzip' },
+        });
+        expect([path, r.status]).toEqual([path, 200]);
+        expect(r.body).not.toContain('serverAddressByClientCIDRs');
+        expect(r.body).not.toContain(`:${apiServer.port}`);
+        JSON.parse(r.body);
+      }
+      // What the gateway removes: the API server's own answer names its address.
+      const direct = await atApiServer('/api', env.rbac.token);
+      expect(JSON.parse(direct.body).serverAddressByClientCIDRs).toEqual([
+        expect.objectContaining({ serverAddress: expect.stringContaining(`:${apiServer.port}`) }),
+      ]);
+      const versions = JSON.parse((await ask(a, 'GET', '/api', { token: grant.token })).body);
+      expect(versions).toMatchObject({ kind: 'APIVersions', versions: ['v1'] });
     });
 
     test('a gateway-mode grant has no self-revoke pair; renewal moves its end and keeps its token', async () => {

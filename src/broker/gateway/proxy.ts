@@ -36,6 +36,7 @@ import {
 } from './request-guard.js';
 import type { TokenReviewCache } from './token-review-cache.js';
 import type { UpstreamCredentials } from './upstream-credentials.js';
+import { discoveryRequestHeaders, rewriteDiscovery } from './discovery-rewrite.js';
 import type { Upstream } from './upstream.js';
 
 export interface GatewayDeps {
@@ -192,7 +193,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
       abandoned = true;
       controller?.abort(new Error('the gateway ended the request'));
     };
-    const headers = forwardedRequestHeaders(req.headers);
+    const method = req.method ?? 'GET';
+    const headers = discoveryRequestHeaders(method, target.pathname, forwardedRequestHeaders(req.headers));
     headers.authorization = `Bearer ${credential}`;
     // undici frames a body of unknown length as chunked itself, and refuses the header.
     delete headers['transfer-encoding'];
@@ -267,7 +269,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
         headers,
         body,
       },
-      {
+      rewriteDiscovery(method, target.pathname, {
         onRequestStart(c) {
           controller = c;
           if (abandoned) c.abort(new Error('the gateway ended the request'));
@@ -303,7 +305,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
           status = 502;
           sendStatus(res, 502, 'the gateway could not reach the API server; retry');
         },
-      },
+      }),
     );
   };
 
