@@ -178,12 +178,17 @@ describe('gateway', () => {
 
     offsetMs = expiresAt - Date.now() - 2_000;
     expect((await ask(c, 'GET', configmapsPath(), { token: grant.token })).status).toBe(200);
+    expect(c.gateway!.credentials.size).toBe(1);
     offsetMs = expiresAt - Date.now() + 1;
     const at = Date.now();
     expect((await ask(c, 'GET', configmapsPath(), { token: grant.token })).status).toBe(401);
     const closedAfter = (await watch.closed) - at;
     console.log(`gateway: open watch closed ${closedAfter} ms after the grant's expiry`);
     expect(closedAfter).toBeLessThan(1_500);
+    // Its upstream credential leaves this replica's memory with it (a sweep every second).
+    await waitFor("the expired grant's upstream credential to be dropped", () =>
+      c.gateway!.credentials.size === 0 ? true : undefined,
+    );
     // The grant is still in the cluster (this replica's reaper waits an hour): the refusal was the
     // gateway's clock.
     offsetMs = 0;

@@ -100,8 +100,18 @@ export function rewriteDiscovery(
       }
       chunks.push(chunk);
     },
-    onResponseEnd(c, trailers) {
+    onResponseEnd(_upstream, trailers) {
       if (failed) return;
+      // The answer is complete: back-pressure from here on must not pause or resume the pooled
+      // connection, which may already carry another request.
+      const c: Dispatcher.DispatchController = {
+        aborted: false,
+        paused: false,
+        reason: null,
+        abort: () => undefined,
+        pause: () => undefined,
+        resume: () => undefined,
+      };
       const body = headers['content-encoding'] ? undefined : withoutServerAddresses(Buffer.concat(chunks));
       if (!body) {
         inner.onResponseError?.(c, new Error('a discovery answer the gateway cannot rewrite'));
