@@ -251,6 +251,20 @@ describe('gateway', () => {
       );
       expect(a.gateway!.credentials.size).toBe(held);
       expect((await ask(a, 'GET', configmapsPath(), { token: grant.token })).status).toBe(401);
+      // The revocation deleted the access RoleBinding and the ServiceAccount, and asked for no
+      // self-revoke objects (gateway mode makes none).
+      const deletes = await waitFor('the revocation in the API server audit log', () => {
+        const found = readAudit()
+          .filter(
+            (e) =>
+              e.verb === 'delete' &&
+              e.stage === 'ResponseComplete' &&
+              e.objectRef?.name?.startsWith(grant.grantId),
+          )
+          .map((e) => `${e.objectRef!.resource}/${e.objectRef!.name}`);
+        return found.includes(`serviceaccounts/${grant.grantId}`) ? found : undefined;
+      });
+      expect(deletes.sort()).toEqual([`rolebindings/${grant.grantId}`, `serviceaccounts/${grant.grantId}`]);
     });
 
     test("a token the API server accepts is refused at the gateway, even one of a live grant's own ServiceAccount", async () => {

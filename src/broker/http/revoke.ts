@@ -139,7 +139,7 @@ async function revoke(
   await deps.grantWork?.settled(grantId);
   // Refused at this replica's gateway from now on; the others learn it from their watch.
   deps.liveGrants?.forget(grantId);
-  await deleteGrantObjects(deps.k8s, namespace, grantId, { uid });
+  await deleteGrantObjects(deps.k8s, namespace, grantId, { uid, accessOnly: !!deps.gatewayAudience });
   const audit: AuditEvent = {
     action: 'revocation',
     requestId: ctx.requestId,
