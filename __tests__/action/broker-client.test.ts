@@ -112,6 +112,7 @@ describe('parseExchangeResponse', () => {
     [{ namespace: 'UPPER' }, /"namespace" is not a namespace name/],
     [{ certificateAuthorityData: '%%%' }, /not base64/],
     [{ expiresAt: 'tomorrow' }, /"expiresAt" is not a timestamp/],
+    [{ mode: 'proxy' }, /"mode" is neither "direct" nor "gateway"/],
   ])('rejects %j without echoing the token', (override, message) => {
     const body = JSON.stringify({ ...exchangeResponse(), ...override });
     expect(() => parseExchangeResponse(body)).toThrow(message);
@@ -131,6 +132,11 @@ describe('parseExchangeResponse', () => {
     expect(() => parseExchangeResponse(JSON.stringify(without))).toThrow(
       /"certificateAuthorityData" is missing/,
     );
+  });
+  test('reads the mode; an answer without one (an older broker) is direct', () => {
+    const gateway = parseExchangeResponse(JSON.stringify({ ...exchangeResponse(), mode: 'gateway' }));
+    expect(gateway.mode).toBe('gateway');
+    expect(parseExchangeResponse(JSON.stringify(exchangeResponse())).mode).toBe('direct');
   });
   test('rejects a body that is not JSON', () => {
     expect(() => parseExchangeResponse('<html>')).toThrow(BrokerProtocolError);

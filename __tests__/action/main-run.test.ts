@@ -192,6 +192,8 @@ describe('main: success', () => {
       [STATE.grantId]: 'gha-1234-abcd',
       [STATE.namespace]: 'team-a',
       [STATE.expiresAt]: '2030-01-01T00:15:00Z',
+      // The fake broker's answer names no mode, as an older broker's: direct.
+      [STATE.mode]: 'direct',
     });
     // The directory is recorded before the file is written, so post cleans up a half-written one.
     const order = s.core.calls.filter((c) => c.method === 'saveState').map((c) => c.args[0]);

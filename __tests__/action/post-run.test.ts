@@ -187,6 +187,21 @@ describe('post: revocation', () => {
     },
   );
 
+  test('gateway mode, broker unreachable: no direct attempt (nowhere to send it); a warning names the reaper', async () => {
+    const m = await mainLeftovers({ [STATE.mode]: 'gateway' });
+    const s = setup(m.state, [() => new NetworkError('cannot reach broker.example.com: ECONNREFUSED')]);
+    await run(s.deps);
+    expect(s.transport.requests).toHaveLength(3);
+    expect(s.direct).toEqual([]);
+    expect(s.core.warnings).toEqual([
+      expect.stringMatching(
+        /^Could not revoke grant gha-1234-abcd: the broker is unreachable .*ECONNREFUSED.*can only be revoked through it\. The broker removes it at 2030-01-01T00:15:00Z at the latest\.$/,
+      ),
+    ]);
+    expect(s.core.failed).toEqual([]);
+    expect(existsSync(m.dir)).toBe(false);
+  });
+
   test('a clear refusal (403) is a warning naming the grant, with no direct attempt', async () => {
     const m = await mainLeftovers();
     const s = setup(m.state, [() => brokerError(403, 'ERR_FORBIDDEN', 'not allowed by the broker policy')]);

@@ -1,6 +1,7 @@
 // sourceRanges and trustedProxies in the built broker, against the real control plane: the exchange
-// admits or refuses by the client's address, reads X-Forwarded-For only from a trusted peer, and
-// audits the address it decided on. The test client is 127.0.0.1 (the brokers listen there).
+// and the renewal admit or refuse by the client's address, read X-Forwarded-For only from a trusted
+// peer, and audit the address they decided on. The test client is 127.0.0.1 (the brokers listen
+// there).
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { ErrorResponse, ExchangeResponse } from '../../src/shared/api.js';
 import type { RunningBroker } from '../../test/support/broker.js';
@@ -110,5 +111,50 @@ describe('trustedProxies', () => {
     const line = await expectRefused(broker, { 'x-forwarded-for': '10.1.2.3' });
     expect(line).toMatchObject({ reason: 'source_not_allowed', clientAddress: '127.0.0.1' });
     expect(line).not.toHaveProperty('proxyAddress');
+  });
+});
+
+describe('sourceRanges at renewal', () => {
+  test('a rule with sourceRanges renews from inside them (audited with the address), not from outside', async () => {
+    // The proxy is trusted, so a request it forwards for 203.0.113.9 comes from outside the range.
+    const broker = await env.startBroker({
+      policyYaml: policyYaml({
+        namespaces: env.namespaces,
+        rules: [{ name: 'runners', sourceRanges: ['127.0.0.0/8'], maxSessionSeconds: 3600 }],
+      }),
+      config: { trustedProxies: ['127.0.0.0/8'] },
+    });
+    const run = { run_id: String(8_000_000 + Math.floor(Math.random() * 1_000_000)), check_run_id: '8001' };
+    const granted = await broker.request<ExchangeResponse>('POST', '/v1/exchange', {
+      token: await env.issuer.sign(run),
+      body: { namespace: env.ns, role: 'viewer', ttlSeconds: 600 },
+    });
+    expect(granted.status).toBe(200);
+    const { grantId, token } = granted.body;
+    const renew = async (headers: Record<string, string> = {}) =>
+      broker.request<Record<string, unknown>>('POST', `/v1/grants/${grantId}/renew`, {
+        token: await env.issuer.sign(run),
+        headers,
+        body: { grantToken: token, ttlSeconds: 900 },
+      });
+
+    const inside = await renew();
+    expect(inside.status).toBe(200);
+    expect(Date.parse(inside.body.expiresAt as string)).toBeGreaterThan(Date.parse(granted.body.expiresAt));
+    expect(await auditOf(broker, inside.headers['x-request-id'])).toMatchObject({
+      action: 'renewal',
+      policyRule: 'runners',
+      clientAddress: '127.0.0.1',
+    });
+    const outside = await renew({ 'x-forwarded-for': '203.0.113.9' });
+    expect(outside.status).toBe(403);
+    expect(await auditOf(broker, outside.headers['x-request-id'])).toMatchObject({
+      action: 'denial',
+      request: 'renew',
+      reason: 'source_not_allowed',
+      clientAddress: '203.0.113.9',
+      proxyAddress: '127.0.0.1',
+    });
+    expect((await broker.request('DELETE', `/v1/grants/${grantId}`, { token })).status).toBe(200);
   });
 });

@@ -25,6 +25,7 @@ const REQUIRED = [
   '### Upgrades',
   '## Security model',
   '### What is guaranteed',
+  '### What gateway mode does not cover',
   '## Troubleshooting',
   '## Development',
 ];

@@ -63,6 +63,7 @@ beforeAll(async () => {
     table,
     synced: () => true,
     reviews,
+    credentials: { tokenFor: async () => 'upstream-credential' },
     namespaces: () => [NS],
     upstream: {
       lanes: { short: { pool, gate: new ConnectionGate(4) }, long: { pool, gate: new ConnectionGate(4) } },

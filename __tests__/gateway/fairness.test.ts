@@ -191,6 +191,7 @@ beforeAll(async () => {
     } as unknown as TokenReviewCache,
     namespaces: () => [NS],
     upstream,
+    credentials: { tokenFor: async () => 'upstream-credential' },
     audit: { record: (e) => void lines.push(e as Record<string, unknown>) },
     logger: { info: () => undefined, warn: () => undefined, error: () => undefined } as never,
     metrics: createMetrics(),

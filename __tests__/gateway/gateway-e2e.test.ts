@@ -1,7 +1,8 @@
 // Gateway mode end to end, nothing faked: the built action bundles run as the runner runs them
 // against the built broker with its gateway on, and the real kubectl uses the kubeconfig the action
 // wrote. Everything kubectl does goes through the gateway; the API server's address is nowhere in
-// what the job received; after post the gateway answers 401 and the open watch is closed.
+// what the job received, and the job's token is refused there (401); after post the gateway answers
+// 401 and the open watch is closed.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,7 +10,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dump, load } from 'js-yaml';
 import type { RunningBroker } from '../../test/support/broker.js';
-import { clusterEndpoint, kubectlAdmin, readAudit, waitFor } from '../../test/support/cluster.js';
+import {
+  clusterEndpoint,
+  kubectlAdmin,
+  kubectlStatus,
+  readAudit,
+  tokenKubeconfig,
+  waitFor,
+} from '../../test/support/cluster.js';
 import { startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
 import { ensureActionBuilt, type RunnerJob } from '../../test/support/runner.js';
 import { gatewayRequest } from './support/gateway-client.js';
@@ -92,6 +100,15 @@ describe('gateway mode with the action and kubectl', () => {
       const apiServer = new URL(clusterEndpoint().server);
       expect(kubeconfigText).not.toContain(apiServer.host);
       expect(main.stdout).not.toContain(apiServer.host);
+      // The job's token is the gateway's only: kubectl straight at the API server gets 401.
+      const jobToken = (load(kubeconfigText) as { users: { user: { token: string } }[] }).users[0]!.user
+        .token;
+      const direct = tokenKubeconfig(jobToken, env.ns);
+      try {
+        expect(kubectlStatus(direct.path, ['get', 'configmaps'])).toMatchObject({ ok: false, status: 401 });
+      } finally {
+        direct.cleanup();
+      }
 
       const run = (args: string[]) => job.exec('kubectl', args);
       const watch = startWatch(job);

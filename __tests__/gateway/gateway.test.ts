@@ -1,12 +1,22 @@
 // The gateway against the real control plane, brokers in this process (so the clock can be moved
-// and the metrics read): only live grants' requests go through, with the grant's own token; a
-// revocation at one replica is refused at another within the watch's latency; expiry is enforced
-// by the clock while the token is still valid at the API server; hostile input never reaches the
-// API server and never gets a 5xx.
+// and the metrics read): only live grants' requests go through; a grant's token is for the gateway
+// only (401 at the API server) and the gateway forwards with a credential of the same grant that
+// only the broker holds; a revocation at one replica is refused at another within the watch's
+// latency; expiry is enforced by the clock while the grant still exists; discovery names no API
+// server address; hostile input never reaches the API server and never gets a 5xx.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { Agent, request as httpsRequest } from 'node:https';
 import type { ExchangeResponse } from '../../src/shared/api.js';
-import { kubectlAdmin, kubectlStatus, sleep, tokenKubeconfig, waitFor } from '../../test/support/cluster.js';
+import { decodeJwt } from 'jose';
+import { credentialIdOf } from '../../src/broker/audit.js';
+import {
+  clusterEndpoint,
+  kubectlAdmin,
+  readAudit,
+  sleep,
+  tryKubectlAdmin,
+  waitFor,
+} from '../../test/support/cluster.js';
 import { startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
 import type { InProcessBroker } from '../../test/support/in-process-broker.js';
 import { gatewayRequest, rawGatewayRequest, type GatewayAnswer } from './support/gateway-client.js';
@@ -19,7 +29,10 @@ let offsetMs = 0;
 let c: InProcessBroker;
 
 beforeAll(async () => {
-  env = await startBrokerEnv({ namespaces: ['gateway'], policy: { rules: [{ roles: ['deployer'] }] } });
+  env = await startBrokerEnv({
+    namespaces: ['gateway'],
+    policy: { rules: [{ roles: ['deployer'], maxSessionSeconds: 3600 }] },
+  });
   [a, b, c] = await Promise.all([
     env.startInProcessBroker({ gateway: true }),
     env.startInProcessBroker({ gateway: true }),
@@ -42,8 +55,12 @@ const ask = (
   o: Parameters<typeof gatewayRequest>[4] = {},
 ) => gatewayRequest(gatewayOf(broker), broker.ca!, method, path, o);
 
-async function exchange(broker: InProcessBroker, ttlSeconds = 600): Promise<ExchangeResponse> {
-  const jwt = await env.issuer.sign();
+async function exchange(
+  broker: InProcessBroker,
+  ttlSeconds = 600,
+  run: Record<string, string> = {},
+): Promise<ExchangeResponse> {
+  const jwt = await env.issuer.sign(run);
   const r = await broker.request<ExchangeResponse>('POST', '/v1/exchange', {
     token: jwt,
     body: { namespace: env.ns, role: 'deployer', ttlSeconds },
@@ -53,6 +70,16 @@ async function exchange(broker: InProcessBroker, ttlSeconds = 600): Promise<Exch
 }
 
 const configmapsPath = () => `/api/v1/namespaces/${env.ns}/configmaps`;
+
+/** A request straight to the API server, bypassing the gateway. */
+const atApiServer = (path: string, token: string) => {
+  const { server, caData } = clusterEndpoint();
+  return gatewayRequest(server, Buffer.from(caData, 'base64'), 'GET', path, { token });
+};
+
+/** Every JWT-shaped string in the broker's audit and log lines (there should be none). */
+const jwtsLogged = (broker: InProcessBroker) =>
+  JSON.stringify([broker.auditLines, broker.logLines]).match(/eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+/g) ?? [];
 
 /** Waits until `broker`'s gateway (fed by its watch) accepts the grant. */
 const untilAccepted = (broker: InProcessBroker, token: string) =>
@@ -140,7 +167,7 @@ describe('gateway', () => {
     for (const ms of samples) expect(ms).toBeLessThan(1_000);
   });
 
-  test('an expired grant is refused within 1 s, its watch cut, while its token still works at the API server', async () => {
+  test('an expired grant is refused within 1 s, its watch cut, while its ServiceAccount still exists', async () => {
     offsetMs = 0;
     const grant = await exchange(c, 60);
     await untilAccepted(c, grant.token);
@@ -151,20 +178,23 @@ describe('gateway', () => {
 
     offsetMs = expiresAt - Date.now() - 2_000;
     expect((await ask(c, 'GET', configmapsPath(), { token: grant.token })).status).toBe(200);
+    expect(c.gateway!.credentials.size).toBe(1);
     offsetMs = expiresAt - Date.now() + 1;
     const at = Date.now();
     expect((await ask(c, 'GET', configmapsPath(), { token: grant.token })).status).toBe(401);
     const closedAfter = (await watch.closed) - at;
     console.log(`gateway: open watch closed ${closedAfter} ms after the grant's expiry`);
     expect(closedAfter).toBeLessThan(1_500);
-    // The API server itself still accepts the token: the refusal was the gateway's clock.
-    const kc = tokenKubeconfig(grant.token, env.ns);
-    try {
-      expect(kubectlStatus(kc.path, ['get', 'configmaps']).ok).toBe(true);
-    } finally {
-      kc.cleanup();
-      offsetMs = 0;
-    }
+    // Its upstream credential leaves this replica's memory with it (a sweep every second).
+    await waitFor("the expired grant's upstream credential to be dropped", () =>
+      c.gateway!.credentials.size === 0 ? true : undefined,
+    );
+    // The grant is still in the cluster (this replica's reaper waits an hour): the refusal was the
+    // gateway's clock.
+    offsetMs = 0;
+    expect(kubectlAdmin(['get', 'serviceaccount', grant.grantId, '-n', env.ns, '-o', 'name'])).toContain(
+      grant.grantId,
+    );
     const line = await waitFor("the watch's audit line", () =>
       c.auditLines.find((l) => l.action === 'gateway' && l.verb === 'watch'),
     );
@@ -186,6 +216,125 @@ describe('gateway', () => {
     const revoked = await a.request('DELETE', `/v1/grants/${grant.grantId}`, { token: grant.token });
     expect(revoked.status).toBe(200);
     await watch.closed;
+  });
+
+  describe('gateway-bound tokens', () => {
+    test("a grant's token is refused by the API server (401) and forwarded by the gateway with a credential only the broker holds", async () => {
+      const grant = await exchange(a);
+      expect(grant.mode).toBe('gateway');
+      // Its one audience is the gateway's, which the API server does not accept.
+      expect(decodeJwt(grant.token).aud).toEqual(['https://127.0.0.1/']);
+      const direct = await atApiServer(configmapsPath(), grant.token);
+      expect(direct.status).toBe(401);
+      const held = a.gateway!.credentials.size;
+      await untilAccepted(a, grant.token);
+      expect(a.gateway!.credentials.size).toBe(held + 1);
+      // The API server saw the grant's ServiceAccount, authenticated by another credential than
+      // the job's: the one this replica minted and logged by its id (never the token itself).
+      const user = `system:serviceaccount:${env.ns}:${grant.grantId}`;
+      const seen = await waitFor('the API server audit log to show the forwarded call', () => {
+        const ids = readAudit()
+          .filter((e) => e.user.username === user && e.stage === 'ResponseComplete')
+          .map((e) => e.user.extra?.['authentication.kubernetes.io/credential-id']?.[0]);
+        return ids.length > 0 ? ids : undefined;
+      });
+      const minted = a.logLines.filter(
+        (l) => l.msg === 'gateway credential minted' && l.grantId === grant.grantId,
+      );
+      expect(minted).toHaveLength(1);
+      expect(new Set(seen)).toEqual(new Set([minted[0]!.credentialId]));
+      expect(seen).not.toContain(credentialIdOf(grant.token));
+      expect(jwtsLogged(a)).toEqual([]);
+      // Revoked: refused at the gateway, and the credential is gone from this replica's memory.
+      expect((await a.request('DELETE', `/v1/grants/${grant.grantId}`, { token: grant.token })).status).toBe(
+        200,
+      );
+      expect(a.gateway!.credentials.size).toBe(held);
+      expect((await ask(a, 'GET', configmapsPath(), { token: grant.token })).status).toBe(401);
+      // The revocation deleted the access RoleBinding and the ServiceAccount, and asked for no
+      // self-revoke objects (gateway mode makes none).
+      const deletes = await waitFor('the revocation in the API server audit log', () => {
+        const found = readAudit()
+          .filter(
+            (e) =>
+              e.verb === 'delete' &&
+              e.stage === 'ResponseComplete' &&
+              e.objectRef?.name?.startsWith(grant.grantId),
+          )
+          .map((e) => `${e.objectRef!.resource}/${e.objectRef!.name}`);
+        return found.includes(`serviceaccounts/${grant.grantId}`) ? found : undefined;
+      });
+      expect(deletes.sort()).toEqual([`rolebindings/${grant.grantId}`, `serviceaccounts/${grant.grantId}`]);
+    });
+
+    test("a token the API server accepts is refused at the gateway, even one of a live grant's own ServiceAccount", async () => {
+      const grant = await exchange(a);
+      await untilAccepted(a, grant.token);
+      const apiToken = kubectlAdmin(['create', 'token', grant.grantId, '-n', env.ns]).trim();
+      expect((await atApiServer(configmapsPath(), apiToken)).status).toBe(200);
+      const refused = await ask(a, 'GET', configmapsPath(), { token: apiToken });
+      expect(refused.status).toBe(401);
+      expect(a.auditLines.filter((l) => l.reason === 'kubernetes_token_rejected')).not.toHaveLength(0);
+    });
+
+    test('discovery through the gateway names no API server address (the API server itself does)', async () => {
+      const grant = await exchange(a);
+      await untilAccepted(a, grant.token);
+      const apiServer = new URL(clusterEndpoint().server);
+      const aggregated =
+        'application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json';
+      for (const [path, accept] of [
+        ['/api', 'application/json'],
+        ['/api', 'application/vnd.kubernetes.protobuf'],
+        ['/apis', 'application/json'],
+        ['/apis', aggregated],
+        ['/apis/apps', 'application/json'],
+      ] as const) {
+        const r = await ask(a, 'GET', path, {
+          token: grant.token,
+          headers: { accept, 'accept-encoding': 'gzip' },
+        });
+        expect([path, r.status]).toEqual([path, 200]);
+        expect(r.body).not.toContain('serverAddressByClientCIDRs');
+        expect(r.body).not.toContain(`:${apiServer.port}`);
+        JSON.parse(r.body);
+      }
+      // What the gateway removes: the API server's own answer names its address.
+      const direct = await atApiServer('/api', env.rbac.token);
+      expect(JSON.parse(direct.body).serverAddressByClientCIDRs).toEqual([
+        expect.objectContaining({ serverAddress: expect.stringContaining(`:${apiServer.port}`) }),
+      ]);
+      const versions = JSON.parse((await ask(a, 'GET', '/api', { token: grant.token })).body);
+      expect(versions).toMatchObject({ kind: 'APIVersions', versions: ['v1'] });
+    });
+
+    test('a gateway-mode grant has no self-revoke pair; renewal moves its end and keeps its token', async () => {
+      const run = { run_id: String(7_000_000 + Math.floor(Math.random() * 1_000_000)), check_run_id: '7001' };
+      const grant = await exchange(a, 600, run);
+      await untilAccepted(a, grant.token);
+      for (const kind of ['role', 'rolebinding'])
+        expect(tryKubectlAdmin(['get', kind, `${grant.grantId}-revoke`, '-n', env.ns]).stderr).toMatch(
+          /NotFound/,
+        );
+      expect(kubectlAdmin(['get', 'rolebinding', grant.grantId, '-n', env.ns, '-o', 'name'])).toContain(
+        grant.grantId,
+      );
+      const renewed = await a.request<Record<string, unknown>>('POST', `/v1/grants/${grant.grantId}/renew`, {
+        token: await env.issuer.sign(run),
+        body: { grantToken: grant.token, ttlSeconds: 900 },
+      });
+      expect(renewed.status).toBe(200);
+      expect(renewed.body).toMatchObject({ newToken: false, token: grant.token });
+      expect(Date.parse(renewed.body.expiresAt as string)).toBeGreaterThan(Date.parse(grant.expiresAt));
+      expect((await ask(a, 'GET', configmapsPath(), { token: grant.token })).status).toBe(200);
+      // A renewal with a token the API server accepts (not a gateway token) is refused.
+      const apiToken = kubectlAdmin(['create', 'token', grant.grantId, '-n', env.ns]).trim();
+      const refused = await a.request('POST', `/v1/grants/${grant.grantId}/renew`, {
+        token: await env.issuer.sign(run),
+        body: { grantToken: apiToken },
+      });
+      expect(refused.status).toBe(401);
+    });
   });
 
   describe('hostile input: 4xx, never forwarded, never 5xx', () => {

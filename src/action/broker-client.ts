@@ -267,6 +267,10 @@ export function parseExchangeResponse(text: string): ExchangeResponse {
     if (Number.isNaN(Date.parse(v))) throw bad(field, 'is not a timestamp');
   const role = str('role');
   const rules = Array.isArray(r.rules) ? (r.rules as ExchangeResponse['rules']) : [];
+  // Absent from brokers that predate it: those are direct mode.
+  if (r.mode !== undefined && r.mode !== 'direct' && r.mode !== 'gateway')
+    throw bad('mode', 'is neither "direct" nor "gateway"');
+  const mode = r.mode === 'gateway' ? 'gateway' : 'direct';
 
   return {
     grantId,
@@ -278,6 +282,7 @@ export function parseExchangeResponse(text: string): ExchangeResponse {
     namespace,
     serviceAccount,
     role,
+    mode,
     rules,
   };
 }

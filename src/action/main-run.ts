@@ -122,6 +122,7 @@ export async function runMain(deps: MainDeps): Promise<void> {
   c.saveState(STATE.grantId, grant.grantId);
   c.saveState(STATE.namespace, grant.namespace);
   c.saveState(STATE.expiresAt, grant.expiresAt);
+  c.saveState(STATE.mode, grant.mode ?? 'direct');
   c.info(
     `Granted ${grant.role} in namespace ${grant.namespace} as ServiceAccount ${grant.serviceAccount} ` +
       `(grant ${grant.grantId}) until ${grant.expiresAt}.`,

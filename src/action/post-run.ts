@@ -106,6 +106,12 @@ async function revokeGrant(deps: PostDeps, state: PostState): Promise<void> {
 
   const outcome = await revokeThroughBroker(deps, state, credential);
   if (outcome === 'done') return;
+  // In gateway mode the token works at the gateway only, which is the broker itself: when no
+  // replica answers there is nowhere else to revoke, and the reaper ends the grant at its expiry.
+  if (state.mode === 'gateway')
+    throw new Error(
+      `the broker is unreachable (${outcome.reason}), and a gateway-mode grant can only be revoked through it`,
+    );
   c.info(
     `Broker unreachable (${outcome.reason}); revoking grant ${state.grantId} directly at the API server.`,
   );

@@ -15,6 +15,8 @@ export const STATE = {
   grantId: 'grant-id',
   namespace: 'namespace',
   expiresAt: 'expires-at',
+  /** `gateway` or `direct` (the exchange answer's mode): whether post has a fallback. */
+  mode: 'grant-mode',
 } as const;
 
 export interface PostState {
@@ -27,6 +29,8 @@ export interface PostState {
   grantId: string;
   namespace: string;
   expiresAt: string;
+  /** Empty when main saved none (an older main, or no grant): treated as direct. */
+  mode: string;
 }
 
 export function readPostState(getState: (name: string) => string): PostState | undefined {
@@ -40,6 +44,7 @@ export function readPostState(getState: (name: string) => string): PostState | u
     grantId: getState(STATE.grantId),
     namespace: getState(STATE.namespace),
     expiresAt: getState(STATE.expiresAt),
+    mode: getState(STATE.mode),
   };
   if (Object.values(s).every((v) => v === '')) return undefined;
   return { ...s, revoke: s.revoke !== 'false' };

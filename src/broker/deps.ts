@@ -35,6 +35,11 @@ export interface BrokerDeps {
   grantWork?: GrantWork;
   /** Gateway mode: this replica's live-grant table, so a revocation here takes effect before the answer. */
   liveGrants?: { forget(namespace: string, grantId: string): void };
+  /**
+   * Gateway mode: the one audience of every grant token the broker issues and accepts (the
+   * gateway's; the API server refuses such a token). Absent: direct mode, the API server's own.
+   */
+  gatewayAudience?: string;
   /** The shared Roles of inline roles; without it each inline grant reconciles its Role afresh. */
   inlineRoles?: InlineRoles;
 }

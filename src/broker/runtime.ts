@@ -16,6 +16,7 @@ import { startPolicyReload, type PolicyReloadOptions } from './policy-reload.js'
 import { clientAddressOf } from './http/client-address.js';
 import {
   gatewayEndpoint,
+  gatewayTokenAudience,
   startGateway,
   type GatewayConfig,
   type RunningGateway,
@@ -148,6 +149,7 @@ export async function runBroker(
     k8s,
     endpoint,
     liveGrants: gateway?.table,
+    gatewayAudience: config.gateway && gatewayTokenAudience(config.gateway),
     logger: parts.logger,
     audit: parts.audit,
     metrics,

@@ -42,8 +42,16 @@ export interface ExchangeResponse {
   namespace: string;
   serviceAccount: string;
   role: string;
+  /**
+   * `gateway`: `server` is the broker's gateway and the token works there only (the API server
+   * refuses it), so revoking needs a broker replica. `direct` (or absent, from older brokers): the
+   * token works at the API server, where the grant may also revoke itself.
+   */
+  mode?: GrantMode;
   rules: RuleSummary[];
 }
+
+export type GrantMode = 'direct' | 'gateway';
 
 /** DELETE /v1/grants/{grantId}, authenticated by the grant's own token or a fresh OIDC JWT of the same run. */
 export interface RevokeResponse {

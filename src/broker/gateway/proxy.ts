@@ -1,8 +1,9 @@
 // The gateway: an authenticating reverse proxy in front of the API server. A request goes on only
-// with the bearer token of a live grant (live-grants.ts), and goes on with that token alone, so the
-// API server still applies the grant's RBAC and the broker needs no impersonation right. Bodies
-// stream both ways with back-pressure (upstream.ts's pool), so watches and large applies work
-// unbuffered.
+// with the bearer token of a live grant (live-grants.ts), a token for the gateway's audience that
+// the API server itself refuses, and goes on with the same grant's API-server credential alone
+// (upstream-credentials.ts), so the API server still applies the grant's RBAC and the broker needs
+// no impersonation right. Bodies stream both ways with back-pressure (upstream.ts's lanes), so
+// watches and large applies work unbuffered.
 //
 // Order of checks: the request's shape, then the token's unverified claims against the table (a
 // forged token, another identity's or an ended grant's costs no API call), then TokenReview
@@ -40,6 +41,8 @@ import {
   type Refusal,
 } from './request-guard.js';
 import type { TokenReviewCache } from './token-review-cache.js';
+import type { UpstreamCredentials } from './upstream-credentials.js';
+import { discoveryRequestHeaders, rewriteDiscovery } from './discovery-rewrite.js';
 import type { Upstream } from './upstream.js';
 
 export interface GatewayDeps {
@@ -47,6 +50,8 @@ export interface GatewayDeps {
   /** False while this namespace's grants cannot be known (grant-watch.ts): refuse, do not guess. */
   synced: (namespace: string) => boolean;
   reviews: TokenReviewCache;
+  /** The grant's API-server credential each forwarded request carries instead of the job's token. */
+  credentials: Pick<UpstreamCredentials, 'tokenFor'>;
   namespaces: () => readonly string[];
   upstream: Upstream;
   audit: AuditLog;
@@ -141,7 +146,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   /** The live grant this request may act as, or why not (with what the token claimed). */
   const authenticate = async (
     req: IncomingMessage,
-  ): Promise<{ grant: LiveGrant; token: string } | (Refusal & { claimed?: ClaimedIdentity })> => {
+  ): Promise<{ grant: LiveGrant } | (Refusal & { claimed?: ClaimedIdentity })> => {
     const token = bearerTokenOf(req.rawHeaders);
     if (typeof token !== 'string') return token;
     const claimed = claimedIdentity(token);
@@ -163,7 +168,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     // Again after the TokenReview's await: the grant may have gone meanwhile.
     const grant = deps.table.live(claimed.uid);
     if (!grant) return { ...TOKEN_REJECTED, claimed };
-    return { grant, token };
+    return { grant };
   };
 
   /**
@@ -217,7 +222,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
     req: IncomingMessage,
     res: ServerResponse,
     grant: LiveGrant,
-    token: string,
+    /** The grant's API-server credential (never the job's token). */
+    credential: string,
     target: AcceptedTarget,
     requestId: string,
   ) => {
@@ -239,8 +245,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
       abandoned = true;
       controller?.abort(new Error('the gateway ended the request'));
     };
-    const headers = forwardedRequestHeaders(req.headers);
-    headers.authorization = `Bearer ${token}`;
+    const method = req.method ?? 'GET';
+    const headers = discoveryRequestHeaders(method, target.pathname, forwardedRequestHeaders(req.headers));
+    headers.authorization = `Bearer ${credential}`;
     // The API server takes the caller's Audit-ID as its own: the two logs join on it.
     headers['audit-id'] = apiAuditId;
     // undici frames a body of unknown length as chunked itself, and refuses the header.
@@ -325,7 +332,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
         headers,
         body,
       },
-      {
+      rewriteDiscovery(method, target.pathname, {
         onRequestStart(c) {
           controller = c;
           // The last moment to keep a call of an ended grant from the API server (expiry
@@ -370,7 +377,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
           status = 502;
           sendStatus(res, 502, 'the gateway could not reach the API server; retry');
         },
-      },
+      }),
     );
   };
 
@@ -378,7 +385,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const admit = async (
     req: IncomingMessage,
     res: ServerResponse,
-    auth: { grant: LiveGrant; token: string },
+    auth: { grant: LiveGrant; credential: string },
     target: AcceptedTarget,
     requestId: string,
   ) => {
@@ -399,7 +406,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     });
     // The client may have left while it waited: nothing would end an upstream request made now.
     if (res.destroyed) return;
-    forward(req, res, grant, auth.token, target, requestId);
+    forward(req, res, grant, auth.credential, target, requestId);
   };
 
   /** A refused upgrade or CONNECT: one whole answer on the raw socket, and its line. */
@@ -427,10 +434,14 @@ export function createGateway(deps: GatewayDeps): Gateway {
           return refuse(req, res, auth, { requestId, ...claimedFields(auth.claimed, ended) });
         const sourceRefusal = deps.checkSource?.(auth.grant, req);
         if (sourceRefusal) return refuse(req, res, sourceRefusal, { requestId, ...grantFields(auth.grant) });
+        const credential = await deps.credentials.tokenFor(auth.grant);
+        // The grant may have ended while its credential was minted.
+        if (!deps.table.live(auth.grant.uid))
+          return refuse(req, res, TOKEN_REJECTED, { requestId, ...grantFields(auth.grant) });
         // The client may have left while its token was checked: its answer's 'close' has fired
         // already, so nothing would end an upstream request made for it now.
         if (res.destroyed) return;
-        await admit(req, res, auth, target, requestId);
+        await admit(req, res, { grant: auth.grant, credential }, target, requestId);
       } catch (err) {
         // TokenReview could not be asked (API server down): unavailable, not "unauthorized".
         deps.logger.error('gateway request failed', { requestId, error: errorMessage(err) });

@@ -1,6 +1,7 @@
 // The gateway's wiring for one replica: the live-grant table and the watches that feed it, the
-// TokenReview cache, the upstream connections, and its own HTTPS listener (never the broker's
-// public port: the two may be exposed differently).
+// TokenReview cache (for the gateway's audience), the grants' upstream credentials, the upstream
+// connections, and its own HTTPS listener (never the broker's public port: the two may be exposed
+// differently).
 import { readFileSync } from 'node:fs';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { ClusterEndpoint } from '../k8s/clients.js';
@@ -16,6 +17,9 @@ import { GATEWAY_LIMIT_DEFAULTS, type GatewayLimits } from './fairness.js';
 import { createGateway, type GatewayDeps } from './proxy.js';
 import { TokenReviewCache } from './token-review-cache.js';
 import { upstreamOf } from './upstream.js';
+import { UpstreamCredentials } from './upstream-credentials.js';
+import { requestGrantToken } from '../k8s/grant-token.js';
+import { credentialIdOf } from '../audit.js';
 
 /** The config of the gateway (config.ts's `gateway` section, with `tls` already defaulted). */
 export interface GatewayConfig {
@@ -36,6 +40,18 @@ export interface GatewayConfig {
  */
 export const GATEWAY_REQUEST_TIMEOUT_MS = 60_000;
 
+/**
+ * The one audience of grant tokens in gateway mode: the gateway's URL, which every replica shares.
+ * The API server accepts only its own audiences, so it refuses these tokens; the gateway reviews
+ * them for this audience.
+ */
+export function gatewayTokenAudience(config: Pick<GatewayConfig, 'url'>): string {
+  return config.url;
+}
+
+/** How often credentials of grants that are no longer live are dropped from memory. */
+const CREDENTIAL_SWEEP_MS = 1_000;
+
 /** What jobs are told in gateway mode: the gateway's URL and CA; the API server's address never. */
 export function gatewayEndpoint(config: GatewayConfig): ClusterEndpoint {
   return {
@@ -47,6 +63,8 @@ export function gatewayEndpoint(config: GatewayConfig): ClusterEndpoint {
 export interface RunningGateway {
   url: string;
   table: LiveGrants;
+  /** The grants' upstream credentials this replica holds (how many, never the tokens). */
+  credentials: { readonly size: number };
   /** Waits up to graceMs for open requests (watches rarely end by themselves), then cuts them. */
   close(graceMs: number): Promise<void>;
 }
@@ -78,14 +96,34 @@ export async function startGateway(
     { short: limits.upstreamConnections, long: limits.longRunningConnections },
     (lane, queued) => parts.metrics.gatewayUpstreamQueued.set({ lane }, queued),
   );
+  const audience = gatewayTokenAudience(config);
   const reviews = new TokenReviewCache(async (token) => {
-    const who = await reviewServiceAccountToken(parts.k8s, token);
+    const who = await reviewServiceAccountToken(parts.k8s, token, audience);
     return who?.uid ? { namespace: who.namespace, name: who.name, uid: who.uid } : undefined;
   }, now);
+  const credentials = new UpstreamCredentials(
+    (grant, seconds) => requestGrantToken(parts.k8s, grant, seconds),
+    now,
+    (grant, minted) =>
+      parts.logger.info('gateway credential minted', {
+        grantId: grant.grantId,
+        namespace: grant.namespace,
+        // The API server's audit log names this id on every call forwarded with it.
+        credentialId: credentialIdOf(minted.token),
+        expiresAt: minted.tokenExpiresAt.toISOString(),
+      }),
+  );
+  table.onGone((uid) => credentials.drop(uid));
+  const sweep = setInterval(
+    () => credentials.retainLive((uid) => table.live(uid) !== undefined),
+    CREDENTIAL_SWEEP_MS,
+  );
+  sweep.unref();
   const gateway = createGateway({
     table,
     synced: watch.synced,
     reviews,
+    credentials,
     namespaces: () => parts.namespaces,
     upstream,
     audit: parts.audit,
@@ -105,6 +143,7 @@ export async function startGateway(
       requestTimeoutMs: GATEWAY_REQUEST_TIMEOUT_MS,
     });
   } catch (err) {
+    clearInterval(sweep);
     watch.stop();
     gateway.stop();
     upstream.close();
@@ -117,8 +156,11 @@ export async function startGateway(
   return {
     url: server.url,
     table,
+    credentials,
     async close(graceMs) {
       await server.close(graceMs);
+      clearInterval(sweep);
+      credentials.retainLive(() => false);
       gateway.stop();
       watch.stop();
       upstream.close();

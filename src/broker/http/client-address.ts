@@ -56,3 +56,8 @@ export function clientAddressOf(req: IncomingMessage, trustedProxies: AddressSet
   }
   return { address, proxy: peer };
 }
+
+/** The audit line's client fields: the address the policy saw and, behind a proxy, the proxy. */
+export function clientFields(client: ClientAddress): { clientAddress: string; proxyAddress?: string } {
+  return { clientAddress: client.address ?? 'unknown', ...(client.proxy && { proxyAddress: client.proxy }) };
+}

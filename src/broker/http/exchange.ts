@@ -12,7 +12,7 @@ import { recordJwtUse } from '../k8s/replay-ledger.js';
 import { deleteIgnoringNotFound, describeK8sError } from '../k8s/errors.js';
 import { grantIdFor, rfc3339 } from '../naming.js';
 import { answer } from './answer.js';
-import { clientAddressOf, type ClientAddress } from './client-address.js';
+import { clientAddressOf, clientFields, type ClientAddress } from './client-address.js';
 import { bearerToken, readJsonBody, requireJsonContentType } from './io.js';
 import { parseExchangeRequest } from './validate.js';
 import { TokenBucketLimiter } from './rate-limit.js';
@@ -95,6 +95,7 @@ async function exchange(
       now: deps.now,
       expiresAt,
       inlineRoles: deps.inlineRoles,
+      gatewayAudience: deps.gatewayAudience,
       onRollbackError: logRollbackError,
       onSelfRevokeError: (grantId, err) =>
         deps.logger.error(
@@ -145,15 +146,11 @@ async function exchange(
     namespace: grant.namespace,
     serviceAccount: grant.serviceAccount,
     role: grantable.role,
+    mode: deps.gatewayAudience ? 'gateway' : 'direct',
     rules:
       grantable.roleRef.kind === 'Inline' && grantable.rules.length === 0
         ? grantable.roleRef.rules
         : grantable.rules,
   };
   return { body, audit };
-}
-
-/** The audit line's client fields: the address the policy saw and, behind a proxy, the proxy. */
-function clientFields(client: ClientAddress): { clientAddress: string; proxyAddress?: string } {
-  return { clientAddress: client.address ?? 'unknown', ...(client.proxy && { proxyAddress: client.proxy }) };
 }

@@ -34,6 +34,7 @@ import {
   rfc3339,
 } from '../naming.js';
 import { answer } from './answer.js';
+import { clientAddressOf, clientFields, type ClientAddress } from './client-address.js';
 import { bearerToken, readJsonBody, requireJsonContentType } from './io.js';
 import { serviceAccountSubject } from './token-payload.js';
 import { TokenBucketLimiter } from './rate-limit.js';
@@ -45,14 +46,19 @@ export function createRenewRoute(deps: BrokerDeps) {
   const limiter = new TokenBucketLimiter(deps.limits.perRepositoryPerMinute, now);
   return async (req: IncomingMessage, res: ServerResponse, requestId: string, grantId: string) => {
     const started = now();
-    const ctx: RenewContext = { requestId };
+    const ctx: RenewContext = { requestId, client: clientAddressOf(req, deps.trustedProxies) };
     const outcome = await answer(
       deps,
       { req, res, requestId },
       {
         name: 'renewal',
         work: () => renew(deps, limiter, req, grantId, ctx),
-        denial: () => ({ claims: ctx.claims, grantId: ctx.grantId, request: 'renew' }),
+        denial: () => ({
+          claims: ctx.claims,
+          grantId: ctx.grantId,
+          request: 'renew',
+          ...clientFields(ctx.client),
+        }),
       },
     );
     const result =
@@ -71,6 +77,7 @@ export function createRenewRoute(deps: BrokerDeps) {
 
 interface RenewContext {
   requestId: string;
+  client: ClientAddress;
   claims?: VerifiedClaims;
   grantId?: string;
   /** Whether the grant's end moved. */
@@ -118,7 +125,7 @@ async function renew(
     await recordJwtUse(deps.k8s, ledger.namespace, { grantId: grantIdFor(claims), keepUntil }, deps.now);
   }
 
-  const who = await reviewServiceAccountToken(deps.k8s, request.grantToken);
+  const who = await reviewServiceAccountToken(deps.k8s, request.grantToken, deps.gatewayAudience);
   if (!who) throw new BrokerError('ERR_UNAUTHENTICATED', 'kubernetes_token_rejected');
   if (who.name !== grantId || who.namespace !== subject.namespace)
     throw notFound('token_of_another_identity');
@@ -148,11 +155,12 @@ async function renew(
 
   const annotations = sa.metadata?.annotations ?? {};
   const role = annotations[ROLE_ANNOTATION] ?? '';
-  const grantable = deps.policy.authorize(claims, {
-    namespace,
-    role,
-    ...(request.ttlSeconds === undefined ? {} : { ttlSeconds: request.ttlSeconds }),
-  });
+  // From where it comes, as for an exchange: a rule with sourceRanges renews only from inside them.
+  const grantable = deps.policy.authorize(
+    claims,
+    { namespace, role, ...(request.ttlSeconds === undefined ? {} : { ttlSeconds: request.ttlSeconds }) },
+    ctx.client.address,
+  );
   if (grantable.maxSessionSeconds === undefined)
     throw forbidden('renewal_not_allowed', `rule ${grantable.ruleName} sets no maxSessionSeconds`);
 
@@ -187,6 +195,7 @@ async function renew(
         { namespace, serviceAccount: sa, record: record?.lease, ledgerNamespace: ledger?.namespace },
         plan,
         at,
+        deps.gatewayAudience,
       )
     : { expiresAt: new Date(currentExpiresAt), minted: undefined };
   ctx.extended = extended.expiresAt.getTime() > currentExpiresAt;
@@ -209,6 +218,7 @@ async function renew(
     tokenExpiresAt: rfc3339(tokenExpiresAt),
     newToken: extended.minted !== undefined,
     ...(extended.minted ? { credentialId: credentialIdOf(extended.minted.token) } : {}),
+    ...clientFields(ctx.client),
   };
   const body: RenewResponse = {
     grantId,

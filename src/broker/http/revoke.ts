@@ -94,7 +94,7 @@ async function revoke(
   let uid: string | undefined;
   let expiresAt: string | undefined;
   if (kubernetesToken) {
-    const who = await reviewServiceAccountToken(deps.k8s, token);
+    const who = await reviewServiceAccountToken(deps.k8s, token, deps.gatewayAudience);
     if (!who) throw new BrokerError('ERR_UNAUTHENTICATED', 'kubernetes_token_rejected');
     if (who.name !== grantId || !namespaces.includes(who.namespace))
       throw notFound('token_of_another_identity');
@@ -143,7 +143,7 @@ async function revoke(
   await deps.grantWork?.settled(grantId);
   // Refused at this replica's gateway from now on; the others learn it from their watch.
   deps.liveGrants?.forget(namespace, grantId);
-  await deleteGrantObjects(deps.k8s, namespace, grantId, { uid });
+  await deleteGrantObjects(deps.k8s, namespace, grantId, { uid, accessOnly: !!deps.gatewayAudience });
   const audit: AuditEvent = {
     action: 'revocation',
     requestId: ctx.requestId,

@@ -1,5 +1,6 @@
-// Minting a token for a grant's ServiceAccount: at creation (grants.ts) and when a renewal would let
-// the grant outlive its token (renew-grant.ts).
+// Minting a token for a grant's ServiceAccount: at creation (grants.ts), when a renewal would let
+// the grant outlive its token (renew-grant.ts), and in gateway mode the gateway's own credential
+// for forwarding (gateway/upstream-credentials.ts).
 import type { K8sClients } from './clients.js';
 
 /** TokenRequest refuses anything shorter (MinTokenAgeSec). The grant itself may be shorter. */
@@ -9,6 +10,8 @@ export async function requestGrantToken(
   k8s: K8sClients,
   grant: { namespace: string; name: string; uid: string },
   seconds: number,
+  /** The token's one audience; absent: the API server's own (a token the API server accepts). */
+  audience?: string,
 ): Promise<{ token: string; tokenExpiresAt: Date }> {
   const tr = await k8s.hotPath.createNamespacedServiceAccountToken({
     name: grant.name,
@@ -16,7 +19,10 @@ export async function requestGrantToken(
     body: {
       // The uid pins the token to this very ServiceAccount, not a same-named successor.
       metadata: { uid: grant.uid },
-      spec: { audiences: [], expirationSeconds: Math.max(MIN_TOKEN_SECONDS, Math.ceil(seconds)) },
+      spec: {
+        audiences: audience ? [audience] : [],
+        expirationSeconds: Math.max(MIN_TOKEN_SECONDS, Math.ceil(seconds)),
+      },
     },
   });
   const token = tr.status?.token;

@@ -1,6 +1,9 @@
 // Creates a grant: the ServiceAccount (root, carrying labels and the expiry), then in parallel its
 // RoleBinding and a TokenRequest; a failure there deletes whatever was created. Then, off the
-// answer's path, the self-revoke Role + RoleBinding. Every object is owned by the ServiceAccount.
+// answer's path and in direct mode only, the self-revoke Role + RoleBinding. Every object is owned
+// by the ServiceAccount. In gateway mode the job's token is for the gateway's audience alone (the
+// API server refuses it), and no self-revoke pair is made: the job cannot reach the API server, so
+// it could never use it (docs/benchmarks.md, "Write budget").
 // An inline role's grants bind the Role they share in the namespace (k8s/inline-roles.ts), which
 // exists before the ServiceAccount is created and belongs to no grant.
 import type { V1OwnerReference, V1PolicyRule } from '@kubernetes/client-node';
@@ -30,7 +33,8 @@ export interface CreatedGrant {
   /**
    * Resolves once the self-revoke Role and RoleBinding exist, or could not be created (then
    * onSelfRevokeError was called: the grant still works, and is revoked through the broker or
-   * reaped at expiry). Never rejects; the answer does not wait for it.
+   * reaped at expiry). Never rejects; the answer does not wait for it. Resolved at once in gateway
+   * mode, which makes no pair.
    */
   selfRevoke: Promise<void>;
 }
@@ -45,6 +49,12 @@ export interface CreateGrantOptions {
   onRollbackError?: (what: string, err: unknown) => void;
   /** The broker's shared inline Roles; without it, each inline grant reconciles its Role afresh. */
   inlineRoles?: InlineRoles;
+  /**
+   * Gateway mode: the job's token is for this audience only, lives until the rule's session limit
+   * (the gateway and the reaper end the grant, not the token; so a renewal needs no new token),
+   * and the grant gets no self-revoke pair. Absent: direct mode.
+   */
+  gatewayAudience?: string;
 }
 
 export async function createGrant(
@@ -142,8 +152,12 @@ export async function createGrant(
         body: { metadata: meta(grantId, 'grant'), roleRef, subjects: [subject] },
       });
     };
+    const gatewayAudience = options.gatewayAudience;
+    const tokenSeconds = gatewayAudience
+      ? Math.max(grantable.ttlSeconds, grantable.maxSessionSeconds ?? 0)
+      : grantable.ttlSeconds;
     const tokenRequest = () =>
-      requestGrantToken(k8s, { namespace, name: grantId, uid }, grantable.ttlSeconds);
+      requestGrantToken(k8s, { namespace, name: grantId, uid }, tokenSeconds, gatewayAudience);
     // allSettled, not all: rollback must wait until neither branch can still create something.
     const [binding, issued] = await Promise.allSettled([accessBinding(), tokenRequest()]);
     if (binding.status === 'rejected') throw binding.reason;
@@ -159,7 +173,9 @@ export async function createGrant(
       tokenExpiresAt,
       expiresAt: effectiveExpiry,
       credentialId: credentialIdOf(token),
-      selfRevoke: revokeBinding().catch((err: unknown) => options.onSelfRevokeError?.(grantId, err)),
+      selfRevoke: gatewayAudience
+        ? Promise.resolve()
+        : revokeBinding().catch((err: unknown) => options.onSelfRevokeError?.(grantId, err)),
     };
   } catch (err) {
     await deleteGrantObjects(k8s, namespace, grantId, { uid }).catch((rollbackErr: unknown) =>

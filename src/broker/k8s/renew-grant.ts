@@ -67,6 +67,8 @@ export async function extendGrant(
   grant: { namespace: string; serviceAccount: V1ServiceAccount; record?: V1Lease; ledgerNamespace?: string },
   plan: { expiresAt: number; mintToken: boolean },
   now: number,
+  /** Gateway mode: the audience of the grant's tokens (grants.ts). */
+  gatewayAudience?: string,
 ): Promise<ExtendedGrant> {
   const sa = grant.serviceAccount;
   const name = sa.metadata?.name ?? '';
@@ -79,6 +81,7 @@ export async function extendGrant(
         k8s,
         { namespace: grant.namespace, name, uid },
         (plan.expiresAt - now) / 1000,
+        gatewayAudience,
       );
     } catch (err) {
       throw unavailable('mint a new token', err);

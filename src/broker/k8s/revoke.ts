@@ -36,17 +36,29 @@ export async function deleteGrantObjects(
   k8s: K8sClients,
   namespace: string,
   grantId: string,
-  options: { uid?: string; ownedBy?: string; known?: KnownDependents } = {},
+  options: {
+    uid?: string;
+    ownedBy?: string;
+    known?: KnownDependents;
+    /**
+     * Gateway mode's revocation: only the access RoleBinding and the ServiceAccount, since its
+     * grants have no self-revoke pair (one round trip less); anything an earlier broker made under
+     * the grant is owned by the ServiceAccount, and the garbage collector removes it.
+     */
+    accessOnly?: boolean;
+  } = {},
 ): Promise<DeletedGrant> {
   const revokeName = revokeObjectName(grantId);
   const access: Dependent = { kind: 'RoleBinding', name: grantId };
-  const rest: Dependent[] = [
-    // Grants of older brokers had a Role of their own for inline rules; today's bind a shared Role
-    // (k8s/inline-roles.ts), which is named otherwise and never deleted here.
-    { kind: 'Role', name: grantId },
-    { kind: 'RoleBinding', name: revokeName },
-    { kind: 'Role', name: revokeName },
-  ];
+  const rest: Dependent[] = options.accessOnly
+    ? []
+    : [
+        // Grants of older brokers had a Role of their own for inline rules; today's bind a shared
+        // Role (k8s/inline-roles.ts), which is named otherwise and never deleted here.
+        { kind: 'Role', name: grantId },
+        { kind: 'RoleBinding', name: revokeName },
+        { kind: 'Role', name: revokeName },
+      ];
   const notOwned: string[] = [];
   let remove = (d: Dependent) => deleteIgnoringNotFound(() => deleteDependent(k8s, namespace, d));
   const ownerUid = options.ownedBy;

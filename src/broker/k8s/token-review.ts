@@ -1,5 +1,6 @@
 // Authenticates a Kubernetes bearer token through the TokenReview API, the way the apiserver
-// itself would: used so a grant's own token can revoke that grant.
+// itself would: used so a grant's own token can revoke or renew that grant, and by the gateway. In
+// gateway mode grant tokens carry the gateway's audience only, so they are reviewed for it.
 import { SERVICE_ACCOUNT_USER_PREFIX } from '../../shared/contract.js';
 import type { K8sClients } from './clients.js';
 
@@ -7,9 +8,14 @@ import type { K8sClients } from './clients.js';
 export async function reviewServiceAccountToken(
   k8s: K8sClients,
   token: string,
+  /** The audience the token must carry; absent: the API server's own. */
+  audience?: string,
 ): Promise<{ namespace: string; name: string; uid?: string } | undefined> {
-  const review = await k8s.authn.createTokenReview({ body: { spec: { token } } });
-  const user = review.status?.authenticated ? review.status.user : undefined;
+  const spec = audience ? { token, audiences: [audience] } : { token };
+  const review = await k8s.authn.createTokenReview({ body: { spec } });
+  const status = review.status;
+  if (audience && !status?.audiences?.includes(audience)) return undefined;
+  const user = status?.authenticated ? status.user : undefined;
   const username = user?.username;
   if (!username?.startsWith(SERVICE_ACCOUNT_USER_PREFIX)) return undefined;
   const [namespace, name, ...rest] = username.slice(SERVICE_ACCOUNT_USER_PREFIX.length).split(':');
