@@ -42,7 +42,8 @@ export function defaultCredentialDeps(): CredentialDeps {
   return {
     args: process.argv.slice(2),
     env: process.env,
-    createTransport: (ca) => lazyNodeTransport(ca),
+    // Through HTTPS_PROXY/NO_PROXY like the main and post steps: kubectl passes the job's environment on.
+    createTransport: (ca) => lazyNodeTransport(ca, process.env),
     now: () => Date.now(),
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     stdout: (text) => void process.stdout.write(text),
@@ -55,10 +56,10 @@ export function defaultCredentialDeps(): CredentialDeps {
  * node:tls are loaded on the first request only (on Node 24 they cost more than the rest of the
  * plugin's start; docs/benchmarks.md, finding 5).
  */
-function lazyNodeTransport(ca: string | undefined): HttpTransport {
+function lazyNodeTransport(ca: string | undefined, proxyEnv: Env): HttpTransport {
   let transport: Promise<HttpTransport> | undefined;
   return async (req) => {
-    transport ??= import('./http-transport.js').then((m) => m.createNodeTransport({ ca }));
+    transport ??= import('./http-transport.js').then((m) => m.createNodeTransport({ ca, proxyEnv }));
     return (await transport)(req);
   };
 }
