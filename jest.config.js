@@ -36,6 +36,7 @@ export const CLUSTER_TESTS = [
   '__tests__/broker/cli/policy-test-agreement.test.ts',
   '__tests__/broker/cli/rbac.test.ts',
   '__tests__/broker/deploy/chart-dry-run.test.ts',
+  '__tests__/broker/deploy/chart-rbac.test.ts',
   '__tests__/broker/deploy/deploy.test.ts',
   '__tests__/broker/deploy/fresh-cluster.test.ts',
   '__tests__/broker/exchange.test.ts',
