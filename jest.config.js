@@ -79,6 +79,7 @@ export default {
         ...CLUSTER_TESTS.map((f) => `<rootDir>/${escapeRegExp(f)}$`),
       ],
       setupFiles: ['./test/support/without-cluster.mjs'],
+      globalSetup: './test/support/unit-global-setup.mjs',
     },
     {
       ...common,
