@@ -11,7 +11,16 @@
 // Outputs for the workflow go to $GITHUB_OUTPUT (digest=, name=). Registry credentials: REGISTRY_USER
 // (default: the workflow's actor) and REGISTRY_PASSWORD, passed on stdin, never on a command line.
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -53,6 +62,10 @@ function output(name, value) {
 
 /** One image: its archive in `out` and its digest. */
 function buildImage(arch, out) {
+  if (!existsSync(join(repoRoot, IMAGE_BUILD)))
+    throw new Error(
+      `${IMAGE_BUILD} (the engine-free image build the tests and the release share) is missing`,
+    );
   const file = join(out, `image-${arch}.tar`);
   const digest = digestIn(run(process.execPath, [IMAGE_BUILD, '--arch', arch, '--out', file]));
   return { arch, file, digest };
