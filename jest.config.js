@@ -37,6 +37,7 @@ export const CLUSTER_TESTS = [
   '__tests__/broker/cli/policy-test-agreement.test.ts',
   '__tests__/broker/cli/rbac.test.ts',
   '__tests__/broker/deploy/chart-dry-run.test.ts',
+  '__tests__/broker/deploy/chart-rbac.test.ts',
   '__tests__/broker/deploy/deploy.test.ts',
   '__tests__/broker/deploy/fresh-cluster.test.ts',
   '__tests__/broker/exchange.test.ts',
@@ -84,6 +85,7 @@ export default {
         ...[...CLUSTER_TESTS, ...IMAGE_TESTS].map((f) => `<rootDir>/${escapeRegExp(f)}$`),
       ],
       setupFiles: ['./test/support/without-cluster.mjs'],
+      globalSetup: './test/support/unit-global-setup.mjs',
     },
     {
       ...common,

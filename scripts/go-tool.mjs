@@ -1,5 +1,6 @@
 // A command-line tool built from its Go module into the git-ignored cache, once per pinned version (the
-// Go module proxy is the only download). actionlint.mjs and helm.mjs use it; so do the tests that run helm.
+// Go module proxy is the only download). actionlint.mjs, helm.mjs and release/release.mjs use it; so do the
+// tests that run helm.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -11,7 +12,10 @@ export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** @type {Record<string, string>} */
 export const GO_TOOLS = {
   actionlint: 'github.com/rhysd/actionlint/cmd/actionlint@v1.7.12',
+  // The release (scripts/release/release.mjs): pushes images and the index, and writes the SBOMs.
+  crane: 'github.com/google/go-containerregistry/cmd/crane@v0.22.1',
   helm: 'helm.sh/helm/v3/cmd/helm@v3.22.0',
+  syft: 'github.com/anchore/syft/cmd/syft@v1.57.2',
 };
 
 /**

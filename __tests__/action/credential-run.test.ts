@@ -195,4 +195,24 @@ describe('credential plugin', () => {
     expect(await run(d)).toBe(1);
     expect(out.stderr).toContain('the grant was revoked');
   });
+
+  test('kubectl runs the plugin again for each failing request: its line once per kubectl process', async () => {
+    writeCache({ sessionEndsAt: iso(T0 + 60_000) });
+    const runAs = async (parentPid: number) => {
+      const { d, out } = deps(T0 + 61_000);
+      expect(await run({ ...d, parentPid })).toBe(1);
+      return out.stderr;
+    };
+    const first = await runAs(4242);
+    expect(first).toMatch(/^k8s-ephemeral-access: grant gha-\S+ ended at .*session limit.*\n$/);
+    // The same kubectl asks again (discovery retries): exit 1 again, nothing more printed.
+    expect([await runAs(4242), await runAs(4242)]).toEqual(['', '']);
+    expect(lstatSync(`${path}.reported`).mode & 0o777).toBe(0o600);
+    // The next kubectl (a later step) gets the line again.
+    expect(await runAs(4343)).toBe(first);
+    // Without a parent to tell them apart, every run prints it.
+    const { d, out } = deps(T0 + 61_000);
+    expect(await run(d)).toBe(1);
+    expect(out.stderr).toBe(first);
+  });
 });

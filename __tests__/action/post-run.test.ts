@@ -28,6 +28,21 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(root, { recursive: true, force: true }));
 
+/** The plugin's cache for credentials: exec (credential-cache.ts), its token the kubeconfig's. */
+function credentialCache(o: Record<string, string>) {
+  return {
+    version: 1,
+    grantId: 'gha-1234-abcd',
+    token: TOKEN,
+    tokenExpiresAt: '2030-01-01T00:10:00Z',
+    expiresAt: '2030-01-01T00:05:00Z',
+    grantedAt: '2029-12-31T23:45:00Z',
+    brokerUrl: 'https://broker.example.com/',
+    audience: 'k8s-ephemeral-access',
+    ...o,
+  };
+}
+
 /** What main leaves behind after success: a private dir with the kubeconfig, and the state. */
 async function mainLeftovers(overrides: Record<string, string> = {}) {
   const dir = await createPrivateDir(root, 'k8s-ephemeral-access-');
@@ -200,6 +215,39 @@ describe('post: revocation', () => {
     ]);
     expect(s.core.failed).toEqual([]);
     expect(existsSync(m.dir)).toBe(false);
+  });
+
+  test.each([
+    ['static, past its expiry', {}, '2029-12-31T23:59:00Z'],
+    [
+      'credentials: exec, past its last renewed end (the session limit)',
+      { cache: '2029-12-31T23:59:00Z' },
+      '2029-12-31T23:50:00Z',
+    ],
+  ])('a grant that had already ended (%s): the 401 is no warning', async (_l, o, stateEnd) => {
+    const m = await mainLeftovers({ [STATE.expiresAt]: stateEnd });
+    if ('cache' in o) {
+      const cachePath = join(m.dir, 'credential.json');
+      writeFileSync(cachePath, JSON.stringify(credentialCache({ expiresAt: o.cache })), { mode: 0o600 });
+      m.state[STATE.credentialCache] = cachePath;
+    }
+    const s = setup(m.state, [() => brokerError(401, 'ERR_UNAUTHENTICATED', 'token rejected')]);
+    await run(s.deps);
+    expect(s.core.warnings).toEqual([]);
+    expect(s.core.infos).toContainEqual(
+      expect.stringMatching(
+        /^Grant gha-1234-abcd had already ended \(.*401.*\); the broker's reaper removes/,
+      ),
+    );
+    expect(s.direct).toEqual([]);
+    expect(existsSync(m.dir)).toBe(false);
+  });
+
+  test('a 401 for a grant that has not ended yet is still a warning', async () => {
+    const m = await mainLeftovers();
+    const s = setup(m.state, [() => brokerError(401, 'ERR_UNAUTHENTICATED', 'token rejected')]);
+    await run(s.deps);
+    expect(s.core.warnings).toEqual([expect.stringMatching(/^Could not revoke grant gha-1234-abcd: .*401/)]);
   });
 
   test('a clear refusal (403) is a warning naming the grant, with no direct attempt', async () => {

@@ -1,11 +1,11 @@
 // The action behind a real forward proxy (tinyproxy), as on a self-hosted runner with HTTPS_PROXY:
 // the built bundles ask the token service and the REAL broker through CONNECT tunnels (the proxy's
 // own log shows them), NO_PROXY sends them direct, and a dead proxy fails the step with a message
-// that names the proxy but not the credentials in its URL. The action never proxies loopback, so
+// that names the proxy but not the credentials in its URL; with credentials: exec, the credential
+// plugin's renewal (run by kubectl) goes the same way. The action never proxies loopback, so
 // the token service and the broker listen on a non-loopback address of this machine.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -33,7 +33,11 @@ beforeAll(async () => {
   lan = nonLoopbackIPv4();
   proxy = await startTinyproxy();
   await ensureActionBuilt();
-  env = await startBrokerEnv({ namespaces: ['action-proxy'], policy: { rules: [{ roles: ['deployer'] }] } });
+  env = await startBrokerEnv({
+    namespaces: ['action-proxy'],
+    // A session limit, so that credentials: exec may renew.
+    policy: { rules: [{ roles: ['deployer'], maxSessionSeconds: 1800 }] },
+  });
   broker = await env.startBroker({ host: lan });
   // The runner's token service, on the non-loopback address over https like GitHub's. The job
   // trusts its certificate through NODE_EXTRA_CA_CERTS, as runners behind TLS-inspecting proxies do.
@@ -117,6 +121,53 @@ describe('the action behind a forward proxy (tinyproxy)', () => {
     expect({ exit: main.exitCode, errors: main.errors }).toEqual({ exit: 0, errors: [] });
     expect(proxy.connects().slice(before)).toEqual([]);
   }, 120_000);
+
+  test.each([
+    ['HTTPS_PROXY', { HTTPS_PROXY: 'PROXY' }, true],
+    ['HTTPS_PROXY and NO_PROXY with the address', { HTTPS_PROXY: 'PROXY', NO_PROXY: 'LAN' }, false],
+  ])(
+    'credentials: exec, kubectl in a later step: the plugin renews as main does, with %s',
+    async (_name, proxyEnv, proxied) => {
+      const extra = Object.fromEntries(
+        Object.entries(proxyEnv).map(([k, v]) => [k, v === 'PROXY' ? proxy.url : lan]),
+      );
+      await env.withJob(async (job) => {
+        const main = await job.main({ ...inputs(), credentials: 'exec' });
+        expect({ exit: main.exitCode, errors: main.errors }).toEqual({ exit: 0, errors: [] });
+        const grantId = main.outputs['grant-id']!;
+        // Two thirds of the grant gone: the next kubectl call makes the plugin renew.
+        const cachePath = job.state['credential-cache']!;
+        const cache = JSON.parse(readFileSync(cachePath, 'utf8')) as Record<string, unknown>;
+        const end = Date.now() + 20_000;
+        writeFileSync(
+          cachePath,
+          JSON.stringify({
+            ...cache,
+            expiresAt: new Date(end).toISOString(),
+            grantedAt: new Date(end - 600_000).toISOString(),
+          }),
+        );
+        const before = proxy.connects().length;
+        const whoami = await job.exec('kubectl', [
+          'auth',
+          'whoami',
+          '-o',
+          'jsonpath={.status.userInfo.username}',
+        ]);
+        expect({ code: whoami.code, stderr: whoami.stderr }).toEqual({ code: 0, stderr: '' });
+        expect(whoami.stdout).toBe(`system:serviceaccount:${env.ns}:${grantId}`);
+        await broker.auditLine((l) => l.action === 'renewal' && l.grantId === grantId);
+        // The renewal's OIDC token request and its broker call (kubectl's own API calls go to a loopback
+        // API server, which no client proxies).
+        expect(proxy.connects().slice(before)).toEqual(
+          proxied ? [hostPort(tokenUrl), hostPort(broker.url)] : [],
+        );
+        const post = await job.post();
+        expect(post.exitCode).toBe(0);
+      }, jobEnv(extra));
+    },
+    120_000,
+  );
 
   test('a dead proxy fails the step naming the proxy, never the credentials in its URL', async () => {
     const deadPort = await freePort();

@@ -5,6 +5,7 @@
 // ACTIONS_ID_TOKEN_REQUEST_* (never written anywhere), asks the broker to renew the grant, rewrites
 // the cache atomically and prints the new credential. Under a lock, so racing plugins renew once.
 // Errors: one line on stderr, exit 1; kubectl shows it. Nothing secret is ever printed there.
+import { readFile } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
 import { errorMessage } from '../shared/errors.js';
 import { BrokerRefusal, classifyBrokerError, createBrokerClient } from './broker-client.js';
@@ -16,6 +17,7 @@ import {
 } from './credential-cache.js';
 import { planCredential, type CredentialPlan } from './credential-plan.js';
 import { withFileLock } from './file-lock.js';
+import { replacePrivateFile } from './safe-fs.js';
 import type { HttpTransport } from './http-types.js';
 import { createIdTokenSource } from './id-token.js';
 import type { Env } from './inputs.js';
@@ -30,6 +32,8 @@ export interface CredentialDeps {
   sleep: (ms: number) => Promise<void>;
   stdout: (text: string) => void;
   stderr: (text: string) => void;
+  /** The process that runs the plugin (kubectl): its failure line is printed once per such process. */
+  parentPid?: number;
 }
 
 const PREFIX = 'k8s-ephemeral-access:';
@@ -42,11 +46,13 @@ export function defaultCredentialDeps(): CredentialDeps {
   return {
     args: process.argv.slice(2),
     env: process.env,
-    createTransport: (ca) => lazyNodeTransport(ca),
+    // Through HTTPS_PROXY/NO_PROXY like the main and post steps: kubectl passes the job's environment on.
+    createTransport: (ca) => lazyNodeTransport(ca, process.env),
     now: () => Date.now(),
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     stdout: (text) => void process.stdout.write(text),
     stderr: (text) => void process.stderr.write(text),
+    parentPid: process.ppid,
   };
 }
 
@@ -55,10 +61,10 @@ export function defaultCredentialDeps(): CredentialDeps {
  * node:tls are loaded on the first request only (on Node 24 they cost more than the rest of the
  * plugin's start; docs/benchmarks.md, finding 5).
  */
-function lazyNodeTransport(ca: string | undefined): HttpTransport {
+function lazyNodeTransport(ca: string | undefined, proxyEnv: Env): HttpTransport {
   let transport: Promise<HttpTransport> | undefined;
   return async (req) => {
-    transport ??= import('./http-transport.js').then((m) => m.createNodeTransport({ ca }));
+    transport ??= import('./http-transport.js').then((m) => m.createNodeTransport({ ca, proxyEnv }));
     return (await transport)(req);
   };
 }
@@ -70,9 +76,31 @@ export async function run(deps: CredentialDeps): Promise<number> {
     deps.stdout(`${execCredential(token, until)}\n`);
     return 0;
   } catch (err) {
-    deps.stderr(`${PREFIX} ${oneLine(errorMessage(err))}\n`);
+    const line = `${PREFIX} ${oneLine(errorMessage(err))}\n`;
+    if (await firstReport(deps, line)) deps.stderr(line);
     return 1;
   }
+}
+
+/**
+ * kubectl runs the plugin again for every request while it fails (six times for one `kubectl get`
+ * against an ended grant), and shows each run's stderr: the same line once per kubectl process is
+ * enough. Remembered next to the cache (the grant's private directory, which post shreds); the line
+ * never holds a secret. Anything unexpected prints the line.
+ */
+async function firstReport(deps: CredentialDeps, line: string): Promise<boolean> {
+  const path = deps.args[0];
+  if (deps.parentPid === undefined || deps.args.length !== 1 || !path || !isAbsolute(path)) return true;
+  const marker = `${path}.reported`;
+  const key = `${deps.parentPid}\n${line}`;
+  try {
+    if ((await readFile(marker, 'utf8')) === key) return false;
+  } catch {
+    // Not reported yet (or unreadable): report.
+  }
+  // The directory is gone after post: nothing to remember with, the line is printed each time.
+  await replacePrivateFile(marker, key).catch(() => undefined);
+  return true;
 }
 
 /** The ExecCredential kubectl reads; it asks again after `until` (whole seconds, rounded up). */

@@ -95,16 +95,19 @@ async function revokeGrant(deps: PostDeps, state: PostState): Promise<void> {
     throw err;
   }
   // credentials: exec: the current token (perhaps renewed since main) is in the plugin's cache.
-  const pluginToken = state.credentialCache
-    ? parseCredentialCache(await deps.readFile(state.credentialCache)).token
+  const cache = state.credentialCache
+    ? parseCredentialCache(await deps.readFile(state.credentialCache))
     : undefined;
-  const credential = readGrantCredential(text, pluginToken);
+  const credential = readGrantCredential(text, cache?.token);
   if (!credential)
     throw new Error(`kubeconfig ${state.kubeconfigPath} no longer holds the grant's credential`);
   // Post runs in a new process: register the token again before anything could echo it.
   c.setSecret(credential.token);
 
-  const outcome = await revokeThroughBroker(deps, state, credential);
+  // The grant's last end (renewals move it): past it, the grant ended by itself and the reaper removes it.
+  const endsAt = Date.parse(cache?.expiresAt ?? state.expiresAt);
+  const ended = Number.isFinite(endsAt) && deps.clock.now() >= endsAt;
+  const outcome = await revokeThroughBroker(deps, state, credential, ended);
   if (outcome === 'done') return;
   // In gateway mode the token works at the gateway only, which is the broker itself: when no
   // replica answers there is nowhere else to revoke, and the reaper ends the grant at its expiry.
@@ -129,6 +132,7 @@ async function revokeThroughBroker(
   deps: PostDeps,
   state: PostState,
   credential: GrantCredential,
+  ended: boolean,
 ): Promise<'done' | { reason: string }> {
   const { core: c, clock } = deps;
   let brokerUrl: URL;
@@ -162,6 +166,15 @@ async function revokeThroughBroker(
     // Only the broker's own "not found" means gone: an ingress's 404 page says nothing about the grant.
     if (err instanceof BrokerRefusal && err.fromBroker && err.code === 'ERR_NOT_FOUND') {
       c.info(`Grant ${state.grantId} was already gone.`);
+      return 'done';
+    }
+    // An ended grant's token no longer authenticates once the reaper deleted its ServiceAccount (or the
+    // token expired): the broker answers 401. Nothing is wrong (e.g. credentials: exec reached the
+    // session limit), and the reaper removes whatever is left.
+    if (ended && err instanceof BrokerRefusal && err.fromBroker && err.status === 401) {
+      c.info(
+        `Grant ${state.grantId} had already ended (${errorMessage(err)}); the broker's reaper removes what is left of it.`,
+      );
       return 'done';
     }
     // "Could not reach a working broker" falls back, and so does an answer that is not the broker's;

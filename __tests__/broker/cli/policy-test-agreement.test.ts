@@ -2,7 +2,8 @@
 // requests, each signed into a token and exchanged at the built broker against the real control
 // plane, and the same token's claims fed to the built bundle's `policy test --json`. Allowed by the
 // CLI exactly when the broker grants, by the rule the audit line names; refused with the reason
-// the broker's audit line gives.
+// the broker's audit line gives. Rules with sourceRanges decide on the address the broker sees, which the
+// CLI is given with --client-ip.
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
@@ -20,6 +21,7 @@ let A: string;
 let B: string;
 
 const TAG = { ref: 'refs/tags/v1.2.3', environment: 'production' };
+const CLIENT_IP = '127.0.0.1';
 const VETTED = 'octo-org/octo-repo/.github/workflows/deploy.yml@refs/tags/v1.2.3';
 
 beforeAll(async () => {
@@ -53,6 +55,23 @@ beforeAll(async () => {
           maxTtlSeconds: 1800,
         },
         { name: 'long-views', namespaces: ['NS_B'], roles: ['viewer'], maxTtlSeconds: 3600 },
+        // Self-hosted runners by address: the broker sees this test at 127.0.0.1, and so is told the CLI.
+        {
+          name: 'loopback-deploys',
+          match: { runner_environment: 'self-hosted' },
+          namespaces: ['NS_A'],
+          roles: ['deployer'],
+          maxTtlSeconds: 900,
+          sourceRanges: ['127.0.0.0/8'],
+        },
+        {
+          name: 'lan-deploys',
+          match: { runner_environment: 'self-hosted' },
+          namespaces: ['NS_B'],
+          roles: ['deployer'],
+          maxTtlSeconds: 900,
+          sourceRanges: ['10.20.0.0/16'],
+        },
       ],
     },
   });
@@ -90,6 +109,12 @@ const TABLE: Row[] = [
   ['a ref with a .. segment', { ref: 'refs/heads/release/../main' }, 'A', 'viewer'],
   ['self-hosted runner, deployer in A', { runner_environment: 'self-hosted' }, 'A', 'deployer'],
   ['self-hosted runner, viewer in B', { runner_environment: 'self-hosted' }, 'B', 'viewer'],
+  [
+    'self-hosted runner, deployer in B, from outside its rule’s range',
+    { runner_environment: 'self-hosted' },
+    'B',
+    'deployer',
+  ],
   ['another repository', { repository_id: '999' }, 'A', 'viewer'],
   ['another owner', { repository_owner_id: '987655' }, 'A', 'viewer'],
   ['vetted tag deploy to B', { ...TAG, job_workflow_ref: VETTED }, 'B', 'deployer', 1800],
@@ -135,6 +160,9 @@ async function cliAnswer(row: Row, namespace: string, token: string, file: strin
     '--role',
     role,
     '--json',
+    // The address the broker sees this test's requests come from (it listens on 127.0.0.1).
+    '--client-ip',
+    CLIENT_IP,
   ];
   if (ttl !== undefined) args.push('--ttl', String(ttl));
   const run = await runChild(process.execPath, [entry, ...args]);
@@ -180,7 +208,8 @@ test(`policy test and the broker agree on ${TABLE.length} claim sets`, async () 
   console.log(`policy test vs broker, ${TABLE.length} claim sets:\n  ${outcomes.join('\n  ')}`);
   expect(allowed).toBeGreaterThanOrEqual(8);
   expect(TABLE.length - allowed).toBeGreaterThanOrEqual(8);
-});
+  // 27 CLI processes and exchanges: about 10 s of CPU, minutes on a busy 2-core machine.
+}, 240_000);
 
 function pick(o: { allowed: boolean; rule?: string; reason?: string }) {
   return o.allowed ? { allowed: true, rule: o.rule } : { allowed: false, reason: o.reason };

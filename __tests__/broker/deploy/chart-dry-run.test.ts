@@ -34,7 +34,27 @@ test('the chart, every toggle on, passes a server-side dry run', () => {
   const docs = renderChart({
     namespace: release.name,
     values: {
-      jobNamespaces: [job.name],
+      // The broker's RBAC comes from the policy: one rule per role form, in the job namespace.
+      policy: `apiVersion: k8s-ephemeral-access/v1
+kind: Policy
+roles:
+  deployer: { clusterRole: k8s-ea-deployer }
+  pod-reader:
+    rules: [{ apiGroups: [''], resources: [pods], verbs: [get, list, watch] }]
+rules:
+  - name: r
+    match: { repository_owner_id: '1', repository_id: '2', ref: refs/heads/main, event_name: push }
+    namespaces: [${job.name}]
+    roles: [deployer, pod-reader]
+    maxTtlSeconds: 600
+`,
+      service: {
+        type: 'LoadBalancer',
+        loadBalancerSourceRanges: ['203.0.113.0/24'],
+        externalTrafficPolicy: 'Local',
+      },
+      ingress: { enabled: true, hosts: ['k8s-access.example.com'] },
+      networkPolicy: { apiServerCidrs: ['10.0.0.1/32'] },
       clusterServer: 'https://k8s.example.com:6443',
       gateway: { enabled: true, url: 'https://gw.example.com:8444', tlsSecretName: 'gw-tls' },
       monitoring: {
@@ -57,6 +77,7 @@ test('the chart, every toggle on, passes a server-side dry run', () => {
       'ClusterRole',
       'ClusterRoleBinding',
       'ValidatingAdmissionPolicy',
+      'Ingress',
     ]),
   );
   const r = dryRun(known);

@@ -55,14 +55,17 @@ describe('kustomize base', () => {
     });
     expect(c.readinessProbe.httpGet.path).toBe('/readyz');
     expect(c.livenessProbe.httpGet.path).toBe('/healthz');
-    // The ConfigMap the Deployment mounts is the generated one (kustomize rewrote the name).
-    const cm = docs.find((d) => d.kind === 'ConfigMap') as unknown as {
+    // The ConfigMaps the Deployment mounts are the generated ones (kustomize rewrote the config's name;
+    // the policy's is fixed), projected into one directory.
+    const cms = docs.filter((d) => d.kind === 'ConfigMap') as unknown as {
       metadata: { name: string };
       data: Record<string, string>;
-    };
-    expect(pod.volumes.find((v: { name: string }) => v.name === 'config').configMap.name).toBe(
-      cm.metadata.name,
-    );
+    }[];
+    const sources = pod.volumes.find((v: { name: string }) => v.name === 'config').projected.sources as {
+      configMap: { name: string };
+    }[];
+    expect(sources.map((x) => x.configMap.name).sort()).toEqual(cms.map((x) => x.metadata.name).sort());
+    const cm = { data: Object.assign({}, ...cms.map((x) => x.data)) as Record<string, string> };
     expect(Object.keys(cm.data).sort()).toEqual(['broker-config.yaml', 'policy.yaml']);
     expect(load(cm.data['policy.yaml']!)).toMatchObject({ kind: 'Policy' });
     // Metrics have a port of their own, which the Service does not expose and the NetworkPolicy

@@ -114,6 +114,8 @@ test('kubectl apply -k deploy/ applies cleanly where none of its namespaces exis
       new RegExp(`^${what.replace(/\./g, '\\.')} (created|configured|unchanged)$`, 'm'),
     );
   expect(r.stdout).toMatch(/^configmap\/k8s-ea-broker-config-[a-z0-9]+ created$/m);
+  // The policy under a fixed name: a later policy change updates it in place (hot reload, no rollout).
+  expect(r.stdout).toMatch(/^configmap\/k8s-ea-broker-policy created$/m);
   // Nothing in a job namespace: that is a separate step.
   for (const ns of jobNamespaces) expect(r.stdout).not.toContain(ns);
   // The Deployment's pods pass the namespace's restricted Pod Security admission (they stay Pending:
@@ -163,7 +165,7 @@ test('the TLS Secret is one command, and the job namespaces get their RBAC with 
 });
 
 test('a broker with what was applied (config, policy, certificate, ServiceAccount) serves an exchange', async () => {
-  // The broker's config and policy as the cluster holds them in the generated ConfigMap.
+  // The broker's config and policy as the cluster holds them in the generated ConfigMaps.
   const cms = JSON.parse(
     admin([
       '-n',
@@ -176,8 +178,9 @@ test('a broker with what was applied (config, policy, certificate, ServiceAccoun
       'json',
     ]).stdout,
   ) as { items: { data: Record<string, string> }[] };
-  expect(cms.items).toHaveLength(1);
-  const { data } = cms.items[0]!;
+  // Two: the config (hashed name) and the policy (fixed name), projected into one directory in the pod.
+  expect(cms.items).toHaveLength(2);
+  const data = Object.assign({}, ...cms.items.map((i) => i.data)) as Record<string, string>;
   const deployed = load(data['broker-config.yaml']!) as Record<string, unknown>;
   expect(deployed.brokerNamespace).toBe(BROKER_NS);
   // The Secret's files, where the Deployment would mount them.

@@ -1,6 +1,7 @@
 // `policy test <file> --claims <json> --namespace N --role R [--ttl S]`: would the broker grant this
 // job this request? The verdict comes from the code the broker runs (the claim shape checks, the
 // request checks, the policy engine); explain.ts adds, per rule, what stood in the way.
+import { isIP } from 'node:net';
 import type { ExchangeRequest } from '../../shared/api.js';
 import { BrokerError, errorMessage } from '../../shared/errors.js';
 import { checkGitHubClaims } from '../auth/github-claims.js';
@@ -42,6 +43,7 @@ export function testPolicy(
   policy: Policy,
   claims: Record<string, unknown>,
   request: Record<string, unknown>,
+  clientAddress?: string,
 ): PolicyTestResult {
   let parsed: ExchangeRequest;
   let verified: VerifiedClaims;
@@ -51,10 +53,13 @@ export function testPolicy(
   } catch (err) {
     return refusal(err, []);
   }
-  const rules = explainRules(policy.rules, verified, parsed);
+  const rules = explainRules(policy.rules, verified, parsed, {
+    admits: (rule) => policy.sourceAllowed(rule, clientAddress),
+    clientAddress,
+  });
   let grant: Grantable;
   try {
-    grant = policy.authorize(verified, parsed);
+    grant = policy.authorize(verified, parsed, clientAddress);
   } catch (err) {
     return refusal(err, rules);
   }
@@ -96,6 +101,15 @@ function ttlOf(raw: string | undefined): number | undefined {
   return Number(raw);
 }
 
+function clientIpOf(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  if (isIP(raw) === 0)
+    throw new UsageError(
+      `policy test: --client-ip must be an IPv4 or IPv6 address, got ${JSON.stringify(raw)}`,
+    );
+  return raw;
+}
+
 function report(io: CliIo, request: Record<string, unknown>, result: PolicyTestResult): void {
   const what = `namespace ${String(request.namespace)}, role ${String(request.role)}`;
   if (result.allowed) {
@@ -113,7 +127,7 @@ export const policyTest: Command = {
   name: 'policy test',
   summary: 'say which rule allows a request for these claims, or why each rule does not',
   help: `usage: policy test <policy.yaml> --claims <file.json | -> --namespace N --role R [--ttl S]
-                   [--issuer URL]... [--broker-namespace N] [--json]
+                   [--client-ip A] [--issuer URL]... [--broker-namespace N] [--json]
 
 Decides one exchange request the way the broker does: the claims' shape, the request's shape,
 then the rules in file order. Prints the rule that allows it, or the refusal reason and, for
@@ -125,6 +139,8 @@ every rule, what stands in the way. Named roles are not read from a cluster here
   --namespace N   the namespace the job asks for
   --role R        the role the job asks for (the action's role input)
   --ttl S         the lifetime asked for, in seconds (default: the rule's maxTtlSeconds)
+  --client-ip A   the address the broker would see the runner at (after trustedProxies), for rules
+                  with sourceRanges; without it such rules do not match, as for an unknown address
   --issuer URL    an issuer the broker trusts (repeat for several), as for policy check
   --broker-namespace N  the broker's namespace, as for policy check
   --json          one JSON object on stdout: {"allowed", "rule", "source", "ttlSeconds",
@@ -139,6 +155,7 @@ exit codes: 0 allowed, 1 refused (or the policy is invalid), 2 usage error
     namespace: { type: 'string' },
     role: { type: 'string' },
     ttl: { type: 'string' },
+    'client-ip': { type: 'string' },
     json: { type: 'boolean' },
   },
   positionals: { min: 1, max: 1 },
@@ -149,6 +166,7 @@ exit codes: 0 allowed, 1 refused (or the policy is invalid), 2 usage error
       role: requiredOption(args, this, 'role'),
     };
     const ttl = ttlOf(args.values.ttl as string | undefined);
+    const clientIp = clientIpOf(args.values['client-ip'] as string | undefined);
     if (ttl !== undefined) request.ttlSeconds = ttl;
     const claims = await readClaims(claimsSource, io);
     const loaded = loadPolicyArg(args.positionals[0]!, args);
@@ -158,7 +176,7 @@ exit codes: 0 allowed, 1 refused (or the policy is invalid), 2 usage error
       else io.err(issueLines(loaded.issues));
       return EXIT.no;
     }
-    const result = testPolicy(loaded.policy, claims, request);
+    const result = testPolicy(loaded.policy, claims, request, clientIp);
     if (args.values.json === true) io.out(`${JSON.stringify(result)}\n`);
     else report(io, request, result);
     return result.allowed ? EXIT.ok : EXIT.no;

@@ -33,11 +33,18 @@ function matchProblems(rule: PolicyRule, claims: VerifiedClaims): string[] {
   return problems;
 }
 
-/** One explanation per rule, in file order. */
+/**
+ * One explanation per rule, in file order. `admitsSource` says whether a rule's sourceRanges admit the
+ * client address (the engine's own check, Policy.sourceAllowed); `clientAddress` is only for the message.
+ */
 export function explainRules(
   rules: readonly PolicyRule[],
   claims: VerifiedClaims,
   request: ExchangeRequest,
+  source: { admits: (rule: string) => boolean; clientAddress: string | undefined } = {
+    admits: () => true,
+    clientAddress: undefined,
+  },
 ): RuleExplanation[] {
   return rules.map((rule) => {
     const problems = matchProblems(rule, claims);
@@ -49,6 +56,12 @@ export function explainRules(
       problems.push(`role ${JSON.stringify(request.role)} is not in roles [${rule.roles.join(', ')}]`);
     if (request.ttlSeconds !== undefined && request.ttlSeconds > rule.maxTtlSeconds)
       problems.push(`ttl ${request.ttlSeconds} s exceeds maxTtlSeconds ${rule.maxTtlSeconds}`);
+    if (rule.sourceRanges && !source.admits(rule.name))
+      problems.push(
+        source.clientAddress === undefined
+          ? `sourceRanges [${rule.sourceRanges.join(', ')}]: no client address given (--client-ip)`
+          : `client address ${source.clientAddress} is not in sourceRanges [${rule.sourceRanges.join(', ')}]`,
+      );
     return { rule: rule.name, source: rule.source, problems };
   });
 }

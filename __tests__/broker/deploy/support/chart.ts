@@ -5,7 +5,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dump, loadAll } from 'js-yaml';
-import { rbacJobNamespaces, readDeployDocs } from '../../../../test/support/deploy-rbac.js';
+import { parsePolicy } from '../../../../src/broker/policy/index.js';
+import { brokerRbacFor, DEFAULT_BROKER_IDENTITY } from '../../../../src/broker/rbac/broker-rbac.js';
+import { renderBrokerRbac } from '../../../../src/broker/rbac/render-yaml.js';
 import { repoRoot } from '../../../../test/support/repo-root.js';
 import { helm } from '../../../../test/support/helm.js';
 
@@ -21,7 +23,8 @@ export type Doc = {
   [k: string]: unknown;
 };
 
-const parse = (text: string): Doc[] => (loadAll(text) as (Doc | null)[]).filter((d): d is Doc => d !== null);
+export const parse = (text: string): Doc[] =>
+  (loadAll(text) as (Doc | null)[]).filter((d): d is Doc => d !== null);
 
 /** `helm template` of the chart: in namespace `namespace`, with these values (a file) and --set. */
 export function renderChart(
@@ -70,32 +73,29 @@ export function rbacOf(docs: Doc[]): Record<string, unknown> {
   return out;
 }
 
-/** Chart values saying what deploy/job-namespace-rbac.yaml says: its namespaces and the names it binds. */
-export function valuesMatchingDeploy(): Record<string, unknown> {
-  const docs = readDeployDocs('job-namespace-rbac.yaml');
-  const bound = (resource: string, namespace?: string) => [
-    ...new Set(
-      docs
-        .filter((d) => namespace === undefined || d.metadata.namespace === namespace)
-        .flatMap((d) =>
-          ((d.rules ?? []) as { resources: string[]; verbs: string[]; resourceNames?: string[] }[])
-            .filter((r) => r.resources.includes(resource) && r.verbs.includes('bind'))
-            .flatMap((r) => r.resourceNames ?? []),
-        ),
-    ),
-  ];
-  const jobNamespaces = rbacJobNamespaces();
-  return {
-    jobNamespaces,
-    rbac: {
-      clusterRoles: bound('clusterroles'),
-      roles: bound('roles'),
-      namespaces: Object.fromEntries(
-        jobNamespaces.map((ns) => [
-          ns,
-          { clusterRoles: bound('clusterroles', ns), roles: bound('roles', ns) },
-        ]),
-      ),
-    },
-  };
+/** Chart values with this policy text (the chart derives the broker's RBAC from it). */
+export const withPolicy = (
+  policy: string,
+  values: Record<string, unknown> = {},
+): Record<string, unknown> => ({
+  ...values,
+  policy,
+});
+
+/** The RBAC `rbac generate` prints for a policy, parsed. */
+export function generatedRbac(policyText: string, brokerNamespace = 'k8s-ephemeral-access'): Doc[] {
+  const policy = parsePolicy(policyText, 'policy.yaml');
+  const id = { ...DEFAULT_BROKER_IDENTITY, brokerNamespace };
+  return parse(renderBrokerRbac(brokerRbacFor(policy, id), 'policy.yaml', id));
+}
+
+/** A pod spec with generated ConfigMap names (kustomize's hash suffix) reduced to the names given. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function podSpecOf(docs: Doc[]): { replicas: number; spec: Record<string, any> } {
+  const dep = docs.find((d) => d.kind === 'Deployment') as Doc & { spec: any }; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const spec = JSON.parse(JSON.stringify(dep.spec.template.spec));
+  for (const v of spec.volumes)
+    for (const source of v.projected?.sources ?? [])
+      if (source.configMap) source.configMap.name = source.configMap.name.replace(/-[a-z0-9]{10}$/, '');
+  return { replicas: dep.spec.replicas, spec };
 }
