@@ -86,6 +86,9 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.internal.v1.opt",
         Root = %[8]q
         SystemdCgroup = false
   [plugins."io.containerd.cri.v1.runtime".cni]
+    # containerd brings up each pod's lo itself: the loopback plugin would leave a libcni cache
+    # file without this node's name in it behind when the node is killed.
+    use_internal_loopback = true
     bin_dirs = [%[9]q]
     conf_dir = %[10]q
 [plugins."io.containerd.grpc.v1.cri"]
