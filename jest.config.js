@@ -52,6 +52,7 @@ export const CLUSTER_TESTS = [
   '__tests__/cluster/control-plane.test.ts',
   '__tests__/cluster/controllers.test.ts',
   '__tests__/cluster/idempotent-apply.test.ts',
+  '__tests__/cluster/node.test.ts',
   '__tests__/docs/demo.test.ts',
   '__tests__/gateway/gateway-e2e.test.ts',
   '__tests__/gateway/gateway-fairness.test.ts',

@@ -1,18 +1,31 @@
-// The local control plane for tests and the demo: a kube-apiserver (embedded etcd) and a
-// kube-controller-manager built from the k8s.io/kubernetes Go module in test/cluster/.
+// The local cluster for tests and the demo: a kube-apiserver (embedded etcd), kube-controller-manager
+// and kube-scheduler built from the k8s.io/kubernetes Go module in test/cluster/, and one node: a
+// kubelet and kube-proxy from the same module, with containerd, runc and the CNI plugins built from
+// theirs (cluster-node.mjs), inside a network namespace of its own.
 //
 //   node scripts/cluster.mjs up [--quiet]   build if needed, start or reuse; last line KUBECONFIG=<path>
 //   node scripts/cluster.mjs down           stop and remove all state
 //   node scripts/cluster.mjs build          build only
+//   node scripts/cluster.mjs import <tar>   import an OCI image archive into the node's containerd
 //
-// The binary and the cluster state live in a git-ignored cache folder (K8S_EA_CACHE overrides it),
+// The binaries and the cluster state live in a git-ignored cache folder (K8S_EA_CACHE overrides it),
 // so a second `up` neither rebuilds nor restarts.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import {
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  closeSync,
+} from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import { buildNode, missingNodePrerequisites, NODE_PREREQUISITES_COMMAND } from './cluster-node.mjs';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const moduleDir = join(repo, 'test', 'cluster');
@@ -21,14 +34,24 @@ const binary = join(cacheDir, 'bin', 'kubecluster');
 const stampFile = `${binary}.stamp`;
 export const stateDir = join(cacheDir, 'cluster');
 const K8S_VERSION = 'v1.36.3';
+/**
+ * Whether `up` starts the node (K8S_EA_NODE=1). Opt-in until the node's tests have passed in CI;
+ * without it the cluster is the control plane alone, as before.
+ */
+export const withNode = process.env.K8S_EA_NODE === '1';
 
 const log = (quiet, msg) => {
   if (!quiet) process.stderr.write(`cluster: ${msg}\n`);
 };
 
+/** go.mod, go.sum and every .go file of the program (not its images: cluster-node.mjs stamps those). */
 function sourceStamp() {
   const h = createHash('sha256');
-  for (const f of ['go.mod', 'go.sum', 'main.go']) h.update(readFileSync(join(moduleDir, f)));
+  const files = readdirSync(moduleDir)
+    .filter((f) => f === 'go.mod' || f === 'go.sum' || f.endsWith('.go'))
+    .sort();
+  for (const f of files)
+    h.update(relative(moduleDir, join(moduleDir, f))).update(readFileSync(join(moduleDir, f)));
   return h.digest('hex');
 }
 
@@ -36,14 +59,29 @@ function isBuilt() {
   return existsSync(binary) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === sourceStamp();
 }
 
-/** Builds the control plane binary unless an up-to-date one is cached. Progress goes to stderr. */
+/**
+ * Builds the cluster binary and the node parts unless up-to-date ones are cached; returns the binary.
+ * Progress goes to stderr.
+ */
 export async function build({ quiet = false } = {}) {
-  if (isBuilt()) return binary;
+  await buildControlPlane({ quiet });
+  if (withNode)
+    await buildNode({
+      binDir: dirname(binary),
+      moduleDir,
+      kubecluster: binary,
+      log: (msg) => log(false, msg),
+    });
+  return binary;
+}
+
+async function buildControlPlane({ quiet }) {
+  if (isBuilt()) return;
   mkdirSync(dirname(binary), { recursive: true });
   const started = Date.now();
   log(
     false,
-    `building kube-apiserver + kube-controller-manager ${K8S_VERSION} (first time: ~6 min on 2 cores)`,
+    `building kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy ${K8S_VERSION} (first time: ~8 min on 2 cores)`,
   );
   const dl = spawnSync('go', ['mod', 'download'], {
     cwd: moduleDir,
@@ -75,7 +113,6 @@ export async function build({ quiet = false } = {}) {
   if (code !== 0) throw new Error(`go build failed:\n${errors.join('\n')}`);
   writeFileSync(stampFile, sourceStamp());
   log(false, `built in ${Math.round((Date.now() - started) / 1000)} s`);
-  return binary;
 }
 
 function readState() {
@@ -119,36 +156,53 @@ function readyz(kubeconfig) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** Starts the control plane, or reuses the one already running. Returns clusterInfo(). */
+/** Starts the cluster (control plane and node), or reuses the one already running. Returns clusterInfo(). */
 export async function up({ quiet = false } = {}) {
   const state = readState();
   if (state && alive(state.pid) && readyz(clusterInfo().kubeconfig)) {
-    log(quiet, `reusing the running control plane at ${state.server}`);
+    log(quiet, `reusing the running control plane and node at ${state.server}`);
     return clusterInfo();
   }
+  // Before any build: a missing prerequisite fails now, with the command that installs it.
+  const missing = withNode ? missingNodePrerequisites() : [];
+  if (missing.length > 0)
+    throw new Error(`the node needs ${missing.join(', ')}: run \`${NODE_PREREQUISITES_COMMAND}\` as root`);
   if (state && alive(state.pid)) await down({ quiet });
   await build({ quiet });
-  rmSync(stateDir, { recursive: true, force: true });
+  await removeState();
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const out = openSync(join(stateDir, 'kubecluster.log'), 'a', 0o600);
-  const child = spawn(binary, ['serve', stateDir], { detached: true, stdio: ['ignore', out, out] });
+  const child = spawn(binary, ['serve', stateDir], {
+    detached: true,
+    stdio: ['ignore', out, out],
+    env: withNode ? { ...process.env, KUBECLUSTER_NODE: join(dirname(binary), 'node') } : process.env,
+  });
   child.unref();
   closeSync(out);
   const started = Date.now();
-  log(quiet, 'starting kube-apiserver (embedded etcd) and kube-controller-manager');
+  log(quiet, 'starting kube-apiserver (embedded etcd), the controllers and the node');
   while (!existsSync(join(stateDir, 'ready'))) {
     if (child.exitCode !== null || !alive(child.pid)) {
       const tail = readFileSync(join(stateDir, 'kubecluster.log'), 'utf8').split('\n').slice(-20).join('\n');
-      throw new Error(`control plane exited during start:\n${tail}`);
+      throw new Error(`the cluster exited during start:\n${tail}`);
     }
-    if (Date.now() - started > 180_000) throw new Error('control plane not ready after 180 s');
+    if (Date.now() - started > 300_000) throw new Error('the cluster is not ready after 300 s');
     await sleep(200);
   }
   log(quiet, `ready in ${((Date.now() - started) / 1000).toFixed(1)} s at ${readState()?.server}`);
   return clusterInfo();
 }
 
-/** Stops the control plane and removes its state. Harmless when nothing runs. */
+/** Removes the state directory, after what a node left in it (mounts, processes, network, cgroups). */
+async function removeState() {
+  if (existsSync(binary) && existsSync(stateDir)) {
+    const r = spawnSync(binary, ['node-down', stateDir], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`node-down failed: ${r.stderr}`);
+  }
+  rmSync(stateDir, { recursive: true, force: true });
+}
+
+/** Stops the cluster and removes its state, node included. Harmless when nothing runs. */
 export async function down({ quiet = false } = {}) {
   const state = readState();
   let pid = state?.pid;
@@ -161,11 +215,52 @@ export async function down({ quiet = false } = {}) {
   }
   if (pid && alive(pid)) {
     process.kill(pid, 'SIGTERM');
-    for (let i = 0; i < 100 && alive(pid); i++) await sleep(100);
+    for (let i = 0; i < 300 && alive(pid); i++) await sleep(100);
     if (alive(pid)) process.kill(pid, 'SIGKILL');
     log(quiet, 'stopped');
   }
-  rmSync(stateDir, { recursive: true, force: true });
+  await removeState();
+}
+
+/**
+ * The running node: its name, its network namespace (for `nsenter --net=`), its address, the host's
+ * end of its link (address and interface), its cgroup, its socket directory and containerd's socket.
+ * Undefined when no node runs.
+ * @returns {{ name: string, netns: string, nodeIP: string, hostIP: string, link: string, cgroup: string, runDir: string, cniNetwork: string, containerdSocket: string, ctr: string } | undefined}
+ */
+export function nodeInfo() {
+  try {
+    return JSON.parse(readFileSync(join(stateDir, 'node', 'info.json'), 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Imports an OCI image archive (an OCI layout in a tar) into the node's containerd, where the kubelet
+ * finds it: pods then run it with imagePullPolicy IfNotPresent or Never, and nothing is pulled.
+ * @param {string} archive
+ */
+export function importImage(archive) {
+  const node = nodeInfo();
+  if (!node) throw new Error('no node is running: npm run cluster:up');
+  const r = spawnSync(
+    node.ctr,
+    // Pinned, as the node's own images: the kubelet never garbage-collects what it cannot pull again.
+    [
+      '--address',
+      node.containerdSocket,
+      '-n',
+      'k8s.io',
+      'images',
+      'import',
+      '--label',
+      'io.cri-containerd.pinned=pinned',
+      archive,
+    ],
+    { encoding: 'utf8' },
+  );
+  if (r.status !== 0) throw new Error(`importing ${archive} failed: ${r.stderr}`);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
@@ -179,8 +274,10 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
       await down({ quiet });
     } else if (cmd === 'build') {
       await build({ quiet });
+    } else if (cmd === 'import' && flags[0]) {
+      importImage(resolve(flags[0]));
     } else {
-      process.stderr.write('usage: cluster.mjs up [--quiet] | down | build\n');
+      process.stderr.write('usage: cluster.mjs up [--quiet] | down | build | import <oci-archive.tar>\n');
       process.exit(2);
     }
   } catch (err) {

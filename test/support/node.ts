@@ -1,0 +1,144 @@
+// The test cluster's node: where it is, its local images, and pods from the test image.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { adminKubeconfigPath, kubectl, waitFor } from './cluster.js';
+
+export interface NodeInfo {
+  name: string;
+  /** The node's pinned network namespace (`nsenter --net=<netns>` runs a command inside it). */
+  netns: string;
+  /** The node's address: reachable from this machine (NodePorts, the kubelet), not beyond it. */
+  nodeIP: string;
+  /** This machine's end of the node's link: its address and interface. */
+  hostIP: string;
+  link: string;
+  /** The node's cgroup (the same path in every hierarchy): its processes and pods are below it. */
+  cgroup: string;
+  /** The node's sockets (containerd's, the shims'). */
+  runDir: string;
+  /** The CNI network's name (libcni's cache files carry it). */
+  cniNetwork: string;
+  containerdSocket: string;
+  ctr: string;
+}
+
+/** The node of a cluster, by its state directory (by default the one of the cluster the tests use). */
+export function nodeInfo(stateDir = dirname(adminKubeconfigPath())): NodeInfo {
+  return JSON.parse(readFileSync(join(stateDir, 'node', 'info.json'), 'utf8')) as NodeInfo;
+}
+
+/** The node's local images (test/cluster/images/images.json, their one source), by name. */
+const NODE_IMAGES = JSON.parse(
+  readFileSync(new URL('../cluster/images/images.json', import.meta.url), 'utf8'),
+) as Record<string, { ref: string }>;
+
+/** The test workload image (test/cluster/images/testapp): serves on 8080 what a test asks of its pod. */
+export const TEST_IMAGE = NODE_IMAGES.testapp!.ref;
+
+/** A container of the test image, never pulled (it is imported into the node at cluster:up). */
+export function testContainer(extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    name: 'app',
+    image: TEST_IMAGE,
+    imagePullPolicy: 'Never',
+    ports: [{ containerPort: 8080 }],
+    readinessProbe: { httpGet: { path: '/healthz', port: 8080 }, periodSeconds: 1 },
+    securityContext: {
+      runAsNonRoot: true,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+    ...extra,
+  };
+}
+
+const cgroupHierarchies = (): string[] =>
+  readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' - '))
+    .filter(([, fs]) => /^cgroup2? /.test(fs ?? ''))
+    .map(([head]) => head!.split(' ')[4]!);
+
+/** Every process in the node's cgroup (containerd, shims, containers, kubelet, kube-proxy). */
+export function nodeProcesses(node: NodeInfo): number[] {
+  const pids: number[] = [];
+  const walk = (dir: string): void => {
+    if (!existsSync(dir)) return;
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(join(dir, e.name));
+      else if (e.name === 'cgroup.procs')
+        pids.push(...readFileSync(join(dir, e.name), 'utf8').split('\n').filter(Boolean).map(Number));
+    }
+  };
+  walk(join(cgroupHierarchies()[0]!, node.cgroup));
+  return pids;
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * What a stopped node left on this machine, by kind (empty when nothing): mounts under its state or
+ * socket directories, its link, its cgroups, the processes it had, its files, libcni cache entries.
+ */
+export function nodeLeftovers(node: NodeInfo, stateDir: string, pids: number[]): string[] {
+  const left: string[] = [];
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4] ?? '')
+    .filter((mp) => [stateDir, node.runDir].some((d) => mp === d || mp.startsWith(`${d}/`)));
+  if (mounts.length > 0) left.push(`mounts: ${mounts.join(', ')}`);
+  if (existsSync(`/sys/class/net/${node.link}`)) left.push(`link ${node.link}`);
+  const cgroups = cgroupHierarchies()
+    .map((h) => join(h, node.cgroup))
+    .filter((d) => existsSync(d));
+  if (cgroups.length > 0) left.push(`cgroups: ${cgroups.join(', ')}`);
+  const living = pids.filter(alive);
+  if (living.length > 0) left.push(`processes: ${living.join(', ')}`);
+  for (const d of [node.runDir, join(stateDir, 'node')]) if (existsSync(d)) left.push(`directory ${d}`);
+  const results = '/var/lib/cni/results';
+  if (existsSync(results)) {
+    const cached = readdirSync(results).filter((f) => f.startsWith(`${node.cniNetwork}-`));
+    if (cached.length > 0) left.push(`libcni cache: ${cached.join(', ')}`);
+  }
+  return left;
+}
+
+/**
+ * Polls until every pod matching selector in namespace (at least one) is Ready; returns their names.
+ * Polling, not `kubectl wait`: kubectl's request timeout would cut a long watch short.
+ */
+export async function waitPodsReady(
+  kubeconfig: string,
+  namespace: string,
+  selector: string,
+  timeoutMs = 120_000,
+): Promise<string[]> {
+  return waitFor(
+    `pods ${selector} Ready`,
+    () => {
+      const r = kubectl(kubeconfig, ['-n', namespace, 'get', 'pods', '-l', selector, '-o', 'json']);
+      if (r.status !== 0) return undefined;
+      const pods = (JSON.parse(r.stdout) as { items: PodStatus[] }).items;
+      const ready = pods.filter((p) =>
+        p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+      );
+      return pods.length > 0 && ready.length === pods.length ? pods.map((p) => p.metadata.name) : undefined;
+    },
+    timeoutMs,
+    500,
+  );
+}
+
+interface PodStatus {
+  metadata: { name: string };
+  status: { conditions?: { type: string; status: string }[] };
+}
