@@ -34,6 +34,7 @@ export const CLUSTER_TESTS = [
   '__tests__/bench/connection-reuse.test.ts',
   '__tests__/bench/reaper-scale.test.ts',
   '__tests__/broker/bundle.test.ts',
+  '__tests__/broker/deploy/broker-pods.test.ts',
   '__tests__/broker/cli/policy-test-agreement.test.ts',
   '__tests__/broker/cli/rbac.test.ts',
   '__tests__/broker/deploy/chart-dry-run.test.ts',

@@ -1,7 +1,8 @@
 // A local OIDC issuer that stands in for GitHub Actions' token service in tests and the demo:
 // discovery document, JWKS, RS256 signing, and the runner's ID-token endpoint that
 // core.getIDToken() calls (ACTIONS_ID_TOKEN_REQUEST_URL / ACTIONS_ID_TOKEN_REQUEST_TOKEN).
-import { createServer, type Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type JWK, type CryptoKey, type JWTPayload } from 'jose';
@@ -83,7 +84,14 @@ export function defaultClaims(overrides: Partial<GitHubClaims> = {}): GitHubClai
   };
 }
 
-export async function startOidcIssuer(options: { defaultAudience?: string } = {}): Promise<OidcIssuer> {
+/**
+ * host: the address it listens on and names itself by (default 127.0.0.1); a pod on the test node
+ * reaches it at the node link's host end (nodeInfo().hostIP). tls: serve https with this key and
+ * certificate (the broker takes http only from a loopback issuer).
+ */
+export async function startOidcIssuer(
+  options: { defaultAudience?: string; host?: string; tls?: { key: Buffer; cert: Buffer } } = {},
+): Promise<OidcIssuer> {
   const requestToken = randomUUID();
   let keys = await generateKeyPair('RS256', { extractable: true });
   let kid = randomUUID();
@@ -92,7 +100,7 @@ export async function startOidcIssuer(options: { defaultAudience?: string } = {}
   let jwksAvailable = true;
   let issuer = '';
 
-  const server: Server = createServer((req, res) => {
+  const handler: RequestListener = (req, res) => {
     const url = new URL(req.url ?? '/', issuer);
     const json = (status: number, body: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json' });
@@ -122,9 +130,11 @@ export async function startOidcIssuer(options: { defaultAudience?: string } = {}
       return;
     }
     json(404, { message: 'not found' });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  };
+  const server: Server = options.tls ? createHttpsServer(options.tls, handler) : createServer(handler);
+  const host = options.host ?? '127.0.0.1';
+  await new Promise<void>((r) => server.listen(0, host, r));
+  issuer = `${options.tls ? 'https' : 'http'}://${host}:${(server.address() as AddressInfo).port}`;
 
   const api: OidcIssuer = {
     issuer,
