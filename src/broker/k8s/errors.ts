@@ -1,9 +1,14 @@
 // Reading @kubernetes/client-node's ApiException (numeric `code`) without depending on its class.
 import { errorMessage } from '../../shared/errors.js';
+/**
+ * The HTTP status of an API answer, or undefined. Only 100–599 count: other errors carry numeric
+ * codes too (a fetch's timeout is a DOMException with code 23), and logging those as "HTTP 23" sent
+ * operators looking for an answer that never came.
+ */
 export function statusCodeOf(err: unknown): number | undefined {
   if (typeof err === 'object' && err !== null && 'code' in err) {
     const code = (err as { code: unknown }).code;
-    if (typeof code === 'number') return code;
+    if (typeof code === 'number' && code >= 100 && code <= 599) return code;
   }
   return undefined;
 }
