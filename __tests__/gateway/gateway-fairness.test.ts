@@ -4,11 +4,11 @@
 // gateway line whose Audit-ID is in the API server's own audit log, with the same status.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
-import type { ExchangeResponse } from '../../src/shared/api.js';
 import { kubectlAdmin, readAudit, sleep, waitFor } from '../../test/support/cluster.js';
 import { startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
 import type { InProcessBroker } from '../../test/support/in-process-broker.js';
 import { gatewayRequest } from './support/gateway-client.js';
+import { deployerGrant } from './support/gateway-grant.js';
 
 let env: BrokerEnv;
 /** Small caps, so that a test can reach them: 4 watches per grant, 4 long-running connections. */
@@ -35,14 +35,7 @@ beforeAll(async () => {
 
 afterAll(() => env?.cleanup());
 
-async function exchange(broker: InProcessBroker): Promise<ExchangeResponse> {
-  const r = await broker.request<ExchangeResponse>('POST', '/v1/exchange', {
-    token: await env.issuer.sign(),
-    body: { namespace: env.ns, role: 'deployer', ttlSeconds: 600 },
-  });
-  expect(r.status).toBe(200);
-  return r.body;
-}
+const exchange = (broker: InProcessBroker) => deployerGrant(env, broker);
 
 const configmaps = () => `/api/v1/namespaces/${env.ns}/configmaps`;
 const ask = (broker: InProcessBroker, method: string, path: string, token: string, body?: string) =>

@@ -3,11 +3,11 @@
 // when it drains), and the whole answer arrives intact once the client reads again.
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { request as httpsRequest } from 'node:https';
-import type { ExchangeResponse } from '../../src/shared/api.js';
 import { waitFor } from '../../test/support/cluster.js';
 import { startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
 import type { InProcessBroker } from '../../test/support/in-process-broker.js';
 import { gatewayRequest } from './support/gateway-client.js';
+import { deployerGrant } from './support/gateway-grant.js';
 
 let env: BrokerEnv;
 let broker: InProcessBroker;
@@ -50,12 +50,7 @@ function pausedGet(path: string, token: string, pauseMs: number): Promise<{ stat
 }
 
 test('an answer of several MiB reaches a client that pauses reading, whole', async () => {
-  const r = await broker.request<ExchangeResponse>('POST', '/v1/exchange', {
-    token: await env.issuer.sign(),
-    body: { namespace: env.ns, role: 'deployer', ttlSeconds: 600 },
-  });
-  expect(r.status).toBe(200);
-  const token = r.body.token;
+  const { token } = await deployerGrant(env, broker);
   const path = `/api/v1/namespaces/${env.ns}/configmaps`;
   const ask = (method: string, body?: string) =>
     gatewayRequest(broker.gateway!.url, broker.ca!, method, path, { token, body });

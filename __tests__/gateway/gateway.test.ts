@@ -20,6 +20,7 @@ import {
 import { startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
 import type { InProcessBroker } from '../../test/support/in-process-broker.js';
 import { gatewayRequest, rawGatewayRequest, type GatewayAnswer } from './support/gateway-client.js';
+import { deployerGrant } from './support/gateway-grant.js';
 
 let env: BrokerEnv;
 let a: InProcessBroker;
@@ -55,19 +56,8 @@ const ask = (
   o: Parameters<typeof gatewayRequest>[4] = {},
 ) => gatewayRequest(gatewayOf(broker), broker.ca!, method, path, o);
 
-async function exchange(
-  broker: InProcessBroker,
-  ttlSeconds = 600,
-  run: Record<string, string> = {},
-): Promise<ExchangeResponse> {
-  const jwt = await env.issuer.sign(run);
-  const r = await broker.request<ExchangeResponse>('POST', '/v1/exchange', {
-    token: jwt,
-    body: { namespace: env.ns, role: 'deployer', ttlSeconds },
-  });
-  expect(r.status).toBe(200);
-  return r.body;
-}
+const exchange = (broker: InProcessBroker, ttlSeconds = 600, run: Record<string, string> = {}) =>
+  deployerGrant(env, broker, { ttlSeconds, run });
 
 const configmapsPath = () => `/api/v1/namespaces/${env.ns}/configmaps`;
 

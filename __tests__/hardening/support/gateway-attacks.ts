@@ -14,6 +14,7 @@ import {
   rawGatewayRequest,
   type GatewayAnswer,
 } from '../../gateway/support/gateway-client.js';
+import { deployerGrant } from '../../gateway/support/gateway-grant.js';
 
 const WATCH_CAP = 2;
 
@@ -44,14 +45,7 @@ export function gatewayAttackCorpus(): void {
 
     afterAll(() => env?.cleanup());
 
-    async function exchange(): Promise<ExchangeResponse> {
-      const r = await broker.request<ExchangeResponse>('POST', '/v1/exchange', {
-        token: await env.issuer.sign(),
-        body: { namespace: env.ns, role: 'deployer', ttlSeconds: 600 },
-      });
-      expect(r.status).toBe(200);
-      return r.body;
-    }
+    const exchange = () => deployerGrant(env, broker);
     const configmaps = () => `/api/v1/namespaces/${env.ns}/configmaps`;
     const pod = () => `/api/v1/namespaces/${env.ns}/pods/p`;
     const ask = (method: string, path: string, token = live.token) =>
