@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { dump } from 'js-yaml';
 import { freshNamespace, tryKubectlAdmin } from '../../../test/support/cluster.js';
+import { policyYaml } from '../../../test/support/policy.js';
 import { ensureHelm, renderChart, withPolicy, type Doc } from './support/chart.js';
 
 let release: { name: string; remove: () => Promise<void> };
@@ -25,19 +26,12 @@ const INLINE_RULES = [
   { apiGroups: [''], resources: ['pods', 'pods/log'], verbs: ['get', 'list', 'watch'] },
   { apiGroups: ['apps'], resources: ['deployments'], verbs: ['get'], resourceNames: ['web'] },
 ];
-const policy = (ns: string) => `apiVersion: k8s-ephemeral-access/v1
-kind: Policy
-roles:
-  deployer: { clusterRole: k8s-ea-deployer }
-  pod-reader:
-    rules: ${JSON.stringify(INLINE_RULES)}
-rules:
-  - name: r
-    match: { repository_owner_id: '1', repository_id: '2', ref: refs/heads/main, event_name: push }
-    namespaces: [${ns}]
-    roles: [deployer, pod-reader]
-    maxTtlSeconds: 600
-`;
+const policy = (ns: string) =>
+  policyYaml({
+    namespaces: [ns],
+    roles: { deployer: { clusterRole: 'k8s-ea-deployer' }, 'pod-reader': { rules: INLINE_RULES } },
+    rules: [{ name: 'r', roles: ['deployer', 'pod-reader'], maxTtlSeconds: 600 }],
+  });
 
 const apply = (docs: unknown[]) =>
   tryKubectlAdmin(['apply', '-f', '-'], docs.map((d) => dump(d)).join('---\n'));
