@@ -7,6 +7,7 @@ import { waitFor } from '../../test/support/cluster.js';
 import { startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
 import type { InProcessBroker } from '../../test/support/in-process-broker.js';
 import { gatewayRequest } from './support/gateway-client.js';
+import { forwardedCalls, untilGatewayIdle } from './support/gateway-counts.js';
 
 const RUNNERS = '10.20.0.0/16';
 let env: BrokerEnv;
@@ -46,9 +47,8 @@ test("a grant is forwarded only from its rule's sourceRanges, refused elsewhere 
   await waitFor('the gateway to accept the grant from inside the range', async () =>
     (await ask(from('10.20.9.9'))).status === 200 ? true : undefined,
   );
-  const forwardedBefore = (await broker.metrics.gatewayRequests.get()).values
-    .filter((v) => v.labels.result !== 'refused')
-    .reduce((sum, v) => sum + v.value, 0);
+  await untilGatewayIdle(broker);
+  const forwardedBefore = await forwardedCalls(broker);
   for (const outside of ['192.0.2.7', '10.21.0.1', '::1']) {
     const r = await ask(from(outside));
     expect([outside, r.status]).toEqual([outside, 403]);
@@ -56,10 +56,7 @@ test("a grant is forwarded only from its rule's sourceRanges, refused elsewhere 
   }
   // The peer itself (127.0.0.1, no header) is outside the range too.
   expect((await ask({})).status).toBe(403);
-  const forwardedAfter = (await broker.metrics.gatewayRequests.get()).values
-    .filter((v) => v.labels.result !== 'refused')
-    .reduce((sum, v) => sum + v.value, 0);
-  expect(forwardedAfter).toBe(forwardedBefore);
+  expect(await forwardedCalls(broker)).toBe(forwardedBefore);
   const refusals = (await broker.metrics.gatewayRefusals.get()).values.find(
     (v) => v.labels.reason === 'source_not_allowed',
   );

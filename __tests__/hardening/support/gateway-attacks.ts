@@ -15,6 +15,7 @@ import {
   type GatewayAnswer,
 } from '../../gateway/support/gateway-client.js';
 import { deployerGrant } from '../../gateway/support/gateway-grant.js';
+import { forwardedCalls, untilGatewayIdle } from '../../gateway/support/gateway-counts.js';
 
 const WATCH_CAP = 2;
 
@@ -37,10 +38,7 @@ export function gatewayAttackCorpus(): void {
       await waitFor('the gateway to accept the grant', async () =>
         (await ask('GET', configmaps())).status === 200 ? true : undefined,
       );
-      // The gateway counts and audits a forwarded call when its answer closes, which can be after
-      // the client has read it: wait for that line, or the first row's "never forwarded" count
-      // would take the warm-up call for its own.
-      await waitFor('the warm-up call counted', () => broker.auditLines.find((l) => l.action === 'gateway'));
+      await untilGatewayIdle(broker);
     }, 120_000);
 
     afterAll(() => env?.cleanup());
@@ -50,10 +48,7 @@ export function gatewayAttackCorpus(): void {
     const pod = () => `/api/v1/namespaces/${env.ns}/pods/p`;
     const ask = (method: string, path: string, token = live.token) =>
       gatewayRequest(broker.gateway!.url, broker.ca!, method, path, { token });
-    const forwarded = async () =>
-      (await broker.metrics.gatewayRequests.get()).values
-        .filter((v) => v.labels.result !== 'refused')
-        .reduce((sum, v) => sum + v.value, 0);
+    const forwarded = () => forwardedCalls(broker);
 
     const rows: [string, () => Promise<GatewayAnswer>, number, string][] = [
       ['exec with a trailing slash', () => ask('POST', `${pod()}/exec/?command=sh`), 403, 'upgrade_refused'],
