@@ -21,58 +21,12 @@ export const common = {
 
 export const clusterGlobalSetup = './test/support/global-setup.mjs';
 
-/**
- * The test files that talk to the control plane or spawn the broker against it. Every other file is
- * a unit test; the unit project removes the cluster's coordinates from its environment, so a file
- * missing from this list fails at its first cluster call instead of passing by luck.
- */
-export const CLUSTER_TESTS = [
-  '__tests__/action/direct-revoke.test.ts',
-  '__tests__/action/e2e.test.ts',
-  '__tests__/action/proxy-e2e.test.ts',
-  '__tests__/action/renewal.test.ts',
-  '__tests__/bench/connection-reuse.test.ts',
-  '__tests__/bench/reaper-scale.test.ts',
-  '__tests__/broker/bundle.test.ts',
-  '__tests__/broker/deploy/broker-pods.test.ts',
-  '__tests__/broker/cli/policy-test-agreement.test.ts',
-  '__tests__/broker/cli/rbac.test.ts',
-  '__tests__/broker/deploy/chart-dry-run.test.ts',
-  '__tests__/broker/deploy/chart-rbac.test.ts',
-  '__tests__/broker/deploy/deploy.test.ts',
-  '__tests__/broker/deploy/fresh-cluster.test.ts',
-  '__tests__/broker/exchange.test.ts',
-  '__tests__/broker/inline-roles.test.ts',
-  '__tests__/broker/k8s/grants.test.ts',
-  '__tests__/broker/k8s/lease.test.ts',
-  '__tests__/broker/named-roles.test.ts',
-  '__tests__/broker/source-ranges.test.ts',
-  '__tests__/broker/policy-reload.test.ts',
-  '__tests__/broker/startup.test.ts',
-  '__tests__/cluster/cluster-lifecycle.test.ts',
-  '__tests__/cluster/control-plane.test.ts',
-  '__tests__/cluster/controllers.test.ts',
-  '__tests__/cluster/idempotent-apply.test.ts',
-  '__tests__/cluster/node.test.ts',
-  '__tests__/docs/demo.test.ts',
-  '__tests__/gateway/gateway-e2e.test.ts',
-  '__tests__/gateway/gateway-fairness.test.ts',
-  '__tests__/gateway/gateway-slow-client.test.ts',
-  '__tests__/gateway/gateway-source-ranges.test.ts',
-  '__tests__/gateway/grant-watch-pages.test.ts',
-  '__tests__/gateway/gateway.test.ts',
-  '__tests__/hardening/attack-corpus.test.ts',
-  '__tests__/hardening/jwks-outage.test.ts',
-  '__tests__/hardening/post-step.test.ts',
-  '__tests__/security/admission-guard.test.ts',
-  '__tests__/security/controller-route.test.ts',
-  '__tests__/security/reaper-proof.test.ts',
-];
-
-/** The tests that build the broker image (scripts/image/): minutes of CPU, so not in `unit`. */
-export const IMAGE_TESTS = ['__tests__/image/broker-image.test.ts', '__tests__/image/ocibuild.test.ts'];
-
-const escapeRegExp = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+// Which project a test file belongs to is in its name, so no list can go stale:
+// `*.cluster.test.ts` talks to the control plane or spawns the broker against it; `*.image.test.ts`
+// builds the broker image (scripts/image/: minutes of CPU, so not in `unit`); `*.long.test.ts` runs with
+// `npm run test:long`. Every other file is a unit test. The unit project removes the cluster's
+// coordinates from its environment, so a cluster test named as a unit test fails at its first cluster
+// call instead of passing by luck.
 
 export default {
   projects: [
@@ -80,25 +34,20 @@ export default {
       ...common,
       displayName: 'unit',
       testMatch: ['<rootDir>/__tests__/**/*.test.ts'],
-      // Long suites (load, faults, fuzzing) run with `npm run test:long` (jest.long.config.js).
-      testPathIgnorePatterns: [
-        '/node_modules/',
-        '\\.long\\.test\\.ts$',
-        ...[...CLUSTER_TESTS, ...IMAGE_TESTS].map((f) => `<rootDir>/${escapeRegExp(f)}$`),
-      ],
+      testPathIgnorePatterns: ['/node_modules/', '\\.(long|cluster|image)\\.test\\.ts$'],
       setupFiles: ['./test/support/without-cluster.mjs'],
       globalSetup: './test/support/unit-global-setup.mjs',
     },
     {
       ...common,
       displayName: 'image',
-      testMatch: IMAGE_TESTS.map((f) => `<rootDir>/${f}`),
+      testMatch: ['<rootDir>/__tests__/**/*.image.test.ts'],
       setupFiles: ['./test/support/without-cluster.mjs'],
     },
     {
       ...common,
       displayName: 'cluster',
-      testMatch: CLUSTER_TESTS.map((f) => `<rootDir>/${f}`),
+      testMatch: ['<rootDir>/__tests__/**/*.cluster.test.ts'],
       globalSetup: clusterGlobalSetup,
     },
   ],

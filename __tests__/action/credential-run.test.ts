@@ -1,5 +1,5 @@
 // The credential plugin's run against a scripted token service and broker (the real ones, and the
-// real kubectl, are in renewal.test.ts): what it prints, what it rewrites, that racing plugins renew
+// real kubectl, are in renewal.cluster.test.ts): what it prints, what it rewrites, that racing plugins renew
 // once, and that every failure is one line on stderr without a secret.
 import { afterEach, beforeEach, describe, expect, test } from '@jest/globals';
 import { lstatSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

@@ -1,6 +1,6 @@
 // Which requests go through the runner's proxy: the variables, NO_PROXY's forms, loopback, and
 // proxy URLs whose credentials must never reach a message. (Traffic through a real proxy:
-// proxy-e2e.test.ts.)
+// proxy-e2e.cluster.test.ts.)
 import { describe, expect, test } from '@jest/globals';
 import { bypasses, proxyFor, ProxyConfigError } from '../../src/action/proxy.js';
 

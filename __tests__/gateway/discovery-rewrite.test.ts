@@ -1,6 +1,6 @@
 // The discovery rewrite's parts without a cluster: which requests it covers, what it asks the API
 // server for, and that the field is gone wherever it is nested. The real API server's answers
-// through the real gateway are checked in gateway.test.ts.
+// through the real gateway are checked in gateway.cluster.test.ts.
 import { describe, expect, test } from '@jest/globals';
 import type { Dispatcher } from 'undici';
 import {

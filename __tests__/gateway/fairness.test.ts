@@ -2,7 +2,7 @@
 // (429 with Retry-After), the two upstream lanes with a bounded wait (503), the Audit-ID the
 // gateway sets on every call, and what a grant's end does to its calls in flight. The API server
 // is a local HTTP server that records what reaches it; the same behaviour against the real API
-// server is in gateway-fairness.test.ts.
+// server is in gateway-fairness.cluster.test.ts.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';

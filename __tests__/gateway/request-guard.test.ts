@@ -1,6 +1,6 @@
 // What the gateway refuses before looking at a token, what it passes on, and how it reads a
 // request's verb and namespace for the audit line. The same inputs against the running gateway
-// are in gateway.test.ts; here, the rules themselves.
+// are in gateway.cluster.test.ts; here, the rules themselves.
 import { describe, expect, test } from '@jest/globals';
 import { describeKubeRequest, isLongRunning } from '../../src/broker/gateway/kube-request.js';
 import {

@@ -10,7 +10,7 @@ import type { DemoOptions } from './options.js';
 import type { PostStep } from './post-step.js';
 import type { Transcript } from './transcript.js';
 
-// The six results a reader (and __tests__/docs/demo.test.ts) looks for in the transcript.
+// The six results a reader (and __tests__/docs/demo.cluster.test.ts) looks for in the transcript.
 export const MARKERS = {
   granted: 'grant issued',
   allowed: 'kubectl allowed',

@@ -1,5 +1,5 @@
 // `policy test --client-ip`: rules with sourceRanges decide on the address the broker would see, so the
-// CLI agrees with the broker for a runner inside the range (policy-test-agreement.test.ts checks the
+// CLI agrees with the broker for a runner inside the range (policy-test-agreement.cluster.test.ts checks the
 // agreement against a running broker); without the option such a rule does not match, and says why.
 import { afterAll, expect, test } from '@jest/globals';
 import { defaultClaims } from '../../../test/support/oidc-issuer.js';

@@ -1,6 +1,6 @@
 // `rbac generate`: the broker's RBAC for exactly the policy's namespaces and roles, and
 // deploy/job-namespace-rbac.yaml kept equal to it for the example policy. `rbac check`'s comparison
-// of rules, permission by permission. (Both against the real control plane: rbac.test.ts.)
+// of rules, permission by permission. (Both against the real control plane: rbac.cluster.test.ts.)
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';

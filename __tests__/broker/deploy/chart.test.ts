@@ -1,7 +1,7 @@
 // The Helm chart (deploy/chart/k8s-ephemeral-access) with the pinned helm (scripts/helm.mjs builds it from
 // its Go module): it lints, renders, its broker config and policy are ones the broker accepts, its RBAC is
 // rule for rule the kustomize base's, and its copies of deploy/ files are equal to them. The server-side
-// dry run against the control plane: chart-dry-run.test.ts.
+// dry run against the control plane: chart-dry-run.cluster.test.ts.
 import { beforeAll, describe, expect, test } from '@jest/globals';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,7 +1,7 @@
 // The lean client of the broker's hot path (src/broker/k8s/lean-client.ts) against a local HTTPS
 // endpoint: answers parsed, errors shaped as client-node's so k8s/errors.ts reads them, a deadline
 // per call, and credentials asked of the KubeConfig on every call, so a rotated token or CA is used.
-// Connection reuse is in __tests__/bench/connection-reuse.test.ts, beside client-node's.
+// Connection reuse is in __tests__/bench/connection-reuse.cluster.test.ts, beside client-node's.
 import { afterAll, afterEach, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';

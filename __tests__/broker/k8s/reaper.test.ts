@@ -1,5 +1,5 @@
 // Reaper logic with a scripted Kubernetes fake (the real-cluster reaping is proven in
-// exchange.test.ts, what it refuses to delete in security/reaper-proof.test.ts): retries with
+// exchange.cluster.test.ts, what it refuses to delete in security/reaper-proof.cluster.test.ts): retries with
 // backoff and never gives up, RoleBinding before ServiceAccount, nothing deleted unless this
 // replica holds the Lease, and expired JWT-use records pruned.
 import { expect, test } from '@jest/globals';

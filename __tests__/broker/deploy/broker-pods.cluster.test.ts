@@ -163,7 +163,7 @@ function podDiagnostics(): string {
   return out.join('\n').slice(-4000);
 }
 
-// The node is opt-in (K8S_EA_NODE=1, scripts/cluster.mjs), as in __tests__/cluster/node.test.ts.
+// The node is opt-in (K8S_EA_NODE=1, scripts/cluster.mjs), as in __tests__/cluster/node.cluster.test.ts.
 const describeNode = process.env.K8S_EA_NODE === '1' ? describe : describe.skip;
 if (process.env.K8S_EA_NODE !== '1')
   console.log('broker-pods: skipped, the test cluster has no node (set K8S_EA_NODE=1)');

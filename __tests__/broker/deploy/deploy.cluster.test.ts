@@ -1,6 +1,6 @@
 // deploy/ against the real API server: the kustomize base's content, and the broker's own token (under
 // exactly that RBAC) can do its job and is denied everything beyond it. Applying deploy/ to a fresh
-// cluster for real, and serving an exchange from what it applied: fresh-cluster.test.ts.
+// cluster for real, and serving an exchange from what it applied: fresh-cluster.cluster.test.ts.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
