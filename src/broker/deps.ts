@@ -1,7 +1,7 @@
 // What the broker's request handling is built from. The app and every route take this one object,
 // so tests hand in fakes without mocking modules, and no route imports the app back.
 import type { PolicyEngine, TokenVerifier } from './types.js';
-import type { ClusterEndpoint, K8sClients } from './k8s/clients.js';
+import type { ClusterEndpoint, K8sClients } from './kube/clients.js';
 import type { Logger } from './logger.js';
 import type { AuditLog } from './audit.js';
 import type { BrokerMetrics } from './metrics.js';

@@ -1,7 +1,7 @@
 // Running the broker: the app on a listening server, the Kubernetes clients, the reaper, and a
 // graceful shutdown. Everything the runtime needs arrives as arguments (start-from-config.ts reads
 // them from the config file; tests pass their own), so a test runs the production wiring.
-import { clusterEndpointOf, createK8sClients, loadKubeConfig } from './k8s/clients.js';
+import { clusterEndpointOf, createK8sClients, loadKubeConfig } from './kube/clients.js';
 import { Reaper } from './k8s/reaper.js';
 import type { Logger } from './logger.js';
 import type { AuditLog } from './audit.js';
@@ -21,7 +21,7 @@ import {
   type GatewayConfig,
   type RunningGateway,
 } from './gateway/start-gateway.js';
-import { reportInClusterAddress } from './k8s/in-cluster-address.js';
+import { reportInClusterAddress } from './kube/in-cluster-address.js';
 import { InlineRoles } from './k8s/inline-roles.js';
 
 /** The request limits (config.ts fills every one; tests may leave the revocation rate to its default). */

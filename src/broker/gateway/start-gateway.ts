@@ -4,10 +4,10 @@
 // differently).
 import { readFileSync } from 'node:fs';
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { ClusterEndpoint } from '../k8s/clients.js';
+import type { ClusterEndpoint } from '../kube/clients.js';
 import type { AuditLog } from '../audit.js';
-import type { K8sClients } from '../k8s/clients.js';
-import { reviewServiceAccountToken } from '../k8s/token-review.js';
+import type { K8sClients } from '../kube/clients.js';
+import { reviewServiceAccountToken } from '../kube/token-review.js';
 import type { Logger } from '../logger.js';
 import type { BrokerMetrics } from '../metrics.js';
 import { listen } from '../http/server.js';

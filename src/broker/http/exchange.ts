@@ -9,7 +9,7 @@ import type { AuditEvent } from '../audit.js';
 import type { BrokerDeps } from '../deps.js';
 import { createGrant } from '../k8s/grants.js';
 import { recordJwtUse } from '../k8s/replay-ledger.js';
-import { deleteIgnoringNotFound, describeK8sError } from '../k8s/errors.js';
+import { deleteIgnoringNotFound, describeK8sError } from '../kube/errors.js';
 import { grantIdFor, rfc3339 } from '../naming.js';
 import { answer } from './answer.js';
 import { clientAddressOf, clientFields, type ClientAddress } from './client-address.js';

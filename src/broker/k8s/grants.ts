@@ -9,8 +9,8 @@
 import type { V1OwnerReference, V1PolicyRule } from '@kubernetes/client-node';
 import { BrokerError } from '../../shared/errors.js';
 import type { Grantable, VerifiedClaims } from '../types.js';
-import type { K8sClients } from './clients.js';
-import { describeK8sError, isAlreadyExists, isRefused, statusCodeOf } from './errors.js';
+import type { K8sClients } from '../kube/clients.js';
+import { describeK8sError, isAlreadyExists, isRefused, statusCodeOf } from '../kube/errors.js';
 import { deleteGrantObjects } from './revoke.js';
 import { InlineRoles } from './inline-roles.js';
 import { PART_LABEL, grantAnnotations, grantIdFor, grantLabels, revokeObjectName } from '../naming.js';
