@@ -2,7 +2,7 @@
 // graceful shutdown. Everything the runtime needs arrives as arguments (start-from-config.ts reads
 // them from the config file; tests pass their own), so a test runs the production wiring.
 import { clusterEndpointOf, createK8sClients, loadKubeConfig } from './kube/clients.js';
-import { Reaper } from './k8s/reaper.js';
+import { Reaper } from './grants/reaper.js';
 import type { Logger } from './logger.js';
 import type { AuditLog } from './audit.js';
 import { createMetrics, type BrokerMetrics } from './metrics.js';
@@ -22,7 +22,7 @@ import {
   type RunningGateway,
 } from './gateway/start-gateway.js';
 import { reportInClusterAddress } from './kube/in-cluster-address.js';
-import { InlineRoles } from './k8s/inline-roles.js';
+import { InlineRoles } from './grants/inline-roles.js';
 
 /** The request limits (config.ts fills every one; tests may leave the revocation rate to its default). */
 export interface BrokerLimits {

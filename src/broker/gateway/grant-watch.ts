@@ -9,7 +9,7 @@
 import { Watch, type KubeConfig, type V1Lease, type V1ServiceAccount } from '@kubernetes/client-node';
 import type { K8sClients } from '../kube/clients.js';
 import { describeK8sError } from '../kube/errors.js';
-import { LEDGER_SELECTOR, jwtUseRecordOf, type JwtUseRecord } from '../k8s/replay-ledger.js';
+import { LEDGER_SELECTOR, jwtUseRecordOf, type JwtUseRecord } from '../grants/replay-ledger.js';
 import { GRANT_LABEL, MANAGED_SELECTOR } from '../naming.js';
 import type { Logger } from '../logger.js';
 import { grantRecordOf, type GrantRecord, type LiveGrants } from './live-grants.js';

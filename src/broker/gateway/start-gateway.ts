@@ -18,7 +18,7 @@ import { createGateway, type GatewayDeps } from './proxy.js';
 import { TokenReviewCache } from './token-review-cache.js';
 import { upstreamOf } from './upstream.js';
 import { UpstreamCredentials } from './upstream-credentials.js';
-import { requestGrantToken } from '../k8s/grant-token.js';
+import { requestGrantToken } from '../grants/grant-token.js';
 import { credentialIdOf } from '../audit.js';
 
 /** The config of the gateway (config.ts's `gateway` section, with `tls` already defaulted). */
