@@ -11,7 +11,7 @@ import type { PolicyEngine, TokenVerifier } from './types.js';
 import { createBrokerApp, type BrokerApp } from './app.js';
 import { createGrantWork } from './grant-work.js';
 import { createAddressSet } from './net/cidr.js';
-import { startLivePolicy } from './live-policy.js';
+import { startLivePolicy, type PolicyFollower } from './live-policy.js';
 import { startPolicyReload, type PolicyReloadOptions } from './policy-reload.js';
 import { clientAddressOf } from './http/client-address.js';
 import {
@@ -65,6 +65,18 @@ export interface RunningBroker {
   gateway?: RunningGateway;
   /** Readiness off, reaper stopped (lease released), in-flight requests finished or cut at the grace period. */
   shutdown(): Promise<void>;
+}
+
+/**
+ * The gateway watches the grants of the running policy's namespaces: a namespace a new policy adds
+ * is listed before that policy takes over (or the reload is refused), so its first grant works at
+ * the gateway at once; a namespace it drops stops being watched once it has taken over.
+ */
+function gatewayFollower(gateway: RunningGateway): PolicyFollower {
+  return {
+    prepare: (next) => gateway.watched.watchAlso(next.namespaces()),
+    settle: (running) => gateway.watched.watchOnly(running.namespaces()),
+  };
 }
 
 export async function runBroker(
@@ -121,7 +133,7 @@ export async function runBroker(
     gateway = await startGateway(config.gateway, {
       kc,
       k8s,
-      namespaces: policy.namespaces(),
+      namespaces: () => policy.namespaces(),
       brokerNamespace: config.brokerNamespace,
       audit: parts.audit,
       logger: parts.logger.child({ component: 'gateway' }),
@@ -140,6 +152,7 @@ export async function runBroker(
       live.stop();
       throw err;
     });
+    live.addFollower(gatewayFollower(gateway));
   }
   const app = createBrokerApp({
     inlineRoles,
