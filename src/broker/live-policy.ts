@@ -5,8 +5,8 @@
 // gateway's grant watches) follow the swap: made ready for the new policy before it, and let go of
 // what only the old one needed after it.
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { K8sClients } from './k8s/clients.js';
-import { startRoleVetting, withVettedRoles, type RoleVetting } from './k8s/role-vetting.js';
+import type { K8sClients } from './kube/clients.js';
+import { startRoleVetting, withVettedRoles, type RoleVetting } from './grants/role-vetting.js';
 import type { Logger } from './logger.js';
 import type { BrokerMetrics } from './metrics.js';
 import type { PolicyEngine } from './types.js';
