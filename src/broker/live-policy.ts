@@ -3,8 +3,8 @@
 // is one assignment, so every request is decided by one whole policy, the old or the new, never
 // a mix; the old policy's role watches stop after it.
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { K8sClients } from './k8s/clients.js';
-import { startRoleVetting, withVettedRoles, type RoleVetting } from './k8s/role-vetting.js';
+import type { K8sClients } from './kube/clients.js';
+import { startRoleVetting, withVettedRoles, type RoleVetting } from './grants/role-vetting.js';
 import type { Logger } from './logger.js';
 import type { BrokerMetrics } from './metrics.js';
 import type { PolicyEngine } from './types.js';

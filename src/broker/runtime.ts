@@ -1,8 +1,8 @@
 // Running the broker: the app on a listening server, the Kubernetes clients, the reaper, and a
 // graceful shutdown. Everything the runtime needs arrives as arguments (start-from-config.ts reads
 // them from the config file; tests pass their own), so a test runs the production wiring.
-import { clusterEndpointOf, createK8sClients, loadKubeConfig } from './k8s/clients.js';
-import { Reaper } from './k8s/reaper.js';
+import { clusterEndpointOf, createK8sClients, loadKubeConfig } from './kube/clients.js';
+import { Reaper } from './grants/reaper.js';
 import type { Logger } from './logger.js';
 import type { AuditLog } from './audit.js';
 import { createMetrics, type BrokerMetrics } from './metrics.js';
@@ -21,8 +21,8 @@ import {
   type GatewayConfig,
   type RunningGateway,
 } from './gateway/start-gateway.js';
-import { reportInClusterAddress } from './k8s/in-cluster-address.js';
-import { InlineRoles } from './k8s/inline-roles.js';
+import { reportInClusterAddress } from './kube/in-cluster-address.js';
+import { InlineRoles } from './grants/inline-roles.js';
 
 /** The request limits (config.ts fills every one; tests may leave the revocation rate to its default). */
 export interface BrokerLimits {

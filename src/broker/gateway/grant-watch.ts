@@ -7,14 +7,14 @@
 // While a source cannot be read its namespace is "not synced" and the gateway refuses that
 // namespace's grants (503) rather than trust a stale table.
 import { Watch, type KubeConfig, type V1Lease, type V1ServiceAccount } from '@kubernetes/client-node';
-import type { K8sClients } from '../k8s/clients.js';
-import { describeK8sError } from '../k8s/errors.js';
-import { LEDGER_SELECTOR, jwtUseRecordOf, type JwtUseRecord } from '../k8s/replay-ledger.js';
+import type { K8sClients } from '../kube/clients.js';
+import { describeK8sError } from '../kube/errors.js';
+import { LEDGER_SELECTOR, jwtUseRecordOf, type JwtUseRecord } from '../grants/replay-ledger.js';
 import { GRANT_LABEL, MANAGED_SELECTOR } from '../naming.js';
 import type { Logger } from '../logger.js';
 import { grantRecordOf, type GrantRecord, type LiveGrants } from './live-grants.js';
 import { listReduced } from './paged-list.js';
-import { OpenWatches, WATCH_SECONDS, growingPause } from '../k8s/watches.js';
+import { OpenWatches, WATCH_SECONDS, growingPause } from '../kube/watches.js';
 
 /** Grant ServiceAccounts: the managed-by label and a grant label. */
 export const GRANT_SA_SELECTOR = `${MANAGED_SELECTOR},${GRANT_LABEL}`;

@@ -4,10 +4,10 @@
 // differently).
 import { readFileSync } from 'node:fs';
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { ClusterEndpoint } from '../k8s/clients.js';
+import type { ClusterEndpoint } from '../kube/clients.js';
 import type { AuditLog } from '../audit.js';
-import type { K8sClients } from '../k8s/clients.js';
-import { reviewServiceAccountToken } from '../k8s/token-review.js';
+import type { K8sClients } from '../kube/clients.js';
+import { reviewServiceAccountToken } from '../kube/token-review.js';
 import type { Logger } from '../logger.js';
 import type { BrokerMetrics } from '../metrics.js';
 import { listen } from '../http/server.js';
@@ -18,7 +18,7 @@ import { createGateway, type GatewayDeps } from './proxy.js';
 import { TokenReviewCache } from './token-review-cache.js';
 import { upstreamOf } from './upstream.js';
 import { UpstreamCredentials } from './upstream-credentials.js';
-import { requestGrantToken } from '../k8s/grant-token.js';
+import { requestGrantToken } from '../grants/grant-token.js';
 import { credentialIdOf } from '../audit.js';
 
 /** The config of the gateway (config.ts's `gateway` section, with `tls` already defaulted). */

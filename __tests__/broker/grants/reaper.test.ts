@@ -3,7 +3,7 @@
 // backoff and never gives up, RoleBinding before ServiceAccount, nothing deleted unless this
 // replica holds the Lease, and expired JWT-use records pruned.
 import { expect, test } from '@jest/globals';
-import type { K8sClients } from '../../../src/broker/k8s/clients.js';
+import type { K8sClients } from '../../../src/broker/kube/clients.js';
 import { scriptedClients } from '../../../test/support/scripted-clients.js';
 import { testReaper } from '../../../test/support/test-reaper.js';
 import { createMetrics } from '../../../src/broker/metrics.js';
@@ -20,7 +20,7 @@ const NO_EXPIRY = grantId('b');
 const OLD_RECORD = grantId('c');
 const NEW_RECORD = grantId('d');
 
-/** The broker's JWT-use record of a grant in namespace ci (k8s/replay-ledger.ts). */
+/** The broker's JWT-use record of a grant in namespace ci (grants/replay-ledger.ts). */
 /** What a grant's RoleBindings look like: owned by its ServiceAccount. */
 const ownedBy = (name: string, grant: string) => ({
   metadata: {

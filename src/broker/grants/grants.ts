@@ -4,13 +4,13 @@
 // by the ServiceAccount. In gateway mode the job's token is for the gateway's audience alone (the
 // API server refuses it), and no self-revoke pair is made: the job cannot reach the API server, so
 // it could never use it (docs/benchmarks.md, "Write budget").
-// An inline role's grants bind the Role they share in the namespace (k8s/inline-roles.ts), which
+// An inline role's grants bind the Role they share in the namespace (grants/inline-roles.ts), which
 // exists before the ServiceAccount is created and belongs to no grant.
 import type { V1OwnerReference, V1PolicyRule } from '@kubernetes/client-node';
 import { BrokerError } from '../../shared/errors.js';
 import type { Grantable, VerifiedClaims } from '../types.js';
-import type { K8sClients } from './clients.js';
-import { describeK8sError, isAlreadyExists, isRefused, statusCodeOf } from './errors.js';
+import type { K8sClients } from '../kube/clients.js';
+import { describeK8sError, isAlreadyExists, isRefused, statusCodeOf } from '../kube/errors.js';
 import { deleteGrantObjects } from './revoke.js';
 import { InlineRoles } from './inline-roles.js';
 import { PART_LABEL, grantAnnotations, grantIdFor, grantLabels, revokeObjectName } from '../naming.js';

@@ -1,7 +1,7 @@
 // Minting a token for a grant's ServiceAccount: at creation (grants.ts), when a renewal would let
 // the grant outlive its token (renew-grant.ts), and in gateway mode the gateway's own credential
 // for forwarding (gateway/upstream-credentials.ts).
-import type { K8sClients } from './clients.js';
+import type { K8sClients } from '../kube/clients.js';
 
 /** TokenRequest refuses anything shorter (MinTokenAgeSec). The grant itself may be shorter. */
 export const MIN_TOKEN_SECONDS = 600;

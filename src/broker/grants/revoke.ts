@@ -1,7 +1,7 @@
 // Deleting a grant and finding one by id. Used by revocation, the reaper and creation rollback.
-import type { K8sClients } from './clients.js';
-import type { KubeObject, ObjectMeta } from './hot-path-api.js';
-import { deleteIgnoringNotFound, isNotFound } from './errors.js';
+import type { K8sClients } from '../kube/clients.js';
+import type { KubeObject, ObjectMeta } from '../kube/hot-path-api.js';
+import { deleteIgnoringNotFound, isNotFound } from '../kube/errors.js';
 import {
   GRANT_ID_PREFIX,
   GRANT_LABEL,
@@ -54,7 +54,7 @@ export async function deleteGrantObjects(
     ? []
     : [
         // Grants of older brokers had a Role of their own for inline rules; today's bind a shared
-        // Role (k8s/inline-roles.ts), which is named otherwise and never deleted here.
+        // Role (grants/inline-roles.ts), which is named otherwise and never deleted here.
         { kind: 'Role', name: grantId },
         { kind: 'RoleBinding', name: revokeName },
         { kind: 'Role', name: revokeName },

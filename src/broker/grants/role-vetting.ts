@@ -8,9 +8,9 @@ import { BrokerError } from '../../shared/errors.js';
 import { findDangerousRules } from '../policy/dangerous.js';
 import type { Logger } from '../logger.js';
 import type { Grantable, NamedRole, PolicyEngine } from '../types.js';
-import type { K8sClients } from './clients.js';
-import { describeK8sError, isNotFound } from './errors.js';
-import { OpenWatches, WATCH_SECONDS, growingPause } from './watches.js';
+import type { K8sClients } from '../kube/clients.js';
+import { describeK8sError, isNotFound } from '../kube/errors.js';
+import { OpenWatches, WATCH_SECONDS, growingPause } from '../kube/watches.js';
 
 export type Verdict =
   | { state: 'safe' }
