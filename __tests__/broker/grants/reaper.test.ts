@@ -20,7 +20,7 @@ const NO_EXPIRY = grantId('b');
 const OLD_RECORD = grantId('c');
 const NEW_RECORD = grantId('d');
 
-/** The broker's JWT-use record of a grant in namespace ci (k8s/replay-ledger.ts). */
+/** The broker's JWT-use record of a grant in namespace ci (grants/replay-ledger.ts). */
 /** What a grant's RoleBindings look like: owned by its ServiceAccount. */
 const ownedBy = (name: string, grant: string) => ({
   metadata: {

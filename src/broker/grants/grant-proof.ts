@@ -2,7 +2,7 @@
 // Labels prove nothing: anyone who may create a ServiceAccount in a job namespace can write them
 // (a co-tenant, or a CI role with `serviceaccounts create`, common for Helm charts). A grant is a
 // ServiceAccount whose name is a grant id for which the broker's own JWT-use record
-// (k8s/replay-ledger.ts, in the broker's namespace, where job identities cannot write) names this
+// (grants/replay-ledger.ts, in the broker's namespace, where job identities cannot write) names this
 // very namespace. The reaper lists every ServiceAccount, not only labelled ones, so that removing
 // the labels from a grant cannot keep it alive either.
 import type { V1ServiceAccount } from '@kubernetes/client-node';

@@ -3,7 +3,7 @@
 // the replica holding the lease reads the broker's
 // JWT-use records (one LIST in its own namespace), lists the ServiceAccounts of every namespace the
 // policy or a record names (one LIST each), and deletes the grants past their expiry. It deletes
-// only what it can prove is a grant (k8s/grant-proof.ts, and ownerReferences for the dependents);
+// only what it can prove is a grant (grants/grant-proof.ts, and ownerReferences for the dependents);
 // a ServiceAccount merely labelled like one is logged once and left alone. A namespace it cannot
 // read is logged and counted, and the pass goes on. A failed deletion is retried with backoff on
 // later passes, forever: an expired grant must never become permanent.
@@ -99,7 +99,7 @@ export interface ReapPassResult {
   seen: number;
   reaped: string[];
   failed: string[];
-  /** Expired JWT-use records deleted (k8s/replay-ledger.ts). */
+  /** Expired JWT-use records deleted (grants/replay-ledger.ts). */
   prunedLedger?: number;
   /** ServiceAccounts labelled as grants that are not (namespace/name). */
   forged: string[];

@@ -4,7 +4,7 @@
 // by the ServiceAccount. In gateway mode the job's token is for the gateway's audience alone (the
 // API server refuses it), and no self-revoke pair is made: the job cannot reach the API server, so
 // it could never use it (docs/benchmarks.md, "Write budget").
-// An inline role's grants bind the Role they share in the namespace (k8s/inline-roles.ts), which
+// An inline role's grants bind the Role they share in the namespace (grants/inline-roles.ts), which
 // exists before the ServiceAccount is created and belongs to no grant.
 import type { V1OwnerReference, V1PolicyRule } from '@kubernetes/client-node';
 import { BrokerError } from '../../shared/errors.js';

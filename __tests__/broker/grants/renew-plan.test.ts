@@ -1,7 +1,7 @@
 // How far a renewal moves a grant's end: min(now + ttl, session end), never backwards, whole
 // seconds, and a new token only when the grant would outlive the current one.
 import { describe, expect, test } from '@jest/globals';
-import { planRenewal } from '../../../src/broker/k8s/renew-grant.js';
+import { planRenewal } from '../../../src/broker/grants/renew-grant.js';
 
 const T0 = Date.parse('2030-01-01T00:00:00Z');
 const s = (seconds: number) => T0 + seconds * 1000;

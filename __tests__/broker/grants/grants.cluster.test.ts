@@ -3,8 +3,8 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { decodeJwt } from 'jose';
 import { BrokerError } from '../../../src/shared/errors.js';
-import { createGrant } from '../../../src/broker/k8s/grants.js';
-import { deleteGrantObjects, findGrant } from '../../../src/broker/k8s/revoke.js';
+import { createGrant } from '../../../src/broker/grants/grants.js';
+import { deleteGrantObjects, findGrant } from '../../../src/broker/grants/revoke.js';
 import { loadKubeConfig, createK8sClients, type K8sClients } from '../../../src/broker/kube/clients.js';
 import {
   grantIdFor,

@@ -54,7 +54,7 @@ export async function deleteGrantObjects(
     ? []
     : [
         // Grants of older brokers had a Role of their own for inline rules; today's bind a shared
-        // Role (k8s/inline-roles.ts), which is named otherwise and never deleted here.
+        // Role (grants/inline-roles.ts), which is named otherwise and never deleted here.
         { kind: 'Role', name: grantId },
         { kind: 'RoleBinding', name: revokeName },
         { kind: 'Role', name: revokeName },
