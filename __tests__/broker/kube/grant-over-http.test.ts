@@ -1,10 +1,10 @@
-// Grant creation (k8s/grants.ts) over the broker's production HTTP stack: its hot path's JSON calls
+// Grant creation (grants/grants.ts) over the broker's production HTTP stack: its hot path's JSON calls
 // over kube/connection.ts, over TLS, to a scripted API server (test/support/scripted-api-server.ts)
 // that answers as Kubernetes does, refusals included. What client-node used to do in these tests
 // (objects, Dates, thrown errors) now crosses the wire as JSON and status codes, as in production.
-// The same grants against the real API server: __tests__/broker/k8s/grants.cluster.test.ts.
+// The same grants against the real API server: __tests__/broker/grants/grants.cluster.test.ts.
 import { describe, expect, test } from '@jest/globals';
-import { createGrant } from '../../../src/broker/k8s/grants.js';
+import { createGrant } from '../../../src/broker/grants/grants.js';
 import type { Grantable, VerifiedClaims } from '../../../src/broker/types.js';
 import { BrokerError } from '../../../src/shared/errors.js';
 import { scriptedCallOf } from '../../../test/support/scripted-api-server.js';
