@@ -23,6 +23,8 @@ import {
 } from './gateway/start-gateway.js';
 import { reportInClusterAddress } from './k8s/in-cluster-address.js';
 import { InlineRoles } from './grants/inline-roles.js';
+import { jwtRecordKeepAfterExpiry } from './grants/replay-ledger.js';
+import { DEFAULT_LEEWAY_SECONDS } from './auth/token-verifier.js';
 
 /** The request limits (config.ts fills every one; tests may leave the revocation rate to its default). */
 export interface BrokerLimits {
@@ -158,9 +160,9 @@ export async function runBroker(
     explainRefusals: config.explainRefusals,
     replayLedger: {
       namespace: config.brokerNamespace,
-      keepAfterExpirySeconds: (config.leewaySeconds ?? 60) + 60,
+      keepAfterExpirySeconds: jwtRecordKeepAfterExpiry(config.leewaySeconds ?? DEFAULT_LEEWAY_SECONDS),
     },
-    now: parts.now,
+    now: parts.now ?? Date.now,
   });
   const reaper = new Reaper(k8s, {
     namespaces: () => policy.namespaces(),
