@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { ExchangeResponse } from '../../src/shared/api.js';
 import { InlineRoles } from '../../src/broker/grants/inline-roles.js';
-import { createK8sClients, loadKubeConfig } from '../../src/broker/k8s/clients.js';
+import { createK8sClients, loadKubeConfig } from '../../src/broker/kube/clients.js';
 import { inlineRoleName, revokeObjectName } from '../../src/broker/naming.js';
 import { revokeDirect } from '../../src/action/direct-revoke.js';
 import {

@@ -1,7 +1,7 @@
 // What the broker's request handling is built from. The app and every route take this one object,
 // so tests hand in fakes without mocking modules, and no route imports the app back.
 import type { TokenVerifier } from './types.js';
-import type { ClusterEndpoint } from './k8s/clients.js';
+import type { ClusterEndpoint } from './kube/clients.js';
 import type { AuditLog } from './audit.js';
 import type { BrokerMetrics } from './metrics.js';
 import type { AddressSet } from './net/cidr.js';

@@ -5,7 +5,7 @@ import { decodeJwt } from 'jose';
 import { BrokerError } from '../../../src/shared/errors.js';
 import { createGrant } from '../../../src/broker/grants/grants.js';
 import { deleteGrantObjects, findGrant } from '../../../src/broker/grants/revoke.js';
-import { loadKubeConfig, createK8sClients, type K8sClients } from '../../../src/broker/k8s/clients.js';
+import { loadKubeConfig, createK8sClients, type K8sClients } from '../../../src/broker/kube/clients.js';
 import {
   grantIdFor,
   EXPIRES_AT_ANNOTATION,

@@ -1,7 +1,7 @@
 // Reaper leader election on a real coordination.k8s.io/v1 Lease, under the deploy/ RBAC.
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { LeaderLease } from '../../../src/broker/grants/lease.js';
-import { loadKubeConfig, createK8sClients, type K8sClients } from '../../../src/broker/k8s/clients.js';
+import { loadKubeConfig, createK8sClients, type K8sClients } from '../../../src/broker/kube/clients.js';
 import { installBrokerRbac, type BrokerRbac } from '../../../test/support/deploy-rbac.js';
 import { freshNamespace, uniqueName } from '../../../test/support/cluster.js';
 

@@ -5,7 +5,7 @@
 // and a failed binding deletion is retried by the grant's own deletion in the same pass.
 import { expect, test } from '@jest/globals';
 import { LIST_DEPENDENTS_FROM } from '../../../src/broker/grants/reaper.js';
-import type { K8sClients } from '../../../src/broker/k8s/clients.js';
+import type { K8sClients } from '../../../src/broker/kube/clients.js';
 import { scriptedClients } from '../../../test/support/scripted-clients.js';
 import { testReaper } from '../../../test/support/test-reaper.js';
 import { grantServiceAccount as sa, jwtUseRecord } from '../../../test/support/grant-objects.js';

@@ -4,7 +4,7 @@
 // fake stands in for the API: what is checked is the order of the calls and the schedule.
 import { expect, test } from '@jest/globals';
 import { LIST_DEPENDENTS_FROM, nextPassDelay } from '../../../src/broker/grants/reaper.js';
-import type { K8sClients } from '../../../src/broker/k8s/clients.js';
+import type { K8sClients } from '../../../src/broker/kube/clients.js';
 import { scriptedClients } from '../../../test/support/scripted-clients.js';
 import { testReaper } from '../../../test/support/test-reaper.js';
 import { grantServiceAccount as sa, jwtUseRecord } from '../../../test/support/grant-objects.js';

@@ -3,7 +3,7 @@
 // backoff and never gives up, RoleBinding before ServiceAccount, nothing deleted unless this
 // replica holds the Lease, and expired JWT-use records pruned.
 import { expect, test } from '@jest/globals';
-import type { K8sClients } from '../../../src/broker/k8s/clients.js';
+import type { K8sClients } from '../../../src/broker/kube/clients.js';
 import { scriptedClients } from '../../../test/support/scripted-clients.js';
 import { testReaper } from '../../../test/support/test-reaper.js';
 import { createMetrics } from '../../../src/broker/metrics.js';

@@ -1,6 +1,6 @@
 // `policy check <file>`: everything the broker checks when it loads the policy, and with
 // --kubeconfig also what it checks next, before listening: every named role exists and is safe.
-import { createK8sClients, loadKubeConfig } from '../k8s/clients.js';
+import { createK8sClients, loadKubeConfig } from '../kube/clients.js';
 import { describeRole, readNamedRoles } from '../grants/role-vetting.js';
 import type { Policy } from '../policy/types.js';
 import type { Command } from './command.js';

@@ -3,7 +3,7 @@
 // may be used again, e.g. a retry after a 503), unless this was itself a replay, whose record
 // belongs to the first use.
 import { BrokerError } from '../../shared/errors.js';
-import { describeK8sError } from '../k8s/errors.js';
+import { describeK8sError } from '../kube/errors.js';
 import { grantIdFor } from '../naming.js';
 import type { Grantable, VerifiedClaims } from '../types.js';
 import type { GrantDeps } from './grant-deps.js';

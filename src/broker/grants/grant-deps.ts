@@ -1,5 +1,5 @@
 // What the grant domain works with; BrokerDeps (deps.ts) extends it, so the routes hand theirs in.
-import type { K8sClients } from '../k8s/clients.js';
+import type { K8sClients } from '../kube/clients.js';
 import type { Logger } from '../logger.js';
 import type { GrantWork } from '../grant-work.js';
 import type { PolicyEngine } from '../types.js';

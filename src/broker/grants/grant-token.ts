@@ -1,7 +1,7 @@
 // Minting a token for a grant's ServiceAccount: at creation (grants.ts), when a renewal would let
 // the grant outlive its token (renew-grant.ts), and in gateway mode the gateway's own credential
 // for forwarding (gateway/upstream-credentials.ts).
-import type { K8sClients } from '../k8s/clients.js';
+import type { K8sClients } from '../kube/clients.js';
 import { tokenRequestBody } from './grant-objects.js';
 
 export async function requestGrantToken(

@@ -4,8 +4,8 @@
 // RoleBinding. The bodies are grant-objects.ts's; what a kind of grant changes is grant-kinds.ts's.
 import { BrokerError } from '../../shared/errors.js';
 import type { Grantable, VerifiedClaims } from '../types.js';
-import type { K8sClients } from '../k8s/clients.js';
-import { describeK8sError, isAlreadyExists, isRefused, statusCodeOf } from '../k8s/errors.js';
+import type { K8sClients } from '../kube/clients.js';
+import { describeK8sError, isAlreadyExists, isRefused, statusCodeOf } from '../kube/errors.js';
 import { deleteGrantObjects } from './revoke.js';
 import { InlineRoles } from './inline-roles.js';
 import { credentialIdOf } from '../audit.js';

@@ -13,8 +13,8 @@
 // time and then re-checked in the background every RECHECK_MS.
 import type { V1PolicyRule, V1Role } from '@kubernetes/client-node';
 import type { RuleSummary } from '../../shared/api.js';
-import type { K8sClients } from '../k8s/clients.js';
-import { describeK8sError, isAlreadyExists, isNotFound } from '../k8s/errors.js';
+import type { K8sClients } from '../kube/clients.js';
+import { describeK8sError, isAlreadyExists, isNotFound } from '../kube/errors.js';
 import {
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,

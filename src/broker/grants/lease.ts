@@ -1,8 +1,8 @@
 // Leader election on a coordination.k8s.io/v1 Lease, so only one broker replica reaps at a time.
 // Every write carries the resourceVersion it read: two replicas racing for the lease cannot both win.
 import { V1MicroTime, type V1Lease } from '@kubernetes/client-node';
-import type { K8sClients } from '../k8s/clients.js';
-import { isConflict, isNotFound } from '../k8s/errors.js';
+import type { K8sClients } from '../kube/clients.js';
+import { isConflict, isNotFound } from '../kube/errors.js';
 
 export interface LeaderLeaseOptions {
   namespace: string;

@@ -8,8 +8,8 @@
 // read is logged and counted, and the pass goes on. A failed deletion is retried with backoff on
 // later passes, forever: an expired grant must never become permanent.
 import type { V1ServiceAccount } from '@kubernetes/client-node';
-import type { K8sClients } from '../k8s/clients.js';
-import { describeK8sError, isNotFound } from '../k8s/errors.js';
+import type { K8sClients } from '../kube/clients.js';
+import { describeK8sError, isNotFound } from '../kube/errors.js';
 import { deleteGrantObjects, deleteOwnedBindings, listDependents, type KnownDependents } from './revoke.js';
 import { LeaderLease } from './lease.js';
 import { deleteJwtUse, listJwtUses, type JwtUseRecord } from './replay-ledger.js';

@@ -5,8 +5,8 @@
 // outlive its token, a new token is minted for the same ServiceAccount uid first.
 import type { V1Lease, V1ServiceAccount } from '@kubernetes/client-node';
 import { BrokerError } from '../../shared/errors.js';
-import type { K8sClients } from '../k8s/clients.js';
-import { describeK8sError, isConflict, isNotFound } from '../k8s/errors.js';
+import type { K8sClients } from '../kube/clients.js';
+import { describeK8sError, isConflict, isNotFound } from '../kube/errors.js';
 import { requestGrantToken } from './grant-token.js';
 import { GRANT_EXPIRES_AT_ANNOTATION, LEDGER_NAMESPACE_LABEL } from './replay-ledger.js';
 import { EXPIRES_AT_ANNOTATION, rfc3339 } from '../naming.js';

@@ -12,8 +12,8 @@
 // create one can write them). The reaper deletes a record once it has expired and its grant is gone.
 import { V1MicroTime, type V1Lease, type V1ObjectMeta } from '@kubernetes/client-node';
 import { BrokerError } from '../../shared/errors.js';
-import type { K8sClients } from '../k8s/clients.js';
-import { deleteIgnoringNotFound, describeK8sError, isAlreadyExists } from '../k8s/errors.js';
+import type { K8sClients } from '../kube/clients.js';
+import { deleteIgnoringNotFound, describeK8sError, isAlreadyExists } from '../kube/errors.js';
 import {
   EXPIRES_AT_ANNOTATION,
   GRANT_LABEL,

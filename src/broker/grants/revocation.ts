@@ -4,9 +4,9 @@
 import type { Reason } from '../../shared/contract.js';
 import { BrokerError } from '../../shared/errors.js';
 import { runOfGrant, type RunAttribution } from '../grant-run.js';
-import { readIgnoringNotFound } from '../k8s/errors.js';
-import type { KubeObject } from '../k8s/hot-path-api.js';
-import { reviewServiceAccountToken } from '../k8s/token-review.js';
+import { readIgnoringNotFound } from '../kube/errors.js';
+import type { KubeObject } from '../kube/hot-path-api.js';
+import { reviewServiceAccountToken } from '../kube/token-review.js';
 import { EXPIRES_AT_ANNOTATION } from '../naming.js';
 import type { VerifiedClaims } from '../types.js';
 import { grantMode } from './grant-kinds.js';

@@ -1,7 +1,7 @@
 // Deleting a grant and finding one by id. Used by revocation, the reaper and creation rollback.
-import type { K8sClients } from '../k8s/clients.js';
-import type { KubeObject, ObjectMeta } from '../k8s/hot-path-api.js';
-import { deleteIgnoringNotFound, readIgnoringNotFound } from '../k8s/errors.js';
+import type { K8sClients } from '../kube/clients.js';
+import type { KubeObject, ObjectMeta } from '../kube/hot-path-api.js';
+import { deleteIgnoringNotFound, readIgnoringNotFound } from '../kube/errors.js';
 import {
   GRANT_ID_PREFIX,
   GRANT_LABEL,

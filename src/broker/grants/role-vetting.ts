@@ -8,9 +8,9 @@ import { BrokerError } from '../../shared/errors.js';
 import { findDangerousRules } from '../policy/dangerous.js';
 import type { Logger } from '../logger.js';
 import type { Grantable, NamedRole, PolicyEngine } from '../types.js';
-import type { K8sClients } from '../k8s/clients.js';
-import { describeK8sError, readIgnoringNotFound } from '../k8s/errors.js';
-import { OpenWatches, WATCH_SECONDS, growingPause } from '../k8s/watches.js';
+import type { K8sClients } from '../kube/clients.js';
+import { describeK8sError, readIgnoringNotFound } from '../kube/errors.js';
+import { OpenWatches, WATCH_SECONDS, growingPause } from '../kube/watches.js';
 
 export type Verdict =
   | { state: 'safe' }

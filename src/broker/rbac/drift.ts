@@ -8,8 +8,8 @@ import type {
   V1Role,
   V1RoleBinding,
 } from '@kubernetes/client-node';
-import type { K8sClients } from '../k8s/clients.js';
-import { readIgnoringNotFound } from '../k8s/errors.js';
+import type { K8sClients } from '../kube/clients.js';
+import { readIgnoringNotFound } from '../kube/errors.js';
 import type { BrokerIdentity, RbacObject } from './broker-rbac.js';
 
 export interface Drift {

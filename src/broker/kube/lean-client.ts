@@ -1,5 +1,5 @@
 // JSON calls to the API server over node:https with kept-alive connections: the transport of the
-// exchange's and the revocation's Kubernetes calls (k8s/hot-path-api.ts).
+// exchange's and the revocation's Kubernetes calls (kube/hot-path-api.ts).
 //
 // client-node 2 sends every call through fetch over undici, its generated ObjectSerializer and a
 // middleware chain: about 2.3 ms of the broker's CPU per GET against 1.0–1.2 ms for this
@@ -65,7 +65,7 @@ export class LeanKubeClient {
 
   /**
    * One call; resolves with the parsed JSON answer of a 2xx, rejects with client-node's own
-   * ApiException (`code`, `body` as text) otherwise, so k8s/errors.ts reads both clients' errors.
+   * ApiException (`code`, `body` as text) otherwise, so kube/errors.ts reads both clients' errors.
    */
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
     const server = this.kc.getCurrentCluster()?.server ?? '';

@@ -2,7 +2,7 @@
 // anything else by its own message. A pod that could not reach an OIDC issuer once logged its fetch
 // timeout (a DOMException with code 23) as "HTTP 23".
 import { expect, test } from '@jest/globals';
-import { describeK8sError, isNotFound, statusCodeOf } from '../../../src/broker/k8s/errors.js';
+import { describeK8sError, isNotFound, statusCodeOf } from '../../../src/broker/kube/errors.js';
 
 test('an API answer reads as its status and the message of its Status body', () => {
   const err = Object.assign(new Error('HTTP-Code: 404'), {

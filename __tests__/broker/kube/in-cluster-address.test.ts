@@ -1,6 +1,6 @@
 // Which API server addresses handed to runners count as in-cluster ones (a start-up warning and a metric).
 import { expect, test } from '@jest/globals';
-import { inClusterAddress, reportInClusterAddress } from '../../../src/broker/k8s/in-cluster-address.js';
+import { inClusterAddress, reportInClusterAddress } from '../../../src/broker/kube/in-cluster-address.js';
 import { createMetrics } from '../../../src/broker/metrics.js';
 import { createLogger } from '../../../src/broker/logger.js';
 

@@ -1,5 +1,5 @@
-// The lean client of the broker's hot path (src/broker/k8s/lean-client.ts) against a local HTTPS
-// endpoint: answers parsed, errors shaped as client-node's so k8s/errors.ts reads them, a deadline
+// The lean client of the broker's hot path (src/broker/kube/lean-client.ts) against a local HTTPS
+// endpoint: answers parsed, errors shaped as client-node's so kube/errors.ts reads them, a deadline
 // per call, and credentials asked of the KubeConfig on every call, so a rotated token or CA is used.
 // Connection reuse is in __tests__/bench/connection-reuse.cluster.test.ts, beside client-node's.
 import { afterAll, afterEach, beforeAll, describe, expect, jest, test } from '@jest/globals';
@@ -10,15 +10,15 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiException, KubeConfig } from '@kubernetes/client-node';
-import { KubeCallTimeoutError, LeanKubeClient } from '../../../src/broker/k8s/lean-client.js';
-import { leanHotPath } from '../../../src/broker/k8s/hot-path-api.js';
+import { KubeCallTimeoutError, LeanKubeClient } from '../../../src/broker/kube/lean-client.js';
+import { leanHotPath } from '../../../src/broker/kube/hot-path-api.js';
 import {
   describeK8sError,
   isAlreadyExists,
   isNotFound,
   isRefused,
   statusCodeOf,
-} from '../../../src/broker/k8s/errors.js';
+} from '../../../src/broker/kube/errors.js';
 import { selfSignedCert } from '../../../test/support/tls.js';
 
 type Handler = (req: IncomingMessage, body: string, res: ServerResponse) => void;
