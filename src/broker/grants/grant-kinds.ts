@@ -10,24 +10,41 @@
 //   pair is made (docs/benchmarks.md, "Write budget") and a revocation deletes only the binding
 //   and the root.
 import type { V1RoleRef } from '@kubernetes/client-node';
+import type { RuleSummary } from '../../shared/api.js';
 import type { Grantable, RoleRef } from '../types.js';
 import { RBAC_GROUP } from './grant-objects.js';
 import type { InlineRoles } from './inline-roles.js';
 
-type RoleKind<K extends RoleRef['kind']> = (
-  roleRef: Extract<RoleRef, { kind: K }>,
-  grant: { namespace: string; inlineRoles: Pick<InlineRoles, 'ensure'> },
-) => Promise<V1RoleRef>;
+interface RoleKind<K extends RoleRef['kind']> {
+  /** The roleRef of the grant's access RoleBinding. */
+  roleRef(
+    roleRef: Extract<RoleRef, { kind: K }>,
+    grant: { namespace: string; inlineRoles: Pick<InlineRoles, 'ensure'> },
+  ): Promise<V1RoleRef>;
+  /** What the role allows, for the job summary, when the policy could not say (`grantable.rules` empty). */
+  rulesWhenUnknown(roleRef: Extract<RoleRef, { kind: K }>): RuleSummary[];
+}
 
 const ROLE_KINDS: { [K in RoleRef['kind']]: RoleKind<K> } = {
-  ClusterRole: async ({ name }) => ({ apiGroup: RBAC_GROUP, kind: 'ClusterRole', name }),
-  Role: async ({ name }) => ({ apiGroup: RBAC_GROUP, kind: 'Role', name }),
-  Inline: async ({ name, rules }, { namespace, inlineRoles }) => ({
-    apiGroup: RBAC_GROUP,
-    kind: 'Role',
-    name: await inlineRoles.ensure({ namespace, role: name, rules }),
-  }),
+  ClusterRole: {
+    roleRef: async ({ name }) => ({ apiGroup: RBAC_GROUP, kind: 'ClusterRole', name }),
+    rulesWhenUnknown: () => [],
+  },
+  Role: {
+    roleRef: async ({ name }) => ({ apiGroup: RBAC_GROUP, kind: 'Role', name }),
+    rulesWhenUnknown: () => [],
+  },
+  Inline: {
+    roleRef: async ({ name, rules }, { namespace, inlineRoles }) => ({
+      apiGroup: RBAC_GROUP,
+      kind: 'Role',
+      name: await inlineRoles.ensure({ namespace, role: name, rules }),
+    }),
+    rulesWhenUnknown: ({ rules }) => rules,
+  },
 };
+
+const kindOf = (roleRef: RoleRef) => ROLE_KINDS[roleRef.kind] as RoleKind<RoleRef['kind']>;
 
 /**
  * The roleRef of the grant's access RoleBinding. Runs before anything of the grant exists: a Role
@@ -37,7 +54,14 @@ export function roleRefFor(
   roleRef: RoleRef,
   grant: { namespace: string; inlineRoles: Pick<InlineRoles, 'ensure'> },
 ): Promise<V1RoleRef> {
-  return (ROLE_KINDS[roleRef.kind] as RoleKind<RoleRef['kind']>)(roleRef, grant);
+  return kindOf(roleRef).roleRef(roleRef, grant);
+}
+
+/** What the grant allows, for the job summary. */
+export function rulesOf(grantable: Pick<Grantable, 'roleRef' | 'rules'>): RuleSummary[] {
+  return grantable.rules.length > 0
+    ? grantable.rules
+    : kindOf(grantable.roleRef).rulesWhenUnknown(grantable.roleRef);
 }
 
 export interface GrantMode {

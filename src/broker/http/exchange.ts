@@ -94,10 +94,7 @@ async function exchange(
     serviceAccount: grant.serviceAccount,
     role: grantable.role,
     mode: grants.grantMode(deps.gatewayAudience).name,
-    rules:
-      grantable.roleRef.kind === 'Inline' && grantable.rules.length === 0
-        ? grantable.roleRef.rules
-        : grantable.rules,
+    rules: grants.rulesOf(grantable),
   };
   return { body, audit };
 }
