@@ -29,6 +29,8 @@ import type { K8sClients } from './kube/clients.js';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { closeOnce, StopStack } from './stop-stack.js';
 import { InlineRoles } from './grants/inline-roles.js';
+import { jwtRecordKeepAfterExpiry } from './grants/replay-ledger.js';
+import { DEFAULT_LEEWAY_SECONDS } from './auth/token-verifier.js';
 
 /** The request limits (config.ts fills every one; tests may leave the revocation rate to its default). */
 export interface BrokerLimits {
@@ -243,9 +245,9 @@ async function startParts(w: Wiring): Promise<RunningBroker> {
     explainRefusals: config.explainRefusals,
     replayLedger: {
       namespace: config.brokerNamespace,
-      keepAfterExpirySeconds: (config.leewaySeconds ?? 60) + 60,
+      keepAfterExpirySeconds: jwtRecordKeepAfterExpiry(config.leewaySeconds ?? DEFAULT_LEEWAY_SECONDS),
     },
-    now: parts.now,
+    now: parts.now ?? Date.now,
   });
   const { server, closeServer, internal } = await startListeners(w, app);
   inlineRoles.start(inlineUses);
