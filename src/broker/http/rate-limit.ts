@@ -1,11 +1,5 @@
 // Per-key token buckets (the key is the verified repository_id): a burst of `capacity` requests,
 // refilled at `perMinute`. Keys unused for a while are forgotten so memory stays bounded.
-/**
- * The revoke route's limit, for the whole route (its callers are not authenticated yet): room for
- * every job's post step; beyond it 429, and the post step then revokes at the API server directly.
- */
-export const DEFAULT_REVOCATIONS_PER_MINUTE = 600;
-
 export interface RateLimitDecision {
   allowed: boolean;
   /** Whole seconds until one more request would be allowed; 0 when allowed. */

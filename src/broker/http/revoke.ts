@@ -30,7 +30,8 @@ import {
 import { answer } from './answer.js';
 import { bearerToken } from './io.js';
 import { serviceAccountSubject, unverifiedPayload } from './token-payload.js';
-import { DEFAULT_REVOCATIONS_PER_MINUTE, TokenBucketLimiter } from './rate-limit.js';
+import { DEFAULT_REVOCATIONS_PER_MINUTE } from '../config/broker-config.js';
+import { TokenBucketLimiter } from './rate-limit.js';
 
 const ROUTE_KEY = 'revoke';
 
