@@ -4,35 +4,22 @@
 // differently).
 import { readFileSync } from 'node:fs';
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { ClusterEndpoint } from '../k8s/clients.js';
+import type { ClusterEndpoint } from '../kube/clients.js';
 import type { AuditLog } from '../audit.js';
-import type { K8sClients } from '../k8s/clients.js';
-import { reviewServiceAccountToken } from '../k8s/token-review.js';
+import type { K8sClients } from '../kube/clients.js';
+import { reviewServiceAccountToken } from '../kube/token-review.js';
 import type { Logger } from '../logger.js';
 import type { BrokerMetrics } from '../metrics.js';
-import { listen } from '../http/server.js';
-import { startGrantWatch } from './grant-watch.js';
+import { listen } from '../net/server.js';
+import { startGrantWatch, type GrantWatch } from './grant-watch.js';
 import { LiveGrants } from './live-grants.js';
-import { GATEWAY_LIMIT_DEFAULTS, type GatewayLimits } from './fairness.js';
+import { GATEWAY_LIMIT_DEFAULTS, type GatewayConfig } from '../config/broker-config.js';
 import { createGateway, type GatewayDeps } from './proxy.js';
 import { TokenReviewCache } from './token-review-cache.js';
 import { upstreamOf } from './upstream.js';
 import { UpstreamCredentials } from './upstream-credentials.js';
-import { requestGrantToken } from '../k8s/grant-token.js';
+import { requestGrantToken } from '../grants/grant-token.js';
 import { credentialIdOf } from '../audit.js';
-
-/** The config of the gateway (config.ts's `gateway` section, with `tls` already defaulted). */
-export interface GatewayConfig {
-  listen: { host: string; port: number };
-  /** The server URL jobs receive. */
-  url: string;
-  /** Absent only when the broker itself serves plain HTTP behind a TLS-terminating proxy. */
-  tls?: { certFile: string; keyFile: string };
-  /** PEM CA jobs receive for the gateway's certificate; absent: the public roots. */
-  caFile?: string;
-  /** Fairness caps and the upstream wait (fairness.ts); GATEWAY_LIMIT_DEFAULTS when absent. */
-  limits?: GatewayLimits;
-}
 
 /**
  * Receiving a whole request body may take this long (a multi-MiB apply from a slow runner); the
@@ -65,6 +52,8 @@ export interface RunningGateway {
   table: LiveGrants;
   /** The grants' upstream credentials this replica holds (how many, never the tokens). */
   credentials: { readonly size: number };
+  /** Which namespaces' grants it watches: follows the running policy's (runtime.ts). */
+  watched: Pick<GrantWatch, 'watchAlso' | 'watchOnly'>;
   /** Waits up to graceMs for open requests (watches rarely end by themselves), then cuts them. */
   close(graceMs: number): Promise<void>;
 }
@@ -74,7 +63,8 @@ export async function startGateway(
   parts: {
     kc: KubeConfig;
     k8s: K8sClients;
-    namespaces: readonly string[];
+    /** The running policy's namespaces, asked on every request; watched as of start (see `watched`). */
+    namespaces: () => readonly string[];
     brokerNamespace: string;
     audit: AuditLog;
     logger: Logger;
@@ -86,13 +76,13 @@ export async function startGateway(
   const now = parts.now ?? Date.now;
   const table = new LiveGrants(now);
   const watch = await startGrantWatch(parts.kc, parts.k8s, table, {
-    namespaces: parts.namespaces,
+    namespaces: parts.namespaces(),
     brokerNamespace: parts.brokerNamespace,
     logger: parts.logger,
   });
   const limits = config.limits ?? GATEWAY_LIMIT_DEFAULTS;
   const upstream = upstreamOf(
-    parts.kc,
+    parts.k8s.connection,
     { short: limits.upstreamConnections, long: limits.longRunningConnections },
     (lane, queued) => parts.metrics.gatewayUpstreamQueued.set({ lane }, queued),
   );
@@ -124,7 +114,7 @@ export async function startGateway(
     synced: watch.synced,
     reviews,
     credentials,
-    namespaces: () => parts.namespaces,
+    namespaces: parts.namespaces,
     upstream,
     audit: parts.audit,
     logger: parts.logger,
@@ -157,6 +147,7 @@ export async function startGateway(
     url: server.url,
     table,
     credentials,
+    watched: watch,
     async close(graceMs) {
       await server.close(graceMs);
       clearInterval(sweep);

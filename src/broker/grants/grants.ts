@@ -1,0 +1,143 @@
+// Creates a grant's objects: the ServiceAccount (root, carrying labels and the expiry), then in
+// parallel its RoleBinding and a TokenRequest; a failure there deletes whatever was created. Then,
+// off the answer's path and only when the mode has one (grant-kinds.ts), the self-revoke Role +
+// RoleBinding. The bodies are grant-objects.ts's; what a kind of grant changes is grant-kinds.ts's.
+import { BrokerError } from '../../shared/errors.js';
+import type { Grantable, VerifiedClaims } from '../types.js';
+import type { K8sClients } from '../kube/clients.js';
+import { describeK8sError, isAlreadyExists, isRefused, statusCodeOf } from '../kube/errors.js';
+import { deleteGrantObjects } from './revoke.js';
+import { InlineRoles } from './inline-roles.js';
+import { credentialIdOf } from '../audit.js';
+import { requestGrantToken } from './grant-token.js';
+import { grantObjects, type GrantObjects } from './grant-objects.js';
+import { grantMode, roleRefFor, type GrantMode } from './grant-kinds.js';
+
+export interface CreatedGrant {
+  grantId: string;
+  namespace: string;
+  serviceAccount: string;
+  serviceAccountUid: string;
+  token: string;
+  tokenExpiresAt: Date;
+  /** When the reaper deletes the grant at the latest; never after tokenExpiresAt. */
+  expiresAt: Date;
+  credentialId?: string;
+  /**
+   * Resolves once the self-revoke Role and RoleBinding exist, or could not be created (then
+   * onSelfRevokeError was called: the grant still works, and is revoked through the broker or
+   * reaped at expiry). Never rejects; the answer does not wait for it. Resolved at once in gateway
+   * mode, which makes no pair.
+   */
+  selfRevoke: Promise<void>;
+}
+
+export interface CreateGrantOptions {
+  now?: () => number;
+  /** When the grant ends; now + ttl by default. The exchange fixes it first, for the JWT-use record. */
+  expiresAt?: Date;
+  /** Called when the self-revoke objects could not be created (selfRevoke never rejects). */
+  onSelfRevokeError?: (grantId: string, err: unknown) => void;
+  /** Called with a description of each rollback failure; the reaper will find leftovers by label. */
+  onRollbackError?: (what: string, err: unknown) => void;
+  /** The broker's shared inline Roles; without it, each inline grant reconciles its Role afresh. */
+  inlineRoles?: InlineRoles;
+  /** Gateway mode: the audience of the grant's tokens (grant-kinds.ts). Absent: direct mode. */
+  gatewayAudience?: string;
+}
+
+export async function createGrant(
+  k8s: K8sClients,
+  claims: VerifiedClaims,
+  grantable: Grantable,
+  options: CreateGrantOptions = {},
+): Promise<CreatedGrant> {
+  const now = options.now ?? Date.now;
+  const { namespace } = grantable;
+  const mode = grantMode(options.gatewayAudience);
+  const expiresAt = options.expiresAt ?? new Date(now() + grantable.ttlSeconds * 1000);
+  const objects = grantObjects(claims, { ...grantable, expiresAt });
+  const { grantId } = objects;
+
+  const inlineRoles = options.inlineRoles ?? new InlineRoles(k8s);
+  const roleRef = await roleRefFor(grantable.roleRef, { namespace, inlineRoles }).catch((err: unknown) => {
+    throw clusterError('reconcile the inline role', err);
+  });
+  const uid = await createRoot(k8s, namespace, objects);
+  try {
+    const accessBinding = () =>
+      k8s.hotPath.createNamespacedRoleBinding({ namespace, body: objects.accessBinding(uid, roleRef) });
+    const tokenRequest = () =>
+      requestGrantToken(k8s, { namespace, name: grantId, uid }, mode.tokenSeconds(grantable), mode.audience);
+    // allSettled, not all: rollback must wait until neither branch can still create something.
+    const [binding, issued] = await Promise.allSettled([accessBinding(), tokenRequest()]);
+    if (binding.status === 'rejected') throw binding.reason;
+    if (issued.status === 'rejected') throw issued.reason;
+    const { token, tokenExpiresAt } = issued.value;
+    return {
+      grantId,
+      namespace,
+      serviceAccount: grantId,
+      serviceAccountUid: uid,
+      token,
+      tokenExpiresAt,
+      expiresAt: tokenExpiresAt < expiresAt ? tokenExpiresAt : expiresAt,
+      credentialId: credentialIdOf(token),
+      selfRevoke: selfRevokePair(k8s, namespace, objects, uid, mode, options.onSelfRevokeError),
+    };
+  } catch (err) {
+    await deleteGrantObjects(k8s, namespace, grantId, { uid }).catch((rollbackErr: unknown) =>
+      options.onRollbackError?.(`rollback of ${grantId}`, rollbackErr),
+    );
+    throw clusterError('create grant objects', err);
+  }
+}
+
+/** The root, whose uid the other objects name. Its name is the grant id, so a replayed JWT stops here. */
+async function createRoot(k8s: K8sClients, namespace: string, objects: GrantObjects): Promise<string> {
+  const { grantId } = objects;
+  try {
+    const sa = await k8s.hotPath.createNamespacedServiceAccount({ namespace, body: objects.serviceAccount });
+    const uid = sa.metadata?.uid ?? '';
+    if (!uid) throw new Error('the API server returned a ServiceAccount without uid');
+    return uid;
+  } catch (err) {
+    if (isAlreadyExists(err))
+      throw new BrokerError('ERR_UNAUTHENTICATED', 'jwt_replayed', `grant ${grantId} already exists`, {
+        cause: err,
+      });
+    throw clusterError('create serviceaccount', err);
+  }
+}
+
+/**
+ * Lets the action's post step revoke without the broker: delete exactly this grant's objects.
+ * Created after the answer, not before: the API server's RBAC escalation check on a new Role and on
+ * a binding to it waits for a consistent read of the watch cache (~100 ms each, see
+ * docs/benchmarks.md), and the job needs this permission only when it ends, not now. Never rejects.
+ */
+function selfRevokePair(
+  k8s: K8sClients,
+  namespace: string,
+  objects: GrantObjects,
+  uid: string,
+  mode: GrantMode,
+  onError?: (grantId: string, err: unknown) => void,
+): Promise<void> {
+  if (!mode.selfRevoke) return Promise.resolve();
+  const create = async () => {
+    await k8s.hotPath.createNamespacedRole({ namespace, body: objects.revokeRole(uid) });
+    await k8s.hotPath.createNamespacedRoleBinding({ namespace, body: objects.revokeBinding(uid) });
+  };
+  return create().catch((err: unknown) => onError?.(objects.grantId, err));
+}
+
+/** Maps a Kubernetes failure to a generic client error; the log keeps the API's own message. */
+function clusterError(step: string, err: unknown): BrokerError {
+  if (err instanceof BrokerError) return err;
+  const status = statusCodeOf(err);
+  const message = `${step}: ${describeK8sError(err)}`;
+  if (isRefused(err) || status === 409)
+    return new BrokerError('ERR_INTERNAL', 'grant_refused_by_cluster', message, { cause: err });
+  return new BrokerError('ERR_UNAVAILABLE', 'cluster_unavailable', message, { cause: err });
+}

@@ -1,0 +1,86 @@
+// The Kubernetes API clients the broker uses, from a kubeconfig file or the pod's in-cluster identity,
+// all over one connection (connection.ts): client-node's API objects for watches, lists, TokenReview
+// and the leader lease, and the hot path's JSON calls.
+import { readFileSync } from 'node:fs';
+import {
+  AuthenticationV1Api,
+  CoordinationV1Api,
+  CoreV1Api,
+  createConfiguration,
+  KubeConfig,
+  RbacAuthorizationV1Api,
+  ServerConfiguration,
+  type Configuration,
+} from '@kubernetes/client-node';
+import { KubeConnection } from './connection.js';
+import { clientNodeHotPath, jsonHotPath, type HotPathApi } from './hot-path-api.js';
+
+export interface K8sClients {
+  core: CoreV1Api;
+  rbac: RbacAuthorizationV1Api;
+  authn: AuthenticationV1Api;
+  coordination: CoordinationV1Api;
+  /** The exchange's and the revocation's calls, as plain JSON calls where they can reach the cluster. */
+  hotPath: HotPathApi;
+  /** The connection every call above travels over; the gateway's upstream shares its rules. */
+  connection: KubeConnection;
+}
+
+/** A kubeconfig from `path`, or the in-cluster service account when no path is given. */
+export function loadKubeConfig(path?: string): KubeConfig {
+  const kc = new KubeConfig();
+  if (path) kc.loadFromFile(path);
+  else kc.loadFromCluster();
+  return kc;
+}
+
+/**
+ * client-node's API object of `type`, made as KubeConfig.makeApiClient makes it but authenticated
+ * through the connection, so its calls are pooled and bounded like every other.
+ */
+function apiClient<T>(
+  kc: KubeConfig,
+  type: new (configuration: Configuration) => T,
+  connection: KubeConnection,
+): T {
+  const server = kc.getCurrentCluster()?.server;
+  if (!server) throw new Error('No active cluster!');
+  return new type(
+    createConfiguration({
+      baseServer: new ServerConfiguration(server, {}),
+      authMethods: { default: connection.clientNodeAuth },
+    }),
+  );
+}
+
+export function createK8sClients(kc: KubeConfig, connection = new KubeConnection(kc)): K8sClients {
+  const apis = {
+    core: apiClient(kc, CoreV1Api, connection),
+    rbac: apiClient(kc, RbacAuthorizationV1Api, connection),
+    authn: apiClient(kc, AuthenticationV1Api, connection),
+    coordination: apiClient(kc, CoordinationV1Api, connection),
+  };
+  const hotPath = KubeConnection.supports(kc) ? jsonHotPath(connection) : clientNodeHotPath(apis);
+  return { ...apis, hotPath, connection };
+}
+
+/** What a job's kubeconfig needs to reach the API server: its URL and CA (base64 PEM). */
+export interface ClusterEndpoint {
+  server: string;
+  certificateAuthorityData: string;
+}
+
+/** The endpoint handed to jobs; the config may override both (the broker may reach the API another way). */
+export function clusterEndpointOf(
+  kc: KubeConfig,
+  overrides: { clusterServer?: string; clusterCaFile?: string } = {},
+): ClusterEndpoint {
+  const cluster = kc.getCurrentCluster();
+  const server = overrides.clusterServer ?? cluster?.server;
+  if (!server) throw new Error('no cluster server: set clusterServer in the broker config');
+  let ca = '';
+  if (overrides.clusterCaFile) ca = readFileSync(overrides.clusterCaFile).toString('base64');
+  else if (cluster?.caData) ca = cluster.caData;
+  else if (cluster?.caFile) ca = readFileSync(cluster.caFile).toString('base64');
+  return { server, certificateAuthorityData: ca };
+}
