@@ -29,6 +29,8 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { closeOnce, StopStack } from './stop-stack.js';
 import type { BrokerLimits, GatewayConfig } from './config/broker-config.js';
 import { InlineRoles } from './grants/inline-roles.js';
+import { jwtRecordKeepAfterExpiry } from './grants/replay-ledger.js';
+import { DEFAULT_LEEWAY_SECONDS } from './auth/token-verifier.js';
 
 /** The config fields the runtime needs (a structural subset of config/broker-config.ts's BrokerConfig). */
 export interface BrokerRuntimeConfig {
@@ -215,9 +217,9 @@ function newApp(
     explainRefusals: config.explainRefusals,
     replayLedger: {
       namespace: config.brokerNamespace,
-      keepAfterExpirySeconds: (config.leewaySeconds ?? 60) + 60,
+      keepAfterExpirySeconds: jwtRecordKeepAfterExpiry(config.leewaySeconds ?? DEFAULT_LEEWAY_SECONDS),
     },
-    now: parts.now,
+    now: parts.now ?? Date.now,
   });
 }
 

@@ -113,7 +113,7 @@ export async function startGateway(
   });
   const limits = config.limits ?? GATEWAY_LIMIT_DEFAULTS;
   const upstream = upstreamOf(
-    parts.kc,
+    parts.k8s.connection,
     { short: limits.upstreamConnections, long: limits.longRunningConnections },
     (lane, queued) => parts.metrics.gatewayUpstreamQueued.set({ lane }, queued),
   );
