@@ -24,5 +24,16 @@ export default tseslint.config(
       '@typescript-eslint/await-thenable': 'error',
     },
   },
+  // A function past ~80 lines is doing several jobs (the style review): a warning, so the long ones
+  // still in the tree show up without failing the build while they are split.
+  {
+    files: ['src/**/*.ts'],
+    rules: {
+      'max-lines-per-function': [
+        'warn',
+        { max: 80, skipBlankLines: false, skipComments: false, IIFEs: true },
+      ],
+    },
+  },
   { files: ['scripts/**', 'test/**', '__tests__/**', 'bench/**', '*.js'], rules: { 'no-console': 'off' } },
 );

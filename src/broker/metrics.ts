@@ -36,6 +36,16 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Broke
   const registers = [registry];
   return {
     registry,
+    ...grantMetrics(registers),
+    ...reaperMetrics(registers),
+    ...policyMetrics(registers),
+    ...gatewayMetrics(registers),
+  };
+}
+
+/** The exchange, renewal and revocation routes, and what they hand out. */
+function grantMetrics(registers: Registry[]) {
+  return {
     exchanges: new Counter({
       name: 'k8s_ea_exchanges_total',
       help: 'Token exchanges by result (granted, denied, error)',
@@ -66,6 +76,41 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Broke
       help: 'Grants present in the managed namespaces at the last reaper pass',
       registers,
     }),
+    revocations: new Counter({
+      name: 'k8s_ea_revocations_total',
+      help: 'Grants revoked on request, by how the caller authenticated',
+      labelNames: ['by'],
+      registers,
+    }),
+    renewals: new Counter({
+      name: 'k8s_ea_renewals_total',
+      help: 'Grant renewals by result (renewed, unchanged, denied, error)',
+      labelNames: ['result'],
+      registers,
+    }),
+    renewalSeconds: new Histogram({
+      name: 'k8s_ea_renewal_duration_seconds',
+      help: 'Time to answer a renewal request',
+      labelNames: ['result'],
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    rateLimited: new Counter({
+      name: 'k8s_ea_rate_limited_total',
+      help: 'Requests refused by the per-repository rate limit',
+      registers,
+    }),
+    clusterServerInCluster: new Gauge({
+      name: 'k8s_ea_cluster_server_in_cluster',
+      help: 'The API server address handed to runners is an in-cluster one (1: see the start-up warning)',
+      registers,
+    }),
+  };
+}
+
+/** The reaper: what it deleted, what it could not, and when it last ran. */
+function reaperMetrics(registers: Registry[]) {
+  return {
     reaped: new Counter({ name: 'k8s_ea_reaped_grants_total', help: 'Grants deleted at expiry', registers }),
     reapFailures: new Counter({
       name: 'k8s_ea_reap_failures_total',
@@ -93,30 +138,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Broke
       help: 'When this replica last completed a reaper pass as the Lease holder (Unix time)',
       registers,
     }),
-    revocations: new Counter({
-      name: 'k8s_ea_revocations_total',
-      help: 'Grants revoked on request, by how the caller authenticated',
-      labelNames: ['by'],
-      registers,
-    }),
-    renewals: new Counter({
-      name: 'k8s_ea_renewals_total',
-      help: 'Grant renewals by result (renewed, unchanged, denied, error)',
-      labelNames: ['result'],
-      registers,
-    }),
-    renewalSeconds: new Histogram({
-      name: 'k8s_ea_renewal_duration_seconds',
-      help: 'Time to answer a renewal request',
-      labelNames: ['result'],
-      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers,
-    }),
-    rateLimited: new Counter({
-      name: 'k8s_ea_rate_limited_total',
-      help: 'Requests refused by the per-repository rate limit',
-      registers,
-    }),
+  };
+}
+
+/** The running policy and its reloads. */
+function policyMetrics(registers: Registry[]) {
+  return {
     policyReloadFailures: new Counter({
       name: 'k8s_ea_policy_reload_failures_total',
       help: 'Changed policy files refused (invalid, a role missing or dangerous); the running policy stayed',
@@ -133,6 +160,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Broke
       labelNames: ['sha256'],
       registers,
     }),
+  };
+}
+
+/** The gateway: its calls, refusals and connections. */
+function gatewayMetrics(registers: Registry[]) {
+  return {
     gatewayRequests: new Counter({
       name: 'k8s_ea_gateway_requests_total',
       help: 'Gateway requests by result (forwarded, refused, failed)',
@@ -166,11 +199,6 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Broke
       name: 'k8s_ea_gateway_upstream_queued',
       help: 'Gateway calls waiting for a connection to the API server, by lane (short, long)',
       labelNames: ['lane'],
-      registers,
-    }),
-    clusterServerInCluster: new Gauge({
-      name: 'k8s_ea_cluster_server_in_cluster',
-      help: 'The API server address handed to runners is an in-cluster one (1: see the start-up warning)',
       registers,
     }),
   };

@@ -38,12 +38,46 @@ export interface PolicyReload {
   stop(): void;
 }
 
+/** Parses and vets a settled version, then makes it the running policy; throws when it is refused. */
+async function apply(
+  live: Pick<LivePolicy, 'replace'>,
+  bytes: Buffer,
+  options: PolicyReloadOptions,
+  sha256: string,
+): Promise<{ rules: number; namespaces: readonly string[] }> {
+  const next = parsePolicyVersion(bytes, options.path, options.context);
+  const loaded = { rules: next.policy.rules.length, namespaces: next.policy.namespaces() };
+  await live.replace(next.policy, sha256);
+  return loaded;
+}
+
+/**
+ * Any entry of the directory: ConfigMap updates rename ..data, editors rename a temporary file
+ * over the policy. The digest decides whether anything changed. Undefined when it cannot watch.
+ */
+function watchDirectory(path: string, onChange: () => void, logger: Logger): FSWatcher | undefined {
+  try {
+    const watcher = watch(dirname(path), { persistent: false }, onChange);
+    watcher.on('error', (err) =>
+      logger.warn('policy directory watch failed; changes are found by polling only', {
+        error: errorMessage(err),
+      }),
+    );
+    return watcher;
+  } catch (err) {
+    logger.warn('cannot watch the policy directory; changes are found by polling only', {
+      error: errorMessage(err),
+    });
+    return undefined;
+  }
+}
+
 export function startPolicyReload(
   live: Pick<LivePolicy, 'sha256' | 'replace'>,
   options: PolicyReloadOptions,
   deps: { logger: Logger; metrics: Pick<BrokerMetrics, 'policyReloadFailures'> },
 ): PolicyReload {
-  const { path, context } = options;
+  const { path } = options;
   const debounceMs = options.debounceMs ?? RELOAD_DEFAULTS.debounceMs;
   /** The digest of the last version refused, so a broken file is reported once, not every poll. */
   let refused: string | undefined;
@@ -82,9 +116,7 @@ export function startPolicyReload(
     }
     let loaded: { rules: number; namespaces: readonly string[] };
     try {
-      const next = parsePolicyVersion(bytes, path, context);
-      loaded = { rules: next.policy.rules.length, namespaces: next.policy.namespaces() };
-      await live.replace(next.policy, sha256);
+      loaded = await apply(live, bytes, options, sha256);
     } catch (err) {
       return refuse(sha256, err);
     }
@@ -124,21 +156,7 @@ export function startPolicyReload(
     timer = setTimeout(() => void check(), debounceMs);
     timer.unref();
   };
-  let watcher: FSWatcher | undefined;
-  try {
-    // Any entry: ConfigMap updates rename ..data, editors rename a temporary file over the policy.
-    // The digest decides whether anything changed.
-    watcher = watch(dirname(path), { persistent: false }, soon);
-    watcher.on('error', (err) =>
-      deps.logger.warn('policy directory watch failed; changes are found by polling only', {
-        error: errorMessage(err),
-      }),
-    );
-  } catch (err) {
-    deps.logger.warn('cannot watch the policy directory; changes are found by polling only', {
-      error: errorMessage(err),
-    });
-  }
+  const watcher = watchDirectory(path, soon, deps.logger);
   const poll = setInterval(() => void check(), options.pollMs ?? RELOAD_DEFAULTS.pollMs);
   poll.unref();
 

@@ -3,7 +3,7 @@
 // them from the config file; tests pass their own), so a test runs the production wiring. Each part
 // registers its stop as it starts (stop-stack.ts): a failed start and the shutdown unwind the same
 // stack; the shutdown first turns readiness off and drains the listeners within the grace period.
-import { clusterEndpointOf, createK8sClients, loadKubeConfig } from './kube/clients.js';
+import { clusterEndpointOf, createK8sClients, loadKubeConfig, type ClusterEndpoint } from './kube/clients.js';
 import { Reaper } from './grants/reaper.js';
 import type { Logger } from './logger.js';
 import type { AuditLog } from './audit.js';
@@ -176,6 +176,53 @@ function newReaper(w: Wiring, policy: PolicyEngine): Reaper {
   });
 }
 
+/** What jobs are told to connect to: in gateway mode the gateway's address, never the API server's. */
+function endpointFor(w: Wiring): ClusterEndpoint {
+  const { config } = w;
+  if (config.gateway) return gatewayEndpoint(config.gateway);
+  const endpoint = clusterEndpointOf(w.kc, {
+    clusterServer: config.clusterServer,
+    clusterCaFile: config.clusterCaFile,
+  });
+  const fromPodConfig = config.kubeconfig === undefined && config.clusterServer === undefined;
+  reportInClusterAddress(endpoint.server, fromPodConfig, w.parts.logger, w.metrics);
+  return endpoint;
+}
+
+function newApp(
+  w: Wiring,
+  p: {
+    policy: PolicyEngine;
+    inlineRoles: InlineRoles;
+    grantWork: ReturnType<typeof createGrantWork>;
+    trustedProxies: ReturnType<typeof createAddressSet>;
+    gateway: RunningGateway | undefined;
+  },
+): BrokerApp {
+  const { config, parts } = w;
+  return createBrokerApp({
+    inlineRoles: p.inlineRoles,
+    grantWork: p.grantWork,
+    verifier: parts.verifier,
+    policy: p.policy,
+    k8s: w.k8s,
+    endpoint: endpointFor(w),
+    liveGrants: p.gateway?.table,
+    gatewayAudience: config.gateway && gatewayTokenAudience(config.gateway),
+    logger: parts.logger,
+    audit: parts.audit,
+    metrics: w.metrics,
+    limits: config.limits,
+    trustedProxies: p.trustedProxies,
+    explainRefusals: config.explainRefusals,
+    replayLedger: {
+      namespace: config.brokerNamespace,
+      keepAfterExpirySeconds: jwtRecordKeepAfterExpiry(config.leewaySeconds ?? DEFAULT_LEEWAY_SECONDS),
+    },
+    now: parts.now ?? Date.now,
+  });
+}
+
 export async function runBroker(config: BrokerRuntimeConfig, parts: BrokerParts): Promise<RunningBroker> {
   const kc = loadKubeConfig(config.kubeconfig);
   const metrics = parts.metrics ?? createMetrics({ defaultMetrics: true });
@@ -202,14 +249,6 @@ async function startParts(w: Wiring): Promise<RunningBroker> {
   );
   stack.push('live policy', () => live.stop());
   const policy = live.engine;
-  // In gateway mode jobs get the gateway's address, never the API server's.
-  const endpoint = config.gateway
-    ? gatewayEndpoint(config.gateway)
-    : clusterEndpointOf(w.kc, { clusterServer: config.clusterServer, clusterCaFile: config.clusterCaFile });
-  if (!config.gateway) {
-    const fromPodConfig = config.kubeconfig === undefined && config.clusterServer === undefined;
-    reportInClusterAddress(endpoint.server, fromPodConfig, parts.logger, metrics);
-  }
   // Before listening too, so the first grant of each inline role finds its Role; a failure is
   // logged and retried by that grant (and refuses it as today when the broker lacks the rules).
   const inlineRoles = new InlineRoles(k8s, parts.logger.child({ component: 'inline-roles' }));
@@ -220,27 +259,7 @@ async function startParts(w: Wiring): Promise<RunningBroker> {
   stack.push('grant work', () => grantWork.idle());
   const trustedProxies = createAddressSet(config.trustedProxies ?? []);
   const gateway = await startGatewayPart(w, live, trustedProxies);
-  const app = createBrokerApp({
-    inlineRoles,
-    grantWork,
-    verifier: parts.verifier,
-    policy,
-    k8s,
-    endpoint,
-    liveGrants: gateway?.gateway.table,
-    gatewayAudience: config.gateway && gatewayTokenAudience(config.gateway),
-    logger: parts.logger,
-    audit: parts.audit,
-    metrics,
-    limits: config.limits,
-    trustedProxies,
-    explainRefusals: config.explainRefusals,
-    replayLedger: {
-      namespace: config.brokerNamespace,
-      keepAfterExpirySeconds: jwtRecordKeepAfterExpiry(config.leewaySeconds ?? DEFAULT_LEEWAY_SECONDS),
-    },
-    now: parts.now ?? Date.now,
-  });
+  const app = newApp(w, { policy, inlineRoles, grantWork, trustedProxies, gateway: gateway?.gateway });
   const { server, closeServer, internal } = await startListeners(w, app);
   inlineRoles.start(inlineUses);
   stack.push('inline roles', () => inlineRoles.stop());

@@ -58,6 +58,37 @@ export interface RunningGateway {
   close(graceMs: number): Promise<void>;
 }
 
+/** TokenReview of job tokens for the gateway's audience, cached (token-review-cache.ts). */
+function tokenReviews(k8s: K8sClients, audience: string, now: () => number): TokenReviewCache {
+  return new TokenReviewCache(async (token) => {
+    const who = await reviewServiceAccountToken(k8s, token, audience);
+    return who?.uid ? { namespace: who.namespace, name: who.name, uid: who.uid } : undefined;
+  }, now);
+}
+
+/** The grants' own API-server credentials, dropped when a grant leaves the table (and swept every second). */
+function upstreamCredentials(k8s: K8sClients, logger: Logger, table: LiveGrants, now: () => number) {
+  const credentials = new UpstreamCredentials(
+    (grant, seconds) => requestGrantToken(k8s, grant, seconds),
+    now,
+    (grant, minted) =>
+      logger.info('gateway credential minted', {
+        grantId: grant.grantId,
+        namespace: grant.namespace,
+        // The API server's audit log names this id on every call forwarded with it.
+        credentialId: credentialIdOf(minted.token),
+        expiresAt: minted.tokenExpiresAt.toISOString(),
+      }),
+  );
+  table.onGone((uid) => credentials.drop(uid));
+  const sweep = setInterval(
+    () => credentials.retainLive((uid) => table.live(uid) !== undefined),
+    CREDENTIAL_SWEEP_MS,
+  );
+  sweep.unref();
+  return { credentials, sweep };
+}
+
 export async function startGateway(
   config: GatewayConfig,
   parts: {
@@ -86,29 +117,8 @@ export async function startGateway(
     { short: limits.upstreamConnections, long: limits.longRunningConnections },
     (lane, queued) => parts.metrics.gatewayUpstreamQueued.set({ lane }, queued),
   );
-  const audience = gatewayTokenAudience(config);
-  const reviews = new TokenReviewCache(async (token) => {
-    const who = await reviewServiceAccountToken(parts.k8s, token, audience);
-    return who?.uid ? { namespace: who.namespace, name: who.name, uid: who.uid } : undefined;
-  }, now);
-  const credentials = new UpstreamCredentials(
-    (grant, seconds) => requestGrantToken(parts.k8s, grant, seconds),
-    now,
-    (grant, minted) =>
-      parts.logger.info('gateway credential minted', {
-        grantId: grant.grantId,
-        namespace: grant.namespace,
-        // The API server's audit log names this id on every call forwarded with it.
-        credentialId: credentialIdOf(minted.token),
-        expiresAt: minted.tokenExpiresAt.toISOString(),
-      }),
-  );
-  table.onGone((uid) => credentials.drop(uid));
-  const sweep = setInterval(
-    () => credentials.retainLive((uid) => table.live(uid) !== undefined),
-    CREDENTIAL_SWEEP_MS,
-  );
-  sweep.unref();
+  const reviews = tokenReviews(parts.k8s, gatewayTokenAudience(config), now);
+  const { credentials, sweep } = upstreamCredentials(parts.k8s, parts.logger, table, now);
   const gateway = createGateway({
     table,
     synced: watch.synced,
