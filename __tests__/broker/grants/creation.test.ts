@@ -1,6 +1,7 @@
-// grants.create as one unit over a scripted cluster: the JWT is spent first, the objects follow, and a
-// failure gives the JWT back, unless the failure was itself a replay. One strategy per mode: direct
-// grants get the self-revoke pair after the answer, gateway grants a token for the gateway only.
+// grants.create as one unit over a scripted cluster, reached through the broker's production hot path
+// (test/support/scripted-clients.ts): the JWT is spent first, the objects follow, and a failure gives
+// the JWT back, unless the failure was itself a replay. One strategy per mode: direct grants get the
+// self-revoke pair after the answer, gateway grants a token for the gateway only.
 import { describe, expect, test } from '@jest/globals';
 import { create } from '../../../src/broker/grants/creation.js';
 import type { GrantDeps } from '../../../src/broker/grants/grant-deps.js';

@@ -11,7 +11,7 @@
 //   and the root.
 import type { V1RoleRef } from '@kubernetes/client-node';
 import type { RuleSummary } from '../../shared/api.js';
-import type { Grantable, RoleRef } from '../types.js';
+import type { Grantable, NamedRole, RoleRef } from '../types.js';
 import { RBAC_GROUP } from './grant-objects.js';
 import type { InlineRoles } from './inline-roles.js';
 
@@ -23,16 +23,20 @@ interface RoleKind<K extends RoleRef['kind']> {
   ): Promise<V1RoleRef>;
   /** What the role allows, for the job summary, when the policy could not say (`grantable.rules` empty). */
   rulesWhenUnknown(roleRef: Extract<RoleRef, { kind: K }>): RuleSummary[];
+  /** The role as the cluster holds it, to vet (role-vetting.ts); undefined when the broker writes it itself. */
+  namedRole(roleRef: Extract<RoleRef, { kind: K }>, namespace: string): NamedRole | undefined;
 }
 
 const ROLE_KINDS: { [K in RoleRef['kind']]: RoleKind<K> } = {
   ClusterRole: {
     roleRef: async ({ name }) => ({ apiGroup: RBAC_GROUP, kind: 'ClusterRole', name }),
     rulesWhenUnknown: () => [],
+    namedRole: ({ name }) => ({ kind: 'ClusterRole', name }),
   },
   Role: {
     roleRef: async ({ name }) => ({ apiGroup: RBAC_GROUP, kind: 'Role', name }),
     rulesWhenUnknown: () => [],
+    namedRole: ({ name }, namespace) => ({ kind: 'Role', name, namespace }),
   },
   Inline: {
     roleRef: async ({ name, rules }, { namespace, inlineRoles }) => ({
@@ -41,6 +45,8 @@ const ROLE_KINDS: { [K in RoleRef['kind']]: RoleKind<K> } = {
       name: await inlineRoles.ensure({ namespace, role: name, rules }),
     }),
     rulesWhenUnknown: ({ rules }) => rules,
+    // The shared Role holds exactly the policy's rules, vetted when the policy was loaded.
+    namedRole: () => undefined,
   },
 };
 
@@ -55,6 +61,11 @@ export function roleRefFor(
   grant: { namespace: string; inlineRoles: Pick<InlineRoles, 'ensure'> },
 ): Promise<V1RoleRef> {
   return kindOf(roleRef).roleRef(roleRef, grant);
+}
+
+/** The named role a grant binds, to vet against the cluster; undefined for a role the broker writes. */
+export function namedRoleOf(grantable: Pick<Grantable, 'roleRef' | 'namespace'>): NamedRole | undefined {
+  return kindOf(grantable.roleRef).namedRole(grantable.roleRef, grantable.namespace);
 }
 
 /** What the grant allows, for the job summary. */

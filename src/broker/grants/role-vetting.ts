@@ -11,6 +11,7 @@ import type { Grantable, NamedRole, PolicyEngine } from '../types.js';
 import type { K8sClients } from '../kube/clients.js';
 import { describeK8sError, readIgnoringNotFound } from '../kube/errors.js';
 import { OpenWatches, WATCH_SECONDS, growingPause } from '../kube/watches.js';
+import { namedRoleOf } from './grant-kinds.js';
 
 export type Verdict =
   | { state: 'safe' }
@@ -190,12 +191,8 @@ export async function startRoleVetting(
 
   return {
     refusal(grantable) {
-      const ref = grantable.roleRef;
-      if (ref.kind === 'Inline') return undefined;
-      const role: NamedRole =
-        ref.kind === 'ClusterRole'
-          ? { kind: 'ClusterRole', name: ref.name }
-          : { kind: 'Role', name: ref.name, namespace: grantable.namespace };
+      const role = namedRoleOf(grantable);
+      if (!role) return undefined;
       const verdict = verdicts.get(keyOf(role));
       const detail = (problems: string[]) => `${describeRole(role)} ${problems.join('; ')}`;
       if (!verdict)
