@@ -8,6 +8,7 @@ import type { BrokerMetrics } from './metrics.js';
 import type { GrantWork } from './grant-work.js';
 import type { AddressSet } from './net/cidr.js';
 import type { InlineRoles } from './grants/inline-roles.js';
+import type { GrantUsageTracker } from './usage/grant-usage.js';
 
 export interface BrokerDeps {
   verifier: TokenVerifier;
@@ -42,4 +43,6 @@ export interface BrokerDeps {
   gatewayAudience?: string;
   /** The shared Roles of inline roles; without it each inline grant reconciles its Role afresh. */
   inlineRoles?: InlineRoles;
+  /** Gateway mode: what each grant did through this replica's gateway, reported when it is revoked. */
+  grantUsage?: Pick<GrantUsageTracker, 'report'>;
 }

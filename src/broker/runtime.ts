@@ -23,6 +23,7 @@ import {
 } from './gateway/start-gateway.js';
 import { reportInClusterAddress } from './kube/in-cluster-address.js';
 import { InlineRoles } from './grants/inline-roles.js';
+import { createGrantUsage } from './usage/grant-usage.js';
 
 /** The request limits (config.ts fills every one; tests may leave the revocation rate to its default). */
 export interface BrokerLimits {
@@ -117,6 +118,9 @@ export async function runBroker(
     await gateway?.close(0);
   };
   let gateway: RunningGateway | undefined;
+  const grantUsage = config.gateway
+    ? createGrantUsage({ k8s, policy, metrics, logger: parts.logger.child({ component: 'usage' }) })
+    : undefined;
   if (config.gateway) {
     gateway = await startGateway(config.gateway, {
       kc,
@@ -127,6 +131,13 @@ export async function runBroker(
       logger: parts.logger.child({ component: 'gateway' }),
       metrics,
       now: parts.now,
+      recordCall: (grant, info, pathname, status) =>
+        grantUsage?.recordGatewayCall(
+          { grantId: grant.grantId, namespace: grant.namespace, ruleName: grant.ruleName },
+          info,
+          pathname,
+          status,
+        ),
       // The rule's sourceRanges under the policy running now, asked on every request.
       checkSource: (grant, req) =>
         policy.sourceAllowed(grant.ruleName ?? '', clientAddressOf(req, trustedProxies).address)
@@ -149,6 +160,7 @@ export async function runBroker(
     k8s,
     endpoint,
     liveGrants: gateway?.table,
+    grantUsage,
     gatewayAudience: config.gateway && gatewayTokenAudience(config.gateway),
     logger: parts.logger,
     audit: parts.audit,

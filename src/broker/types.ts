@@ -81,4 +81,6 @@ export interface PolicyEngine {
   namedRoles(): readonly NamedRole[];
   /** Every inline role a rule can grant, per namespace: the shared Roles the broker keeps (grants/inline-roles.ts). */
   inlineRoles?(): readonly InlineRoleUse[];
+  /** The rule's shadowRole and its rules (shadow mode), or undefined when it has none. */
+  shadowRole?(ruleName: string): { role: string; rules: readonly RuleSummary[] } | undefined;
 }

@@ -27,7 +27,7 @@ import { isGrantId } from '../naming.js';
 import { claimedFields, claimedIdentity, grantFields, type ClaimedIdentity } from './call-attribution.js';
 import { CallEnding } from './call-ending.js';
 import { ConcurrencyCaps, GATEWAY_LIMIT_DEFAULTS, type GatewayLimits, type Lane } from './fairness.js';
-import { isLongRunning } from './kube-request.js';
+import { isLongRunning, type KubeRequestInfo } from './kube-request.js';
 import { sendStatus, writeStatusToSocket } from './kube-status.js';
 import type { LiveGrant, LiveGrants } from './live-grants.js';
 import {
@@ -63,6 +63,8 @@ export interface GatewayDeps {
    * (the rule's sourceRanges, looked up by `grant.ruleName`). None: any source.
    */
   checkSource?: (grant: LiveGrant, req: IncomingMessage) => Refusal | undefined;
+  /** Told of every call that went out, with its status (granted vs used, shadow mode: usage/). */
+  recordCall?: (grant: LiveGrant, info: KubeRequestInfo, pathname: string, status: number) => void;
   /** The fairness caps and upstream wait; GATEWAY_LIMIT_DEFAULTS when absent. */
   limits?: GatewayLimits;
 }
@@ -308,6 +310,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
         bytesOut,
         ...(sent && !completed ? { incomplete: cutBy ?? 'connection closed' } : {}),
       });
+      if (sent) deps.recordCall?.(grant, info, target.pathname, status);
     });
     res.on('error', endUpstream);
 

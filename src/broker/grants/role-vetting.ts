@@ -225,6 +225,7 @@ export function withVettedRoles(policy: PolicyEngine, vetting: RoleVetting): Pol
     namedRoles: () => policy.namedRoles(),
     sourceAllowed: (ruleName, clientAddress) => policy.sourceAllowed(ruleName, clientAddress),
     inlineRoles: () => policy.inlineRoles?.() ?? [],
+    shadowRole: (ruleName) => policy.shadowRole?.(ruleName),
     authorize(claims, request, clientAddress) {
       const grantable = policy.authorize(claims, request, clientAddress);
       const refusal = vetting.refusal(grantable);

@@ -143,6 +143,8 @@ async function revoke(
   await deps.grantWork?.settled(grantId);
   // Refused at this replica's gateway from now on; the others learn it from their watch.
   deps.liveGrants?.forget(namespace, grantId);
+  // Before the RoleBinding goes: it names the role whose rules the usage is matched against.
+  const usage = await deps.grantUsage?.report(namespace, grantId);
   await deleteGrantObjects(deps.k8s, namespace, grantId, { uid, accessOnly: !!deps.gatewayAudience });
   const audit: AuditEvent = {
     action: 'revocation',
@@ -155,5 +157,5 @@ async function revoke(
     expiresAt,
     by: ctx.by,
   };
-  return { body: { grantId, revoked: true }, audit };
+  return { body: { grantId, revoked: true, ...(usage ? { usage } : {}) }, audit };
 }

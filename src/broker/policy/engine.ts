@@ -111,6 +111,11 @@ export function createPolicyEngine(rules: PolicyRule[], roles: Record<string, Ro
     namespaces: () => namespaces,
     namedRoles: () => namedRoles,
     inlineRoles: () => inlineRoles,
+    shadowRole(ruleName: string) {
+      const role = byName.get(ruleName)?.shadowRole;
+      const definition = role === undefined ? undefined : roles[role];
+      return role && definition?.kind === 'Inline' ? { role, rules: definition.rules } : undefined;
+    },
   });
 }
 
