@@ -18,6 +18,7 @@ import { LiveGrants } from '../../src/broker/gateway/live-grants.js';
 import { createGateway, type Gateway } from '../../src/broker/gateway/proxy.js';
 import type { TokenReviewCache } from '../../src/broker/gateway/token-review-cache.js';
 import { upstreamOf, type Upstream } from '../../src/broker/gateway/upstream.js';
+import { KubeConnection } from '../../src/broker/kube/connection.js';
 import { createMetrics } from '../../src/broker/metrics.js';
 import { sleep, waitFor } from '../../test/support/cluster.js';
 
@@ -179,7 +180,10 @@ beforeAll(async () => {
   });
   table = new LiveGrants();
   for (const n of [1, 2, 3, 4, 5]) addGrant(n, n === 3 ? 'other-repo' : REPO);
-  upstream = upstreamOf(kc, { short: limits.upstreamConnections, long: limits.longRunningConnections });
+  upstream = upstreamOf(new KubeConnection(kc), {
+    short: limits.upstreamConnections,
+    long: limits.longRunningConnections,
+  });
   gateway = createGateway({
     table,
     synced: () => true,

@@ -1,6 +1,8 @@
 // Running the broker: the app on a listening server, the Kubernetes clients, the reaper, and a
 // graceful shutdown. Everything the runtime needs arrives as arguments (start-from-config.ts reads
-// them from the config file; tests pass their own), so a test runs the production wiring.
+// them from the config file; tests pass their own), so a test runs the production wiring. Each part
+// registers its stop as it starts (stop-stack.ts): a failed start and the shutdown unwind the same
+// stack; the shutdown first turns readiness off and drains the listeners within the grace period.
 import { clusterEndpointOf, createK8sClients, loadKubeConfig } from './kube/clients.js';
 import { Reaper } from './grants/reaper.js';
 import type { Logger } from './logger.js';
@@ -11,7 +13,8 @@ import type { PolicyEngine, TokenVerifier } from './types.js';
 import { createBrokerApp, type BrokerApp } from './app.js';
 import { createGrantWork } from './grant-work.js';
 import { createAddressSet } from './net/cidr.js';
-import { startLivePolicy } from './live-policy.js';
+import { startLivePolicy, type LivePolicy, type PolicyFollower } from './live-policy.js';
+import { errorMessage } from '../shared/errors.js';
 import { startPolicyReload, type PolicyReloadOptions } from './policy-reload.js';
 import { clientAddressOf } from './http/client-address.js';
 import {
@@ -22,8 +25,13 @@ import {
   type RunningGateway,
 } from './gateway/start-gateway.js';
 import { reportInClusterAddress } from './kube/in-cluster-address.js';
+import type { K8sClients } from './kube/clients.js';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { closeOnce, StopStack } from './stop-stack.js';
 import { InlineRoles } from './grants/inline-roles.js';
-import { createGrantUsage } from './usage/grant-usage.js';
+import { jwtRecordKeepAfterExpiry } from './grants/replay-ledger.js';
+import { DEFAULT_LEEWAY_SECONDS } from './auth/token-verifier.js';
+import { createGrantUsage, type GrantUsageTracker } from './usage/grant-usage.js';
 
 /** The request limits (config.ts fills every one; tests may leave the revocation rate to its default). */
 export interface BrokerLimits {
@@ -68,40 +76,161 @@ export interface RunningBroker {
   shutdown(): Promise<void>;
 }
 
-export async function runBroker(
-  config: BrokerRuntimeConfig,
-  parts: {
-    verifier: TokenVerifier;
-    policy: PolicyEngine;
-    logger: Logger;
-    audit: AuditLog;
-    metrics?: BrokerMetrics;
-    /** The Lease holder identity; the pod name in a cluster. */
-    identity: string;
-    /** The file `policy` was read from, and its digest: watched and reloaded when it changes. */
-    policyFile?: PolicyReloadOptions & { sha256: string };
-    /**
-     * The broker's time source (epoch milliseconds) for grant expiry, the rate limiter and the
-     * reaper; Date.now when absent. The verifier has its own, given where it is created.
-     */
-    now?: () => number;
-  },
-): Promise<RunningBroker> {
+/** What runBroker is given besides the config. */
+export interface BrokerParts {
+  verifier: TokenVerifier;
+  policy: PolicyEngine;
+  logger: Logger;
+  audit: AuditLog;
+  metrics?: BrokerMetrics;
+  /** The Lease holder identity; the pod name in a cluster. */
+  identity: string;
+  /** The file `policy` was read from, and its digest: watched and reloaded when it changes. */
+  policyFile?: PolicyReloadOptions & { sha256: string };
+  /**
+   * The broker's time source (epoch milliseconds) for grant expiry, the rate limiter and the
+   * reaper; Date.now when absent. The verifier has its own, given where it is created.
+   */
+  now?: () => number;
+}
+
+/** What the parts of one broker share while they start. */
+interface Wiring {
+  config: BrokerRuntimeConfig;
+  parts: BrokerParts;
+  kc: KubeConfig;
+  k8s: K8sClients;
+  metrics: BrokerMetrics;
+  stack: StopStack;
+}
+
+/**
+ * The gateway watches the grants of the running policy's namespaces: a namespace a new policy adds
+ * is listed before that policy takes over (or the reload is refused), so its first grant works at
+ * the gateway at once; a namespace it drops stops being watched once it has taken over.
+ */
+function gatewayFollower(gateway: RunningGateway): PolicyFollower {
+  return {
+    prepare: (next) => gateway.watched.watchAlso(next.namespaces()),
+    settle: (running) => gateway.watched.watchOnly(running.namespaces()),
+  };
+}
+
+/** In gateway mode, the gateway; its close (with the shutdown's grace) is on the stack. */
+async function startGatewayPart(
+  w: Wiring,
+  live: LivePolicy,
+  trustedProxies: ReturnType<typeof createAddressSet>,
+): Promise<
+  { gateway: RunningGateway; close: (graceMs: number) => Promise<void>; usage: GrantUsageTracker } | undefined
+> {
+  if (!w.config.gateway) return undefined;
+  const policy = live.engine;
+  // Granted vs used, and shadow mode: each forwarded call, reported when its grant is revoked here.
+  const usage = createGrantUsage({
+    k8s: w.k8s,
+    policy,
+    metrics: w.metrics,
+    logger: w.parts.logger.child({ component: 'usage' }),
+  });
+  const gateway = await startGateway(w.config.gateway, {
+    kc: w.kc,
+    k8s: w.k8s,
+    namespaces: () => policy.namespaces(),
+    brokerNamespace: w.config.brokerNamespace,
+    audit: w.parts.audit,
+    logger: w.parts.logger.child({ component: 'gateway' }),
+    metrics: w.metrics,
+    now: w.parts.now,
+    recordCall: (grant, info, pathname, status) =>
+      usage.recordGatewayCall(
+        { grantId: grant.grantId, namespace: grant.namespace, ruleName: grant.ruleName, role: grant.role },
+        info,
+        pathname,
+        status,
+      ),
+    // The rule's sourceRanges under the policy running now, asked on every request.
+    checkSource: (grant, req) =>
+      policy.sourceAllowed(grant.ruleName ?? '', clientAddressOf(req, trustedProxies).address)
+        ? undefined
+        : {
+            status: 403,
+            reason: 'source_not_allowed',
+            message: "this grant may not be used from this client's address",
+          },
+  });
+  const close = closeOnce((graceMs: number) => gateway.close(graceMs));
+  w.stack.push('gateway', () => close(0));
+  live.addFollower(gatewayFollower(gateway));
+  return { gateway, close, usage };
+}
+
+/** The public and the internal listener, each closed by the stack (the shutdown drains them first). */
+async function startListeners(w: Wiring, app: BrokerApp) {
+  const { config } = w;
+  const server = await listen(app.handle, {
+    host: config.listen.host,
+    port: config.listen.port,
+    tls: config.tls,
+    insecureHttp: config.insecureHttp,
+    requestTimeoutMs: config.limits.requestTimeoutMs,
+  });
+  const closeServer = closeOnce((graceMs: number) => server.close(graceMs));
+  w.stack.push('public listener', () => closeServer(0));
+  // Plain HTTP on purpose: it carries no credential, only counters and probe answers.
+  const internal = await listen(app.handleInternal, {
+    host: config.internalListen.host,
+    port: config.internalListen.port,
+    insecureHttp: true,
+    requestTimeoutMs: config.limits.requestTimeoutMs,
+  });
+  w.stack.push('internal listener', () => internal.close(0));
+  return { server, closeServer, internal };
+}
+
+function newReaper(w: Wiring, policy: PolicyEngine): Reaper {
+  const { config, parts } = w;
+  return new Reaper(w.k8s, {
+    namespaces: () => policy.namespaces(),
+    intervalSeconds: config.reaper.intervalSeconds,
+    lease: { namespace: config.brokerNamespace, name: config.reaper.leaseName, identity: parts.identity },
+    logger: parts.logger.child({ component: 'reaper' }),
+    audit: parts.audit,
+    metrics: w.metrics,
+    now: parts.now,
+  });
+}
+
+export async function runBroker(config: BrokerRuntimeConfig, parts: BrokerParts): Promise<RunningBroker> {
   const kc = loadKubeConfig(config.kubeconfig);
-  const k8s = createK8sClients(kc);
   const metrics = parts.metrics ?? createMetrics({ defaultMetrics: true });
+  const stack = new StopStack((name, err) =>
+    parts.logger.warn('a part did not stop cleanly', { part: name, error: errorMessage(err) }),
+  );
+  const w: Wiring = { config, parts, kc, k8s: createK8sClients(kc), metrics, stack };
+  try {
+    return await startParts(w);
+  } catch (err) {
+    await stack.unwind();
+    throw err;
+  }
+}
+
+async function startParts(w: Wiring): Promise<RunningBroker> {
+  const { config, parts, k8s, metrics, stack } = w;
   if (parts.policy.namespaces().length === 0)
     parts.logger.warn('the policy names no namespaces: every exchange will be refused');
   const live = await startLivePolicy(
     parts.policy,
-    { kc, k8s, logger: parts.logger, metrics, now: parts.now },
+    { kc: w.kc, k8s, logger: parts.logger, metrics, now: parts.now },
     parts.policyFile?.sha256,
   );
+  stack.push('live policy', () => live.stop());
   const policy = live.engine;
   // In gateway mode jobs get the gateway's address, never the API server's.
   const endpoint = config.gateway
     ? gatewayEndpoint(config.gateway)
-    : clusterEndpointOf(kc, { clusterServer: config.clusterServer, clusterCaFile: config.clusterCaFile });
+    : clusterEndpointOf(w.kc, { clusterServer: config.clusterServer, clusterCaFile: config.clusterCaFile });
   if (!config.gateway) {
     const fromPodConfig = config.kubeconfig === undefined && config.clusterServer === undefined;
     reportInClusterAddress(endpoint.server, fromPodConfig, parts.logger, metrics);
@@ -112,46 +241,10 @@ export async function runBroker(
   const inlineUses = () => policy.inlineRoles?.() ?? [];
   await inlineRoles.ensureAll(inlineUses());
   const grantWork = createGrantWork();
+  // Last of all: grant work still running (a rollback) finishes before the process ends.
+  stack.push('grant work', () => grantWork.idle());
   const trustedProxies = createAddressSet(config.trustedProxies ?? []);
-  const stopStarted = async () => {
-    live.stop();
-    await gateway?.close(0);
-  };
-  let gateway: RunningGateway | undefined;
-  const grantUsage = config.gateway
-    ? createGrantUsage({ k8s, policy, metrics, logger: parts.logger.child({ component: 'usage' }) })
-    : undefined;
-  if (config.gateway) {
-    gateway = await startGateway(config.gateway, {
-      kc,
-      k8s,
-      namespaces: policy.namespaces(),
-      brokerNamespace: config.brokerNamespace,
-      audit: parts.audit,
-      logger: parts.logger.child({ component: 'gateway' }),
-      metrics,
-      now: parts.now,
-      recordCall: (grant, info, pathname, status) =>
-        grantUsage?.recordGatewayCall(
-          { grantId: grant.grantId, namespace: grant.namespace, ruleName: grant.ruleName },
-          info,
-          pathname,
-          status,
-        ),
-      // The rule's sourceRanges under the policy running now, asked on every request.
-      checkSource: (grant, req) =>
-        policy.sourceAllowed(grant.ruleName ?? '', clientAddressOf(req, trustedProxies).address)
-          ? undefined
-          : {
-              status: 403,
-              reason: 'source_not_allowed',
-              message: "this grant may not be used from this client's address",
-            },
-    }).catch((err: unknown) => {
-      live.stop();
-      throw err;
-    });
-  }
+  const gateway = await startGatewayPart(w, live, trustedProxies);
   const app = createBrokerApp({
     inlineRoles,
     grantWork,
@@ -159,8 +252,8 @@ export async function runBroker(
     policy,
     k8s,
     endpoint,
-    liveGrants: gateway?.table,
-    grantUsage,
+    liveGrants: gateway?.gateway.table,
+    grantUsage: gateway?.usage,
     gatewayAudience: config.gateway && gatewayTokenAudience(config.gateway),
     logger: parts.logger,
     audit: parts.audit,
@@ -170,51 +263,23 @@ export async function runBroker(
     explainRefusals: config.explainRefusals,
     replayLedger: {
       namespace: config.brokerNamespace,
-      keepAfterExpirySeconds: (config.leewaySeconds ?? 60) + 60,
+      keepAfterExpirySeconds: jwtRecordKeepAfterExpiry(config.leewaySeconds ?? DEFAULT_LEEWAY_SECONDS),
     },
-    now: parts.now,
+    now: parts.now ?? Date.now,
   });
-  const reaper = new Reaper(k8s, {
-    namespaces: () => policy.namespaces(),
-    intervalSeconds: config.reaper.intervalSeconds,
-    lease: { namespace: config.brokerNamespace, name: config.reaper.leaseName, identity: parts.identity },
-    logger: parts.logger.child({ component: 'reaper' }),
-    audit: parts.audit,
-    metrics,
-    now: parts.now,
-  });
-  const server = await listen(app.handle, {
-    host: config.listen.host,
-    port: config.listen.port,
-    tls: config.tls,
-    insecureHttp: config.insecureHttp,
-    requestTimeoutMs: config.limits.requestTimeoutMs,
-  }).catch(async (err: unknown) => {
-    await stopStarted();
-    throw err;
-  });
+  const { server, closeServer, internal } = await startListeners(w, app);
   inlineRoles.start(inlineUses);
-  let internal;
-  try {
-    // Plain HTTP on purpose: it carries no credential, only counters and probe answers.
-    internal = await listen(app.handleInternal, {
-      host: config.internalListen.host,
-      port: config.internalListen.port,
-      insecureHttp: true,
-      requestTimeoutMs: config.limits.requestTimeoutMs,
-    });
-  } catch (err) {
-    await server.close(0);
-    await stopStarted();
-    throw err;
-  }
+  stack.push('inline roles', () => inlineRoles.stop());
+  const reaper = newReaper(w, policy);
   reaper.start();
+  stack.push('reaper', () => reaper.stop());
   const reload =
     parts.policyFile &&
     startPolicyReload(live, parts.policyFile, {
       logger: parts.logger.child({ component: 'policy-reload' }),
       metrics,
     });
+  if (reload) stack.push('policy reload', () => reload.stop());
   // The file may have changed since it was read for `policy`.
   void reload?.check();
   parts.logger.info('broker listening', {
@@ -230,22 +295,15 @@ export async function runBroker(
     internalUrl: internal.url,
     app,
     reaper,
-    gateway,
+    gateway: gateway?.gateway,
     shutdown() {
       stopping ??= (async () => {
         app.markShuttingDown();
         parts.logger.info('shutting down', { inFlight: server.inFlight(), graceMs: config.shutdownGraceMs });
         reload?.stop();
-        await Promise.all([
-          server.close(config.shutdownGraceMs),
-          gateway?.close(config.shutdownGraceMs),
-          reaper.stop(),
-        ]);
-        live.stop();
-        await inlineRoles.stop();
-        // Last, so metrics stay scrapable while the public listener drains.
-        await internal.close(0);
-        await grantWork.idle();
+        // The listeners drain together within the grace; the stack's own closes of them are then done.
+        await Promise.all([closeServer(config.shutdownGraceMs), gateway?.close(config.shutdownGraceMs)]);
+        await stack.unwind();
         parts.logger.info('stopped');
       })();
       return stopping;

@@ -11,7 +11,7 @@ import { reviewServiceAccountToken } from '../kube/token-review.js';
 import type { Logger } from '../logger.js';
 import type { BrokerMetrics } from '../metrics.js';
 import { listen } from '../http/server.js';
-import { startGrantWatch } from './grant-watch.js';
+import { startGrantWatch, type GrantWatch } from './grant-watch.js';
 import { LiveGrants } from './live-grants.js';
 import { GATEWAY_LIMIT_DEFAULTS, type GatewayLimits } from './fairness.js';
 import { createGateway, type GatewayDeps } from './proxy.js';
@@ -65,6 +65,8 @@ export interface RunningGateway {
   table: LiveGrants;
   /** The grants' upstream credentials this replica holds (how many, never the tokens). */
   credentials: { readonly size: number };
+  /** Which namespaces' grants it watches: follows the running policy's (runtime.ts). */
+  watched: Pick<GrantWatch, 'watchAlso' | 'watchOnly'>;
   /** Waits up to graceMs for open requests (watches rarely end by themselves), then cuts them. */
   close(graceMs: number): Promise<void>;
 }
@@ -74,7 +76,8 @@ export async function startGateway(
   parts: {
     kc: KubeConfig;
     k8s: K8sClients;
-    namespaces: readonly string[];
+    /** The running policy's namespaces, asked on every request; watched as of start (see `watched`). */
+    namespaces: () => readonly string[];
     brokerNamespace: string;
     audit: AuditLog;
     logger: Logger;
@@ -87,13 +90,13 @@ export async function startGateway(
   const now = parts.now ?? Date.now;
   const table = new LiveGrants(now);
   const watch = await startGrantWatch(parts.kc, parts.k8s, table, {
-    namespaces: parts.namespaces,
+    namespaces: parts.namespaces(),
     brokerNamespace: parts.brokerNamespace,
     logger: parts.logger,
   });
   const limits = config.limits ?? GATEWAY_LIMIT_DEFAULTS;
   const upstream = upstreamOf(
-    parts.kc,
+    parts.k8s.connection,
     { short: limits.upstreamConnections, long: limits.longRunningConnections },
     (lane, queued) => parts.metrics.gatewayUpstreamQueued.set({ lane }, queued),
   );
@@ -125,7 +128,7 @@ export async function startGateway(
     synced: watch.synced,
     reviews,
     credentials,
-    namespaces: () => parts.namespaces,
+    namespaces: parts.namespaces,
     upstream,
     audit: parts.audit,
     logger: parts.logger,
@@ -159,6 +162,7 @@ export async function startGateway(
     url: server.url,
     table,
     credentials,
+    watched: watch,
     async close(graceMs) {
       await server.close(graceMs);
       clearInterval(sweep);

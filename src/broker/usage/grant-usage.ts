@@ -1,6 +1,6 @@
 // Granted vs used, wired: the gateway tells it each forwarded call (recordGatewayCall), the
-// revocation asks for the grant's report (report) before it deletes the grant's RoleBinding, from
-// which the role's rules are read. Shadow mode's would-deny calls are counted in a metric and
+// revocation asks for the grant's report (report), matched against the rules of the grant's role
+// (named in its ServiceAccount, as the gateway's table keeps it). Shadow mode's would-deny calls are counted in a metric and
 // logged as they happen.
 import type { GrantUsage } from '../../shared/api.js';
 import type { K8sClients } from '../kube/clients.js';
@@ -8,7 +8,7 @@ import type { Logger } from '../logger.js';
 import type { BrokerMetrics } from '../metrics.js';
 import type { PolicyEngine } from '../types.js';
 import { apiGroupOfPath, describeResource, type ApiCall } from './api-call.js';
-import { readGrantRules } from './grant-rules.js';
+import { readRoleRules } from './grant-rules.js';
 import { UsageRecorder, type RecordedGrant } from './usage-recorder.js';
 import { usageReport } from './usage-report.js';
 
@@ -23,7 +23,8 @@ export interface ForwardedCall {
 
 export interface GrantUsageTracker {
   recordGatewayCall(grant: RecordedGrant, call: ForwardedCall, pathname: string, status: number): void;
-  report(namespace: string, grantId: string): Promise<GrantUsage>;
+  /** Undefined when no call of the grant came through this replica's gateway. */
+  report(namespace: string, grantId: string): Promise<GrantUsage | undefined>;
 }
 
 /** The call as RBAC saw it: the API group from the path; no resource for a non-resource URL. */
@@ -42,7 +43,7 @@ export function apiCallOf(call: ForwardedCall, pathname: string, status: number)
 
 export function createGrantUsage(deps: {
   k8s: Pick<K8sClients, 'rbac'>;
-  policy: Pick<PolicyEngine, 'shadowRole'>;
+  policy: Pick<PolicyEngine, 'shadowRole' | 'roleDefinition'>;
   metrics: Pick<BrokerMetrics, 'gatewayShadowWouldDeny'>;
   logger: Logger;
 }): GrantUsageTracker {
@@ -65,8 +66,10 @@ export function createGrantUsage(deps: {
     recordGatewayCall: (grant, call, pathname, status) =>
       recorder.record(grant, apiCallOf(call, pathname, status)),
     async report(namespace, grantId) {
-      const recorded = recorder.take(grantId) ?? { kinds: [], calls: 0, truncated: false };
-      return usageReport(recorded, namespace, await readGrantRules(deps.k8s, namespace, grantId));
+      const recorded = recorder.take(grantId);
+      if (!recorded) return undefined;
+      const rules = await readRoleRules(deps.k8s, deps.policy, namespace, recorded.role);
+      return usageReport(recorded, namespace, rules);
     },
   };
 }

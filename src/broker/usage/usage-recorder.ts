@@ -16,6 +16,8 @@ export interface RecordedGrant {
   /** Where the grant was made: where its role applies. */
   namespace: string;
   ruleName?: string;
+  /** The policy's name of the granted role. */
+  role?: string;
 }
 
 export interface ShadowRole {
@@ -31,6 +33,7 @@ export interface CallKind extends Omit<ApiCall, 'status'> {
 }
 
 export interface GrantCalls {
+  role?: string;
   kinds: CallKind[];
   calls: number;
   truncated: boolean;
@@ -38,6 +41,7 @@ export interface GrantCalls {
 }
 
 interface Entry {
+  role?: string;
   kinds: Map<string, CallKind>;
   calls: number;
   truncated: boolean;
@@ -79,6 +83,7 @@ export class UsageRecorder {
 
   record(grant: RecordedGrant, call: ApiCall): void {
     const entry = this.entryOf(grant.grantId);
+    entry.role ??= grant.role;
     entry.calls += 1;
     const outcome = outcomeOf(call.status);
     const shadow =
@@ -127,6 +132,7 @@ export class UsageRecorder {
     if (!entry) return undefined;
     this.grants.delete(grantId);
     return {
+      role: entry.role,
       kinds: [...entry.kinds.values()],
       calls: entry.calls,
       truncated: entry.truncated,
