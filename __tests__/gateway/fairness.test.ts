@@ -9,11 +9,8 @@ import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { CallEnding } from '../../src/broker/gateway/call-ending.js';
 import { ConnectionGate } from '../../src/broker/gateway/connection-gate.js';
-import {
-  ConcurrencyCaps,
-  GATEWAY_LIMIT_DEFAULTS,
-  type GatewayLimits,
-} from '../../src/broker/gateway/fairness.js';
+import { GATEWAY_LIMIT_DEFAULTS, type GatewayLimits } from '../../src/broker/config/broker-config.js';
+import { ConcurrencyCaps } from '../../src/broker/gateway/fairness.js';
 import { LiveGrants } from '../../src/broker/gateway/live-grants.js';
 import { createGateway, type Gateway } from '../../src/broker/gateway/proxy.js';
 import type { TokenReviewCache } from '../../src/broker/gateway/token-review-cache.js';

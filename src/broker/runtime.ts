@@ -8,7 +8,7 @@ import { Reaper } from './grants/reaper.js';
 import type { Logger } from './logger.js';
 import type { AuditLog } from './audit.js';
 import { createMetrics, type BrokerMetrics } from './metrics.js';
-import { listen } from './http/server.js';
+import { listen } from './net/server.js';
 import type { PolicyEngine, TokenVerifier } from './types.js';
 import { createBrokerApp, type BrokerApp } from './app.js';
 import { createGrantWork } from './grant-work.js';
@@ -21,27 +21,19 @@ import {
   gatewayEndpoint,
   gatewayTokenAudience,
   startGateway,
-  type GatewayConfig,
   type RunningGateway,
 } from './gateway/start-gateway.js';
 import { reportInClusterAddress } from './kube/in-cluster-address.js';
 import type { K8sClients } from './kube/clients.js';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { closeOnce, StopStack } from './stop-stack.js';
+import type { BrokerLimits, GatewayConfig } from './config/broker-config.js';
 import { InlineRoles } from './grants/inline-roles.js';
 import { jwtRecordKeepAfterExpiry } from './grants/replay-ledger.js';
 import { DEFAULT_LEEWAY_SECONDS } from './auth/token-verifier.js';
 import { createGrantUsage, type GrantUsageTracker } from './usage/grant-usage.js';
 
-/** The request limits (config.ts fills every one; tests may leave the revocation rate to its default). */
-export interface BrokerLimits {
-  bodyBytes: number;
-  requestTimeoutMs: number;
-  perRepositoryPerMinute: number;
-  revocationsPerMinute?: number;
-}
-
-/** The config fields the runtime needs (a structural subset of config.ts's BrokerConfig). */
+/** The config fields the runtime needs (a structural subset of config/broker-config.ts's BrokerConfig). */
 export interface BrokerRuntimeConfig {
   listen: { host: string; port: number };
   /** Metrics (and probes), plain HTTP: keep it off the public network (NetworkPolicy, 127.0.0.1). */

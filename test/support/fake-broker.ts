@@ -2,7 +2,7 @@
 // (the HTTP edge, refusals, shutdown, the metrics listener): one place builds the deps and the listener.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BrokerDeps } from '../../src/broker/deps.js';
-import { listen, type RunningServer } from '../../src/broker/http/server.js';
+import { listen, type RunningServer } from '../../src/broker/net/server.js';
 import type { K8sClients } from '../../src/broker/kube/clients.js';
 import { createLogger } from '../../src/broker/logger.js';
 import { createGrantWork } from '../../src/broker/grant-work.js';

@@ -8,7 +8,7 @@ import { usageReport } from '../../../src/broker/usage/usage-report.js';
 import { apiCallOf } from '../../../src/broker/usage/grant-usage.js';
 import { renderUsageSummary } from '../../../src/action/usage-summary.js';
 import { parsePolicy } from '../../../src/broker/policy/index.js';
-import { ConfigError } from '../../../src/broker/config/config-error.js';
+import { ConfigError } from '../../../src/broker/yaml-fields/config-error.js';
 import { policyYaml } from '../../../test/support/policy.js';
 
 const grant = { grantId: 'k8s-ea-1', namespace: 'ci', ruleName: 'deploys' };

@@ -6,7 +6,7 @@ import { base64url } from 'jose';
 import { createBrokerApp } from '../../../src/broker/app.js';
 import { createAuditLog } from '../../../src/broker/audit.js';
 import type { BrokerDeps } from '../../../src/broker/deps.js';
-import type { RunningServer } from '../../../src/broker/http/server.js';
+import type { RunningServer } from '../../../src/broker/net/server.js';
 import { findDuplicateKey } from '../../../src/broker/http/strict-json.js';
 import { scriptedClients } from '../../../test/support/scripted-clients.js';
 import { createLogger } from '../../../src/broker/logger.js';

@@ -3,12 +3,6 @@
 import { RateLimitedError } from '../../shared/errors.js';
 
 /**
- * The revoke route's limit, for the whole route (its callers are not authenticated yet): room for
- * every job's post step; beyond it 429, and the post step then revokes at the API server directly.
- */
-export const DEFAULT_REVOCATIONS_PER_MINUTE = 600;
-
-/**
  * Takes one request from `key`'s bucket, or counts the refusal and throws 429 with the wait: the
  * one check every route runs before it costs anyone anything.
  */

@@ -16,7 +16,8 @@ import { isGrantId } from '../naming.js';
 import { answer } from './answer.js';
 import { bearerToken } from './io.js';
 import { serviceAccountSubject, unverifiedPayload } from './token-payload.js';
-import { DEFAULT_REVOCATIONS_PER_MINUTE, TokenBucketLimiter, requireWithinLimit } from './rate-limit.js';
+import { DEFAULT_REVOCATIONS_PER_MINUTE } from '../config/broker-config.js';
+import { TokenBucketLimiter, requireWithinLimit } from './rate-limit.js';
 
 const ROUTE_KEY = 'revoke';
 
