@@ -149,6 +149,35 @@ describe('post: revocation', () => {
     expect(s.direct).toEqual([]);
   });
 
+  test("gateway mode: the broker's usage of the grant goes into the job summary; without it, nothing is written", async () => {
+    const usage = {
+      calls: 2,
+      rules: [
+        {
+          rule: { apiGroups: [''], resources: ['configmaps'], verbs: ['get'] },
+          calls: 1,
+          used: [{ verb: 'get', apiGroup: '', resource: 'configmaps', names: ['app'], calls: 1 }],
+        },
+        { rule: { apiGroups: [''], resources: ['pods'], verbs: ['delete'] }, calls: 0, used: [] },
+      ],
+      unmatched: [],
+      refused: [{ verb: 'list', apiGroup: '', resource: 'secrets', names: [], calls: 1 }],
+    };
+    const written: string[] = [];
+    const m = await mainLeftovers();
+    const s = setup(m.state, [() => json(200, { grantId: 'gha-1234-abcd', revoked: true, usage })]);
+    await run({ ...s.deps, writeSummary: async (md) => void written.push(md) });
+    expect(written).toHaveLength(1);
+    expect(written[0]).toContain('| (core) | pods | delete | any | **never used** |');
+    expect(written[0]).toContain('- `list` secrets: 1 call');
+    expect(written[0]).not.toContain(TOKEN);
+
+    const plain = setup((await mainLeftovers()).state);
+    const none: string[] = [];
+    await run({ ...plain.deps, writeSummary: async (md) => void none.push(md) });
+    expect(none).toEqual([]);
+  });
+
   test('a grant the broker no longer knows (404) counts as revoked', async () => {
     const m = await mainLeftovers();
     const s = setup(m.state, [() => brokerError(404, 'ERR_NOT_FOUND', 'not found')]);

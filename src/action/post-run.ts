@@ -4,7 +4,7 @@
 // warnings, never a failed job: the broker's reaper removes every grant at its expiry anyway.
 // Safe to run twice, or without main: it only acts on what main recorded in the step state.
 import { readFile } from 'node:fs/promises';
-import { runnerCore, systemClock, type ActionCore, type Clock } from './action-core.js';
+import { appendSummary, runnerCore, systemClock, type ActionCore, type Clock } from './action-core.js';
 import { BrokerRefusal, classifyBrokerError, createBrokerClient } from './broker-client.js';
 import { revokeDirect, type DirectRevokeInput, type DirectRevokeResult } from './direct-revoke.js';
 import { createNodeTransport, NetworkError, type HttpTransport } from './http-transport.js';
@@ -13,6 +13,7 @@ import { readGrantCredential, type GrantCredential } from './kubeconfig-credenti
 import { retry } from './retry.js';
 import { shredDirectory, shredFile } from './safe-fs.js';
 import { readPostState, type PostState } from './state.js';
+import { renderUsageSummary } from './usage-summary.js';
 import { errorMessage } from '../shared/errors.js';
 
 export interface PostDeps {
@@ -22,6 +23,8 @@ export interface PostDeps {
   revokeDirect: (input: DirectRevokeInput) => Promise<DirectRevokeResult>;
   readFile: (path: string) => Promise<string>;
   clock: Clock;
+  /** Appends Markdown to the job summary (the grant's usage, in gateway mode). */
+  writeSummary?: (markdown: string) => Promise<void>;
 }
 
 /** Short: post runs at job end and should not hold the runner for long when the broker is down. */
@@ -34,6 +37,7 @@ export function defaultPostDeps(): PostDeps {
     revokeDirect,
     readFile: (path) => readFile(path, 'utf8'),
     clock: systemClock,
+    writeSummary: appendSummary,
   };
 }
 
@@ -148,7 +152,7 @@ async function revokeThroughBroker(
     timeoutMs: 8_000,
   });
   try {
-    await retry(() => broker.revoke(state.grantId, credential.token), {
+    const answer = await retry(() => broker.revoke(state.grantId, credential.token), {
       label: 'broker revocation',
       attempts: 3,
       deadline: clock.now() + REVOKE_DEADLINE_MS,
@@ -161,6 +165,10 @@ async function revokeThroughBroker(
       log: (m) => c.info(m),
     });
     c.info(`Revoked grant ${state.grantId} through the broker.`);
+    if (answer.usage && deps.writeSummary)
+      await deps
+        .writeSummary(renderUsageSummary(answer.usage))
+        .catch((err: unknown) => c.warning(`Could not write the usage summary: ${errorMessage(err)}`));
     return 'done';
   } catch (err) {
     // Only the broker's own "not found" means gone: an ingress's 404 page says nothing about the grant.

@@ -3,10 +3,10 @@
 // rules come from the broker and end up rendered as HTML/Markdown.
 import type { ExchangeResponse } from '../shared/api.js';
 
-const escape = (s: string): string =>
+export const escape = (s: string): string =>
   s.replace(/[&<>"'|`\\*_[\]]/g, (c) => `&#${c.charCodeAt(0)};`).replace(/[\r\n]+/g, ' ');
 
-const list = (values: unknown): string =>
+export const list = (values: unknown): string =>
   Array.isArray(values) && values.length > 0
     ? values.map((v) => (v === '' ? '(core)' : escape(String(v)))).join(', ')
     : '—';

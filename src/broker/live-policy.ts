@@ -77,6 +77,8 @@ export async function startLivePolicy(
       namedRoles: () => running.engine.namedRoles(),
       sourceAllowed: (ruleName, address) => running.engine.sourceAllowed(ruleName, address),
       inlineRoles: () => running.engine.inlineRoles?.() ?? [],
+      shadowRole: (ruleName) => running.engine.shadowRole?.(ruleName),
+      roleDefinition: (role) => running.engine.roleDefinition?.(role),
     },
     sha256: () => running.sha256,
     async replace(next, digest) {

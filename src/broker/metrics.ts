@@ -26,6 +26,7 @@ export interface BrokerMetrics {
   gatewaySeconds: Histogram<'verb'>;
   gatewayOpenStreams: Gauge;
   gatewayCutStreams: Counter;
+  gatewayShadowWouldDeny: Counter<'rule' | 'role'>;
   gatewayUpstreamQueued: Gauge<'lane'>;
   clusterServerInCluster: Gauge;
 }
@@ -193,6 +194,12 @@ function gatewayMetrics(registers: Registry[]) {
     gatewayCutStreams: new Counter({
       name: 'k8s_ea_gateway_cut_requests_total',
       help: 'Open forwarded requests closed because their grant was revoked or expired',
+      registers,
+    }),
+    gatewayShadowWouldDeny: new Counter({
+      name: 'k8s_ea_gateway_shadow_would_deny_total',
+      help: "Forwarded calls the API server allowed and the policy rule's shadowRole would have denied, by rule and shadow role",
+      labelNames: ['rule', 'role'],
       registers,
     }),
     gatewayUpstreamQueued: new Gauge({

@@ -31,6 +31,7 @@ import type { BrokerLimits, GatewayConfig } from './config/broker-config.js';
 import { InlineRoles } from './grants/inline-roles.js';
 import { jwtRecordKeepAfterExpiry } from './grants/replay-ledger.js';
 import { DEFAULT_LEEWAY_SECONDS } from './auth/token-verifier.js';
+import { createGrantUsage, type GrantUsageTracker } from './usage/grant-usage.js';
 
 /** The config fields the runtime needs (a structural subset of config/broker-config.ts's BrokerConfig). */
 export interface BrokerRuntimeConfig {
@@ -112,9 +113,18 @@ async function startGatewayPart(
   w: Wiring,
   live: LivePolicy,
   trustedProxies: ReturnType<typeof createAddressSet>,
-): Promise<{ gateway: RunningGateway; close: (graceMs: number) => Promise<void> } | undefined> {
+): Promise<
+  { gateway: RunningGateway; close: (graceMs: number) => Promise<void>; usage: GrantUsageTracker } | undefined
+> {
   if (!w.config.gateway) return undefined;
   const policy = live.engine;
+  // Granted vs used, and shadow mode: each forwarded call, reported when its grant is revoked here.
+  const usage = createGrantUsage({
+    k8s: w.k8s,
+    policy,
+    metrics: w.metrics,
+    logger: w.parts.logger.child({ component: 'usage' }),
+  });
   const gateway = await startGateway(w.config.gateway, {
     kc: w.kc,
     k8s: w.k8s,
@@ -124,6 +134,13 @@ async function startGatewayPart(
     logger: w.parts.logger.child({ component: 'gateway' }),
     metrics: w.metrics,
     now: w.parts.now,
+    recordCall: (grant, info, pathname, status) =>
+      usage.recordGatewayCall(
+        { grantId: grant.grantId, namespace: grant.namespace, ruleName: grant.ruleName, role: grant.role },
+        info,
+        pathname,
+        status,
+      ),
     // The rule's sourceRanges under the policy running now, asked on every request.
     checkSource: (grant, req) =>
       policy.sourceAllowed(grant.ruleName ?? '', clientAddressOf(req, trustedProxies).address)
@@ -137,7 +154,7 @@ async function startGatewayPart(
   const close = closeOnce((graceMs: number) => gateway.close(graceMs));
   w.stack.push('gateway', () => close(0));
   live.addFollower(gatewayFollower(gateway));
-  return { gateway, close };
+  return { gateway, close, usage };
 }
 
 /** The public and the internal listener, each closed by the stack (the shutdown drains them first). */
@@ -197,6 +214,7 @@ function newApp(
     grantWork: ReturnType<typeof createGrantWork>;
     trustedProxies: ReturnType<typeof createAddressSet>;
     gateway: RunningGateway | undefined;
+    usage: GrantUsageTracker | undefined;
   },
 ): BrokerApp {
   const { config, parts } = w;
@@ -208,6 +226,7 @@ function newApp(
     k8s: w.k8s,
     endpoint: endpointFor(w),
     liveGrants: p.gateway?.table,
+    grantUsage: p.usage,
     gatewayAudience: config.gateway && gatewayTokenAudience(config.gateway),
     logger: parts.logger,
     audit: parts.audit,
@@ -259,7 +278,14 @@ async function startParts(w: Wiring): Promise<RunningBroker> {
   stack.push('grant work', () => grantWork.idle());
   const trustedProxies = createAddressSet(config.trustedProxies ?? []);
   const gateway = await startGatewayPart(w, live, trustedProxies);
-  const app = newApp(w, { policy, inlineRoles, grantWork, trustedProxies, gateway: gateway?.gateway });
+  const app = newApp(w, {
+    policy,
+    inlineRoles,
+    grantWork,
+    trustedProxies,
+    gateway: gateway?.gateway,
+    usage: gateway?.usage,
+  });
   const { server, closeServer, internal } = await startListeners(w, app);
   inlineRoles.start(inlineUses);
   stack.push('inline roles', () => inlineRoles.stop());

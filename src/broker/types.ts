@@ -81,4 +81,13 @@ export interface PolicyEngine {
   namedRoles(): readonly NamedRole[];
   /** Every inline role a rule can grant, per namespace: the shared Roles the broker keeps (grants/inline-roles.ts). */
   inlineRoles?(): readonly InlineRoleUse[];
+  /** The rule's shadowRole and its rules (shadow mode), or undefined when it has none. */
+  shadowRole?(ruleName: string): { role: string; rules: readonly RuleSummary[] } | undefined;
+  /** What a role name of the policy stands for (a granted role's rules, for its usage report). */
+  roleDefinition?(
+    role: string,
+  ):
+    | { kind: 'ClusterRole' | 'Role'; name: string }
+    | { kind: 'Inline'; rules: readonly RuleSummary[] }
+    | undefined;
 }

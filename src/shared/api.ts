@@ -53,10 +53,51 @@ export interface ExchangeResponse {
 
 export type GrantMode = 'direct' | 'gateway';
 
+/** Calls of one kind a grant made: what RBAC saw (never a body, never a credential). */
+export interface UsedCall {
+  verb: string;
+  /** '' for the core group. */
+  apiGroup: string;
+  resource: string;
+  subresource?: string;
+  namespace?: string;
+  /** The object names touched (at most a few dozen). */
+  names: string[];
+  calls: number;
+}
+
+/** One rule of the grant's role, and the calls it allowed. */
+export interface RuleUsage {
+  rule: RuleSummary;
+  calls: number;
+  used: UsedCall[];
+}
+
+/**
+ * Gateway mode: what a grant did with its role, as the answering replica's gateway saw it
+ * (granted vs used). Calls through another replica's gateway are not in it.
+ */
+export interface GrantUsage {
+  /** Calls counted (allowed, refused and those with no RBAC answer). */
+  calls: number;
+  /** The role's rules with the calls each allowed; absent when they could not be read. */
+  rules?: RuleUsage[];
+  /** Allowed, but by none of the role's rules (another binding, or a non-resource URL). */
+  unmatched: UsedCall[];
+  /** 403: what the job tried and lacked. */
+  refused: UsedCall[];
+  /** The rule's shadowRole: the allowed calls it would have denied. */
+  shadow?: { role: string; wouldDeny: UsedCall[]; wouldDenyCalls: number };
+  /** More kinds of calls than the gateway keeps per grant: counts are complete, names and kinds are not. */
+  truncated?: boolean;
+}
+
 /** DELETE /v1/grants/{grantId}, authenticated by the grant's own token or a fresh OIDC JWT of the same run. */
 export interface RevokeResponse {
   grantId: string;
   revoked: boolean;
+  /** Gateway mode: the calls this replica's gateway forwarded for the grant. */
+  usage?: GrantUsage;
 }
 
 /** POST /v1/grants/{grantId}/renew: where a grant is renewed. */

@@ -42,6 +42,8 @@ export interface RuleSpec {
   sourceRanges?: string[];
   /** Default: none (grants of the rule cannot be renewed). */
   maxSessionSeconds?: number;
+  /** Default: none (no shadow mode). */
+  shadowRole?: string;
 }
 
 export interface PolicySpec {
@@ -81,6 +83,7 @@ export function buildPolicy(spec: PolicySpec): Record<string, unknown> {
       maxTtlSeconds: r.maxTtlSeconds ?? 900,
       ...(r.sourceRanges && { sourceRanges: r.sourceRanges }),
       ...(r.maxSessionSeconds === undefined ? {} : { maxSessionSeconds: r.maxSessionSeconds }),
+      ...(r.shadowRole === undefined ? {} : { shadowRole: r.shadowRole }),
     };
   });
   return {

@@ -5,18 +5,18 @@
 // then the same job passes under it, and calls the broad role allowed but the runs never made are
 // refused by the API server itself.
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dump } from 'js-yaml';
 import type { ExchangeResponse } from '../../../src/shared/api.js';
 import { parsePolicy } from '../../../src/broker/policy/index.js';
-import { kubectlAdmin, waitFor } from '../../../test/support/cluster.js';
+import { kubectlAdmin } from '../../../test/support/cluster.js';
 import { startBrokerEnv, type BrokerEnv } from '../../../test/support/fixture.js';
 import type { InProcessBroker } from '../../../test/support/in-process-broker.js';
 import { policyYaml } from '../../../test/support/policy.js';
 import { cli } from '../cli/support/cli.js';
+import { gatewayKubeconfig, kubectl } from './support/gateway-kubectl.js';
 
 const RUNS = 20;
 const ANY_BRANCH = { ref: ['refs/heads/main', 'refs/heads/release'] };
@@ -42,32 +42,6 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-/** A kubeconfig for the grant at this broker's gateway, as the action writes it in gateway mode. */
-function gatewayKubeconfig(broker: InProcessBroker, grant: ExchangeResponse, run: number): string {
-  const path = join(dir, `kubeconfig-${run}`);
-  writeFileSync(
-    path,
-    dump({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [
-        {
-          name: 'c',
-          cluster: {
-            server: broker.gateway!.url,
-            'certificate-authority-data': broker.ca!.toString('base64'),
-          },
-        },
-      ],
-      users: [{ name: 'u', user: { token: grant.token } }],
-      contexts: [{ name: 'c', context: { cluster: 'c', user: 'u', namespace: env.ns } }],
-      'current-context': 'c',
-    }),
-    { mode: 0o600 },
-  );
-  return path;
-}
-
 async function grantAt(broker: InProcessBroker, role: string, run: number): Promise<string> {
   const r = await broker.request<ExchangeResponse>('POST', '/v1/exchange', {
     token: await env.issuer.sign({
@@ -77,29 +51,7 @@ async function grantAt(broker: InProcessBroker, role: string, run: number): Prom
     body: { namespace: env.ns, role },
   });
   expect(r.status).toBe(200);
-  const kubeconfig = gatewayKubeconfig(broker, r.body, run);
-  await waitFor('the gateway to accept the grant', async () =>
-    (await kubectl(kubeconfig, ['get', 'configmaps', '-o', 'name'])).status === 0 ? true : undefined,
-  );
-  return kubeconfig;
-}
-
-/** kubectl without blocking this process, where the gateway it talks to runs. */
-function kubectl(
-  kubeconfig: string,
-  args: string[],
-  input?: string,
-): Promise<{ status: number | null; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('kubectl', ['--kubeconfig', kubeconfig, '--request-timeout=10s', ...args], {
-      stdio: ['pipe', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stderr }));
-    child.stdin.end(input);
-  });
+  return gatewayKubeconfig(broker, r.body, dir);
 }
 
 const configMap = (name: string) =>

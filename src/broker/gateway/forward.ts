@@ -15,7 +15,7 @@ import { TOKEN_REJECTED } from './authenticate.js';
 import { grantFields } from './call-attribution.js';
 import { CallEnding } from './call-ending.js';
 import { discoveryRequestHeaders, rewriteDiscovery } from './discovery-rewrite.js';
-import { isLongRunning } from './kube-request.js';
+import { isLongRunning, type KubeRequestInfo } from './kube-request.js';
 import { sendStatus } from './kube-status.js';
 import type { LiveGrant, LiveGrants } from './live-grants.js';
 import type { OpenRequests } from './open-requests.js';
@@ -30,6 +30,8 @@ export interface ForwardDeps {
   logger: Logger;
   metrics: BrokerMetrics;
   now: () => number;
+  /** Told of every call that went out, with its status (granted vs used, shadow mode: usage/). */
+  recordCall?: (grant: LiveGrant, info: KubeRequestInfo, pathname: string, status: number) => void;
 }
 
 export interface AcceptedCall {
@@ -134,6 +136,7 @@ function recordClosed(deps: ForwardDeps, call: AcceptedCall, state: CallState): 
     bytesOut: state.bytesOut,
     ...(sent && !completed ? { incomplete: notice } : {}),
   });
+  if (sent) deps.recordCall?.(call.grant, info, target.pathname, state.status);
 }
 
 /**

@@ -62,6 +62,7 @@ export interface GatewayDeps {
   checkSource?: (grant: LiveGrant, req: IncomingMessage) => Refusal | undefined;
   /** The fairness caps and upstream wait; GATEWAY_LIMIT_DEFAULTS when absent. */
   limits?: GatewayLimits;
+  recordCall?: ForwardDeps['recordCall'];
 }
 
 export interface Gateway {
@@ -219,6 +220,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     logger: deps.logger,
     metrics: deps.metrics,
     now: deps.now ?? Date.now,
+    recordCall: deps.recordCall,
   };
   return {
     async handle(req, res) {

@@ -102,6 +102,7 @@ export async function startGateway(
     metrics: BrokerMetrics;
     now?: () => number;
     checkSource?: GatewayDeps['checkSource'];
+    recordCall?: GatewayDeps['recordCall'];
   },
 ): Promise<RunningGateway> {
   const now = parts.now ?? Date.now;
@@ -131,6 +132,7 @@ export async function startGateway(
     metrics: parts.metrics,
     now,
     checkSource: parts.checkSource,
+    recordCall: parts.recordCall,
     limits,
   });
   let server;

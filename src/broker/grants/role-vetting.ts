@@ -219,6 +219,8 @@ export function withVettedRoles(policy: PolicyEngine, vetting: RoleVetting): Pol
     namedRoles: () => policy.namedRoles(),
     sourceAllowed: (ruleName, clientAddress) => policy.sourceAllowed(ruleName, clientAddress),
     inlineRoles: () => policy.inlineRoles?.() ?? [],
+    shadowRole: (ruleName) => policy.shadowRole?.(ruleName),
+    roleDefinition: (role) => policy.roleDefinition?.(role),
     authorize(claims, request, clientAddress) {
       const grantable = policy.authorize(claims, request, clientAddress);
       const refusal = vetting.refusal(grantable);

@@ -111,6 +111,12 @@ export function createPolicyEngine(rules: PolicyRule[], roles: Record<string, Ro
     namespaces: () => namespaces,
     namedRoles: () => namedRoles,
     inlineRoles: () => inlineRoles,
+    roleDefinition: (role: string) => roles[role],
+    shadowRole(ruleName: string) {
+      const role = byName.get(ruleName)?.shadowRole;
+      const definition = role === undefined ? undefined : roles[role];
+      return role && definition?.kind === 'Inline' ? { role, rules: definition.rules } : undefined;
+    },
   });
 }
 

@@ -74,6 +74,7 @@ export function parsePolicy(text: string, fileName: string, context: PolicyConte
       );
     else seen.set(rule.name, i);
   });
+  rules.forEach((rule, i) => checkShadowRole(r, ['rules', i, 'shadowRole'], rule, roles ?? {}));
   r.finish();
   return createPolicyEngine(rules, roles ?? {});
 }
@@ -164,6 +165,23 @@ function readRbacRule(r: FieldReader, path: YamlPath, value: unknown): RuleSumma
   return resourceNames ? { apiGroups, resources, verbs, resourceNames } : { apiGroups, resources, verbs };
 }
 
+/** A shadowRole is an inline role of this policy (its rules are what the gateway checks against). */
+function checkShadowRole(
+  r: FieldReader,
+  path: YamlPath,
+  rule: PolicyRule,
+  roles: Record<string, RoleDefinition>,
+): void {
+  const name = rule.shadowRole;
+  if (name === undefined) return;
+  const definition = roles[name];
+  if (!definition) r.report(path, `role "${name}" is not defined under roles:`);
+  else if (definition.kind !== 'Inline')
+    r.report(path, `role "${name}" must be an inline role (rules:): the gateway evaluates its rules itself`);
+  else if (rule.roles.includes(name))
+    r.report(path, `role "${name}" is also granted by this rule: a shadow role is one not yet granted`);
+}
+
 function readRule(
   r: FieldReader,
   path: YamlPath,
@@ -173,7 +191,7 @@ function readRule(
 ): PolicyRule | undefined {
   const rule = r.mapping(path, value, {
     required: ['name', 'match', 'namespaces', 'roles', 'maxTtlSeconds'],
-    optional: ['sourceRanges', 'maxSessionSeconds'],
+    optional: ['sourceRanges', 'maxSessionSeconds', 'shadowRole'],
   });
   if (!rule) return undefined;
   const name = r.string([...path, 'name'], rule.name, {
@@ -228,8 +246,13 @@ function readRule(
     rule.maxSessionSeconds,
     maxTtlSeconds,
   );
+  const shadowRole =
+    rule.shadowRole === undefined
+      ? undefined
+      : r.string([...path, 'shadowRole'], rule.shadowRole, { pattern: DNS_LABEL, hint: DNS_LABEL_HINT });
   if (name === undefined || !match || !namespaces || !roleNames || maxTtlSeconds === undefined)
     return undefined;
+  if (rule.shadowRole !== undefined && shadowRole === undefined) return undefined;
   if (rule.sourceRanges !== undefined && !sourceRanges) return undefined;
   if (maxSessionSeconds === null) return undefined;
   const line = r.source.lineOf(path);
@@ -242,6 +265,7 @@ function readRule(
     maxTtlSeconds,
     ...(sourceRanges && { sourceRanges }),
     ...(maxSessionSeconds === undefined ? {} : { maxSessionSeconds }),
+    ...(shadowRole === undefined ? {} : { shadowRole }),
   };
 }
 

@@ -40,6 +40,8 @@ export interface PolicyRule {
   sourceRanges?: string[];
   /** How long after its creation a grant of this rule may be renewed to; absent: not renewable. */
   maxSessionSeconds?: number;
+  /** An inline role the gateway checks every forwarded call against, without enforcing it (shadow mode). */
+  shadowRole?: string;
 }
 
 export type RoleDefinition =

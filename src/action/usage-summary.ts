@@ -1,0 +1,57 @@
+// The post step's job summary in gateway mode: what the job did with its access (granted vs
+// used), from the broker's revocation answer. Names and rules come from the broker and the job's
+// own calls, so every value is escaped; there is never a token or a body in it.
+import type { GrantUsage, UsedCall } from '../shared/api.js';
+import { escape, list } from './summary.js';
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+function callLine(u: UsedCall): string {
+  const resource = `${u.resource}${u.subresource ? `/${u.subresource}` : ''}` || '(non-resource URL)';
+  const group = u.apiGroup ? ` (${escape(u.apiGroup)})` : '';
+  const names = u.names.length > 0 ? ` ${u.names.map((n) => `\`${escape(n)}\``).join(', ')}` : '';
+  return `\`${escape(u.verb)}\` ${escape(resource)}${group}${names}: ${plural(u.calls, 'call')}`;
+}
+
+const callList = (calls: readonly UsedCall[]): string[] => calls.map((u) => `- ${callLine(u)}`);
+
+export function renderUsageSummary(usage: GrantUsage): string {
+  const lines = [
+    '## Kubernetes access used',
+    '',
+    `${plural(usage.calls, 'call')} through the gateway (the broker replica that revoked the grant counted them).`,
+    '',
+  ];
+  if (usage.rules) {
+    lines.push('| API groups | Resources | Verbs | Names | Used |', '|---|---|---|---|---|');
+    for (const r of usage.rules) {
+      const names = list(r.rule.resourceNames) === '—' ? 'any' : list(r.rule.resourceNames);
+      const used = r.calls > 0 ? r.used.map(callLine).join('<br>') : '**never used**';
+      lines.push(
+        `| ${list(r.rule.apiGroups)} | ${list(r.rule.resources)} | ${list(r.rule.verbs)} | ${names} | ${used} |`,
+      );
+    }
+    const unused = usage.rules.filter((r) => r.calls === 0).length;
+    lines.push('', `${plural(unused, 'rule')} of ${usage.rules.length} never used.`, '');
+  } else lines.push("The role's rules could not be read: the calls are listed without them.", '');
+  if (usage.refused.length > 0)
+    lines.push('### Refused (403): tried and not allowed', '', ...callList(usage.refused), '');
+  if (usage.unmatched.length > 0)
+    lines.push(
+      '### Allowed by no rule of the role (another binding, or a non-resource URL)',
+      '',
+      ...callList(usage.unmatched),
+      '',
+    );
+  if (usage.shadow) {
+    lines.push(
+      `### Shadow role \`${escape(usage.shadow.role)}\`: ${plural(usage.shadow.wouldDenyCalls, 'call')} it would deny`,
+      '',
+      ...callList(usage.shadow.wouldDeny),
+      '',
+    );
+  }
+  if (usage.truncated)
+    lines.push('More kinds of calls than the gateway keeps per grant: the lists are incomplete.', '');
+  return lines.join('\n');
+}
