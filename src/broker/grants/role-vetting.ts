@@ -116,15 +116,7 @@ export async function startRoleVetting(
   const verdicts = new Map<string, Verdict>();
   const read = (role: NamedRole) => readRole(k8s, role);
   const first = await readNamedRoles(k8s, roles);
-  const refused = first.filter((r) => r.verdict.state !== 'safe');
-  if (refused.length > 0)
-    throw new Error(
-      `the policy binds roles that jobs may not be granted:\n${refused
-        .flatMap(({ role, verdict }) =>
-          'problems' in verdict ? verdict.problems.map((p) => `  ${describeRole(role)}: ${p}`) : [],
-        )
-        .join('\n')}`,
-    );
+  requireAllSafe(first);
 
   const update = (role: NamedRole, next: Verdict) => {
     const key = keyOf(role);
@@ -190,26 +182,42 @@ export async function startRoleVetting(
   for (const { role, object } of first) void follow(role, object);
 
   return {
-    refusal(grantable) {
-      const role = namedRoleOf(grantable);
-      if (!role) return undefined;
-      const verdict = verdicts.get(keyOf(role));
-      const detail = (problems: string[]) => `${describeRole(role)} ${problems.join('; ')}`;
-      if (!verdict)
-        return new BrokerError('ERR_INTERNAL', 'policy_inconsistent', `${describeRole(role)} is not vetted`);
-      switch (verdict.state) {
-        case 'safe':
-          return undefined;
-        case 'dangerous':
-          return new BrokerError('ERR_FORBIDDEN', 'role_dangerous', detail(verdict.problems));
-        case 'missing':
-          return new BrokerError('ERR_FORBIDDEN', 'role_missing', detail(verdict.problems));
-        case 'unverified':
-          return new BrokerError('ERR_UNAVAILABLE', 'cluster_unavailable', detail(verdict.problems));
-      }
-    },
+    refusal: (grantable) => refusalOf(verdicts, grantable),
     stop: () => watches.stop(),
   };
+}
+
+/** At start, every named role must be safe: one error lists every problem of every role. */
+function requireAllSafe(first: { role: NamedRole; verdict: Verdict }[]): void {
+  const refused = first.filter((r) => r.verdict.state !== 'safe');
+  if (refused.length === 0) return;
+  throw new Error(
+    `the policy binds roles that jobs may not be granted:\n${refused
+      .flatMap(({ role, verdict }) =>
+        'problems' in verdict ? verdict.problems.map((p) => `  ${describeRole(role)}: ${p}`) : [],
+      )
+      .join('\n')}`,
+  );
+}
+
+/** Why a grant of `grantable` is refused now, by its role's last verdict; undefined when it is not. */
+function refusalOf(verdicts: ReadonlyMap<string, Verdict>, grantable: Parameters<RoleVetting['refusal']>[0]) {
+  const role = namedRoleOf(grantable);
+  if (!role) return undefined;
+  const verdict = verdicts.get(keyOf(role));
+  const detail = (problems: string[]) => `${describeRole(role)} ${problems.join('; ')}`;
+  if (!verdict)
+    return new BrokerError('ERR_INTERNAL', 'policy_inconsistent', `${describeRole(role)} is not vetted`);
+  switch (verdict.state) {
+    case 'safe':
+      return undefined;
+    case 'dangerous':
+      return new BrokerError('ERR_FORBIDDEN', 'role_dangerous', detail(verdict.problems));
+    case 'missing':
+      return new BrokerError('ERR_FORBIDDEN', 'role_missing', detail(verdict.problems));
+    case 'unverified':
+      return new BrokerError('ERR_UNAVAILABLE', 'cluster_unavailable', detail(verdict.problems));
+  }
 }
 
 /** The policy, with every grant of a named role also checked against the role as last seen. */
