@@ -16,6 +16,8 @@ import { DEFAULT_BROKER_NAMESPACE } from './policy/job-namespaces.js';
 import type { BrokerLimits } from './runtime.js';
 import type { GatewayConfig } from './gateway/start-gateway.js';
 import { GATEWAY_LIMIT_DEFAULTS, type GatewayLimits } from './gateway/fairness.js';
+import { readEdgeSection } from './edge/edge-config.js';
+import type { EdgeTunnelConfig } from './edge/start-edge-tunnels.js';
 
 export { ConfigError } from './config/config-error.js';
 
@@ -51,6 +53,8 @@ export interface BrokerConfig {
   explainRefusals: boolean;
   /** Gateway mode when present (docs/configuration.md); `tls` defaults to the broker's. */
   gateway: GatewayConfig | undefined;
+  /** Edge mode when present: the replica dials the edges and serves runners through them. */
+  edge: EdgeTunnelConfig | undefined;
 }
 
 /**
@@ -129,6 +133,7 @@ export function parseConfig(text: string, fileName: string): BrokerConfig {
       'trustedProxies',
       'explainRefusals',
       'gateway',
+      'edge',
     ],
   });
   if (!doc) {
@@ -368,7 +373,11 @@ export function parseConfig(text: string, fileName: string): BrokerConfig {
         ? false
         : (r.boolean(['explainRefusals'], doc.explainRefusals) ?? false),
     gateway,
+    edge: doc.edge === undefined ? undefined : readEdgeSection(r, doc.edge, filePath),
   };
+  // The edge relays the runners' TLS to the broker, which must terminate it itself.
+  if (doc.edge !== undefined && insecureHttp)
+    r.report(['edge'], 'needs the broker to serve TLS (tls, not insecureHttp)');
   r.finish();
   return deepFreeze(config);
 }

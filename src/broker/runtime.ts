@@ -23,6 +23,12 @@ import {
 } from './gateway/start-gateway.js';
 import { reportInClusterAddress } from './k8s/in-cluster-address.js';
 import { InlineRoles } from './k8s/inline-roles.js';
+import { Server as TlsServer } from 'node:tls';
+import {
+  startEdgeTunnels,
+  type EdgeTunnelConfig,
+  type RunningEdgeTunnels,
+} from './edge/start-edge-tunnels.js';
 
 /** The request limits (config.ts fills every one; tests may leave the revocation rate to its default). */
 export interface BrokerLimits {
@@ -53,6 +59,8 @@ export interface BrokerRuntimeConfig {
   explainRefusals?: boolean;
   /** Gateway mode (gateway/): jobs get the gateway's URL and CA instead of the API server's. */
   gateway?: GatewayConfig;
+  /** Edge mode (edge/): the replica dials the edges and serves the runners' streams they open. */
+  edge?: EdgeTunnelConfig;
 }
 
 export interface RunningBroker {
@@ -63,6 +71,8 @@ export interface RunningBroker {
   reaper: Reaper;
   /** In gateway mode: where the gateway listens, and its live-grant table. */
   gateway?: RunningGateway;
+  /** In edge mode: the replica's outbound tunnels. */
+  edge?: RunningEdgeTunnels;
   /** Readiness off, reaper stopped (lease released), in-flight requests finished or cut at the grace period. */
   shutdown(): Promise<void>;
 }
@@ -197,6 +207,7 @@ export async function runBroker(
     throw err;
   }
   reaper.start();
+  const edge = config.edge && startEdgeWith(config, config.edge, server.server, gateway, parts.logger);
   const reload =
     parts.policyFile &&
     startPolicyReload(live, parts.policyFile, {
@@ -219,12 +230,14 @@ export async function runBroker(
     app,
     reaper,
     gateway,
+    edge,
     shutdown() {
       stopping ??= (async () => {
         app.markShuttingDown();
         parts.logger.info('shutting down', { inFlight: server.inFlight(), graceMs: config.shutdownGraceMs });
         reload?.stop();
         await Promise.all([
+          edge?.close(config.shutdownGraceMs),
           server.close(config.shutdownGraceMs),
           gateway?.close(config.shutdownGraceMs),
           reaper.stop(),
@@ -239,4 +252,28 @@ export async function runBroker(
       return stopping;
     },
   };
+}
+
+/** Edge mode's hook: the tunnels hand runners' streams to the broker's and the gateway's servers. */
+function startEdgeWith(
+  config: BrokerRuntimeConfig,
+  edge: EdgeTunnelConfig,
+  server: RunningGateway['server'],
+  gateway: RunningGateway | undefined,
+  logger: Logger,
+): RunningEdgeTunnels {
+  // The streams carry the runners' TLS: only a TLS server of the broker's can take them.
+  if (!config.tls || !(server instanceof TlsServer))
+    throw new Error('edge mode needs the broker to serve TLS');
+  const gatewayTls = config.gateway?.tls;
+  const gatewayServer = gateway?.server;
+  return startEdgeTunnels(
+    edge,
+    {
+      broker: { server, tls: config.tls },
+      ...(gatewayServer instanceof TlsServer &&
+        gatewayTls && { gateway: { server: gatewayServer, tls: gatewayTls } }),
+    },
+    logger.child({ component: 'edge' }),
+  );
 }

@@ -10,7 +10,7 @@ import type { K8sClients } from '../k8s/clients.js';
 import { reviewServiceAccountToken } from '../k8s/token-review.js';
 import type { Logger } from '../logger.js';
 import type { BrokerMetrics } from '../metrics.js';
-import { listen } from '../http/server.js';
+import { listen, type RunningServer } from '../http/server.js';
 import { startGrantWatch } from './grant-watch.js';
 import { LiveGrants } from './live-grants.js';
 import { GATEWAY_LIMIT_DEFAULTS, type GatewayLimits } from './fairness.js';
@@ -62,6 +62,8 @@ export function gatewayEndpoint(config: GatewayConfig): ClusterEndpoint {
 
 export interface RunningGateway {
   url: string;
+  /** Its HTTPS server (edge mode hands it the runners' streams). */
+  server: RunningServer['server'];
   table: LiveGrants;
   /** The grants' upstream credentials this replica holds (how many, never the tokens). */
   credentials: { readonly size: number };
@@ -155,6 +157,7 @@ export async function startGateway(
   parts.logger.info('gateway listening', { url: server.url, advertised: config.url, grants: table.size });
   return {
     url: server.url,
+    server: server.server,
     table,
     credentials,
     async close(graceMs) {
