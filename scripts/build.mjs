@@ -6,7 +6,7 @@
 //   node scripts/build.mjs broker   the broker, build/broker/index.js (git-ignored; the image's
 //                                   build stage and the tests that spawn the broker build it)
 // A missing entry fails the build: a skipped entry would leave a stale bundle looking current.
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { isBuiltin } from 'node:module';
 import { join } from 'node:path';
 import { build } from 'esbuild';
@@ -85,7 +85,13 @@ const targets = {
       ['src/action/credential.ts', 'dist/credential/index.js'],
     ],
   },
-  broker: { dir: 'build/broker', minify: false, entries: [['src/broker/index.ts', 'build/broker/index.js']] },
+  // The broker's metafile (which npm packages went into the bundle) feeds the image's SBOM.
+  broker: {
+    dir: 'build/broker',
+    minify: false,
+    entries: [['src/broker/index.ts', 'build/broker/index.js']],
+    metafile: 'build/broker/meta.json',
+  },
 };
 
 const name = process.argv[2] ?? 'action';
@@ -100,7 +106,7 @@ if (missing.length > 0) {
   process.exit(1);
 }
 
-await Promise.all(
+const results = await Promise.all(
   target.entries.map(([entry, outfile]) =>
     build({
       ...common,
@@ -108,13 +114,15 @@ await Promise.all(
       outfile,
       plugins: [dropUnusedToolkitParts, ...(target.plugins ?? [])],
       minify: target.minify,
+      metafile: Boolean(target.metafile),
     }),
   ),
 );
+if (target.metafile) writeFileSync(target.metafile, JSON.stringify(results[0]?.metafile));
 
 // Anything else in the output directory is a leftover of an older layout: removing it lets
 // check-dist see it (as a deletion) instead of shipping it.
-const outputs = new Set(target.entries.map(([, outfile]) => outfile));
+const outputs = new Set([...target.entries.map(([, outfile]) => outfile), target.metafile].filter(Boolean));
 for (const e of readdirSync(target.dir, { withFileTypes: true, recursive: true })) {
   const path = join(e.parentPath, e.name);
   if (e.isFile() && !outputs.has(path)) rmSync(path);

@@ -12,10 +12,9 @@ export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** @type {Record<string, string>} */
 export const GO_TOOLS = {
   actionlint: 'github.com/rhysd/actionlint/cmd/actionlint@v1.7.12',
-  // The release (scripts/release/release.mjs): pushes images and the index, and writes the SBOMs.
+  // The release (scripts/release/release.mjs): pushes the images and their index.
   crane: 'github.com/google/go-containerregistry/cmd/crane@v0.22.1',
   helm: 'helm.sh/helm/v3/cmd/helm@v3.22.0',
-  syft: 'github.com/anchore/syft/cmd/syft@v1.57.2',
 };
 
 /**

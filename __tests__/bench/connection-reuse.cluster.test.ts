@@ -1,6 +1,6 @@
-// The broker's Kubernetes clients keep their TLS connections (src/broker/k8s/clients.ts), the fix
+// The broker's Kubernetes clients keep their TLS connections (src/broker/kube/clients.ts), the fix
 // for the exchange-throughput gap the benchmark found: client-node's pooled dispatcher, and the
-// lean node:https client of the exchange's and revocation's calls (k8s/lean-client.ts). Proven by
+// lean node:https client of the exchange's and revocation's calls (kube/lean-client.ts). Proven by
 // counting TLS handshakes on a local HTTPS endpoint (plain client-node's KubeConfig is the
 // negative control: one handshake per call), and against the real API server with
 // client-certificate and bearer-token identities.
@@ -15,7 +15,7 @@ import {
   ConnectionReusingKubeConfig,
   createK8sClients,
   loadKubeConfig,
-} from '../../src/broker/k8s/clients.js';
+} from '../../src/broker/kube/clients.js';
 import { adminKubeconfigPath, freshNamespace } from '../../test/support/cluster.js';
 import { installBrokerRbac, type BrokerRbac } from '../../test/support/deploy-rbac.js';
 import { selfSignedCert } from '../../test/support/tls.js';
@@ -73,7 +73,7 @@ describe('TLS connection reuse against a counting endpoint', () => {
     return { handshakes: handshakes - before.handshakes, requests: requests - before.requests };
   }
 
-  /** The broker's loader (src/broker/k8s/clients.ts), reading a file exactly as the broker does. */
+  /** The broker's loader (src/broker/kube/clients.ts), reading a file exactly as the broker does. */
   const brokerKubeConfig = (): KubeConfig => {
     const path = join(dir, `kubeconfig-${(fileNo += 1)}`);
     writeFileSync(path, kubeconfig().exportConfig(), { mode: 0o600 });

@@ -4,8 +4,8 @@
 // take a little time stands in for the API; real-cluster reaping is in the broker's tests and
 // measured by bench/scenarios/reaper.ts.
 import { expect, test } from '@jest/globals';
-import { LIST_DEPENDENTS_FROM, REAP_CONCURRENCY } from '../../src/broker/k8s/reaper.js';
-import type { K8sClients } from '../../src/broker/k8s/clients.js';
+import { LIST_DEPENDENTS_FROM, REAP_CONCURRENCY } from '../../src/broker/grants/reaper.js';
+import type { K8sClients } from '../../src/broker/kube/clients.js';
 import { scriptedClients } from '../../test/support/scripted-clients.js';
 import { testReaper } from '../../test/support/test-reaper.js';
 import { grantServiceAccount as sa, jwtUseRecord } from '../../test/support/grant-objects.js';
@@ -30,7 +30,7 @@ function fakeCluster(expired: number, live: number) {
     ...Array.from({ length: expired }, (_, i) => sa(grantId('e', i), '2026-06-01T11:00:00Z')),
     ...Array.from({ length: live }, (_, i) => sa(grantId('a', i), '2026-06-01T13:00:00Z')),
   ];
-  // The broker's JWT-use records, which prove each one a grant of namespace ci (k8s/replay-ledger.ts).
+  // The broker's JWT-use records, which prove each one a grant of namespace ci (grants/replay-ledger.ts).
   const records = items.map((i) =>
     jwtUseRecord(
       i.metadata.name,

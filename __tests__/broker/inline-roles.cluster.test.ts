@@ -1,4 +1,4 @@
-// Inline roles share one Role per namespace and role (src/broker/k8s/inline-roles.ts): each grant
+// Inline roles share one Role per namespace and role (src/broker/grants/inline-roles.ts): each grant
 // binds it with its own RoleBinding. Against the real API server, with the broker under the deploy/
 // RBAC: a grant gets exactly the inline rules; revoking one grant (through the broker, and straight
 // at the API server with the grant's own token) leaves the other grants and the shared Role alone;
@@ -6,8 +6,8 @@
 // and restored when someone deletes or edits it.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { ExchangeResponse } from '../../src/shared/api.js';
-import { InlineRoles } from '../../src/broker/k8s/inline-roles.js';
-import { createK8sClients, loadKubeConfig } from '../../src/broker/k8s/clients.js';
+import { InlineRoles } from '../../src/broker/grants/inline-roles.js';
+import { createK8sClients, loadKubeConfig } from '../../src/broker/kube/clients.js';
 import { inlineRoleName, revokeObjectName } from '../../src/broker/naming.js';
 import { revokeDirect } from '../../src/action/direct-revoke.js';
 import {
@@ -174,7 +174,7 @@ describe('grants of an inline role', () => {
   test('the reaper deletes an expired grant and leaves the shared Role', async () => {
     const g = await exchange(60);
     const other = await exchange(600);
-    // Expire it early (the annotation may only bring the end forward, k8s/grant-proof.ts); this
+    // Expire it early (the annotation may only bring the end forward, grants/grant-proof.ts); this
     // broker's reaper runs every second.
     const past = new Date(Date.now() - 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
     kubectlAdmin([

@@ -26,7 +26,7 @@ let reload: PolicyReload | undefined;
 let replaced: { namespaces: readonly string[]; sha256: string | undefined }[];
 let vettingFails: boolean;
 
-function fakeLive(initial: string): LivePolicy {
+function fakeLive(initial: string): Pick<LivePolicy, 'engine' | 'sha256' | 'replace' | 'stop'> {
   let sha = policyDigest(initial);
   return {
     engine: {} as PolicyEngine,

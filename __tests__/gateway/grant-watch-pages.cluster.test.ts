@@ -6,7 +6,7 @@ import { decodeJwt } from 'jose';
 import type { ExchangeResponse } from '../../src/shared/api.js';
 import { startGrantWatch } from '../../src/broker/gateway/grant-watch.js';
 import { LiveGrants } from '../../src/broker/gateway/live-grants.js';
-import { createK8sClients, loadKubeConfig } from '../../src/broker/k8s/clients.js';
+import { createK8sClients, loadKubeConfig } from '../../src/broker/kube/clients.js';
 import { createLogger } from '../../src/broker/logger.js';
 import { startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
 

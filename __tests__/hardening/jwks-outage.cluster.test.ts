@@ -80,7 +80,7 @@ async function exchange(broker: TestBroker, jwt: string) {
   });
   if (r.status === 200) {
     granted.push({ grantId: r.body.grantId, token: r.body.token, broker });
-    // The self-revoke Role + RoleBinding come just after the answer (k8s/grants.ts): wait for all
+    // The self-revoke Role + RoleBinding come just after the answer (grants/grants.ts): wait for all
     // four objects, so "nothing created" checks that follow compare against a settled cluster.
     const { grantId } = r.body;
     await waitFor(`the objects of ${grantId}`, () =>

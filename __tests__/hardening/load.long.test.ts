@@ -11,7 +11,7 @@
 //    429", __tests__/action/broker-client.test.ts "Retry-After on 429 becomes the retry wait").
 //
 // "Nothing left" means: no grant object (ServiceAccount, Role, RoleBinding) with the broker's
-// label. The broker's JWT-use records (Leases in its own namespace, src/broker/k8s/replay-ledger.ts)
+// label. The broker's JWT-use records (Leases in its own namespace, src/broker/grants/replay-ledger.ts)
 // are EXPECTED to outlive a revoked grant: they keep a JWT single-use for as long as it could be
 // presented (its exp + leeway + 60 s). They must be exactly one per exchanged JWT, none for a
 // refused one, and the reaper must prune them once their JWT has expired: the last test waits for that.
@@ -156,7 +156,7 @@ describe('load through the real bundle over HTTPS', () => {
     const grants = ex.results.map((r) => ({ grantId: r.body.grantId, token: r.body.token }));
     loadGrantIds.push(...grants.map((g) => g.grantId));
     expect(new Set(loadGrantIds).size).toBe(LOAD_EXCHANGES);
-    // The self-revoke Role + RoleBinding are created just after the answer (k8s/grants.ts).
+    // The self-revoke Role + RoleBinding are created just after the answer (grants/grants.ts).
     await waitFor(
       'every object of the 500 grants',
       () => (grantObjectCount() === LOAD_EXCHANGES * OBJECTS_PER_GRANT ? true : undefined),

@@ -46,7 +46,7 @@ async function runPost(job: RunnerJob): Promise<StepResult> {
 
 /**
  * Waits until no object of the grant is left. Eventually, not at once: the broker creates the
- * self-revoke Role + RoleBinding just after its answer (k8s/grants.ts), so a revocation that
+ * self-revoke Role + RoleBinding just after its answer (grants/grants.ts), so a revocation that
  * follows the exchange within milliseconds (main revoking at once) can precede them; they are
  * owned by the deleted ServiceAccount, and the garbage collector removes them.
  */

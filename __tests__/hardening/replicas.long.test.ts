@@ -3,7 +3,7 @@
 // shared control plane. What a Deployment with replicas: 2 must guarantee:
 //  (a) a JWT buys one grant, whichever replicas it is sent to, at the same moment or one after the
 //      other, and also after that grant was revoked (the API server's name uniqueness and the
-//      JWT-use records in k8s/replay-ledger.ts, not each replica's memory, decide);
+//      JWT-use records in grants/replay-ledger.ts, not each replica's memory, decide);
 //  (b) one reaper at a time: the coordination.k8s.io Lease has one holder and every reap comes from
 //      that holder's process; when the holder dies without releasing (SIGKILL), the other replica
 //      takes the Lease once it expires and reaps what expires next;
@@ -67,7 +67,7 @@ const auditLineOf = (r: Replica, requestId: unknown) =>
     r.broker.audit().find((l) => l.requestId === requestId),
   );
 const objectsOf = (grantId: string) => managedObjects([env.ns]).filter((o) => o.includes(grantId));
-/** Waits for all four objects of a grant: the self-revoke pair is created just after the answer (k8s/grants.ts). */
+/** Waits for all four objects of a grant: the self-revoke pair is created just after the answer (grants/grants.ts). */
 const completeGrant = (grantId: string) =>
   waitFor(`the objects of ${grantId}`, () => (objectsOf(grantId).length === 4 ? true : undefined));
 const reapLines = (r: Replica) => r.broker.audit().filter((l) => l.action === 'reap');

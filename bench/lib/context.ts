@@ -33,7 +33,7 @@ export const RATE_LIMIT_PER_REPOSITORY = 10_000;
 export const CLUSTER_ROLE = 'k8s-ea-deployer';
 export const ROLE = 'deployer';
 /**
- * An inline role (its Role shared per namespace, src/broker/k8s/inline-roles.ts) for the inline
+ * An inline role (its Role shared per namespace, src/broker/grants/inline-roles.ts) for the inline
  * exchange figure. Its rules are permissions the broker holds itself in job namespaces (deploy/), as
  * escalation prevention requires; what they allow does not change the cost of a grant.
  */

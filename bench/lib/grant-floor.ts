@@ -1,5 +1,5 @@
 // The floor for an exchange: exactly the Kubernetes writes the broker makes for one grant
-// (src/broker/k8s/replay-ledger.ts + src/broker/k8s/grants.ts), with the same object bodies, made
+// (src/broker/grants/replay-ledger.ts + src/broker/grants/grants.ts), with the same object bodies, made
 // directly through the minimal client under the broker's own identity. Three shapes:
 //   sequential: Lease, ServiceAccount, RoleBinding, TokenRequest, then revoke Role → revoke RoleBinding
 //   parallel:   [Lease ∥ ServiceAccount] → [RoleBinding ∥ TokenRequest], then revoke Role → revoke RoleBinding
@@ -10,7 +10,7 @@
 // least any such broker must write (an identity, its permission, its token): what the JWT-use
 // record and the self-revoke pair cost shows as the distance between it and the parallel shape.
 // An inline role's grant writes these very objects: its RoleBinding names the Role the role shares
-// in the namespace (src/broker/k8s/inline-roles.ts) instead of a ClusterRole, and that Role exists
+// in the namespace (src/broker/grants/inline-roles.ts) instead of a ClusterRole, and that Role exists
 // before any grant, so a ClusterRole target is its floor too.
 import { randomUUID } from 'node:crypto';
 import type { VerifiedClaims } from '../../src/broker/types.js';
@@ -21,8 +21,8 @@ import {
   grantLabels,
   revokeObjectName,
 } from '../../src/broker/naming.js';
-import { MIN_TOKEN_SECONDS } from '../../src/broker/k8s/grants.js';
-import { jwtUseMetadata } from '../../src/broker/k8s/replay-ledger.js';
+import { MIN_TOKEN_SECONDS } from '../../src/broker/grants/grants.js';
+import { jwtUseMetadata } from '../../src/broker/grants/replay-ledger.js';
 import { defaultClaims } from '../../test/support/oidc-issuer.js';
 import type { MinimalKubeClient } from './kube-client.js';
 

@@ -115,6 +115,22 @@ const rotated = <T>(sides: readonly T[], k: number): T[] => {
   return [...sides.slice(i), ...sides.slice(0, i)];
 };
 
+/** A token of grant `grantId`'s ServiceAccount for the gateway at `audience`, as the broker mints them. */
+async function gatewayToken(
+  ctx: BenchContext,
+  ns: string,
+  grantId: string,
+  audience: string,
+): Promise<string> {
+  const path = `/api/v1/namespaces/${encodeURIComponent(ns)}/serviceaccounts/${encodeURIComponent(grantId)}/token`;
+  const answer = await ctx.adminKube.json('POST', path, {
+    apiVersion: 'authentication.k8s.io/v1',
+    kind: 'TokenRequest',
+    spec: { audiences: [audience], expirationSeconds: 600 },
+  });
+  return String((answer.status as { token: string }).token);
+}
+
 async function mustGet(client: MinimalKubeClient, path: string): Promise<void> {
   const res = await client.raw('GET', path);
   if (res.status !== 200) throw new Error(`GET ${path} answered ${res.status}`);
@@ -232,8 +248,10 @@ async function revokeSample(ctx: BenchContext, bb: BenchBroker, ns: string): Pro
 }
 
 /**
- * A fresh broker over `ns`, gateway on or off; with the gateway, `probes` are tokens that must pass
- * it first (proof that their grants are in its table). Then RSS is sampled over a settled window.
+ * A fresh broker over `ns`, gateway on or off; with the gateway, `probes` are grants whose calls must
+ * pass it first (proof that its start-up list put them in its table). Their tokens are minted here,
+ * for this gateway's audience (its URL): a token for another audience is refused, as it should be.
+ * Then RSS is sampled over a settled window.
  */
 async function measureMemory(
   ctx: BenchContext,
@@ -250,7 +268,8 @@ async function measureMemory(
       const refused = await anonymous.raw('GET', path);
       anonymous.close();
       if (refused.status !== 401) throw new Error(`the gateway answered ${refused.status} without a token`);
-      for (const token of opts.probes ?? []) {
+      for (const grantId of opts.probes ?? []) {
+        const token = await gatewayToken(ctx, ns, grantId, bb.gatewayUrl!);
         const c = new MinimalKubeClient({ server: bb.gatewayUrl!, ca: bb.ca, token });
         try {
           await mustGet(c, path);
@@ -332,16 +351,16 @@ export const runGatewayBench: Scenario<GatewayResults> = async (ctx, settings, l
     log(`  gateway, 0 grants: RSS ${empty.rssMb.toFixed(1)} MiB (peak ${empty.peakRssMb.toFixed(1)})`);
     const target = ctx.target(scaleNs);
     const t0 = Date.now();
-    const tokens: string[] = [];
+    const probes: string[] = [];
     await closedLoop(n, CREATE_CONCURRENCY, async (i) => {
       const g = await ctx.floorGrant(target, 'parallel');
       await g.settled;
-      if (i === 0 || i === n - 1) tokens.push(g.token);
+      if (i === 0 || i === n - 1) probes.push(g.grantId);
       if ((i + 1) % 1000 === 0) log(`  created ${i + 1}/${n} grants`);
     });
     creationSeconds = (Date.now() - t0) / 1000;
     log(`  created ${n} grants in ${creationSeconds.toFixed(1)} s`);
-    loaded = await measureMemory(ctx, scaleNs, n, { gateway: true, probes: tokens });
+    loaded = await measureMemory(ctx, scaleNs, n, { gateway: true, probes });
     log(`  gateway, ${n} grants: RSS ${loaded.rssMb.toFixed(1)} MiB (peak ${loaded.peakRssMb.toFixed(1)})`);
     loadedWithoutGateway = await measureMemory(ctx, scaleNs, n, { gateway: false });
     log(

@@ -2,8 +2,9 @@
 // and for its dry run in CI (`node scripts/release/release.mjs dry-run`, in .ci/run), so the dry run
 // proves what the release does:
 //   build   --out D            both broker images (the engine-free image build, per architecture), their
-//                              SPDX SBOMs (syft), and the checks: uid 10001, an entrypoint, no shell, every
-//                              Debian package that owns files in the image listed in the SBOM
+//                              SPDX SBOMs (sbom.mjs, from the build's inputs), and the checks: uid 10001,
+//                              an entrypoint, no shell, every Debian package that owns files in the image
+//                              listed in the SBOM
 //   push    --out D --image I --version V     each image by digest, then one index tagged V (crane)
 //   chart   --out D --image I --version V --image-digest S [--push oci://R]   the chart, its image pinned
 //                              by digest, packaged (and pushed) (helm)
@@ -25,12 +26,19 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ensureGoTool, repoRoot } from '../go-tool.mjs';
+import { readLock } from '../image/contents.mjs';
+import { provenance } from '../image/provenance.mjs';
 import { imageProblems, readImageArchive } from './oci-archive.mjs';
+import { imageSbom } from './sbom.mjs';
 
 export const ARCHES = ['amd64', 'arm64'];
 /** The engine-free image build (owned by the image work; its CLI: --arch A --out F, prints the digest). */
 export const IMAGE_BUILD = join('scripts', 'image', 'build.mjs');
 const CHART = join(repoRoot, 'deploy', 'chart', 'k8s-ephemeral-access');
+/** Which npm packages the image build bundled into the broker (written by scripts/build.mjs broker). */
+const BUNDLE_META = join(repoRoot, 'build', 'broker', 'meta.json');
+/** Packages the broker cannot run without: an SBOM that lacks them was written from the wrong bundle. */
+const BUNDLED_AT_LEAST = ['@kubernetes/client-node', 'jose', 'js-yaml', 'prom-client', 'undici'];
 
 /**
  * @param {string} cmd
@@ -71,20 +79,28 @@ function buildImage(arch, out) {
   return { arch, file, digest };
 }
 
-/** The SBOM of one image archive, and the packages owning files in the image that it misses. */
-function sbom(image, out) {
-  const syft = ensureGoTool('syft');
+/** The SBOM of one image (from the build's inputs), and the packages owning files in the image it misses. */
+function sbom(image, out, imageName) {
   const file = join(out, `sbom-${image.arch}.spdx.json`);
-  run(syft, ['scan', `oci-archive:${image.file}`, '-o', `spdx-json=${file}`, '-q'], { quiet: true });
-  const doc = JSON.parse(readFileSync(file, 'utf8'));
-  const names = new Set((doc.packages ?? []).map((p) => p.name));
+  const doc = imageSbom({
+    arch: image.arch,
+    imageName,
+    imageDigest: image.digest,
+    version,
+    created: provenance(repoRoot).created,
+    lock: readLock(),
+    bundleInputs: Object.keys(JSON.parse(readFileSync(BUNDLE_META, 'utf8')).inputs),
+    packageLock: JSON.parse(readFileSync(join(repoRoot, 'package-lock.json'), 'utf8')),
+  });
+  writeFileSync(file, `${JSON.stringify(doc, null, 2)}\n`);
+  const names = new Set(doc.packages.map((p) => p.name));
   const contents = readImageArchive(image.file);
   const missing = contents.dpkg.filter((p) => !names.has(p));
-  if (!names.has('node')) missing.push('node');
-  return { file, packages: names.size, missing, problems: imageProblems(contents) };
+  for (const needed of ['node', ...BUNDLED_AT_LEAST]) if (!names.has(needed)) missing.push(needed);
+  return { file, packages: doc.packages.length - 1, missing, problems: imageProblems(contents) };
 }
 
-function build(out, { twice }) {
+function build(out, { twice, imageName }) {
   mkdirSync(out, { recursive: true });
   const images = ARCHES.map((arch) => buildImage(arch, out));
   if (twice) {
@@ -102,7 +118,7 @@ function build(out, { twice }) {
     }
   }
   for (const image of images) {
-    const s = sbom(image, out);
+    const s = sbom(image, out, imageName);
     if (s.problems.length > 0 || s.missing.length > 0)
       throw new Error(
         `linux/${image.arch}: ${[...s.problems, ...(s.missing.length ? [`SBOM misses ${s.missing.join(', ')}`] : [])].join('; ')}`,
@@ -189,7 +205,7 @@ const version = o.version ?? JSON.parse(readFileSync(join(repoRoot, 'package.jso
 try {
   switch (positionals[0]) {
     case 'build':
-      build(out, { twice: false });
+      build(out, { twice: false, imageName: o.image });
       break;
     case 'push':
       push(out, /** @type {string} */ (o.image), version);
@@ -198,7 +214,7 @@ try {
       chart(out, { image: o.image, version, imageDigest: o['image-digest'], pushTo: o.push });
       break;
     case 'dry-run': {
-      const images = build(out, { twice: true });
+      const images = build(out, { twice: true, imageName: o.image });
       chart(out, { image: o.image, version, imageDigest: images[0]?.digest, pushTo: undefined });
       console.log('release dry run: both images reproducible and checked, SBOMs complete, chart packaged');
       break;

@@ -1,13 +1,13 @@
 // What the broker's request handling is built from. The app and every route take this one object,
 // so tests hand in fakes without mocking modules, and no route imports the app back.
 import type { PolicyEngine, TokenVerifier } from './types.js';
-import type { ClusterEndpoint, K8sClients } from './k8s/clients.js';
+import type { ClusterEndpoint, K8sClients } from './kube/clients.js';
 import type { Logger } from './logger.js';
 import type { AuditLog } from './audit.js';
 import type { BrokerMetrics } from './metrics.js';
 import type { GrantWork } from './grant-work.js';
 import type { AddressSet } from './net/cidr.js';
-import type { InlineRoles } from './k8s/inline-roles.js';
+import type { InlineRoles } from './grants/inline-roles.js';
 
 export interface BrokerDeps {
   verifier: TokenVerifier;
@@ -23,7 +23,7 @@ export interface BrokerDeps {
   /** Peers whose X-Forwarded-For names the client (http/client-address.ts); none when absent. */
   trustedProxies?: AddressSet;
   /**
-   * Where JWT uses are recorded for cross-replica single use (k8s/replay-ledger.ts), and how long
+   * Where JWT uses are recorded for cross-replica single use (grants/replay-ledger.ts), and how long
    * after a JWT's exp its record is kept (the verifier's leeway plus a margin). Off when absent.
    */
   replayLedger?: { namespace: string; keepAfterExpirySeconds: number };

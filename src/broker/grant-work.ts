@@ -1,4 +1,4 @@
-// Work on a grant that outlives its exchange (the self-revoke objects, k8s/grants.ts): shutdown
+// Work on a grant that outlives its exchange (the self-revoke objects, grants/grants.ts): shutdown
 // waits for it, and a revocation of that grant waits for it first, so nothing is created after
 // the delete.
 

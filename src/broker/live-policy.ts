@@ -1,13 +1,23 @@
 // The policy the broker runs, replaceable while it runs. A policy takes over only once it is
 // completely vetted: its named roles read and found safe, with their watches running. The swap
 // is one assignment, so every request is decided by one whole policy, the old or the new, never
-// a mix; the old policy's role watches stop after it.
+// a mix; the old policy's role watches stop after it. Parts that keep state per namespace (the
+// gateway's grant watches) follow the swap: made ready for the new policy before it, and let go of
+// what only the old one needed after it.
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { K8sClients } from './k8s/clients.js';
-import { startRoleVetting, withVettedRoles, type RoleVetting } from './k8s/role-vetting.js';
+import type { K8sClients } from './kube/clients.js';
+import { startRoleVetting, withVettedRoles, type RoleVetting } from './grants/role-vetting.js';
 import type { Logger } from './logger.js';
 import type { BrokerMetrics } from './metrics.js';
 import type { PolicyEngine } from './types.js';
+
+/** A part whose state follows the running policy (e.g. which namespaces it watches). */
+export interface PolicyFollower {
+  /** Before `next` takes over; a throw refuses `next` and the running policy stays. */
+  prepare(next: PolicyEngine): Promise<void>;
+  /** After `running` took over: drop what only the previous policy needed. */
+  settle(running: PolicyEngine): void;
+}
 
 export interface LivePolicy {
   /** Decides with whichever policy runs at the moment of the call. */
@@ -19,6 +29,8 @@ export interface LivePolicy {
    * role is missing, dangerous or unreadable.
    */
   replace(next: PolicyEngine, sha256?: string): Promise<void>;
+  /** From now on, every replacement waits for `follower.prepare` and then calls its settle. */
+  addFollower(follower: PolicyFollower): void;
   stop(): void;
 }
 
@@ -57,6 +69,7 @@ export async function startLivePolicy(
   let running = await vet(initial, sha256);
   publish(running);
   let stopped = false;
+  const followers: PolicyFollower[] = [];
   return {
     engine: {
       authorize: (claims, request, clientAddress) => running.engine.authorize(claims, request, clientAddress),
@@ -68,6 +81,12 @@ export async function startLivePolicy(
     sha256: () => running.sha256,
     async replace(next, digest) {
       const candidate = await vet(next, digest);
+      try {
+        for (const follower of followers) await follower.prepare(candidate.engine);
+      } catch (err) {
+        candidate.vetting.stop();
+        throw err;
+      }
       if (stopped) {
         candidate.vetting.stop();
         return;
@@ -76,6 +95,10 @@ export async function startLivePolicy(
       running = candidate;
       publish(running);
       previous.vetting.stop();
+      for (const follower of followers) follower.settle(running.engine);
+    },
+    addFollower(follower) {
+      followers.push(follower);
     },
     stop() {
       stopped = true;

@@ -39,7 +39,7 @@ export interface PolicyReload {
 }
 
 export function startPolicyReload(
-  live: LivePolicy,
+  live: Pick<LivePolicy, 'sha256' | 'replace'>,
   options: PolicyReloadOptions,
   deps: { logger: Logger; metrics: Pick<BrokerMetrics, 'policyReloadFailures'> },
 ): PolicyReload {

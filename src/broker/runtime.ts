@@ -1,8 +1,10 @@
 // Running the broker: the app on a listening server, the Kubernetes clients, the reaper, and a
 // graceful shutdown. Everything the runtime needs arrives as arguments (start-from-config.ts reads
-// them from the config file; tests pass their own), so a test runs the production wiring.
-import { clusterEndpointOf, createK8sClients, loadKubeConfig } from './k8s/clients.js';
-import { Reaper } from './k8s/reaper.js';
+// them from the config file; tests pass their own), so a test runs the production wiring. Each part
+// registers its stop as it starts (stop-stack.ts): a failed start and the shutdown unwind the same
+// stack; the shutdown first turns readiness off and drains the listeners within the grace period.
+import { clusterEndpointOf, createK8sClients, loadKubeConfig } from './kube/clients.js';
+import { Reaper } from './grants/reaper.js';
 import type { Logger } from './logger.js';
 import type { AuditLog } from './audit.js';
 import { createMetrics, type BrokerMetrics } from './metrics.js';
@@ -11,7 +13,8 @@ import type { PolicyEngine, TokenVerifier } from './types.js';
 import { createBrokerApp, type BrokerApp } from './app.js';
 import { createGrantWork } from './grant-work.js';
 import { createAddressSet } from './net/cidr.js';
-import { startLivePolicy } from './live-policy.js';
+import { startLivePolicy, type LivePolicy, type PolicyFollower } from './live-policy.js';
+import { errorMessage } from '../shared/errors.js';
 import { startPolicyReload, type PolicyReloadOptions } from './policy-reload.js';
 import { clientAddressOf } from './http/client-address.js';
 import {
@@ -21,8 +24,11 @@ import {
   type GatewayConfig,
   type RunningGateway,
 } from './gateway/start-gateway.js';
-import { reportInClusterAddress } from './k8s/in-cluster-address.js';
-import { InlineRoles } from './k8s/inline-roles.js';
+import { reportInClusterAddress } from './kube/in-cluster-address.js';
+import type { K8sClients } from './kube/clients.js';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { closeOnce, StopStack } from './stop-stack.js';
+import { InlineRoles } from './grants/inline-roles.js';
 import { Server as TlsServer } from 'node:tls';
 import {
   startEdgeTunnels,
@@ -77,40 +83,176 @@ export interface RunningBroker {
   shutdown(): Promise<void>;
 }
 
-export async function runBroker(
-  config: BrokerRuntimeConfig,
-  parts: {
-    verifier: TokenVerifier;
-    policy: PolicyEngine;
-    logger: Logger;
-    audit: AuditLog;
-    metrics?: BrokerMetrics;
-    /** The Lease holder identity; the pod name in a cluster. */
-    identity: string;
-    /** The file `policy` was read from, and its digest: watched and reloaded when it changes. */
-    policyFile?: PolicyReloadOptions & { sha256: string };
-    /**
-     * The broker's time source (epoch milliseconds) for grant expiry, the rate limiter and the
-     * reaper; Date.now when absent. The verifier has its own, given where it is created.
-     */
-    now?: () => number;
-  },
-): Promise<RunningBroker> {
+/** What runBroker is given besides the config. */
+export interface BrokerParts {
+  verifier: TokenVerifier;
+  policy: PolicyEngine;
+  logger: Logger;
+  audit: AuditLog;
+  metrics?: BrokerMetrics;
+  /** The Lease holder identity; the pod name in a cluster. */
+  identity: string;
+  /** The file `policy` was read from, and its digest: watched and reloaded when it changes. */
+  policyFile?: PolicyReloadOptions & { sha256: string };
+  /**
+   * The broker's time source (epoch milliseconds) for grant expiry, the rate limiter and the
+   * reaper; Date.now when absent. The verifier has its own, given where it is created.
+   */
+  now?: () => number;
+}
+
+/** What the parts of one broker share while they start. */
+interface Wiring {
+  config: BrokerRuntimeConfig;
+  parts: BrokerParts;
+  kc: KubeConfig;
+  k8s: K8sClients;
+  metrics: BrokerMetrics;
+  stack: StopStack;
+}
+
+/**
+ * The gateway watches the grants of the running policy's namespaces: a namespace a new policy adds
+ * is listed before that policy takes over (or the reload is refused), so its first grant works at
+ * the gateway at once; a namespace it drops stops being watched once it has taken over.
+ */
+function gatewayFollower(gateway: RunningGateway): PolicyFollower {
+  return {
+    prepare: (next) => gateway.watched.watchAlso(next.namespaces()),
+    settle: (running) => gateway.watched.watchOnly(running.namespaces()),
+  };
+}
+
+/** In gateway mode, the gateway; its close (with the shutdown's grace) is on the stack. */
+async function startGatewayPart(
+  w: Wiring,
+  live: LivePolicy,
+  trustedProxies: ReturnType<typeof createAddressSet>,
+): Promise<{ gateway: RunningGateway; close: (graceMs: number) => Promise<void> } | undefined> {
+  if (!w.config.gateway) return undefined;
+  const policy = live.engine;
+  const gateway = await startGateway(w.config.gateway, {
+    kc: w.kc,
+    k8s: w.k8s,
+    namespaces: () => policy.namespaces(),
+    brokerNamespace: w.config.brokerNamespace,
+    audit: w.parts.audit,
+    logger: w.parts.logger.child({ component: 'gateway' }),
+    metrics: w.metrics,
+    now: w.parts.now,
+    // The rule's sourceRanges under the policy running now, asked on every request.
+    checkSource: (grant, req) =>
+      policy.sourceAllowed(grant.ruleName ?? '', clientAddressOf(req, trustedProxies).address)
+        ? undefined
+        : {
+            status: 403,
+            reason: 'source_not_allowed',
+            message: "this grant may not be used from this client's address",
+          },
+  });
+  const close = closeOnce((graceMs: number) => gateway.close(graceMs));
+  w.stack.push('gateway', () => close(0));
+  live.addFollower(gatewayFollower(gateway));
+  return { gateway, close };
+}
+
+/** The public and the internal listener, each closed by the stack (the shutdown drains them first). */
+async function startListeners(w: Wiring, app: BrokerApp) {
+  const { config } = w;
+  const server = await listen(app.handle, {
+    host: config.listen.host,
+    port: config.listen.port,
+    tls: config.tls,
+    insecureHttp: config.insecureHttp,
+    requestTimeoutMs: config.limits.requestTimeoutMs,
+  });
+  const closeServer = closeOnce((graceMs: number) => server.close(graceMs));
+  w.stack.push('public listener', () => closeServer(0));
+  // Plain HTTP on purpose: it carries no credential, only counters and probe answers.
+  const internal = await listen(app.handleInternal, {
+    host: config.internalListen.host,
+    port: config.internalListen.port,
+    insecureHttp: true,
+    requestTimeoutMs: config.limits.requestTimeoutMs,
+  });
+  w.stack.push('internal listener', () => internal.close(0));
+  return { server, closeServer, internal };
+}
+
+/**
+ * Edge mode's hook: outbound tunnels whose streams go to the broker's and the gateway's HTTPS
+ * servers; closed (GOAWAY, then the grace) with the listeners.
+ */
+function startEdgePart(
+  w: Wiring,
+  edge: EdgeTunnelConfig,
+  server: RunningGateway['server'],
+  gateway: RunningGateway | undefined,
+): { tunnels: RunningEdgeTunnels; close: (graceMs: number) => Promise<void> } {
+  const { config } = w;
+  // The streams carry the runners' TLS: only a TLS server of the broker's can take them (config.ts
+  // refuses edge mode without tls).
+  if (!config.tls || !(server instanceof TlsServer))
+    throw new Error('edge mode needs the broker to serve TLS');
+  const gatewayTls = config.gateway?.tls;
+  const gatewayServer = gateway?.server;
+  const tunnels = startEdgeTunnels(
+    edge,
+    {
+      broker: { server, tls: config.tls },
+      ...(gatewayServer instanceof TlsServer &&
+        gatewayTls && { gateway: { server: gatewayServer, tls: gatewayTls } }),
+    },
+    w.parts.logger.child({ component: 'edge' }),
+  );
+  const close = closeOnce((graceMs: number) => tunnels.close(graceMs));
+  w.stack.push('edge tunnels', () => close(0));
+  return { tunnels, close };
+}
+
+function newReaper(w: Wiring, policy: PolicyEngine): Reaper {
+  const { config, parts } = w;
+  return new Reaper(w.k8s, {
+    namespaces: () => policy.namespaces(),
+    intervalSeconds: config.reaper.intervalSeconds,
+    lease: { namespace: config.brokerNamespace, name: config.reaper.leaseName, identity: parts.identity },
+    logger: parts.logger.child({ component: 'reaper' }),
+    audit: parts.audit,
+    metrics: w.metrics,
+    now: parts.now,
+  });
+}
+
+export async function runBroker(config: BrokerRuntimeConfig, parts: BrokerParts): Promise<RunningBroker> {
   const kc = loadKubeConfig(config.kubeconfig);
-  const k8s = createK8sClients(kc);
   const metrics = parts.metrics ?? createMetrics({ defaultMetrics: true });
+  const stack = new StopStack((name, err) =>
+    parts.logger.warn('a part did not stop cleanly', { part: name, error: errorMessage(err) }),
+  );
+  const w: Wiring = { config, parts, kc, k8s: createK8sClients(kc), metrics, stack };
+  try {
+    return await startParts(w);
+  } catch (err) {
+    await stack.unwind();
+    throw err;
+  }
+}
+
+async function startParts(w: Wiring): Promise<RunningBroker> {
+  const { config, parts, k8s, metrics, stack } = w;
   if (parts.policy.namespaces().length === 0)
     parts.logger.warn('the policy names no namespaces: every exchange will be refused');
   const live = await startLivePolicy(
     parts.policy,
-    { kc, k8s, logger: parts.logger, metrics, now: parts.now },
+    { kc: w.kc, k8s, logger: parts.logger, metrics, now: parts.now },
     parts.policyFile?.sha256,
   );
+  stack.push('live policy', () => live.stop());
   const policy = live.engine;
   // In gateway mode jobs get the gateway's address, never the API server's.
   const endpoint = config.gateway
     ? gatewayEndpoint(config.gateway)
-    : clusterEndpointOf(kc, { clusterServer: config.clusterServer, clusterCaFile: config.clusterCaFile });
+    : clusterEndpointOf(w.kc, { clusterServer: config.clusterServer, clusterCaFile: config.clusterCaFile });
   if (!config.gateway) {
     const fromPodConfig = config.kubeconfig === undefined && config.clusterServer === undefined;
     reportInClusterAddress(endpoint.server, fromPodConfig, parts.logger, metrics);
@@ -121,36 +263,10 @@ export async function runBroker(
   const inlineUses = () => policy.inlineRoles?.() ?? [];
   await inlineRoles.ensureAll(inlineUses());
   const grantWork = createGrantWork();
+  // Last of all: grant work still running (a rollback) finishes before the process ends.
+  stack.push('grant work', () => grantWork.idle());
   const trustedProxies = createAddressSet(config.trustedProxies ?? []);
-  const stopStarted = async () => {
-    live.stop();
-    await gateway?.close(0);
-  };
-  let gateway: RunningGateway | undefined;
-  if (config.gateway) {
-    gateway = await startGateway(config.gateway, {
-      kc,
-      k8s,
-      namespaces: policy.namespaces(),
-      brokerNamespace: config.brokerNamespace,
-      audit: parts.audit,
-      logger: parts.logger.child({ component: 'gateway' }),
-      metrics,
-      now: parts.now,
-      // The rule's sourceRanges under the policy running now, asked on every request.
-      checkSource: (grant, req) =>
-        policy.sourceAllowed(grant.ruleName ?? '', clientAddressOf(req, trustedProxies).address)
-          ? undefined
-          : {
-              status: 403,
-              reason: 'source_not_allowed',
-              message: "this grant may not be used from this client's address",
-            },
-    }).catch((err: unknown) => {
-      live.stop();
-      throw err;
-    });
-  }
+  const gateway = await startGatewayPart(w, live, trustedProxies);
   const app = createBrokerApp({
     inlineRoles,
     grantWork,
@@ -158,7 +274,7 @@ export async function runBroker(
     policy,
     k8s,
     endpoint,
-    liveGrants: gateway?.table,
+    liveGrants: gateway?.gateway.table,
     gatewayAudience: config.gateway && gatewayTokenAudience(config.gateway),
     logger: parts.logger,
     audit: parts.audit,
@@ -172,48 +288,20 @@ export async function runBroker(
     },
     now: parts.now,
   });
-  const reaper = new Reaper(k8s, {
-    namespaces: () => policy.namespaces(),
-    intervalSeconds: config.reaper.intervalSeconds,
-    lease: { namespace: config.brokerNamespace, name: config.reaper.leaseName, identity: parts.identity },
-    logger: parts.logger.child({ component: 'reaper' }),
-    audit: parts.audit,
-    metrics,
-    now: parts.now,
-  });
-  const server = await listen(app.handle, {
-    host: config.listen.host,
-    port: config.listen.port,
-    tls: config.tls,
-    insecureHttp: config.insecureHttp,
-    requestTimeoutMs: config.limits.requestTimeoutMs,
-  }).catch(async (err: unknown) => {
-    await stopStarted();
-    throw err;
-  });
+  const { server, closeServer, internal } = await startListeners(w, app);
   inlineRoles.start(inlineUses);
-  let internal;
-  try {
-    // Plain HTTP on purpose: it carries no credential, only counters and probe answers.
-    internal = await listen(app.handleInternal, {
-      host: config.internalListen.host,
-      port: config.internalListen.port,
-      insecureHttp: true,
-      requestTimeoutMs: config.limits.requestTimeoutMs,
-    });
-  } catch (err) {
-    await server.close(0);
-    await stopStarted();
-    throw err;
-  }
+  stack.push('inline roles', () => inlineRoles.stop());
+  const reaper = newReaper(w, policy);
   reaper.start();
-  const edge = config.edge && startEdgeWith(config, config.edge, server.server, gateway, parts.logger);
+  stack.push('reaper', () => reaper.stop());
+  const edge = config.edge && startEdgePart(w, config.edge, server.server, gateway?.gateway);
   const reload =
     parts.policyFile &&
     startPolicyReload(live, parts.policyFile, {
       logger: parts.logger.child({ component: 'policy-reload' }),
       metrics,
     });
+  if (reload) stack.push('policy reload', () => reload.stop());
   // The file may have changed since it was read for `policy`.
   void reload?.check();
   parts.logger.info('broker listening', {
@@ -229,51 +317,23 @@ export async function runBroker(
     internalUrl: internal.url,
     app,
     reaper,
-    gateway,
-    edge,
+    gateway: gateway?.gateway,
+    edge: edge?.tunnels,
     shutdown() {
       stopping ??= (async () => {
         app.markShuttingDown();
         parts.logger.info('shutting down', { inFlight: server.inFlight(), graceMs: config.shutdownGraceMs });
         reload?.stop();
+        // The listeners drain together within the grace; the stack's own closes of them are then done.
         await Promise.all([
           edge?.close(config.shutdownGraceMs),
-          server.close(config.shutdownGraceMs),
+          closeServer(config.shutdownGraceMs),
           gateway?.close(config.shutdownGraceMs),
-          reaper.stop(),
         ]);
-        live.stop();
-        await inlineRoles.stop();
-        // Last, so metrics stay scrapable while the public listener drains.
-        await internal.close(0);
-        await grantWork.idle();
+        await stack.unwind();
         parts.logger.info('stopped');
       })();
       return stopping;
     },
   };
-}
-
-/** Edge mode's hook: the tunnels hand runners' streams to the broker's and the gateway's servers. */
-function startEdgeWith(
-  config: BrokerRuntimeConfig,
-  edge: EdgeTunnelConfig,
-  server: RunningGateway['server'],
-  gateway: RunningGateway | undefined,
-  logger: Logger,
-): RunningEdgeTunnels {
-  // The streams carry the runners' TLS: only a TLS server of the broker's can take them.
-  if (!config.tls || !(server instanceof TlsServer))
-    throw new Error('edge mode needs the broker to serve TLS');
-  const gatewayTls = config.gateway?.tls;
-  const gatewayServer = gateway?.server;
-  return startEdgeTunnels(
-    edge,
-    {
-      broker: { server, tls: config.tls },
-      ...(gatewayServer instanceof TlsServer &&
-        gatewayTls && { gateway: { server: gatewayServer, tls: gatewayTls } }),
-    },
-    logger.child({ component: 'edge' }),
-  );
 }

@@ -79,6 +79,6 @@ export interface PolicyEngine {
   namespaces(): readonly string[];
   /** Every named ClusterRole, and every named Role per namespace, that a rule can grant. */
   namedRoles(): readonly NamedRole[];
-  /** Every inline role a rule can grant, per namespace: the shared Roles the broker keeps (k8s/inline-roles.ts). */
+  /** Every inline role a rule can grant, per namespace: the shared Roles the broker keeps (grants/inline-roles.ts). */
   inlineRoles?(): readonly InlineRoleUse[];
 }

@@ -3,7 +3,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BrokerDeps } from '../../src/broker/deps.js';
 import { listen, type RunningServer } from '../../src/broker/http/server.js';
-import type { K8sClients } from '../../src/broker/k8s/clients.js';
+import type { K8sClients } from '../../src/broker/kube/clients.js';
 import { createLogger } from '../../src/broker/logger.js';
 import { createMetrics } from '../../src/broker/metrics.js';
 import type { VerifiedClaims } from '../../src/broker/types.js';

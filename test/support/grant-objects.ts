@@ -17,7 +17,7 @@ export function grantServiceAccount(name: string, expiresAt: string) {
 }
 
 /**
- * A JWT-use record (k8s/replay-ledger.ts) kept until `keepUntil`; with `grantExpiresAt`, the record of
+ * A JWT-use record (grants/replay-ledger.ts) kept until `keepUntil`; with `grantExpiresAt`, the record of
  * a grant in namespace ci, which proves its ServiceAccount a grant to the reaper.
  */
 export function jwtUseRecord(name: string, keepUntil: string, grantExpiresAt?: string) {

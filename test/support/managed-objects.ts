@@ -25,7 +25,7 @@ export function managedObjects(namespaces: string[]): string[] {
   return out.sort();
 }
 
-/** The broker's JWT-use records (Leases in its namespace, src/broker/k8s/replay-ledger.ts). */
+/** The broker's JWT-use records (Leases in its namespace, src/broker/grants/replay-ledger.ts). */
 export function jwtUseRecords(brokerNamespace: string): { name: string; expiresAt: number }[] {
   const list = load(
     kubectlAdmin([

@@ -1,8 +1,8 @@
 // A scripted cluster for unit tests: the client-node methods a test scripts, and the broker's hot
-// path (src/broker/k8s/hot-path-api.ts) calling those same methods, as it does for a cluster the
+// path (src/broker/kube/hot-path-api.ts) calling those same methods, as it does for a cluster the
 // lean client cannot reach.
-import type { K8sClients } from '../../src/broker/k8s/clients.js';
-import { clientNodeHotPath } from '../../src/broker/k8s/hot-path-api.js';
+import type { K8sClients } from '../../src/broker/kube/clients.js';
+import { clientNodeHotPath } from '../../src/broker/kube/hot-path-api.js';
 
 /** `apis`: `{ core, rbac, authn, coordination }` with only the methods the test needs. */
 export function scriptedClients(apis: object): K8sClients {

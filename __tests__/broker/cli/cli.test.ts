@@ -42,7 +42,10 @@ describe('usage errors exit 2 with one line on stderr', () => {
   test.each([
     [[], /^usage: /],
     [['frobnicate'], /^unknown command "frobnicate"/],
-    [['policy', 'frob'], /^unknown command "policy frob" \(commands: policy check, policy test;/],
+    [
+      ['policy', 'frob'],
+      /^unknown command "policy frob" \(commands: policy check, policy test, policy advise;/,
+    ],
     [['policy', 'check'], /^policy check: missing argument/],
     [['policy', 'check', POLICY, 'extra'], /^policy check: unexpected argument "extra"/],
     [['policy', 'check', POLICY, '--frob'], /Unknown option '--frob'/],

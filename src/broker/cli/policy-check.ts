@@ -1,7 +1,7 @@
 // `policy check <file>`: everything the broker checks when it loads the policy, and with
 // --kubeconfig also what it checks next, before listening: every named role exists and is safe.
-import { createK8sClients, loadKubeConfig } from '../k8s/clients.js';
-import { describeRole, readNamedRoles } from '../k8s/role-vetting.js';
+import { createK8sClients, loadKubeConfig } from '../kube/clients.js';
+import { describeRole, readNamedRoles } from '../grants/role-vetting.js';
 import type { Policy } from '../policy/types.js';
 import type { Command } from './command.js';
 import type { CliIo } from './cli-io.js';

@@ -1,6 +1,6 @@
 // `rbac check <policy> --kubeconfig K`: does the cluster's RBAC for the broker match the policy?
-import { createK8sClients, loadKubeConfig } from '../k8s/clients.js';
-import { describeK8sError } from '../k8s/errors.js';
+import { createK8sClients, loadKubeConfig } from '../kube/clients.js';
+import { describeK8sError } from '../kube/errors.js';
 import { brokerRbacFor } from '../rbac/broker-rbac.js';
 import { findRbacDrift, type Drift } from '../rbac/drift.js';
 import { requiredOption, type Command } from './command.js';

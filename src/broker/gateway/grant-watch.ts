@@ -5,16 +5,18 @@
 // server's own token cache takes. Lists are read in pages, each reduced to the table's small
 // records before the next (paged-list.ts): thousands of grants are never held as objects at once.
 // While a source cannot be read its namespace is "not synced" and the gateway refuses that
-// namespace's grants (503) rather than trust a stale table.
+// namespace's grants (503) rather than trust a stale table. The set of namespaces follows the
+// running policy: a namespace a reload adds is listed before the new policy takes over
+// (watchAlso), and one it drops stops being watched after (watchOnly), its grants leaving the table.
 import { Watch, type KubeConfig, type V1Lease, type V1ServiceAccount } from '@kubernetes/client-node';
-import type { K8sClients } from '../k8s/clients.js';
-import { describeK8sError } from '../k8s/errors.js';
-import { LEDGER_SELECTOR, jwtUseRecordOf, type JwtUseRecord } from '../k8s/replay-ledger.js';
+import type { K8sClients } from '../kube/clients.js';
+import { describeK8sError } from '../kube/errors.js';
+import { LEDGER_SELECTOR, jwtUseRecordOf, type JwtUseRecord } from '../grants/replay-ledger.js';
 import { GRANT_LABEL, MANAGED_SELECTOR } from '../naming.js';
 import type { Logger } from '../logger.js';
 import { grantRecordOf, type GrantRecord, type LiveGrants } from './live-grants.js';
 import { listReduced } from './paged-list.js';
-import { OpenWatches, WATCH_SECONDS, growingPause } from '../k8s/watches.js';
+import { OpenWatches, WATCH_SECONDS, growingPause } from '../kube/watches.js';
 
 /** Grant ServiceAccounts: the managed-by label and a grant label. */
 export const GRANT_SA_SELECTOR = `${MANAGED_SELECTOR},${GRANT_LABEL}`;
@@ -37,7 +39,189 @@ interface Source<T, R> {
 export interface GrantWatch {
   /** False while the source for this namespace (or the JWT-use records) cannot be trusted. */
   synced(namespace: string): boolean;
+  /**
+   * Starts watching those of these namespaces it does not watch yet, each listed first; when one
+   * cannot be read this throws and watches none of them. Calls run one after another.
+   */
+  watchAlso(namespaces: readonly string[]): Promise<void>;
+  /** Stops watching every namespace but these; their grants leave the table (their calls end). */
+  watchOnly(namespaces: readonly string[]): void;
   stop(): void;
+}
+
+/** What a watch event carries: any object with its resourceVersion. */
+type Versioned = { metadata?: { resourceVersion?: string } };
+
+interface WatchContext {
+  watcher: Watch;
+  synced: Map<string, boolean>;
+  logger: Logger;
+}
+
+const LEDGER_KEY = '\0ledger';
+
+function namespaceSource(
+  k8s: Pick<K8sClients, 'core'>,
+  table: LiveGrants,
+  namespace: string,
+  listPageSize: number | undefined,
+): Source<V1ServiceAccount, GrantRecord> {
+  return {
+    what: `namespace ${namespace}`,
+    path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/serviceaccounts`,
+    labelSelector: GRANT_SA_SELECTOR,
+    list: () =>
+      listReduced(
+        (page) =>
+          k8s.core.listNamespacedServiceAccount({ namespace, labelSelector: GRANT_SA_SELECTOR, ...page }),
+        (sa) => grantRecordOf(namespace, sa),
+        listPageSize,
+      ),
+    replace: (grants) => table.replaceNamespace(namespace, grants),
+    upsert: (sa) => table.upsertServiceAccount(namespace, sa),
+    remove: (sa) => table.removeServiceAccount(sa),
+  };
+}
+
+function ledgerSource(
+  k8s: Pick<K8sClients, 'coordination'>,
+  table: LiveGrants,
+  brokerNamespace: string,
+  listPageSize: number | undefined,
+): Source<V1Lease, JwtUseRecord> {
+  return {
+    what: 'JWT-use records',
+    path: `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(brokerNamespace)}/leases`,
+    labelSelector: LEDGER_SELECTOR,
+    list: () =>
+      listReduced(
+        (page) =>
+          k8s.coordination.listNamespacedLease({
+            namespace: brokerNamespace,
+            labelSelector: LEDGER_SELECTOR,
+            ...page,
+          }),
+        (lease) => jwtUseRecordOf(lease.metadata),
+        listPageSize,
+      ),
+    replace: (records) => table.replaceRecords(new Map(records.map((record) => [record.grantId, record]))),
+    upsert: (lease) => {
+      const record = jwtUseRecordOf(lease.metadata);
+      if (record) table.upsertRecord(record);
+    },
+    remove: (lease) => table.removeRecord(lease.metadata?.name ?? ''),
+  };
+}
+
+/** Resolves when the server ends the watch; rejects on an error. */
+function watchOnce<T extends Versioned, R>(
+  ctx: WatchContext,
+  watches: OpenWatches,
+  source: Source<T, R>,
+  from: { resourceVersion: string | undefined },
+): Promise<void> {
+  return watches.once(
+    ctx.watcher,
+    source.path,
+    {
+      labelSelector: source.labelSelector,
+      resourceVersion: from.resourceVersion,
+      allowWatchBookmarks: true,
+      timeoutSeconds: WATCH_SECONDS,
+    },
+    (type: string, object: T) => {
+      // An ERROR (e.g. 410 Gone: the version is too old) ends the watch, and the loop lists afresh.
+      if (type === 'ADDED' || type === 'MODIFIED') source.upsert(object);
+      else if (type === 'DELETED') source.remove(object);
+      from.resourceVersion = object.metadata?.resourceVersion ?? from.resourceVersion;
+    },
+  );
+}
+
+async function listInto<T, R>(ctx: WatchContext, key: string, source: Source<T, R>) {
+  const { kept, resourceVersion } = await source.list();
+  source.replace(kept);
+  ctx.synced.set(key, true);
+  return { resourceVersion };
+}
+
+/** Lists afresh until it works or the watches stop (the source is not synced meanwhile). */
+async function relist<T, R>(
+  ctx: WatchContext,
+  watches: OpenWatches,
+  key: string,
+  source: Source<T, R>,
+  pause: () => Promise<void>,
+): Promise<{ resourceVersion: string | undefined } | undefined> {
+  while (!watches.stopped) {
+    try {
+      return await listInto(ctx, key, source);
+    } catch (err) {
+      if (watches.stopped) return undefined;
+      if (ctx.synced.get(key))
+        ctx.logger.error('gateway cannot read grants; refusing them until it can', {
+          source: source.what,
+          error: describeK8sError(err),
+        });
+      ctx.synced.set(key, false);
+      await pause();
+    }
+  }
+  return undefined;
+}
+
+// One loop per source: watch on from the last version; when a watch fails, list afresh (the
+// source counts as not synced until that succeeds), with a growing pause while it keeps failing.
+async function follow<T extends Versioned, R>(
+  ctx: WatchContext,
+  watches: OpenWatches,
+  key: string,
+  source: Source<T, R>,
+  from: { resourceVersion: string | undefined },
+): Promise<void> {
+  const { pause, reset } = growingPause();
+  while (!watches.stopped) {
+    const started = Date.now();
+    try {
+      await watchOnce(ctx, watches, source, from);
+      reset();
+      continue;
+    } catch (err) {
+      if (watches.stopped) return;
+      ctx.logger.warn('gateway watch failed; listing again', {
+        source: source.what,
+        error: describeK8sError(err),
+      });
+      // A watch that fails at once (e.g. no `watch` permission) would otherwise loop list/watch
+      // without pause; while it keeps failing the table is not current, so it does not count.
+      if (Date.now() - started < QUICK_FAILURE_MS) {
+        ctx.synced.set(key, false);
+        await pause();
+      }
+    }
+    const listed = await relist(ctx, watches, key, source, pause);
+    if (listed) Object.assign(from, listed);
+  }
+}
+
+/** Lists the source (throws when it cannot be read), then follows it until the returned watches stop. */
+async function startSource<T extends Versioned, R>(
+  ctx: WatchContext,
+  key: string,
+  source: Source<T, R>,
+): Promise<OpenWatches> {
+  let first;
+  try {
+    first = await listInto(ctx, key, source);
+  } catch (err) {
+    throw new Error(
+      `the gateway cannot list ${source.what} (${describeK8sError(err)}); the broker needs list and watch on them (deploy/)`,
+      { cause: err },
+    );
+  }
+  const watches = new OpenWatches();
+  void follow(ctx, watches, key, source, first);
+  return watches;
 }
 
 /** Lists every source once (throws if one cannot be read), then keeps watching them. */
@@ -53,149 +237,65 @@ export async function startGrantWatch(
     listPageSize?: number;
   },
 ): Promise<GrantWatch> {
-  const synced = new Map<string, boolean>();
-  const LEDGER_KEY = '\0ledger';
-  const watches = new OpenWatches();
-  const watcher = new Watch(kc);
+  const ctx: WatchContext = { watcher: new Watch(kc), synced: new Map(), logger: options.logger };
+  /** namespace → its running watches (the ledger's are apart: they never change). */
+  const running = new Map<string, OpenWatches>();
+  let stopped = false;
+  const stopAll = (all: Iterable<OpenWatches>) => {
+    for (const watches of all) watches.stop();
+  };
 
-  const sources: [string, Source<V1ServiceAccount, GrantRecord> | Source<V1Lease, JwtUseRecord>][] =
-    options.namespaces.map((namespace) => [
-      namespace,
-      {
-        what: `namespace ${namespace}`,
-        path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/serviceaccounts`,
-        labelSelector: GRANT_SA_SELECTOR,
-        list: () =>
-          listReduced(
-            (page) =>
-              k8s.core.listNamespacedServiceAccount({ namespace, labelSelector: GRANT_SA_SELECTOR, ...page }),
-            (sa) => grantRecordOf(namespace, sa),
-            options.listPageSize,
-          ),
-        replace: (grants: GrantRecord[]) => table.replaceNamespace(namespace, grants),
-        upsert: (sa: V1ServiceAccount) => table.upsertServiceAccount(namespace, sa),
-        remove: (sa: V1ServiceAccount) => table.removeServiceAccount(sa),
-      } satisfies Source<V1ServiceAccount, GrantRecord>,
-    ]);
-  sources.push([
-    LEDGER_KEY,
-    {
-      what: 'JWT-use records',
-      path: `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(options.brokerNamespace)}/leases`,
-      labelSelector: LEDGER_SELECTOR,
-      list: () =>
-        listReduced(
-          (page) =>
-            k8s.coordination.listNamespacedLease({
-              namespace: options.brokerNamespace,
-              labelSelector: LEDGER_SELECTOR,
-              ...page,
-            }),
-          (lease) => jwtUseRecordOf(lease.metadata),
-          options.listPageSize,
-        ),
-      replace: (records: JwtUseRecord[]) =>
-        table.replaceRecords(new Map(records.map((record) => [record.grantId, record]))),
-      upsert: (lease: V1Lease) => {
-        const record = jwtUseRecordOf(lease.metadata);
-        if (record) table.upsertRecord(record);
-      },
-      remove: (lease: V1Lease) => table.removeRecord(lease.metadata?.name ?? ''),
-    } satisfies Source<V1Lease, JwtUseRecord>,
-  ]);
-
-  /** Resolves when the server ends the watch; rejects on an error. */
-  const watchOnce = <T extends { metadata?: { resourceVersion?: string } }>(
-    source: Source<T, unknown>,
-    from: { resourceVersion: string | undefined },
-  ): Promise<void> =>
-    watches.once(
-      watcher,
-      source.path,
-      {
-        labelSelector: source.labelSelector,
-        resourceVersion: from.resourceVersion,
-        allowWatchBookmarks: true,
-        timeoutSeconds: WATCH_SECONDS,
-      },
-      (type: string, object: T) => {
-        // An ERROR (e.g. 410 Gone: the version is too old) ends the watch, and the loop lists afresh.
-        if (type === 'ADDED' || type === 'MODIFIED') source.upsert(object);
-        else if (type === 'DELETED') source.remove(object);
-        from.resourceVersion = object.metadata?.resourceVersion ?? from.resourceVersion;
-      },
+  /** Starts the given namespaces' sources; when one cannot be listed, stops those it started. */
+  const add = async (namespaces: readonly string[]) => {
+    const started = await Promise.allSettled(
+      namespaces.map((ns) => startSource(ctx, ns, namespaceSource(k8s, table, ns, options.listPageSize))),
     );
-
-  const listInto = async <T, R>(key: string, source: Source<T, R>) => {
-    const { kept, resourceVersion } = await source.list();
-    source.replace(kept);
-    synced.set(key, true);
-    return { resourceVersion };
-  };
-
-  // One loop per source: watch on from the last version; when a watch fails, list afresh (the
-  // source counts as not synced until that succeeds), with a growing pause while it keeps failing.
-  const follow = async <T extends { metadata?: { resourceVersion?: string } }, R>(
-    key: string,
-    source: Source<T, R>,
-    from: { resourceVersion: string | undefined },
-  ) => {
-    const { pause, reset } = growingPause();
-    while (!watches.stopped) {
-      const started = Date.now();
-      try {
-        await watchOnce(source, from);
-        reset();
-        continue;
-      } catch (err) {
-        if (watches.stopped) return;
-        options.logger.warn('gateway watch failed; listing again', {
-          source: source.what,
-          error: describeK8sError(err),
-        });
-        // A watch that fails at once (e.g. no `watch` permission) would otherwise loop list/watch
-        // without pause; while it keeps failing the table is not current, so it does not count.
-        if (Date.now() - started < QUICK_FAILURE_MS) {
-          synced.set(key, false);
-          await pause();
-        }
-      }
-      while (!watches.stopped) {
-        try {
-          Object.assign(from, await listInto(key, source));
-          break;
-        } catch (err) {
-          if (watches.stopped) return;
-          if (synced.get(key))
-            options.logger.error('gateway cannot read grants; refusing them until it can', {
-              source: source.what,
-              error: describeK8sError(err),
-            });
-          synced.set(key, false);
-          await pause();
-        }
-      }
+    const failed = started.find((r) => r.status === 'rejected');
+    const ok = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    if (failed || stopped) {
+      stopAll(ok);
+      for (const ns of namespaces) if (!running.has(ns)) ctx.synced.delete(ns);
+      if (failed) throw failed.reason;
+      return;
     }
+    namespaces.forEach((ns, i) => running.set(ns, ok[i]!));
+  };
+  const drop = (namespace: string) => {
+    running.get(namespace)?.stop();
+    running.delete(namespace);
+    ctx.synced.delete(namespace);
+    table.replaceNamespace(namespace, []);
   };
 
-  const first = await Promise.all(
-    sources.map(async ([key, source]) => {
-      try {
-        return await listInto(key, source as Source<unknown, unknown>);
-      } catch (err) {
-        throw new Error(
-          `the gateway cannot list ${source.what} (${describeK8sError(err)}); the broker needs list and watch on them (deploy/)`,
-          { cause: err },
-        );
-      }
-    }),
+  const ledger = await startSource(
+    ctx,
+    LEDGER_KEY,
+    ledgerSource(k8s, table, options.brokerNamespace, options.listPageSize),
   );
-  sources.forEach(
-    ([key, source], i) => void follow(key, source as Source<V1ServiceAccount, unknown>, first[i]!),
-  );
-
+  try {
+    await add(options.namespaces);
+  } catch (err) {
+    ledger.stop();
+    throw err;
+  }
+  /** The running watchAlso: the next one waits for it, so a namespace is never started twice. */
+  let adding: Promise<void> = Promise.resolve();
   return {
-    synced: (namespace) => synced.get(namespace) === true && synced.get(LEDGER_KEY) === true,
-    stop: () => watches.stop(),
+    synced: (namespace) => ctx.synced.get(namespace) === true && ctx.synced.get(LEDGER_KEY) === true,
+    watchAlso(namespaces) {
+      const next = adding.then(() => add([...new Set(namespaces)].filter((ns) => !running.has(ns))));
+      adding = next.catch(() => undefined);
+      return next;
+    },
+    watchOnly(namespaces) {
+      const wanted = new Set(namespaces);
+      for (const ns of [...running.keys()]) if (!wanted.has(ns)) drop(ns);
+    },
+    stop: () => {
+      stopped = true;
+      ledger.stop();
+      stopAll(running.values());
+      running.clear();
+    },
   };
 }

@@ -1,7 +1,7 @@
 // The gateway's table of live grants, one per replica: which ServiceAccount uids may use the
 // gateway right now. It is fed by watches (grant-watch.ts) on the grant ServiceAccounts of the job
 // namespaces and on the broker's JWT-use records, and it proves a grant the way the reaper does
-// (k8s/grant-proof.ts): labels prove nothing, a ServiceAccount counts only when a JWT-use record in
+// (grants/grant-proof.ts): labels prove nothing, a ServiceAccount counts only when a JWT-use record in
 // the broker's namespace names its grant id and namespace. Its end is the earlier of the record's
 // `grant-expires-at` and the ServiceAccount's expiry annotation, checked against the clock on every
 // lookup, so a grant is refused to the second whatever its token's own lifetime.
@@ -9,7 +9,7 @@
 // Memory: one small record per grant and per JWT-use record (a few hundred bytes each), never the
 // objects themselves.
 import type { V1ServiceAccount } from '@kubernetes/client-node';
-import type { JwtUseRecord } from '../k8s/replay-ledger.js';
+import type { JwtUseRecord } from '../grants/replay-ledger.js';
 import { runOfGrant, type RunAttribution } from '../grant-run.js';
 import { EXPIRES_AT_ANNOTATION, ROLE_ANNOTATION, RULE_ANNOTATION, isGrantId } from '../naming.js';
 

@@ -4,21 +4,21 @@
 // differently).
 import { readFileSync } from 'node:fs';
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { ClusterEndpoint } from '../k8s/clients.js';
+import type { ClusterEndpoint } from '../kube/clients.js';
 import type { AuditLog } from '../audit.js';
-import type { K8sClients } from '../k8s/clients.js';
-import { reviewServiceAccountToken } from '../k8s/token-review.js';
+import type { K8sClients } from '../kube/clients.js';
+import { reviewServiceAccountToken } from '../kube/token-review.js';
 import type { Logger } from '../logger.js';
 import type { BrokerMetrics } from '../metrics.js';
 import { listen, type RunningServer } from '../http/server.js';
-import { startGrantWatch } from './grant-watch.js';
+import { startGrantWatch, type GrantWatch } from './grant-watch.js';
 import { LiveGrants } from './live-grants.js';
 import { GATEWAY_LIMIT_DEFAULTS, type GatewayLimits } from './fairness.js';
 import { createGateway, type GatewayDeps } from './proxy.js';
 import { TokenReviewCache } from './token-review-cache.js';
 import { upstreamOf } from './upstream.js';
 import { UpstreamCredentials } from './upstream-credentials.js';
-import { requestGrantToken } from '../k8s/grant-token.js';
+import { requestGrantToken } from '../grants/grant-token.js';
 import { credentialIdOf } from '../audit.js';
 
 /** The config of the gateway (config.ts's `gateway` section, with `tls` already defaulted). */
@@ -67,6 +67,8 @@ export interface RunningGateway {
   table: LiveGrants;
   /** The grants' upstream credentials this replica holds (how many, never the tokens). */
   credentials: { readonly size: number };
+  /** Which namespaces' grants it watches: follows the running policy's (runtime.ts). */
+  watched: Pick<GrantWatch, 'watchAlso' | 'watchOnly'>;
   /** Waits up to graceMs for open requests (watches rarely end by themselves), then cuts them. */
   close(graceMs: number): Promise<void>;
 }
@@ -76,7 +78,8 @@ export async function startGateway(
   parts: {
     kc: KubeConfig;
     k8s: K8sClients;
-    namespaces: readonly string[];
+    /** The running policy's namespaces, asked on every request; watched as of start (see `watched`). */
+    namespaces: () => readonly string[];
     brokerNamespace: string;
     audit: AuditLog;
     logger: Logger;
@@ -88,7 +91,7 @@ export async function startGateway(
   const now = parts.now ?? Date.now;
   const table = new LiveGrants(now);
   const watch = await startGrantWatch(parts.kc, parts.k8s, table, {
-    namespaces: parts.namespaces,
+    namespaces: parts.namespaces(),
     brokerNamespace: parts.brokerNamespace,
     logger: parts.logger,
   });
@@ -126,7 +129,7 @@ export async function startGateway(
     synced: watch.synced,
     reviews,
     credentials,
-    namespaces: () => parts.namespaces,
+    namespaces: parts.namespaces,
     upstream,
     audit: parts.audit,
     logger: parts.logger,
@@ -160,6 +163,7 @@ export async function startGateway(
     server: server.server,
     table,
     credentials,
+    watched: watch,
     async close(graceMs) {
       await server.close(graceMs);
       clearInterval(sweep);

@@ -5,7 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BrokerError, errorMessage } from '../../shared/errors.js';
 import type { AuditEvent } from '../audit.js';
 import type { BrokerDeps } from '../deps.js';
-import { describeK8sError } from '../k8s/errors.js';
+import { describeK8sError } from '../kube/errors.js';
 import { discardBody, sendError, sendJson } from './io.js';
 
 /** What a denial's audit line says besides the reason: as much as was known when it was refused. */

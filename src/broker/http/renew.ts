@@ -16,11 +16,11 @@ import type { AuditEvent } from '../audit.js';
 import { credentialIdOf } from '../audit.js';
 import type { BrokerDeps } from '../deps.js';
 import type { VerifiedClaims } from '../types.js';
-import { isOurGrant } from '../k8s/revoke.js';
-import { isNotFound, describeK8sError } from '../k8s/errors.js';
-import { recordJwtUse } from '../k8s/replay-ledger.js';
-import { extendGrant, planRenewal, readGrantRecord } from '../k8s/renew-grant.js';
-import { reviewServiceAccountToken } from '../k8s/token-review.js';
+import { isOurGrant } from '../grants/revoke.js';
+import { isNotFound, describeK8sError } from '../kube/errors.js';
+import { recordJwtUse } from '../grants/replay-ledger.js';
+import { extendGrant, planRenewal, readGrantRecord } from '../grants/renew-grant.js';
+import { reviewServiceAccountToken } from '../kube/token-review.js';
 import {
   CHECK_RUN_ID_LABEL,
   EXPIRES_AT_ANNOTATION,

@@ -13,10 +13,10 @@ import type { AuditEvent } from '../audit.js';
 import type { BrokerDeps } from '../deps.js';
 import type { VerifiedClaims } from '../types.js';
 import { runOfGrant, type RunAttribution } from '../grant-run.js';
-import { findGrant, deleteGrantObjects, isOurGrant } from '../k8s/revoke.js';
-import { recordJwtUse } from '../k8s/replay-ledger.js';
-import { reviewServiceAccountToken } from '../k8s/token-review.js';
-import { isNotFound } from '../k8s/errors.js';
+import { findGrant, deleteGrantObjects, isOurGrant } from '../grants/revoke.js';
+import { recordJwtUse } from '../grants/replay-ledger.js';
+import { reviewServiceAccountToken } from '../kube/token-review.js';
+import { isNotFound } from '../kube/errors.js';
 import {
   CHECK_RUN_ID_LABEL,
   EXPIRES_AT_ANNOTATION,

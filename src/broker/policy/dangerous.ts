@@ -1,6 +1,6 @@
 // Permissions a CI job must never receive through the broker, because each is a known way to
 // escalate or to read credentials. The policy loader refuses inline roles that contain any of them
-// (dangerousFindings), and the broker refuses named roles that do (k8s/role-vetting.ts, through
+// (dangerousFindings), and the broker refuses named roles that do (grants/role-vetting.ts, through
 // findDangerousRules). docs/policy.md lists the same table.
 //
 // Matching is deliberately coarse: resource names are compared lower-cased and regardless of API

@@ -2,8 +2,8 @@
 // Roles are compared permission by permission (one apiGroup, resource, verb and name at a time), so
 // a rule split or merged differently is no drift, while a verb, name or namespace more or less is.
 import type { V1PolicyRule, V1RoleBinding, V1ClusterRoleBinding } from '@kubernetes/client-node';
-import type { K8sClients } from '../k8s/clients.js';
-import { isNotFound } from '../k8s/errors.js';
+import type { K8sClients } from '../kube/clients.js';
+import { isNotFound } from '../kube/errors.js';
 import type { BrokerIdentity, RbacObject } from './broker-rbac.js';
 
 export interface Drift {

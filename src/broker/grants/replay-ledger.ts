@@ -1,0 +1,147 @@
+// JWT-use records: cross-replica single use of GitHub JWTs, and the reaper's proof of a grant.
+//
+// The grant's ServiceAccount name already makes a replay fail while the grant exists, but a grant
+// can end (revoked, reaped) while its JWT is still valid, and each replica's in-memory replay cache
+// only knows its own requests. So before creating a grant the broker records the JWT as used: a
+// Lease named after the grant id in the broker's own namespace. The API server's name uniqueness
+// makes the first replica win.
+//
+// Job identities cannot write in the broker's namespace, so a record is also the one thing the
+// reaper can trust: it names the namespace the grant was created in and when the grant ends, and
+// stays at least as long as the grant (labels on a ServiceAccount prove nothing: anyone who may
+// create one can write them). The reaper deletes a record once it has expired and its grant is gone.
+import { V1MicroTime, type V1ObjectMeta } from '@kubernetes/client-node';
+import { BrokerError } from '../../shared/errors.js';
+import type { K8sClients } from '../kube/clients.js';
+import { deleteIgnoringNotFound, describeK8sError, isAlreadyExists } from '../kube/errors.js';
+import {
+  EXPIRES_AT_ANNOTATION,
+  GRANT_LABEL,
+  LABEL_PREFIX,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  isGrantId,
+  rfc3339,
+} from '../naming.js';
+
+export const LEDGER_LABEL = `${LABEL_PREFIX}/jwt-ledger`;
+export const LEDGER_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${LEDGER_LABEL}=true`;
+/** The job namespace of the record's grant (a namespace name is a valid label value). */
+export const LEDGER_NAMESPACE_LABEL = `${LABEL_PREFIX}/namespace`;
+export const GRANT_EXPIRES_AT_ANNOTATION = `${LABEL_PREFIX}/grant-expires-at`;
+
+export interface JwtUse {
+  grantId: string;
+  /**
+   * Where the grant is created: the reaper looks there even after the namespace left the policy.
+   * Absent for a JWT spent on a revocation, which creates no grant (and so proves none).
+   */
+  namespace?: string;
+  /** When the grant ends, as the broker decided it; absent with `namespace`. */
+  grantExpiresAt?: Date;
+  /** When the record may go: the JWT can no longer be presented and the grant has ended. */
+  keepUntil: Date;
+}
+
+/** A record as read back; records of older brokers name no namespace and prove nothing. */
+export interface JwtUseRecord {
+  grantId: string;
+  namespace?: string;
+  grantExpiresAt?: number;
+  /** Epoch ms; NaN when unreadable (such a record is pruned as soon as its grant is gone). */
+  keepUntil: number;
+}
+
+/** The record's metadata; the bench writes the same through its own client. */
+export function jwtUseMetadata(use: JwtUse): V1ObjectMeta & { name: string } {
+  return {
+    name: use.grantId,
+    labels: {
+      [MANAGED_BY_LABEL]: MANAGED_BY_VALUE,
+      [LEDGER_LABEL]: 'true',
+      [GRANT_LABEL]: use.grantId,
+      ...(use.namespace ? { [LEDGER_NAMESPACE_LABEL]: use.namespace } : {}),
+    },
+    annotations: {
+      [EXPIRES_AT_ANNOTATION]: rfc3339(use.keepUntil),
+      ...(use.grantExpiresAt ? { [GRANT_EXPIRES_AT_ANNOTATION]: rfc3339(use.grantExpiresAt) } : {}),
+    },
+  };
+}
+
+/** Records the JWT behind `use.grantId` as used; a second record → jwt_replayed. */
+export async function recordJwtUse(
+  k8s: K8sClients,
+  brokerNamespace: string,
+  use: JwtUse,
+  now: () => number = Date.now,
+): Promise<void> {
+  try {
+    await k8s.hotPath.createNamespacedLease({
+      namespace: brokerNamespace,
+      body: {
+        metadata: jwtUseMetadata(use),
+        spec: {
+          holderIdentity: use.grantId,
+          acquireTime: new V1MicroTime(now()),
+          leaseDurationSeconds: Math.max(1, Math.ceil((use.keepUntil.getTime() - now()) / 1000)),
+        },
+      },
+    });
+  } catch (err) {
+    if (isAlreadyExists(err))
+      throw new BrokerError(
+        'ERR_UNAUTHENTICATED',
+        'jwt_replayed',
+        `JWT of grant ${use.grantId} was already used`,
+        {
+          cause: err,
+        },
+      );
+    throw new BrokerError(
+      'ERR_UNAVAILABLE',
+      'cluster_unavailable',
+      `record JWT use: ${describeK8sError(err)}`,
+      {
+        cause: err,
+      },
+    );
+  }
+}
+
+/** Every record of this broker (one LIST), keyed by grant id; names that are no grant id are skipped. */
+export async function listJwtUses(
+  k8s: K8sClients,
+  brokerNamespace: string,
+): Promise<Map<string, JwtUseRecord>> {
+  const list = await k8s.coordination.listNamespacedLease({
+    namespace: brokerNamespace,
+    labelSelector: LEDGER_SELECTOR,
+  });
+  const records = new Map<string, JwtUseRecord>();
+  for (const lease of list.items) {
+    const record = jwtUseRecordOf(lease.metadata);
+    if (record) records.set(record.grantId, record);
+  }
+  return records;
+}
+
+/** One record as read back from its Lease's metadata; undefined when the name is no grant id. */
+export function jwtUseRecordOf(metadata: V1ObjectMeta | undefined): JwtUseRecord | undefined {
+  const grantId = metadata?.name ?? '';
+  if (!isGrantId(grantId)) return undefined;
+  const annotations = metadata?.annotations ?? {};
+  const grantExpiresAt = Date.parse(annotations[GRANT_EXPIRES_AT_ANNOTATION] ?? '');
+  return {
+    grantId,
+    namespace: metadata?.labels?.[LEDGER_NAMESPACE_LABEL] || undefined,
+    grantExpiresAt: Number.isFinite(grantExpiresAt) ? grantExpiresAt : undefined,
+    keepUntil: Date.parse(annotations[EXPIRES_AT_ANNOTATION] ?? ''),
+  };
+}
+
+export async function deleteJwtUse(k8s: K8sClients, brokerNamespace: string, grantId: string): Promise<void> {
+  await deleteIgnoringNotFound(() =>
+    k8s.hotPath.deleteNamespacedLease({ name: grantId, namespace: brokerNamespace }),
+  );
+}
