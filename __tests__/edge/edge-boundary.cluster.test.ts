@@ -212,7 +212,9 @@ beforeAll(async () => {
     capture,
   ]);
   await tap.line((l) => l === 'tap ready');
-  for (let i = 0; i < 10; i += 1) idTokens.push(await env.issuer.sign({}));
+  // A runner mints each ID token on request; these are minted ahead (the runner namespace cannot
+  // reach the issuer), so they live as long as the suite may run on a busy machine.
+  for (let i = 0; i < 10; i += 1) idTokens.push(await env.issuer.sign({}, { expiresIn: 1_800 }));
   tokenServer = net.start(net.runnerNs, process.execPath, [TOOLS, 'token-server', String(TOKEN_PORT)], {
     TOKENS: JSON.stringify(idTokens),
   });
@@ -248,7 +250,7 @@ describe('edge mode across a network boundary', () => {
     }
     expect(probe(net.runnerNs, net.edgeTunnelAddress, TUNNEL_PORT)).not.toBe('open');
     expect(probe(net.runnerNs, net.edgePublicAddress, PUBLIC_PORT)).toBe('open');
-  });
+  }, 120_000);
 
   test('main, kubectl through the gateway (get, apply, a watch) work from the runner namespace', async () => {
     const main = await job.main({
@@ -307,7 +309,7 @@ describe('edge mode across a network boundary', () => {
     expect(fromHost.status).toBe(403);
     expect(JSON.stringify(fromHost.body)).toContain("this client's address");
     expect(kubectlAdmin(['get', 'configmap', 'applied', '-n', env.ns, '-o', 'name'])).toContain('applied');
-  });
+  }, 120_000);
 
   test('the edge restarted mid-job: the tunnel comes back within the bounded backoff, kubectl retries succeed, watches resume', async () => {
     const watch = startWatch();
@@ -346,7 +348,7 @@ describe('edge mode across a network boundary', () => {
     console.log(`edge down ~5 s: ${retries.length} redials, waits ${retries.join(', ')} ms`);
     expect(retries.length).toBeGreaterThanOrEqual(3);
     expect(Math.max(...retries)).toBeLessThanOrEqual(BACKOFF.maxMs);
-  });
+  }, 240_000);
 
   test('one of two broker replicas killed: streams continue on the other', async () => {
     const since = edge.lines.length;
@@ -360,7 +362,7 @@ describe('edge mode across a network boundary', () => {
     await brokers[0]!.kill();
     for (let i = 0; i < 6; i += 1) await kubectlOk(['get', 'configmaps', '-o', 'name']);
     expect(gatewayLines(second).length).toBeGreaterThanOrEqual(secondBefore + 6);
-  });
+  }, 180_000);
 
   test('renewal through the edge (the exec plugin), then post revokes through it', async () => {
     const live = brokers[1]!;
@@ -377,7 +379,7 @@ describe('edge mode across a network boundary', () => {
     await live.auditLine((l) => l.action === 'revocation');
     const after = await kubectl(['get', 'configmaps', '-o', 'name']);
     expect(after.code).not.toBe(0);
-  });
+  }, 240_000);
 
   test("the edge's logs and the bytes it relayed hold no JWT, grant token or request path", () => {
     const secrets = [...idTokens, ...grantTokens];
