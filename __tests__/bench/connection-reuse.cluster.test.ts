@@ -1,6 +1,6 @@
-// The broker's Kubernetes clients keep their TLS connections (src/broker/kube/clients.ts), the fix
-// for the exchange-throughput gap the benchmark found: client-node's pooled dispatcher, and the
-// lean node:https client of the exchange's and revocation's calls (kube/lean-client.ts). Proven by
+// The broker's Kubernetes clients keep their TLS connections (src/broker/kube/connection.ts), the
+// fix for the exchange-throughput gap the benchmark found: client-node's API objects and the JSON
+// calls of the exchange's and revocation's hot path, over one pooled dispatcher. Proven by
 // counting TLS handshakes on a local HTTPS endpoint (plain client-node's KubeConfig is the
 // negative control: one handshake per call), and against the real API server with
 // client-certificate and bearer-token identities.
@@ -11,11 +11,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import {
-  ConnectionReusingKubeConfig,
-  createK8sClients,
-  loadKubeConfig,
-} from '../../src/broker/kube/clients.js';
+import { createK8sClients, loadKubeConfig } from '../../src/broker/kube/clients.js';
+import { CONNECTION_LIMITS, KubeConnection } from '../../src/broker/kube/connection.js';
 import { adminKubeconfigPath, freshNamespace } from '../../test/support/cluster.js';
 import { installBrokerRbac, type BrokerRbac } from '../../test/support/deploy-rbac.js';
 import { selfSignedCert } from '../../test/support/tls.js';
@@ -62,13 +59,13 @@ describe('TLS connection reuse against a counting endpoint', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  /** Loads the same kubeconfig into the given KubeConfig class and makes `n` sequential calls. */
+  /** Makes `n` sequential calls through the API object `make` builds. */
   async function callsThrough(
-    make: () => KubeConfig,
+    make: () => CoreV1Api,
     n: number,
   ): Promise<{ handshakes: number; requests: number }> {
     const before = { handshakes, requests };
-    const api = make().makeApiClient(CoreV1Api);
+    const api = make();
     for (let i = 0; i < n; i += 1) await api.listNamespacedServiceAccount({ namespace: 'default' });
     return { handshakes: handshakes - before.handshakes, requests: requests - before.requests };
   }
@@ -81,13 +78,13 @@ describe('TLS connection reuse against a counting endpoint', () => {
   };
 
   test('plain client-node opens a new TLS connection per call (the cost the fix removes)', async () => {
-    const r = await callsThrough(kubeconfig, 5);
+    const r = await callsThrough(() => kubeconfig().makeApiClient(CoreV1Api), 5);
     expect(r.requests).toBe(5);
     expect(r.handshakes).toBe(5);
   });
 
-  test("the broker's KubeConfig makes its calls over kept-alive connections", async () => {
-    const r = await callsThrough(brokerKubeConfig, 8);
+  test("the broker's client-node API objects make their calls over kept-alive connections", async () => {
+    const r = await callsThrough(() => createK8sClients(brokerKubeConfig()).core, 8);
     expect(r.requests).toBe(8);
     // undici may open a second connection while the first response is still being released;
     // after that every call reuses the pool.
@@ -97,11 +94,10 @@ describe('TLS connection reuse against a counting endpoint', () => {
 
   /** `n` sequential DELETEs with DeleteOptions in the body, as revocation and the reaper send them. */
   async function deletesThrough(
-    kc: KubeConfig,
+    api: CoreV1Api,
     n: number,
   ): Promise<{ handshakes: number; requests: number }> {
     const before = { handshakes, requests };
-    const api = kc.makeApiClient(CoreV1Api);
     for (let i = 0; i < n; i += 1)
       await api.deleteNamespacedServiceAccount({
         namespace: 'default',
@@ -114,9 +110,9 @@ describe('TLS connection reuse against a counting endpoint', () => {
   test('DELETEs with a body keep their connection too (undici closes it unless told not to)', async () => {
     const controlPath = join(dir, 'kubeconfig-delete-control');
     writeFileSync(controlPath, kubeconfig().exportConfig(), { mode: 0o600 });
-    const control = new ConnectionReusingKubeConfig([]);
-    control.loadFromFile(controlPath);
-    const r = await deletesThrough(brokerKubeConfig(), 8);
+    const controlKc = loadKubeConfig(controlPath);
+    const control = createK8sClients(controlKc, new KubeConnection(controlKc, CONNECTION_LIMITS, [])).core;
+    const r = await deletesThrough(createK8sClients(brokerKubeConfig()).core, 8);
     expect(r.requests).toBe(8);
     expect(r.handshakes).toBeGreaterThanOrEqual(1);
     expect(r.handshakes).toBeLessThanOrEqual(2);
@@ -126,7 +122,7 @@ describe('TLS connection reuse against a counting endpoint', () => {
     expect(c.handshakes).toBe(5);
   });
 
-  /** `n` sequential calls of the broker's hot path (the lean client), reads or DELETEs with a body. */
+  /** `n` sequential calls of the broker's hot path (its JSON calls), reads or DELETEs with a body. */
   async function hotPathCalls(
     kind: 'read' | 'delete',
     n: number,
@@ -144,7 +140,7 @@ describe('TLS connection reuse against a counting endpoint', () => {
     return { handshakes: handshakes - before.handshakes, requests: requests - before.requests };
   }
 
-  test("the hot path's lean client makes sequential reads and DELETEs over one connection", async () => {
+  test("the hot path's JSON calls make sequential reads and DELETEs over one connection", async () => {
     expect(await hotPathCalls('read', 8)).toEqual({ handshakes: 1, requests: 8 });
     expect(await hotPathCalls('delete', 8)).toEqual({ handshakes: 1, requests: 8 });
   });
@@ -164,7 +160,7 @@ describe('TLS connection reuse against a counting endpoint', () => {
 
   test('concurrent calls share the pool instead of each building their own', async () => {
     const before = handshakes;
-    const api = brokerKubeConfig().makeApiClient(CoreV1Api);
+    const api = createK8sClients(brokerKubeConfig()).core;
     await Promise.all(Array.from({ length: 4 }, () => api.listNamespacedServiceAccount({ namespace: 'a' })));
     for (let i = 0; i < 6; i += 1) await api.listNamespacedServiceAccount({ namespace: 'a' });
     // At most one connection per call in flight at the same time (+1, see above), then all reused.
@@ -218,8 +214,8 @@ describe('idle connections', () => {
   });
 
   test("a connection idle longer than undici's default (4 s) is still reused", async () => {
-    const api = loadKubeConfig(path).makeApiClient(CoreV1Api);
-    // The hot path's lean client beside it, idle just as long (node's agent has no idle default).
+    const api = createK8sClients(loadKubeConfig(path)).core;
+    // The hot path beside it, on a connection of its own, idle just as long.
     const hotPath = createK8sClients(loadKubeConfig(path)).hotPath;
     const read = () => hotPath.readNamespacedServiceAccount({ namespace: 'default', name: 'x' });
     await api.listNamespacedServiceAccount({ namespace: 'default' });
@@ -266,7 +262,7 @@ describe('against the real API server', () => {
     await k8s.core.deleteNamespacedServiceAccount({ namespace: ns.name, name });
   });
 
-  test("the hot path's lean client, bearer-token identity: the same calls, the same refusals", async () => {
+  test("the hot path's JSON calls, bearer-token identity: the same calls, the same refusals", async () => {
     const { hotPath } = createK8sClients(loadKubeConfig(rbac.kubeconfigPath));
     const name = `lean-${Math.random().toString(16).slice(2, 8)}`;
     const created = await hotPath.createNamespacedServiceAccount({
@@ -293,7 +289,7 @@ describe('against the real API server', () => {
     });
   });
 
-  test("the hot path's lean client, client-certificate identity (admin kubeconfig)", async () => {
+  test("the hot path's JSON calls, client-certificate identity (admin kubeconfig)", async () => {
     const { hotPath } = createK8sClients(loadKubeConfig(adminKubeconfigPath()));
     const read = await hotPath.readNamespacedServiceAccount({ namespace: 'kube-system', name: 'default' });
     expect(read.metadata?.name).toBe('default');

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dump } from 'js-yaml';
-import { ConfigError, parseConfig } from '../../src/broker/config.js';
+import { ConfigError, parseConfig } from '../../src/broker/config/load-config.js';
 import { EDGE_BACKOFF_DEFAULTS } from '../../src/broker/edge/edge-config.js';
 import { parseEdgeConfig } from '../../src/edge/edge-config.js';
 

@@ -9,15 +9,13 @@ import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { CallEnding } from '../../src/broker/gateway/call-ending.js';
 import { ConnectionGate } from '../../src/broker/gateway/connection-gate.js';
-import {
-  ConcurrencyCaps,
-  GATEWAY_LIMIT_DEFAULTS,
-  type GatewayLimits,
-} from '../../src/broker/gateway/fairness.js';
+import { GATEWAY_LIMIT_DEFAULTS, type GatewayLimits } from '../../src/broker/config/broker-config.js';
+import { ConcurrencyCaps } from '../../src/broker/gateway/fairness.js';
 import { LiveGrants } from '../../src/broker/gateway/live-grants.js';
 import { createGateway, type Gateway } from '../../src/broker/gateway/proxy.js';
 import type { TokenReviewCache } from '../../src/broker/gateway/token-review-cache.js';
 import { upstreamOf, type Upstream } from '../../src/broker/gateway/upstream.js';
+import { KubeConnection } from '../../src/broker/kube/connection.js';
 import { createMetrics } from '../../src/broker/metrics.js';
 import { sleep, waitFor } from '../../test/support/cluster.js';
 
@@ -179,7 +177,10 @@ beforeAll(async () => {
   });
   table = new LiveGrants();
   for (const n of [1, 2, 3, 4, 5]) addGrant(n, n === 3 ? 'other-repo' : REPO);
-  upstream = upstreamOf(kc, { short: limits.upstreamConnections, long: limits.longRunningConnections });
+  upstream = upstreamOf(new KubeConnection(kc), {
+    short: limits.upstreamConnections,
+    long: limits.longRunningConnections,
+  });
   gateway = createGateway({
     table,
     synced: () => true,

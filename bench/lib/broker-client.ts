@@ -4,7 +4,7 @@ import { Agent } from 'node:https';
 import { EXCHANGE_PATH, type ExchangeRequest, type ExchangeResponse } from '../../src/shared/api.js';
 import { sendRequest } from './https-request.js';
 
-/** Below the broker server's keepAliveTimeout (src/broker/http/server.ts). */
+/** Below the broker server's keepAliveTimeout (src/broker/net/server.ts). */
 const BROKER_IDLE_MS = 4_000;
 
 export class BenchBrokerClient {

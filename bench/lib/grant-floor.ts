@@ -1,6 +1,7 @@
 // The floor for an exchange: exactly the Kubernetes writes the broker makes for one grant
-// (src/broker/grants/replay-ledger.ts + src/broker/grants/grants.ts), with the same object bodies, made
-// directly through the minimal client under the broker's own identity. Three shapes:
+// (src/broker/grants/replay-ledger.ts + src/broker/grants/grants.ts), with the same object bodies (built
+// by the broker's own grant-objects.ts and jwtUseLease), made directly through the minimal client under
+// the broker's own identity. Three shapes:
 //   sequential: Lease, ServiceAccount, RoleBinding, TokenRequest, then revoke Role → revoke RoleBinding
 //   parallel:   [Lease ∥ ServiceAccount] → [RoleBinding ∥ TokenRequest], then revoke Role → revoke RoleBinding
 //   bare:       ServiceAccount → [RoleBinding ∥ TokenRequest], nothing else
@@ -14,19 +15,13 @@
 // before any grant, so a ClusterRole target is its floor too.
 import { randomUUID } from 'node:crypto';
 import type { VerifiedClaims } from '../../src/broker/types.js';
-import {
-  PART_LABEL,
-  grantAnnotations,
-  grantIdFor,
-  grantLabels,
-  revokeObjectName,
-} from '../../src/broker/naming.js';
-import { MIN_TOKEN_SECONDS } from '../../src/broker/grants/grants.js';
-import { jwtUseMetadata } from '../../src/broker/grants/replay-ledger.js';
+import { RBAC_GROUP, grantObjects, tokenRequestBody } from '../../src/broker/grants/grant-objects.js';
+import { jwtRecordKeepAfterExpiry, jwtUseLease } from '../../src/broker/grants/replay-ledger.js';
 import { defaultClaims } from '../../test/support/oidc-issuer.js';
 import type { MinimalKubeClient } from './kube-client.js';
 
-const RBAC_GROUP = 'rbac.authorization.k8s.io';
+/** The test brokers' leewaySeconds (test/support/broker.ts): how long after exp they keep a JWT-use record. */
+const BROKER_LEEWAY_SECONDS = 5;
 
 export type FloorShape = 'sequential' | 'parallel' | 'bare';
 
@@ -55,74 +50,36 @@ export function benchClaims(issuer: string, repositoryId: string): VerifiedClaim
   } as VerifiedClaims;
 }
 
-/** Kubernetes MicroTime: RFC 3339 with microseconds. */
-const microTime = (ms: number) => new Date(ms).toISOString().replace(/Z$/, '000Z');
-
-/** The bodies the broker sends for one grant, built with the broker's own naming functions. */
+/** The bodies the broker sends for one grant, from the broker's own builders (apiVersion and kind added). */
 export function grantBodies(claims: VerifiedClaims, t: GrantTarget, expiresAt: Date) {
-  const grantId = grantIdFor(claims);
-  const labels = grantLabels(grantId, claims);
-  const annotations = grantAnnotations(claims, { expiresAt, role: t.role, ruleName: t.ruleName });
-  // The broker keeps a JWT-use record until exp + leeway + 60 s (leeway 5 s in the bench config),
-  // and at least until the grant ends: the reaper's proof that the grant is the broker's.
-  const keepUntil = new Date((claims.exp + 65) * 1000);
-  const now = Date.now();
-  const lease = {
-    apiVersion: 'coordination.k8s.io/v1',
-    kind: 'Lease',
-    metadata: jwtUseMetadata({ grantId, namespace: t.namespace, grantExpiresAt: expiresAt, keepUntil }),
-    spec: {
-      holderIdentity: grantId,
-      acquireTime: microTime(now),
-      leaseDurationSeconds: Math.max(1, Math.ceil((keepUntil.getTime() - now) / 1000)),
-    },
-  };
-  const serviceAccount = {
-    apiVersion: 'v1',
-    kind: 'ServiceAccount',
-    metadata: { name: grantId, labels, annotations },
-    automountServiceAccountToken: false,
-  };
-  const owned = (uid: string, name: string, part: string) => ({
-    name,
-    labels: { ...labels, [PART_LABEL]: part },
-    annotations,
-    ownerReferences: [{ apiVersion: 'v1', kind: 'ServiceAccount', name: grantId, uid }],
+  const objects = grantObjects(claims, {
+    namespace: t.namespace,
+    role: t.role,
+    ruleName: t.ruleName,
+    expiresAt,
   });
-  const subject = { kind: 'ServiceAccount', name: grantId, namespace: t.namespace };
-  const revokeName = revokeObjectName(grantId);
+  const { grantId } = objects;
+  // Kept until exp + leeway + margin, and at least until the grant ends: the reaper's proof that the
+  // grant is the broker's.
+  const keepUntil = new Date((claims.exp + jwtRecordKeepAfterExpiry(BROKER_LEEWAY_SECONDS)) * 1000);
+  const use = { grantId, namespace: t.namespace, grantExpiresAt: expiresAt, keepUntil };
+  const rbac = { apiVersion: `${RBAC_GROUP}/v1` };
+  const roleRef = { apiGroup: RBAC_GROUP, kind: 'ClusterRole', name: t.clusterRole };
   return {
     grantId,
-    lease,
-    serviceAccount,
+    lease: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', ...jwtUseLease(use, Date.now()) },
+    serviceAccount: { apiVersion: 'v1', kind: 'ServiceAccount', ...objects.serviceAccount },
     accessBinding: (uid: string) => ({
-      apiVersion: `${RBAC_GROUP}/v1`,
+      ...rbac,
       kind: 'RoleBinding',
-      metadata: owned(uid, grantId, 'grant'),
-      roleRef: { apiGroup: RBAC_GROUP, kind: 'ClusterRole', name: t.clusterRole },
-      subjects: [subject],
+      ...objects.accessBinding(uid, roleRef),
     }),
-    revokeRole: (uid: string) => ({
-      apiVersion: `${RBAC_GROUP}/v1`,
-      kind: 'Role',
-      metadata: owned(uid, revokeName, 'revoke'),
-      rules: [
-        { apiGroups: [RBAC_GROUP], resources: ['rolebindings'], verbs: ['delete'], resourceNames: [grantId] },
-        { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['delete'], resourceNames: [grantId] },
-      ],
-    }),
-    revokeBinding: (uid: string) => ({
-      apiVersion: `${RBAC_GROUP}/v1`,
-      kind: 'RoleBinding',
-      metadata: owned(uid, revokeName, 'revoke'),
-      roleRef: { apiGroup: RBAC_GROUP, kind: 'Role', name: revokeName },
-      subjects: [subject],
-    }),
+    revokeRole: (uid: string) => ({ ...rbac, kind: 'Role', ...objects.revokeRole(uid) }),
+    revokeBinding: (uid: string) => ({ ...rbac, kind: 'RoleBinding', ...objects.revokeBinding(uid) }),
     tokenRequest: (uid: string) => ({
       apiVersion: 'authentication.k8s.io/v1',
       kind: 'TokenRequest',
-      metadata: { uid },
-      spec: { audiences: [], expirationSeconds: Math.max(MIN_TOKEN_SECONDS, t.ttlSeconds) },
+      ...tokenRequestBody(uid, t.ttlSeconds),
     }),
   };
 }

@@ -3,6 +3,7 @@
 // token's credential id, which the apiserver's audit log records on every request made with it.
 // Never a token: only its credential id.
 import { decodeJwt } from 'jose';
+import type { Reason } from '../shared/contract.js';
 import type { VerifiedClaims } from './types.js';
 import { escapeUnsafeText } from './unsafe-text.js';
 
@@ -32,7 +33,7 @@ export interface AuditEvent {
   requestId?: string;
   claims?: Partial<VerifiedClaims>;
   /** Why a request was denied or a revocation/reap failed (a BrokerError reason). */
-  reason?: string;
+  reason?: Reason;
   grantId?: string;
   namespace?: string;
   serviceAccount?: string;

@@ -8,7 +8,7 @@ import { Reaper } from './grants/reaper.js';
 import type { Logger } from './logger.js';
 import type { AuditLog } from './audit.js';
 import { createMetrics, type BrokerMetrics } from './metrics.js';
-import { listen } from './http/server.js';
+import { listen } from './net/server.js';
 import type { PolicyEngine, TokenVerifier } from './types.js';
 import { createBrokerApp, type BrokerApp } from './app.js';
 import { createGrantWork } from './grant-work.js';
@@ -21,13 +21,13 @@ import {
   gatewayEndpoint,
   gatewayTokenAudience,
   startGateway,
-  type GatewayConfig,
   type RunningGateway,
 } from './gateway/start-gateway.js';
 import { reportInClusterAddress } from './kube/in-cluster-address.js';
 import type { K8sClients } from './kube/clients.js';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { closeOnce, StopStack } from './stop-stack.js';
+import type { BrokerLimits, GatewayConfig } from './config/broker-config.js';
 import { InlineRoles } from './grants/inline-roles.js';
 import { Server as TlsServer } from 'node:tls';
 import {
@@ -35,16 +35,10 @@ import {
   type EdgeTunnelConfig,
   type RunningEdgeTunnels,
 } from './edge/start-edge-tunnels.js';
+import { jwtRecordKeepAfterExpiry } from './grants/replay-ledger.js';
+import { DEFAULT_LEEWAY_SECONDS } from './auth/token-verifier.js';
 
-/** The request limits (config.ts fills every one; tests may leave the revocation rate to its default). */
-export interface BrokerLimits {
-  bodyBytes: number;
-  requestTimeoutMs: number;
-  perRepositoryPerMinute: number;
-  revocationsPerMinute?: number;
-}
-
-/** The config fields the runtime needs (a structural subset of config.ts's BrokerConfig). */
+/** The config fields the runtime needs (a structural subset of config/broker-config.ts's BrokerConfig). */
 export interface BrokerRuntimeConfig {
   listen: { host: string; port: number };
   /** Metrics (and probes), plain HTTP: keep it off the public network (NetworkPolicy, 127.0.0.1). */
@@ -284,9 +278,9 @@ async function startParts(w: Wiring): Promise<RunningBroker> {
     explainRefusals: config.explainRefusals,
     replayLedger: {
       namespace: config.brokerNamespace,
-      keepAfterExpirySeconds: (config.leewaySeconds ?? 60) + 60,
+      keepAfterExpirySeconds: jwtRecordKeepAfterExpiry(config.leewaySeconds ?? DEFAULT_LEEWAY_SECONDS),
     },
-    now: parts.now,
+    now: parts.now ?? Date.now,
   });
   const { server, closeServer, internal } = await startListeners(w, app);
   inlineRoles.start(inlineUses);

@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { errorMessage } from '../shared/errors.js';
 import { createLogger } from './logger.js';
 import { createAuditLog } from './audit.js';
-import { loadConfig } from './config.js';
+import { loadConfig } from './config/load-config.js';
 import { loadPolicyVersion } from './policy/index.js';
 import { createTokenVerifier } from './auth/token-verifier.js';
 import { runBroker, type RunningBroker } from './runtime.js';

@@ -3,9 +3,9 @@
 // client keys of the brokers. It names no Kubernetes credential and no key for the runners' names.
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { ConfigError } from '../broker/config/config-error.js';
-import { FieldReader } from '../broker/config/fields.js';
-import { parseYamlSource, type YamlPath } from '../broker/config/yaml-source.js';
+import { ConfigError } from '../broker/yaml-fields/config-error.js';
+import { FieldReader } from '../broker/yaml-fields/fields.js';
+import { parseYamlSource, type YamlPath } from '../broker/yaml-fields/yaml-source.js';
 import { EDGE_TARGETS, type EdgeTarget } from '../shared/edge-protocol.js';
 
 export interface EdgeConfig {

@@ -146,3 +146,9 @@ export const ROLE_NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$/;
 export const SERVICE_ACCOUNT_USER_PREFIX = 'system:serviceaccount:';
 export const serviceAccountUser = (namespace: string, name: string): string =>
   `${SERVICE_ACCOUNT_USER_PREFIX}${namespace}:${name}`;
+/** The ServiceAccount a user name (or a token's `sub`) names; undefined for any other user. */
+export function parseServiceAccountUser(user: string): { namespace: string; name: string } | undefined {
+  if (!user.startsWith(SERVICE_ACCOUNT_USER_PREFIX)) return undefined;
+  const [namespace = '', name = '', ...rest] = user.slice(SERVICE_ACCOUNT_USER_PREFIX.length).split(':');
+  return rest.length === 0 && namespace && name ? { namespace, name } : undefined;
+}

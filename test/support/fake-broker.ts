@@ -2,15 +2,25 @@
 // (the HTTP edge, refusals, shutdown, the metrics listener): one place builds the deps and the listener.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BrokerDeps } from '../../src/broker/deps.js';
-import { listen, type RunningServer } from '../../src/broker/http/server.js';
+import { listen, type RunningServer } from '../../src/broker/net/server.js';
 import type { K8sClients } from '../../src/broker/kube/clients.js';
 import { createLogger } from '../../src/broker/logger.js';
+import { createGrantWork } from '../../src/broker/grant-work.js';
+import { InlineRoles } from '../../src/broker/grants/inline-roles.js';
+import { jwtRecordKeepAfterExpiry } from '../../src/broker/grants/replay-ledger.js';
 import { createMetrics } from '../../src/broker/metrics.js';
 import type { VerifiedClaims } from '../../src/broker/types.js';
 import { BrokerError } from '../../src/shared/errors.js';
 
-/** What a fake verifier returns: just enough of a run for rate limiting and audit lines. */
-export const FAKE_CLAIMS = { repository_id: '42', run_id: '1', run_attempt: '1', jti: 'j' } as VerifiedClaims;
+/** What a fake verifier returns: just enough of a run for rate limiting, the JWT ledger and audit lines. */
+export const FAKE_CLAIMS = {
+  repository_id: '42',
+  run_id: '1',
+  run_attempt: '1',
+  jti: 'j',
+  // A verified JWT always has one: a spent JWT's record is kept until after it.
+  exp: Math.floor(Date.now() / 1000) + 300,
+} as VerifiedClaims;
 
 export interface FakeBrokerDeps {
   deps: BrokerDeps;
@@ -43,6 +53,11 @@ export function fakeBrokerDeps(overrides: Partial<BrokerDeps> = {}): FakeBrokerD
     audit: { record: (e) => void audit.push(e) },
     metrics: createMetrics(),
     limits: { bodyBytes: 4096, perRepositoryPerMinute: 600 },
+    // What production always supplies, inert: nothing here is reached before the cluster would be.
+    replayLedger: { namespace: 'k8s-ea-system', keepAfterExpirySeconds: jwtRecordKeepAfterExpiry(30) },
+    grantWork: createGrantWork(),
+    inlineRoles: new InlineRoles({ rbac: {} as K8sClients['rbac'] }),
+    now: Date.now,
     ...overrides,
   };
   return { deps, audit, logs };

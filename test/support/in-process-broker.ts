@@ -27,7 +27,7 @@ export interface InProcessBrokerOptions {
   /** Gateway mode on a free port, with the broker's certificate (needs https). */
   gateway?: boolean;
   /** Gateway mode: fairness caps other than the defaults (the rest stay default). */
-  gatewayLimits?: Partial<import('../../src/broker/gateway/fairness.js').GatewayLimits>;
+  gatewayLimits?: Partial<import('../../src/broker/config/broker-config.js').GatewayLimits>;
   /** The config's trustedProxies (CIDRs): peers whose X-Forwarded-For names the client. */
   trustedProxies?: string[];
 }
@@ -42,7 +42,7 @@ export async function startInProcessBroker(o: InProcessBrokerOptions) {
   const { createLogger } = await import('../../src/broker/logger.js');
   const { createAuditLog } = await import('../../src/broker/audit.js');
   const { createMetrics } = await import('../../src/broker/metrics.js');
-  const { GATEWAY_LIMIT_DEFAULTS } = await import('../../src/broker/gateway/fairness.js');
+  const { GATEWAY_LIMIT_DEFAULTS } = await import('../../src/broker/config/broker-config.js');
   const dir = mkdtempSync(join(tmpdir(), 'k8s-ea-inproc-'));
   const tls = o.https === false ? undefined : selfSignedCert(dir);
   const auditLines: Record<string, unknown>[] = [];

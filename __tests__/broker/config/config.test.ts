@@ -5,8 +5,13 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, loadConfig, parseConfig, type BrokerConfig } from '../../../src/broker/config.js';
-import { GATEWAY_LIMIT_DEFAULTS } from '../../../src/broker/gateway/fairness.js';
+import {
+  ConfigError,
+  loadConfig,
+  parseConfig,
+  type BrokerConfig,
+} from '../../../src/broker/config/load-config.js';
+import { GATEWAY_LIMIT_DEFAULTS } from '../../../src/broker/config/broker-config.js';
 
 const EXAMPLES = fileURLToPath(new URL('../../../deploy/examples/', import.meta.url));
 let dir: string;

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { load } from 'js-yaml';
-import { parseConfig } from '../../../src/broker/config.js';
+import { parseConfig } from '../../../src/broker/config/load-config.js';
 import { parsePolicy } from '../../../src/broker/policy/index.js';
 import { readDeployDocs } from '../../../test/support/deploy-rbac.js';
 import { repoRoot } from '../../../test/support/repo-root.js';

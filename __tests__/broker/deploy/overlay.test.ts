@@ -6,7 +6,7 @@ import { expect, test } from '@jest/globals';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { parseConfig } from '../../../src/broker/config.js';
+import { parseConfig } from '../../../src/broker/config/load-config.js';
 import { repoRoot } from '../../../test/support/repo-root.js';
 import { kustomize, type Doc } from './support/chart.js';
 

@@ -6,18 +6,22 @@ import { base64url } from 'jose';
 import { createBrokerApp } from '../../../src/broker/app.js';
 import { createAuditLog } from '../../../src/broker/audit.js';
 import type { BrokerDeps } from '../../../src/broker/deps.js';
-import type { RunningServer } from '../../../src/broker/http/server.js';
+import type { RunningServer } from '../../../src/broker/net/server.js';
 import { findDuplicateKey } from '../../../src/broker/http/strict-json.js';
 import { scriptedClients } from '../../../test/support/scripted-clients.js';
 import { createLogger } from '../../../src/broker/logger.js';
 import { brokerRequest } from '../../../test/support/broker-request.js';
 import { FAKE_CLAIMS, fakeBrokerDeps, serveOnLoopback } from '../../../test/support/fake-broker.js';
+import type { Reason } from '../../../src/shared/contract.js';
 
 const GRANT = `gha-${'ab'.repeat(16)}`;
 
-/** Counts the verifications and TokenReviews the edge lets through; every token is unknown to the cluster. */
+/**
+ * Counts the verifications, TokenReviews and JWT spends (JWT-use records written) the edge lets
+ * through; every token is unknown to the cluster.
+ */
 function deps(limits: Partial<BrokerDeps['limits']> = {}) {
-  const calls = { verify: 0, tokenReview: 0 };
+  const calls = { verify: 0, tokenReview: 0, spent: 0 };
   const fake = fakeBrokerDeps({
     verifier: {
       verify: async () => {
@@ -35,6 +39,12 @@ function deps(limits: Partial<BrokerDeps['limits']> = {}) {
       core: {
         readNamespacedServiceAccount: async () => {
           throw Object.assign(new Error('not found'), { code: 404 });
+        },
+      },
+      coordination: {
+        createNamespacedLease: async () => {
+          calls.spent += 1;
+          return {};
         },
       },
     }),
@@ -92,7 +102,7 @@ describe('revocation: cheap checks and a rate limit before any TokenReview or JW
     const r = await brokerRequest(url, 'DELETE', `/v1/grants/${GRANT}`, { token: 'garbage' });
     expect(r.status).toBe(400);
     expect(audit.at(-1)).toMatchObject({ action: 'denial', reason: 'jwt_malformed' });
-    expect(calls).toEqual({ verify: 0, tokenReview: 0 });
+    expect(calls).toEqual({ verify: 0, tokenReview: 0, spent: 0 });
   });
 
   test('a Kubernetes token naming another ServiceAccount → 404 without a TokenReview', async () => {
@@ -127,6 +137,8 @@ describe('revocation: cheap checks and a rate limit before any TokenReview or JW
       statuses.push((await brokerRequest(url, 'DELETE', `/v1/grants/${GRANT}`, { token })).status);
     expect(statuses).toEqual([404, 404, 404, 429, 429]);
     expect(calls.verify).toBe(3);
+    // Each verified JWT is spent before the grant is looked up, even though none is found.
+    expect(calls.spent).toBe(3);
     expect(audit.at(-1)).toMatchObject({ action: 'denial', reason: 'rate_limited' });
     // Malformed requests are refused before the limiter and do not use it up for others.
     expect((await brokerRequest(url, 'DELETE', '/v1/grants/not-a-grant', { token })).status).toBe(404);
@@ -144,7 +156,8 @@ describe('log and audit lines: nothing that reorders or splits a line gets throu
     createLogger({ write: (l) => void lines.push(l) }).info('m', { detail: text });
     createAuditLog((l) => void lines.push(l)).record({
       action: 'denial',
-      reason: text,
+      // Typed as a Reason, but the line is escaped whatever text reaches it.
+      reason: text as Reason,
       claims: { ref: text },
     });
     for (const line of lines) {

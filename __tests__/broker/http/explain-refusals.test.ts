@@ -3,7 +3,7 @@
 // for ttl_exceeds_rule only. Forged-token and not-yours reasons never leave the broker.
 import { afterEach, describe, expect, test } from '@jest/globals';
 import { createBrokerApp } from '../../../src/broker/app.js';
-import type { RunningServer } from '../../../src/broker/http/server.js';
+import type { RunningServer } from '../../../src/broker/net/server.js';
 import type { ErrorResponse } from '../../../src/shared/api.js';
 import { CALLER_REASONS, REASONS, type Reason } from '../../../src/shared/contract.js';
 import { BrokerError, CLIENT_MESSAGE } from '../../../src/shared/errors.js';

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError } from '../../../src/broker/config/config-error.js';
+import { ConfigError } from '../../../src/broker/yaml-fields/config-error.js';
 import { findDangerousRules, loadPolicy, parsePolicy } from '../../../src/broker/policy/index.js';
 import type { VerifiedClaims } from '../../../src/broker/types.js';
 import { defaultClaims } from '../../../test/support/oidc-issuer.js';

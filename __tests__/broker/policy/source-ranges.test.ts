@@ -4,7 +4,7 @@ import { describe, expect, test } from '@jest/globals';
 import { defaultClaims } from '../../../test/support/oidc-issuer.js';
 import { policyYaml, type RuleSpec } from '../../../test/support/policy.js';
 import { parsePolicy, type Policy } from '../../../src/broker/policy/index.js';
-import { ConfigError } from '../../../src/broker/config.js';
+import { ConfigError } from '../../../src/broker/config/load-config.js';
 import { BrokerError } from '../../../src/shared/errors.js';
 import type { ExchangeRequest } from '../../../src/shared/api.js';
 import type { VerifiedClaims } from '../../../src/broker/types.js';

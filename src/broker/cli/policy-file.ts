@@ -1,6 +1,6 @@
 // The policy file a command names, loaded exactly as the broker loads it (load-policy.ts), and its
 // problems in the form commands print: `file:line: field: message` lines, or objects for --json.
-import { ConfigError, formatIssue, type ConfigIssue } from '../config/config-error.js';
+import { ConfigError, formatIssue, type ConfigIssue } from '../yaml-fields/config-error.js';
 import { loadPolicy } from '../policy/index.js';
 import type { Policy } from '../policy/types.js';
 import type { ParsedArgs } from './command.js';

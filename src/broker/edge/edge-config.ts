@@ -1,8 +1,8 @@
 // The broker config's `edge:` section: where the edges' tunnel listeners are, the CA pinned for
 // their certificate, the broker's client certificate, and the redial backoff. config.ts calls
 // this with its reader and its file-path check, so the problems land in the same report.
-import type { FieldReader } from '../config/fields.js';
-import type { YamlPath } from '../config/yaml-source.js';
+import type { FieldReader } from '../yaml-fields/fields.js';
+import type { YamlPath } from '../yaml-fields/yaml-source.js';
 import type { EdgeTunnelConfig } from './start-edge-tunnels.js';
 
 export const EDGE_BACKOFF_DEFAULTS = { initialMs: 250, maxMs: 10_000 } as const;

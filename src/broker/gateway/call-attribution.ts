@@ -2,7 +2,7 @@
 // when the token is proven to be a live grant's, else only what the token claims, marked as a
 // claim (a forged token may claim anything, so a claim never takes the `grantId` field).
 import { decodeJwt } from 'jose';
-import { SERVICE_ACCOUNT_USER_PREFIX } from '../../shared/contract.js';
+import { parseServiceAccountUser } from '../../shared/contract.js';
 import type { AuditEvent } from '../audit.js';
 import { isGrantId } from '../naming.js';
 import type { GrantRecord, LiveGrant } from './live-grants.js';
@@ -25,11 +25,9 @@ export function claimedIdentity(token: string): ClaimedIdentity | undefined {
   }
   const k = payload['kubernetes.io'] as { serviceaccount?: { uid?: unknown } } | undefined;
   const uid = k?.serviceaccount?.uid;
-  const sub = typeof payload.sub === 'string' ? payload.sub : '';
-  if (!sub.startsWith(SERVICE_ACCOUNT_USER_PREFIX) || typeof uid !== 'string') return undefined;
-  const [namespace = '', name = '', ...rest] = sub.slice(SERVICE_ACCOUNT_USER_PREFIX.length).split(':');
-  if (rest.length > 0 || !namespace || !name || typeof payload.exp !== 'number') return undefined;
-  return { namespace, name, uid, expiresAt: payload.exp * 1000 };
+  const account = parseServiceAccountUser(typeof payload.sub === 'string' ? payload.sub : '');
+  if (!account || typeof uid !== 'string' || typeof payload.exp !== 'number') return undefined;
+  return { ...account, uid, expiresAt: payload.exp * 1000 };
 }
 
 /** A proven live grant: its id, ServiceAccount, rule and run. */

@@ -3,35 +3,8 @@
 // (watches, log streams), so that no job can take the upstream connections every other job
 // needs. Over a cap the call is refused with 429 and Retry-After (client-go then waits and
 // retries by itself); it never reaches the API server.
+import type { GatewayLimits } from '../config/broker-config.js';
 import type { Refusal } from './request-guard.js';
-
-/** The gateway's fairness settings (config.ts's `gateway.limits`; docs/configuration.md). */
-export interface GatewayLimits {
-  /** Short calls one grant may have in flight (or waiting for a connection) at once. */
-  requestsPerGrant: number;
-  /** Long-running calls (watches, log streams) one grant may hold at once. */
-  longRunningPerGrant: number;
-  /** The same two caps over all grants of one repository (its `repository_id`). */
-  requestsPerRepository: number;
-  longRunningPerRepository: number;
-  /** Connections to the API server for short calls; long-running calls never use them. */
-  upstreamConnections: number;
-  /** Connections to the API server for long-running calls. */
-  longRunningConnections: number;
-  /** How long a call may wait for a free connection before it is answered 503. */
-  upstreamWaitMs: number;
-}
-
-export const GATEWAY_LIMIT_DEFAULTS: Readonly<GatewayLimits> = Object.freeze({
-  // kubectl's discovery and Helm's parallel reads stay well under these; a flood does not.
-  requestsPerGrant: 64,
-  longRunningPerGrant: 16,
-  requestsPerRepository: 256,
-  longRunningPerRepository: 64,
-  upstreamConnections: 512,
-  longRunningConnections: 2_048,
-  upstreamWaitMs: 5_000,
-});
 
 /** What a refused call is told to wait before it retries, in seconds. */
 export const LIMITED_RETRY_AFTER_SECONDS = 1;

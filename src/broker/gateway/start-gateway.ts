@@ -10,29 +10,16 @@ import type { K8sClients } from '../kube/clients.js';
 import { reviewServiceAccountToken } from '../kube/token-review.js';
 import type { Logger } from '../logger.js';
 import type { BrokerMetrics } from '../metrics.js';
-import { listen, type RunningServer } from '../http/server.js';
+import { listen, type RunningServer } from '../net/server.js';
 import { startGrantWatch, type GrantWatch } from './grant-watch.js';
 import { LiveGrants } from './live-grants.js';
-import { GATEWAY_LIMIT_DEFAULTS, type GatewayLimits } from './fairness.js';
+import { GATEWAY_LIMIT_DEFAULTS, type GatewayConfig } from '../config/broker-config.js';
 import { createGateway, type GatewayDeps } from './proxy.js';
 import { TokenReviewCache } from './token-review-cache.js';
 import { upstreamOf } from './upstream.js';
 import { UpstreamCredentials } from './upstream-credentials.js';
 import { requestGrantToken } from '../grants/grant-token.js';
 import { credentialIdOf } from '../audit.js';
-
-/** The config of the gateway (config.ts's `gateway` section, with `tls` already defaulted). */
-export interface GatewayConfig {
-  listen: { host: string; port: number };
-  /** The server URL jobs receive. */
-  url: string;
-  /** Absent only when the broker itself serves plain HTTP behind a TLS-terminating proxy. */
-  tls?: { certFile: string; keyFile: string };
-  /** PEM CA jobs receive for the gateway's certificate; absent: the public roots. */
-  caFile?: string;
-  /** Fairness caps and the upstream wait (fairness.ts); GATEWAY_LIMIT_DEFAULTS when absent. */
-  limits?: GatewayLimits;
-}
 
 /**
  * Receiving a whole request body may take this long (a multi-MiB apply from a slow runner); the
@@ -97,7 +84,7 @@ export async function startGateway(
   });
   const limits = config.limits ?? GATEWAY_LIMIT_DEFAULTS;
   const upstream = upstreamOf(
-    parts.kc,
+    parts.k8s.connection,
     { short: limits.upstreamConnections, long: limits.longRunningConnections },
     (lane, queued) => parts.metrics.gatewayUpstreamQueued.set({ lane }, queued),
   );

@@ -2,9 +2,7 @@
 // the grant outlive its token (renew-grant.ts), and in gateway mode the gateway's own credential
 // for forwarding (gateway/upstream-credentials.ts).
 import type { K8sClients } from '../kube/clients.js';
-
-/** TokenRequest refuses anything shorter (MinTokenAgeSec). The grant itself may be shorter. */
-export const MIN_TOKEN_SECONDS = 600;
+import { tokenRequestBody } from './grant-objects.js';
 
 export async function requestGrantToken(
   k8s: K8sClients,
@@ -16,14 +14,8 @@ export async function requestGrantToken(
   const tr = await k8s.hotPath.createNamespacedServiceAccountToken({
     name: grant.name,
     namespace: grant.namespace,
-    body: {
-      // The uid pins the token to this very ServiceAccount, not a same-named successor.
-      metadata: { uid: grant.uid },
-      spec: {
-        audiences: audience ? [audience] : [],
-        expirationSeconds: Math.max(MIN_TOKEN_SECONDS, Math.ceil(seconds)),
-      },
-    },
+    // The uid pins the token to this very ServiceAccount, not a same-named successor.
+    body: tokenRequestBody(grant.uid, seconds, audience),
   });
   const token = tr.status?.token;
   const tokenExpiresAt = tr.status?.expirationTimestamp ? new Date(tr.status.expirationTimestamp) : undefined;

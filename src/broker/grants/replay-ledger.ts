@@ -10,7 +10,7 @@
 // reaper can trust: it names the namespace the grant was created in and when the grant ends, and
 // stays at least as long as the grant (labels on a ServiceAccount prove nothing: anyone who may
 // create one can write them). The reaper deletes a record once it has expired and its grant is gone.
-import { V1MicroTime, type V1ObjectMeta } from '@kubernetes/client-node';
+import { V1MicroTime, type V1Lease, type V1ObjectMeta } from '@kubernetes/client-node';
 import { BrokerError } from '../../shared/errors.js';
 import type { K8sClients } from '../kube/clients.js';
 import { deleteIgnoringNotFound, describeK8sError, isAlreadyExists } from '../kube/errors.js';
@@ -20,15 +20,33 @@ import {
   LABEL_PREFIX,
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
+  grantIdFor,
   isGrantId,
   rfc3339,
 } from '../naming.js';
+import type { VerifiedClaims } from '../types.js';
 
 export const LEDGER_LABEL = `${LABEL_PREFIX}/jwt-ledger`;
 export const LEDGER_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${LEDGER_LABEL}=true`;
 /** The job namespace of the record's grant (a namespace name is a valid label value). */
 export const LEDGER_NAMESPACE_LABEL = `${LABEL_PREFIX}/namespace`;
 export const GRANT_EXPIRES_AT_ANNOTATION = `${LABEL_PREFIX}/grant-expires-at`;
+
+/**
+ * How long a JWT-use record outlives the JWT's exp beyond the verifier's leeway: a margin for the
+ * clocks of the replicas and the API server, so no replica still accepts a JWT whose record is gone.
+ */
+export const JWT_RECORD_MARGIN_SECONDS = 60;
+
+/** How long after a JWT's exp its record is kept, for a verifier with this clock leeway. */
+export const jwtRecordKeepAfterExpiry = (leewaySeconds: number): number =>
+  leewaySeconds + JWT_RECORD_MARGIN_SECONDS;
+
+/** Where JWT uses are recorded (the broker's own namespace), and for how long after a JWT's exp. */
+export interface ReplayLedger {
+  namespace: string;
+  keepAfterExpirySeconds: number;
+}
 
 export interface JwtUse {
   grantId: string;
@@ -69,6 +87,18 @@ export function jwtUseMetadata(use: JwtUse): V1ObjectMeta & { name: string } {
   };
 }
 
+/** The Lease that records a JWT use; the bench writes the same body through its own client. */
+export function jwtUseLease(use: JwtUse, now: number): V1Lease {
+  return {
+    metadata: jwtUseMetadata(use),
+    spec: {
+      holderIdentity: use.grantId,
+      acquireTime: new V1MicroTime(now),
+      leaseDurationSeconds: Math.max(1, Math.ceil((use.keepUntil.getTime() - now) / 1000)),
+    },
+  };
+}
+
 /** Records the JWT behind `use.grantId` as used; a second record → jwt_replayed. */
 export async function recordJwtUse(
   k8s: K8sClients,
@@ -77,17 +107,7 @@ export async function recordJwtUse(
   now: () => number = Date.now,
 ): Promise<void> {
   try {
-    await k8s.hotPath.createNamespacedLease({
-      namespace: brokerNamespace,
-      body: {
-        metadata: jwtUseMetadata(use),
-        spec: {
-          holderIdentity: use.grantId,
-          acquireTime: new V1MicroTime(now()),
-          leaseDurationSeconds: Math.max(1, Math.ceil((use.keepUntil.getTime() - now()) / 1000)),
-        },
-      },
-    });
+    await k8s.hotPath.createNamespacedLease({ namespace: brokerNamespace, body: jwtUseLease(use, now()) });
   } catch (err) {
     if (isAlreadyExists(err))
       throw new BrokerError(
@@ -144,4 +164,20 @@ export async function deleteJwtUse(k8s: K8sClients, brokerNamespace: string, gra
   await deleteIgnoringNotFound(() =>
     k8s.hotPath.deleteNamespacedLease({ name: grantId, namespace: brokerNamespace }),
   );
+}
+
+/**
+ * Spends the JWT of `claims`, whatever the request then does with it: it can never be exchanged or
+ * used again, on any replica. Kept while the JWT could be presented; for a grant (`grant`), the
+ * reaper also keeps it while the grant exists, as the grant's proof.
+ */
+export async function spendJwt(
+  k8s: K8sClients,
+  ledger: ReplayLedger,
+  claims: VerifiedClaims,
+  now: () => number,
+  grant?: { namespace: string; grantExpiresAt: Date },
+): Promise<void> {
+  const keepUntil = new Date((claims.exp + ledger.keepAfterExpirySeconds) * 1000);
+  await recordJwtUse(k8s, ledger.namespace, { grantId: grantIdFor(claims), keepUntil, ...grant }, now);
 }

@@ -1,7 +1,7 @@
 // Deleting a grant and finding one by id. Used by revocation, the reaper and creation rollback.
 import type { K8sClients } from '../kube/clients.js';
 import type { KubeObject, ObjectMeta } from '../kube/hot-path-api.js';
-import { deleteIgnoringNotFound, isNotFound } from '../kube/errors.js';
+import { deleteIgnoringNotFound, readIgnoringNotFound } from '../kube/errors.js';
 import {
   GRANT_ID_PREFIX,
   GRANT_LABEL,
@@ -159,16 +159,12 @@ async function readDependent(
   namespace: string,
   { kind, name }: Dependent,
 ): Promise<ObjectMeta | undefined> {
-  try {
-    const obj =
-      kind === 'Role'
-        ? await k8s.hotPath.readNamespacedRole({ name, namespace })
-        : await k8s.hotPath.readNamespacedRoleBinding({ name, namespace });
-    return obj.metadata;
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw err;
-  }
+  const obj = await readIgnoringNotFound(() =>
+    kind === 'Role'
+      ? k8s.hotPath.readNamespacedRole({ name, namespace })
+      : k8s.hotPath.readNamespacedRoleBinding({ name, namespace }),
+  );
+  return obj?.metadata;
 }
 
 function deleteDependent(k8s: K8sClients, namespace: string, { kind, name }: Dependent, uid?: string) {
@@ -196,13 +192,10 @@ export async function findGrant(
 ): Promise<{ namespace: string; serviceAccount: KubeObject } | undefined> {
   const found = await Promise.all(
     namespaces.map(async (namespace) => {
-      try {
-        const sa = await k8s.hotPath.readNamespacedServiceAccount({ name: grantId, namespace });
-        return isOurGrant(sa, grantId) ? { namespace, serviceAccount: sa } : undefined;
-      } catch (err) {
-        if (isNotFound(err)) return undefined;
-        throw err;
-      }
+      const sa = await readIgnoringNotFound(() =>
+        k8s.hotPath.readNamespacedServiceAccount({ name: grantId, namespace }),
+      );
+      return sa && isOurGrant(sa, grantId) ? { namespace, serviceAccount: sa } : undefined;
     }),
   );
   return found.find((f) => f !== undefined);

@@ -9,7 +9,7 @@ import { findDangerousRules } from '../policy/dangerous.js';
 import type { Logger } from '../logger.js';
 import type { Grantable, NamedRole, PolicyEngine } from '../types.js';
 import type { K8sClients } from '../kube/clients.js';
-import { describeK8sError, isNotFound } from '../kube/errors.js';
+import { describeK8sError, readIgnoringNotFound } from '../kube/errors.js';
 import { OpenWatches, WATCH_SECONDS, growingPause } from '../kube/watches.js';
 
 export type Verdict =
@@ -77,14 +77,11 @@ async function readRole(
   k8s: Pick<K8sClients, 'rbac'>,
   role: NamedRole,
 ): Promise<V1ClusterRole | V1Role | undefined> {
-  try {
-    return role.kind === 'ClusterRole'
-      ? await k8s.rbac.readClusterRole({ name: role.name })
-      : await k8s.rbac.readNamespacedRole({ name: role.name, namespace: role.namespace });
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw err;
-  }
+  return readIgnoringNotFound(() =>
+    role.kind === 'ClusterRole'
+      ? k8s.rbac.readClusterRole({ name: role.name })
+      : k8s.rbac.readNamespacedRole({ name: role.name, namespace: role.namespace }),
+  );
 }
 
 /** Reads every named role once (what the broker does before it listens, and `policy check`). */

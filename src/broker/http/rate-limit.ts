@@ -1,10 +1,21 @@
 // Per-key token buckets (the key is the verified repository_id): a burst of `capacity` requests,
 // refilled at `perMinute`. Keys unused for a while are forgotten so memory stays bounded.
+import { RateLimitedError } from '../../shared/errors.js';
+
 /**
- * The revoke route's limit, for the whole route (its callers are not authenticated yet): room for
- * every job's post step; beyond it 429, and the post step then revokes at the API server directly.
+ * Takes one request from `key`'s bucket, or counts the refusal and throws 429 with the wait: the
+ * one check every route runs before it costs anyone anything.
  */
-export const DEFAULT_REVOCATIONS_PER_MINUTE = 600;
+export function requireWithinLimit(
+  limiter: TokenBucketLimiter,
+  key: string,
+  metrics: { rateLimited: { inc(): void } },
+): void {
+  const decision = limiter.take(key);
+  if (decision.allowed) return;
+  metrics.rateLimited.inc();
+  throw new RateLimitedError(decision.retryAfterSeconds);
+}
 
 export interface RateLimitDecision {
   allowed: boolean;

@@ -1,7 +1,7 @@
 // What a bearer token says before anyone verified it: only to pick the check to run and to refuse
 // early what could never pass it. Nothing here authenticates anyone.
 import { decodeJwt, type JWTPayload } from 'jose';
-import { SERVICE_ACCOUNT_USER_PREFIX } from '../../shared/contract.js';
+import { parseServiceAccountUser } from '../../shared/contract.js';
 import { BrokerError } from '../../shared/errors.js';
 import { MAX_TOKEN_BYTES } from '../auth/token-verifier.js';
 
@@ -24,9 +24,5 @@ export function unverifiedPayload(token: string): JWTPayload {
  * is that grant in a managed namespace, so any other subject is refused without asking the API server.
  */
 export function serviceAccountSubject(payload: JWTPayload): { namespace: string; name: string } | undefined {
-  const sub = typeof payload.sub === 'string' ? payload.sub : '';
-  const [namespace = '', name = '', ...rest] = sub.startsWith(SERVICE_ACCOUNT_USER_PREFIX)
-    ? sub.slice(SERVICE_ACCOUNT_USER_PREFIX.length).split(':')
-    : [];
-  return rest.length === 0 && namespace && name ? { namespace, name } : undefined;
+  return parseServiceAccountUser(typeof payload.sub === 'string' ? payload.sub : '');
 }

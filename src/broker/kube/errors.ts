@@ -37,6 +37,16 @@ export function describeK8sError(err: unknown): string {
   return errorMessage(err);
 }
 
+/** Runs a read and answers undefined for NotFound: the object's absence is an answer, not a failure. */
+export async function readIgnoringNotFound<T>(read: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await read();
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
 /** Runs a delete and treats NotFound as success: revocation and reaping are idempotent. */
 export async function deleteIgnoringNotFound(del: () => Promise<unknown>): Promise<'deleted' | 'absent'> {
   try {

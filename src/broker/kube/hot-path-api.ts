@@ -16,9 +16,9 @@ import type {
   V1RoleBinding,
   V1ServiceAccount,
 } from '@kubernetes/client-node';
-import type { LeanKubeClient } from './lean-client.js';
+import type { KubeConnection } from './connection.js';
 
-/** The metadata the broker reads back: as JSON from the lean client, or client-node's object. */
+/** The metadata the broker reads back: as JSON from the connection, or client-node's object. */
 export type ObjectMeta = Pick<
   V1ObjectMeta,
   'name' | 'namespace' | 'uid' | 'labels' | 'annotations' | 'ownerReferences' | 'resourceVersion'
@@ -65,9 +65,9 @@ const rbac = (namespace: string, plural: string) =>
   `/apis/rbac.authorization.k8s.io/v1/namespaces/${seg(namespace)}/${plural}`;
 const leases = (namespace: string) => `/apis/coordination.k8s.io/v1/namespaces/${seg(namespace)}/leases`;
 
-/** The hot path over the lean node:https client. */
-export function leanHotPath(client: Pick<LeanKubeClient, 'request'>): HotPathApi {
-  const call = <T>(method: string, path: string, body?: unknown) => client.request<T>(method, path, body);
+/** The hot path as JSON calls over the broker's connection (connection.ts). */
+export function jsonHotPath(connection: Pick<KubeConnection, 'request'>): HotPathApi {
+  const call = <T>(method: string, path: string, body?: unknown) => connection.request<T>(method, path, body);
   return {
     createNamespacedLease: (p) => call('POST', leases(p.namespace), p.body),
     deleteNamespacedLease: (p) => call('DELETE', `${leases(p.namespace)}/${seg(p.name)}`),
@@ -88,10 +88,7 @@ export function leanHotPath(client: Pick<LeanKubeClient, 'request'>): HotPathApi
   };
 }
 
-/**
- * The hot path over client-node's API objects: for a cluster the lean client cannot reach (a
- * proxy-url, plain HTTP), and for unit tests' scripted clusters, which script client-node's methods.
- */
+/** The hot path over client-node's API objects: for a cluster behind a proxy-url, or plain HTTP. */
 export function clientNodeHotPath(apis: {
   core: CoreV1Api;
   rbac: RbacAuthorizationV1Api;

@@ -1,7 +1,7 @@
 // Authenticates a Kubernetes bearer token through the TokenReview API, the way the apiserver
 // itself would: used so a grant's own token can revoke or renew that grant, and by the gateway. In
 // gateway mode grant tokens carry the gateway's audience only, so they are reviewed for it.
-import { SERVICE_ACCOUNT_USER_PREFIX } from '../../shared/contract.js';
+import { parseServiceAccountUser } from '../../shared/contract.js';
 import type { K8sClients } from './clients.js';
 
 /** The service account a token belongs to, or undefined when the apiserver does not accept it. */
@@ -16,9 +16,6 @@ export async function reviewServiceAccountToken(
   const status = review.status;
   if (audience && !status?.audiences?.includes(audience)) return undefined;
   const user = status?.authenticated ? status.user : undefined;
-  const username = user?.username;
-  if (!username?.startsWith(SERVICE_ACCOUNT_USER_PREFIX)) return undefined;
-  const [namespace, name, ...rest] = username.slice(SERVICE_ACCOUNT_USER_PREFIX.length).split(':');
-  if (!namespace || !name || rest.length > 0) return undefined;
-  return { namespace, name, uid: user?.uid };
+  const account = parseServiceAccountUser(user?.username ?? '');
+  return account && { ...account, uid: user?.uid };
 }

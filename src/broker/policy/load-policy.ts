@@ -2,7 +2,7 @@
 // (policy-reload.ts). The digest says which version is running (metrics, logs).
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { ConfigError } from '../config/config-error.js';
+import { ConfigError } from '../yaml-fields/config-error.js';
 import { parsePolicy, type PolicyContext } from './parse-policy.js';
 import type { Policy } from './types.js';
 

@@ -3,9 +3,9 @@
 // docs/policy.md documents the format; this file is its executable definition.
 import type { RuleSummary } from '../../shared/api.js';
 import { DNS_LABEL, DNS_LABEL_RULE, MAX_TTL_SECONDS, MIN_TTL_SECONDS } from '../../shared/contract.js';
-import { readCidrList } from '../config/cidr-list.js';
-import { FieldReader, isMapping, describe as describeValue } from '../config/fields.js';
-import { parseYamlSource, type YamlPath } from '../config/yaml-source.js';
+import { readCidrList } from '../yaml-fields/cidr-list.js';
+import { FieldReader, isMapping, describe as describeValue } from '../yaml-fields/fields.js';
+import { parseYamlSource, type YamlPath } from '../yaml-fields/yaml-source.js';
 import { dangerousFindings, forbiddenRoleNameProblem } from './dangerous.js';
 import { createPolicyEngine } from './engine.js';
 import { globPatternProblem, hasWildcard } from './glob.js';

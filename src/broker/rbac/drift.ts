@@ -1,9 +1,15 @@
 // `rbac check`: the cluster's RBAC for the broker against what the policy needs (broker-rbac.ts).
 // Roles are compared permission by permission (one apiGroup, resource, verb and name at a time), so
 // a rule split or merged differently is no drift, while a verb, name or namespace more or less is.
-import type { V1PolicyRule, V1RoleBinding, V1ClusterRoleBinding } from '@kubernetes/client-node';
+import type {
+  V1ClusterRole,
+  V1ClusterRoleBinding,
+  V1PolicyRule,
+  V1Role,
+  V1RoleBinding,
+} from '@kubernetes/client-node';
 import type { K8sClients } from '../kube/clients.js';
-import { isNotFound } from '../kube/errors.js';
+import { readIgnoringNotFound } from '../kube/errors.js';
 import type { BrokerIdentity, RbacObject } from './broker-rbac.js';
 
 export interface Drift {
@@ -100,21 +106,18 @@ function compareBinding(
 
 async function readObject(k8s: Pick<K8sClients, 'rbac'>, o: RbacObject) {
   const ns = o.namespace ?? '';
-  try {
+  return readIgnoringNotFound<V1Role | V1RoleBinding | V1ClusterRole | V1ClusterRoleBinding>(() => {
     switch (o.kind) {
       case 'Role':
-        return await k8s.rbac.readNamespacedRole({ name: o.name, namespace: ns });
+        return k8s.rbac.readNamespacedRole({ name: o.name, namespace: ns });
       case 'RoleBinding':
-        return await k8s.rbac.readNamespacedRoleBinding({ name: o.name, namespace: ns });
+        return k8s.rbac.readNamespacedRoleBinding({ name: o.name, namespace: ns });
       case 'ClusterRole':
-        return await k8s.rbac.readClusterRole({ name: o.name });
+        return k8s.rbac.readClusterRole({ name: o.name });
       case 'ClusterRoleBinding':
-        return await k8s.rbac.readClusterRoleBinding({ name: o.name });
+        return k8s.rbac.readClusterRoleBinding({ name: o.name });
     }
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw err;
-  }
+  });
 }
 
 /**

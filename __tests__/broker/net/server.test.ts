@@ -2,7 +2,7 @@
 // shutdown, graceful draining of in-flight requests, and the refusal to serve plain HTTP by accident.
 import { expect, test } from '@jest/globals';
 import { createBrokerApp } from '../../../src/broker/app.js';
-import { listen } from '../../../src/broker/http/server.js';
+import { listen } from '../../../src/broker/net/server.js';
 import type { VerifiedClaims } from '../../../src/broker/types.js';
 import { BrokerError } from '../../../src/shared/errors.js';
 import { brokerRequest } from '../../../test/support/broker-request.js';

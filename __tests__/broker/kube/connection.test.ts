@@ -1,7 +1,9 @@
-// The lean client of the broker's hot path (src/broker/kube/lean-client.ts) against a local HTTPS
-// endpoint: answers parsed, errors shaped as client-node's so kube/errors.ts reads them, a deadline
-// per call, and credentials asked of the KubeConfig on every call, so a rotated token or CA is used.
-// Connection reuse is in __tests__/bench/connection-reuse.cluster.test.ts, beside client-node's.
+// The broker's connection to the API server (src/broker/kube/connection.ts) against a local HTTPS
+// endpoint: the hot path's answers parsed, errors shaped as client-node's so kube/errors.ts reads
+// them, a deadline per call, the resend rules, idle connections closed, one pool shared with
+// client-node's API objects, and credentials asked of the KubeConfig on every call, so a rotated
+// token or CA is used, by the hot path and the gateway's upstream alike.
+// Connection reuse against the real API server is in __tests__/bench/connection-reuse.cluster.test.ts.
 import { afterAll, afterEach, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -10,8 +12,10 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiException, KubeConfig } from '@kubernetes/client-node';
-import { KubeCallTimeoutError, LeanKubeClient } from '../../../src/broker/kube/lean-client.js';
-import { leanHotPath } from '../../../src/broker/kube/hot-path-api.js';
+import { upstreamOf } from '../../../src/broker/gateway/upstream.js';
+import { createK8sClients } from '../../../src/broker/kube/clients.js';
+import { KubeCallTimeoutError, KubeConnection } from '../../../src/broker/kube/connection.js';
+import { jsonHotPath } from '../../../src/broker/kube/hot-path-api.js';
 import {
   describeK8sError,
   isAlreadyExists,
@@ -28,7 +32,7 @@ let server: Server;
 let port: number;
 let handle: Handler;
 let handshakes = 0;
-const clients: LeanKubeClient[] = [];
+const clients: { close(): void }[] = [];
 const certs: { a: ReturnType<typeof selfSignedCert>; b: ReturnType<typeof selfSignedCert> } = {} as never;
 
 beforeAll(async () => {
@@ -81,13 +85,19 @@ function tokenKubeConfig(): KubeConfig {
   return kc;
 }
 
-function leanClient(kc: KubeConfig, callTimeoutMs = 5_000, idleConnectionMs = 30_000): LeanKubeClient {
-  const client = new LeanKubeClient(kc, { callTimeoutMs, idleConnectionMs });
+function leanClient(
+  kc: KubeConfig,
+  callTimeoutMs = 5_000,
+  idleConnectionMs = 30_000,
+  interceptors?: [],
+): KubeConnection {
+  const limits = { callTimeoutMs, idleConnectionMs, serverCaRecheckMs: 0 };
+  const client = new KubeConnection(kc, limits, interceptors);
   clients.push(client);
   return client;
 }
 
-test('the lean client serves HTTPS clusters without a proxy; the rest stays with client-node', () => {
+test('the JSON hot path serves HTTPS clusters without a proxy; the rest stays with client-node', () => {
   const kc = (cluster: { server: string; proxyUrl?: string; skipTLSVerify?: boolean }) => {
     const k = new KubeConfig();
     k.loadFromOptions({
@@ -98,11 +108,11 @@ test('the lean client serves HTTPS clusters without a proxy; the rest stays with
     });
     return k;
   };
-  expect(LeanKubeClient.supports(kc({ server: 'https://10.0.0.1:6443' }))).toBe(true);
-  expect(LeanKubeClient.supports(kc({ server: 'https://10.0.0.1', proxyUrl: 'http://proxy:3128' }))).toBe(
+  expect(KubeConnection.supports(kc({ server: 'https://10.0.0.1:6443' }))).toBe(true);
+  expect(KubeConnection.supports(kc({ server: 'https://10.0.0.1', proxyUrl: 'http://proxy:3128' }))).toBe(
     false,
   );
-  expect(LeanKubeClient.supports(kc({ server: 'http://127.0.0.1:8080', skipTLSVerify: true }))).toBe(false);
+  expect(KubeConnection.supports(kc({ server: 'http://127.0.0.1:8080', skipTLSVerify: true }))).toBe(false);
 });
 
 describe('answers and errors', () => {
@@ -119,7 +129,7 @@ describe('answers and errors', () => {
       res.writeHead(201, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ metadata: { name: 'g-1', uid: 'u-1' } }));
     };
-    const api = leanHotPath(leanClient(tokenKubeConfig()));
+    const api = jsonHotPath(leanClient(tokenKubeConfig()));
     const sa = await api.createNamespacedServiceAccount({
       namespace: 'team-a',
       body: { metadata: { name: 'g-1' }, automountServiceAccountToken: false },
@@ -135,7 +145,7 @@ describe('answers and errors', () => {
   });
 
   test("a refusal is client-node's ApiException, read by errors.ts as before", async () => {
-    const api = leanHotPath(leanClient(tokenKubeConfig()));
+    const api = jsonHotPath(leanClient(tokenKubeConfig()));
     answerWith(404, status(404, 'NotFound', 'serviceaccounts "g-1" not found'));
     const notFound = await api.readNamespacedServiceAccount({ name: 'g-1', namespace: 'a' }).catch((e) => e);
     expect(notFound).toBeInstanceOf(ApiException);
@@ -169,7 +179,7 @@ describe('answers and errors', () => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end('{}');
     };
-    await leanHotPath(leanClient(tokenKubeConfig())).deleteNamespacedServiceAccount({
+    await jsonHotPath(leanClient(tokenKubeConfig())).deleteNamespacedServiceAccount({
       name: 'g-1',
       namespace: 'a',
       body: { preconditions: { uid: 'u-1' }, propagationPolicy: 'Background' },
@@ -212,6 +222,49 @@ describe('idle connections', () => {
     await new Promise((r) => setTimeout(r, 800));
     await client.request('GET', '/api/v1/namespaces/a/serviceaccounts/g-1');
     expect(handshakes - before).toBe(2);
+  });
+});
+
+describe('one pool for every caller of the connection', () => {
+  test('DELETEs with a body keep their connection (undici closes it unless told not to)', async () => {
+    answerWith(200, '{}');
+    const deletes = async (client: KubeConnection) => {
+      const before = handshakes;
+      for (let i = 0; i < 3; i += 1)
+        await client.request('DELETE', '/api/v1/namespaces/a/serviceaccounts/g-1', {
+          propagationPolicy: 'Background',
+        });
+      return handshakes - before;
+    };
+    expect(await deletes(leanClient(tokenKubeConfig()))).toBe(1);
+    // The control: the same connection without the interceptor, one handshake per DELETE.
+    expect(await deletes(leanClient(tokenKubeConfig(), 5_000, 30_000, []))).toBe(3);
+  });
+
+  test("client-node's API objects share the hot path's connections and its deadline", async () => {
+    answerWith(200, JSON.stringify({ metadata: { name: 'g-1', uid: 'u-1' } }));
+    const kc = tokenKubeConfig();
+    const k8s = createK8sClients(kc, leanClient(kc, 300));
+    const read = { name: 'g-1', namespace: 'a' };
+    const before = handshakes;
+    // undici hands a connection back one event-loop turn after its answer; the hot path waits for
+    // it (connection.ts), client-node's fetch does not, so the test lets that turn pass after it.
+    const turn = () => new Promise((r) => setImmediate(r));
+    expect((await k8s.core.readNamespacedServiceAccount(read)).metadata?.uid).toBe('u-1');
+    await turn();
+    expect((await k8s.hotPath.readNamespacedServiceAccount(read)).metadata?.uid).toBe('u-1');
+    expect((await k8s.core.readNamespacedServiceAccount(read)).metadata?.uid).toBe('u-1');
+    await turn();
+    expect((await k8s.hotPath.readNamespacedServiceAccount(read)).metadata?.uid).toBe('u-1');
+    expect(handshakes - before).toBe(1);
+
+    handle = () => undefined; // never answers
+    const started = Date.now();
+    const err = await k8s.core.readNamespacedServiceAccount(read).catch((e: unknown) => e);
+    const elapsed = Date.now() - started;
+    expect(err).toMatchObject({ name: 'TimeoutError' });
+    expect(elapsed).toBeGreaterThanOrEqual(290);
+    expect(elapsed).toBeLessThan(10_000); // a bound against hangs only: the deadline is 300 ms
   });
 });
 
@@ -311,7 +364,17 @@ describe('rotated credentials (the in-cluster identity)', () => {
     await client.request('GET', '/api/v1/namespaces/a/serviceaccounts/g-1');
     writeFileSync(join(saDir(), 'token'), 'token-two');
     // Only the clock is faked: the sockets and the deadline run on real timers.
-    jest.useFakeTimers({ doNotFake: ['setTimeout', 'clearTimeout', 'setImmediate', 'nextTick', 'hrtime'] });
+    jest.useFakeTimers({
+      doNotFake: [
+        'setTimeout',
+        'clearTimeout',
+        'setImmediate',
+        'nextTick',
+        'hrtime',
+        'queueMicrotask',
+        'performance',
+      ],
+    });
     jest.setSystemTime(Date.now() + 61_000);
     await client.request('GET', '/api/v1/namespaces/a/serviceaccounts/g-1');
     jest.useRealTimers();
@@ -338,6 +401,44 @@ describe('rotated credentials (the in-cluster identity)', () => {
         .catch((e: unknown) => e);
       expect(stale).toBeInstanceOf(Error);
       expect(statusCodeOf(stale)).toBeUndefined();
+    } finally {
+      server.setSecureContext({ cert: readFileSync(certs.a.certFile), key: readFileSync(certs.a.keyFile) });
+    }
+  });
+  test('a rotated CA file reaches the hot path and the gateway alike, from the next call', async () => {
+    writeFileSync(join(saDir(), 'ca.crt'), certs.a.ca);
+    writeFileSync(join(saDir(), 'token'), 'token-one');
+    answerWith(200, '{}');
+    const path = '/api/v1/namespaces/a/serviceaccounts/g-1';
+    const connection = leanClient(inCluster());
+    const upstream = upstreamOf(connection, { short: 1, long: 1 });
+    clients.push(upstream);
+    // The control: a gateway that read the CA once, at start (as it did before connection.ts).
+    const readOnce = leanClient(inCluster());
+    (readOnce.limits as { serverCaRecheckMs: number }).serverCaRecheckMs = Number.POSITIVE_INFINITY;
+    const staleUpstream = upstreamOf(readOnce, { short: 1, long: 1 });
+    clients.push(staleUpstream);
+    const forward = async (u: typeof upstream) => {
+      const res = await u.lanes.short.pool.request({ method: 'GET', path: `${u.basePath}${path}` });
+      await res.body.text();
+      return res.statusCode;
+    };
+    await connection.request('GET', path);
+    expect(await forward(upstream)).toBe(200);
+    expect(await forward(staleUpstream)).toBe(200);
+
+    // The server moves to certificate b and drops its idle connections; the pod's CA file follows.
+    server.setSecureContext({ cert: readFileSync(certs.b.certFile), key: readFileSync(certs.b.keyFile) });
+    server.closeIdleConnections();
+    await new Promise((r) => setTimeout(r, 50));
+    try {
+      writeFileSync(join(saDir(), 'ca.crt'), certs.b.ca);
+      const before = handshakes;
+      await expect(connection.request('GET', path)).resolves.toEqual({});
+      expect(await forward(upstream)).toBe(200);
+      expect(handshakes).toBe(before + 2);
+      const stale = await forward(staleUpstream).catch((e: unknown) => e);
+      expect(stale).toMatchObject({ code: 'DEPTH_ZERO_SELF_SIGNED_CERT' }); // b is not trusted
     } finally {
       server.setSecureContext({ cert: readFileSync(certs.a.certFile), key: readFileSync(certs.a.keyFile) });
     }

@@ -2,7 +2,7 @@
 // token) is 400 with the contract's JSON error body, not Node's bare 431; Node's other answers stay.
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { connect } from 'node:net';
-import { listen, type RunningServer } from '../../../src/broker/http/server.js';
+import { listen, type RunningServer } from '../../../src/broker/net/server.js';
 import { brokerRequest } from '../../../test/support/broker-request.js';
 
 let server: RunningServer;

@@ -1,0 +1,145 @@
+// grants.create as one unit over a scripted cluster: the JWT is spent first, the objects follow, and a
+// failure gives the JWT back, unless the failure was itself a replay. One strategy per mode: direct
+// grants get the self-revoke pair after the answer, gateway grants a token for the gateway only.
+import { describe, expect, test } from '@jest/globals';
+import { create } from '../../../src/broker/grants/creation.js';
+import type { GrantDeps } from '../../../src/broker/grants/grant-deps.js';
+import { InlineRoles } from '../../../src/broker/grants/inline-roles.js';
+import { createGrantWork } from '../../../src/broker/grant-work.js';
+import { createLogger } from '../../../src/broker/logger.js';
+import { grantIdFor, revokeObjectName } from '../../../src/broker/naming.js';
+import type { Grantable, VerifiedClaims } from '../../../src/broker/types.js';
+import { defaultClaims } from '../../../test/support/oidc-issuer.js';
+import { scriptedClients } from '../../../test/support/scripted-clients.js';
+
+const NOW = Date.parse('2026-12-05T12:00:00Z');
+const claims = {
+  ...defaultClaims(),
+  iss: 'https://token.actions.githubusercontent.com',
+  aud: 'k8s-ephemeral-access',
+  jti: 'jti-1',
+  iat: NOW / 1000,
+  exp: NOW / 1000 + 300,
+} as VerifiedClaims;
+const GRANT_ID = grantIdFor(claims);
+const grantable: Grantable = {
+  ruleName: 'deploy',
+  namespace: 'team-a',
+  role: 'viewer',
+  roleRef: { kind: 'ClusterRole', name: 'view' },
+  rules: [],
+  ttlSeconds: 900,
+  maxSessionSeconds: 3600,
+};
+
+const apiError = (code: number) => Object.assign(new Error(`HTTP ${code}`), { code });
+
+/** A cluster that records each call as `verb kind name` and fails the calls named in `fail`. */
+function scriptedCluster(fail: Record<string, number> = {}) {
+  const calls: string[] = [];
+  const tokenRequests: unknown[] = [];
+  const call =
+    (what: string, answer: (p: { body?: unknown }) => unknown = () => ({})) =>
+    async (p: { name?: string; body?: { metadata?: { name?: string } } }) => {
+      const line = `${what} ${p.name ?? p.body?.metadata?.name ?? ''}`;
+      calls.push(line);
+      const code = fail[what];
+      if (code) throw apiError(code);
+      return answer(p);
+    };
+  const k8s = scriptedClients({
+    coordination: {
+      createNamespacedLease: call('create Lease'),
+      deleteNamespacedLease: call('delete Lease'),
+    },
+    core: {
+      createNamespacedServiceAccount: call('create ServiceAccount', () => ({ metadata: { uid: 'uid-1' } })),
+      deleteNamespacedServiceAccount: call('delete ServiceAccount'),
+      createNamespacedServiceAccountToken: call('create TokenRequest', (p) => {
+        tokenRequests.push(p.body);
+        return { status: { token: 'a.b.c', expirationTimestamp: new Date(NOW + 3600_000) } };
+      }),
+    },
+    rbac: {
+      createNamespacedRole: call('create Role'),
+      deleteNamespacedRole: call('delete Role'),
+      createNamespacedRoleBinding: call('create RoleBinding'),
+      deleteNamespacedRoleBinding: call('delete RoleBinding'),
+    },
+  });
+  return { k8s, calls, tokenRequests };
+}
+
+function grantDeps(k8s: GrantDeps['k8s'], gatewayAudience?: string): GrantDeps {
+  return {
+    k8s,
+    policy: {} as GrantDeps['policy'],
+    logger: createLogger({ write: () => undefined }),
+    replayLedger: { namespace: 'k8s-ea-system', keepAfterExpirySeconds: 90 },
+    grantWork: createGrantWork(),
+    inlineRoles: new InlineRoles(k8s),
+    now: () => NOW,
+    gatewayAudience,
+  };
+}
+
+describe('grants.create', () => {
+  test('direct mode: the JWT is spent before the root, the self-revoke pair follows the answer', async () => {
+    const { k8s, calls, tokenRequests } = scriptedCluster();
+    const deps = grantDeps(k8s);
+    const grant = await create(deps, claims, grantable, 'req-1');
+    await deps.grantWork.settled(GRANT_ID);
+    expect(calls.slice(0, 2)).toEqual([`create Lease ${GRANT_ID}`, `create ServiceAccount ${GRANT_ID}`]);
+    expect(calls.slice(2, 4).sort()).toEqual([
+      `create RoleBinding ${GRANT_ID}`,
+      `create TokenRequest ${GRANT_ID}`,
+    ]);
+    expect(calls.slice(4)).toEqual([
+      `create Role ${revokeObjectName(GRANT_ID)}`,
+      `create RoleBinding ${revokeObjectName(GRANT_ID)}`,
+    ]);
+    expect(tokenRequests).toEqual([
+      { metadata: { uid: 'uid-1' }, spec: { audiences: [], expirationSeconds: 900 } },
+    ]);
+    expect(grant).toMatchObject({ grantId: GRANT_ID, serviceAccountUid: 'uid-1', token: 'a.b.c' });
+    expect(grant.expiresAt).toEqual(new Date(NOW + 900_000));
+  });
+
+  test("gateway mode: the token is the gateway's, lives for the session, and no self-revoke pair is made", async () => {
+    const { k8s, calls, tokenRequests } = scriptedCluster();
+    const deps = grantDeps(k8s, 'https://gateway.example');
+    await create(deps, claims, grantable, 'req-1');
+    await deps.grantWork.settled(GRANT_ID);
+    expect(calls.filter((c) => c.startsWith('create Role '))).toEqual([]);
+    expect(calls).toHaveLength(4);
+    expect(tokenRequests).toEqual([
+      {
+        metadata: { uid: 'uid-1' },
+        spec: { audiences: ['https://gateway.example'], expirationSeconds: 3600 },
+      },
+    ]);
+  });
+
+  test('objects that fail are rolled back and the JWT is given back, so a retry may use it', async () => {
+    const { k8s, calls } = scriptedCluster({ 'create RoleBinding': 503 });
+    const err = await create(grantDeps(k8s), claims, grantable, 'req-1').catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ERR_UNAVAILABLE', reason: 'cluster_unavailable' });
+    expect(calls).toContain(`delete ServiceAccount ${GRANT_ID}`);
+    expect(calls).toContain(`delete RoleBinding ${GRANT_ID}`);
+    expect(calls.at(-1)).toBe(`delete Lease ${GRANT_ID}`);
+  });
+
+  test("a replay (the grant's root exists) keeps the record: it belongs to the first use", async () => {
+    const { k8s, calls } = scriptedCluster({ 'create ServiceAccount': 409 });
+    const err = await create(grantDeps(k8s), claims, grantable, 'req-1').catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ERR_UNAUTHENTICATED', reason: 'jwt_replayed' });
+    expect(calls).toEqual([`create Lease ${GRANT_ID}`, `create ServiceAccount ${GRANT_ID}`]);
+  });
+
+  test('a JWT already spent (its record exists) creates nothing', async () => {
+    const { k8s, calls } = scriptedCluster({ 'create Lease': 409 });
+    const err = await create(grantDeps(k8s), claims, grantable, 'req-1').catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ERR_UNAUTHENTICATED', reason: 'jwt_replayed' });
+    expect(calls).toEqual([`create Lease ${GRANT_ID}`]);
+  });
+});

@@ -1,0 +1,61 @@
+// A new grant as one unit: spend the JWT (the record first, so two replicas cannot both grant
+// it), create the grant's objects, and if they fail, give the JWT back (nothing was granted, so it
+// may be used again, e.g. a retry after a 503), unless this was itself a replay, whose record
+// belongs to the first use.
+import { BrokerError } from '../../shared/errors.js';
+import { describeK8sError } from '../kube/errors.js';
+import { grantIdFor } from '../naming.js';
+import type { Grantable, VerifiedClaims } from '../types.js';
+import type { GrantDeps } from './grant-deps.js';
+import { createGrant, type CreatedGrant } from './grants.js';
+import { deleteJwtUse, spendJwt } from './replay-ledger.js';
+
+export async function create(
+  deps: GrantDeps,
+  claims: VerifiedClaims,
+  grantable: Grantable,
+  /** For the log lines of what fails off the answer's path. */
+  requestId: string,
+): Promise<CreatedGrant> {
+  const expiresAt = new Date(deps.now() + grantable.ttlSeconds * 1000);
+  const ledger = deps.replayLedger;
+  await spendJwt(deps.k8s, ledger, claims, deps.now, {
+    namespace: grantable.namespace,
+    grantExpiresAt: expiresAt,
+  });
+  const logRollbackError = (what: string, err: unknown) =>
+    deps.logger.error('rollback failed; the reaper will delete the leftovers', {
+      requestId,
+      what,
+      error: describeK8sError(err),
+    });
+  let grant: CreatedGrant;
+  try {
+    grant = await createGrant(deps.k8s, claims, grantable, {
+      now: deps.now,
+      expiresAt,
+      inlineRoles: deps.inlineRoles,
+      gatewayAudience: deps.gatewayAudience,
+      onRollbackError: logRollbackError,
+      onSelfRevokeError: (grantId, err) =>
+        deps.logger.error(
+          'could not create the self-revoke permission; revoke through the broker or the reaper',
+          {
+            requestId,
+            grantId,
+            error: describeK8sError(err),
+          },
+        ),
+    });
+  } catch (err) {
+    const replay = err instanceof BrokerError && err.reason === 'jwt_replayed';
+    const grantId = grantIdFor(claims);
+    if (!replay)
+      await deleteJwtUse(deps.k8s, ledger.namespace, grantId).catch((e: unknown) =>
+        logRollbackError(`JWT-use record ${grantId}`, e),
+      );
+    throw err;
+  }
+  deps.grantWork.track(grant.grantId, grant.selfRevoke);
+  return grant;
+}
