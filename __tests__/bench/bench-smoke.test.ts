@@ -227,15 +227,17 @@ test('the report says which scenarios ran beside other work, and a quiet run say
 });
 
 test("the bench's own process trees are not counted as other work; a child outside them is", () => {
-  // Two watches over the same window see the same machine; only what they count as their own
+  // Two watches over nearly the same window see the same machine; only what they count as their own
   // differs. The one whose own tree holds this process sees its busy child as its own work.
   const cpuOfReapedChildrenMs = () => {
     const f = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
     return (Number(f[13]) + Number(f[14])) * 10;
   };
   const before = cpuOfReapedChildrenMs();
-  const withOwn = watchForeignLoad([process.pid]);
+  // The window without own trees encloses the other (started first, ended last): on a busy machine
+  // it then sees at least the machine time the inner one sees, so the difference is the child's.
   const withoutOwn = watchForeignLoad([]);
+  const withOwn = watchForeignLoad([process.pid]);
   // The child burns 300 ms of CPU however long a busy machine makes that take.
   const burn =
     'const u = () => { const c = process.cpuUsage(); return (c.user + c.system) / 1000; }; while (u() < 300);';

@@ -1,5 +1,7 @@
 // The test cluster's node: where it is, its local images, and pods from the test image.
+import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import type { Server } from 'node:net';
 import { dirname, join } from 'node:path';
 import { adminKubeconfigPath, kubectl, waitFor } from './cluster.js';
 
@@ -52,6 +54,37 @@ export function testContainer(extra: Record<string, unknown> = {}): Record<strin
     },
     ...extra,
   };
+}
+
+// Run by `nsenter --net=<netns>`: opens a listening socket there and hands it to the parent over IPC.
+const LISTEN_IN_NETNS = `
+const s = require('node:net').createServer();
+s.listen(0, process.argv[1], () => process.send('listening', s, () => { s.close(); process.disconnect(); }));
+`;
+
+/**
+ * A listening TCP socket inside the node's network namespace, on the node's address (a free port),
+ * for a server of this process. Why: pods cannot open connections off the node (its FORWARD chain
+ * drops new ones from the pod range to the link, and this machine has no route back to that range),
+ * but the node's own address is local to them; this process reaches that address over the link. So
+ * a server here (the test OIDC issuer) is reachable from both and no traffic leaves the namespace.
+ * A socket keeps the namespace it was created in: a short child creates it there and passes it over.
+ */
+export async function listenInNode(node: NodeInfo): Promise<Server> {
+  const child = spawn(
+    'nsenter',
+    [`--net=${node.netns}`, process.execPath, '-e', LISTEN_IN_NETNS, node.nodeIP],
+    { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } },
+  );
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  return new Promise<Server>((resolveListen, reject) => {
+    child.on('message', (_m, handle) => resolveListen(handle as Server));
+    child.on('error', reject);
+    child.on('exit', (code) =>
+      reject(new Error(`listening in the node's netns failed (${code}): ${stderr}`)),
+    );
+  });
 }
 
 const cgroupHierarchies = (): string[] =>

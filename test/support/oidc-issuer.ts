@@ -4,7 +4,7 @@
 import { createServer, type RequestListener, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { randomUUID } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type JWK, type CryptoKey, type JWTPayload } from 'jose';
 
 export interface GitHubClaims extends JWTPayload {
@@ -85,12 +85,16 @@ export function defaultClaims(overrides: Partial<GitHubClaims> = {}): GitHubClai
 }
 
 /**
- * host: the address it listens on and names itself by (default 127.0.0.1); a pod on the test node
- * reaches it at the node link's host end (nodeInfo().hostIP). tls: serve https with this key and
- * certificate (the broker takes http only from a loopback issuer).
+ * Listens on 127.0.0.1, or on listener, a listening socket named by its own address (node.ts
+ * listenInNode: one inside the test node's network namespace, which its pods reach). tls: serve
+ * https with this key and certificate (the broker takes http only from a loopback issuer).
  */
 export async function startOidcIssuer(
-  options: { defaultAudience?: string; host?: string; tls?: { key: Buffer; cert: Buffer } } = {},
+  options: {
+    defaultAudience?: string;
+    listener?: NetServer;
+    tls?: { key: Buffer; cert: Buffer };
+  } = {},
 ): Promise<OidcIssuer> {
   const requestToken = randomUUID();
   let keys = await generateKeyPair('RS256', { extractable: true });
@@ -132,9 +136,10 @@ export async function startOidcIssuer(
     json(404, { message: 'not found' });
   };
   const server: Server = options.tls ? createHttpsServer(options.tls, handler) : createServer(handler);
-  const host = options.host ?? '127.0.0.1';
-  await new Promise<void>((r) => server.listen(0, host, r));
-  issuer = `${options.tls ? 'https' : 'http'}://${host}:${(server.address() as AddressInfo).port}`;
+  if (options.listener) await new Promise<void>((r) => server.listen(options.listener, r));
+  else await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { address, port } = server.address() as AddressInfo;
+  issuer = `${options.tls ? 'https' : 'http'}://${address}:${port}`;
 
   const api: OidcIssuer = {
     issuer,

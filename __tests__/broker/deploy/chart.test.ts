@@ -360,6 +360,40 @@ describe('exposure, scheduling and the NetworkPolicy, from values', () => {
     ).toMatch(/ingress\.hosts is required/);
   });
 
+  test('fixed node ports for a NodePort Service (https and the gateway), none for a ClusterIP', () => {
+    const gateway = { enabled: true, url: 'https://198.51.100.7:30444' };
+    const ports = { https: 30443, gateway: 30444 };
+    const docs = renderChart({ values: { service: { type: 'NodePort', nodePorts: ports }, gateway } });
+    const byName = (d: Doc[]) =>
+      Object.fromEntries(
+        (find(d, 'Service', 'k8s-ea-broker').spec.ports as { name: string; nodePort?: number }[]).map((p) => [
+          p.name,
+          p.nodePort,
+        ]),
+      );
+    expect(byName(docs)).toEqual(ports);
+    // A ClusterIP Service has no node ports: the values are left out rather than refused by the API server.
+    expect(byName(renderChart({ values: { service: { nodePorts: ports }, gateway } }))).toEqual({
+      https: undefined,
+      gateway: undefined,
+    });
+  });
+
+  test("issuerCa: the broker's Node trusts it besides the public roots (a change rolls the pods); none by default", () => {
+    const pem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----';
+    const docs = renderChart({ values: { issuerCa: pem } });
+    expect(find(docs, 'ConfigMap', 'k8s-ea-broker-config').data!['issuer-ca.crt']).toBe(`${pem}\n`);
+    const env = podSpecOf(docs).spec.containers[0].env as { name: string; value?: string }[];
+    expect(env).toContainEqual({ name: 'NODE_EXTRA_CA_CERTS', value: '/etc/k8s-ea/issuer-ca.crt' });
+    const annotation = (d: Doc[]) =>
+      find(d, 'Deployment').spec.template.metadata.annotations['checksum/config'] as string;
+    const plain = renderChart();
+    expect(annotation(docs)).not.toBe(annotation(plain));
+    expect(find(plain, 'ConfigMap', 'k8s-ea-broker-config').data!['issuer-ca.crt']).toBeUndefined();
+    const plainEnv = podSpecOf(plain).spec.containers[0].env as { name: string }[];
+    expect(plainEnv.map((e) => e.name)).not.toContain('NODE_EXTRA_CA_CERTS');
+  });
+
   test('nodeSelector, tolerations, affinity, topologySpreadConstraints, priorityClassName, pod annotations, pull secrets', () => {
     const values = {
       nodeSelector: { pool: 'system' },

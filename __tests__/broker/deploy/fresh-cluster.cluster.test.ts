@@ -19,6 +19,7 @@ import {
   waitFor,
 } from '../../../test/support/cluster.js';
 import { rbacJobNamespaces, type BrokerRbac } from '../../../test/support/deploy-rbac.js';
+import { lockBrokerInstall } from '../../../test/support/broker-install-lock.js';
 import { startBroker, type RunningBroker } from '../../../test/support/broker.js';
 import { brokerRequest } from '../../../test/support/broker-request.js';
 import { startOidcIssuer, type OidcIssuer } from '../../../test/support/oidc-issuer.js';
@@ -42,6 +43,7 @@ let dir: string;
 let issuer: OidcIssuer;
 let broker: RunningBroker | undefined;
 const cleanups: (() => void)[] = [];
+let unlock: (() => void) | undefined;
 
 const admin = (args: string[], input?: string) =>
   spawnSync('kubectl', ['--kubeconfig', adminKubeconfigPath(), ...args], { encoding: 'utf8', input });
@@ -71,13 +73,15 @@ function removeBrokerClusterObjects(): void {
 }
 
 beforeAll(async () => {
+  // The broker's cluster-scoped objects are also the Helm install's (broker-pods): one at a time.
+  unlock = await lockBrokerInstall('fresh-cluster');
   dir = mkdtempSync(join(tmpdir(), 'k8s-ea-fresh-'));
   // Fresh: none of the namespaces deploy/ uses, nor the broker's cluster-scoped objects (an earlier run
   // stopped half-way may have left them).
   await removeNamespaces([BROKER_NS, ...jobNamespaces]);
   removeBrokerClusterObjects();
   issuer = await startOidcIssuer();
-}, 180_000);
+}, 900_000);
 
 afterAll(async () => {
   await broker?.stop();
@@ -86,6 +90,7 @@ afterAll(async () => {
   await removeNamespaces([BROKER_NS, ...jobNamespaces]);
   removeBrokerClusterObjects();
   rmSync(dir, { recursive: true, force: true });
+  unlock?.();
 }, 180_000);
 
 test('kubectl apply -k deploy/ applies cleanly where none of its namespaces exist', async () => {

@@ -14,7 +14,11 @@ import { join } from 'node:path';
 import { ApiException, KubeConfig } from '@kubernetes/client-node';
 import { upstreamOf } from '../../../src/broker/gateway/upstream.js';
 import { createK8sClients } from '../../../src/broker/kube/clients.js';
-import { KubeCallTimeoutError, KubeConnection } from '../../../src/broker/kube/connection.js';
+import {
+  CONNECTION_LIMITS,
+  KubeCallTimeoutError,
+  KubeConnection,
+} from '../../../src/broker/kube/connection.js';
 import { jsonHotPath } from '../../../src/broker/kube/hot-path-api.js';
 import {
   describeK8sError,
@@ -414,8 +418,10 @@ describe('rotated credentials (the in-cluster identity)', () => {
     const upstream = upstreamOf(connection, { short: 1, long: 1 });
     clients.push(upstream);
     // The control: a gateway that read the CA once, at start (as it did before connection.ts).
-    const readOnce = leanClient(inCluster());
-    (readOnce.limits as { serverCaRecheckMs: number }).serverCaRecheckMs = Number.POSITIVE_INFINITY;
+    const readOnce = new KubeConnection(inCluster(), {
+      ...CONNECTION_LIMITS,
+      serverCaRecheckMs: Number.POSITIVE_INFINITY,
+    });
     const staleUpstream = upstreamOf(readOnce, { short: 1, long: 1 });
     clients.push(staleUpstream);
     const forward = async (u: typeof upstream) => {

@@ -12,12 +12,8 @@
 // calls (watches, log streams) hold a connection for their lifetime, so they have their own, and a
 // short call never waits behind them; in either lane a call waits a bounded time for a connection.
 import { Pool } from 'undici';
-import {
-  K8S_IDLE_CONNECTION_MS,
-  PerIdentity,
-  type KubeConnection,
-  type ServerTls,
-} from '../kube/connection.js';
+import { K8S_IDLE_CONNECTION_MS, type KubeConnection, type ServerTls } from '../kube/connection.js';
+import { PerIdentity } from '../kube/tls-identity.js';
 import { ConnectionGate } from './connection-gate.js';
 import type { Lane } from './fairness.js';
 

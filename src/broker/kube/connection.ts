@@ -22,7 +22,7 @@ import {
   type SecurityAuthentication,
 } from '@kubernetes/client-node';
 import { Agent, type Dispatcher } from 'undici';
-import { tlsIdentity } from './tls-identity.js';
+import { PerIdentity, tlsIdentity } from './tls-identity.js';
 
 /** The longest one Kubernetes API call may take; a request makes a few, within limits.requestTimeoutMs. */
 export const K8S_CALL_TIMEOUT_MS = 5_000;
@@ -94,28 +94,6 @@ type Interceptor = Dispatcher.DispatcherComposeInterceptor;
  */
 export const keepAliveAfterDeleteBody: Interceptor = (dispatch) => (opts, handler) =>
   dispatch(opts.method === 'DELETE' && opts.body != null ? { ...opts, reset: false } : opts, handler);
-
-/**
- * One dispatcher per TLS identity. When the identity changes (a rotated CA or certificate file) the
- * next call gets a new one; the old one closes once its calls in flight have ended.
- */
-export class PerIdentity<D extends Dispatcher> {
-  private held: { key: string; dispatcher: D } | undefined;
-
-  get(key: string, build: () => D): D {
-    if (this.held?.key !== key) {
-      const previous = this.held?.dispatcher;
-      this.held = { key, dispatcher: build() };
-      void previous?.close().catch(() => undefined);
-    }
-    return this.held.dispatcher;
-  }
-
-  destroy(): void {
-    void this.held?.dispatcher.destroy().catch(() => undefined);
-    this.held = undefined;
-  }
-}
 
 const tlsOf = (o: RequestOptions): TlsOptions => ({
   ca: o.ca,

@@ -45,6 +45,10 @@ broker-config.yaml: |
 cluster-ca.crt: |
   {{- . | nindent 2 }}
 {{- end }}
+{{- with .Values.issuerCa }}
+issuer-ca.crt: |
+  {{- . | nindent 2 }}
+{{- end }}
 {{- if and .Values.gateway.enabled .Values.gateway.ca }}
 gateway-ca.crt: |
   {{- .Values.gateway.ca | nindent 2 }}
