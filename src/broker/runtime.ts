@@ -29,6 +29,12 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { closeOnce, StopStack } from './stop-stack.js';
 import type { BrokerLimits, GatewayConfig } from './config/broker-config.js';
 import { InlineRoles } from './grants/inline-roles.js';
+import { Server as TlsServer } from 'node:tls';
+import {
+  startEdgeTunnels,
+  type EdgeTunnelConfig,
+  type RunningEdgeTunnels,
+} from './edge/start-edge-tunnels.js';
 import { jwtRecordKeepAfterExpiry } from './grants/replay-ledger.js';
 import { DEFAULT_LEEWAY_SECONDS } from './auth/token-verifier.js';
 import { createGrantUsage, type GrantUsageTracker } from './usage/grant-usage.js';
@@ -54,6 +60,8 @@ export interface BrokerRuntimeConfig {
   explainRefusals?: boolean;
   /** Gateway mode (gateway/): jobs get the gateway's URL and CA instead of the API server's. */
   gateway?: GatewayConfig;
+  /** Edge mode (edge/): the replica dials the edges and serves the runners' streams they open. */
+  edge?: EdgeTunnelConfig;
 }
 
 export interface RunningBroker {
@@ -64,6 +72,8 @@ export interface RunningBroker {
   reaper: Reaper;
   /** In gateway mode: where the gateway listens, and its live-grant table. */
   gateway?: RunningGateway;
+  /** In edge mode: the replica's outbound tunnels. */
+  edge?: RunningEdgeTunnels;
   /** Readiness off, reaper stopped (lease released), in-flight requests finished or cut at the grace period. */
   shutdown(): Promise<void>;
 }
@@ -180,6 +190,37 @@ async function startListeners(w: Wiring, app: BrokerApp) {
   return { server, closeServer, internal };
 }
 
+/**
+ * Edge mode's hook: outbound tunnels whose streams go to the broker's and the gateway's HTTPS
+ * servers; closed (GOAWAY, then the grace) with the listeners.
+ */
+function startEdgePart(
+  w: Wiring,
+  edge: EdgeTunnelConfig,
+  server: RunningGateway['server'],
+  gateway: RunningGateway | undefined,
+): { tunnels: RunningEdgeTunnels; close: (graceMs: number) => Promise<void> } {
+  const { config } = w;
+  // The streams carry the runners' TLS: only a TLS server of the broker's can take them (config.ts
+  // refuses edge mode without tls).
+  if (!config.tls || !(server instanceof TlsServer))
+    throw new Error('edge mode needs the broker to serve TLS');
+  const gatewayTls = config.gateway?.tls;
+  const gatewayServer = gateway?.server;
+  const tunnels = startEdgeTunnels(
+    edge,
+    {
+      broker: { server, tls: config.tls },
+      ...(gatewayServer instanceof TlsServer &&
+        gatewayTls && { gateway: { server: gatewayServer, tls: gatewayTls } }),
+    },
+    w.parts.logger.child({ component: 'edge' }),
+  );
+  const close = closeOnce((graceMs: number) => tunnels.close(graceMs));
+  w.stack.push('edge tunnels', () => close(0));
+  return { tunnels, close };
+}
+
 function newReaper(w: Wiring, policy: PolicyEngine): Reaper {
   const { config, parts } = w;
   return new Reaper(w.k8s, {
@@ -292,6 +333,7 @@ async function startParts(w: Wiring): Promise<RunningBroker> {
   const reaper = newReaper(w, policy);
   reaper.start();
   stack.push('reaper', () => reaper.stop());
+  const edge = config.edge && startEdgePart(w, config.edge, server.server, gateway?.gateway);
   const reload =
     parts.policyFile &&
     startPolicyReload(live, parts.policyFile, {
@@ -315,13 +357,18 @@ async function startParts(w: Wiring): Promise<RunningBroker> {
     app,
     reaper,
     gateway: gateway?.gateway,
+    edge: edge?.tunnels,
     shutdown() {
       stopping ??= (async () => {
         app.markShuttingDown();
         parts.logger.info('shutting down', { inFlight: server.inFlight(), graceMs: config.shutdownGraceMs });
         reload?.stop();
         // The listeners drain together within the grace; the stack's own closes of them are then done.
-        await Promise.all([closeServer(config.shutdownGraceMs), gateway?.close(config.shutdownGraceMs)]);
+        await Promise.all([
+          edge?.close(config.shutdownGraceMs),
+          closeServer(config.shutdownGraceMs),
+          gateway?.close(config.shutdownGraceMs),
+        ]);
         await stack.unwind();
         parts.logger.info('stopped');
       })();

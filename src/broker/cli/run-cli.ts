@@ -1,9 +1,10 @@
 // The broker's command line: `serve` (the default, so `--config F` alone still runs the broker),
-// `policy check`, `policy test`, `policy advise`, `rbac generate`, `rbac check`; `--help` anywhere prints help and
-// exits 0, a wrong command line prints one line and exits 2 (exit-codes.ts).
+// `policy check`, `policy test`, `policy advise`, `rbac generate`, `rbac check`, `edge`; `--help`
+// anywhere prints help and exits 0, a wrong command line prints one line and exits 2 (exit-codes.ts).
 import { errorMessage } from '../../shared/errors.js';
 import { parseCommandArgs, UsageError, type Command } from './command.js';
 import type { CliIo } from './cli-io.js';
+import { edge } from './edge.js';
 import { EXIT } from './exit-codes.js';
 import { policyAdvise } from './policy-advise.js';
 import { policyCheck } from './policy-check.js';
@@ -19,6 +20,7 @@ export const COMMANDS: readonly Command[] = [
   policyAdvise,
   rbacGenerate,
   rbacCheck,
+  edge,
 ];
 
 export const TOP_HELP = `usage: node index.js <command> [options]      (in the image: /app/index.js)

@@ -31,6 +31,7 @@ import {
   string,
   type FileContext,
 } from './field-table.js';
+import { readEdgeSection } from '../edge/edge-config.js';
 
 export { ConfigError } from '../yaml-fields/config-error.js';
 export { CONFIG_DEFAULTS, type BrokerConfig } from './broker-config.js';
@@ -115,6 +116,7 @@ const OPTIONAL_KEYS = [
   'trustedProxies',
   'explainRefusals',
   'gateway',
+  'edge',
 ];
 
 /** Reads and validates the config file at `path`. Throws ConfigError. */
@@ -175,7 +177,12 @@ export function parseConfig(text: string, fileName: string): BrokerConfig {
       doc.gateway === undefined
         ? undefined
         : readGateway(ctx, doc.gateway, tls, [listen.port, internalListen.port]),
+    edge:
+      doc.edge === undefined ? undefined : readEdgeSection(r, doc.edge, (p, v) => readFilePath(ctx, p, v)),
   };
+  // The edge relays the runners' TLS to the broker, which must terminate it itself.
+  if (doc.edge !== undefined && top.insecureHttp)
+    r.report(['edge'], 'needs the broker to serve TLS (tls, not insecureHttp)');
   r.finish();
   return deepFreeze(config);
 }

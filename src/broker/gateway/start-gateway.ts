@@ -10,7 +10,7 @@ import type { K8sClients } from '../kube/clients.js';
 import { reviewServiceAccountToken } from '../kube/token-review.js';
 import type { Logger } from '../logger.js';
 import type { BrokerMetrics } from '../metrics.js';
-import { listen } from '../net/server.js';
+import { listen, type RunningServer } from '../net/server.js';
 import { startGrantWatch, type GrantWatch } from './grant-watch.js';
 import { LiveGrants } from './live-grants.js';
 import { GATEWAY_LIMIT_DEFAULTS, type GatewayConfig } from '../config/broker-config.js';
@@ -49,6 +49,8 @@ export function gatewayEndpoint(config: GatewayConfig): ClusterEndpoint {
 
 export interface RunningGateway {
   url: string;
+  /** Its HTTPS server (edge mode hands it the runners' streams). */
+  server: RunningServer['server'];
   table: LiveGrants;
   /** The grants' upstream credentials this replica holds (how many, never the tokens). */
   credentials: { readonly size: number };
@@ -157,6 +159,7 @@ export async function startGateway(
   parts.logger.info('gateway listening', { url: server.url, advertised: config.url, grants: table.size });
   return {
     url: server.url,
+    server: server.server,
     table,
     credentials,
     watched: watch,

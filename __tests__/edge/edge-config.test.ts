@@ -1,0 +1,136 @@
+// The two config readers of edge mode: the edge's own file, and the broker config's `edge:` section.
+// Every problem is reported with its field; a placeholder pin keeps the edge from starting.
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { dump } from 'js-yaml';
+import { ConfigError, parseConfig } from '../../src/broker/config/load-config.js';
+import { EDGE_BACKOFF_DEFAULTS } from '../../src/broker/edge/edge-config.js';
+import { parseEdgeConfig } from '../../src/edge/edge-config.js';
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'edge-config-'));
+  for (const f of ['t.crt', 't.key', 'ca.crt', 'policy.yaml']) writeFileSync(join(dir, f), 'x');
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const PIN = 'cFIJo3AdXzg7X3fWgrLWLLZiiv2HiGNxFyp5HkhMaMo=';
+const EDGE = {
+  routes: [
+    { serverName: 'broker.example.com', target: 'broker' },
+    { serverName: 'gw.example.com', target: 'gateway' },
+  ],
+  tunnel: { tls: { certFile: 't.crt', keyFile: 't.key' }, clientCaFile: 'ca.crt', clientKeySha256: [PIN] },
+};
+const edgeProblems = (doc: unknown): string[] => {
+  try {
+    parseEdgeConfig(dump(doc), join(dir, 'edge.yaml'));
+    return [];
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    return err.message.split('\n');
+  }
+};
+
+describe("the edge's config", () => {
+  test('a minimal file gets the defaults, paths resolved against its directory', () => {
+    const c = parseEdgeConfig(dump(EDGE), join(dir, 'edge.yaml'));
+    expect(c.listen).toEqual({ host: '0.0.0.0', port: 8443 });
+    expect(c.tunnel.listen).toEqual({ host: '0.0.0.0', port: 8500 });
+    expect(c.helloTimeoutMs).toBe(10_000);
+    expect([...c.routes]).toEqual([
+      ['broker.example.com', 'broker'],
+      ['gw.example.com', 'gateway'],
+    ]);
+    expect(c.tunnel.tls.certFile).toBe(join(dir, 't.crt'));
+    expect(c.tunnel.clientKeySha256).toEqual([PIN]);
+  });
+
+  test.each([
+    [
+      'an unknown target',
+      { ...EDGE, routes: [{ serverName: 'a.example', target: 'apiserver' }] },
+      'routes[0].target',
+    ],
+    [
+      'an upper-case or wild server name',
+      { ...EDGE, routes: [{ serverName: '*.Example.com', target: 'broker' }] },
+      'serverName',
+    ],
+    ['a name routed twice', { ...EDGE, routes: [EDGE.routes[0], EDGE.routes[0]] }, 'routed twice'],
+    ['no route', { ...EDGE, routes: [] }, 'at least one'],
+    [
+      'a placeholder pin',
+      { ...EDGE, tunnel: { ...EDGE.tunnel, clientKeySha256: ['REPLACE_ME'] } },
+      'SHA-256',
+    ],
+    ['no pin', { ...EDGE, tunnel: { ...EDGE.tunnel, clientKeySha256: [] } }, 'clientKeySha256'],
+    [
+      'a missing file',
+      { ...EDGE, tunnel: { ...EDGE.tunnel, clientCaFile: 'nope.crt' } },
+      'not a readable file',
+    ],
+    [
+      'the same port twice',
+      { ...EDGE, listen: { port: 9000 }, tunnel: { ...EDGE.tunnel, listen: { port: 9000 } } },
+      'must differ',
+    ],
+    ['an unknown key', { ...EDGE, upstream: 'x' }, 'unknown field'],
+  ])('refuses %s', (_what, doc, expected) => {
+    expect(edgeProblems(doc).join('\n')).toContain(expected);
+  });
+
+  test('the example in deploy/edge/ is refused until its pin is filled in', () => {
+    const text = readFileSync(new URL('../../deploy/edge/edge-config.yaml', import.meta.url), 'utf8');
+    expect(() => parseEdgeConfig(text, join(dir, 'edge.yaml'))).toThrow(/clientKeySha256\[0\].*SHA-256/);
+  });
+});
+
+describe("the broker config's edge section", () => {
+  const broker = (edge: unknown) =>
+    dump({ policyFile: 'policy.yaml', tls: { certFile: 't.crt', keyFile: 't.key' }, edge });
+  const EDGE_SECTION = {
+    addresses: ['edge.example.com:8500', '[2001:db8::1]:8500'],
+    caFile: 'ca.crt',
+    clientTls: { certFile: 't.crt', keyFile: 't.key' },
+  };
+
+  test('reads addresses (IPv6 too), the pinned CA, the client certificate, default backoff', () => {
+    const c = parseConfig(broker(EDGE_SECTION), join(dir, 'broker.yaml'));
+    expect(c.edge).toEqual({
+      addresses: [
+        { host: 'edge.example.com', port: 8500 },
+        { host: '2001:db8::1', port: 8500 },
+      ],
+      caFile: join(dir, 'ca.crt'),
+      clientTls: { certFile: join(dir, 't.crt'), keyFile: join(dir, 't.key') },
+      backoff: EDGE_BACKOFF_DEFAULTS,
+    });
+  });
+
+  test.each([
+    ['an address without a port', { ...EDGE_SECTION, addresses: ['edge.example.com'] }, 'host:port'],
+    ['port 0', { ...EDGE_SECTION, addresses: ['edge.example.com:0'] }, 'host:port'],
+    ['no address', { ...EDGE_SECTION, addresses: [] }, 'at least one'],
+    [
+      'a backoff that starts above its ceiling',
+      { ...EDGE_SECTION, backoff: { initialMs: 5000, maxMs: 1000 } },
+      'must not exceed maxMs',
+    ],
+    [
+      'a backoff ceiling out of range',
+      { ...EDGE_SECTION, backoff: { maxMs: 999_999 } },
+      'between 100 and 300000',
+    ],
+    ['no client certificate', { addresses: EDGE_SECTION.addresses, caFile: 'ca.crt' }, 'clientTls'],
+  ])('refuses %s', (_what, edge, expected) => {
+    expect(() => parseConfig(broker(edge), join(dir, 'broker.yaml'))).toThrow(expected);
+  });
+
+  test('refuses edge mode on a broker that serves plain HTTP', () => {
+    const text = dump({ policyFile: 'policy.yaml', insecureHttp: true, edge: EDGE_SECTION });
+    expect(() => parseConfig(text, join(dir, 'broker.yaml'))).toThrow(/needs the broker to serve TLS/);
+  });
+});

@@ -1,0 +1,71 @@
+// The broker config's `edge:` section: where the edges' tunnel listeners are, the CA pinned for
+// their certificate, the broker's client certificate, and the redial backoff. config.ts calls
+// this with its reader and its file-path check, so the problems land in the same report.
+import type { FieldReader } from '../yaml-fields/fields.js';
+import type { YamlPath } from '../yaml-fields/yaml-source.js';
+import type { EdgeTunnelConfig } from './start-edge-tunnels.js';
+
+export const EDGE_BACKOFF_DEFAULTS = { initialMs: 250, maxMs: 10_000 } as const;
+
+const ADDRESS = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):([0-9]{1,5})$/;
+const DNS_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/;
+
+export function readEdgeSection(
+  r: FieldReader,
+  value: unknown,
+  filePath: (path: YamlPath, value: unknown) => string | undefined,
+): EdgeTunnelConfig | undefined {
+  const e = r.mapping(['edge'], value, {
+    required: ['addresses', 'caFile', 'clientTls'],
+    optional: ['serverName', 'backoff'],
+  });
+  if (!e) return undefined;
+  const addresses = r.list(
+    ['edge', 'addresses'],
+    e.addresses,
+    (path, v) => {
+      const text = r.string(path, v);
+      const m = text === undefined ? null : ADDRESS.exec(text);
+      if (text !== undefined && (!m || Number(m[3]) < 1 || Number(m[3]) > 65535))
+        return r.report(
+          path,
+          `${JSON.stringify(text)} must be host:port of an edge's tunnel listener, e.g. edge.example.com:8500`,
+        );
+      return text;
+    },
+    { nonEmpty: true, unique: true },
+  );
+  const serverName =
+    e.serverName === undefined
+      ? undefined
+      : r.string(['edge', 'serverName'], e.serverName, {
+          pattern: DNS_NAME,
+          hint: 'is not a DNS name',
+          maxLength: 253,
+        });
+  const caFile = filePath(['edge', 'caFile'], e.caFile);
+  const t = r.mapping(['edge', 'clientTls'], e.clientTls, { required: ['certFile', 'keyFile'] });
+  const certFile = t && filePath(['edge', 'clientTls', 'certFile'], t.certFile);
+  const keyFile = t && filePath(['edge', 'clientTls', 'keyFile'], t.keyFile);
+  const b =
+    e.backoff === undefined
+      ? {}
+      : (r.mapping(['edge', 'backoff'], e.backoff, { optional: ['initialMs', 'maxMs'] }) ?? {});
+  const ms = (key: 'initialMs' | 'maxMs', min: number, max: number) =>
+    b[key] === undefined
+      ? EDGE_BACKOFF_DEFAULTS[key]
+      : (r.integer(['edge', 'backoff', key], b[key], min, max) ?? 0);
+  const backoff = { initialMs: ms('initialMs', 10, 60_000), maxMs: ms('maxMs', 100, 300_000) };
+  if (backoff.initialMs > backoff.maxMs) r.report(['edge', 'backoff', 'initialMs'], 'must not exceed maxMs');
+  if (!addresses || !caFile || !certFile || !keyFile) return undefined;
+  return {
+    addresses: addresses.map((a) => {
+      const m = ADDRESS.exec(a)!;
+      return { host: m[1] ?? m[2]!, port: Number(m[3]) };
+    }),
+    ...(serverName && { serverName }),
+    caFile,
+    clientTls: { certFile, keyFile },
+    backoff,
+  };
+}

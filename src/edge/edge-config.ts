@@ -1,0 +1,147 @@
+// The edge's own configuration file (docs/configuration.md, "The edge"): its public listener, the
+// server names it routes and to which broker listener, and its tunnel listener with the pinned
+// client keys of the brokers. It names no Kubernetes credential and no key for the runners' names.
+import { readFileSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { ConfigError } from '../broker/yaml-fields/config-error.js';
+import { FieldReader } from '../broker/yaml-fields/fields.js';
+import { parseYamlSource, type YamlPath } from '../broker/yaml-fields/yaml-source.js';
+import { EDGE_TARGETS, type EdgeTarget } from '../shared/edge-protocol.js';
+
+export interface EdgeConfig {
+  listen: { host: string; port: number };
+  /** Lower-case server name → the broker listener it reaches. */
+  routes: ReadonlyMap<string, EdgeTarget>;
+  helloTimeoutMs: number;
+  tunnel: {
+    listen: { host: string; port: number };
+    tls: { certFile: string; keyFile: string };
+    clientCaFile: string;
+    clientKeySha256: readonly string[];
+  };
+}
+
+export const EDGE_DEFAULTS = {
+  listen: { host: '0.0.0.0', port: 8443 },
+  tunnelListen: { host: '0.0.0.0', port: 8500 },
+  helloTimeoutMs: 10_000,
+} as const;
+
+const HOST = /^[A-Za-z0-9.:-]+$/;
+const SERVER_NAME =
+  /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
+const PIN = /^[A-Za-z0-9+/]{43}=$/;
+
+export function loadEdgeConfig(path: string): EdgeConfig {
+  const file = resolve(path);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'unknown error';
+    throw new ConfigError([
+      { file: path, line: undefined, field: '', message: `cannot read the config file (${code})` },
+    ]);
+  }
+  return parseEdgeConfig(text, file);
+}
+
+export function parseEdgeConfig(text: string, fileName: string): EdgeConfig {
+  const source = parseYamlSource(text, fileName);
+  const r = new FieldReader(source);
+  const baseDir = dirname(resolve(fileName));
+  const doc =
+    r.mapping([], source.value, { required: ['routes', 'tunnel'], optional: ['listen', 'helloTimeoutMs'] }) ??
+    {};
+  const filePath = (p: YamlPath, value: unknown): string => {
+    const raw = r.string(p, value);
+    if (raw === undefined) return '';
+    const absolute = resolve(baseDir, raw);
+    let ok: boolean;
+    try {
+      ok = statSync(absolute).isFile();
+    } catch {
+      ok = false;
+    }
+    return ok
+      ? absolute
+      : (r.report(
+          p,
+          `${JSON.stringify(raw)} is not a readable file (relative paths start from ${baseDir})`,
+        ) ?? '');
+  };
+  const listenAt = (p: YamlPath, value: unknown, d: { host: string; port: number }) => {
+    const l = value === undefined ? {} : (r.mapping(p, value, { optional: ['host', 'port'] }) ?? {});
+    return {
+      host:
+        l.host === undefined
+          ? d.host
+          : (r.string([...p, 'host'], l.host, { pattern: HOST, hint: 'is not an IP address or host name' }) ??
+            d.host),
+      port: l.port === undefined ? d.port : (r.integer([...p, 'port'], l.port, 0, 65535) ?? d.port),
+    };
+  };
+  const routes = new Map<string, EdgeTarget>();
+  r.list(
+    ['routes'],
+    doc.routes,
+    (p, v) => {
+      const route = r.mapping(p, v, { required: ['serverName', 'target'] });
+      if (!route) return undefined;
+      const name = r.string([...p, 'serverName'], route.serverName, {
+        pattern: SERVER_NAME,
+        hint: 'is not a lower-case DNS name',
+      });
+      const target = r.string([...p, 'target'], route.target, {
+        pattern: new RegExp(`^(?:${EDGE_TARGETS.join('|')})$`),
+        hint: `must be one of ${EDGE_TARGETS.join(', ')}`,
+      }) as EdgeTarget | undefined;
+      if (name && routes.has(name))
+        return r.report([...p, 'serverName'], `${JSON.stringify(name)} is routed twice`);
+      if (name && target) routes.set(name, target);
+      return name;
+    },
+    { nonEmpty: true },
+  );
+  const t =
+    r.mapping(['tunnel'], doc.tunnel, {
+      required: ['tls', 'clientCaFile', 'clientKeySha256'],
+      optional: ['listen'],
+    }) ?? {};
+  const tls =
+    t.tls === undefined
+      ? {}
+      : (r.mapping(['tunnel', 'tls'], t.tls, { required: ['certFile', 'keyFile'] }) ?? {});
+  const pins =
+    r.list(
+      ['tunnel', 'clientKeySha256'],
+      t.clientKeySha256,
+      (p, v) =>
+        r.string(p, v, {
+          pattern: PIN,
+          hint: 'is not a base64 SHA-256 digest (44 characters; docs/configuration.md shows the command)',
+        }),
+      { nonEmpty: true, unique: true },
+    ) ?? [];
+  const config: EdgeConfig = {
+    listen: listenAt(['listen'], doc.listen, EDGE_DEFAULTS.listen),
+    routes,
+    helloTimeoutMs:
+      doc.helloTimeoutMs === undefined
+        ? EDGE_DEFAULTS.helloTimeoutMs
+        : (r.integer(['helloTimeoutMs'], doc.helloTimeoutMs, 100, 60_000) ?? 0),
+    tunnel: {
+      listen: listenAt(['tunnel', 'listen'], t.listen, EDGE_DEFAULTS.tunnelListen),
+      tls: {
+        certFile: tls.certFile === undefined ? '' : filePath(['tunnel', 'tls', 'certFile'], tls.certFile),
+        keyFile: tls.keyFile === undefined ? '' : filePath(['tunnel', 'tls', 'keyFile'], tls.keyFile),
+      },
+      clientCaFile: t.clientCaFile === undefined ? '' : filePath(['tunnel', 'clientCaFile'], t.clientCaFile),
+      clientKeySha256: pins,
+    },
+  };
+  if (config.listen.port !== 0 && config.listen.port === config.tunnel.listen.port)
+    r.report(['tunnel', 'listen', 'port'], 'must differ from listen.port');
+  r.finish();
+  return config;
+}
