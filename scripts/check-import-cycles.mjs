@@ -34,7 +34,8 @@ export const LAYERS = [
   ['broker/auth', 'broker/kube'],
   ['broker/grants', 'broker/policy', 'broker/config', 'broker/rbac', 'broker/usage'],
   ['broker/live-policy.ts', 'broker/deps.ts', 'broker/advise'],
-  ['broker/http', 'broker/gateway', 'broker/edge'],
+  // edge-relay is the edge's own process (run by the CLI's `edge`); edge is the broker's tunnel to it.
+  ['broker/http', 'broker/gateway', 'broker/edge', 'broker/edge-relay'],
   ['broker/app.ts'],
   ['broker/runtime.ts', 'broker/policy-reload.ts'],
   ['broker/start-from-config.ts'],

@@ -4,7 +4,7 @@ import { describe, expect, it } from '@jest/globals';
 import { Duplex } from 'node:stream';
 import { connect } from 'node:tls';
 import fc from 'fast-check';
-import { MAX_HELLO_BYTES, readServerName } from '../../src/edge/client-hello.js';
+import { MAX_HELLO_BYTES, readServerName } from '../../src/broker/edge-relay/client-hello.js';
 
 /** The first flight a real TLS client sends for `servername` (undefined: no SNI). */
 async function realHello(servername: string | undefined, ALPNProtocols?: string[]): Promise<Buffer> {

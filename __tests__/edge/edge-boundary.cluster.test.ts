@@ -18,7 +18,7 @@ import { startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
 import { freePort } from '../../test/support/free-port.js';
 import { brokerRequest } from '../../test/support/broker-request.js';
 import { ensureActionBuilt, type RunnerJob } from '../../test/support/runner.js';
-import { publicKeyPin } from '../../src/edge/tunnel-pool.js';
+import { publicKeyPin } from '../../src/broker/edge-relay/tunnel-pool.js';
 import { createEdgeNetwork, IP, type EdgeNetwork, type Started } from './support/edge-netns.js';
 
 const TOOLS = join(import.meta.dirname, 'support', 'ns-tools.mjs');

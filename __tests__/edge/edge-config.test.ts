@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dump } from 'js-yaml';
 import { ConfigError, parseConfig } from '../../src/broker/config/load-config.js';
-import { EDGE_BACKOFF_DEFAULTS } from '../../src/broker/edge/edge-config.js';
-import { parseEdgeConfig } from '../../src/edge/edge-config.js';
+import { EDGE_BACKOFF_DEFAULTS } from '../../src/broker/config/edge-section.js';
+import { parseEdgeConfig } from '../../src/broker/edge-relay/edge-config.js';
 
 let dir: string;
 beforeAll(() => {

@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { connect as connectTls } from 'node:tls';
 import { createLogger } from '../../src/broker/logger.js';
 import { startEdgeTunnels, type RunningEdgeTunnels } from '../../src/broker/edge/start-edge-tunnels.js';
-import { startRelay, type RunningRelay } from '../../src/edge/relay.js';
-import { publicKeyPin, startTunnelPool, type TunnelPool } from '../../src/edge/tunnel-pool.js';
+import { startRelay, type RunningRelay } from '../../src/broker/edge-relay/relay.js';
+import { publicKeyPin, startTunnelPool, type TunnelPool } from '../../src/broker/edge-relay/tunnel-pool.js';
 import { issue, makeCa, type CertFiles } from '../../test/support/edge-pki.js';
 
 const TOKEN = 'eyJhbGciOiJSUzI1NiJ9.edge-test-secret-token.c2lnbmF0dXJl';

@@ -30,11 +30,8 @@ import { closeOnce, StopStack } from './stop-stack.js';
 import type { BrokerLimits, GatewayConfig } from './config/broker-config.js';
 import { InlineRoles } from './grants/inline-roles.js';
 import { Server as TlsServer } from 'node:tls';
-import {
-  startEdgeTunnels,
-  type EdgeTunnelConfig,
-  type RunningEdgeTunnels,
-} from './edge/start-edge-tunnels.js';
+import type { EdgeTunnelConfig } from './config/edge-section.js';
+import { startEdgeTunnels, type RunningEdgeTunnels } from './edge/start-edge-tunnels.js';
 import { jwtRecordKeepAfterExpiry } from './grants/replay-ledger.js';
 import { DEFAULT_LEEWAY_SECONDS } from './auth/token-verifier.js';
 import { createGrantUsage, type GrantUsageTracker } from './usage/grant-usage.js';

@@ -1,8 +1,8 @@
-// `edge --config F`: the edge relay (src/edge/), the only process runners reach in edge mode,
+// `edge --config F`: the edge relay (src/broker/edge-relay/), the only process runners reach in edge mode,
 // until a signal stops it. It relays TLS by server name and never terminates it.
 import { errorMessage } from '../../shared/errors.js';
-import { loadEdgeConfig } from '../../edge/edge-config.js';
-import { runEdge } from '../../edge/run-edge.js';
+import { loadEdgeConfig } from '../edge-relay/edge-config.js';
+import { runEdge } from '../edge-relay/run-edge.js';
 import { createLogger } from '../logger.js';
 import { requiredOption, type Command } from './command.js';
 import { EXIT } from './exit-codes.js';

@@ -2,7 +2,7 @@
 // (docs/configuration.md documents each key) and what the runtime, the gateway and the routes are
 // given. The config owns this shape; the parts it configures import it from here.
 import { DEFAULT_AUDIENCE } from '../../shared/api.js';
-import type { EdgeTunnelConfig } from '../edge/start-edge-tunnels.js';
+import type { EdgeTunnelConfig } from './edge-section.js';
 import { GITHUB_ISSUER, type IssuerConfig } from '../auth/issuer-url.js';
 import { DEFAULT_LEEWAY_SECONDS } from '../auth/token-verifier.js';
 import { DEFAULT_BROKER_NAMESPACE } from '../policy/job-namespaces.js';

@@ -31,7 +31,7 @@ import {
   string,
   type FileContext,
 } from './field-table.js';
-import { readEdgeSection } from '../edge/edge-config.js';
+import { readEdgeSection } from './edge-section.js';
 
 export { ConfigError } from '../yaml-fields/config-error.js';
 export { CONFIG_DEFAULTS, type BrokerConfig } from './broker-config.js';

@@ -7,22 +7,9 @@ import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { createSecureContext, type Server as TlsServer } from 'node:tls';
 import { EDGE_CLIENT_HEADER, edgeTargetOf, type EdgeTarget } from '../../shared/edge-protocol.js';
 import type { Logger } from '../logger.js';
-import type { BackoffOptions } from './backoff.js';
+import type { EdgeTunnelConfig } from '../config/edge-section.js';
 import { startEdgeLink, type EdgeLink } from './edge-link.js';
 import { handOver, parseEdgeClient, type HandoverTarget } from './stream-handover.js';
-
-/** The broker config's `edge:` section (docs/configuration.md). */
-export interface EdgeTunnelConfig {
-  /** Each edge's tunnel address; a replica keeps one tunnel to each. */
-  addresses: readonly { host: string; port: number }[];
-  /** The name in the edges' tunnel certificate, when it is not the address's host. */
-  serverName?: string;
-  /** PEM CA of the edges' tunnel certificate (pinned: the system roots are not used). */
-  caFile: string;
-  /** The broker's client certificate for the tunnel, whose public key the edge pins. */
-  clientTls: { certFile: string; keyFile: string };
-  backoff: BackoffOptions;
-}
 
 /** A listener a stream can reach: its server and the TLS files it serves. */
 export interface EdgeListener {

@@ -3,10 +3,10 @@
 // client keys of the brokers. It names no Kubernetes credential and no key for the runners' names.
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { ConfigError } from '../broker/yaml-fields/config-error.js';
-import { FieldReader } from '../broker/yaml-fields/fields.js';
-import { parseYamlSource, type YamlPath } from '../broker/yaml-fields/yaml-source.js';
-import { EDGE_TARGETS, type EdgeTarget } from '../shared/edge-protocol.js';
+import { ConfigError } from '../yaml-fields/config-error.js';
+import { FieldReader } from '../yaml-fields/fields.js';
+import { parseYamlSource, type YamlPath } from '../yaml-fields/yaml-source.js';
+import { EDGE_TARGETS, type EdgeTarget } from '../../shared/edge-protocol.js';
 
 export interface EdgeConfig {
   listen: { host: string; port: number };

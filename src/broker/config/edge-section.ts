@@ -1,9 +1,23 @@
 // The broker config's `edge:` section: where the edges' tunnel listeners are, the CA pinned for
-// their certificate, the broker's client certificate, and the redial backoff. config.ts calls
-// this with its reader and its file-path check, so the problems land in the same report.
+// their certificate, the broker's client certificate, and the redial backoff (used by edge/).
+// load-config.ts calls this with its reader and its file-path check, so the problems land in the
+// same report.
 import type { FieldReader } from '../yaml-fields/fields.js';
 import type { YamlPath } from '../yaml-fields/yaml-source.js';
-import type { EdgeTunnelConfig } from './start-edge-tunnels.js';
+
+/** The broker config's `edge:` section (docs/configuration.md). */
+export interface EdgeTunnelConfig {
+  /** Each edge's tunnel address; a replica keeps one tunnel to each. */
+  addresses: readonly { host: string; port: number }[];
+  /** The name in the edges' tunnel certificate, when it is not the address's host. */
+  serverName?: string;
+  /** PEM CA of the edges' tunnel certificate (pinned: the system roots are not used). */
+  caFile: string;
+  /** The broker's client certificate for the tunnel, whose public key the edge pins. */
+  clientTls: { certFile: string; keyFile: string };
+  /** The redial backoff: the first wait and the ceiling (edge/backoff.ts). */
+  backoff: { initialMs: number; maxMs: number };
+}
 
 export const EDGE_BACKOFF_DEFAULTS = { initialMs: 250, maxMs: 10_000 } as const;
 

@@ -5,8 +5,8 @@
 // log lines name the client, the server name and byte counts only.
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import type { EdgeTarget } from '../shared/edge-protocol.js';
-import type { Logger } from '../broker/logger.js';
+import type { EdgeTarget } from '../../shared/edge-protocol.js';
+import type { Logger } from '../logger.js';
 import { MAX_HELLO_BYTES, readServerName } from './client-hello.js';
 import type { TunnelPool } from './tunnel-pool.js';
 

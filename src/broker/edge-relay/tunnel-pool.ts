@@ -13,8 +13,8 @@ import {
   EDGE_TUNNEL_ALPN,
   edgeAuthority,
   type EdgeTarget,
-} from '../shared/edge-protocol.js';
-import type { Logger } from '../broker/logger.js';
+} from '../../shared/edge-protocol.js';
+import type { Logger } from '../logger.js';
 
 export interface TunnelListenOptions {
   listen: { host: string; port: number };

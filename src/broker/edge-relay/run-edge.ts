@@ -2,7 +2,7 @@
 // reach, and a stop that closes both. The edge holds only its own tunnel certificate and the
 // brokers' pins: no Kubernetes credential, no key for the names the runners connect to.
 import { readFileSync } from 'node:fs';
-import type { Logger } from '../broker/logger.js';
+import type { Logger } from '../logger.js';
 import type { EdgeConfig } from './edge-config.js';
 import { startRelay } from './relay.js';
 import { startTunnelPool } from './tunnel-pool.js';
