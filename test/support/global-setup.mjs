@@ -7,7 +7,7 @@ import { ensurePrerequisites } from './prerequisites.mjs';
 
 export default async function globalSetup() {
   // First, in seconds: a missing prerequisite stops the run before the control plane is built.
-  ensurePrerequisites({ tinyproxy: true });
+  ensurePrerequisites({ tinyproxy: true, networkTools: true });
   const info = await up({ quiet: !process.env.CI });
   process.env.K8S_EA_ADMIN_KUBECONFIG = info.kubeconfig;
   process.env.K8S_EA_AUDIT_LOG = info.auditLog;
