@@ -2,13 +2,12 @@
 // names the file, the line, the key and the fix (docs/configuration.md documents each key).
 // Nothing else in the broker reads the environment or the config file. Each field's type, default,
 // bounds and hint is one row of a table below (field-table.ts); the checks across fields follow.
-import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { DEFAULT_AUDIENCE } from '../../shared/api.js';
 import { DNS_LABEL, DNS_SUBDOMAIN } from '../../shared/contract.js';
 import { issuerUrlProblem } from '../auth/issuer-url.js';
 import { MAX_LEEWAY_SECONDS } from '../auth/token-verifier.js';
-import { ConfigError } from '../yaml-fields/config-error.js';
+import { readOperatorFile } from '../yaml-fields/read-file.js';
 import { readCidrList } from '../yaml-fields/cidr-list.js';
 import { FieldReader, type Mapping } from '../yaml-fields/fields.js';
 import { parseYamlSource, type YamlPath } from '../yaml-fields/yaml-source.js';
@@ -122,15 +121,7 @@ const OPTIONAL_KEYS = [
 /** Reads and validates the config file at `path`. Throws ConfigError. */
 export function loadConfig(path: string): BrokerConfig {
   const file = resolve(path);
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'unknown error';
-    throw new ConfigError([
-      { file: path, line: undefined, field: '', message: `cannot read the config file (${code})` },
-    ]);
-  }
+  const text = readOperatorFile(path, 'config file', file).toString('utf8');
   return parseConfig(text, file);
 }
 

@@ -1,9 +1,9 @@
 // The edge's own configuration file (docs/configuration.md, "The edge"): its public listener, the
 // server names it routes and to which broker listener, and its tunnel listener with the pinned
 // client keys of the brokers. It names no Kubernetes credential and no key for the runners' names.
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { ConfigError } from '../yaml-fields/config-error.js';
+import { readOperatorFile } from '../yaml-fields/read-file.js';
 import { FieldReader } from '../yaml-fields/fields.js';
 import { parseYamlSource, type YamlPath } from '../yaml-fields/yaml-source.js';
 import { EDGE_TARGETS, type EdgeTarget } from '../../shared/edge-protocol.js';
@@ -34,15 +34,7 @@ const PIN = /^[A-Za-z0-9+/]{43}=$/;
 
 export function loadEdgeConfig(path: string): EdgeConfig {
   const file = resolve(path);
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'unknown error';
-    throw new ConfigError([
-      { file: path, line: undefined, field: '', message: `cannot read the config file (${code})` },
-    ]);
-  }
+  const text = readOperatorFile(path, 'config file', file).toString('utf8');
   return parseEdgeConfig(text, file);
 }
 

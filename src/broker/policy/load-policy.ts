@@ -1,8 +1,7 @@
 // Reads the policy file named in the broker config: at start, and again whenever it changes
 // (policy-reload.ts). The digest says which version is running (metrics, logs).
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { ConfigError } from '../yaml-fields/config-error.js';
+import { readOperatorFile } from '../yaml-fields/read-file.js';
 import { parsePolicy, type PolicyContext } from './parse-policy.js';
 import type { Policy } from './types.js';
 
@@ -17,14 +16,7 @@ export const policyDigest = (text: string | Buffer): string =>
 
 /** The file's bytes; throws ConfigError naming the file when it cannot be read. */
 export function readPolicyText(path: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'unknown error';
-    throw new ConfigError([
-      { file: path, line: undefined, field: '', message: `cannot read the policy file (${code})` },
-    ]);
-  }
+  return readOperatorFile(path, 'policy file');
 }
 
 /** Parses bytes read by readPolicyText; throws ConfigError. */
