@@ -6,6 +6,7 @@ import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { join } from 'node:path';
 import { dump } from 'js-yaml';
 import { freshNamespace, tryKubectlAdmin } from '../../../test/support/cluster.js';
+import { policyYaml } from '../../../test/support/policy.js';
 import { repoRoot } from '../../../test/support/repo-root.js';
 import { ensureHelm, kustomize, renderChart, type Doc } from './support/chart.js';
 
@@ -35,19 +36,16 @@ test('the chart, every toggle on, passes a server-side dry run', () => {
     namespace: release.name,
     values: {
       // The broker's RBAC comes from the policy: one rule per role form, in the job namespace.
-      policy: `apiVersion: k8s-ephemeral-access/v1
-kind: Policy
-roles:
-  deployer: { clusterRole: k8s-ea-deployer }
-  pod-reader:
-    rules: [{ apiGroups: [''], resources: [pods], verbs: [get, list, watch] }]
-rules:
-  - name: r
-    match: { repository_owner_id: '1', repository_id: '2', ref: refs/heads/main, event_name: push }
-    namespaces: [${job.name}]
-    roles: [deployer, pod-reader]
-    maxTtlSeconds: 600
-`,
+      policy: policyYaml({
+        namespaces: [job.name],
+        roles: {
+          deployer: { clusterRole: 'k8s-ea-deployer' },
+          'pod-reader': {
+            rules: [{ apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] }],
+          },
+        },
+        rules: [{ name: 'r', roles: ['deployer', 'pod-reader'], maxTtlSeconds: 600 }],
+      }),
       service: {
         type: 'LoadBalancer',
         loadBalancerSourceRanges: ['203.0.113.0/24'],

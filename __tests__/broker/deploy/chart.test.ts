@@ -10,6 +10,7 @@ import { load } from 'js-yaml';
 import { parseConfig } from '../../../src/broker/config/load-config.js';
 import { parsePolicy } from '../../../src/broker/policy/index.js';
 import { readDeployDocs } from '../../../test/support/deploy-rbac.js';
+import { policyYaml, type PolicySpec } from '../../../test/support/policy.js';
 import { repoRoot } from '../../../test/support/repo-root.js';
 import {
   CHART,
@@ -26,31 +27,34 @@ import {
 
 /** deploy/'s example policy, and one with every role form: a named ClusterRole, a named Role, inline rules. */
 const EXAMPLE_POLICY = readFileSync(join(repoRoot, 'deploy', 'examples', 'policy.yaml'), 'utf8');
-const EVERY_FORM_POLICY = `apiVersion: k8s-ephemeral-access/v1
-kind: Policy
-roles:
-  deployer: { clusterRole: k8s-ea-deployer }
-  reader: { role: ci-reader }
-  pod-reader:
-    rules:
-      - { apiGroups: [''], resources: [pods, pods/log], verbs: [get, list, watch] }
-      - { apiGroups: [apps], resources: [deployments], verbs: [get], resourceNames: [web] }
-rules:
-  - name: a
-    match: { repository_owner_id: '1', repository_id: '2', event_name: push, ref: refs/heads/main }
-    namespaces: [team-b, team-a]
-    roles: [pod-reader, deployer, reader]
-    maxTtlSeconds: 600
-  - name: b
-    match: { repository_owner_id: '1', repository_id: '3', event_name: push, ref: refs/heads/main }
-    namespaces: [team-c]
-    roles: [pod-reader]
-    maxTtlSeconds: 600
-`;
-const INLINE_ONLY_POLICY = EVERY_FORM_POLICY.replace(
-  'roles: [pod-reader, deployer, reader]',
-  'roles: [pod-reader]',
-);
+const ROLE_FORMS: PolicySpec['roles'] = {
+  deployer: { clusterRole: 'k8s-ea-deployer' },
+  reader: { role: 'ci-reader' },
+  'pod-reader': {
+    rules: [
+      { apiGroups: [''], resources: ['pods', 'pods/log'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: ['apps'], resources: ['deployments'], verbs: ['get'], resourceNames: ['web'] },
+    ],
+  },
+};
+/** Two rules over three namespaces; the first binds `firstRoles`. */
+const formsPolicy = (firstRoles: string[]) =>
+  policyYaml({
+    namespaces: ['team-c'],
+    roles: ROLE_FORMS,
+    rules: [
+      {
+        name: 'a',
+        match: { repository_id: '2' },
+        namespaces: ['team-b', 'team-a'],
+        roles: firstRoles,
+        maxTtlSeconds: 600,
+      },
+      { name: 'b', match: { repository_id: '3' }, roles: ['pod-reader'], maxTtlSeconds: 600 },
+    ],
+  });
+const EVERY_FORM_POLICY = formsPolicy(['pod-reader', 'deployer', 'reader']);
+const INLINE_ONLY_POLICY = formsPolicy(['pod-reader']);
 /** The chart's default values' policy. */
 const DEFAULT_POLICY = (load(readFileSync(join(CHART, 'values.yaml'), 'utf8')) as { policy: string }).policy;
 
