@@ -7,10 +7,9 @@ import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
-import { dump } from 'js-yaml';
 import type { ExchangeResponse } from '../../src/shared/api.js';
 import type { RunningBroker } from '../../test/support/broker.js';
-import { kubectlStatus, waitFor } from '../../test/support/cluster.js';
+import { kubectlStatus, waitFor, writeTokenKubeconfig } from '../../test/support/cluster.js';
 import { startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
 import { policyYaml } from '../../test/support/policy.js';
 
@@ -60,23 +59,12 @@ async function grantIn(namespace: string): Promise<ExchangeResponse> {
 /** The kubeconfig a job would write from the exchange's answer: the gateway's URL, CA and token. */
 function kubeconfigOf(grant: ExchangeResponse): string {
   const path = join(dir, `kubeconfig-${grant.grantId}`);
-  writeFileSync(
-    path,
-    dump({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [
-        {
-          name: 'g',
-          cluster: { server: grant.server, 'certificate-authority-data': grant.certificateAuthorityData },
-        },
-      ],
-      users: [{ name: 'u', user: { token: grant.token } }],
-      contexts: [{ name: 'g', context: { cluster: 'g', user: 'u', namespace: grant.namespace } }],
-      'current-context': 'g',
-    }),
-    { mode: 0o600 },
-  );
+  writeTokenKubeconfig(path, {
+    server: grant.server,
+    caData: grant.certificateAuthorityData,
+    token: grant.token,
+    namespace: grant.namespace,
+  });
   return path;
 }
 

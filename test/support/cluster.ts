@@ -73,23 +73,30 @@ export async function freshNamespace(
 export const coreApi = (): CoreV1Api => adminConfig().makeApiClient(CoreV1Api);
 export const rbacApi = (): RbacAuthorizationV1Api => adminConfig().makeApiClient(RbacAuthorizationV1Api);
 
-/** Writes a kubeconfig that authenticates with a bearer token; the caller removes the directory. */
-export function tokenKubeconfig(token: string, namespace = 'default'): { path: string; cleanup: () => void } {
-  const dir = mkdtempSync(join(tmpdir(), 'k8s-ea-test-'));
-  const { server, caData } = clusterEndpoint();
-  const path = join(dir, 'kubeconfig');
+/** Writes to `path` (mode 0600) a kubeconfig of one server, its CA (base64) and a bearer token. */
+export function writeTokenKubeconfig(
+  path: string,
+  c: { server: string; caData: string; token: string; namespace: string },
+): void {
   writeFileSync(
     path,
     dump({
       apiVersion: 'v1',
       kind: 'Config',
-      clusters: [{ name: 'c', cluster: { server, 'certificate-authority-data': caData } }],
-      users: [{ name: 'u', user: { token } }],
-      contexts: [{ name: 'c', context: { cluster: 'c', user: 'u', namespace } }],
+      clusters: [{ name: 'c', cluster: { server: c.server, 'certificate-authority-data': c.caData } }],
+      users: [{ name: 'u', user: { token: c.token } }],
+      contexts: [{ name: 'c', context: { cluster: 'c', user: 'u', namespace: c.namespace } }],
       'current-context': 'c',
     }),
     { mode: 0o600 },
   );
+}
+
+/** Writes a kubeconfig that authenticates with a bearer token; the caller removes the directory. */
+export function tokenKubeconfig(token: string, namespace = 'default'): { path: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'k8s-ea-test-'));
+  const path = join(dir, 'kubeconfig');
+  writeTokenKubeconfig(path, { ...clusterEndpoint(), token, namespace });
   return { path, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 

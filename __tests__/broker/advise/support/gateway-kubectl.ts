@@ -2,11 +2,9 @@
 // kubeconfig naming the gateway and the grant's token, and kubectl spawned without blocking this
 // process (where the gateway it talks to runs).
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dump } from 'js-yaml';
 import type { ExchangeResponse } from '../../../../src/shared/api.js';
-import { waitFor } from '../../../../test/support/cluster.js';
+import { waitFor, writeTokenKubeconfig } from '../../../../test/support/cluster.js';
 import type { InProcessBroker } from '../../../../test/support/in-process-broker.js';
 
 export interface KubectlRun {
@@ -35,26 +33,12 @@ export async function gatewayKubeconfig(
   dir: string,
 ): Promise<string> {
   const path = join(dir, `kubeconfig-${grant.grantId}`);
-  writeFileSync(
-    path,
-    dump({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [
-        {
-          name: 'c',
-          cluster: {
-            server: broker.gateway!.url,
-            'certificate-authority-data': broker.ca!.toString('base64'),
-          },
-        },
-      ],
-      users: [{ name: 'u', user: { token: grant.token } }],
-      contexts: [{ name: 'c', context: { cluster: 'c', user: 'u', namespace: grant.namespace } }],
-      'current-context': 'c',
-    }),
-    { mode: 0o600 },
-  );
+  writeTokenKubeconfig(path, {
+    server: broker.gateway!.url,
+    caData: broker.ca!.toString('base64'),
+    token: grant.token,
+    namespace: grant.namespace,
+  });
   await waitFor('the gateway to accept the grant', async () =>
     (await kubectl(path, ['get', 'configmaps', '-o', 'name'])).status === 0 ? true : undefined,
   );
