@@ -40,13 +40,21 @@ export const ROLE = 'deployer';
 export const INLINE_ROLE = 'inline-reader';
 const INLINE_RULES = [{ apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get', 'list'] }];
 export const TTL_SECONDS = 900;
+/** How many namespaces the growth scenario spreads its live grants over. */
+export const GROWTH_SPREAD = 10;
 /** BENCH_PROFILE=1 runs every broker under --cpu-prof through this wrapper. */
 const PROFILED_ENTRY = fileURLToPath(new URL('./profiled-broker.mjs', import.meta.url));
 
 export interface BenchContext {
   issuer: OidcIssuer;
   rbac: BrokerRbac;
-  namespaces: { exchange: string; reap: string; scale: string };
+  namespaces: {
+    exchange: string;
+    reap: string;
+    scale: string;
+    /** The growth scenario's: one namespace for every live grant, and ten to spread them over. */
+    growth: { single: string; spread: string[] };
+  };
   /** The floor's client: the broker's own kubeconfig (same ServiceAccount, same RBAC). */
   floorKube: MinimalKubeClient;
   /** Admin, for cleanup and for watching deletions. */
@@ -72,11 +80,12 @@ export interface BenchContext {
   /**
    * With `gateway`, the broker also runs its gateway (BenchBroker.gatewayUrl; jobs are sent there).
    * With `inlineRole`, its policy also grants INLINE_ROLE, whose shared Role it then keeps in each
-   * namespace (other scenarios count the managed Roles there).
+   * namespace (other scenarios count the managed Roles there). With `profiled` (or BENCH_PROFILE=1)
+   * it runs under --cpu-prof (bench/lib/profiled-broker.mjs).
    */
   startBroker(
     namespaces: string[],
-    opts?: { reaperIntervalSeconds?: number; gateway?: boolean; inlineRole?: boolean },
+    opts?: { reaperIntervalSeconds?: number; gateway?: boolean; inlineRole?: boolean; profiled?: boolean },
   ): Promise<BenchBroker>;
   /** Deletes every grant object in a namespace and every JWT-use record, between runs. */
   clearGrants(namespace: string): Promise<void>;
@@ -133,13 +142,19 @@ export async function createBenchContext(log: (msg: string) => void): Promise<Be
   await ensureActionBuilt();
   await ensureBrokerBuilt();
 
+  const growthSpread = Array.from({ length: GROWTH_SPREAD }, (_, i) => `bench-growth-s${i}`);
   const env = await startBrokerEnv({
-    namespaces: ['bench-exchange', 'bench-reap', 'bench-scale'],
+    namespaces: ['bench-exchange', 'bench-reap', 'bench-scale', 'bench-growth', ...growthSpread],
     rbac: { tokenSeconds: 7200, inlineRoles: [INLINE_ROLE] },
   });
   const { issuer, rbac } = env;
-  const [exchangeNs, reapNs, scaleNs] = env.namespaces;
-  const namespaces = { exchange: exchangeNs!, reap: reapNs!, scale: scaleNs! };
+  const [exchangeNs, reapNs, scaleNs, growthNs, ...spreadNs] = env.namespaces;
+  const namespaces = {
+    exchange: exchangeNs!,
+    reap: reapNs!,
+    scale: scaleNs!,
+    growth: { single: growthNs!, spread: spreadNs },
+  };
   // Tokens the runner endpoint hands to the action's main step must match the bench policy too.
   issuer.claims.repository_id = REPOSITORY_IDS[0]!;
   const floorKube = new MinimalKubeClient(credentialsFromKubeconfig(rbac.kubeconfigPath));
@@ -189,7 +204,7 @@ export async function createBenchContext(log: (msg: string) => void): Promise<Be
         policyYaml: policyYaml(benchPolicy(brokerNamespaces, opts.inlineRole)),
         namespaces: brokerNamespaces,
         reaperIntervalSeconds: opts.reaperIntervalSeconds ?? 15,
-        entry: process.env.BENCH_PROFILE === '1' ? PROFILED_ENTRY : undefined,
+        entry: opts.profiled || process.env.BENCH_PROFILE === '1' ? PROFILED_ENTRY : undefined,
         gateway: opts.gateway,
         config: {
           limits: {

@@ -27,7 +27,7 @@ import { reportInClusterAddress } from './kube/in-cluster-address.js';
 import type { K8sClients } from './kube/clients.js';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { closeOnce, StopStack } from './stop-stack.js';
-import type { BrokerLimits, GatewayConfig } from './config/broker-config.js';
+import type { AuditLogConfig, BrokerLimits, GatewayConfig } from './config/broker-config.js';
 import { InlineRoles } from './grants/inline-roles.js';
 import { SharedSelfRevoke } from './grants/shared-self-revoke.js';
 import { Server as TlsServer } from 'node:tls';
@@ -35,7 +35,8 @@ import type { EdgeTunnelConfig } from './config/edge-section.js';
 import { startEdgeTunnels, type RunningEdgeTunnels } from './edge/start-edge-tunnels.js';
 import { jwtRecordKeepAfterExpiry } from './grants/replay-ledger.js';
 import { DEFAULT_LEEWAY_SECONDS } from './auth/token-verifier.js';
-import { createGrantUsage, type GrantUsageTracker } from './usage/grant-usage.js';
+import { createGrantUsage, type GrantUsageTracker, type UsageReporter } from './usage/grant-usage.js';
+import { createAuditLogUsage } from './usage/audit-log-usage.js';
 
 /** The config fields the runtime needs (a structural subset of config/broker-config.ts's BrokerConfig). */
 export interface BrokerRuntimeConfig {
@@ -60,6 +61,8 @@ export interface BrokerRuntimeConfig {
   gateway?: GatewayConfig;
   /** Edge mode (edge/): the replica dials the edges and serves the runners' streams they open. */
   edge?: EdgeTunnelConfig;
+  /** Direct mode: the API server's audit log, read for each revoked grant's job summary. */
+  auditLog?: AuditLogConfig;
 }
 
 export interface RunningBroker {
@@ -114,6 +117,17 @@ function gatewayFollower(gateway: RunningGateway): PolicyFollower {
     prepare: (next) => gateway.watched.watchAlso(next.namespaces()),
     settle: (running) => gateway.watched.watchOnly(running.namespaces()),
   };
+}
+
+/** Direct mode: a grant's calls are in the API server's audit log, if the broker is given it. */
+function directModeUsage(w: Wiring, policy: PolicyEngine): UsageReporter {
+  return createAuditLogUsage({
+    auditLog: w.config.auditLog,
+    k8s: w.k8s,
+    policy,
+    logger: w.parts.logger.child({ component: 'usage' }),
+    now: w.parts.now ?? Date.now,
+  });
 }
 
 /** In gateway mode, the gateway; its close (with the shutdown's grace) is on the stack. */
@@ -270,7 +284,7 @@ function newApp(
     grantWork: ReturnType<typeof createGrantWork>;
     trustedProxies: ReturnType<typeof createAddressSet>;
     gateway: RunningGateway | undefined;
-    usage: GrantUsageTracker | undefined;
+    usage: UsageReporter;
   },
 ): BrokerApp {
   const { config, parts } = w;
@@ -343,7 +357,7 @@ async function startParts(w: Wiring): Promise<RunningBroker> {
     grantWork,
     trustedProxies,
     gateway: gateway?.gateway,
-    usage: gateway?.usage,
+    usage: gateway?.usage ?? directModeUsage(w, policy),
   });
   const { server, closeServer, internal } = await startListeners(w, app);
   inlineRoles.start(inlineUses);
