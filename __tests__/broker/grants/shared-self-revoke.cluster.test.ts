@@ -250,6 +250,56 @@ describe('with the guard enforcing, grants bind one shared self-revoke Role', ()
       expect(tryKubectlAdmin(['-n', env.ns, 'get', kind!, name!]).status).toBe(0);
   });
 
+  // Red team: the shared Role's permission is broad at the RBAC level, so RBAC's escalation check lets a
+  // grant that may write RBAC objects pass it on: bind the shared Role (or a Role of its own with the
+  // same rules) to an identity the guard does not match (any non-grant ServiceAccount, e.g. one its
+  // pods run as), which then deletes any ServiceAccount or binding. The broker refuses policy roles
+  // that write RBAC (role vetting), but not what a grant holds through its groups: here a RoleBinding
+  // for every ServiceAccount of the namespace (system:serviceaccounts:<ns>). With the per-grant pair
+  // the grant's Role named only its own objects, so passing it on gave nothing.
+  test('a grant that may write RBAC objects (through its groups) cannot pass the shared permission to an identity the guard skips', () => {
+    const { a, b } = grants as { a: ExchangeResponse; b: ExchangeResponse };
+    const writer = `rbac-writer-${a.grantId}`;
+    kubectlAdmin(['-n', env.ns, 'create', 'role', writer, '--verb=create', '--resource=rolebindings,roles']);
+    kubectlAdmin([
+      '-n',
+      env.ns,
+      'create',
+      'rolebinding',
+      writer,
+      `--role=${writer}`,
+      `--group=system:serviceaccounts:${env.ns}`,
+    ]);
+    try {
+      const kc = kubeconfigOf(a.token);
+      const app = `--serviceaccount=${env.ns}:app`;
+      for (const args of [
+        ['create', 'rolebinding', 'passed-on', `--role=${SELF_REVOKE_ROLE}`, app],
+        ['create', 'role', 'passed-on', '--verb=delete', '--resource=serviceaccounts,rolebindings'],
+      ])
+        expect([args.join(' '), kubectlStatus(kc, args).ok]).toEqual([args.join(' '), false]);
+      // Whatever got through: the guard does not narrow a non-grant identity.
+      const asApp = tryKubectlAdmin([
+        `--as=system:serviceaccount:${env.ns}:app`,
+        '-n',
+        env.ns,
+        'delete',
+        'serviceaccount',
+        b.grantId,
+        '--dry-run=server',
+      ]);
+      expect(asApp.status).not.toBe(0);
+    } finally {
+      for (const [kind, name] of [
+        ['rolebinding', writer],
+        ['role', writer],
+        ['rolebinding', 'passed-on'],
+        ['role', 'passed-on'],
+      ])
+        tryKubectlAdmin(['-n', env.ns, 'delete', kind!, name!, '--ignore-not-found']);
+    }
+  });
+
   test("the post step's fallback (straight at the API server, the grant's own token) deletes its own grant", async () => {
     const a = grants.a!;
     const { server, caData } = clusterEndpoint();
