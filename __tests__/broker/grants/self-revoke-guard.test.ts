@@ -83,6 +83,16 @@ describe('anything weaker is not the guard', () => {
       (p) => (p.spec!.validations![0]!.expression = "request.resource.resource == 'rolebindings' || true"),
       /own-objects-only/,
     ],
+    [
+      'the rule against binding the shared Role removed',
+      (p) => p.spec!.validations!.splice(1, 1),
+      /no-binding-of-the-shared-Role/,
+    ],
+    [
+      'creating RoleBindings no longer matched',
+      (p) => (p.spec!.matchConstraints!.resourceRules![1]!.operations = ['UPDATE', 'DELETE']),
+      /CREATE of rolebindings/,
+    ],
     ['parameters', (p) => (p.spec!.paramKind = { apiVersion: 'v1', kind: 'ConfigMap' }), /parameters/],
     ['a binding of another policy', (_, b) => (b.spec!.policyName = 'other'), /names policy other/],
   ];

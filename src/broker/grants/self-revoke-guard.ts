@@ -1,10 +1,11 @@
 // The self-revoke guard: the ValidatingAdmissionPolicy (deploy/self-revoke-guard.yaml) that lets a
-// grant's ServiceAccount delete only its own ServiceAccount and its own RoleBindings. The shared
+// grant's ServiceAccount delete only its own ServiceAccount and its own RoleBindings, and never bind
+// the shared self-revoke Role (which would pass it to an identity the guard skips). The shared
 // self-revoke Role (shared-self-revoke.ts) allows deleting any ServiceAccount or RoleBinding of the
 // namespace, so the broker binds it only while this guard is in place and enforcing; this module
 // says whether the objects the API server holds are exactly that (a pure check, unit-tested on the
 // deploy/ file), and what stands in the way when they are not.
-import { GRANT_ID_PATTERN, REVOKE_SUFFIX, SELF_REVOKE_GUARD } from '../naming.js';
+import { GRANT_ID_PATTERN, REVOKE_SUFFIX, SELF_REVOKE_GUARD, SELF_REVOKE_ROLE } from '../naming.js';
 
 /** The fields of a ValidatingAdmissionPolicy the check reads (client-node's model or plain JSON). */
 export interface GuardPolicy {
@@ -55,17 +56,28 @@ export const GUARD_MATCH_CONDITION = {
   expression: `request.userInfo.username.matches('${grantUser}')`,
 };
 
-/** The caller's own ServiceAccount, or a RoleBinding named after it (access) or it + "-revoke". */
+/** Deleting: the caller's own ServiceAccount, or a RoleBinding named after it (access) or it + "-revoke". */
 export const GUARD_VALIDATION = [
+  "request.operation != 'DELETE' ||",
   "request.userInfo.username == 'system:serviceaccount:' + request.namespace + ':' + request.name ||",
   "(request.resource.resource == 'rolebindings' &&",
   ` request.userInfo.username + '${REVOKE_SUFFIX}' == 'system:serviceaccount:' + request.namespace + ':' + request.name)`,
 ].join(' ');
 
-/** What the guard must cover: DELETE of these, in every API version. */
+/**
+ * Creating or updating a RoleBinding: not to the shared Role. RBAC lets a grant that may write
+ * RoleBindings (through its groups) bind it to any identity, which this guard would not narrow.
+ */
+export const GUARD_BIND_VALIDATION = `request.operation == 'DELETE' || object.roleRef.name != '${SELF_REVOKE_ROLE}'`;
+
+/** What the guard must cover: these operations on these, in every API version. */
 const GUARDED = [
-  { group: '', resource: 'serviceaccounts' },
-  { group: 'rbac.authorization.k8s.io', resource: 'rolebindings' },
+  { group: '', resource: 'serviceaccounts', operations: ['DELETE'] },
+  {
+    group: 'rbac.authorization.k8s.io',
+    resource: 'rolebindings',
+    operations: ['CREATE', 'UPDATE', 'DELETE'],
+  },
 ];
 
 /** CEL as YAML folds it: runs of whitespace are one space. */
@@ -77,10 +89,10 @@ const isEmptySelector = (s: Selector | undefined) =>
 const has = (list: string[] | undefined, value: string) =>
   !!list && (list.includes(value) || list.includes('*'));
 
-const covers = (rule: ResourceRule, group: string, resource: string) =>
+const covers = (rule: ResourceRule, group: string, resource: string, operation: string) =>
   has(rule.apiGroups, group) &&
   has(rule.resources, resource) &&
-  has(rule.operations, 'DELETE') &&
+  has(rule.operations, operation) &&
   !!rule.apiVersions?.includes('*') &&
   (rule.resourceNames ?? []).length === 0 &&
   (rule.scope === undefined || rule.scope === '*' || rule.scope === 'Namespaced');
@@ -102,14 +114,18 @@ function policyProblems(policy: GuardPolicy): string[] {
     problems.push(`failurePolicy is ${spec.failurePolicy ?? 'unset'}, not Fail`);
   if (spec.paramKind) problems.push('the policy takes parameters');
   problems.push(...narrowing('the policy', spec.matchConstraints, true));
-  for (const { group, resource } of GUARDED)
-    if (!(spec.matchConstraints?.resourceRules ?? []).some((r) => covers(r, group, resource)))
-      problems.push(`the policy does not match DELETE of ${resource} in every version`);
+  for (const { group, resource, operations } of GUARDED)
+    for (const op of operations)
+      if (!(spec.matchConstraints?.resourceRules ?? []).some((r) => covers(r, group, resource, op)))
+        problems.push(`the policy does not match ${op} of ${resource} in every version`);
   const conditions = (spec.matchConditions ?? []).map((c) => normal(c.expression));
   if (conditions.length !== 1 || conditions[0] !== normal(GUARD_MATCH_CONDITION.expression))
     problems.push('its matchConditions are not exactly the grant identities');
-  if (!(spec.validations ?? []).some((v) => normal(v.expression) === normal(GUARD_VALIDATION)))
+  const validations = (spec.validations ?? []).map((v) => normal(v.expression));
+  if (!validations.includes(normal(GUARD_VALIDATION)))
     problems.push('its validations lack the own-objects-only rule');
+  if (!validations.includes(normal(GUARD_BIND_VALIDATION)))
+    problems.push('its validations lack the no-binding-of-the-shared-Role rule');
   return problems;
 }
 
@@ -130,7 +146,8 @@ function bindingProblems(binding: GuardBinding): string[] {
 /**
  * What keeps these objects from being the guard, enforcing: empty when the policy and its binding
  * (both named SELF_REVOKE_GUARD) deny, with failure policy Fail, every DELETE of a ServiceAccount
- * or RoleBinding by a grant identity except of its own objects, in every namespace.
+ * or RoleBinding by a grant identity except of its own objects, and every RoleBinding it creates or
+ * updates to the shared Role, in every namespace.
  */
 export function guardProblems(policy: GuardPolicy | undefined, binding: GuardBinding | undefined): string[] {
   return [
