@@ -455,6 +455,22 @@ describe('exposure, scheduling and the NetworkPolicy, from values', () => {
     expect(chartPolicy.spec).toEqual(deployPolicy.spec);
   });
 
+  test('the self-revoke guard and its reader permission are opt-in (selfRevokeGuard.enabled), like deploy/', () => {
+    const guardObjects = (docs: Doc[]) =>
+      docs
+        .filter((d) => /self-revoke-guard/.test(d.metadata.name))
+        .map((d) => `${d.kind}/${d.metadata.name}`)
+        .sort();
+    expect(guardObjects(renderChart())).toEqual([]);
+    expect(guardObjects(kustomize(join(repoRoot, 'deploy')))).toEqual([]);
+    expect(guardObjects(renderChart({ values: { selfRevokeGuard: { enabled: true } } }))).toEqual([
+      'ClusterRole/k8s-ea-broker-self-revoke-guard',
+      'ClusterRoleBinding/k8s-ea-broker-self-revoke-guard',
+      'ValidatingAdmissionPolicy/k8s-ea-self-revoke-guard',
+      'ValidatingAdmissionPolicyBinding/k8s-ea-self-revoke-guard',
+    ]);
+  });
+
   test('an image digest pins the image (a released chart carries its own)', () => {
     const digest = `sha256:${'a'.repeat(64)}`;
     const pod = find(renderChart({ set: `image.digest=${digest}` }), 'Deployment').spec.template.spec;
