@@ -383,11 +383,36 @@ describe('without an enforcing guard the broker makes the per-grant pair', () =>
     });
   });
 
-  test('the policy removed: the pair again', async () => {
+  // Why the guard is opt-in: it narrows every grant, also one whose role allows deleting ServiceAccounts
+  // (here a Role an admin bound to the grant, as a `helm uninstall` of a chart with one would need).
+  test('the policy removed: the pair again; a grant whose role allows deleting ServiceAccounts may again', async () => {
+    const d = grants.d!;
+    const deleter = `sa-deleter-${d.grantId}`;
+    kubectlAdmin(['-n', env.ns, 'create', 'role', deleter, '--verb=delete', '--resource=serviceaccounts']);
+    cleanups.push(() => tryKubectlAdmin(['-n', env.ns, 'delete', 'role', deleter, '--ignore-not-found']));
+    kubectlAdmin([
+      '-n',
+      env.ns,
+      'create',
+      'rolebinding',
+      deleter,
+      `--role=${deleter}`,
+      `--serviceaccount=${env.ns}:${d.grantId}`,
+    ]);
+    cleanups.push(() =>
+      tryKubectlAdmin(['-n', env.ns, 'delete', 'rolebinding', deleter, '--ignore-not-found']),
+    );
+    const kcD = kubeconfigOf(d.token);
+    const other = ['delete', 'serviceaccount', 'app', '--dry-run=server'];
+    expect(refused(kcD, other)).toEqual({ status: 403, by: 'guard' });
+
     kubectlAdmin(['delete', 'validatingadmissionpolicy', SELF_REVOKE_GUARD]);
     await waitForMechanism(false);
     grants.e = await exchange();
     expect(await ownRevokeRole(grants.e.grantId)).toBe(true);
+    await waitFor('the API server to stop enforcing the removed guard', () =>
+      kubectlStatus(kcD, other).ok ? true : undefined,
+    );
   });
 });
 
