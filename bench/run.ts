@@ -12,6 +12,7 @@ import { runScaleBench } from './scenarios/scale.js';
 import { runCredentialBench } from './scenarios/credential.js';
 import { runGatewayBench } from './scenarios/gateway.js';
 import { runGrowthBench } from './scenarios/growth.js';
+import { runSelfRevokeBench } from './scenarios/self-revoke.js';
 import { buildReport, writeReport, type ScenarioResults } from './lib/report.js';
 import { machineInfo } from './lib/machine.js';
 import { watchForeignLoad, type ScenarioNoise } from './lib/foreign-load.js';
@@ -44,6 +45,10 @@ async function main(): Promise<void> {
     if (shouldRun(settings, 'exchange')) {
       log('1. exchange latency/throughput vs floor');
       results.exchange = await measured('exchange', () => runExchangeBench(ctx, settings, log));
+    }
+    if (shouldRun(settings, 'selfrevoke')) {
+      log('1b. direct mode: the per-grant self-revoke pair vs the shared Role under its admission guard');
+      results.selfRevoke = await measured('selfrevoke', () => runSelfRevokeBench(ctx, settings, log));
     }
     if (shouldRun(settings, 'verify')) {
       log('2. JWT verification vs bare jose; cold-JWKS first exchange');

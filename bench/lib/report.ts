@@ -12,6 +12,7 @@ import type { ReaperResults } from '../scenarios/reaper.js';
 import type { ActionResults } from '../scenarios/action.js';
 import type { CredentialResults } from '../scenarios/credential.js';
 import type { ScaleResults } from '../scenarios/scale.js';
+import type { SelfRevokeResults } from '../scenarios/self-revoke.js';
 import type { GatewayResults } from '../scenarios/gateway.js';
 import type { GrowthResults } from '../scenarios/growth.js';
 import { growthMarkdown, growthMetrics } from './growth-report.js';
@@ -30,6 +31,7 @@ export interface ScenarioResults {
   scale?: ScaleResults;
   gateway?: GatewayResults;
   growth?: GrowthResults;
+  selfRevoke?: SelfRevokeResults;
 }
 
 export interface Target {
@@ -78,6 +80,7 @@ const KIND_LABEL: Record<ExchangeKind, string> = {
   sequential: 'floor, sequential',
   bare: 'bare minimum',
   inline: 'broker, inline role',
+  shared: 'floor, shared self-revoke Role',
 };
 
 export function flatMetrics(r: ScenarioResults): Record<string, number> {
