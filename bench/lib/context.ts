@@ -76,7 +76,15 @@ export interface BenchContext {
    */
   startBroker(
     namespaces: string[],
-    opts?: { reaperIntervalSeconds?: number; gateway?: boolean; inlineRole?: boolean },
+    opts?: {
+      reaperIntervalSeconds?: number;
+      gateway?: boolean;
+      inlineRole?: boolean;
+      /** Its certificate (and the CA that verifies it) instead of a throwaway one. */
+      tls?: { certFile: string; keyFile: string; ca: Buffer };
+      /** More config sections (e.g. `edge`). */
+      config?: Record<string, unknown>;
+    },
   ): Promise<BenchBroker>;
   /** Deletes every grant object in a namespace and every JWT-use record, between runs. */
   clearGrants(namespace: string): Promise<void>;
@@ -191,12 +199,14 @@ export async function createBenchContext(log: (msg: string) => void): Promise<Be
         reaperIntervalSeconds: opts.reaperIntervalSeconds ?? 15,
         entry: process.env.BENCH_PROFILE === '1' ? PROFILED_ENTRY : undefined,
         gateway: opts.gateway,
+        tls: opts.tls,
         config: {
           limits: {
             bodyBytes: 16384,
             requestTimeoutMs: 30_000,
             perRepositoryPerMinute: RATE_LIMIT_PER_REPOSITORY,
           },
+          ...opts.config,
         },
       });
       const ca = broker.ca!;
