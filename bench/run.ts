@@ -12,6 +12,7 @@ import { runScaleBench } from './scenarios/scale.js';
 import { runCredentialBench } from './scenarios/credential.js';
 import { runGatewayBench } from './scenarios/gateway.js';
 import { runEdgeBench } from './scenarios/edge.js';
+import { runGrowthBench } from './scenarios/growth.js';
 import { buildReport, writeReport, type ScenarioResults } from './lib/report.js';
 import { machineInfo } from './lib/machine.js';
 import { watchForeignLoad, type ScenarioNoise } from './lib/foreign-load.js';
@@ -76,6 +77,10 @@ async function main(): Promise<void> {
     if (shouldRun(settings, 'edge')) {
       log('7. edge mode beside direct gateway mode: GET and exchange p50, c32 throughput, edge CPU per MB');
       results.edge = await measured('edge', () => runEdgeBench(ctx, settings, log));
+    }
+    if (shouldRun(settings, 'growth')) {
+      log(`8. growth: ${settings.growthSizes.join(' / ')} live grants, in one namespace and over ten`);
+      results.growth = await measured('growth', () => runGrowthBench(ctx, settings, log));
     }
   } finally {
     log('cleaning up (namespaces, RBAC, brokers)');

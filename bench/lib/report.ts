@@ -14,6 +14,8 @@ import type { CredentialResults } from '../scenarios/credential.js';
 import type { ScaleResults } from '../scenarios/scale.js';
 import type { GatewayResults } from '../scenarios/gateway.js';
 import type { EdgeResults } from '../scenarios/edge.js';
+import type { GrowthResults } from '../scenarios/growth.js';
+import { growthMarkdown, growthMetrics } from './growth-report.js';
 import type { BenchSettings } from './settings.js';
 import type { MachineInfo } from './machine.js';
 import type { ScenarioNoise } from './foreign-load.js';
@@ -29,6 +31,7 @@ export interface ScenarioResults {
   scale?: ScaleResults;
   gateway?: GatewayResults;
   edge?: EdgeResults;
+  growth?: GrowthResults;
 }
 
 export interface Target {
@@ -164,6 +167,9 @@ export function flatMetrics(r: ScenarioResults): Record<string, number> {
     set(`gateway_peak_rss_mb_${g.loaded.liveGrants}`, g.loaded.peakRssMb);
     set('gateway_rss_mb_0', g.empty.rssMb);
     set(`gateway_off_rss_mb_${g.loaded.liveGrants}`, g.loadedWithoutGateway.rssMb);
+    set('gateway_shadow_p50_ratio_c1', g.shadow.p50RatioC1);
+    set('gateway_shadow_throughput_ratio_c32', g.shadow.throughputRatioC32);
+    set('gateway_shadow_record_us', g.shadow.recordMicros.shadow);
   }
   if (r.edge) {
     const e = r.edge;
@@ -181,6 +187,7 @@ export function flatMetrics(r: ScenarioResults): Record<string, number> {
     set('edge_broker_cpu_ms_per_get', e.brokerCpuMsPerGet.edge);
     set('edge_rss_mb', e.edgeRssMb);
   }
+  if (r.growth) growthMetrics(r.growth, set);
   return m;
 }
 
@@ -403,6 +410,21 @@ export function renderMarkdown(report: Report): string {
         `the hop alone, the gateway's floor: ratio ${fmt(g.noopThroughputRatioC32)}`,
       ],
       [
+        'GET p50 at concurrency 1, through the gateway with a `shadowRole` on the rule (`gateway_shadow_p50_ratio_c1` = with ÷ without)',
+        `${fmt(g.shadow.c1P50Ms.shadow)} ms`,
+        `the same gateway, a rule without: ${fmt(g.shadow.c1P50Ms.plain)} ms → ratio ${fmt(g.shadow.p50RatioC1)}`,
+      ],
+      [
+        'GET throughput at concurrency 32, with a `shadowRole` on the rule (`gateway_shadow_throughput_ratio_c32`)',
+        `${fmt(g.shadow.c32Throughput.shadow)} /s`,
+        `without: ${fmt(g.shadow.c32Throughput.plain)} /s → ratio ${fmt(g.shadow.throughputRatioC32)}`,
+      ],
+      [
+        "The gateway's recording of one call, with the `shadowRole` evaluation (`gateway_shadow_record_us`)",
+        `${fmt(g.shadow.recordMicros.shadow)} µs`,
+        `without: ${fmt(g.shadow.recordMicros.plain)} µs (in the bench process, usage-recorder.ts alone)`,
+      ],
+      [
         'Broker CPU per GET through the gateway (`gateway_broker_cpu_ms_per_get`)',
         `${fmt(g.brokerCpuMsPerRequest)} ms`,
         'user + system time of the broker process over the runs ÷ GETs it proxied',
@@ -429,6 +451,7 @@ export function renderMarkdown(report: Report): string {
     lines.push('', '### Other figures', '', '| measure | value | beside |', '| --- | ---: | --- |');
     for (const [a, b, c] of rows) lines.push(`| ${a} | ${b} | ${c} |`);
   }
+  if (d.growth) lines.push(...growthMarkdown(d.growth));
   return lines.join('\n');
 }
 

@@ -21,7 +21,14 @@ import type { KubeConnection } from './connection.js';
 /** The metadata the broker reads back: as JSON from the connection, or client-node's object. */
 export type ObjectMeta = Pick<
   V1ObjectMeta,
-  'name' | 'namespace' | 'uid' | 'labels' | 'annotations' | 'ownerReferences' | 'resourceVersion'
+  | 'name'
+  | 'namespace'
+  | 'uid'
+  | 'labels'
+  | 'annotations'
+  | 'ownerReferences'
+  | 'resourceVersion'
+  | 'creationTimestamp'
 >;
 export interface KubeObject {
   metadata?: ObjectMeta;
