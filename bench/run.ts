@@ -11,6 +11,7 @@ import { runActionBench } from './scenarios/action.js';
 import { runScaleBench } from './scenarios/scale.js';
 import { runCredentialBench } from './scenarios/credential.js';
 import { runGatewayBench } from './scenarios/gateway.js';
+import { runEdgeBench } from './scenarios/edge.js';
 import { runGrowthBench } from './scenarios/growth.js';
 import { runSelfRevokeBench } from './scenarios/self-revoke.js';
 import { buildReport, writeReport, type ScenarioResults } from './lib/report.js';
@@ -77,6 +78,10 @@ async function main(): Promise<void> {
     if (shouldRun(settings, 'gateway')) {
       log(`6. gateway vs direct; revoke -> 401 at the gateway; RSS with ${settings.gatewayGrants} grants`);
       results.gateway = await measured('gateway', () => runGatewayBench(ctx, settings, log));
+    }
+    if (shouldRun(settings, 'edge')) {
+      log('7. edge mode beside direct gateway mode: GET and exchange p50, c32 throughput, edge CPU per MB');
+      results.edge = await measured('edge', () => runEdgeBench(ctx, settings, log));
     }
     if (shouldRun(settings, 'growth')) {
       log(`8. growth: ${settings.growthSizes.join(' / ')} live grants, in one namespace and over ten`);

@@ -103,6 +103,10 @@ export interface BenchContext {
       reaperIntervalSeconds?: number;
       gateway?: boolean;
       inlineRole?: boolean;
+      /** Its certificate (and the CA that verifies it) instead of a throwaway one. */
+      tls?: { certFile: string; keyFile: string; ca: Buffer };
+      /** More config sections (e.g. `edge`). */
+      config?: Record<string, unknown>;
       shadowRole?: boolean;
       profiled?: boolean;
     },
@@ -228,12 +232,14 @@ export async function createBenchContext(log: (msg: string) => void): Promise<Be
         reaperIntervalSeconds: opts.reaperIntervalSeconds ?? 15,
         entry: opts.profiled || process.env.BENCH_PROFILE === '1' ? PROFILED_ENTRY : undefined,
         gateway: opts.gateway,
+        tls: opts.tls,
         config: {
           limits: {
             bodyBytes: 16384,
             requestTimeoutMs: 30_000,
             perRepositoryPerMinute: RATE_LIMIT_PER_REPOSITORY,
           },
+          ...opts.config,
         },
       });
       const ca = broker.ca!;
