@@ -11,6 +11,7 @@ import { runActionBench } from './scenarios/action.js';
 import { runScaleBench } from './scenarios/scale.js';
 import { runCredentialBench } from './scenarios/credential.js';
 import { runGatewayBench } from './scenarios/gateway.js';
+import { runGrowthBench } from './scenarios/growth.js';
 import { buildReport, writeReport, type ScenarioResults } from './lib/report.js';
 import { machineInfo } from './lib/machine.js';
 import { watchForeignLoad, type ScenarioNoise } from './lib/foreign-load.js';
@@ -71,6 +72,10 @@ async function main(): Promise<void> {
     if (shouldRun(settings, 'gateway')) {
       log(`6. gateway vs direct; revoke -> 401 at the gateway; RSS with ${settings.gatewayGrants} grants`);
       results.gateway = await measured('gateway', () => runGatewayBench(ctx, settings, log));
+    }
+    if (shouldRun(settings, 'growth')) {
+      log(`8. growth: ${settings.growthSizes.join(' / ')} live grants, in one namespace and over ten`);
+      results.growth = await measured('growth', () => runGrowthBench(ctx, settings, log));
     }
   } finally {
     log('cleaning up (namespaces, RBAC, brokers)');

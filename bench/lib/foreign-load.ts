@@ -53,7 +53,7 @@ function processTable(): Map<number, { ppid: number; cpuMs: number }> {
  * children's time; one that ended between two readings without being waited for is lost, which
  * counts its CPU as foreign: the flag errs towards noisy.
  */
-function treesCpuMs(roots: number[]): number {
+export function treesCpuMs(roots: number[]): number {
   const table = processTable();
   const inTree = new Set<number>();
   let total = 0;

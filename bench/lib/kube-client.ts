@@ -74,12 +74,15 @@ export class MinimalKubeClient {
     if (creds.token) this.headers.authorization = `Bearer ${creds.token}`;
   }
 
-  /** One request; resolves with any status (callers decide what counts as success). */
-  raw(method: string, path: string, body?: unknown): Promise<KubeResponse> {
+  /**
+   * One request; resolves with any status (callers decide what counts as success). The body goes as
+   * JSON, under `contentType` (e.g. a server-side apply's `application/apply-patch+yaml`: JSON is YAML).
+   */
+  raw(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<KubeResponse> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const headers: Record<string, string> = { ...this.headers };
     if (payload !== undefined) {
-      headers['content-type'] = 'application/json';
+      headers['content-type'] = contentType;
       headers['content-length'] = String(Buffer.byteLength(payload));
     }
     return sendRequest(

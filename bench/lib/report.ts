@@ -13,6 +13,8 @@ import type { ActionResults } from '../scenarios/action.js';
 import type { CredentialResults } from '../scenarios/credential.js';
 import type { ScaleResults } from '../scenarios/scale.js';
 import type { GatewayResults } from '../scenarios/gateway.js';
+import type { GrowthResults } from '../scenarios/growth.js';
+import { growthMarkdown, growthMetrics } from './growth-report.js';
 import type { BenchSettings } from './settings.js';
 import type { MachineInfo } from './machine.js';
 import type { ScenarioNoise } from './foreign-load.js';
@@ -27,6 +29,7 @@ export interface ScenarioResults {
   credential?: CredentialResults;
   scale?: ScaleResults;
   gateway?: GatewayResults;
+  growth?: GrowthResults;
 }
 
 export interface Target {
@@ -166,6 +169,7 @@ export function flatMetrics(r: ScenarioResults): Record<string, number> {
     set('gateway_shadow_throughput_ratio_c32', g.shadow.throughputRatioC32);
     set('gateway_shadow_record_us', g.shadow.recordMicros.shadow);
   }
+  if (r.growth) growthMetrics(r.growth, set);
   return m;
 }
 
@@ -397,6 +401,7 @@ export function renderMarkdown(report: Report): string {
     lines.push('', '### Other figures', '', '| measure | value | beside |', '| --- | ---: | --- |');
     for (const [a, b, c] of rows) lines.push(`| ${a} | ${b} | ${c} |`);
   }
+  if (d.growth) lines.push(...growthMarkdown(d.growth));
   return lines.join('\n');
 }
 

@@ -25,6 +25,16 @@ export interface BenchSettings {
   gatewayRevokeReps: number;
   /** Gateway: live grants in the table for the memory figure. */
   gatewayGrants: number;
+  /** Growth: live grant counts measured, ascending (0 first for the baseline). */
+  growthSizes: number[];
+  /** Growth: exchanges per size at concurrency 1, and at concurrency 32. */
+  growthC1Count: number;
+  growthC32Count: number;
+  /**
+   * Growth: seconds of GETs and applies per size, while the broker serves nothing; its reaper runs
+   * every this − 1 s (full run: the shipped 15 s), so one of its passes falls in the window.
+   */
+  growthWindowSeconds: number;
   /** Which scenarios to run (BENCH_ONLY=exchange,verify,...); all by default. */
   only: Set<string> | undefined;
 }
@@ -38,6 +48,17 @@ const positiveInt = (name: string, raw: string): number => {
 const int = (name: string, fallback: number): number => {
   const raw = process.env[name];
   return raw === undefined || raw === '' ? fallback : positiveInt(name, raw);
+};
+
+/** A comma list of counts (0 allowed), sorted ascending without repeats. */
+const sizes = (name: string, raw: string | undefined, fallback: number[]): number[] => {
+  if (raw === undefined || raw === '') return fallback;
+  const list = raw.split(',').map((s) => {
+    const n = Number(s.trim());
+    if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must list counts ≥ 0, got ${raw}`);
+    return n;
+  });
+  return [...new Set(list)].sort((a, b) => a - b);
 };
 
 export function loadSettings(env: NodeJS.ProcessEnv = process.env): BenchSettings {
@@ -71,6 +92,14 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): BenchSetting
     gatewayConcurrentCount: int('BENCH_GATEWAY_CONCURRENT_N', quick ? 256 : 1280),
     gatewayRevokeReps: int('BENCH_GATEWAY_REVOKE_REPS', quick ? 3 : 9),
     gatewayGrants: int('BENCH_GATEWAY_GRANTS', quick ? 200 : 5000),
+    growthSizes: sizes(
+      'BENCH_GROWTH_SIZES',
+      env.BENCH_GROWTH_SIZES,
+      quick ? [0, 100, 400] : [0, 1000, 5000, 10000],
+    ),
+    growthC1Count: int('BENCH_GROWTH_C1_N', quick ? 10 : 30),
+    growthC32Count: int('BENCH_GROWTH_C32_N', quick ? 64 : 128),
+    growthWindowSeconds: int('BENCH_GROWTH_WINDOW_S', quick ? 6 : 16),
     only,
   };
 }
