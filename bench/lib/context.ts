@@ -40,6 +40,8 @@ export const ROLE = 'deployer';
 export const INLINE_ROLE = 'inline-reader';
 const INLINE_RULES = [{ apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get', 'list'] }];
 export const TTL_SECONDS = 900;
+/** How many namespaces the growth scenario spreads its live grants over. */
+export const GROWTH_SPREAD = 10;
 /**
  * Shadow mode's cost (scenarios/gateway-shadow.ts): the rule of the last bench repository names
  * this inline role as its shadowRole when a broker is started with `shadowRole`. Deployer's reads,
@@ -53,8 +55,6 @@ export const SHADOW_RULES = [
   { apiGroups: [''], resources: ['pods', 'pods/log', 'events'], verbs: ['get', 'list'] },
   { apiGroups: [''], resources: ['configmaps', 'services'], verbs: ['get', 'list', 'watch'] },
 ];
-/** How many namespaces the growth scenario spreads its live grants over. */
-export const GROWTH_SPREAD = 10;
 /** BENCH_PROFILE=1 runs every broker under --cpu-prof through this wrapper. */
 const PROFILED_ENTRY = fileURLToPath(new URL('./profiled-broker.mjs', import.meta.url));
 

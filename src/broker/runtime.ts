@@ -29,6 +29,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { closeOnce, StopStack } from './stop-stack.js';
 import type { AuditLogConfig, BrokerLimits, GatewayConfig } from './config/broker-config.js';
 import { InlineRoles } from './grants/inline-roles.js';
+import { SharedSelfRevoke } from './grants/shared-self-revoke.js';
 import { Server as TlsServer } from 'node:tls';
 import type { EdgeTunnelConfig } from './config/edge-section.js';
 import { startEdgeTunnels, type RunningEdgeTunnels } from './edge/start-edge-tunnels.js';
@@ -232,6 +233,22 @@ function startEdgePart(
   return { tunnels, close };
 }
 
+/**
+ * Direct mode's self-revoke mechanism: the shared Role while its admission guard is verified, the
+ * per-grant pair otherwise (grants/shared-self-revoke.ts). Gateway mode makes neither.
+ */
+async function startSharedSelfRevoke(w: Wiring, policy: PolicyEngine): Promise<SharedSelfRevoke | undefined> {
+  if (w.config.gateway) return undefined;
+  const shared = new SharedSelfRevoke(w.k8s, {
+    namespaces: () => policy.namespaces(),
+    logger: w.parts.logger.child({ component: 'self-revoke' }),
+    onChange: (inUse) => w.metrics.selfRevokeShared.set(inUse ? 1 : 0),
+  });
+  w.stack.push('self-revoke guard', () => shared.stop());
+  await shared.start();
+  return shared;
+}
+
 function newReaper(w: Wiring, policy: PolicyEngine): Reaper {
   const { config, parts } = w;
   return new Reaper(w.k8s, {
@@ -263,6 +280,7 @@ function newApp(
   p: {
     policy: PolicyEngine;
     inlineRoles: InlineRoles;
+    sharedSelfRevoke: SharedSelfRevoke | undefined;
     grantWork: ReturnType<typeof createGrantWork>;
     trustedProxies: ReturnType<typeof createAddressSet>;
     gateway: RunningGateway | undefined;
@@ -272,6 +290,7 @@ function newApp(
   const { config, parts } = w;
   return createBrokerApp({
     inlineRoles: p.inlineRoles,
+    sharedSelfRevoke: p.sharedSelfRevoke,
     grantWork: p.grantWork,
     verifier: parts.verifier,
     policy: p.policy,
@@ -330,9 +349,11 @@ async function startParts(w: Wiring): Promise<RunningBroker> {
   stack.push('grant work', () => grantWork.idle());
   const trustedProxies = createAddressSet(config.trustedProxies ?? []);
   const gateway = await startGatewayPart(w, live, trustedProxies);
+  const sharedSelfRevoke = await startSharedSelfRevoke(w, policy);
   const app = newApp(w, {
     policy,
     inlineRoles,
+    sharedSelfRevoke,
     grantWork,
     trustedProxies,
     gateway: gateway?.gateway,
