@@ -64,8 +64,9 @@ async function mainLeftovers(overrides: Record<string, string> = {}) {
 function setup(
   state: Record<string, string>,
   responders: Responder[] = [() => json(200, { revoked: true })],
+  inputs: Record<string, string> = {},
 ) {
-  const core = fakeCore({}, state);
+  const core = fakeCore(inputs, state);
   const transport = scriptedTransport(...responders);
   const direct: DirectRevokeInput[] = [];
   let directResult: DirectRevokeResult | Error = { roleBinding: 'deleted', serviceAccount: 'deleted' };
@@ -176,6 +177,48 @@ describe('post: revocation', () => {
     const none: string[] = [];
     await run({ ...plain.deps, writeSummary: async (md) => void none.push(md) });
     expect(none).toEqual([]);
+  });
+
+  test("direct mode: the audit log's usage goes into the job summary, and so does why it is unavailable", async () => {
+    const usage = {
+      source: 'audit-log',
+      calls: 1,
+      unmatched: [],
+      refused: [{ verb: 'list', apiGroup: '', resource: 'secrets', names: [], calls: 1 }],
+      incomplete: 'log-starts-after-grant',
+    };
+    const written: string[] = [];
+    const s = setup((await mainLeftovers()).state, [
+      () => json(200, { grantId: 'gha-1234-abcd', revoked: true, usage }),
+    ]);
+    await run({ ...s.deps, writeSummary: async (md) => void written.push(md) });
+    expect(written).toHaveLength(1);
+    expect(written[0]).toContain("1 call in the API server's audit log");
+    expect(written[0]).toContain('begins after the grant did');
+
+    const none: string[] = [];
+    const u = setup((await mainLeftovers()).state, [
+      () => json(200, { grantId: 'gha-1234-abcd', revoked: true, usageUnavailable: 'no-audit-log' }),
+    ]);
+    await run({ ...u.deps, writeSummary: async (md) => void none.push(md) });
+    expect(none).toHaveLength(1);
+    expect(none[0]).toMatch(/^## Kubernetes access used\n\nUnavailable: .* this broker is given none/);
+    // A value this action does not know is not written.
+    const odd: string[] = [];
+    const o = setup((await mainLeftovers()).state, [
+      () => json(200, { grantId: 'gha-1234-abcd', revoked: true, usageUnavailable: '<script>' }),
+    ]);
+    await run({ ...o.deps, writeSummary: async (md) => void odd.push(md) });
+    expect(odd).toEqual([]);
+    // job-summary: false leaves it out, as it leaves out main's table.
+    const off: string[] = [];
+    const f = setup(
+      (await mainLeftovers()).state,
+      [() => json(200, { grantId: 'gha-1234-abcd', revoked: true, usage })],
+      { 'job-summary': 'false' },
+    );
+    await run({ ...f.deps, writeSummary: async (md) => void off.push(md) });
+    expect([off, f.core.warnings]).toEqual([[], []]);
   });
 
   test('a grant the broker no longer knows (404) counts as revoked', async () => {

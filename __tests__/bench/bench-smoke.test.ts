@@ -164,6 +164,14 @@ function gatewayResults(gatewayP50: number, revoke401Ms: number): GatewayResults
     loaded: memory(5000, 120),
     loadedWithoutGateway: memory(5000, 110),
     creationSeconds: 60,
+    shadow: {
+      runs: [],
+      c1P50Ms: { plain: 4.4, shadow: 4.5 },
+      c32Throughput: { plain: 300, shadow: 297 },
+      p50RatioC1: 1.02,
+      throughputRatioC32: 0.99,
+      recordMicros: { plain: 1.7, shadow: 1.9 },
+    },
   };
 }
 
@@ -180,6 +188,9 @@ test('gateway figures get their keys, named by the grant count, and are judged a
     gateway_noop_proxy_p50_ratio_c1: 1.05,
     gateway_noop_proxy_throughput_ratio_c32: 0.9,
     gateway_noop_proxy_cpu_ms_per_get: 0.2,
+    gateway_shadow_p50_ratio_c1: 1.02,
+    gateway_shadow_throughput_ratio_c32: 0.99,
+    gateway_shadow_record_us: 1.9,
   });
   for (const key of ['gateway_get_p50_ratio_c1', 'gateway_throughput_ratio_c32', 'gateway_revoke_401_ms'])
     expect(good.targets.find((t) => t.key === key)?.met).toBe(true);
@@ -189,6 +200,8 @@ test('gateway figures get their keys, named by the grant count, and are judged a
   expect(bad.targets.find((t) => t.key === 'gateway_revoke_401_ms')?.met).toBe(false);
   const md = renderMarkdown(bad);
   expect(md).toContain('| `gateway_revoke_401_ms` | 150 | ≤ 100 | **no** |');
+  // Shadow mode's cost beside the gateway's own figures.
+  expect(md).toContain('the same gateway, a rule without: 4.4 ms → ratio 1.02');
   // Without the revocation scenario in the same run, the direct figure is said to be missing.
   expect(md).toContain('direct, post step → 401: not run');
 });

@@ -82,9 +82,34 @@ describe("the edge's config", () => {
     expect(edgeProblems(doc).join('\n')).toContain(expected);
   });
 
-  test('the example in deploy/edge/ is refused until its pin is filled in', () => {
+  test('pins from a file of their own (a mounted Secret): one per line, comments and blanks skipped', () => {
+    const withPinFile = (name: string) => ({
+      ...EDGE,
+      tunnel: { tls: EDGE.tunnel.tls, clientCaFile: 'ca.crt', clientKeySha256File: name },
+    });
+    const other = 'AAAAo3AdXzg7X3fWgrLWLLZiiv2HiGNxFyp5HkhMaMo=';
+    writeFileSync(join(dir, 'pins'), `# the brokers' client key\n${PIN}\n\n${other}\n`);
+    const c = parseEdgeConfig(dump(withPinFile('pins')), join(dir, 'edge.yaml'));
+    expect(c.tunnel.clientKeySha256).toEqual([PIN, other]);
+    writeFileSync(join(dir, 'bad-pins'), `${PIN}\nREPLACE_ME\n${PIN}\n`);
+    const problems = edgeProblems(withPinFile('bad-pins')).join('\n');
+    expect(problems).toMatch(/clientKeySha256File: line 2 of .*bad-pins is not a base64 SHA-256/);
+    expect(problems).toMatch(/line 3 of .*bad-pins repeats a pin/);
+    writeFileSync(join(dir, 'no-pins'), '# none yet\n');
+    expect(edgeProblems(withPinFile('no-pins')).join('\n')).toContain('lists no pin');
+    const both = { ...EDGE, tunnel: { ...EDGE.tunnel, clientKeySha256File: 'pins' } };
+    expect(edgeProblems(both).join('\n')).toContain('exactly one of clientKeySha256');
+  });
+
+  test("the example in deploy/edge/: accepted with its Secrets' files, refused with a placeholder pin", () => {
     const text = readFileSync(new URL('../../deploy/edge/edge-config.yaml', import.meta.url), 'utf8');
-    expect(() => parseEdgeConfig(text, join(dir, 'edge.yaml'))).toThrow(/clientKeySha256\[0\].*SHA-256/);
+    const mounted = text.replace(/\/etc\/k8s-ea-edge[a-z-]*\/(tls\.crt|tls\.key|ca\.crt|pins)/g, (_m, f) =>
+      join(dir, f === 'pins' ? 'example-pins' : f === 'tls.crt' ? 't.crt' : f === 'tls.key' ? 't.key' : f),
+    );
+    writeFileSync(join(dir, 'example-pins'), `${PIN}\n`);
+    expect(parseEdgeConfig(mounted, join(dir, 'edge.yaml')).tunnel.clientKeySha256).toEqual([PIN]);
+    writeFileSync(join(dir, 'example-pins'), 'REPLACE_ME\n');
+    expect(() => parseEdgeConfig(mounted, join(dir, 'edge.yaml'))).toThrow(/line 1 of .* SHA-256/);
   });
 });
 

@@ -32,9 +32,22 @@ beforeAll(async () => {
   env = await startBrokerEnv({ namespaces: ['gateway-e2e'], policy: { rules: [{ roles: ['deployer'] }] } });
   broker = await env.startBroker({ gateway: true });
   dir = mkdtempSync(join(tmpdir(), 'k8s-ea-gw-e2e-'));
-  // A pod the deployer role may read, "running" as far as kubectl can tell (no kubelet here), so
-  // kubectl gets as far as the upgrade for exec and port-forward.
-  kubectlAdmin(['run', 'target', '--image=busybox', '--restart=Never', '-n', env.ns]);
+  // A pod the deployer role may read, "running" as far as kubectl can tell, so kubectl gets as far as
+  // the upgrade for exec and port-forward (the gateway refuses them there). A scheduling gate keeps it
+  // off any node, with or without the test cluster's node: no kubelet ever reports its real (Pending)
+  // phase over the patched one, and no container runs.
+  kubectlAdmin(
+    ['-n', env.ns, 'create', '-f', '-'],
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'target' },
+      spec: {
+        schedulingGates: [{ name: 'k8s-ea.test/never-scheduled' }],
+        containers: [{ name: 'target', image: 'busybox' }],
+      },
+    }),
+  );
   kubectlAdmin([
     'patch',
     'pod',

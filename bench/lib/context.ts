@@ -42,6 +42,19 @@ const INLINE_RULES = [{ apiGroups: [''], resources: ['serviceaccounts'], verbs: 
 export const TTL_SECONDS = 900;
 /** How many namespaces the growth scenario spreads its live grants over. */
 export const GROWTH_SPREAD = 10;
+/**
+ * Shadow mode's cost (scenarios/gateway-shadow.ts): the rule of the last bench repository names
+ * this inline role as its shadowRole when a broker is started with `shadowRole`. Deployer's reads,
+ * ConfigMaps last, so the evaluator walks every rule before the one that allows the bench's GET
+ * (the steady state the issue cares about: zero would-deny).
+ */
+export const SHADOW_ROLE = 'shadow-reader';
+export const SHADOW_REPOSITORY_ID = REPOSITORY_IDS[REPOSITORY_IDS.length - 1]!;
+export const SHADOW_RULES = [
+  { apiGroups: ['apps'], resources: ['deployments', 'replicasets', 'statefulsets'], verbs: ['get', 'list'] },
+  { apiGroups: [''], resources: ['pods', 'pods/log', 'events'], verbs: ['get', 'list'] },
+  { apiGroups: [''], resources: ['configmaps', 'services'], verbs: ['get', 'list', 'watch'] },
+];
 /** BENCH_PROFILE=1 runs every broker under --cpu-prof through this wrapper. */
 const PROFILED_ENTRY = fileURLToPath(new URL('./profiled-broker.mjs', import.meta.url));
 
@@ -80,12 +93,19 @@ export interface BenchContext {
   /**
    * With `gateway`, the broker also runs its gateway (BenchBroker.gatewayUrl; jobs are sent there).
    * With `inlineRole`, its policy also grants INLINE_ROLE, whose shared Role it then keeps in each
-   * namespace (other scenarios count the managed Roles there). With `profiled` (or BENCH_PROFILE=1)
+   * namespace (other scenarios count the managed Roles there). With `shadowRole`, the rule of
+   * SHADOW_REPOSITORY_ID names SHADOW_ROLE as its shadowRole. With `profiled` (or BENCH_PROFILE=1)
    * it runs under --cpu-prof (bench/lib/profiled-broker.mjs).
    */
   startBroker(
     namespaces: string[],
-    opts?: { reaperIntervalSeconds?: number; gateway?: boolean; inlineRole?: boolean; profiled?: boolean },
+    opts?: {
+      reaperIntervalSeconds?: number;
+      gateway?: boolean;
+      inlineRole?: boolean;
+      shadowRole?: boolean;
+      profiled?: boolean;
+    },
   ): Promise<BenchBroker>;
   /** Deletes every grant object in a namespace and every JWT-use record, between runs. */
   clearGrants(namespace: string): Promise<void>;
@@ -111,12 +131,13 @@ export interface BenchBroker {
 }
 
 /** One rule per repository ID, all granting ROLE (and INLINE_ROLE if asked) in these namespaces. */
-function benchPolicy(namespaces: string[], inlineRole = false): PolicySpec {
+function benchPolicy(namespaces: string[], inlineRole = false, shadowRole = false): PolicySpec {
   return {
     namespaces,
     roles: {
       [ROLE]: { clusterRole: CLUSTER_ROLE },
       ...(inlineRole && { [INLINE_ROLE]: { rules: INLINE_RULES } }),
+      ...(shadowRole && { [SHADOW_ROLE]: { rules: SHADOW_RULES } }),
     },
     rules: REPOSITORY_IDS.map((id) => ({
       name: `bench-${id}`,
@@ -125,6 +146,7 @@ function benchPolicy(namespaces: string[], inlineRole = false): PolicySpec {
       maxTtlSeconds: TTL_SECONDS,
       // Renewable, for the credential plugin's renewal latency (scenarios/credential.ts).
       maxSessionSeconds: 2 * TTL_SECONDS,
+      ...(shadowRole && id === SHADOW_REPOSITORY_ID && { shadowRole: SHADOW_ROLE }),
     })),
   };
 }
@@ -201,7 +223,7 @@ export async function createBenchContext(log: (msg: string) => void): Promise<Be
     },
     async startBroker(brokerNamespaces, opts = {}) {
       const broker = await env.startBroker({
-        policyYaml: policyYaml(benchPolicy(brokerNamespaces, opts.inlineRole)),
+        policyYaml: policyYaml(benchPolicy(brokerNamespaces, opts.inlineRole, opts.shadowRole)),
         namespaces: brokerNamespaces,
         reaperIntervalSeconds: opts.reaperIntervalSeconds ?? 15,
         entry: opts.profiled || process.env.BENCH_PROFILE === '1' ? PROFILED_ENTRY : undefined,

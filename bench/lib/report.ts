@@ -165,6 +165,9 @@ export function flatMetrics(r: ScenarioResults): Record<string, number> {
     set(`gateway_peak_rss_mb_${g.loaded.liveGrants}`, g.loaded.peakRssMb);
     set('gateway_rss_mb_0', g.empty.rssMb);
     set(`gateway_off_rss_mb_${g.loaded.liveGrants}`, g.loadedWithoutGateway.rssMb);
+    set('gateway_shadow_p50_ratio_c1', g.shadow.p50RatioC1);
+    set('gateway_shadow_throughput_ratio_c32', g.shadow.throughputRatioC32);
+    set('gateway_shadow_record_us', g.shadow.recordMicros.shadow);
   }
   if (r.growth) growthMetrics(r.growth, set);
   return m;
@@ -356,6 +359,21 @@ export function renderMarkdown(report: Report): string {
         'GET throughput at concurrency 32, through a no-op Node proxy (`gateway_noop_proxy_throughput_ratio_c32`)',
         `${fmt(g.c32Throughput.noop)} /s`,
         `the hop alone, the gateway's floor: ratio ${fmt(g.noopThroughputRatioC32)}`,
+      ],
+      [
+        'GET p50 at concurrency 1, through the gateway with a `shadowRole` on the rule (`gateway_shadow_p50_ratio_c1` = with ÷ without)',
+        `${fmt(g.shadow.c1P50Ms.shadow)} ms`,
+        `the same gateway, a rule without: ${fmt(g.shadow.c1P50Ms.plain)} ms → ratio ${fmt(g.shadow.p50RatioC1)}`,
+      ],
+      [
+        'GET throughput at concurrency 32, with a `shadowRole` on the rule (`gateway_shadow_throughput_ratio_c32`)',
+        `${fmt(g.shadow.c32Throughput.shadow)} /s`,
+        `without: ${fmt(g.shadow.c32Throughput.plain)} /s → ratio ${fmt(g.shadow.throughputRatioC32)}`,
+      ],
+      [
+        "The gateway's recording of one call, with the `shadowRole` evaluation (`gateway_shadow_record_us`)",
+        `${fmt(g.shadow.recordMicros.shadow)} µs`,
+        `without: ${fmt(g.shadow.recordMicros.plain)} µs (in the bench process, usage-recorder.ts alone)`,
       ],
       [
         'Broker CPU per GET through the gateway (`gateway_broker_cpu_ms_per_get`)',

@@ -12,6 +12,7 @@ import { processCpuMs, processMemoryMb } from '../lib/context.js';
 import { credentialsFromKubeconfig, MinimalKubeClient } from '../lib/kube-client.js';
 import type { BenchSettings } from '../lib/settings.js';
 import { startNoopProxy, type NoopProxy } from '../lib/start-noop-proxy.js';
+import { measureShadowCost, type ShadowCost } from './gateway-shadow.js';
 import { closedLoop, median, nowMs, percentile } from '../lib/stats.js';
 
 /** `noop`: the same token through a proxy that does nothing but the hop. */
@@ -70,6 +71,8 @@ export interface GatewayResults {
   /** The same grants, a broker without its gateway: the gateway's share is the difference. */
   loadedWithoutGateway: GatewayMemory;
   creationSeconds: number;
+  /** The same GET by a grant whose rule names a shadowRole vs one whose rule names none. */
+  shadow: ShadowCost;
 }
 
 const CHUNK = 25;
@@ -339,6 +342,8 @@ export const runGatewayBench: Scenario<GatewayResults> = async (ctx, settings, l
     await ctx.clearGrants(ns);
   }
 
+  const shadow = await measureShadowCost(ctx, settings, log, ns);
+
   const scaleNs = ctx.namespaces.scale;
   const n = settings.gatewayGrants;
   let empty: GatewayMemory;
@@ -392,5 +397,6 @@ export const runGatewayBench: Scenario<GatewayResults> = async (ctx, settings, l
     loaded,
     loadedWithoutGateway,
     creationSeconds,
+    shadow,
   };
 };

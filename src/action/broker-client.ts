@@ -160,11 +160,15 @@ export function createBrokerClient(options: BrokerClientOptions): BrokerClient {
       if (res.status < 200 || res.status > 299) throw refusal('revocation', res, options.now());
       const body = parseJson(res.body) as Partial<RevokeResponse> | undefined;
       const usage = body?.usage;
+      const unavailable = body?.usageUnavailable;
       return {
         grantId: typeof body?.grantId === 'string' ? body.grantId : grantId,
         revoked: body?.revoked !== false,
-        // Gateway mode: rendered into the job summary, every value escaped there.
+        // Rendered into the job summary, every value escaped there.
         ...(typeof usage === 'object' && usage !== null && typeof usage.calls === 'number' ? { usage } : {}),
+        ...(unavailable === 'no-audit-log' || unavailable === 'audit-log-unreadable'
+          ? { usageUnavailable: unavailable }
+          : {}),
       };
     },
   };

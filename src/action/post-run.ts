@@ -13,7 +13,7 @@ import { readGrantCredential, type GrantCredential } from './kubeconfig-credenti
 import { retry } from './retry.js';
 import { shredDirectory, shredFile } from './safe-fs.js';
 import { readPostState, type PostState } from './state.js';
-import { renderUsageSummary } from './usage-summary.js';
+import { renderUsageSummary, renderUsageUnavailable } from './usage-summary.js';
 import { errorMessage } from '../shared/errors.js';
 
 export interface PostDeps {
@@ -23,7 +23,7 @@ export interface PostDeps {
   revokeDirect: (input: DirectRevokeInput) => Promise<DirectRevokeResult>;
   readFile: (path: string) => Promise<string>;
   clock: Clock;
-  /** Appends Markdown to the job summary (the grant's usage, in gateway mode). */
+  /** Appends Markdown to the job summary (the grant's usage, as the broker counted it). */
   writeSummary?: (markdown: string) => Promise<void>;
 }
 
@@ -165,9 +165,14 @@ async function revokeThroughBroker(
       log: (m) => c.info(m),
     });
     c.info(`Revoked grant ${state.grantId} through the broker.`);
-    if (answer.usage && deps.writeSummary)
+    const summary = answer.usage
+      ? renderUsageSummary(answer.usage)
+      : answer.usageUnavailable && renderUsageUnavailable(answer.usageUnavailable);
+    // `job-summary: false` (the same input main reads) leaves this section out too.
+    const wanted = !['false', 'False', 'FALSE'].includes(c.getInput('job-summary'));
+    if (summary && wanted && deps.writeSummary)
       await deps
-        .writeSummary(renderUsageSummary(answer.usage))
+        .writeSummary(summary)
         .catch((err: unknown) => c.warning(`Could not write the usage summary: ${errorMessage(err)}`));
     return 'done';
   } catch (err) {

@@ -1,7 +1,8 @@
-// The post step's job summary in gateway mode: what the job did with its access (granted vs
-// used), from the broker's revocation answer. Names and rules come from the broker and the job's
-// own calls, so every value is escaped; there is never a token or a body in it.
-import type { GrantUsage, UsedCall } from '../shared/api.js';
+// The post step's job summary: what the job did with its access (granted vs used), from the
+// broker's revocation answer (the gateway's count, or in direct mode the API server's audit log).
+// Names and rules come from the broker and the job's own calls, so every value is escaped; there is
+// never a token or a body in it.
+import type { GrantUsage, UsageGap, UsageUnavailable, UsedCall } from '../shared/api.js';
 import { escape, list } from './summary.js';
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
@@ -15,13 +16,37 @@ function callLine(u: UsedCall): string {
 
 const callList = (calls: readonly UsedCall[]): string[] => calls.map((u) => `- ${callLine(u)}`);
 
+const TITLE = '## Kubernetes access used';
+
+const GAPS: Record<UsageGap, string> = {
+  'log-starts-after-grant':
+    "The API server's audit log file begins after the grant did (rotated): earlier calls are missing.",
+  'read-limit':
+    "The broker's bound on reading the audit log stopped before the grant's start: earlier calls are missing.",
+};
+
+const UNAVAILABLE: Record<UsageUnavailable, string> = {
+  'no-audit-log':
+    "Unavailable: in direct mode the calls are read from the API server's audit log, and this broker is given none (`auditLog` in its config).",
+  'audit-log-unreadable':
+    "Unavailable: the broker could not read the API server's audit log (its log says why).",
+};
+
+export const renderUsageUnavailable = (why: UsageUnavailable): string =>
+  [TITLE, '', UNAVAILABLE[why], ''].join('\n');
+
+function countLine(usage: GrantUsage): string {
+  const calls = plural(usage.calls, 'call');
+  return usage.source === 'audit-log'
+    ? `${calls} in the API server's audit log, from the grant's start to its revocation.`
+    : `${calls} through the gateway (the broker replica that revoked the grant counted them).`;
+}
+
 export function renderUsageSummary(usage: GrantUsage): string {
-  const lines = [
-    '## Kubernetes access used',
-    '',
-    `${plural(usage.calls, 'call')} through the gateway (the broker replica that revoked the grant counted them).`,
-    '',
-  ];
+  const lines = [TITLE, '', countLine(usage), ''];
+  // A gap a newer broker names and this action does not know is left out, never printed raw.
+  const gap = usage.incomplete && (GAPS as Record<string, string | undefined>)[usage.incomplete];
+  if (gap) lines.push(gap, '');
   if (usage.rules) {
     lines.push('| API groups | Resources | Verbs | Names | Used |', '|---|---|---|---|---|');
     for (const r of usage.rules) {
@@ -52,6 +77,6 @@ export function renderUsageSummary(usage: GrantUsage): string {
     );
   }
   if (usage.truncated)
-    lines.push('More kinds of calls than the gateway keeps per grant: the lists are incomplete.', '');
+    lines.push('More kinds of calls than the broker keeps per grant: the lists are incomplete.', '');
   return lines.join('\n');
 }

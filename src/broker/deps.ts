@@ -6,7 +6,7 @@ import type { AuditLog } from './audit.js';
 import type { BrokerMetrics } from './metrics.js';
 import type { AddressSet } from './net/cidr.js';
 import type { GrantDeps } from './grants/grant-deps.js';
-import type { GrantUsageTracker } from './usage/grant-usage.js';
+import type { UsageReporter } from './usage/grant-usage.js';
 
 /** The grant domain's dependencies (grants/grant-deps.ts), and what the routes need besides. */
 export interface BrokerDeps extends GrantDeps {
@@ -21,6 +21,6 @@ export interface BrokerDeps extends GrantDeps {
   trustedProxies?: AddressSet;
   /** Tell callers the reason of a refusal when it is one of CALLER_REASONS (config explainRefusals). */
   explainRefusals?: boolean;
-  /** Gateway mode: what each grant did through this replica's gateway, reported when it is revoked. */
-  grantUsage?: Pick<GrantUsageTracker, 'report'>;
+  /** What a grant did (the gateway's count, or the API server's audit log), reported when it is revoked. */
+  grantUsage?: UsageReporter;
 }

@@ -29,6 +29,7 @@ export interface BrokerMetrics {
   gatewayShadowWouldDeny: Counter<'rule' | 'role'>;
   gatewayUpstreamQueued: Gauge<'lane'>;
   clusterServerInCluster: Gauge;
+  selfRevokeShared: Gauge;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): BrokerMetrics {
@@ -104,6 +105,11 @@ function grantMetrics(registers: Registry[]) {
     clusterServerInCluster: new Gauge({
       name: 'k8s_ea_cluster_server_in_cluster',
       help: 'The API server address handed to runners is an in-cluster one (1: see the start-up warning)',
+      registers,
+    }),
+    selfRevokeShared: new Gauge({
+      name: 'k8s_ea_self_revoke_shared',
+      help: 'Direct mode: 1 while new grants bind the shared self-revoke Role (its admission guard verified), 0 while they get the per-grant pair',
       registers,
     }),
   };

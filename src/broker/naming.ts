@@ -63,6 +63,15 @@ export const INLINE_ROLE_PREFIX = 'k8s-ea-inline-';
 /** The Role every grant of one inline policy role shares in a namespace (role names are DNS-1123 labels). */
 export const inlineRoleName = (role: string): string => `${INLINE_ROLE_PREFIX}${role}`;
 
+/**
+ * The one self-revoke Role every grant of a namespace binds while the self-revoke guard (the
+ * admission policy of this name) is verified; grants/shared-self-revoke.ts.
+ */
+export const SELF_REVOKE_ROLE = 'k8s-ea-self-revoke';
+export const SELF_REVOKE_ROLE_PART = 'self-revoke-role';
+/** The ValidatingAdmissionPolicy (and its binding) that narrows SELF_REVOKE_ROLE to a grant's own objects. */
+export const SELF_REVOKE_GUARD = 'k8s-ea-self-revoke-guard';
+
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 
 /** A claim as a label value, or a hash of it when it is not a valid one (GitHub IDs are numeric strings). */

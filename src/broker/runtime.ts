@@ -27,14 +27,16 @@ import { reportInClusterAddress } from './kube/in-cluster-address.js';
 import type { K8sClients } from './kube/clients.js';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { closeOnce, StopStack } from './stop-stack.js';
-import type { BrokerLimits, GatewayConfig } from './config/broker-config.js';
+import type { AuditLogConfig, BrokerLimits, GatewayConfig } from './config/broker-config.js';
 import { InlineRoles } from './grants/inline-roles.js';
+import { SharedSelfRevoke } from './grants/shared-self-revoke.js';
 import { Server as TlsServer } from 'node:tls';
 import type { EdgeTunnelConfig } from './config/edge-section.js';
 import { startEdgeTunnels, type RunningEdgeTunnels } from './edge/start-edge-tunnels.js';
 import { jwtRecordKeepAfterExpiry } from './grants/replay-ledger.js';
 import { DEFAULT_LEEWAY_SECONDS } from './auth/token-verifier.js';
-import { createGrantUsage, type GrantUsageTracker } from './usage/grant-usage.js';
+import { createGrantUsage, type GrantUsageTracker, type UsageReporter } from './usage/grant-usage.js';
+import { createAuditLogUsage } from './usage/audit-log-usage.js';
 
 /** The config fields the runtime needs (a structural subset of config/broker-config.ts's BrokerConfig). */
 export interface BrokerRuntimeConfig {
@@ -59,6 +61,8 @@ export interface BrokerRuntimeConfig {
   gateway?: GatewayConfig;
   /** Edge mode (edge/): the replica dials the edges and serves the runners' streams they open. */
   edge?: EdgeTunnelConfig;
+  /** Direct mode: the API server's audit log, read for each revoked grant's job summary. */
+  auditLog?: AuditLogConfig;
 }
 
 export interface RunningBroker {
@@ -113,6 +117,17 @@ function gatewayFollower(gateway: RunningGateway): PolicyFollower {
     prepare: (next) => gateway.watched.watchAlso(next.namespaces()),
     settle: (running) => gateway.watched.watchOnly(running.namespaces()),
   };
+}
+
+/** Direct mode: a grant's calls are in the API server's audit log, if the broker is given it. */
+function directModeUsage(w: Wiring, policy: PolicyEngine): UsageReporter {
+  return createAuditLogUsage({
+    auditLog: w.config.auditLog,
+    k8s: w.k8s,
+    policy,
+    logger: w.parts.logger.child({ component: 'usage' }),
+    now: w.parts.now ?? Date.now,
+  });
 }
 
 /** In gateway mode, the gateway; its close (with the shutdown's grace) is on the stack. */
@@ -218,6 +233,22 @@ function startEdgePart(
   return { tunnels, close };
 }
 
+/**
+ * Direct mode's self-revoke mechanism: the shared Role while its admission guard is verified, the
+ * per-grant pair otherwise (grants/shared-self-revoke.ts). Gateway mode makes neither.
+ */
+async function startSharedSelfRevoke(w: Wiring, policy: PolicyEngine): Promise<SharedSelfRevoke | undefined> {
+  if (w.config.gateway) return undefined;
+  const shared = new SharedSelfRevoke(w.k8s, {
+    namespaces: () => policy.namespaces(),
+    logger: w.parts.logger.child({ component: 'self-revoke' }),
+    onChange: (inUse) => w.metrics.selfRevokeShared.set(inUse ? 1 : 0),
+  });
+  w.stack.push('self-revoke guard', () => shared.stop());
+  await shared.start();
+  return shared;
+}
+
 function newReaper(w: Wiring, policy: PolicyEngine): Reaper {
   const { config, parts } = w;
   return new Reaper(w.k8s, {
@@ -249,15 +280,17 @@ function newApp(
   p: {
     policy: PolicyEngine;
     inlineRoles: InlineRoles;
+    sharedSelfRevoke: SharedSelfRevoke | undefined;
     grantWork: ReturnType<typeof createGrantWork>;
     trustedProxies: ReturnType<typeof createAddressSet>;
     gateway: RunningGateway | undefined;
-    usage: GrantUsageTracker | undefined;
+    usage: UsageReporter;
   },
 ): BrokerApp {
   const { config, parts } = w;
   return createBrokerApp({
     inlineRoles: p.inlineRoles,
+    sharedSelfRevoke: p.sharedSelfRevoke,
     grantWork: p.grantWork,
     verifier: parts.verifier,
     policy: p.policy,
@@ -316,13 +349,15 @@ async function startParts(w: Wiring): Promise<RunningBroker> {
   stack.push('grant work', () => grantWork.idle());
   const trustedProxies = createAddressSet(config.trustedProxies ?? []);
   const gateway = await startGatewayPart(w, live, trustedProxies);
+  const sharedSelfRevoke = await startSharedSelfRevoke(w, policy);
   const app = newApp(w, {
     policy,
     inlineRoles,
+    sharedSelfRevoke,
     grantWork,
     trustedProxies,
     gateway: gateway?.gateway,
-    usage: gateway?.usage,
+    usage: gateway?.usage ?? directModeUsage(w, policy),
   });
   const { server, closeServer, internal } = await startListeners(w, app);
   inlineRoles.start(inlineUses);

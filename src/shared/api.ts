@@ -74,10 +74,25 @@ export interface RuleUsage {
 }
 
 /**
- * Gateway mode: what a grant did with its role, as the answering replica's gateway saw it
- * (granted vs used). Calls through another replica's gateway are not in it.
+ * Where a grant's calls were counted. `gateway`: the gateway of the broker replica that revoked it
+ * (calls through another replica's gateway are not in it). `audit-log`: direct mode, the API
+ * server's audit log as the broker reads it at the revocation (every call, whichever replica).
  */
+export type UsageSource = 'gateway' | 'audit-log';
+
+/**
+ * Why an audit-log count may miss calls: the log file begins after the grant did (rotated), or the
+ * broker's bound on the bytes or the time it reads stopped before the grant's start.
+ */
+export type UsageGap = 'log-starts-after-grant' | 'read-limit';
+
+/** Direct mode, why there is no count: the broker is given no audit log, or could not read it. */
+export type UsageUnavailable = 'no-audit-log' | 'audit-log-unreadable';
+
+/** What a grant did with its role (granted vs used), as `source` saw it. */
 export interface GrantUsage {
+  /** Absent from older brokers, which counted at the gateway only. */
+  source?: UsageSource;
   /** Calls counted (allowed, refused and those with no RBAC answer). */
   calls: number;
   /** The role's rules with the calls each allowed; absent when they could not be read. */
@@ -88,16 +103,20 @@ export interface GrantUsage {
   refused: UsedCall[];
   /** The rule's shadowRole: the allowed calls it would have denied. */
   shadow?: { role: string; wouldDeny: UsedCall[]; wouldDenyCalls: number };
-  /** More kinds of calls than the gateway keeps per grant: counts are complete, names and kinds are not. */
+  /** More kinds of calls than are kept per grant: counts are complete, names and kinds are not. */
   truncated?: boolean;
+  /** Audit log only: the calls from the grant's start up to some point are missing. */
+  incomplete?: UsageGap;
 }
 
 /** DELETE /v1/grants/{grantId}, authenticated by the grant's own token or a fresh OIDC JWT of the same run. */
 export interface RevokeResponse {
   grantId: string;
   revoked: boolean;
-  /** Gateway mode: the calls this replica's gateway forwarded for the grant. */
+  /** The grant's calls: the gateway's count (gateway mode) or the API server's audit log (direct mode). */
   usage?: GrantUsage;
+  /** Direct mode, when there is no `usage`: why. */
+  usageUnavailable?: UsageUnavailable;
 }
 
 /** POST /v1/grants/{grantId}/renew: where a grant is renewed. */

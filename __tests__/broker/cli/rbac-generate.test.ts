@@ -80,15 +80,22 @@ describe('what is generated', () => {
     expect(
       alpha.find((r) => r.verbs.includes('bind') && r.resources.includes('clusterroles'))?.resourceNames,
     ).toEqual(['k8s-ea-deployer']);
+    // In every namespace: the shared self-revoke Role (direct mode, while its admission guard holds).
+    const selfRevoke = [
+      expect.objectContaining({ verbs: ['update'], resourceNames: ['k8s-ea-self-revoke'] }),
+      expect.objectContaining({ verbs: ['bind'], resourceNames: ['k8s-ea-self-revoke'] }),
+    ];
     expect(alpha.filter((r) => r.resources.includes('roles') && r.resourceNames)).toEqual([
+      ...selfRevoke,
       expect.objectContaining({ verbs: ['bind'], resourceNames: ['ci-reader'] }),
       expect.objectContaining({ verbs: ['watch'], resourceNames: ['ci-reader'] }),
     ]);
     expect(
       beta.find((r) => r.verbs.includes('bind') && r.resources.includes('clusterroles'))?.resourceNames,
     ).toEqual(['k8s-ea-viewer']);
-    // No named Role in beta: its only Role binds are to the shared Role of its inline role.
+    // No named Role in beta: its only other Role binds are to the shared Role of its inline role.
     expect(beta.filter((r) => r.resources.includes('roles') && r.resourceNames)).toEqual([
+      ...selfRevoke,
       expect.objectContaining({ verbs: ['update'], resourceNames: ['k8s-ea-inline-pods'] }),
       expect.objectContaining({ verbs: ['bind'], resourceNames: ['k8s-ea-inline-pods'] }),
     ]);

@@ -445,3 +445,39 @@ describe('gateway section', () => {
     ]);
   });
 });
+
+describe('auditLog section', () => {
+  test('absent: none (direct-mode summaries say unavailable)', () => {
+    expect(parse(MINIMAL).auditLog).toBeUndefined();
+  });
+
+  test('the file, resolved against the config directory; 64 MiB read at most unless set', () => {
+    writeFileSync(join(dir, 'audit.log'), '');
+    expect(parse(`${MINIMAL}auditLog: { file: audit.log }\n`).auditLog).toEqual({
+      file: join(dir, 'audit.log'),
+      maxReadBytes: 64 * 1024 * 1024,
+    });
+    expect(parse(`${MINIMAL}auditLog: { file: audit.log, maxReadMiB: 512 }\n`).auditLog).toEqual({
+      file: join(dir, 'audit.log'),
+      maxReadBytes: 512 * 1024 * 1024,
+    });
+  });
+
+  test.each([
+    ['no file', `${MINIMAL}auditLog: { maxReadMiB: 8 }\n`, 'auditLog', 'missing required field "file"'],
+    ['a missing file', `${MINIMAL}auditLog: { file: nope.log }\n`, 'auditLog.file', 'is not a readable file'],
+    ['a zero bound', `${MINIMAL}auditLog: { file: audit.log, maxReadMiB: 0 }\n`, 'auditLog.maxReadMiB', ''],
+    [
+      'gateway mode',
+      'policyFile: policy.yaml\ntls: { certFile: tls/tls.crt, keyFile: tls/tls.key }\n' +
+        'gateway: { url: https://gw.example.com }\nauditLog: { file: audit.log }\n',
+      'auditLog',
+      'is for direct mode only',
+    ],
+  ])('%s is refused', (_name, text, field, message) => {
+    writeFileSync(join(dir, 'audit.log'), '');
+    expect(issues(text)).toEqual([
+      expect.objectContaining({ field, message: expect.stringContaining(message) }),
+    ]);
+  });
+});

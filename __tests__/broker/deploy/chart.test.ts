@@ -169,7 +169,7 @@ describe("the broker's RBAC, derived from the policy", () => {
       docs.filter(
         (d) =>
           d.metadata.name.startsWith('k8s-ea-broker') &&
-          !/^k8s-ea-broker-(lease|tokenreview)$/.test(d.metadata.name),
+          !/^k8s-ea-broker-(lease|tokenreview|self-revoke-guard)$/.test(d.metadata.name),
       ),
     );
 
@@ -192,7 +192,8 @@ describe("the broker's RBAC, derived from the policy", () => {
       rules
         .filter((r) => r.resources.includes('roles') && r.verbs.includes(verb))
         .flatMap((r) => r.resourceNames ?? ['*']);
-    expect(on('update')).toEqual(['k8s-ea-inline-pod-reader']);
+    // The shared self-revoke Role is updated in every job namespace, whatever the policy.
+    expect(on('update')).toEqual(['k8s-ea-self-revoke', 'k8s-ea-inline-pod-reader']);
     expect(on('bind')).toEqual(expect.arrayContaining(['ci-reader', 'k8s-ea-inline-pod-reader']));
     expect(on('create')).toEqual(['*']);
     expect(rules).toEqual(
@@ -478,6 +479,7 @@ describe('the same broker as deploy/', () => {
         readFileSync(join(repoRoot, 'deploy', deployFile), 'utf8'),
       );
     same('admission-guard.yaml', 'admission-guard.yaml');
+    same('self-revoke-guard.yaml', 'self-revoke-guard.yaml');
     same('job-clusterroles.yaml', 'job-clusterroles.yaml');
     same('grafana-dashboard.json', 'monitoring/grafana-dashboard.json');
     const rule = (docs: Doc[]) => docs.find((d) => d.kind === 'PrometheusRule')!.spec;

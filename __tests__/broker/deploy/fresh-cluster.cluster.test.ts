@@ -37,6 +37,10 @@ const BROKER_CLUSTER_OBJECTS = [
   'clusterrole/k8s-ea-broker-tokenreview',
   'clusterrolebinding/k8s-ea-broker-role-reader',
   'clusterrole/k8s-ea-broker-role-reader',
+  'clusterrolebinding/k8s-ea-broker-self-revoke-guard',
+  'clusterrole/k8s-ea-broker-self-revoke-guard',
+  'validatingadmissionpolicybinding/k8s-ea-self-revoke-guard',
+  'validatingadmissionpolicy/k8s-ea-self-revoke-guard',
 ];
 
 let dir: string;

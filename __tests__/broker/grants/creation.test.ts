@@ -35,16 +35,21 @@ const grantable: Grantable = {
 
 const apiError = (code: number) => Object.assign(new Error(`HTTP ${code}`), { code });
 
-/** A cluster that records each call as `verb kind name` and fails the calls named in `fail`. */
+/**
+ * A cluster that records each call as `verb kind name` (and the body it carried) and fails the calls
+ * named in `fail`, by `verb kind` or by the whole line.
+ */
 function scriptedCluster(fail: Record<string, number> = {}) {
   const calls: string[] = [];
+  const bodies = new Map<string, unknown>();
   const tokenRequests: unknown[] = [];
   const call =
     (what: string, answer: (p: { body?: unknown }) => unknown = () => ({})) =>
     async (p: { name?: string; body?: { metadata?: { name?: string } } }) => {
       const line = `${what} ${p.name ?? p.body?.metadata?.name ?? ''}`;
       calls.push(line);
-      const code = fail[what];
+      bodies.set(line, p.body);
+      const code = fail[line] ?? fail[what];
       if (code) throw apiError(code);
       return answer(p);
     };
@@ -68,7 +73,7 @@ function scriptedCluster(fail: Record<string, number> = {}) {
       deleteNamespacedRoleBinding: call('delete RoleBinding'),
     },
   });
-  return { k8s, calls, tokenRequests };
+  return { k8s, calls, bodies, tokenRequests };
 }
 
 function grantDeps(k8s: GrantDeps['k8s'], gatewayAudience?: string): GrantDeps {
@@ -142,5 +147,48 @@ describe('grants.create', () => {
     const err = await create(grantDeps(k8s), claims, grantable, 'req-1').catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'ERR_UNAUTHENTICATED', reason: 'jwt_replayed' });
     expect(calls).toEqual([`create Lease ${GRANT_ID}`]);
+  });
+});
+
+describe('grants.create in direct mode with the shared self-revoke Role (shared-self-revoke.ts)', () => {
+  const REVOKE = revokeObjectName(GRANT_ID);
+  const withShared = (k8s: GrantDeps['k8s'], role: string | undefined): GrantDeps => ({
+    ...grantDeps(k8s),
+    sharedSelfRevoke: { roleFor: async () => role },
+  });
+
+  test('while the guard is verified: one RoleBinding to the shared Role after the answer, no Role of its own', async () => {
+    const { k8s, calls, bodies } = scriptedCluster();
+    const deps = withShared(k8s, 'k8s-ea-self-revoke');
+    await create(deps, claims, grantable, 'req-1');
+    await deps.grantWork.settled(GRANT_ID);
+    expect(calls.slice(4)).toEqual([`create RoleBinding ${REVOKE}`]);
+    expect(bodies.get(`create RoleBinding ${REVOKE}`)).toMatchObject({
+      metadata: { name: REVOKE, ownerReferences: [{ kind: 'ServiceAccount', name: GRANT_ID, uid: 'uid-1' }] },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'k8s-ea-self-revoke' },
+      subjects: [{ kind: 'ServiceAccount', name: GRANT_ID, namespace: 'team-a' }],
+    });
+  });
+
+  test('while it is not: the per-grant pair, its binding naming its own Role', async () => {
+    const { k8s, calls, bodies } = scriptedCluster();
+    const deps = withShared(k8s, undefined);
+    await create(deps, claims, grantable, 'req-1');
+    await deps.grantWork.settled(GRANT_ID);
+    expect(calls.slice(4)).toEqual([`create Role ${REVOKE}`, `create RoleBinding ${REVOKE}`]);
+    expect(bodies.get(`create RoleBinding ${REVOKE}`)).toMatchObject({ roleRef: { name: REVOKE } });
+  });
+
+  test('a shared binding the API server refuses (the broker lacks that bind) leaves the grant the pair', async () => {
+    const { k8s, calls } = scriptedCluster({ [`create RoleBinding ${REVOKE}`]: 403 });
+    const deps = withShared(k8s, 'k8s-ea-self-revoke');
+    await create(deps, claims, grantable, 'req-1');
+    await deps.grantWork.settled(GRANT_ID);
+    // The pair's binding is refused by the same script, so the grant ends without one (logged).
+    expect(calls.slice(4)).toEqual([
+      `create RoleBinding ${REVOKE}`,
+      `create Role ${REVOKE}`,
+      `create RoleBinding ${REVOKE}`,
+    ]);
   });
 });

@@ -3,8 +3,9 @@
 // server's audit log (Event objects, one per line: the calls a grant made straight to the API
 // server, joined to its run by the grant's ServiceAccount). A call both logs saw (a gateway call)
 // is counted once: the gateway line names the API server's audit id.
-import { SERVICE_ACCOUNT_USER_PREFIX } from '../../shared/contract.js';
+import { parseServiceAccountUser } from '../../shared/contract.js';
 import { apiGroupOfPath, type ApiCall } from '../usage/api-call.js';
+import { kubeAuditCall } from '../usage/kube-audit-event.js';
 
 /** What the proposals are grouped by. */
 export interface GroupKey {
@@ -60,7 +61,6 @@ function parseLines(text: string): { lines: Json[]; bad: number } {
 }
 
 const isBroker = (l: Json, action: string) => l.type === 'audit' && l.action === action;
-const isKubeEvent = (l: Json) => l.kind === 'Event' && l.stage === 'ResponseComplete';
 
 function observed(call: ApiCall, grant: GrantInfo, fallbackRun: string, line: Json): ObservedCall {
   const github = { ...grant.github, ...obj(line.github) };
@@ -97,30 +97,6 @@ function gatewayCall(l: Json): ApiCall | undefined {
   };
 }
 
-function kubeCall(l: Json): ApiCall | undefined {
-  const verb = str(l.verb);
-  const status = obj(l.responseStatus).code;
-  if (!verb || typeof status !== 'number') return undefined;
-  const ref = obj(l.objectRef);
-  const resource = str(ref.resource);
-  return {
-    verb,
-    apiGroup: str(ref.apiGroup) ?? '',
-    resource,
-    subresource: str(ref.subresource),
-    namespace: str(ref.namespace),
-    name: str(ref.name),
-    status,
-  };
-}
-
-/** The grant a ServiceAccount username names (`system:serviceaccount:<ns>:<grant id>`). */
-function grantOfUser(username: string | undefined): { namespace: string; grantId: string } | undefined {
-  if (!username?.startsWith(SERVICE_ACCOUNT_USER_PREFIX)) return undefined;
-  const [namespace, grantId, ...rest] = username.slice(SERVICE_ACCOUNT_USER_PREFIX.length).split(':');
-  return namespace && grantId && rest.length === 0 ? { namespace, grantId } : undefined;
-}
-
 export function readAuditInput(text: string): AuditInput {
   const { lines, bad } = parseLines(text);
   const grants = new Map<string, GrantInfo>();
@@ -144,12 +120,11 @@ export function readAuditInput(text: string): AuditInput {
       if (call) calls.push(observed(call, grants.get(grantId) ?? { github: {} }, grantId, l));
       continue;
     }
-    if (!isKubeEvent(l) || viaGateway.has(str(l.auditID) ?? '')) continue;
-    const who = grantOfUser(str(obj(l.user).username));
-    const grant = who && grants.get(who.grantId);
-    const call = grant ? kubeCall(l) : undefined;
-    if (who && grant && call)
-      calls.push(observed(call, { ...grant, namespace: who.namespace }, who.grantId, {}));
+    const event = kubeAuditCall(l);
+    if (!event || viaGateway.has(event.auditId ?? '')) continue;
+    const who = event.username === undefined ? undefined : parseServiceAccountUser(event.username);
+    const grant = who && grants.get(who.name);
+    if (who && grant) calls.push(observed(event.call, { ...grant, namespace: who.namespace }, who.name, {}));
   }
   return { calls, ignored: bad + lines.length - calls.length - grants.size };
 }

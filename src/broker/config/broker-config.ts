@@ -45,6 +45,16 @@ export interface GatewayConfig {
   limits?: GatewayLimits;
 }
 
+/** The API server's audit log, for the direct-mode job summary (the `auditLog` section). */
+export interface AuditLogConfig {
+  /** Absolute path of the file the API server writes (or a copy kept current). */
+  file: string;
+  /** The most a revocation reads of it, from the end back to the grant's start. */
+  maxReadBytes: number;
+}
+
+export const AUDIT_LOG_MAX_READ_MIB = 64;
+
 export interface BrokerConfig {
   /** Absolute path of the file this was read from. */
   configFile: string;
@@ -79,6 +89,8 @@ export interface BrokerConfig {
   gateway: GatewayConfig | undefined;
   /** Edge mode when present: the replica dials the edges and serves runners through them. */
   edge: EdgeTunnelConfig | undefined;
+  /** Direct mode: where the job summary's calls are read from; none: the summary says unavailable. */
+  auditLog: AuditLogConfig | undefined;
 }
 
 /**

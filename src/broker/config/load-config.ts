@@ -12,9 +12,11 @@ import { readCidrList } from '../yaml-fields/cidr-list.js';
 import { FieldReader, type Mapping } from '../yaml-fields/fields.js';
 import { parseYamlSource, type YamlPath } from '../yaml-fields/yaml-source.js';
 import {
+  AUDIT_LOG_MAX_READ_MIB,
   CONFIG_DEFAULTS as D,
   GATEWAY_LIMIT_DEFAULTS,
   deepFreeze,
+  type AuditLogConfig,
   type BrokerConfig,
   type GatewayConfig,
   type GatewayLimits,
@@ -116,6 +118,7 @@ const OPTIONAL_KEYS = [
   'explainRefusals',
   'gateway',
   'edge',
+  'auditLog',
 ];
 
 /** Reads and validates the config file at `path`. Throws ConfigError. */
@@ -170,7 +173,11 @@ export function parseConfig(text: string, fileName: string): BrokerConfig {
         : readGateway(ctx, doc.gateway, tls, [listen.port, internalListen.port]),
     edge:
       doc.edge === undefined ? undefined : readEdgeSection(r, doc.edge, (p, v) => readFilePath(ctx, p, v)),
+    auditLog: doc.auditLog === undefined ? undefined : readAuditLog(ctx, doc.auditLog),
   };
+  // The gateway counts its calls itself; the audit log is read for direct-mode grants only.
+  if (doc.auditLog !== undefined && doc.gateway !== undefined)
+    r.report(['auditLog'], 'is for direct mode only: in gateway mode the gateway counts the calls itself');
   // The edge relays the runners' TLS to the broker, which must terminate it itself.
   if (doc.edge !== undefined && top.insecureHttp)
     r.report(['edge'], 'needs the broker to serve TLS (tls, not insecureHttp)');
@@ -258,6 +265,19 @@ function readGatewayLimits(ctx: FileContext, value: unknown): GatewayLimits {
   if (limits.requestsPerGrant > limits.requestsPerRepository)
     ctx.r.report(['gateway', 'limits', 'requestsPerGrant'], 'must not exceed requestsPerRepository');
   return limits;
+}
+
+const AUDIT_LOG_FIELDS = {
+  file: file(),
+  maxReadMiB: integer(1, 4096, AUDIT_LOG_MAX_READ_MIB),
+};
+
+/** auditLog: the file (required, must exist at start) and the read bound. */
+function readAuditLog(ctx: FileContext, value: unknown): AuditLogConfig | undefined {
+  const a = ctx.r.mapping(['auditLog'], value, { required: ['file'], optional: ['maxReadMiB'] });
+  if (!a) return undefined;
+  const { file: path, maxReadMiB } = readFields(ctx, ['auditLog'], a, AUDIT_LOG_FIELDS);
+  return path === undefined ? undefined : { file: path, maxReadBytes: maxReadMiB * 1024 * 1024 };
 }
 
 function isHttpsUrl(value: string): boolean {

@@ -1,7 +1,7 @@
 // The edge's own configuration file (docs/configuration.md, "The edge"): its public listener, the
 // server names it routes and to which broker listener, and its tunnel listener with the pinned
 // client keys of the brokers. It names no Kubernetes credential and no key for the runners' names.
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { readOperatorFile } from '../yaml-fields/read-file.js';
 import { FieldReader } from '../yaml-fields/fields.js';
@@ -73,48 +73,17 @@ export function parseEdgeConfig(text: string, fileName: string): EdgeConfig {
       port: l.port === undefined ? d.port : (r.integer([...p, 'port'], l.port, 0, 65535) ?? d.port),
     };
   };
-  const routes = new Map<string, EdgeTarget>();
-  r.list(
-    ['routes'],
-    doc.routes,
-    (p, v) => {
-      const route = r.mapping(p, v, { required: ['serverName', 'target'] });
-      if (!route) return undefined;
-      const name = r.string([...p, 'serverName'], route.serverName, {
-        pattern: SERVER_NAME,
-        hint: 'is not a lower-case DNS name',
-      });
-      const target = r.string([...p, 'target'], route.target, {
-        pattern: new RegExp(`^(?:${EDGE_TARGETS.join('|')})$`),
-        hint: `must be one of ${EDGE_TARGETS.join(', ')}`,
-      }) as EdgeTarget | undefined;
-      if (name && routes.has(name))
-        return r.report([...p, 'serverName'], `${JSON.stringify(name)} is routed twice`);
-      if (name && target) routes.set(name, target);
-      return name;
-    },
-    { nonEmpty: true },
-  );
+  const routes = readRoutes(r, doc.routes);
   const t =
     r.mapping(['tunnel'], doc.tunnel, {
-      required: ['tls', 'clientCaFile', 'clientKeySha256'],
-      optional: ['listen'],
+      required: ['tls', 'clientCaFile'],
+      optional: ['listen', 'clientKeySha256', 'clientKeySha256File'],
     }) ?? {};
   const tls =
     t.tls === undefined
       ? {}
       : (r.mapping(['tunnel', 'tls'], t.tls, { required: ['certFile', 'keyFile'] }) ?? {});
-  const pins =
-    r.list(
-      ['tunnel', 'clientKeySha256'],
-      t.clientKeySha256,
-      (p, v) =>
-        r.string(p, v, {
-          pattern: PIN,
-          hint: 'is not a base64 SHA-256 digest (44 characters; docs/configuration.md shows the command)',
-        }),
-      { nonEmpty: true, unique: true },
-    ) ?? [];
+  const pins = readPins(r, t, filePath);
   const config: EdgeConfig = {
     listen: listenAt(['listen'], doc.listen, EDGE_DEFAULTS.listen),
     routes,
@@ -136,4 +105,71 @@ export function parseEdgeConfig(text: string, fileName: string): EdgeConfig {
     r.report(['tunnel', 'listen', 'port'], 'must differ from listen.port');
   r.finish();
   return config;
+}
+
+/** `routes`: each server name once, to one of the broker's listeners. */
+function readRoutes(r: FieldReader, value: unknown): Map<string, EdgeTarget> {
+  const routes = new Map<string, EdgeTarget>();
+  r.list(
+    ['routes'],
+    value,
+    (p, v) => {
+      const route = r.mapping(p, v, { required: ['serverName', 'target'] });
+      if (!route) return undefined;
+      const name = r.string([...p, 'serverName'], route.serverName, {
+        pattern: SERVER_NAME,
+        hint: 'is not a lower-case DNS name',
+      });
+      const target = r.string([...p, 'target'], route.target, {
+        pattern: new RegExp(`^(?:${EDGE_TARGETS.join('|')})$`),
+        hint: `must be one of ${EDGE_TARGETS.join(', ')}`,
+      }) as EdgeTarget | undefined;
+      if (name && routes.has(name))
+        return r.report([...p, 'serverName'], `${JSON.stringify(name)} is routed twice`);
+      if (name && target) routes.set(name, target);
+      return name;
+    },
+    { nonEmpty: true },
+  );
+  return routes;
+}
+
+const PIN_HINT = 'is not a base64 SHA-256 digest (44 characters; docs/configuration.md shows the command)';
+
+/**
+ * The pins: listed in the file (`tunnel.clientKeySha256`) or one per line of a file of their own
+ * (`tunnel.clientKeySha256File`, e.g. mounted from a Secret beside the CA they belong to).
+ */
+function readPins(
+  r: FieldReader,
+  t: Record<string, unknown>,
+  filePath: (p: YamlPath, value: unknown) => string,
+): string[] {
+  const inline = ['tunnel', 'clientKeySha256'];
+  const fromFile = ['tunnel', 'clientKeySha256File'];
+  if ((t.clientKeySha256 === undefined) === (t.clientKeySha256File === undefined)) {
+    r.report(['tunnel'], 'needs exactly one of clientKeySha256 (a list) and clientKeySha256File');
+    return [];
+  }
+  if (t.clientKeySha256 !== undefined)
+    return (
+      r.list(inline, t.clientKeySha256, (p, v) => r.string(p, v, { pattern: PIN, hint: PIN_HINT }), {
+        nonEmpty: true,
+        unique: true,
+      }) ?? []
+    );
+  const file = filePath(fromFile, t.clientKeySha256File);
+  if (!file) return [];
+  const pins: string[] = [];
+  readFileSync(file, 'utf8')
+    .split('\n')
+    .forEach((raw, i) => {
+      const line = raw.trim();
+      if (line === '' || line.startsWith('#')) return;
+      if (!PIN.test(line)) r.report(fromFile, `line ${i + 1} of ${file} ${PIN_HINT}`);
+      else if (pins.includes(line)) r.report(fromFile, `line ${i + 1} of ${file} repeats a pin`);
+      else pins.push(line);
+    });
+  if (pins.length === 0) r.report(fromFile, `${file} lists no pin (one base64 SHA-256 digest per line)`);
+  return pins;
 }

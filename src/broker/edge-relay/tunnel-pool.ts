@@ -15,6 +15,7 @@ import {
   type EdgeTarget,
 } from '../../shared/edge-protocol.js';
 import type { Logger } from '../logger.js';
+import { keepPinging } from '../net/http2-ping.js';
 
 export interface TunnelListenOptions {
   listen: { host: string; port: number };
@@ -83,17 +84,10 @@ export async function startTunnelPool(options: TunnelListenOptions, logger: Logg
     session.setLocalWindowSize(EDGE_STREAM_WINDOW_BYTES * 16);
     sessions.push(session);
     logger.info('tunnel up', { tunnel: id, peer, tunnels: sessions.length });
-    const ping = setInterval(() => {
-      if (session.closed || session.destroyed) return;
-      // A ping with no answer within the interval means the broker is gone: drop its tunnel.
-      const timer = setTimeout(() => session.destroy(), options.pingIntervalMs ?? DEFAULT_PING_MS);
-      timer.unref();
-      if (!session.ping(() => clearTimeout(timer))) clearTimeout(timer);
-    }, options.pingIntervalMs ?? DEFAULT_PING_MS);
-    ping.unref();
+    // A ping with no answer within the interval means the broker is gone: drop its tunnel.
+    keepPinging(session, options.pingIntervalMs ?? DEFAULT_PING_MS);
     session.on('error', (err) => logger.warn('tunnel error', { tunnel: id, error: err.message }));
     session.on('close', () => {
-      clearInterval(ping);
       const at = sessions.indexOf(session);
       if (at >= 0) sessions.splice(at, 1);
       logger.info('tunnel down', { tunnel: id, peer, tunnels: sessions.length });

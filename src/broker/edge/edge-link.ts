@@ -11,6 +11,7 @@ import {
 import { connect as connectTls, type TLSSocket } from 'node:tls';
 import { EDGE_STREAM_WINDOW_BYTES, EDGE_TUNNEL_ALPN } from '../../shared/edge-protocol.js';
 import type { Logger } from '../logger.js';
+import { keepPinging } from '../net/http2-ping.js';
 import { backoffDelay, type BackoffOptions } from './backoff.js';
 
 export interface EdgeLinkOptions {
@@ -56,14 +57,7 @@ export function startEdgeLink(
   http2.on('session', (session) => {
     current = session;
     session.setLocalWindowSize(EDGE_STREAM_WINDOW_BYTES * 16);
-    const ping = setInterval(() => {
-      if (session.closed || session.destroyed) return;
-      const timer = setTimeout(() => session.destroy(), pingMs);
-      timer.unref();
-      if (!session.ping(() => clearTimeout(timer))) clearTimeout(timer);
-    }, pingMs);
-    ping.unref();
-    session.on('close', () => clearInterval(ping));
+    keepPinging(session, pingMs);
     session.on('error', () => {});
   });
 

@@ -29,6 +29,7 @@ export async function create(
       what,
       error: describeK8sError(err),
     });
+  const { sharedSelfRevoke } = deps;
   let grant: CreatedGrant;
   try {
     grant = await createGrant(deps.k8s, claims, grantable, {
@@ -36,6 +37,7 @@ export async function create(
       expiresAt,
       inlineRoles: deps.inlineRoles,
       gatewayAudience: deps.gatewayAudience,
+      sharedSelfRevokeRole: sharedSelfRevoke && ((ns) => sharedSelfRevoke.roleFor(ns)),
       onRollbackError: logRollbackError,
       onSelfRevokeError: (grantId, err) =>
         deps.logger.error(

@@ -5,6 +5,7 @@ import type { GrantWork } from '../grant-work.js';
 import type { PolicyEngine } from '../types.js';
 import type { InlineRoles } from './inline-roles.js';
 import type { ReplayLedger } from './replay-ledger.js';
+import type { SharedSelfRevoke } from './shared-self-revoke.js';
 
 export interface GrantDeps {
   k8s: K8sClients;
@@ -19,6 +20,8 @@ export interface GrantDeps {
   grantWork: GrantWork;
   /** The shared Roles of inline roles. */
   inlineRoles: InlineRoles;
+  /** Direct mode: the shared self-revoke Role while its admission guard is verified; absent: the pair. */
+  sharedSelfRevoke?: Pick<SharedSelfRevoke, 'roleFor'>;
   /** The broker's time source (epoch milliseconds). */
   now: () => number;
   /**

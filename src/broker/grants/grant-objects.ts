@@ -35,7 +35,8 @@ export interface GrantObjects {
   accessBinding(uid: string, roleRef: V1RoleRef): V1RoleBinding;
   /** Lets the job delete exactly this grant's objects (the action's post step, without the broker). */
   revokeRole(uid: string): V1Role;
-  revokeBinding(uid: string): V1RoleBinding;
+  /** Binds the grant's own revokeRole, or (`sharedRole`) the namespace's shared self-revoke Role. */
+  revokeBinding(uid: string, sharedRole?: string): V1RoleBinding;
 }
 
 /** The bodies of one grant's objects; `uid` is the ServiceAccount's, for the owner references. */
@@ -65,9 +66,10 @@ export function grantObjects(claims: VerifiedClaims, target: GrantTarget): Grant
     accessBinding: (uid, roleRef) => ({ metadata: owned(uid, grantId, 'grant'), roleRef, subjects }),
     // Never the shared inline Role: other grants bind it.
     revokeRole: (uid) => ({ metadata: owned(uid, revokeName, 'revoke'), rules: selfRevokeRules(grantId) }),
-    revokeBinding: (uid) => ({
+    // Same name either way, so revocation, the reaper and the post step treat both alike.
+    revokeBinding: (uid, sharedRole) => ({
       metadata: owned(uid, revokeName, 'revoke'),
-      roleRef: { apiGroup: RBAC_GROUP, kind: 'Role', name: revokeName },
+      roleRef: { apiGroup: RBAC_GROUP, kind: 'Role', name: sharedRole ?? revokeName },
       subjects,
     }),
   };
@@ -80,6 +82,16 @@ function selfRevokeRules(grantId: string): V1PolicyRule[] {
     { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['delete'], resourceNames: [grantId] },
   ];
 }
+
+/**
+ * The shared self-revoke Role's rules: delete any ServiceAccount or RoleBinding of the namespace.
+ * Only the self-revoke guard (an admission policy) narrows them to the caller's own objects, so it
+ * is bound only while that guard is verified (shared-self-revoke.ts).
+ */
+export const SHARED_SELF_REVOKE_RULES: readonly V1PolicyRule[] = Object.freeze([
+  { apiGroups: [RBAC_GROUP], resources: ['rolebindings'], verbs: ['delete'] },
+  { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['delete'] },
+]);
 
 /** A TokenRequest for the ServiceAccount with this uid (never a same-named successor). */
 export function tokenRequestBody(

@@ -1,7 +1,8 @@
 // Creates a grant's objects: the ServiceAccount (root, carrying labels and the expiry), then in
 // parallel its RoleBinding and a TokenRequest; a failure there deletes whatever was created. Then,
-// off the answer's path and only when the mode has one (grant-kinds.ts), the self-revoke Role +
-// RoleBinding. The bodies are grant-objects.ts's; what a kind of grant changes is grant-kinds.ts's.
+// off the answer's path and only when the mode has one (grant-kinds.ts), the self-revoke
+// permission: a RoleBinding to the namespace's shared self-revoke Role while its admission guard is
+// verified (shared-self-revoke.ts), the per-grant Role + RoleBinding otherwise. The bodies are grant-objects.ts's; what a kind of grant changes is grant-kinds.ts's.
 import { BrokerError } from '../../shared/errors.js';
 import type { Grantable, VerifiedClaims } from '../types.js';
 import type { K8sClients } from '../kube/clients.js';
@@ -44,6 +45,8 @@ export interface CreateGrantOptions {
   inlineRoles?: InlineRoles;
   /** Gateway mode: the audience of the grant's tokens (grant-kinds.ts). Absent: direct mode. */
   gatewayAudience?: string;
+  /** The shared self-revoke Role to bind in a namespace, or undefined for the pair (shared-self-revoke.ts). */
+  sharedSelfRevokeRole?: (namespace: string) => Promise<string | undefined>;
 }
 
 export async function createGrant(
@@ -83,7 +86,7 @@ export async function createGrant(
       tokenExpiresAt,
       expiresAt: tokenExpiresAt < expiresAt ? tokenExpiresAt : expiresAt,
       credentialId: credentialIdOf(token),
-      selfRevoke: selfRevokePair(k8s, namespace, objects, uid, mode, options.onSelfRevokeError),
+      selfRevoke: selfRevokePermission(k8s, namespace, objects, uid, mode, options),
     };
   } catch (err) {
     await deleteGrantObjects(k8s, namespace, grantId, { uid }).catch((rollbackErr: unknown) =>
@@ -112,24 +115,36 @@ async function createRoot(k8s: K8sClients, namespace: string, objects: GrantObje
 
 /**
  * Lets the action's post step revoke without the broker: delete exactly this grant's objects.
- * Created after the answer, not before: the API server's RBAC escalation check on a new Role and on
- * a binding to it waits for a consistent read of the watch cache (~100 ms each, see
- * docs/benchmarks.md), and the job needs this permission only when it ends, not now. Never rejects.
+ * Created after the answer, not before: the job needs this permission only when it ends. The
+ * per-grant pair costs two RBAC escalation checks, each waiting for a consistent read of the watch
+ * cache (~100 ms, see docs/benchmarks.md); a binding to the shared Role costs none (the broker holds
+ * `bind` on it by name). A shared binding the API server refuses (the broker lacks that `bind`)
+ * leaves nothing behind, and the pair is made instead. Never rejects.
  */
-function selfRevokePair(
+function selfRevokePermission(
   k8s: K8sClients,
   namespace: string,
   objects: GrantObjects,
   uid: string,
   mode: GrantMode,
-  onError?: (grantId: string, err: unknown) => void,
+  options: Pick<CreateGrantOptions, 'onSelfRevokeError' | 'sharedSelfRevokeRole'>,
 ): Promise<void> {
   if (!mode.selfRevoke) return Promise.resolve();
-  const create = async () => {
+  const binding = (sharedRole?: string) =>
+    k8s.hotPath.createNamespacedRoleBinding({ namespace, body: objects.revokeBinding(uid, sharedRole) });
+  const pair = async () => {
     await k8s.hotPath.createNamespacedRole({ namespace, body: objects.revokeRole(uid) });
-    await k8s.hotPath.createNamespacedRoleBinding({ namespace, body: objects.revokeBinding(uid) });
+    await binding();
   };
-  return create().catch((err: unknown) => onError?.(objects.grantId, err));
+  const create = async () => {
+    const shared = await options.sharedSelfRevokeRole?.(namespace);
+    if (!shared) return pair();
+    await binding(shared).catch((err: unknown) => {
+      if (!isRefused(err)) throw err;
+      return pair();
+    });
+  };
+  return create().catch((err: unknown) => options.onSelfRevokeError?.(objects.grantId, err));
 }
 
 /** Maps a Kubernetes failure to a generic client error; the log keeps the API's own message. */

@@ -11,6 +11,9 @@
 // binding), is labelled as managed, and is kept equal to the policy: a missing one is created, a
 // changed one (policy reload, or someone editing it) is written back, on the answer's path the first
 // time and then re-checked in the background every RECHECK_MS.
+//
+// The same keeping serves the shared self-revoke Role (shared-self-revoke.ts), with its own shape:
+// its name and part label differ, its rules are fixed.
 import type { V1PolicyRule, V1Role } from '@kubernetes/client-node';
 import type { RuleSummary } from '../../shared/api.js';
 import type { K8sClients } from '../kube/clients.js';
@@ -49,6 +52,19 @@ const rulesKey = (rules: readonly V1PolicyRule[]): string =>
 
 type Entry = { rulesKey: string; ready: Promise<string> };
 
+/** What tells one kind of shared Role apart: its name per role, its part label, how logs call it. */
+export interface SharedRoleShape {
+  nameOf(role: string): string;
+  part: string;
+  what: string;
+}
+
+export const INLINE_ROLE_SHAPE: SharedRoleShape = {
+  nameOf: inlineRoleName,
+  part: INLINE_ROLE_PART,
+  what: 'the shared Role of an inline role',
+};
+
 export class InlineRoles {
   private readonly entries = new Map<string, Entry>();
   private timer: NodeJS.Timeout | undefined;
@@ -57,7 +73,13 @@ export class InlineRoles {
   constructor(
     private readonly k8s: Pick<K8sClients, 'rbac'>,
     private readonly logger?: Logger,
+    private readonly shape: SharedRoleShape = INLINE_ROLE_SHAPE,
   ) {}
+
+  /** Forgets what was reconciled, so the next ensure() reads (and creates) the Roles again. */
+  forget(): void {
+    this.entries.clear();
+  }
 
   /**
    * The shared Role's name, once it exists with exactly `use.rules`. Resolves at once when it was
@@ -123,7 +145,7 @@ export class InlineRoles {
   }
 
   private logFailure(use: InlineRoleUse, err: unknown): void {
-    this.logger?.error('cannot reconcile the shared Role of an inline role; its grants fail until it can', {
+    this.logger?.error(`cannot reconcile ${this.shape.what}; its grants fail until it can`, {
       namespace: use.namespace,
       role: use.role,
       error: describeK8sError(err),
@@ -131,12 +153,12 @@ export class InlineRoles {
   }
 
   private async reconcile(use: InlineRoleUse): Promise<string> {
-    const name = inlineRoleName(use.role);
+    const name = this.shape.nameOf(use.role);
     const { namespace } = use;
     const rules = use.rules.map(toPolicyRule);
     const metadata = {
       name,
-      labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [PART_LABEL]: INLINE_ROLE_PART },
+      labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [PART_LABEL]: this.shape.part },
       annotations: { [ROLE_ANNOTATION]: use.role },
     };
     // Two tries: another replica may create or rewrite it between our read and our write.
@@ -150,7 +172,7 @@ export class InlineRoles {
       try {
         if (!current) {
           await this.k8s.rbac.createNamespacedRole({ namespace, body: { metadata, rules } });
-          this.logger?.info('created the shared Role of an inline role', { namespace, role: use.role, name });
+          this.logger?.info(`created ${this.shape.what}`, { namespace, role: use.role, name });
         } else if (
           rulesKey(current.rules ?? []) !== rulesKey(rules) ||
           current.metadata?.labels?.[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE ||
@@ -165,7 +187,7 @@ export class InlineRoles {
               rules,
             },
           });
-          this.logger?.warn('rewrote the shared Role of an inline role to the policy', {
+          this.logger?.warn(`rewrote ${this.shape.what} to what the broker wants`, {
             namespace,
             role: use.role,
             name,

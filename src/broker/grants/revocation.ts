@@ -7,7 +7,7 @@ import { runOfGrant, type RunAttribution } from '../grant-run.js';
 import { readIgnoringNotFound } from '../kube/errors.js';
 import type { KubeObject } from '../kube/hot-path-api.js';
 import { reviewServiceAccountToken } from '../kube/token-review.js';
-import { EXPIRES_AT_ANNOTATION } from '../naming.js';
+import { EXPIRES_AT_ANNOTATION, ROLE_ANNOTATION, RULE_ANNOTATION } from '../naming.js';
 import type { VerifiedClaims } from '../types.js';
 import { grantMode } from './grant-kinds.js';
 import type { GrantDeps } from './grant-deps.js';
@@ -26,6 +26,10 @@ export interface RevokedGrant {
   serviceAccountUid?: string;
   /** The grant's end as its ServiceAccount said, for the audit line. */
   expiresAt?: string;
+  /** Its start, role and rule, as its ServiceAccount said: for the usage report (usage/). */
+  createdAt?: string;
+  role?: string;
+  ruleName?: string;
 }
 
 const notFound = (reason: Reason) => new BrokerError('ERR_NOT_FOUND', reason);
@@ -50,11 +54,16 @@ export async function revoke(
   deps.liveGrants?.forget(namespace, grantId);
   const accessOnly = !grantMode(deps.gatewayAudience).selfRevoke;
   await deleteGrantObjects(deps.k8s, namespace, grantId, { uid, accessOnly });
+  const { annotations, creationTimestamp } = serviceAccount.metadata ?? {};
   return {
     grantId,
     namespace,
     serviceAccountUid: uid,
-    expiresAt: serviceAccount.metadata?.annotations?.[EXPIRES_AT_ANNOTATION],
+    expiresAt: annotations?.[EXPIRES_AT_ANNOTATION],
+    // A string from the lean client's JSON, a Date from client-node's.
+    createdAt: creationTimestamp && new Date(creationTimestamp).toISOString(),
+    role: annotations?.[ROLE_ANNOTATION],
+    ruleName: annotations?.[RULE_ANNOTATION],
   };
 }
 

@@ -81,8 +81,8 @@ async function revoke(
   }
   // No GitHub token came with the grant's own: the line names the run the grant recorded.
   const revoked = await grants.revoke(deps, grantId, proof, (run) => (ctx.claims = run));
-  // Gateway mode: what the grant did through this replica's gateway, for the job summary.
-  const usage = await deps.grantUsage?.report(revoked.namespace, grantId);
+  // What the grant did, for the job summary: the gateway's count, or the API server's audit log.
+  const usage = await deps.grantUsage?.report(revoked);
   const audit: AuditEvent = {
     action: 'revocation',
     requestId: ctx.requestId,
@@ -94,5 +94,5 @@ async function revoke(
     expiresAt: revoked.expiresAt,
     by: ctx.by,
   };
-  return { body: { grantId, revoked: true, ...(usage ? { usage } : {}) }, audit };
+  return { body: { grantId, revoked: true, ...usage }, audit };
 }

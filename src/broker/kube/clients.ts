@@ -3,6 +3,7 @@
 // and the leader lease, and the hot path's JSON calls.
 import { readFileSync } from 'node:fs';
 import {
+  AdmissionregistrationV1Api,
   AuthenticationV1Api,
   CoordinationV1Api,
   CoreV1Api,
@@ -20,6 +21,8 @@ export interface K8sClients {
   rbac: RbacAuthorizationV1Api;
   authn: AuthenticationV1Api;
   coordination: CoordinationV1Api;
+  /** Reads the self-revoke guard (grants/shared-self-revoke.ts). */
+  admission: AdmissionregistrationV1Api;
   /** The exchange's and the revocation's calls, as plain JSON calls where they can reach the cluster. */
   hotPath: HotPathApi;
   /** The connection every call above travels over; the gateway's upstream shares its rules. */
@@ -59,6 +62,7 @@ export function createK8sClients(kc: KubeConfig, connection = new KubeConnection
     rbac: apiClient(kc, RbacAuthorizationV1Api, connection),
     authn: apiClient(kc, AuthenticationV1Api, connection),
     coordination: apiClient(kc, CoordinationV1Api, connection),
+    admission: apiClient(kc, AdmissionregistrationV1Api, connection),
   };
   const hotPath = KubeConnection.supports(kc) ? jsonHotPath(connection) : clientNodeHotPath(apis);
   return { ...apis, hotPath, connection };

@@ -23,7 +23,14 @@ import type { ListPage } from './paged-list.js';
 /** The metadata the broker reads back: as JSON from the connection, or client-node's object. */
 export type ObjectMeta = Pick<
   V1ObjectMeta,
-  'name' | 'namespace' | 'uid' | 'labels' | 'annotations' | 'ownerReferences' | 'resourceVersion'
+  | 'name'
+  | 'namespace'
+  | 'uid'
+  | 'labels'
+  | 'annotations'
+  | 'ownerReferences'
+  | 'resourceVersion'
+  | 'creationTimestamp'
 >;
 export interface KubeObject {
   metadata?: ObjectMeta;

@@ -3,7 +3,7 @@
 // ClusterRole + ClusterRoleBinding to read and watch the named ClusterRoles. `rbac generate`
 // prints it (render-yaml.ts), `rbac check` compares the cluster with it (drift.ts), and
 // deploy/job-namespace-rbac.yaml is its output for the example policy.
-import { inlineRoleName } from '../naming.js';
+import { inlineRoleName, SELF_REVOKE_ROLE } from '../naming.js';
 import type { RuleSummary } from '../../shared/api.js';
 import { DEFAULT_BROKER_NAMESPACE } from '../policy/job-namespaces.js';
 import type { Policy } from '../policy/types.js';
@@ -69,8 +69,9 @@ function needsOf(policy: Policy, namespace: string): NamespaceNeeds {
   };
 }
 
-function namespaceRole(namespace: string, needs: NamespaceNeeds, id: BrokerIdentity): RbacObject {
-  const rules: RbacRule[] = [
+/** What the broker needs in every job namespace, whatever the policy grants there. */
+function grantObjectRules(): RbacRule[] {
+  return [
     {
       why: "Grant roots (create cannot be narrowed by resourceNames); watch: the gateway's grant table; update: renewal.",
       apiGroups: [''],
@@ -89,7 +90,25 @@ function namespaceRole(namespace: string, needs: NamespaceNeeds, id: BrokerIdent
       resources: ['rolebindings', 'roles'],
       verbs: ['create', 'get', 'list', 'delete'],
     },
+    {
+      why: 'The shared self-revoke Role, while deploy/self-revoke-guard.yaml enforces: kept as the broker writes it...',
+      apiGroups: [RBAC_GROUP],
+      resources: ['roles'],
+      verbs: ['update'],
+      resourceNames: [SELF_REVOKE_ROLE],
+    },
+    {
+      why: "...and bound to each grant without the API server's per-binding escalation check.",
+      apiGroups: [RBAC_GROUP],
+      resources: ['roles'],
+      verbs: ['bind'],
+      resourceNames: [SELF_REVOKE_ROLE],
+    },
   ];
+}
+
+function namespaceRole(namespace: string, needs: NamespaceNeeds, id: BrokerIdentity): RbacObject {
+  const rules: RbacRule[] = grantObjectRules();
   // Never an empty resourceNames list: RBAC reads an empty list as "every name".
   if (needs.clusterRoles.length > 0)
     rules.push({

@@ -1,8 +1,8 @@
-// Granted vs used, wired: the gateway tells it each forwarded call (recordGatewayCall), the
-// revocation asks for the grant's report (report), matched against the rules of the grant's role
-// (named in its ServiceAccount, as the gateway's table keeps it). Shadow mode's would-deny calls are counted in a metric and
-// logged as they happen.
-import type { GrantUsage } from '../../shared/api.js';
+// Granted vs used in gateway mode, wired: the gateway tells it each forwarded call
+// (recordGatewayCall), the revocation asks for the grant's report (report), matched against the
+// rules of the grant's role (named in its ServiceAccount, as the gateway's table keeps it). Shadow
+// mode's would-deny calls are counted in a metric and logged as they happen.
+import type { RevokeResponse } from '../../shared/api.js';
 import type { K8sClients } from '../kube/clients.js';
 import type { Logger } from '../logger.js';
 import type { BrokerMetrics } from '../metrics.js';
@@ -21,10 +21,29 @@ export interface ForwardedCall {
   subresource?: string;
 }
 
-export interface GrantUsageTracker {
+/** A grant as its revocation knows it, from its ServiceAccount. */
+export interface EndedGrant {
+  grantId: string;
+  namespace: string;
+  serviceAccountUid?: string;
+  /** When the grant began: its ServiceAccount's creation (RFC 3339). */
+  createdAt?: string;
+  /** The policy's names of its role and rule. */
+  role?: string;
+  ruleName?: string;
+}
+
+/** What the revocation answer says of the grant's calls. */
+export type UsageAnswer = Pick<RevokeResponse, 'usage' | 'usageUnavailable'>;
+
+/** Asked once per revocation, after the grant's objects are gone. */
+export interface UsageReporter {
+  /** Undefined: nothing to say (gateway mode, no call of the grant came through this replica). */
+  report(grant: EndedGrant): Promise<UsageAnswer | undefined>;
+}
+
+export interface GrantUsageTracker extends UsageReporter {
   recordGatewayCall(grant: RecordedGrant, call: ForwardedCall, pathname: string, status: number): void;
-  /** Undefined when no call of the grant came through this replica's gateway. */
-  report(namespace: string, grantId: string): Promise<GrantUsage | undefined>;
 }
 
 /** The call as RBAC saw it: the API group from the path; no resource for a non-resource URL. */
@@ -65,11 +84,11 @@ export function createGrantUsage(deps: {
   return {
     recordGatewayCall: (grant, call, pathname, status) =>
       recorder.record(grant, apiCallOf(call, pathname, status)),
-    async report(namespace, grantId) {
+    async report({ namespace, grantId }) {
       const recorded = recorder.take(grantId);
       if (!recorded) return undefined;
       const rules = await readRoleRules(deps.k8s, deps.policy, namespace, recorded.role);
-      return usageReport(recorded, namespace, rules);
+      return { usage: { source: 'gateway', ...usageReport(recorded, namespace, rules) } };
     },
   };
 }

@@ -1,0 +1,210 @@
+// Direct mode's cheaper self-revoke mechanism: one shared Role per job namespace
+// (SELF_REVOKE_ROLE: delete on ServiceAccounts and RoleBindings), which each grant binds by its own
+// RoleBinding. The broker holds `bind` on that Role by name, so the binding costs no RBAC escalation
+// check, where the per-grant pair (a Role naming the grant's objects, and its binding) costs two
+// (docs/benchmarks.md, "Write budget").
+//
+// The Role alone would let any grant delete every ServiceAccount and RoleBinding of its namespace.
+// The self-revoke guard, an admission policy (self-revoke-guard.ts), narrows it to the grant's own
+// objects; so the shared Role is bound only while the broker has verified that guard:
+// - it reads the policy and its binding at start and every GUARD_RECHECK_MS, and uses the shared
+//   Role only once two reads GUARD_SETTLE_MS or more apart found them correct and unchanged (the
+//   API server's admission plugin enforces a new policy a moment after it is stored);
+// - the first read that finds them missing, changed for the worse, or unreadable stops it at once:
+//   new grants get the pair again, and the broker deletes the shared Role in every namespace, so
+//   the grants already bound to it keep no permission the guard no longer narrows (their post step
+//   then revokes through the broker, or the reaper deletes them at expiry; a later verification
+//   recreates the Role, and their bindings work again).
+// The shared Role is kept like an inline role's (inline-roles.ts): created once, restored if
+// edited or deleted, owned by no grant.
+import type { K8sClients } from '../kube/clients.js';
+import { deleteIgnoringNotFound, describeK8sError, readIgnoringNotFound } from '../kube/errors.js';
+import type { Logger } from '../logger.js';
+import { SELF_REVOKE_GUARD, SELF_REVOKE_ROLE, SELF_REVOKE_ROLE_PART } from '../naming.js';
+import { SHARED_SELF_REVOKE_RULES } from './grant-objects.js';
+import { InlineRoles, type SharedRoleShape } from './inline-roles.js';
+import { guardProblems } from './self-revoke-guard.js';
+import type { RuleSummary } from '../../shared/api.js';
+
+/** How often the guard is read again while nothing changes. */
+export const GUARD_RECHECK_MS = 10_000;
+/** The least time between the two reads that must agree before the shared Role is used. */
+export const GUARD_SETTLE_MS = 2_000;
+
+const SHAPE: SharedRoleShape = {
+  nameOf: () => SELF_REVOKE_ROLE,
+  part: SELF_REVOKE_ROLE_PART,
+  what: 'the shared self-revoke Role',
+};
+
+const RULES: RuleSummary[] = SHARED_SELF_REVOKE_RULES.map((r) => ({
+  apiGroups: r.apiGroups ?? [],
+  resources: r.resources ?? [],
+  verbs: r.verbs,
+}));
+
+export interface SharedSelfRevokeOptions {
+  /** The job namespaces (the running policy's). */
+  namespaces: () => readonly string[];
+  logger?: Logger;
+  /** Told whenever the mechanism changes: true when grants bind the shared Role, false for the pair. */
+  onChange?: (shared: boolean) => void;
+  recheckMs?: number;
+  settleMs?: number;
+}
+
+export class SharedSelfRevoke {
+  private readonly roles: InlineRoles;
+  private shared = false;
+  /** resourceVersions of the last correct read, which the next one must repeat. */
+  private seen: string | undefined;
+  /** The shared Role may exist where the guard is not verified: delete it on the next failed read. */
+  private mayHaveRole = true;
+  /** Whether the mechanism in use was logged since start (the first check says which). */
+  private reported = false;
+  private timer: NodeJS.Timeout | undefined;
+  private checking: Promise<void> | undefined;
+
+  constructor(
+    private readonly k8s: Pick<K8sClients, 'rbac' | 'admission' | 'hotPath'>,
+    private readonly options: SharedSelfRevokeOptions,
+  ) {
+    this.roles = new InlineRoles(k8s, options.logger, SHAPE);
+  }
+
+  /** Whether new grants bind the shared Role now. */
+  get inUse(): boolean {
+    return this.shared;
+  }
+
+  /**
+   * The shared Role a new grant in `namespace` should bind, created if missing; undefined when the
+   * grant should get the pair (the guard is not verified, or the Role cannot be written).
+   */
+  async roleFor(namespace: string): Promise<string | undefined> {
+    if (!this.shared) return undefined;
+    const name = await this.roles
+      .ensure({ namespace, role: SELF_REVOKE_ROLE, rules: RULES })
+      .catch((err: unknown) => {
+        this.options.logger?.error('cannot write the shared self-revoke Role; this grant gets the pair', {
+          namespace,
+          error: describeK8sError(err),
+        });
+        return undefined;
+      });
+    if (this.shared) return name;
+    // The guard failed while the Role was being written: take it away again.
+    this.mayHaveRole = true;
+    void this.withdraw();
+    return undefined;
+  }
+
+  /** Reads the guard once and switches the mechanism accordingly. */
+  async check(): Promise<void> {
+    let problems: string[];
+    let versions = '';
+    try {
+      const [policy, binding] = await Promise.all([
+        readIgnoringNotFound(() =>
+          this.k8s.admission.readValidatingAdmissionPolicy({ name: SELF_REVOKE_GUARD }),
+        ),
+        readIgnoringNotFound(() =>
+          this.k8s.admission.readValidatingAdmissionPolicyBinding({ name: SELF_REVOKE_GUARD }),
+        ),
+      ]);
+      problems = guardProblems(policy, binding);
+      versions = `${resourceVersionOf(policy)}/${resourceVersionOf(binding)}`;
+    } catch (err) {
+      problems = [`cannot read it: ${describeK8sError(err)}`];
+    }
+    if (problems.length > 0) return this.fallBack(problems);
+    const settled = this.seen === versions;
+    this.seen = versions;
+    if (settled && !this.shared) {
+      this.shared = true;
+      this.reported = true;
+      this.mayHaveRole = true;
+      // Written now (not by the first grant), and restored if edited or deleted while the guard holds.
+      const uses = () =>
+        this.options.namespaces().map((namespace) => ({ namespace, role: SELF_REVOKE_ROLE, rules: RULES }));
+      void this.roles.ensureAll(uses());
+      this.roles.start(uses);
+      this.options.logger?.info(
+        'the self-revoke guard is installed and enforcing: grants bind the shared self-revoke Role',
+        { policy: SELF_REVOKE_GUARD },
+      );
+      this.options.onChange?.(true);
+    }
+  }
+
+  /** Checks now, then keeps checking (sooner while a first correct read waits for its confirmation). */
+  async start(): Promise<void> {
+    await this.check();
+    const settleMs = this.options.settleMs ?? GUARD_SETTLE_MS;
+    const recheckMs = this.options.recheckMs ?? GUARD_RECHECK_MS;
+    const schedule = () => {
+      const waiting = this.seen !== undefined && !this.shared;
+      this.timer = setTimeout(tick, waiting ? settleMs : recheckMs).unref();
+    };
+    const tick = () => {
+      this.checking = this.check().finally(() => {
+        if (this.timer) schedule();
+      });
+    };
+    schedule();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await Promise.all([this.checking, this.roles.stop()]);
+  }
+
+  private async fallBack(problems: string[]): Promise<void> {
+    const was = this.shared;
+    this.shared = false;
+    this.seen = undefined;
+    if (!this.reported) {
+      this.reported = true;
+      this.options.logger?.info(
+        'the self-revoke guard is not verified: grants get the per-grant self-revoke pair',
+        {
+          policy: SELF_REVOKE_GUARD,
+          problems,
+        },
+      );
+    } else if (was) {
+      this.options.logger?.warn(
+        'the self-revoke guard is not enforcing: grants get the per-grant self-revoke pair again',
+        { policy: SELF_REVOKE_GUARD, problems },
+      );
+      this.options.onChange?.(false);
+    }
+    // A re-check in flight could write the Role back after the deletion: let it finish first.
+    await this.roles.stop();
+    if (this.mayHaveRole) await this.withdraw();
+  }
+
+  /** Deletes the shared Role everywhere, so no grant keeps a permission the guard does not narrow. */
+  private async withdraw(): Promise<void> {
+    this.roles.forget();
+    const results = await Promise.allSettled(
+      this.options
+        .namespaces()
+        .map((namespace) =>
+          deleteIgnoringNotFound(() =>
+            this.k8s.hotPath.deleteNamespacedRole({ name: SELF_REVOKE_ROLE, namespace }),
+          ),
+        ),
+    );
+    const failed = results.flatMap((r) => (r.status === 'rejected' ? [describeK8sError(r.reason)] : []));
+    if (failed.length === 0 && !this.shared) this.mayHaveRole = false;
+    else if (failed.length > 0)
+      this.options.logger?.error('cannot delete the shared self-revoke Role; retried at the next check', {
+        errors: failed,
+      });
+  }
+}
+
+const resourceVersionOf = (o: unknown) =>
+  (o as { metadata?: { resourceVersion?: string } } | undefined)?.metadata?.resourceVersion ?? '';
