@@ -90,9 +90,9 @@ function expiredRecordsIn(
 
 /**
  * Every ServiceAccount of the namespace (not only labelled ones: grant-proof.ts), a page at a time
- * as plain JSON, each kept as the little the pass reads. With thousands of live grants, one answer
- * deserialized into client-node's objects cost the broker about a second of CPU per pass, in one
- * block of its event loop (docs/benchmarks.md, finding 20).
+ * as plain JSON, each kept as the little the pass reads. One answer of every object, deserialized
+ * into client-node's objects, cost more CPU and blocked the event loop longer with every live grant
+ * (2,000: 234 against 170 ms of CPU, blocks of 123 against 55 ms; docs/benchmarks.md, finding 20).
  */
 function listServiceAccounts(k8s: K8sClients, namespace: string, pageSize: number): Promise<ListedObject[]> {
   const slim = ({ metadata: m }: ListedObject): ListedObject => ({
