@@ -11,7 +11,9 @@ import { runActionBench } from './scenarios/action.js';
 import { runScaleBench } from './scenarios/scale.js';
 import { runCredentialBench } from './scenarios/credential.js';
 import { runGatewayBench } from './scenarios/gateway.js';
+import { runEdgeBench } from './scenarios/edge.js';
 import { runGrowthBench } from './scenarios/growth.js';
+import { runSelfRevokeBench } from './scenarios/self-revoke.js';
 import { buildReport, writeReport, type ScenarioResults } from './lib/report.js';
 import { machineInfo } from './lib/machine.js';
 import { watchForeignLoad, type ScenarioNoise } from './lib/foreign-load.js';
@@ -45,6 +47,10 @@ async function main(): Promise<void> {
       log('1. exchange latency/throughput vs floor');
       results.exchange = await measured('exchange', () => runExchangeBench(ctx, settings, log));
     }
+    if (shouldRun(settings, 'selfrevoke')) {
+      log('1b. direct mode: the per-grant self-revoke pair vs the shared Role under its admission guard');
+      results.selfRevoke = await measured('selfrevoke', () => runSelfRevokeBench(ctx, settings, log));
+    }
     if (shouldRun(settings, 'verify')) {
       log('2. JWT verification vs bare jose; cold-JWKS first exchange');
       results.verify = await measured('verify', () => runVerifyBench(ctx, settings, log));
@@ -72,6 +78,10 @@ async function main(): Promise<void> {
     if (shouldRun(settings, 'gateway')) {
       log(`6. gateway vs direct; revoke -> 401 at the gateway; RSS with ${settings.gatewayGrants} grants`);
       results.gateway = await measured('gateway', () => runGatewayBench(ctx, settings, log));
+    }
+    if (shouldRun(settings, 'edge')) {
+      log('7. edge mode beside direct gateway mode: GET and exchange p50, c32 throughput, edge CPU per MB');
+      results.edge = await measured('edge', () => runEdgeBench(ctx, settings, log));
     }
     if (shouldRun(settings, 'growth')) {
       log(`8. growth: ${settings.growthSizes.join(' / ')} live grants, in one namespace and over ten`);

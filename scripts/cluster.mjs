@@ -1,7 +1,7 @@
 // The local cluster for tests and the demo: a kube-apiserver (embedded etcd), kube-controller-manager
 // and kube-scheduler built from the k8s.io/kubernetes Go module in test/cluster/, and one node: a
 // kubelet and kube-proxy from the same module, with containerd, runc and the CNI plugins built from
-// theirs (cluster-node.mjs), inside a network namespace of its own.
+// theirs (cluster-node.mjs), inside a network namespace of its own. K8S_EA_NODE=0 leaves the node out.
 //
 //   node scripts/cluster.mjs up [--quiet]   build if needed, start or reuse; last line KUBECONFIG=<path>
 //   node scripts/cluster.mjs down           stop and remove all state
@@ -35,10 +35,10 @@ const stampFile = `${binary}.stamp`;
 export const stateDir = join(cacheDir, 'cluster');
 const K8S_VERSION = 'v1.36.3';
 /**
- * Whether `up` starts the node (K8S_EA_NODE=1). Opt-in until the node's tests have passed in CI;
- * without it the cluster is the control plane alone, as before.
+ * Whether `build` and `up` include the node: yes unless K8S_EA_NODE=0, which gives the control plane
+ * alone (the node's tests then skip, saying so).
  */
-export const withNode = process.env.K8S_EA_NODE === '1';
+export const withNode = process.env.K8S_EA_NODE !== '0';
 
 const log = (quiet, msg) => {
   if (!quiet) process.stderr.write(`cluster: ${msg}\n`);
@@ -160,7 +160,14 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export async function up({ quiet = false } = {}) {
   const state = readState();
   if (state && alive(state.pid) && readyz(clusterInfo().kubeconfig)) {
-    log(quiet, `reusing the running control plane and node at ${state.server}`);
+    const node = nodeInfo();
+    log(quiet, `reusing the running control plane${node ? ' and node' : ''} at ${state.server}`);
+    // Reused as it is: the node's tests skip on a cluster without one, and say so.
+    if (withNode && !node)
+      log(
+        false,
+        'the running cluster has no node (started with K8S_EA_NODE=0): cluster:down, then up, adds it',
+      );
     return clusterInfo();
   }
   // Before any build: a missing prerequisite fails now, with the command that installs it.
@@ -180,7 +187,7 @@ export async function up({ quiet = false } = {}) {
   child.unref();
   closeSync(out);
   const started = Date.now();
-  log(quiet, 'starting kube-apiserver (embedded etcd), the controllers and the node');
+  log(quiet, `starting kube-apiserver (embedded etcd), the controllers${withNode ? ' and the node' : ''}`);
   while (!existsSync(join(stateDir, 'ready'))) {
     if (child.exitCode !== null || !alive(child.pid)) {
       const tail = readFileSync(join(stateDir, 'kubecluster.log'), 'utf8').split('\n').slice(-20).join('\n');

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { adminKubeconfigPath, kubectl } from '../../test/support/cluster.js';
 import {
+  clusterHasNode,
   nodeInfo,
   nodeLeftovers,
   nodeProcesses,
@@ -20,7 +21,9 @@ const sharedCache = dirname(dirname(adminKubeconfigPath()));
 const cache = mkdtempSync(join(tmpdir(), 'k8s-ea-cache-'));
 mkdirSync(cache, { recursive: true });
 symlinkSync(join(sharedCache, 'bin'), join(cache, 'bin'));
-const env = { ...process.env, K8S_EA_CACHE: cache };
+// The second cluster as the shared one was started: with a node when it has one (K8S_EA_NODE=0 if not).
+const withNode = clusterHasNode();
+const env = { ...process.env, K8S_EA_CACHE: cache, K8S_EA_NODE: withNode ? '1' : '0' };
 const cluster = (cmd: string) => spawnSync('node', ['scripts/cluster.mjs', cmd], { encoding: 'utf8', env });
 
 afterAll(() => {
@@ -40,8 +43,10 @@ test('cluster:up starts a second cluster without rebuilding; cluster:down stops 
   expect(kubeconfig).toBe(join(cache, 'cluster', 'admin.kubeconfig'));
   expect(kubectl(kubeconfig, ['get', '--raw', '/readyz']).stdout.trim()).toBe('ok');
   const pid = Number(readFileSync(join(cache, 'cluster', 'pid'), 'utf8'));
-  if (process.env.K8S_EA_NODE !== '1') {
-    // Without the node (opt-in until its tests have passed in CI): the control plane alone.
+  if (!withNode) {
+    // Without the node: the control plane alone.
+    console.log('cluster-lifecycle: the shared cluster has no node (K8S_EA_NODE=0), so neither has this one');
+    expect(clusterHasNode(join(cache, 'cluster'))).toBe(false);
     expect(cluster('down').status).toBe(0);
     expect(existsSync(join(cache, 'cluster'))).toBe(false);
     expect(() => process.kill(pid, 0)).toThrow();
@@ -55,6 +60,7 @@ test('cluster:up starts a second cluster without rebuilding; cluster:down stops 
   };
   expect(kubectl(kubeconfig, ['-n', 'default', 'apply', '-f', '-'], JSON.stringify(pod)).status).toBe(0);
   await waitPodsReady(kubeconfig, 'default', 'app=p');
+  expect(clusterHasNode(join(cache, 'cluster'))).toBe(true);
   const node = nodeInfo(join(cache, 'cluster'));
   const pids = nodeProcesses(node);
   expect(pids.length).toBeGreaterThan(4); // containerd, kubelet, kube-proxy, a shim, pause, the app

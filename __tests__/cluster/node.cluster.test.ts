@@ -1,7 +1,7 @@
 // The test cluster's node runs real pods: the kubelet starts the local test image through containerd
 // and runc, the bridge CNI gives them addresses in the node's own network namespace, kube-proxy
 // routes Services to them, and the kubelet projects ServiceAccount tokens and ConfigMaps.
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import {
   adminKubeconfigPath,
   freshNamespace,
@@ -9,7 +9,13 @@ import {
   uniqueName,
   waitFor,
 } from '../../test/support/cluster.js';
-import { nodeInfo, testContainer, TEST_IMAGE, waitPodsReady } from '../../test/support/node.js';
+import {
+  describeOnNode,
+  nodeInfo,
+  testContainer,
+  TEST_IMAGE,
+  waitPodsReady,
+} from '../../test/support/node.js';
 
 let ns: { name: string; remove: () => Promise<void> };
 const app = 'web';
@@ -38,10 +44,7 @@ const podOf = (label: string) =>
     'jsonpath={.items[0].metadata.name}',
   ]);
 
-// The node is opt-in (K8S_EA_NODE=1, scripts/cluster.mjs) until its tests have passed in CI.
-const describeNode = process.env.K8S_EA_NODE === '1' ? describe : describe.skip;
-
-describeNode('the node', () => {
+describeOnNode('the node', () => {
   beforeAll(async () => {
     ns = await freshNamespace('node');
     apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'settings' }, data: { value: 'one' } });

@@ -1,8 +1,10 @@
 // Edge mode end to end across a network boundary the test builds (support/edge-netns.ts): a
 // "runner" namespace that reaches only the edge, an "edge" namespace that opens no connection at
 // all, and the brokers on the host side (with the API server, both on loopback) dialling out to
-// the edge. The real action bundles run in the runner namespace and the real kubectl goes through
-// the gateway; the edge is the real broker bundle's `edge` command. Nothing is faked.
+// the edge. The first replica runs edge-only (publicListeners: false): it binds no port but its
+// internal one, so everything the runner does reaches it through the edge or not at all. The real
+// action bundles run in the runner namespace and the real kubectl goes through the gateway; the
+// edge is the real broker bundle's `edge` command. Nothing is faked.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { spawn, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
@@ -20,6 +22,7 @@ import { brokerRequest } from '../../test/support/broker-request.js';
 import { ensureActionBuilt, type RunnerJob } from '../../test/support/runner.js';
 import { publicKeyPin } from '../../src/broker/edge-relay/tunnel-pool.js';
 import { createEdgeNetwork, IP, type EdgeNetwork, type Started } from './support/edge-netns.js';
+import { listeningPorts } from './support/listening-ports.js';
 
 const TOOLS = join(import.meta.dirname, 'support', 'ns-tools.mjs');
 const BROKER_NAME = 'broker.edge.test';
@@ -112,12 +115,20 @@ function probe(ns: string | undefined, host: string, port: number): string {
   return spawnSync(process.execPath, args, { encoding: 'utf8' }).stdout.trim();
 }
 
-/** One more broker replica in edge mode (its own gateway port: they share this host). */
-async function startReplica(): Promise<RunningBroker> {
-  const port = await freePort();
-  const gateway = { ...(brokerConfig.gateway as object), listen: { host: '127.0.0.1', port } };
-  const broker = await env.startBroker({ tls: brokerTls, config: { ...brokerConfig, gateway } });
-  gatewayPorts.set(broker, port);
+/**
+ * One more broker replica in edge mode: edge-only (publicListeners: false, no port but the internal
+ * one), or with its public listeners too (its own gateway port: they share this host).
+ */
+async function startReplica(edgeOnly: boolean): Promise<RunningBroker> {
+  let config: Record<string, unknown> = { ...brokerConfig, publicListeners: false };
+  let port: number | undefined;
+  if (!edgeOnly) {
+    port = await freePort();
+    const gateway = { ...(brokerConfig.gateway as object), listen: { host: '127.0.0.1', port } };
+    config = { ...brokerConfig, gateway, publicListeners: true };
+  }
+  const broker = await env.startBroker({ tls: brokerTls, config });
+  if (port) gatewayPorts.set(broker, port);
   brokers.push(broker);
   return broker;
 }
@@ -133,9 +144,19 @@ function jwtsUnder(d: string): string[] {
   return [...found];
 }
 
-/** The gateway port a replica was started with. */
+/** The gateway port a replica with public listeners was started with. */
 const gatewayPortOf = (b: RunningBroker): number => gatewayPorts.get(b)!;
 const gatewayPorts = new Map<RunningBroker, number>();
+
+/** A replica's log lines (JSON on stderr). */
+const logLines = (b: RunningBroker): Record<string, unknown>[] =>
+  b.stderr.flatMap((l) => {
+    try {
+      return [JSON.parse(l) as Record<string, unknown>];
+    } catch {
+      return [];
+    }
+  });
 
 const gatewayLines = (b: RunningBroker) => b.audit().filter((l) => l.action === 'gateway');
 
@@ -199,7 +220,7 @@ beforeAll(async () => {
     },
   };
   edge = await startEdge();
-  await startReplica();
+  await startReplica(true);
   await tunnelsUp(1);
   capture = join(dir, 'edge-capture.bin');
   writeFileSync(capture, '');
@@ -239,8 +260,8 @@ describe('edge mode across a network boundary', () => {
   test('the runner reaches only the edge; the edge reaches neither the API server nor a broker port', () => {
     const api = new URL(clusterEndpoint().server);
     const apiPort = Number(api.port || 443);
-    const broker = brokers[0]!;
-    const ports = [apiPort, Number(new URL(broker.url).port), Number(new URL(broker.internalUrl).port)];
+    const internalPort = Number(new URL(brokers[0]!.internalUrl).port);
+    const ports = [apiPort, internalPort];
     // The probe can see an open port: on the host these are listening.
     for (const port of ports) expect(probe(undefined, '127.0.0.1', port)).toBe('open');
     for (const port of ports) {
@@ -250,6 +271,32 @@ describe('edge mode across a network boundary', () => {
     }
     expect(probe(net.runnerNs, net.edgeTunnelAddress, TUNNEL_PORT)).not.toBe('open');
     expect(probe(net.runnerNs, net.edgePublicAddress, PUBLIC_PORT)).toBe('open');
+  }, 120_000);
+
+  test('publicListeners: false: the broker listens on its internal port alone, its exchange and gateway ports are refused', async () => {
+    const edgeOnly = brokers[0]!;
+    const internalPort = Number(new URL(edgeOnly.internalUrl).port);
+    expect(listeningPorts(edgeOnly.process.pid!)).toEqual([internalPort]);
+    // The ports a broker with its listeners on would take (the harness reserved them): refused.
+    expect(probe(undefined, '127.0.0.1', Number(new URL(edgeOnly.url).port))).toBe('ECONNREFUSED');
+    const started = logLines(edgeOnly);
+    expect(started.find((l) => l.msg === 'broker listening')).toMatchObject({
+      url: null,
+      publicListeners: false,
+    });
+    expect(started.find((l) => l.msg === 'gateway listening')).toMatchObject({ url: null });
+    // The same reading sees every port of a replica whose listeners are on: it would see a leak.
+    const open = await startReplica(false);
+    try {
+      expect(listeningPorts(open.process.pid!)).toEqual(
+        [open.url, open.internalUrl, `https://127.0.0.1:${gatewayPortOf(open)}`]
+          .map((u) => Number(new URL(u).port))
+          .sort((a, b) => a - b),
+      );
+    } finally {
+      brokers.splice(brokers.indexOf(open), 1);
+      await open.stop();
+    }
   }, 120_000);
 
   test('main, kubectl through the gateway (get, apply, a watch) work from the runner namespace', async () => {
@@ -288,7 +335,7 @@ describe('edge mode across a network boundary', () => {
       watch.stop();
     }
     // Every call was forwarded under a rule whose sourceRanges is the runner's address alone: the
-    // gateway saw that address through the edge. The same token from this host is refused (403).
+    // gateway saw that address through the edge (the same token from this host: the next tests).
     const lines = gatewayLines(brokers[0]!);
     expect(lines.length).toBeGreaterThan(2);
     // (the API server's own answers stay: 404 for apply's first GET, 403 where RBAC says so)
@@ -297,17 +344,6 @@ describe('edge mode across a network boundary', () => {
     );
     expect(lines.filter((l) => (l.status as number) < 300).length).toBeGreaterThan(2);
     grantTokens.push(...jwtsUnder(job.root).filter((t) => !idTokens.includes(t)));
-    const [token] = grantTokens;
-    const gatewayPort = gatewayPortOf(brokers[0]!);
-    const fromHost = await brokerRequest(
-      `https://127.0.0.1:${gatewayPort}`,
-      'GET',
-      `/api/v1/namespaces/${env.ns}/configmaps`,
-      { token },
-      runnerCa.cert,
-    );
-    expect(fromHost.status).toBe(403);
-    expect(JSON.stringify(fromHost.body)).toContain("this client's address");
     expect(kubectlAdmin(['get', 'configmap', 'applied', '-n', env.ns, '-o', 'name'])).toContain('applied');
   }, 120_000);
 
@@ -352,8 +388,20 @@ describe('edge mode across a network boundary', () => {
 
   test('one of two broker replicas killed: streams continue on the other', async () => {
     const since = edge.lines.length;
-    const second = await startReplica();
+    // This one keeps its public listeners: edge-only and listening replicas share one edge.
+    const second = await startReplica(false);
     await tunnelsUp(2, since);
+    // The job's token straight to its gateway from this host is refused: the rule's sourceRanges
+    // is the runner's address, which only the edge's streams carry.
+    const fromHost = await brokerRequest(
+      `https://127.0.0.1:${gatewayPortOf(second)}`,
+      'GET',
+      `/api/v1/namespaces/${env.ns}/configmaps`,
+      { token: grantTokens[0] },
+      runnerCa.cert,
+    );
+    expect(fromHost.status).toBe(403);
+    expect(JSON.stringify(fromHost.body)).toContain("this client's address");
     for (let i = 0; i < 6; i += 1) await kubectlOk(['get', 'configmaps', '-o', 'name']);
     // Both replicas served runners' connections.
     expect(gatewayLines(brokers[0]!).length).toBeGreaterThan(0);

@@ -158,4 +158,28 @@ describe("the broker config's edge section", () => {
     const text = dump({ policyFile: 'policy.yaml', insecureHttp: true, edge: EDGE_SECTION });
     expect(() => parseConfig(text, join(dir, 'broker.yaml'))).toThrow(/needs the broker to serve TLS/);
   });
+
+  describe('publicListeners: false (edge-only)', () => {
+    const TLS = { certFile: 't.crt', keyFile: 't.key' };
+    const read = (doc: Record<string, unknown>) =>
+      parseConfig(dump({ policyFile: 'policy.yaml', tls: TLS, ...doc }), join(dir, 'broker.yaml'));
+
+    test('with an edge: no public listener; the default keeps them', () => {
+      expect(read({ edge: EDGE_SECTION, publicListeners: false }).publicListeners).toBe(false);
+      expect(read({ edge: EDGE_SECTION }).publicListeners).toBe(true);
+      expect(read({}).publicListeners).toBe(true);
+    });
+
+    test.each([
+      ['without an edge', {}, 'publicListeners: can be false only in edge mode'],
+      ['with a listen address', { edge: EDGE_SECTION, listen: { port: 8443 } }, 'listen: is not used'],
+      [
+        'with a gateway listen address',
+        { edge: EDGE_SECTION, gateway: { url: 'https://gw.example.com', listen: { port: 8444 } } },
+        'gateway.listen: is not used',
+      ],
+    ])('refuses it %s', (_what, doc, expected) => {
+      expect(() => read({ ...doc, publicListeners: false })).toThrow(expected);
+    });
+  });
 });

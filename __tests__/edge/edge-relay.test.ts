@@ -7,8 +7,9 @@ import { createServer as createHttpsServer, request, type Server } from 'node:ht
 import { connect as connectTcp, createServer as createTcpServer, type Server as TcpServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect as connectTls } from 'node:tls';
+import { connect as connectTls, Server as TlsServer } from 'node:tls';
 import { createLogger } from '../../src/broker/logger.js';
+import { serveUnbound } from '../../src/broker/net/server.js';
 import { startEdgeTunnels, type RunningEdgeTunnels } from '../../src/broker/edge/start-edge-tunnels.js';
 import { startRelay, type RunningRelay } from '../../src/broker/edge-relay/relay.js';
 import { publicKeyPin, startTunnelPool, type TunnelPool } from '../../src/broker/edge-relay/tunnel-pool.js';
@@ -104,7 +105,10 @@ function startBroker(
   pool: TunnelPool,
   client: CertFiles = brokerClient,
   ca: CertFiles = edgeCa,
-  servers = { broker: brokerServer('broker'), gateway: brokerServer('gateway') },
+  servers: Record<'broker' | 'gateway', TlsServer> = {
+    broker: brokerServer('broker'),
+    gateway: brokerServer('gateway'),
+  },
 ): RunningEdgeTunnels {
   const [host, port] = pool.address.split(':');
   const tunnels = startEdgeTunnels(
@@ -313,5 +317,41 @@ describe('edge relay and broker tunnels', () => {
         expect(haystack).not.toContain(secret);
     // The one thing the edge may read: the server name in the clear ClientHello.
     expect(bytes.toString('latin1')).toContain('broker.test');
+  });
+
+  it('edge-only: a server bound to no port answers the streams, and holds them to its header timeout', async () => {
+    const { pool, relay } = await startEdge();
+    const unbound = serveUnbound(
+      async (req, res) => {
+        req.resume();
+        await new Promise((r) => req.on('end', r));
+        const peer = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+        res.end(JSON.stringify({ name: 'unbound', peer, url: req.url, body: '' }));
+      },
+      { tls: brokerServing, requestTimeoutMs: 1_000 },
+    );
+    started.push({ close: () => unbound.close(0) });
+    const { server } = unbound;
+    if (!(server instanceof TlsServer)) throw new Error('an HTTPS server is a TLS server');
+    expect(server.listening).toBe(false);
+    expect(server.address()).toBeNull();
+    startBroker(pool, brokerClient, edgeCa, { broker: server, gateway: brokerServer('g') });
+    await until(() => pool.size === 1, 'the tunnel');
+    const answer = await call(relay, 'broker.test');
+    expect(answer.json).toMatchObject({ name: 'unbound', url: PATH, peer: answer.local });
+    // A runner that never finishes its headers is answered 408 and cut (headersTimeout: 1 s), as at
+    // a bound listener: Node's connection sweeps run for this server too.
+    const [host, port] = relay.address.split(':');
+    const slow = connectTls({ host, port: Number(port), servername: 'broker.test', ca: runnerCa.cert });
+    let heard = '';
+    slow.on('data', (c: Buffer) => (heard += c.toString()));
+    slow.on('error', () => {});
+    const closed = new Promise((r) => slow.on('close', r));
+    slow.once('secureConnect', () => slow.write(`GET ${PATH} HTTP/1.1\r\nhost: broker.test\r\n`));
+    started.push({ close: async () => void slow.destroy() });
+    let done = false;
+    void closed.then(() => (done = true));
+    await until(() => done, 'the slow connection to be cut', 8_000);
+    expect(heard).toMatch(/^HTTP\/1\.1 408/);
   });
 });

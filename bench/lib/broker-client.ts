@@ -11,8 +11,11 @@ export class BenchBrokerClient {
   private readonly agent: Agent;
   private readonly base: URL;
 
-  /** keepAlive false: a new TLS connection per request, as the action's main step makes. */
-  constructor(url: string, ca: Buffer | string, options: { keepAlive?: boolean } = {}) {
+  /**
+   * keepAlive false: a new TLS connection per request, as the action's main step makes. `servername`:
+   * the TLS server name to send and verify, when `url` is an address (a relay's).
+   */
+  constructor(url: string, ca: Buffer | string, options: { keepAlive?: boolean; servername?: string } = {}) {
     this.base = new URL(url);
     // An idle connection is dropped after BROKER_IDLE_MS, before the broker's server closes it
     // (keepAliveTimeout, 5 s): otherwise an exchange after a pause between batches can go out on a
@@ -22,6 +25,7 @@ export class BenchBrokerClient {
       maxSockets: Infinity,
       ca,
       timeout: BROKER_IDLE_MS,
+      ...(options.servername && { servername: options.servername }),
     });
   }
 

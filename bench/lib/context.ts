@@ -12,7 +12,7 @@ import { ensureActionBuilt, type JobOptions, type RunnerJob } from '../../test/s
 import type { OidcIssuer } from '../../test/support/oidc-issuer.js';
 import { policyYaml, type PolicySpec } from '../../test/support/policy.js';
 import type { ExchangeRequest } from '../../src/shared/api.js';
-import { INLINE_ROLE_PART, PART_LABEL } from '../../src/broker/naming.js';
+import { INLINE_ROLE_PART, PART_LABEL, SELF_REVOKE_ROLE_PART } from '../../src/broker/naming.js';
 import type { BenchSettings } from './settings.js';
 import { BenchBrokerClient } from './broker-client.js';
 import { credentialsFromKubeconfig, MinimalKubeClient } from './kube-client.js';
@@ -103,6 +103,10 @@ export interface BenchContext {
       reaperIntervalSeconds?: number;
       gateway?: boolean;
       inlineRole?: boolean;
+      /** Its certificate (and the CA that verifies it) instead of a throwaway one. */
+      tls?: { certFile: string; keyFile: string; ca: Buffer };
+      /** More config sections (e.g. `edge`). */
+      config?: Record<string, unknown>;
       shadowRole?: boolean;
       profiled?: boolean;
     },
@@ -228,12 +232,14 @@ export async function createBenchContext(log: (msg: string) => void): Promise<Be
         reaperIntervalSeconds: opts.reaperIntervalSeconds ?? 15,
         entry: opts.profiled || process.env.BENCH_PROFILE === '1' ? PROFILED_ENTRY : undefined,
         gateway: opts.gateway,
+        tls: opts.tls,
         config: {
           limits: {
             bodyBytes: 16384,
             requestTimeoutMs: 30_000,
             perRepositoryPerMinute: RATE_LIMIT_PER_REPOSITORY,
           },
+          ...opts.config,
         },
       });
       const ca = broker.ca!;
@@ -254,9 +260,10 @@ export async function createBenchContext(log: (msg: string) => void): Promise<Be
       return b;
     },
     async clearGrants(namespace) {
-      // Not the inline role's shared Role: it belongs to no grant and outlives them, as in a cluster.
+      // Not the shared Roles (an inline role's, the self-revoke one): they belong to no grant and
+      // outlive them, as in a cluster.
       const sel = encodeURIComponent(
-        `app.kubernetes.io/managed-by=k8s-ephemeral-access,${PART_LABEL}!=${INLINE_ROLE_PART}`,
+        `app.kubernetes.io/managed-by=k8s-ephemeral-access,${PART_LABEL} notin (${INLINE_ROLE_PART},${SELF_REVOKE_ROLE_PART})`,
       );
       const ns = encodeURIComponent(namespace);
       await Promise.all([

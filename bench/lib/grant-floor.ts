@@ -5,6 +5,9 @@
 //   sequential: Lease, ServiceAccount, RoleBinding, TokenRequest, then revoke Role → revoke RoleBinding
 //   parallel:   [Lease ∥ ServiceAccount] → [RoleBinding ∥ TokenRequest], then revoke Role → revoke RoleBinding
 //   bare:       ServiceAccount → [RoleBinding ∥ TokenRequest], nothing else
+//   shared:     the parallel shape with the shared self-revoke mechanism: after the token one
+//               RoleBinding to the namespace's shared self-revoke Role (which must exist), no Role
+//               (src/broker/grants/shared-self-revoke.ts: what the broker writes while its guard holds)
 // The parallel shape keeps only the true data dependencies: the bindings and the TokenRequest need
 // the ServiceAccount's uid, a RoleBinding to the revoke Role needs that Role to exist (RBAC
 // escalation check). It is the fastest any client could do the same work. The bare shape is the
@@ -16,6 +19,7 @@
 import { randomUUID } from 'node:crypto';
 import type { VerifiedClaims } from '../../src/broker/types.js';
 import { RBAC_GROUP, grantObjects, tokenRequestBody } from '../../src/broker/grants/grant-objects.js';
+import { SELF_REVOKE_ROLE } from '../../src/broker/naming.js';
 import { jwtRecordKeepAfterExpiry, jwtUseLease } from '../../src/broker/grants/replay-ledger.js';
 import { defaultClaims } from '../../test/support/oidc-issuer.js';
 import type { MinimalKubeClient } from './kube-client.js';
@@ -23,7 +27,7 @@ import type { MinimalKubeClient } from './kube-client.js';
 /** The test brokers' leewaySeconds (test/support/broker.ts): how long after exp they keep a JWT-use record. */
 const BROKER_LEEWAY_SECONDS = 5;
 
-export type FloorShape = 'sequential' | 'parallel' | 'bare';
+export type FloorShape = 'sequential' | 'parallel' | 'bare' | 'shared';
 
 export interface GrantTarget {
   namespace: string;
@@ -75,7 +79,11 @@ export function grantBodies(claims: VerifiedClaims, t: GrantTarget, expiresAt: D
       ...objects.accessBinding(uid, roleRef),
     }),
     revokeRole: (uid: string) => ({ ...rbac, kind: 'Role', ...objects.revokeRole(uid) }),
-    revokeBinding: (uid: string) => ({ ...rbac, kind: 'RoleBinding', ...objects.revokeBinding(uid) }),
+    revokeBinding: (uid: string, sharedRole?: string) => ({
+      ...rbac,
+      kind: 'RoleBinding',
+      ...objects.revokeBinding(uid, sharedRole),
+    }),
     tokenRequest: (uid: string) => ({
       apiVersion: 'authentication.k8s.io/v1',
       kind: 'TokenRequest',
@@ -87,7 +95,7 @@ export function grantBodies(claims: VerifiedClaims, t: GrantTarget, expiresAt: D
 export interface FloorGrant {
   grantId: string;
   token: string;
-  /** The self-revoke Role and RoleBinding, created after the token as the broker does (bare: none). */
+  /** The self-revoke objects, created after the token as the broker does (bare: none). */
   settled: Promise<void>;
 }
 
@@ -139,5 +147,11 @@ export async function floorGrant(
   }
   const [, uid] = await Promise.all([createLease(), createSa()]);
   const [, token] = await Promise.all([accessBinding(uid), tokenRequest(uid)]);
-  return { grantId: b.grantId, token, settled: revokePair(uid) };
+  const selfRevoke =
+    shape === 'shared'
+      ? kube
+          .json('POST', `${rbac}/rolebindings`, b.revokeBinding(uid, SELF_REVOKE_ROLE))
+          .then(() => undefined)
+      : revokePair(uid);
+  return { grantId: b.grantId, token, settled: selfRevoke };
 }

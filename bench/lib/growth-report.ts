@@ -16,6 +16,8 @@ export function growthMetrics(g: GrowthResults, set: (k: string, v: number | und
     set(key(c, 'get_p50_ms'), c.get.p50);
     set(key(c, 'apply_p50_ms'), c.apply.p50);
     set(key(c, 'broker_idle_cpu_ms_per_s'), c.brokerIdleCpuMsPerS);
+    set(key(c, 'self_revoke_failures'), c.selfRevokeFailures);
+    set(key(c, 'failed_exchanges'), c.failedExchanges);
   }
   // The headline: how much slower the largest single namespace is than an empty one.
   const single = g.cells.filter((c) => c.layout === 'single');
@@ -42,14 +44,14 @@ export function growthMarkdown(g: GrowthResults): string[] {
     '',
     '### Growth: live grants in the namespace',
     '',
-    `Exchange latency in ms at concurrency 1 (p50 / p95) and throughput in grants/s at 1 and 32, with the API server's and the broker's CPU per exchange at 32; an unrelated identity's GET and a job's server-side apply in the same namespace (p50 / p95, ms); the broker's CPU per second while it serves nothing (its reaper included); the load each row ran under. _single_: every live grant in the measured namespace; _spread_: spread evenly over ten, the measured one among them. Making the live grants took ${seed || '–'}, removing them ${removed || '–'}; ${g.leftovers} grant objects were left after; the scenario took ${f(g.wallSeconds)} s.`,
+    `Exchange latency in ms at concurrency 1 (p50 / p95) and throughput in grants/s at 1 and 32, with the API server's and the broker's CPU per exchange at 32; an unrelated identity's GET and a job's server-side apply in the same namespace (p50 / p95, ms); the broker's CPU per second while it serves nothing (its reaper included); the exchanges the broker answered with an error (their time counts in the latency) and the self-revoke pairs it could not make (it logs each; those grants work, and are revoked through the broker or reaped); the load each row ran under. _single_: every live grant in the measured namespace; _spread_: spread evenly over ten, the measured one among them. Making the live grants took ${seed || '–'}, removing them ${removed || '–'}; ${g.leftovers} grant objects were left after; the scenario took ${f(g.wallSeconds)} s.`,
     '',
-    '| layout | live grants | in namespace | exchange p50 / p95 | /s at 1 | /s at 32 | API server CPU | broker CPU | GET p50 / p95 | apply p50 / p95 | broker idle CPU ms/s | load at start | other work (cores) |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| layout | live grants | in namespace | exchange p50 / p95 | /s at 1 | /s at 32 | API server CPU | broker CPU | GET p50 / p95 | apply p50 / p95 | broker idle CPU ms/s | exchanges failed | pairs failed | load at start | other work (cores) |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const c of g.cells)
     lines.push(
-      `| ${c.layout} | ${f(c.liveGrants)} | ${f(c.inNamespace)} | ${f(c.exchangeC1.p50)} / ${f(c.exchangeC1.p95)} | ${f(c.exchangeC1.throughput)} | ${f(c.exchangeC32.throughput)} | ${f(c.apiServerCpuMsPerExchange)} | ${f(c.brokerCpuMsPerExchange)} | ${f(c.get.p50)} / ${f(c.get.p95)} | ${f(c.apply.p50)} / ${f(c.apply.p95)} | ${f(c.brokerIdleCpuMsPerS)} | ${c.noise.loadAtStart.toFixed(2)} | ${c.noise.foreignCores}${c.noise.noisy ? ' (noisy)' : ''} |`,
+      `| ${c.layout} | ${f(c.liveGrants)} | ${f(c.inNamespace)} | ${f(c.exchangeC1.p50)} / ${f(c.exchangeC1.p95)} | ${f(c.exchangeC1.throughput)} | ${f(c.exchangeC32.throughput)} | ${f(c.apiServerCpuMsPerExchange)} | ${f(c.brokerCpuMsPerExchange)} | ${f(c.get.p50)} / ${f(c.get.p95)} | ${f(c.apply.p50)} / ${f(c.apply.p95)} | ${f(c.brokerIdleCpuMsPerS)} | ${c.failedExchanges} | ${c.selfRevokeFailures} | ${c.noise.loadAtStart.toFixed(2)} | ${c.noise.foreignCores}${c.noise.noisy ? ' (noisy)' : ''} |`,
     );
   return lines;
 }

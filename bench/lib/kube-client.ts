@@ -58,10 +58,12 @@ export class MinimalKubeClient {
   private readonly base: URL;
   private readonly headers: Record<string, string>;
 
-  constructor(creds: KubeCredentials, options: { keepAlive?: boolean } = {}) {
+  /** `servername`: the TLS server name to send and verify, when `server` is an address (a relay's). */
+  constructor(creds: KubeCredentials, options: { keepAlive?: boolean; servername?: string } = {}) {
     this.base = new URL(creds.server);
     this.agent = new Agent({
       keepAlive: options.keepAlive ?? true,
+      ...(options.servername && { servername: options.servername }),
       maxSockets: Infinity,
       // Idle connections dropped well before the API server's own idle timeout (90 s), so a call
       // after a pause between scenarios never goes out on a connection the server is closing.

@@ -12,7 +12,9 @@ import type { ReaperResults } from '../scenarios/reaper.js';
 import type { ActionResults } from '../scenarios/action.js';
 import type { CredentialResults } from '../scenarios/credential.js';
 import type { ScaleResults } from '../scenarios/scale.js';
+import type { SelfRevokeResults } from '../scenarios/self-revoke.js';
 import type { GatewayResults } from '../scenarios/gateway.js';
+import type { EdgeResults } from '../scenarios/edge.js';
 import type { GrowthResults } from '../scenarios/growth.js';
 import { growthMarkdown, growthMetrics } from './growth-report.js';
 import type { BenchSettings } from './settings.js';
@@ -29,7 +31,9 @@ export interface ScenarioResults {
   credential?: CredentialResults;
   scale?: ScaleResults;
   gateway?: GatewayResults;
+  edge?: EdgeResults;
   growth?: GrowthResults;
+  selfRevoke?: SelfRevokeResults;
 }
 
 export interface Target {
@@ -78,6 +82,7 @@ const KIND_LABEL: Record<ExchangeKind, string> = {
   sequential: 'floor, sequential',
   bare: 'bare minimum',
   inline: 'broker, inline role',
+  shared: 'floor, shared self-revoke Role',
 };
 
 export function flatMetrics(r: ScenarioResults): Record<string, number> {
@@ -169,6 +174,22 @@ export function flatMetrics(r: ScenarioResults): Record<string, number> {
     set('gateway_shadow_throughput_ratio_c32', g.shadow.throughputRatioC32);
     set('gateway_shadow_record_us', g.shadow.recordMicros.shadow);
   }
+  if (r.edge) {
+    const e = r.edge;
+    set('edge_added_get_p50_ms_c1', e.addedGetP50Ms);
+    set('edge_get_p50_ms_c1', e.getP50Ms.edge);
+    set('edge_direct_get_p50_ms_c1', e.getP50Ms.direct);
+    set('edge_added_exchange_p50_ms', e.addedExchangeP50Ms);
+    set('edge_exchange_p50_ms', e.exchangeP50Ms.edge);
+    set('edge_direct_exchange_p50_ms', e.exchangeP50Ms.direct);
+    set('edge_throughput_c32', e.c32Throughput.edge);
+    set('edge_direct_throughput_c32', e.c32Throughput.direct);
+    set('edge_throughput_ratio_c32', e.throughputRatioC32);
+    set('edge_cpu_ms_per_mb', e.edgeCpuMsPerMb);
+    set('edge_cpu_ms_per_get', e.edgeCpuMsPerGet);
+    set('edge_broker_cpu_ms_per_get', e.brokerCpuMsPerGet.edge);
+    set('edge_rss_mb', e.edgeRssMb);
+  }
   if (r.growth) growthMetrics(r.growth, set);
   return m;
 }
@@ -215,6 +236,37 @@ export function noiseSentence(noise: Record<string, ScenarioNoise>): string {
 }
 
 /** The generated Markdown: machine, targets, then one table per scenario. */
+/** Edge mode beside direct gateway mode (scenarios/edge.ts): one row per figure, with its meaning. */
+function edgeRows(e: EdgeResults): [string, string, string][] {
+  return [
+    [
+      'GET p50 at concurrency 1 added by the edge (`edge_added_get_p50_ms_c1` = edge − direct)',
+      `${fmt(e.addedGetP50Ms)} ms`,
+      `through the edge ${fmt(e.getP50Ms.edge)} ms, straight to the gateway ${fmt(e.getP50Ms.direct)} ms; same broker, grant and client, alternating`,
+    ],
+    [
+      'Exchange p50 added by the edge (`edge_added_exchange_p50_ms`)',
+      `${fmt(e.addedExchangeP50Ms)} ms`,
+      `through the edge ${fmt(e.exchangeP50Ms.edge)} ms, straight to the broker ${fmt(e.exchangeP50Ms.direct)} ms (keep-alive clients)`,
+    ],
+    [
+      'GET throughput at concurrency 32 through the edge (`edge_throughput_ratio_c32` = edge ÷ direct)',
+      `${fmt(e.c32Throughput.edge)} /s`,
+      `straight to the gateway ${fmt(e.c32Throughput.direct)} /s → ratio ${fmt(e.throughputRatioC32)}`,
+    ],
+    [
+      'Edge CPU per MB relayed (`edge_cpu_ms_per_mb`)',
+      `${fmt(e.edgeCpuMsPerMb)} ms`,
+      `user + system time of the edge process over ${fmt(e.bulkMb)} MB of 900 KiB GETs (both directions, its own byte counts); RSS ${fmt(e.edgeRssMb)} MiB`,
+    ],
+    [
+      'Edge CPU per proxied GET (`edge_cpu_ms_per_get`)',
+      `${fmt(e.edgeCpuMsPerGet)} ms`,
+      `the broker's CPU per GET through the edge ${fmt(e.brokerCpuMsPerGet.edge)} ms, direct ${fmt(e.brokerCpuMsPerGet.direct)} ms (its side of the tunnel)`,
+    ],
+  ];
+}
+
 export function renderMarkdown(report: Report): string {
   const { machine: mc, details: d } = report;
   const lines: string[] = [];
@@ -397,6 +449,7 @@ export function renderMarkdown(report: Report): string {
       ],
     );
   }
+  if (d.edge) rows.push(...edgeRows(d.edge));
   if (rows.length) {
     lines.push('', '### Other figures', '', '| measure | value | beside |', '| --- | ---: | --- |');
     for (const [a, b, c] of rows) lines.push(`| ${a} | ${b} | ${c} |`);

@@ -27,6 +27,8 @@ export interface BenchSettings {
   gatewayGrants: number;
   /** Growth: live grant counts measured, ascending (0 first for the baseline). */
   growthSizes: number[];
+  /** Growth: which layouts (BENCH_GROWTH_LAYOUTS=single,spread; both by default). */
+  growthLayouts: ('single' | 'spread')[];
   /** Growth: exchanges per size at concurrency 1, and at concurrency 32. */
   growthC1Count: number;
   growthC32Count: number;
@@ -59,6 +61,14 @@ const sizes = (name: string, raw: string | undefined, fallback: number[]): numbe
     return n;
   });
   return [...new Set(list)].sort((a, b) => a - b);
+};
+
+const growthLayouts = (raw: string | undefined): ('single' | 'spread')[] => {
+  const list = (raw || 'single,spread').split(',').map((s) => s.trim());
+  for (const l of list)
+    if (l !== 'single' && l !== 'spread')
+      throw new Error(`BENCH_GROWTH_LAYOUTS lists single and/or spread, got ${raw}`);
+  return list as ('single' | 'spread')[];
 };
 
 export function loadSettings(env: NodeJS.ProcessEnv = process.env): BenchSettings {
@@ -97,6 +107,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): BenchSetting
       env.BENCH_GROWTH_SIZES,
       quick ? [0, 100, 400] : [0, 1000, 5000, 10000],
     ),
+    growthLayouts: growthLayouts(env.BENCH_GROWTH_LAYOUTS),
     growthC1Count: int('BENCH_GROWTH_C1_N', quick ? 10 : 30),
     growthC32Count: int('BENCH_GROWTH_C32_N', quick ? 64 : 128),
     growthWindowSeconds: int('BENCH_GROWTH_WINDOW_S', quick ? 6 : 16),

@@ -3,18 +3,30 @@
 // bare minimum (ServiceAccount → [RoleBinding ∥ TokenRequest]). At concurrency 1 also the exchange
 // of an inline role. Broker and floor runs are interleaved, in a rotating order, so drift on a
 // noisy machine hits all of them.
-import { INLINE_ROLE, processCpuMs, type Scenario } from '../lib/context.js';
+import {
+  INLINE_ROLE,
+  processCpuMs,
+  type BenchBroker,
+  type BenchContext,
+  type Scenario,
+} from '../lib/context.js';
 import type { FloorShape } from '../lib/grant-floor.js';
 import { PART_LABEL } from '../../src/broker/naming.js';
 import { closedLoop, median, summarize, type LatencySummary } from '../lib/stats.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** One run as a log line. */
+export const describeRun = (kind: string, run: ExchangeRun): string =>
+  `${kind.padEnd(10)} p50 ${run.p50.toFixed(1)} ms, p99 ${run.p99.toFixed(1)} ms, ${run.throughput.toFixed(1)}/s, CPU/grant: API server ${run.apiServerCpuMs.toFixed(1)} ms, broker ${run.brokerCpuMs.toFixed(1)} ms`;
+
 /** `inline`: the broker, for a role whose rules the policy writes out (concurrency 1 only). */
 export type ExchangeKind = 'broker' | 'inline' | FloorShape;
-type EveryKind = Exclude<ExchangeKind, 'inline'>;
+/** The kinds of the exchange table (the `shared` floor runs in scenarios/self-revoke.ts). */
+type EveryKind = 'broker' | Exclude<FloorShape, 'shared'>;
 export const EXCHANGE_KINDS: EveryKind[] = ['broker', 'parallel', 'sequential', 'bare'];
-const kindsAt = (c: number): ExchangeKind[] => (c === 1 ? [...EXCHANGE_KINDS, 'inline'] : EXCHANGE_KINDS);
+type TableKind = EveryKind | 'inline';
+const kindsAt = (c: number): TableKind[] => (c === 1 ? [...EXCHANGE_KINDS, 'inline'] : EXCHANGE_KINDS);
 
 /** One value per kind; `inline` only where it ran (concurrency 1). */
 export type PerKind<T> = Record<EveryKind, T> & { inline?: T };
@@ -56,55 +68,79 @@ const medianRun = (runs: ExchangeRun[]): ExchangeRun => ({
   brokerCpuMs: median(runs.map((r) => r.brokerCpuMs)),
 });
 
-export const runExchangeBench: Scenario<ExchangeResults> = async (ctx, settings, log) => {
-  const ns = ctx.namespaces.exchange;
+/**
+ * Runs `count` exchanges (broker kinds: through `bb`, and until every self-revoke binding of them
+ * exists) or floor grants, `concurrency` at a time, in `ns`; latencies and wall time.
+ */
+export function exchangeBatcher(ctx: BenchContext, bb: BenchBroker, ns: string) {
   const target = ctx.target(ns);
   const body = ctx.exchangeBody(ns);
   const inlineBody = ctx.exchangeBody(ns, INLINE_ROLE);
-  const bb = await ctx.startBroker([ns], { inlineRole: true });
   const selfRevokeBindings = async () => {
     const sel = encodeURIComponent(`${PART_LABEL}=revoke`);
     const path = `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings?labelSelector=${sel}`;
     return (await ctx.adminKube.json<{ items: unknown[] }>('GET', path)).items.length;
   };
-  try {
-    const batch = async (kind: ExchangeKind, count: number, concurrency: number) => {
-      if (kind === 'broker' || kind === 'inline') {
-        const tokens = await ctx.presign(count);
-        const b = kind === 'inline' ? inlineBody : body;
-        const before = await selfRevokeBindings();
-        const result = await closedLoop(count, concurrency, (i) => bb.client.exchange(tokens[i]!, b)).catch(
-          async (err: unknown) => {
-            // Say whether the broker died (and its last log lines: it never logs secrets).
-            const exit = await Promise.race([
-              bb.broker.exited.then((code) => `exited with ${code}`),
-              sleep(500).then(() => 'still running'),
-            ]);
-            throw new Error(`${String(err)}; broker ${exit}: ${bb.broker.stderr.slice(-10).join('\n')}`, {
-              cause: err,
-            });
-          },
-        );
-        // The broker finishes the self-revoke pairs after its answers: wait for them (a few reads
-        // at the end, whose CPU counts against the broker), so the CPU figures cover whole grants.
-        const deadline = Date.now() + 60_000;
-        while ((await selfRevokeBindings()) < before + count) {
-          if (Date.now() > deadline) throw new Error('the self-revoke pairs did not all appear within 60 s');
-          await sleep(50);
-        }
-        return result;
+  return async (kind: ExchangeKind, count: number, concurrency: number) => {
+    if (kind === 'broker' || kind === 'inline') {
+      const tokens = await ctx.presign(count);
+      const b = kind === 'inline' ? inlineBody : body;
+      const before = await selfRevokeBindings();
+      const result = await closedLoop(count, concurrency, (i) => bb.client.exchange(tokens[i]!, b)).catch(
+        async (err: unknown) => {
+          // Say whether the broker died (and its last log lines: it never logs secrets).
+          const exit = await Promise.race([
+            bb.broker.exited.then((code) => `exited with ${code}`),
+            sleep(500).then(() => 'still running'),
+          ]);
+          throw new Error(`${String(err)}; broker ${exit}: ${bb.broker.stderr.slice(-10).join('\n')}`, {
+            cause: err,
+          });
+        },
+      );
+      // The broker finishes the self-revoke pairs after its answers: wait for them (a few reads
+      // at the end, whose CPU counts against the broker), so the CPU figures cover whole grants.
+      const deadline = Date.now() + 60_000;
+      while ((await selfRevokeBindings()) < before + count) {
+        if (Date.now() > deadline) throw new Error('the self-revoke pairs did not all appear within 60 s');
+        await sleep(50);
       }
-      // The self-revoke pairs finish after the timed answers, as the broker's do.
-      const trailing: Promise<void>[] = [];
-      const result = await closedLoop(count, concurrency, async () => {
-        const g = await ctx.floorGrant(target, kind);
-        trailing.push(g.settled);
-        return g;
-      });
-      await Promise.all(trailing);
       return result;
-    };
+    }
+    // The self-revoke pairs finish after the timed answers, as the broker's do.
+    const trailing: Promise<void>[] = [];
+    const result = await closedLoop(count, concurrency, async () => {
+      const g = await ctx.floorGrant(target, kind);
+      trailing.push(g.settled);
+      return g;
+    });
+    await Promise.all(trailing);
+    return result;
+  };
+}
 
+/** One measured batch: its latency summary, throughput and CPU per grant. */
+export async function measuredBatch(
+  ctx: BenchContext,
+  bb: BenchBroker,
+  batch: ReturnType<typeof exchangeBatcher>,
+  kind: ExchangeKind,
+  count: number,
+  c: number,
+): Promise<ExchangeRun> {
+  const cpuBefore = [processCpuMs(ctx.apiServerPid), processCpuMs(bb.pid)];
+  const { latencies, wallMs } = await batch(kind, count, c);
+  const [apiServerCpuMs, brokerCpuMs] = [ctx.apiServerPid, bb.pid].map(
+    (pid, i) => (processCpuMs(pid) - cpuBefore[i]!) / count,
+  ) as [number, number];
+  return { ...summarize(latencies), throughput: (count / wallMs) * 1000, apiServerCpuMs, brokerCpuMs };
+}
+
+export const runExchangeBench: Scenario<ExchangeResults> = async (ctx, settings, log) => {
+  const ns = ctx.namespaces.exchange;
+  const bb = await ctx.startBroker([ns], { inlineRole: true });
+  try {
+    const batch = exchangeBatcher(ctx, bb, ns);
     const results: ExchangeResults = {
       runs: {},
       medians: {},
@@ -126,21 +162,9 @@ export const runExchangeBench: Scenario<ExchangeResults> = async (ctx, settings,
       for (let rep = 0; rep < settings.reps; rep += 1) {
         const order = kinds.map((_, i) => kinds[(i + rep) % kinds.length]!);
         for (const kind of order) {
-          const cpuBefore = [processCpuMs(ctx.apiServerPid), processCpuMs(bb.pid)];
-          const { latencies, wallMs } = await batch(kind, count, c);
-          const [apiServerCpuMs, brokerCpuMs] = [ctx.apiServerPid, bb.pid].map(
-            (pid, i) => (processCpuMs(pid) - cpuBefore[i]!) / count,
-          ) as [number, number];
-          const run = {
-            ...summarize(latencies),
-            throughput: (count / wallMs) * 1000,
-            apiServerCpuMs,
-            brokerCpuMs,
-          };
+          const run = await measuredBatch(ctx, bb, batch, kind, count, c);
           runs[kind]!.push(run);
-          log(
-            `  c=${c} rep ${rep + 1}/${settings.reps} ${kind.padEnd(10)} p50 ${run.p50.toFixed(1)} ms, p99 ${run.p99.toFixed(1)} ms, ${run.throughput.toFixed(1)}/s, CPU/grant: API server ${apiServerCpuMs.toFixed(1)} ms, broker ${brokerCpuMs.toFixed(1)} ms`,
-          );
+          log(`  c=${c} rep ${rep + 1}/${settings.reps} ${describeRun(kind, run)}`);
           await ctx.clearGrants(ns);
         }
       }

@@ -8,7 +8,7 @@ import { Reaper } from './grants/reaper.js';
 import type { Logger } from './logger.js';
 import type { AuditLog } from './audit.js';
 import { createMetrics, type BrokerMetrics } from './metrics.js';
-import { listen } from './net/server.js';
+import { listen, serveUnbound, type ServingServer } from './net/server.js';
 import type { PolicyEngine, TokenVerifier } from './types.js';
 import { createBrokerApp, type BrokerApp } from './app.js';
 import { createGrantWork } from './grant-work.js';
@@ -61,12 +61,15 @@ export interface BrokerRuntimeConfig {
   gateway?: GatewayConfig;
   /** Edge mode (edge/): the replica dials the edges and serves the runners' streams they open. */
   edge?: EdgeTunnelConfig;
+  /** False (edge mode only): the broker and the gateway bind no port; default true. */
+  publicListeners?: boolean;
   /** Direct mode: the API server's audit log, read for each revoked grant's job summary. */
   auditLog?: AuditLogConfig;
 }
 
 export interface RunningBroker {
-  url: string;
+  /** The public listener; undefined with publicListeners: false (nothing to reach but the edge). */
+  url: string | undefined;
   /** The internal listener: /metrics, /healthz, /readyz. */
   internalUrl: string;
   app: BrokerApp;
@@ -163,6 +166,8 @@ async function startGatewayPart(
         pathname,
         status,
       ),
+    // Edge-only: no port; the edge's streams are handed to its server (startEdgePart).
+    bindPort: w.config.publicListeners !== false,
     // The rule's sourceRanges under the policy running now, asked on every request.
     checkSource: (grant, req) =>
       policy.sourceAllowed(grant.ruleName ?? '', clientAddressOf(req, trustedProxies).address)
@@ -179,16 +184,21 @@ async function startGatewayPart(
   return { gateway, close, usage };
 }
 
-/** The public and the internal listener, each closed by the stack (the shutdown drains them first). */
+/**
+ * The public and the internal listener, each closed by the stack (the shutdown drains them first).
+ * With publicListeners: false the public one binds no port: it serves the edge's streams only.
+ */
 async function startListeners(w: Wiring, app: BrokerApp) {
   const { config } = w;
-  const server = await listen(app.handle, {
-    host: config.listen.host,
-    port: config.listen.port,
+  const serving = {
     tls: config.tls,
     insecureHttp: config.insecureHttp,
     requestTimeoutMs: config.limits.requestTimeoutMs,
-  });
+  };
+  const server: ServingServer & { url?: string } =
+    config.publicListeners === false
+      ? serveUnbound(app.handle, serving)
+      : await listen(app.handle, { ...config.listen, ...serving });
   const closeServer = closeOnce((graceMs: number) => server.close(graceMs));
   w.stack.push('public listener', () => closeServer(0));
   // Plain HTTP on purpose: it carries no credential, only counters and probe answers.
@@ -314,6 +324,9 @@ function newApp(
 }
 
 export async function runBroker(config: BrokerRuntimeConfig, parts: BrokerParts): Promise<RunningBroker> {
+  // Without an edge, a broker that binds no public port could never be reached (config refuses it).
+  if (config.publicListeners === false && !config.edge)
+    throw new Error('publicListeners: false needs edge mode (an edge section)');
   const kc = loadKubeConfig(config.kubeconfig);
   const metrics = parts.metrics ?? createMetrics({ defaultMetrics: true });
   const stack = new StopStack((name, err) =>
@@ -376,12 +389,12 @@ async function startParts(w: Wiring): Promise<RunningBroker> {
   // The file may have changed since it was read for `policy`.
   void reload?.check();
   parts.logger.info('broker listening', {
-    url: server.url,
+    url: server.url ?? null,
     internalUrl: internal.url,
+    publicListeners: config.publicListeners !== false,
     namespaces: policy.namespaces(),
     identity: parts.identity,
   });
-
   let stopping: Promise<void> | undefined;
   return {
     url: server.url,

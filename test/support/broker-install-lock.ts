@@ -2,7 +2,7 @@
 // have one name per cluster, whichever way it is installed: deploy/ (kubectl apply -k) and the chart
 // (helm install) both create them, and helm refuses objects another install owns. Test files that
 // install the broker one of those ways therefore take turns: this lock, one per cluster, held for the
-// file's whole life (beforeAll to afterAll).
+// file's whole life (beforeAll to afterAll). lockCluster is the same lock under any other name.
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { adminKubeconfigPath, sleep } from './cluster.js';
@@ -25,16 +25,19 @@ function abandoned(lock: string): boolean {
   }
 }
 
-/** Waits for the cluster's broker-install lock; resolves with its release. */
-export async function lockBrokerInstall(what: string): Promise<() => void> {
-  const lock = join(dirname(adminKubeconfigPath()), 'broker-install.lock');
+/**
+ * Waits for the lock `name` of the cluster the tests use (a directory beside its state, so it goes
+ * with the cluster); resolves with its release. `what` names the waiter in the log.
+ */
+export async function lockCluster(name: string, what: string): Promise<() => void> {
+  const lock = join(dirname(adminKubeconfigPath()), `${name}.lock`);
   const started = Date.now();
   for (;;) {
     try {
       mkdirSync(lock);
       writeFileSync(join(lock, 'pid'), String(process.pid));
       const waited = Date.now() - started;
-      if (waited > 1000) console.log(`${what}: waited ${waited} ms for another broker install to finish`);
+      if (waited > 1000) console.log(`${what}: waited ${waited} ms for the ${name} lock`);
       return () => rmSync(lock, { recursive: true, force: true });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -43,3 +46,6 @@ export async function lockBrokerInstall(what: string): Promise<() => void> {
     }
   }
 }
+
+/** Waits for the cluster's broker-install lock; resolves with its release. */
+export const lockBrokerInstall = (what: string): Promise<() => void> => lockCluster('broker-install', what);

@@ -52,6 +52,7 @@ export interface StartBrokerOptions {
 }
 
 export interface RunningBroker {
+  /** Its public listener (with `publicListeners: false` in `config`, a port nothing listens on). */
   url: string;
   /** The gateway's URL (gateway mode only). */
   gatewayUrl?: string;
@@ -96,8 +97,10 @@ export async function startBroker(opts: StartBrokerOptions): Promise<RunningBrok
   const gatewayUrl = gatewayPort ? `https://127.0.0.1:${gatewayPort}` : undefined;
   const policyFile = join(dir, 'policy.yaml');
   writeFileSync(policyFile, opts.policyYaml);
+  // Edge-only mode refuses a listen address it would not use.
+  const edgeOnly = opts.config?.publicListeners === false;
   const config: Record<string, unknown> = {
-    listen: { host, port },
+    ...(edgeOnly ? {} : { listen: { host, port } }),
     internalListen: { host: '127.0.0.1', port: internalPort },
     ...(tls ? { tls: { certFile: tls.certFile, keyFile: tls.keyFile } } : { insecureHttp: true }),
     issuers: [opts.issuer],
@@ -170,11 +173,15 @@ export async function startBroker(opts: StartBrokerOptions): Promise<RunningBrok
     return res;
   };
 
+  const internalUrl = `http://127.0.0.1:${internalPort}`;
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (exitCode !== undefined)
       throw new Error(`broker exited with ${exitCode} before ready:\n${stderr.join('\n')}`);
-    const ok = await request('GET', '/readyz').then(
+    // In edge-only mode only the internal listener answers here.
+    const ok = await (
+      edgeOnly ? brokerRequest(internalUrl, 'GET', '/readyz') : request('GET', '/readyz')
+    ).then(
       (r) => r.status === 200,
       () => false,
     );
@@ -191,7 +198,6 @@ export async function startBroker(opts: StartBrokerOptions): Promise<RunningBrok
     rmSync(dir, { recursive: true, force: true });
     return code;
   };
-  const internalUrl = `http://127.0.0.1:${internalPort}`;
   return {
     url,
     gatewayUrl,

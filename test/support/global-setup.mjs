@@ -12,5 +12,7 @@ export default async function globalSetup() {
   process.env.K8S_EA_ADMIN_KUBECONFIG = info.kubeconfig;
   process.env.K8S_EA_AUDIT_LOG = info.auditLog;
   process.env.K8S_EA_SERVER = info.server;
+  // One id per test run: what a run builds once for all its files (the broker image) is keyed by it.
+  process.env.K8S_EA_TEST_RUN = `${Date.now()}-${process.pid}`;
   await installClusterFixtures(info.kubeconfig);
 }

@@ -87,15 +87,23 @@ export async function startInProcessBroker(o: InProcessBrokerOptions) {
       now: o.now,
     },
   );
+  // These brokers always bind their ports (publicListeners is never false here).
+  const listening = (url: string | undefined): string => {
+    if (url === undefined) throw new Error('the in-process broker binds its public ports');
+    return url;
+  };
+  const url = listening(running.url);
   return {
     ...running,
+    url,
+    gateway: running.gateway && { ...running.gateway, url: listening(running.gateway.url) },
     metrics,
     auditLines,
     logLines,
     /** The CA that verifies its HTTPS certificate (undefined over plain HTTP). */
     ca: tls?.ca,
     request: <T = unknown>(method: string, path: string, ro: BrokerRequestOptions = {}) =>
-      brokerRequest<T>(running.url, method, path, ro, tls?.ca),
+      brokerRequest<T>(url, method, path, ro, tls?.ca),
     internalGet: (path: string) => brokerRequest<string>(running.internalUrl, 'GET', path),
     async stop() {
       await running.shutdown();

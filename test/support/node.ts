@@ -1,4 +1,5 @@
 // The test cluster's node: where it is, its local images, and pods from the test image.
+import { describe } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import type { Server } from 'node:net';
@@ -174,4 +175,28 @@ export async function waitPodsReady(
 interface PodStatus {
   metadata: { name: string };
   status: { conditions?: { type: string; status: string }[] };
+}
+
+/**
+ * Whether the cluster the tests use has a node, from its state (the node's info file): `cluster:up`
+ * starts one unless K8S_EA_NODE=0.
+ */
+export function clusterHasNode(stateDir = dirname(adminKubeconfigPath())): boolean {
+  return existsSync(join(stateDir, 'node', 'info.json'));
+}
+
+/**
+ * describe() for tests that need the node; on a cluster without one, describe.skip() and a line that
+ * says why (a skipped suite is otherwise silent in jest's summary).
+ */
+export function describeOnNode(title: string, fn: () => void): void {
+  if (clusterHasNode()) {
+    describe(title, fn);
+    return;
+  }
+  // To stderr, not console.log: jest shows no console output of a file whose tests all skipped.
+  process.stderr.write(
+    `${title}: skipped, the test cluster has no node (it was started with K8S_EA_NODE=0; npm run cluster:down, then npm test, starts one)\n`,
+  );
+  describe.skip(title, fn);
 }

@@ -35,8 +35,9 @@ const capitalized = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
 /** The client-node method a namespaced call maps to, with its parameters; undefined if none. */
 export function scriptedCallOf(
   method: string,
-  path: string,
-): { api: string; name: string; params: { namespace: string; name?: string } } | undefined {
+  url: string,
+): { api: string; name: string; params: { namespace: string; name?: string } & ListParams } | undefined {
+  const [path = '', query = ''] = url.split('?');
   const m =
     /^\/(?:api\/v1|apis\/([^/]+)\/v1)\/namespaces\/([^/]+)\/([^/]+)(?:\/([^/]+))?(?:\/([^/]+))?$/.exec(path);
   const api = GROUPS[m?.[1] ?? ''];
@@ -51,7 +52,25 @@ export function scriptedCallOf(
     params: {
       namespace: decodeURIComponent(namespace ?? ''),
       ...(name && { name: decodeURIComponent(name) }),
+      ...listParams(new URLSearchParams(query)),
     },
+  };
+}
+
+/** A list's query, named as client-node's list methods name their parameters. */
+interface ListParams {
+  limit?: number;
+  _continue?: string;
+  labelSelector?: string;
+}
+function listParams(q: URLSearchParams): ListParams {
+  const limit = q.get('limit');
+  const next = q.get('continue');
+  const labelSelector = q.get('labelSelector');
+  return {
+    ...(limit !== null && { limit: Number(limit) }),
+    ...(next !== null && { _continue: next }),
+    ...(labelSelector !== null && { labelSelector }),
   };
 }
 

@@ -66,6 +66,7 @@ describe('valid configuration', () => {
       clusterCaFile: undefined,
       trustedProxies: [],
       explainRefusals: false,
+      publicListeners: true,
     });
   });
 

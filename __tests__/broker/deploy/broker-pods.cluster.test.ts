@@ -5,7 +5,7 @@
 // node's network namespace (pods cannot leave the node; support/broker-release.ts). The runner (this
 // process) reaches the broker through its NodePort Service on the node's address: kube-proxy's rules.
 // One install serves the whole file; the tests run in order and each leaves the release usable.
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,11 +26,11 @@ import { brokerRequest } from '../../../test/support/broker-request.js';
 import { lockBrokerInstall } from '../../../test/support/broker-install-lock.js';
 import { ensureHelm, helm } from '../../../test/support/helm.js';
 import { managedObjects } from '../../../test/support/managed-objects.js';
-import { nodeInfo, testContainer, waitPodsReady } from '../../../test/support/node.js';
+import { describeOnNode, nodeInfo, testContainer, waitPodsReady } from '../../../test/support/node.js';
 import type { BuildReport } from '../../../test/support/oci-image.js';
 import { policyYaml } from '../../../test/support/policy.js';
 import { policyDigest } from '../../../src/broker/policy/load-policy.js';
-import { EXCHANGE_PATH, GRANTS_PATH, type ExchangeResponse } from '../../../src/shared/api.js';
+import type { ExchangeResponse } from '../../../src/shared/api.js';
 import {
   createJob,
   ensureActionBuilt,
@@ -39,14 +39,19 @@ import {
 } from '../../../test/support/runner.js';
 import { selfSignedCert } from '../../../test/support/tls.js';
 import {
-  buildAndImport,
+  everyBrokerPodLogged,
+  exchangeAt,
+  localBrokerImage,
   freeNodePorts,
+  podRestarts,
+  revokeAt,
   helmApply,
   podLog,
   releaseValues,
   brokerPods,
   startPodIssuer,
   waitRolledOut,
+  type Exchanged,
   type Pod,
   type PodIssuer,
   type ReleaseSpec,
@@ -98,30 +103,13 @@ const actionInputs = (extra: Record<string, string> = {}) => ({
   ...extra,
 });
 
-interface Exchanged {
-  status: number;
-  body: ExchangeResponse & { error?: string };
-}
-
 /** One exchange straight to the Service with a fresh token of a new run (so a new grant id). */
-async function exchange(role: string, ttlSeconds = 600): Promise<Exchanged> {
-  const jwt = await issuer.issuer.sign({
-    run_id: String(Math.floor(Math.random() * 1e9)),
-    check_run_id: String(Math.floor(Math.random() * 1e9)),
-  });
-  return brokerRequest<Exchanged['body']>(
-    brokerUrl(),
-    'POST',
-    EXCHANGE_PATH,
-    { token: jwt, body: { namespace: jobNs.name, role, ttlSeconds } },
-    ca,
-  );
-}
+const exchange = (role: string, ttlSeconds = 600): Promise<Exchanged> =>
+  exchangeAt(brokerUrl(), ca, issuer, { namespace: jobNs.name, role, ttlSeconds });
 
 /** Revokes a grant with its own token, as the post step does. */
 async function revoke(g: ExchangeResponse): Promise<void> {
-  const r = await brokerRequest(brokerUrl(), 'DELETE', `${GRANTS_PATH}/${g.grantId}`, { token: g.token }, ca);
-  expect(r.status).toBe(200);
+  expect(await revokeAt(brokerUrl(), ca, g)).toBe(200);
 }
 
 /** The ConfigMap the chart renders the policy into, replaced by `kubectl apply` as an admin would. */
@@ -135,29 +123,10 @@ function applyPolicy(text: string): void {
   kubectlAdmin(['apply', '-f', '-'], JSON.stringify(cm));
 }
 
-/** Until every broker pod logged `msg` with these fields; the milliseconds it took. */
-async function everyPodLogged(msg: string, fields: Record<string, unknown>, since: number): Promise<number> {
-  const pods = brokerPods(brokerNs.name).map((p) => p.metadata.name);
-  await waitFor(
-    `every broker pod to log ${msg}`,
-    () =>
-      pods.every((pod) =>
-        podLog(brokerNs.name, pod).some(
-          (l) => l.msg === msg && Object.entries(fields).every(([k, v]) => l[k] === v),
-        ),
-      )
-        ? true
-        : undefined,
-    90_000,
-    250,
-  );
-  return Date.now() - since;
-}
+const everyPodLogged = (msg: string, fields: Record<string, unknown>, since: number): Promise<number> =>
+  everyBrokerPodLogged(brokerNs.name, msg, fields, since);
 
-const restarts = () =>
-  brokerPods(brokerNs.name)
-    .map((p) => `${p.metadata.uid}:${p.status.containerStatuses?.[0]?.restartCount}`)
-    .sort();
+const restarts = () => podRestarts(brokerNs.name);
 
 interface KubeconfigDoc {
   clusters: { cluster: { server: string } }[];
@@ -169,20 +138,24 @@ const countBy = (xs: string[]): Record<string, number> =>
 
 /**
  * Runs the action's main step, fn with the job and main's result, then post: post revokes through
- * the broker and leaves none of the grant's objects.
+ * the broker and leaves none of the grant's objects. When fn fails, post still runs (as a job's post
+ * step does after a failed step), so the grant does not outlive the test into the next one's counts.
  */
 async function withGrant(fn: (job: RunnerJob, main: StepResult) => Promise<void>): Promise<void> {
   const job = newJob();
+  let posted = false;
   try {
     const main = await job.main(actionInputs());
     if (main.exitCode !== 0) throw new Error(`main failed: ${main.errors.join('; ')}\n${main.stderr}`);
     await fn(job, main);
     const grantId = main.outputs['grant-id']!;
+    posted = true;
     const post = await job.post();
     expect(post.exitCode).toBe(0);
     expect(post.log).toContain(`Revoked grant ${grantId} through the broker.`);
     expect(managedObjects([jobNs.name]).filter((o) => o.includes(grantId))).toEqual([]);
   } finally {
+    if (!posted) await job.post().catch(() => undefined);
     job.cleanup();
   }
 }
@@ -305,17 +278,12 @@ function auditLines(): { pod: string; line: Record<string, unknown> }[] {
   );
 }
 
-// The node is opt-in (K8S_EA_NODE=1, scripts/cluster.mjs), as in __tests__/cluster/node.cluster.test.ts.
-const describeNode = process.env.K8S_EA_NODE === '1' ? describe : describe.skip;
-if (process.env.K8S_EA_NODE !== '1')
-  console.log('broker-pods: skipped, the test cluster has no node (set K8S_EA_NODE=1)');
-
-describeNode('the broker installed by Helm on the real node', () => {
+describeOnNode('the broker installed by Helm on the real node', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'k8s-ea-pods-'));
     await ensureActionBuilt();
     ensureHelm();
-    image = buildAndImport(dir);
+    image = await localBrokerImage();
     // The chart's cluster-scoped objects are also deploy/'s (fresh-cluster): one install at a time.
     unlock = await lockBrokerInstall('broker-pods');
     issuer = await startPodIssuer(dir);
@@ -572,6 +540,8 @@ describeNode('the broker installed by Helm on the real node', () => {
   }, 240_000);
 
   test('a broker container killed in the middle of a burst of exchanges: every exchange that succeeded is usable, nothing leaks', async () => {
+    // What an earlier test may have left is not this test's: it checks what the burst leaves.
+    const before = new Set(managedObjects([jobNs.name]));
     const [victim] = brokerPods(brokerNs.name);
     const containerId = victim!.status.containerStatuses![0]!.containerID!.replace('containerd://', '');
     // 24 exchanges, one every 50 ms; the container is killed once 4 have been answered, so some are
@@ -636,12 +606,15 @@ describeNode('the broker installed by Helm on the real node', () => {
     }
     // What the killed pod had half-created is reaped at its expiry (60 s): then nothing is left.
     const since = Date.now();
+    const left = () => managedObjects([jobNs.name]).filter((o) => !before.has(o));
     await waitFor(
-      'no grant objects left',
-      () => (managedObjects([jobNs.name]).length === 0 ? true : undefined),
+      'no grant objects of the burst left',
+      () => (left().length === 0 ? true : undefined),
       150_000,
       1000,
-    );
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}: ${left().join(', ')}`);
+    });
     console.log(`no grant objects left ${Date.now() - since} ms after the burst's grants were revoked`);
   }, 300_000);
 

@@ -2,7 +2,9 @@
 // the real kubectl: `kubectl apply -k deploy/`, the one-command TLS Secret, the job namespaces and their
 // RBAC (deploy/job-namespace-rbac.yaml). A broker then runs with exactly what was applied (the ConfigMap's
 // config and policy, the Secret's certificate, the applied ServiceAccount's token and RBAC) and serves an
-// exchange. The broker runs as a process here, not as the Deployment's pods: the test cluster has no nodes.
+// exchange. The broker runs as a process here, not as the Deployment's pods: deploy/ as it is names the
+// released image, from a registry the test cluster cannot reach (broker-kustomize.cluster.test.ts runs the
+// pods of an overlay with the locally built image).
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,7 +17,6 @@ import {
   kubectl,
   kubectlStatus,
   tokenKubeconfig,
-  tryKubectlAdmin,
   waitFor,
 } from '../../../test/support/cluster.js';
 import { rbacJobNamespaces, type BrokerRbac } from '../../../test/support/deploy-rbac.js';
@@ -24,24 +25,13 @@ import { startBroker, type RunningBroker } from '../../../test/support/broker.js
 import { brokerRequest } from '../../../test/support/broker-request.js';
 import { startOidcIssuer, type OidcIssuer } from '../../../test/support/oidc-issuer.js';
 import { selfSignedCert } from '../../../test/support/tls.js';
+import { BROKER_NS, removeBrokerClusterObjects, removeNamespaces } from './support/deploy-install.js';
 import { repoRoot } from '../../../test/support/repo-root.js';
 import type { ExchangeResponse } from '../../../src/shared/api.js';
 
-const BROKER_NS = 'k8s-ephemeral-access';
 const deployDir = join(repoRoot, 'deploy');
 /** The job namespaces deploy/job-namespace-rbac.yaml names (whatever policy it was generated from). */
 const jobNamespaces = rbacJobNamespaces();
-/** deploy/'s cluster-scoped objects that are the broker's own (the shared ones stay: other files use them). */
-const BROKER_CLUSTER_OBJECTS = [
-  'clusterrolebinding/k8s-ea-broker-tokenreview',
-  'clusterrole/k8s-ea-broker-tokenreview',
-  'clusterrolebinding/k8s-ea-broker-role-reader',
-  'clusterrole/k8s-ea-broker-role-reader',
-  'clusterrolebinding/k8s-ea-broker-self-revoke-guard',
-  'clusterrole/k8s-ea-broker-self-revoke-guard',
-  'validatingadmissionpolicybinding/k8s-ea-self-revoke-guard',
-  'validatingadmissionpolicy/k8s-ea-self-revoke-guard',
-];
 
 let dir: string;
 let issuer: OidcIssuer;
@@ -51,30 +41,6 @@ let unlock: (() => void) | undefined;
 
 const admin = (args: string[], input?: string) =>
   spawnSync('kubectl', ['--kubeconfig', adminKubeconfigPath(), ...args], { encoding: 'utf8', input });
-
-async function removeNamespaces(names: string[]): Promise<void> {
-  for (const name of names)
-    await coreApi()
-      .deleteNamespace({ name })
-      .catch(() => undefined);
-  for (const name of names)
-    await waitFor(
-      `namespace ${name} gone`,
-      () =>
-        coreApi()
-          .readNamespace({ name })
-          .then(
-            () => undefined,
-            () => true,
-          ),
-      120_000,
-      500,
-    );
-}
-
-function removeBrokerClusterObjects(): void {
-  for (const o of BROKER_CLUSTER_OBJECTS) tryKubectlAdmin(['delete', o, '--ignore-not-found']);
-}
 
 beforeAll(async () => {
   // The broker's cluster-scoped objects are also the Helm install's (broker-pods): one at a time.
@@ -128,7 +94,7 @@ test('kubectl apply -k deploy/ applies cleanly where none of its namespaces exis
   // Nothing in a job namespace: that is a separate step.
   for (const ns of jobNamespaces) expect(r.stdout).not.toContain(ns);
   // The Deployment's pods pass the namespace's restricted Pod Security admission (they stay Pending:
-  // the test cluster has no nodes).
+  // their image is not on the node, and nothing is pulled).
   const pods = await waitFor('the Deployment creates its 2 pods', async () => {
     const list = await coreApi().listNamespacedPod({ namespace: BROKER_NS });
     return list.items.length >= 2 ? list.items : undefined;

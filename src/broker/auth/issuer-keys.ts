@@ -28,6 +28,11 @@ export interface IssuerKeysOptions {
 export interface IssuerKeys {
   /** jose key resolver: the key for this token's header (alg, kid). */
   getKey(header: JWSHeaderParameters, token: FlattenedJWSInput): Promise<CryptoKey>;
+  /**
+   * The key getKey would resolve at once, without waiting for anything: already resolved from the
+   * current keys, which are fresh and not being refetched. Undefined otherwise (then call getKey).
+   */
+  readyKey(header: { alg?: unknown; kid?: unknown }): CryptoKey | undefined;
 }
 
 type KeySet = ReturnType<typeof createLocalJWKSet>;
@@ -82,6 +87,11 @@ export function createIssuerKeys(options: IssuerKeysOptions): IssuerKeys {
   }
 
   return {
+    readyKey(header) {
+      if (inflight || !keySet || now() - fetchedAt >= maxAgeMs || typeof header.kid !== 'string')
+        return undefined;
+      return resolved.get(`${String(header.alg)}\n${header.kid}`);
+    },
     async getKey(header, token) {
       if (inflight) await inflight.catch(() => undefined);
       if (!keySet) {

@@ -3,7 +3,7 @@
 // the configured issuer's JWKS (never from the token: jku/x5u/jwk/x5c are refused), exact iss,
 // our audience, bounded clock leeway, a bounded lifetime, the GitHub claims with the right types,
 // and every token used once.
-import { jwtVerify } from 'jose';
+import { jwtVerify, type FlattenedJWSInput, type JWSHeaderParameters } from 'jose';
 import type { Reason } from '../../shared/contract.js';
 import { BrokerError } from '../../shared/errors.js';
 import type { TokenVerifier, VerifiedClaims } from '../types.js';
@@ -102,7 +102,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   }
 
   /** Cheap structural checks, before any key is looked up or any network call is made. */
-  function precheck(jwt: string): { issuer: string; keys: IssuerKeys } {
+  function precheck(jwt: string): { issuer: string; keys: IssuerKeys; header: Record<string, unknown> } {
     if (typeof jwt !== 'string' || jwt.length === 0)
       throw new BrokerError('ERR_BAD_REQUEST', 'jwt_malformed', 'no token');
     if (jwt.length > MAX_TOKEN_BYTES)
@@ -140,16 +140,20 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     const issuer = payload.iss;
     const keys = typeof issuer === 'string' ? keysByIssuer.get(issuer) : undefined;
     if (typeof issuer !== 'string' || !keys) throw unauthenticated('jwt_issuer', 'issuer is not trusted');
-    return { issuer, keys };
+    return { issuer, keys, header };
   }
 
   return {
     async verify(jwt) {
-      const { issuer, keys } = precheck(jwt);
+      const { issuer, keys, header } = precheck(jwt);
       const nowMs = now();
       let payload: Record<string, unknown>;
       try {
-        const result = await jwtVerify(jwt, (header, token) => keys.getKey(header, token), {
+        // The key itself when it is ready (the usual case): jose then skips a resolver call and its
+        // await; jwtVerify checks the header's alg against `algorithms` either way.
+        const resolve = (h: JWSHeaderParameters, token: FlattenedJWSInput) => keys.getKey(h, token);
+        const key = keys.readyKey(header) ?? resolve;
+        const result = await jwtVerify(jwt, key, {
           algorithms: ['RS256'],
           issuer,
           audience,

@@ -89,6 +89,11 @@ export interface BrokerConfig {
   gateway: GatewayConfig | undefined;
   /** Edge mode when present: the replica dials the edges and serves runners through them. */
   edge: EdgeTunnelConfig | undefined;
+  /**
+   * False (edge-only mode, only with `edge`): the broker and its gateway bind no port at all and
+   * serve only the streams the edges' tunnels hand them; the internal listener stays.
+   */
+  publicListeners: boolean;
   /** Direct mode: where the job summary's calls are read from; none: the summary says unavailable. */
   auditLog: AuditLogConfig | undefined;
 }

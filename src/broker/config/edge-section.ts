@@ -1,8 +1,9 @@
 // The broker config's `edge:` section: where the edges' tunnel listeners are, the CA pinned for
-// their certificate, the broker's client certificate, and the redial backoff (used by edge/).
+// their certificate, the broker's client certificate, and the redial backoff (used by edge/); and
+// the checks of `publicListeners: false`, which only edge mode allows.
 // load-config.ts calls this with its reader and its file-path check, so the problems land in the
 // same report.
-import type { FieldReader } from '../yaml-fields/fields.js';
+import type { FieldReader, Mapping } from '../yaml-fields/fields.js';
 import type { YamlPath } from '../yaml-fields/yaml-source.js';
 
 /** The broker config's `edge:` section (docs/configuration.md). */
@@ -82,4 +83,23 @@ export function readEdgeSection(
     clientTls: { certFile, keyFile },
     backoff,
   };
+}
+
+/**
+ * `publicListeners: false` (edge-only mode): the broker binds no port for runners, so only an edge
+ * can bring them; a listen address it would not use is refused rather than silently ignored.
+ */
+export function checkPublicListeners(r: FieldReader, doc: Mapping, publicListeners: boolean): void {
+  if (publicListeners) return;
+  const unused =
+    'is not used with publicListeners: false (no public port is bound; runners come through the edge): remove it';
+  if (doc.edge === undefined)
+    r.report(
+      ['publicListeners'],
+      'can be false only in edge mode: add an edge: section (docs/edge.md), or runners have no way to the broker',
+    );
+  if (doc.listen !== undefined) r.report(['listen'], unused);
+  const gateway = doc.gateway;
+  if (typeof gateway === 'object' && gateway !== null && 'listen' in gateway)
+    r.report(['gateway', 'listen'], unused);
 }

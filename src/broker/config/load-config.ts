@@ -32,7 +32,7 @@ import {
   string,
   type FileContext,
 } from './field-table.js';
-import { readEdgeSection } from './edge-section.js';
+import { checkPublicListeners, readEdgeSection } from './edge-section.js';
 
 export { ConfigError } from '../yaml-fields/config-error.js';
 export { CONFIG_DEFAULTS, type BrokerConfig } from './broker-config.js';
@@ -73,6 +73,7 @@ const TOP_FIELDS = {
   clusterServer: string,
   clusterCaFile: file(),
   explainRefusals: boolean(false),
+  publicListeners: boolean(true),
 };
 
 const REAPER_FIELDS = {
@@ -118,6 +119,7 @@ const OPTIONAL_KEYS = [
   'explainRefusals',
   'gateway',
   'edge',
+  'publicListeners',
   'auditLog',
 ];
 
@@ -181,6 +183,7 @@ export function parseConfig(text: string, fileName: string): BrokerConfig {
   // The edge relays the runners' TLS to the broker, which must terminate it itself.
   if (doc.edge !== undefined && top.insecureHttp)
     r.report(['edge'], 'needs the broker to serve TLS (tls, not insecureHttp)');
+  checkPublicListeners(r, doc, top.publicListeners);
   r.finish();
   return deepFreeze(config);
 }

@@ -57,6 +57,8 @@ export async function startTunnelPool(options: TunnelListenOptions, logger: Logg
   let next = 0;
   let seq = 0;
   const server: TlsServer = createTlsServer({
+    // Many streams' small frames share each tunnel: no Nagle wait behind an unacknowledged one.
+    noDelay: true,
     cert: options.cert,
     key: options.key,
     ca: options.clientCa,

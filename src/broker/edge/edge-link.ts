@@ -76,6 +76,8 @@ export function startEdgeLink(
     });
     socket = s;
     s.setKeepAlive(true, pingMs);
+    // Many streams' small frames share this one socket: no Nagle wait behind an unacknowledged one.
+    s.setNoDelay(true);
     s.once('secureConnect', () => {
       if (s.alpnProtocol !== EDGE_TUNNEL_ALPN) return void s.destroy(new Error('the edge did not speak h2'));
       connected = true;

@@ -3,7 +3,7 @@
 // broker's namespace. A revocation or reaping at any replica deletes the ServiceAccount; the watch
 // event removes it here within the API server's watch latency (milliseconds), not the ~10 s the API
 // server's own token cache takes. Lists are read in pages, each reduced to the table's small
-// records before the next (paged-list.ts): thousands of grants are never held as objects at once.
+// records before the next (kube/paged-list.ts): thousands of grants are never held as objects at once.
 // While a source cannot be read its namespace is "not synced" and the gateway refuses that
 // namespace's grants (503) rather than trust a stale table. The set of namespaces follows the
 // running policy: a namespace a reload adds is listed before the new policy takes over
@@ -15,7 +15,7 @@ import { LEDGER_SELECTOR, jwtUseRecordOf, type JwtUseRecord } from '../grants/re
 import { GRANT_LABEL, MANAGED_SELECTOR } from '../naming.js';
 import type { Logger } from '../logger.js';
 import { grantRecordOf, type GrantRecord, type LiveGrants } from './live-grants.js';
-import { listReduced } from './paged-list.js';
+import { listReduced } from '../kube/paged-list.js';
 import { OpenWatches, WATCH_SECONDS, growingPause } from '../kube/watches.js';
 
 /** Grant ServiceAccounts: the managed-by label and a grant label. */
@@ -29,7 +29,7 @@ interface Source<T, R> {
   what: string;
   path: string;
   labelSelector: string;
-  /** Every object, page by page, reduced to what is kept (paged-list.ts). */
+  /** Every object, page by page, reduced to what is kept (kube/paged-list.ts). */
   list(): Promise<{ kept: R[]; resourceVersion: string | undefined }>;
   replace(kept: R[]): void;
   upsert(object: T): void;

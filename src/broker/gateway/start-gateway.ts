@@ -10,7 +10,7 @@ import type { K8sClients } from '../kube/clients.js';
 import { reviewServiceAccountToken } from '../kube/token-review.js';
 import type { Logger } from '../logger.js';
 import type { BrokerMetrics } from '../metrics.js';
-import { listen, type RunningServer } from '../net/server.js';
+import { listen, serveUnbound, type ServingServer } from '../net/server.js';
 import { startGrantWatch, type GrantWatch } from './grant-watch.js';
 import { LiveGrants } from './live-grants.js';
 import { GATEWAY_LIMIT_DEFAULTS, type GatewayConfig } from '../config/broker-config.js';
@@ -48,9 +48,10 @@ export function gatewayEndpoint(config: GatewayConfig): ClusterEndpoint {
 }
 
 export interface RunningGateway {
-  url: string;
+  /** Where it listens; undefined when it binds no port (edge-only mode). */
+  url: string | undefined;
   /** Its HTTPS server (edge mode hands it the runners' streams). */
-  server: RunningServer['server'];
+  server: ServingServer['server'];
   table: LiveGrants;
   /** The grants' upstream credentials this replica holds (how many, never the tokens). */
   credentials: { readonly size: number };
@@ -91,6 +92,20 @@ function upstreamCredentials(k8s: K8sClients, logger: Logger, table: LiveGrants,
   return { credentials, sweep };
 }
 
+/** The gateway's HTTPS server: on its own port, or on none (edge-only: the edge's streams alone). */
+async function serveGateway(
+  handle: Parameters<typeof listen>[0],
+  config: GatewayConfig,
+  bindPort: boolean,
+): Promise<ServingServer & { url?: string }> {
+  const serving = {
+    tls: config.tls,
+    insecureHttp: !config.tls,
+    requestTimeoutMs: GATEWAY_REQUEST_TIMEOUT_MS,
+  };
+  return bindPort ? listen(handle, { ...config.listen, ...serving }) : serveUnbound(handle, serving);
+}
+
 export async function startGateway(
   config: GatewayConfig,
   parts: {
@@ -105,6 +120,8 @@ export async function startGateway(
     now?: () => number;
     checkSource?: GatewayDeps['checkSource'];
     recordCall?: GatewayDeps['recordCall'];
+    /** False in edge-only mode: no port at all, only the streams the edge's tunnels hand over. */
+    bindPort?: boolean;
   },
 ): Promise<RunningGateway> {
   const now = parts.now ?? Date.now;
@@ -139,13 +156,7 @@ export async function startGateway(
   });
   let server;
   try {
-    server = await listen(gateway.handle, {
-      host: config.listen.host,
-      port: config.listen.port,
-      tls: config.tls,
-      insecureHttp: !config.tls,
-      requestTimeoutMs: GATEWAY_REQUEST_TIMEOUT_MS,
-    });
+    server = await serveGateway(gateway.handle, config, parts.bindPort !== false);
   } catch (err) {
     clearInterval(sweep);
     watch.stop();
@@ -156,7 +167,8 @@ export async function startGateway(
   server.server.on('upgrade', (req, socket) => void gateway.handleUpgrade(req, socket));
   // Without a listener Node closes a CONNECT's connection with no answer; the docs promise a 400.
   server.server.on('connect', (req, socket) => void gateway.handleConnect(req, socket));
-  parts.logger.info('gateway listening', { url: server.url, advertised: config.url, grants: table.size });
+  const url = server.url ?? null;
+  parts.logger.info('gateway listening', { url, advertised: config.url, grants: table.size });
   return {
     url: server.url,
     server: server.server,

@@ -5,7 +5,7 @@
 // (grants/replay-ledger.ts, in the broker's namespace, where job identities cannot write) names this
 // very namespace. The reaper lists every ServiceAccount, not only labelled ones, so that removing
 // the labels from a grant cannot keep it alive either.
-import type { V1ServiceAccount } from '@kubernetes/client-node';
+import type { ListedObject } from '../kube/hot-path-api.js';
 import {
   EXPIRES_AT_ANNOTATION,
   GRANT_LABEL,
@@ -17,7 +17,7 @@ import type { JwtUseRecord } from './replay-ledger.js';
 
 export interface ProvenGrant {
   grantId: string;
-  serviceAccount: V1ServiceAccount;
+  serviceAccount: ListedObject;
   uid: string;
   /** Epoch ms: the record's grant expiry, or the ServiceAccount's if that is earlier or unreadable. */
   expiresAt: number;
@@ -25,12 +25,12 @@ export interface ProvenGrant {
 
 export function proveGrants(
   namespace: string,
-  serviceAccounts: readonly V1ServiceAccount[],
+  serviceAccounts: readonly ListedObject[],
   records: ReadonlyMap<string, JwtUseRecord>,
-): { proven: ProvenGrant[]; forged: V1ServiceAccount[] } {
+): { proven: ProvenGrant[]; forged: ListedObject[] } {
   const proven: ProvenGrant[] = [];
   /** Labelled like a grant, but not one. */
-  const forged: V1ServiceAccount[] = [];
+  const forged: ListedObject[] = [];
   for (const sa of serviceAccounts) {
     const grantId = sa.metadata?.name ?? '';
     const uid = sa.metadata?.uid ?? '';

@@ -7,8 +7,9 @@
 // a ServiceAccount merely labelled like one is logged once and left alone. A namespace it cannot
 // read is logged and counted, and the pass goes on. A failed deletion is retried with backoff on
 // later passes, forever: an expired grant must never become permanent.
-import type { V1ServiceAccount } from '@kubernetes/client-node';
 import type { K8sClients } from '../kube/clients.js';
+import type { ListedObject } from '../kube/hot-path-api.js';
+import { LIST_PAGE_SIZE, listReduced } from '../kube/paged-list.js';
 import { describeK8sError, isNotFound } from '../kube/errors.js';
 import { deleteGrantObjects, deleteOwnedBindings, listDependents, type KnownDependents } from './revoke.js';
 import { LeaderLease } from './lease.js';
@@ -31,6 +32,8 @@ export interface ReaperOptions {
   maxBackoffPasses?: number;
   /** Expired grants deleted at the same time. Default REAP_CONCURRENCY. */
   concurrency?: number;
+  /** Objects per page of the pass's listings (kube/paged-list.ts); the tests make it small. */
+  listPageSize?: number;
 }
 
 /**
@@ -83,6 +86,29 @@ function expiredRecordsIn(
   for (const r of records.values())
     if (r.namespace === namespace && (r.grantExpiresAt ?? Infinity) <= now && seen.has(r.grantId)) n += 1;
   return n;
+}
+
+/**
+ * Every ServiceAccount of the namespace (not only labelled ones: grant-proof.ts), a page at a time
+ * as plain JSON, each kept as the little the pass reads. One answer of every object, deserialized
+ * into client-node's objects, cost more CPU and blocked the event loop longer with every live grant
+ * (2,000: 234 against 170 ms of CPU, blocks of 123 against 55 ms; docs/benchmarks.md, finding 20).
+ */
+function listServiceAccounts(k8s: K8sClients, namespace: string, pageSize: number): Promise<ListedObject[]> {
+  const slim = ({ metadata: m }: ListedObject): ListedObject => ({
+    metadata: {
+      name: m?.name,
+      uid: m?.uid,
+      labels: m?.labels,
+      annotations: m?.annotations,
+      deletionTimestamp: m?.deletionTimestamp,
+    },
+  });
+  return listReduced(
+    (page) => k8s.hotPath.listNamespacedServiceAccount({ namespace, ...page }),
+    slim,
+    pageSize,
+  ).then((r) => r.kept);
 }
 
 /** Runs `fn` over `items` with at most `limit` calls in flight. */
@@ -184,7 +210,7 @@ export class Reaper {
     if (!result.leader) return result;
     const now = this.now();
     // Without the records nothing can be proven, so the pass stops here (and is logged by start()).
-    const records = await listJwtUses(this.k8s, this.options.lease.namespace);
+    const records = await listJwtUses(this.k8s, this.options.lease.namespace, this.pageSize);
     const ahead = (t: number | undefined) => {
       if (t !== undefined && t > now) result.nextExpiry = Math.min(result.nextExpiry ?? Infinity, t);
     };
@@ -199,9 +225,9 @@ export class Reaper {
         expiredRecordsIn(records, namespace, now, this.seen) >= LIST_DEPENDENTS_FROM
           ? this.listDependents(namespace)
           : undefined;
-      let items: V1ServiceAccount[];
+      let items: ListedObject[];
       try {
-        items = (await this.k8s.core.listNamespacedServiceAccount({ namespace })).items;
+        items = await listServiceAccounts(this.k8s, namespace, this.pageSize);
       } catch (err) {
         this.namespaceFailed(namespace, err, result);
         for (const r of records.values()) if (r.namespace === namespace) present.add(r.grantId);
@@ -265,6 +291,10 @@ export class Reaper {
     return result;
   }
 
+  private get pageSize(): number {
+    return this.options.listPageSize ?? LIST_PAGE_SIZE;
+  }
+
   /** The namespace's Roles and RoleBindings named like grant objects; undefined (logged) when the listing fails. */
   private listDependents(namespace: string): Promise<KnownDependents | undefined> {
     return listDependents(this.k8s, namespace).catch((err: unknown) => {
@@ -298,7 +328,7 @@ export class Reaper {
   }
 
   /** Logs each forged ServiceAccount once (per uid), not on every pass. */
-  private reportForged(namespace: string, forged: V1ServiceAccount[], result: ReapPassResult): void {
+  private reportForged(namespace: string, forged: ListedObject[], result: ReapPassResult): void {
     const before = this.loggedForged.get(namespace) ?? new Set<string>();
     const now = new Set<string>();
     for (const sa of forged) {

@@ -55,13 +55,14 @@ export async function revoke(
   const accessOnly = !grantMode(deps.gatewayAudience).selfRevoke;
   await deleteGrantObjects(deps.k8s, namespace, grantId, { uid, accessOnly });
   const { annotations, creationTimestamp } = serviceAccount.metadata ?? {};
+  // A string from the lean client's JSON, a Date from client-node's; never a throw past the delete.
+  const created = creationTimestamp === undefined ? NaN : new Date(creationTimestamp).getTime();
   return {
     grantId,
     namespace,
     serviceAccountUid: uid,
     expiresAt: annotations?.[EXPIRES_AT_ANNOTATION],
-    // A string from the lean client's JSON, a Date from client-node's.
-    createdAt: creationTimestamp && new Date(creationTimestamp).toISOString(),
+    createdAt: Number.isFinite(created) ? new Date(created).toISOString() : undefined,
     role: annotations?.[ROLE_ANNOTATION],
     ruleName: annotations?.[RULE_ANNOTATION],
   };

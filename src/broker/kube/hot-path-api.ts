@@ -1,6 +1,7 @@
 // The Kubernetes calls made per grant, and nothing else: the JWT-use record, the grant's objects
 // and token, and the reads and deletes of a revocation, a rollback or the reaper (about five
-// deletions for every expired grant).
+// deletions for every expired grant); and the reaper's listings, which grow with the live grants
+// (a page at a time, kube/paged-list.ts).
 // Named and shaped like client-node's own methods, so a call site moves by changing one word.
 // Everything else (watches, lists, TokenReview, the leader lease, policy checks) stays on
 // client-node, where its cost is off the answer's path.
@@ -17,6 +18,7 @@ import type {
   V1ServiceAccount,
 } from '@kubernetes/client-node';
 import type { KubeConnection } from './connection.js';
+import type { ListPage } from './paged-list.js';
 
 /** The metadata the broker reads back: as JSON from the connection, or client-node's object. */
 export type ObjectMeta = Pick<
@@ -48,6 +50,17 @@ interface Named {
 interface Deletion extends Named {
   body?: V1DeleteOptions;
 }
+/** One page of a namespaced list (paged-list.ts). */
+interface PageOf {
+  namespace: string;
+  labelSelector?: string;
+  limit: number;
+  _continue?: string;
+}
+/** A listed object's metadata, as the reaper reads it. */
+export interface ListedObject {
+  metadata?: ObjectMeta & { deletionTimestamp?: Date | string };
+}
 
 export interface HotPathApi {
   createNamespacedLease(p: InNamespace<V1Lease>): Promise<KubeObject>;
@@ -64,6 +77,8 @@ export interface HotPathApi {
   createNamespacedRoleBinding(p: InNamespace<V1RoleBinding>): Promise<KubeObject>;
   readNamespacedRoleBinding(p: Named): Promise<KubeObject>;
   deleteNamespacedRoleBinding(p: Deletion): Promise<unknown>;
+  listNamespacedServiceAccount(p: PageOf): Promise<ListPage<ListedObject>>;
+  listNamespacedLease(p: PageOf): Promise<ListPage<ListedObject>>;
 }
 
 const seg = encodeURIComponent;
@@ -71,6 +86,12 @@ const core = (namespace: string, plural: string) => `/api/v1/namespaces/${seg(na
 const rbac = (namespace: string, plural: string) =>
   `/apis/rbac.authorization.k8s.io/v1/namespaces/${seg(namespace)}/${plural}`;
 const leases = (namespace: string) => `/apis/coordination.k8s.io/v1/namespaces/${seg(namespace)}/leases`;
+const page = (p: PageOf) =>
+  `?${new URLSearchParams({
+    limit: String(p.limit),
+    ...(p.labelSelector && { labelSelector: p.labelSelector }),
+    ...(p._continue && { continue: p._continue }),
+  }).toString()}`;
 
 /** The hot path as JSON calls over the broker's connection (connection.ts). */
 export function jsonHotPath(connection: Pick<KubeConnection, 'request'>): HotPathApi {
@@ -92,6 +113,8 @@ export function jsonHotPath(connection: Pick<KubeConnection, 'request'>): HotPat
     readNamespacedRoleBinding: (p) => call('GET', `${rbac(p.namespace, 'rolebindings')}/${seg(p.name)}`),
     deleteNamespacedRoleBinding: (p) =>
       call('DELETE', `${rbac(p.namespace, 'rolebindings')}/${seg(p.name)}`, p.body),
+    listNamespacedServiceAccount: (p) => call('GET', `${core(p.namespace, 'serviceaccounts')}${page(p)}`),
+    listNamespacedLease: (p) => call('GET', `${leases(p.namespace)}${page(p)}`),
   };
 }
 
@@ -114,5 +137,7 @@ export function clientNodeHotPath(apis: {
     createNamespacedRoleBinding: (p) => apis.rbac.createNamespacedRoleBinding(p),
     readNamespacedRoleBinding: (p) => apis.rbac.readNamespacedRoleBinding(p),
     deleteNamespacedRoleBinding: (p) => apis.rbac.deleteNamespacedRoleBinding(p),
+    listNamespacedServiceAccount: (p) => apis.core.listNamespacedServiceAccount(p),
+    listNamespacedLease: (p) => apis.coordination.listNamespacedLease(p),
   };
 }

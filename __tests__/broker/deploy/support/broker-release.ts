@@ -2,8 +2,8 @@
 // imported into the node's containerd, a local OIDC issuer the pods reach (inside the node's network
 // namespace), the chart's values for this cluster, and what a test reads back (pods, logs, why not Ready).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { dump } from 'js-yaml';
 import {
   adminKubeconfigPath,
@@ -12,25 +12,51 @@ import {
   tryKubectlAdmin,
   waitFor,
 } from '../../../../test/support/cluster.js';
+import { lockCluster } from '../../../../test/support/broker-install-lock.js';
 import { helm } from '../../../../test/support/helm.js';
 import { listenInNode, nodeInfo } from '../../../../test/support/node.js';
+import { brokerRequest } from '../../../../test/support/broker-request.js';
 import { buildImage, type BuildReport } from '../../../../test/support/oci-image.js';
 import { startOidcIssuer, type OidcIssuer } from '../../../../test/support/oidc-issuer.js';
 import { repoRoot } from '../../../../test/support/repo-root.js';
 import { selfSignedCert } from '../../../../test/support/tls.js';
+import { EXCHANGE_PATH, GRANTS_PATH, type ExchangeResponse } from '../../../../src/shared/api.js';
 
 export const CHART = join(repoRoot, 'deploy/chart/k8s-ephemeral-access');
 export const SELECTOR = 'app.kubernetes.io/name=k8s-ephemeral-access-broker';
+/** The broker's Service, in the chart and in deploy/. */
+const SERVICE = 'k8s-ea-broker';
 
-/** Builds the broker image once and imports it into the node's containerd (never pulled). */
-export function buildAndImport(dir: string): BuildReport {
-  const image = buildImage('amd64', join(dir, 'image'));
-  console.log(`broker image ${image.image} ${image.digest} built in ${image.seconds} s`);
-  const r = spawnSync(process.execPath, [join(repoRoot, 'scripts/cluster.mjs'), 'import', image.out], {
-    encoding: 'utf8',
-  });
-  if (r.status !== 0) throw new Error(`import failed: ${r.stderr}`);
-  return image;
+/**
+ * The broker image `npm run image` builds, imported into the node's containerd (never pulled): built
+ * once per test run (the run's id is the global set-up's K8S_EA_TEST_RUN) and shared by the files that
+ * install the broker, which take turns on a lock while one builds. Its report and archive live beside
+ * the cluster's state, so they go with the cluster.
+ */
+export async function localBrokerImage(): Promise<BuildReport> {
+  const dir = join(dirname(adminKubeconfigPath()), 'broker-image');
+  const reportFile = join(dir, `run-${process.env.K8S_EA_TEST_RUN ?? process.pid}.json`);
+  const unlock = await lockCluster('broker-image', 'the broker image');
+  try {
+    if (existsSync(reportFile)) {
+      const image = JSON.parse(readFileSync(reportFile, 'utf8')) as BuildReport;
+      console.log(
+        `broker image ${image.image} ${image.digest}: built earlier in this run, already on the node`,
+      );
+      return image;
+    }
+    rmSync(dir, { recursive: true, force: true });
+    const image = buildImage('amd64', dir);
+    console.log(`broker image ${image.image} ${image.digest} built in ${image.seconds} s`);
+    const r = spawnSync(process.execPath, [join(repoRoot, 'scripts/cluster.mjs'), 'import', image.out], {
+      encoding: 'utf8',
+    });
+    if (r.status !== 0) throw new Error(`import failed: ${r.stderr}`);
+    writeFileSync(reportFile, JSON.stringify(image));
+    return image;
+  } finally {
+    unlock();
+  }
 }
 
 export interface PodIssuer {
@@ -156,23 +182,105 @@ export function podDiagnostics(ns: string): string {
   return out.join('\n').slice(-4000);
 }
 
-/** Waits for the Deployment's rollout, then for `count` Ready broker pods; returns them. */
+/**
+ * The pod addresses kube-proxy's rules in the node's namespace send each port of a Service to (its
+ * KUBE-SVC chains' rules, whose comments name the endpoint: "<ns>/<service>:<port> -> <ip>:<port>").
+ */
+export function routedEndpoints(ns: string, service: string): Map<string, Set<string>> {
+  const r = spawnSync('nsenter', [`--net=${nodeInfo().netns}`, 'iptables-save', '-t', 'nat'], {
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(`iptables-save in the node failed: ${r.stderr}`);
+  const byPort = new Map<string, Set<string>>();
+  const prefix = `${ns}/${service}:`;
+  for (const line of r.stdout.split('\n')) {
+    const m = /^-A KUBE-SV[CL]-\S+ .*--comment "?([^" ]+) -> ([\d.]+):\d+"?/.exec(line);
+    if (!m || !m[1]!.startsWith(prefix)) continue;
+    const port = m[1]!.slice(prefix.length);
+    byPort.set(port, (byPort.get(port) ?? new Set()).add(m[2]!));
+  }
+  return byPort;
+}
+
+/**
+ * Until kube-proxy routes every port of the broker's Service to exactly these pods. Why: a rollout is
+ * complete (and the old pods terminating) before kube-proxy has seen the new endpoints; until it
+ * has, a new connection may still reach an old pod in its preStop sleep, which answers with the old
+ * config. A loaded machine makes that window seconds long.
+ */
+async function waitRoutedTo(ns: string, pods: Pod[]): Promise<void> {
+  const want = pods.map((p) => p.status.podIP).sort();
+  const ports = kubectlAdmin(['-n', ns, 'get', 'svc', SERVICE, '-o', 'jsonpath={.spec.ports[*].name}'])
+    .split(' ')
+    .filter(Boolean);
+  const describe = (routes: Map<string, Set<string>>) =>
+    JSON.stringify(Object.fromEntries([...routes].map(([p, ips]) => [p, [...ips].sort()])));
+  const started = Date.now();
+  let first: string | undefined;
+  await waitFor(
+    `kube-proxy to route ${ports.join(', ')} to ${want.join(', ')} only`,
+    () => {
+      const routes = routedEndpoints(ns, SERVICE);
+      const done = ports.every(
+        (p) => JSON.stringify([...(routes.get(p) ?? [])].sort()) === JSON.stringify(want),
+      );
+      first ??= done ? '' : describe(routes);
+      return done ? true : undefined;
+    },
+    60_000,
+    250,
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}; routes: ${describe(routedEndpoints(ns, SERVICE))}`);
+  });
+  if (first)
+    console.log(
+      `kube-proxy routed ${first} when the pods were Ready; ${Date.now() - started} ms later only to ${want.join(', ')}`,
+    );
+}
+
+interface DeploymentStatus {
+  metadata: { generation: number };
+  spec: { replicas: number };
+  status: {
+    observedGeneration?: number;
+    replicas?: number;
+    updatedReplicas?: number;
+    availableReplicas?: number;
+  };
+}
+
+/** Whether the broker's Deployment has rolled out its latest spec (what `kubectl rollout status` waits for). */
+function rolledOut(ns: string): boolean {
+  const d = JSON.parse(
+    kubectlAdmin(['-n', ns, 'get', 'deployment', 'k8s-ea-broker', '-o', 'json']),
+  ) as DeploymentStatus;
+  const want = d.spec.replicas;
+  return (
+    (d.status.observedGeneration ?? 0) >= d.metadata.generation &&
+    d.status.updatedReplicas === want &&
+    d.status.replicas === want &&
+    d.status.availableReplicas === want
+  );
+}
+
+/**
+ * Waits for the Deployment's rollout, then for `count` Ready broker pods, then for kube-proxy to
+ * route the Service to them alone; returns them. Polled, not `kubectl rollout status`: a child run
+ * synchronously for the whole rollout would stop this process's event loop, and with it the traffic a
+ * test keeps going meanwhile (its kubectl children would run, but none would be started or read).
+ */
 export async function waitRolledOut(ns: string, count: number, timeoutMs = 150_000): Promise<Pod[]> {
-  const rollout = tryKubectlAdmin([
-    '-n',
-    ns,
-    'rollout',
-    'status',
-    'deployment/k8s-ea-broker',
-    `--timeout=${Math.round(timeoutMs / 1000)}s`,
-  ]);
-  if (rollout.status !== 0) throw new Error(`rollout: ${rollout.stderr}\n${podDiagnostics(ns)}`);
-  return waitFor(
+  await waitFor('the Deployment rolled out', () => (rolledOut(ns) ? true : undefined), timeoutMs, 500).catch(
+    (err: Error) => {
+      throw new Error(`${err.message}\n${podDiagnostics(ns)}`);
+    },
+  );
+  const pods = await waitFor(
     `${count} broker pods Ready`,
     () => {
-      const pods = brokerPods(ns);
-      return pods.length === count && pods.every((p) => p.status.containerStatuses?.[0]?.ready)
-        ? pods
+      const ready = brokerPods(ns);
+      return ready.length === count && ready.every((p) => p.status.containerStatuses?.[0]?.ready)
+        ? ready
         : undefined;
     },
     timeoutMs,
@@ -180,4 +288,64 @@ export async function waitRolledOut(ns: string, count: number, timeoutMs = 150_0
   ).catch((err: Error) => {
     throw new Error(`${err.message}\n${podDiagnostics(ns)}`);
   });
+  await waitRoutedTo(ns, pods);
+  return pods;
 }
+
+export interface Exchanged {
+  status: number;
+  body: ExchangeResponse & { error?: string };
+}
+
+/** One exchange straight to a broker at `url` with a fresh token of a new run (so a new grant id). */
+export async function exchangeAt(
+  url: string,
+  ca: Buffer,
+  issuer: PodIssuer,
+  request: { namespace: string; role: string; ttlSeconds?: number },
+): Promise<Exchanged> {
+  const jwt = await issuer.issuer.sign({
+    run_id: String(Math.floor(Math.random() * 1e9)),
+    check_run_id: String(Math.floor(Math.random() * 1e9)),
+  });
+  return brokerRequest<Exchanged['body']>(
+    url,
+    'POST',
+    EXCHANGE_PATH,
+    { token: jwt, body: { ttlSeconds: 600, ...request } },
+    ca,
+  );
+}
+
+/** Revokes a grant with its own token, as the post step does; the broker's status. */
+export async function revokeAt(url: string, ca: Buffer, g: ExchangeResponse): Promise<number> {
+  return (await brokerRequest(url, 'DELETE', `${GRANTS_PATH}/${g.grantId}`, { token: g.token }, ca)).status;
+}
+
+/** Until every broker pod in ns logged `msg` with these fields; the milliseconds since `since`. */
+export async function everyBrokerPodLogged(
+  ns: string,
+  msg: string,
+  fields: Record<string, unknown>,
+  since: number,
+): Promise<number> {
+  const pods = brokerPods(ns).map((p) => p.metadata.name);
+  await waitFor(
+    `every broker pod to log ${msg}`,
+    () =>
+      pods.every((pod) =>
+        podLog(ns, pod).some((l) => l.msg === msg && Object.entries(fields).every(([k, v]) => l[k] === v)),
+      )
+        ? true
+        : undefined,
+    90_000,
+    250,
+  );
+  return Date.now() - since;
+}
+
+/** Each broker pod's uid and its container's restart count: equal before and after means no restart. */
+export const podRestarts = (ns: string): string[] =>
+  brokerPods(ns)
+    .map((p) => `${p.metadata.uid}:${p.status.containerStatuses?.[0]?.restartCount}`)
+    .sort();

@@ -82,12 +82,16 @@ export const withPolicy = (
   policy,
 });
 
-/** The RBAC `rbac generate` prints for a policy, parsed. */
-export function generatedRbac(policyText: string, brokerNamespace = 'k8s-ephemeral-access'): Doc[] {
+/** The RBAC `rbac generate` prints for a policy (deploy/job-namespace-rbac.yaml's kind of file). */
+export function generatedRbacYaml(policyText: string, brokerNamespace = 'k8s-ephemeral-access'): string {
   const policy = parsePolicy(policyText, 'policy.yaml');
   const id = { ...DEFAULT_BROKER_IDENTITY, brokerNamespace };
-  return parse(renderBrokerRbac(brokerRbacFor(policy, id), 'policy.yaml', id));
+  return renderBrokerRbac(brokerRbacFor(policy, id), 'policy.yaml', id);
 }
+
+/** The RBAC `rbac generate` prints for a policy, parsed. */
+export const generatedRbac = (policyText: string, brokerNamespace = 'k8s-ephemeral-access'): Doc[] =>
+  parse(generatedRbacYaml(policyText, brokerNamespace));
 
 /** A pod spec with generated ConfigMap names (kustomize's hash suffix) reduced to the names given. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

@@ -29,7 +29,15 @@ app.kubernetes.io/name: k8s-ephemeral-access-broker
 {{- if .Values.gateway.ca }}{{ $_ := set $g "caFile" "gateway-ca.crt" }}{{ end }}
 {{- $_ := set $c "gateway" $g }}
 {{- end }}
-{{- $owned := list "listen" "internalListen" "tls" "policyFile" "brokerNamespace" }}
+{{- if .Values.edge.enabled }}
+{{- $_ := set $c "edge" (include "k8s-ea.brokerEdgeSection" . | fromYaml) }}
+{{- if include "k8s-ea.edgeOnly" . }}
+{{- $_ := set $c "publicListeners" false }}
+{{- $_ := unset $c "listen" }}
+{{- $_ := unset $c.gateway "listen" }}
+{{- end }}
+{{- end }}
+{{- $owned := list "listen" "internalListen" "tls" "policyFile" "brokerNamespace" "edge" "publicListeners" }}
 {{- range $k, $v := .Values.config }}
 {{- if has $k $owned }}{{ fail (printf "config.%s is set by the chart; use the chart's values instead" $k) }}{{ end }}
 {{- $_ := set $c $k $v }}

@@ -1,15 +1,16 @@
 // A list read page by page, each page reduced to what the caller keeps before the next is asked
-// for: the gateway's first list at thousands of grants never holds every object at once (as
-// client-node's deserialized objects they take kilobytes each; what the table keeps, a few hundred
-// bytes). The pages are one consistent snapshot, so the watch goes on from the list's version.
-import type { V1ListMeta } from '@kubernetes/client-node';
+// for: the gateway's first list and the reaper's passes at thousands of grants never hold every
+// object at once (as objects they take kilobytes each; what is kept, a few hundred bytes), and no
+// single answer is megabytes of JSON to parse in one go. The pages are one consistent snapshot, so
+// a watch goes on from the list's version.
 
 /** Objects per page: a few hundred kilobytes of JSON at a time. */
 export const LIST_PAGE_SIZE = 250;
 
+/** A list answer: client-node's (`_continue`) or the API server's JSON (`continue`). */
 export interface ListPage<T> {
   items: T[];
-  metadata?: V1ListMeta;
+  metadata?: { resourceVersion?: string; _continue?: string; continue?: string };
 }
 
 export async function listReduced<T, R>(
@@ -27,7 +28,7 @@ export async function listReduced<T, R>(
       if (reduced !== undefined) kept.push(reduced);
     }
     resourceVersion = list.metadata?.resourceVersion;
-    next = list.metadata?._continue || undefined;
+    next = list.metadata?._continue || list.metadata?.continue || undefined;
   } while (next);
   return { kept, resourceVersion };
 }
