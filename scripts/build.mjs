@@ -6,9 +6,9 @@
 //   node scripts/build.mjs broker   the broker, build/broker/index.js (git-ignored; the image's
 //                                   build stage and the tests that spawn the broker build it)
 // A missing entry fails the build: a skipped entry would leave a stale bundle looking current.
-import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { isBuiltin } from 'node:module';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { build } from 'esbuild';
 
 // Bundled CommonJS dependencies call require() for Node built-ins; ESM output has no require.
@@ -115,15 +115,30 @@ const results = await Promise.all(
       plugins: [dropUnusedToolkitParts, ...(target.plugins ?? [])],
       minify: target.minify,
       metafile: Boolean(target.metafile),
+      write: false,
     }),
   ),
 );
-if (target.metafile) writeFileSync(target.metafile, JSON.stringify(results[0]?.metafile));
+
+// Each file is written beside its place and renamed over it: a process starting the bundle while
+// another build runs (the image build rebuilds the broker while tests run it) reads the old file or
+// the new one, never a half-written one.
+const TEMP_SUFFIX = /\.\d+\.tmp$/;
+function writeAtomically(path, contents) {
+  mkdirSync(dirname(path), { recursive: true });
+  const temp = `${path}.${process.pid}.tmp`;
+  writeFileSync(temp, contents);
+  renameSync(temp, path);
+}
+for (const result of results)
+  for (const file of result.outputFiles) writeAtomically(file.path, file.contents);
+if (target.metafile) writeAtomically(target.metafile, JSON.stringify(results[0]?.metafile));
 
 // Anything else in the output directory is a leftover of an older layout: removing it lets
 // check-dist see it (as a deletion) instead of shipping it.
 const outputs = new Set([...target.entries.map(([, outfile]) => outfile), target.metafile].filter(Boolean));
 for (const e of readdirSync(target.dir, { withFileTypes: true, recursive: true })) {
   const path = join(e.parentPath, e.name);
-  if (e.isFile() && !outputs.has(path)) rmSync(path);
+  // A concurrent build's file on its way in is not a leftover.
+  if (e.isFile() && !outputs.has(path) && !TEMP_SUFFIX.test(e.name)) rmSync(path);
 }
