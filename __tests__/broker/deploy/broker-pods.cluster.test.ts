@@ -544,22 +544,28 @@ describeOnNode('the broker installed by Helm on the real node', () => {
     const before = new Set(managedObjects([jobNs.name]));
     const [victim] = brokerPods(brokerNs.name);
     const containerId = victim!.status.containerStatuses![0]!.containerID!.replace('containerd://', '');
-    // 24 exchanges, one every 50 ms; the container is killed once 4 have been answered, so some are
-    // in flight at that pod and later ones reach it while kube-proxy still lists it.
+    // 24 exchanges, one every 50 ms; the container is killed once 4 have been answered and one is in
+    // flight (on a quiet machine an exchange takes a fraction of the 50 ms, so waiting for one in
+    // flight is what makes the kill land in the middle), and later ones reach it while kube-proxy
+    // still lists it.
     let answered = 0;
+    let inFlight = 0;
     let fourAnswered!: () => void;
     const fourth = new Promise<void>((r) => (fourAnswered = r));
     let killedAt = Infinity;
     const burst = Array.from({ length: 24 }, async (_, i) => {
       await sleep(i * 50);
       const sent = Date.now();
+      inFlight += 1;
       const r = await exchange('deployer', 60).catch(
         (err: Error) => ({ status: 0, body: { error: err.message } }) as Exchanged,
       );
+      inFlight -= 1;
       if ((answered += 1) === 4) fourAnswered();
       return { ...r, spansKill: sent < killedAt && Date.now() > killedAt };
     });
     await fourth;
+    while (inFlight === 0 && answered < 24) await sleep(1);
     const node = nodeInfo();
     killedAt = Date.now();
     const kill = spawnSync(
