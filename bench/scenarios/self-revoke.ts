@@ -9,8 +9,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
-import { dump, loadAll } from 'js-yaml';
 import { kubectlAdmin, tryKubectlAdmin } from '../../test/support/cluster.js';
+import { selfRevokeGuardReaderFor } from '../../test/support/deploy-rbac.js';
 import { repoRoot } from '../../test/support/repo-root.js';
 import { SELF_REVOKE_GUARD } from '../../src/broker/naming.js';
 import type { BenchContext, Scenario } from '../lib/context.js';
@@ -43,21 +43,6 @@ export interface SelfRevokeResults {
 
 const deployFile = (f: string) => readFileSync(join(repoRoot, 'deploy', f), 'utf8');
 
-/** deploy/self-revoke-guard-reader.yaml for the bench broker's identity. */
-function readerYaml(brokerNamespace: string): string {
-  const docs = loadAll(deployFile('self-revoke-guard-reader.yaml')) as {
-    metadata: { name: string };
-    roleRef?: { name: string };
-    subjects?: { namespace: string }[];
-  }[];
-  for (const d of docs) {
-    d.metadata.name += `-${brokerNamespace}`;
-    if (d.roleRef) d.roleRef.name += `-${brokerNamespace}`;
-    for (const s of d.subjects ?? []) s.namespace = brokerNamespace;
-  }
-  return docs.map((d) => dump(d)).join('---\n');
-}
-
 async function mechanismOf(bb: { broker: { internalGet(p: string): Promise<{ text: string }> } }) {
   const text = (await bb.broker.internalGet('/metrics')).text;
   return /^k8s_ea_self_revoke_shared 1$/m.test(text) ? 'shared' : 'pair';
@@ -65,7 +50,7 @@ async function mechanismOf(bb: { broker: { internalGet(p: string): Promise<{ tex
 
 export const runSelfRevokeBench: Scenario<SelfRevokeResults> = async (ctx: BenchContext, settings, log) => {
   const ns = ctx.namespaces.exchange;
-  const reader = readerYaml(ctx.rbac.brokerNamespace);
+  const reader = selfRevokeGuardReaderFor(ctx.rbac.brokerNamespace);
   kubectlAdmin(['apply', '-f', '-'], reader);
   kubectlAdmin(['apply', '-f', '-'], deployFile('self-revoke-guard.yaml'));
   const bb = await ctx.startBroker([ns]);

@@ -60,6 +60,24 @@ export function rbacJobNamespaces(): string[] {
  * moment (the example ClusterRoles) all succeed. A client-side `kubectl apply` reads first and
  * then creates, and the loser of that race fails with AlreadyExists.
  */
+/**
+ * deploy/self-revoke-guard-reader.yaml for one broker identity: its ClusterRole and binding named after
+ * that broker's namespace (so runs side by side keep their own) and bound to its ServiceAccount there.
+ */
+export function selfRevokeGuardReaderFor(brokerNamespace: string): string {
+  const docs = loadAll(readFileSync(join(repoRoot, 'deploy', 'self-revoke-guard-reader.yaml'), 'utf8')) as {
+    metadata: { name: string };
+    roleRef?: { name: string };
+    subjects?: { namespace: string }[];
+  }[];
+  for (const d of docs) {
+    d.metadata.name += `-${brokerNamespace}`;
+    if (d.roleRef) d.roleRef.name += `-${brokerNamespace}`;
+    for (const s of d.subjects ?? []) s.namespace = brokerNamespace;
+  }
+  return docs.map((d) => dump(d)).join('---\n');
+}
+
 export function applyIdempotently(yaml: string): void {
   kubectlAdmin([...IDEMPOTENT_APPLY, '-f', '-'], yaml);
 }

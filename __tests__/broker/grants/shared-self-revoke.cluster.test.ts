@@ -13,7 +13,6 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dump, loadAll } from 'js-yaml';
 import type { ExchangeResponse } from '../../../src/shared/api.js';
 import { revokeDirect } from '../../../src/action/direct-revoke.js';
 import { revokeObjectName, SELF_REVOKE_GUARD, SELF_REVOKE_ROLE } from '../../../src/broker/naming.js';
@@ -27,6 +26,7 @@ import {
   waitFor,
 } from '../../../test/support/cluster.js';
 import { lockBrokerInstall } from '../../../test/support/broker-install-lock.js';
+import { selfRevokeGuardReaderFor } from '../../../test/support/deploy-rbac.js';
 import { startBrokerEnv, type BrokerEnv } from '../../../test/support/fixture.js';
 import type { InProcessBroker } from '../../../test/support/in-process-broker.js';
 import { managedObjects } from '../../../test/support/managed-objects.js';
@@ -41,21 +41,6 @@ let readerYaml = '';
 /** The broker's clock runs this far ahead once the reaper's part comes. */
 let clockOffsetMs = 0;
 const cleanups: (() => void)[] = [];
-
-/** deploy/self-revoke-guard-reader.yaml for this file's broker identity (names suffixed, subject moved). */
-function readerFor(brokerNamespace: string): string {
-  const docs = loadAll(deployFile('self-revoke-guard-reader.yaml')) as {
-    metadata: { name: string };
-    roleRef?: { name: string };
-    subjects?: { namespace: string }[];
-  }[];
-  for (const d of docs) {
-    d.metadata.name += `-${brokerNamespace}`;
-    if (d.roleRef) d.roleRef.name += `-${brokerNamespace}`;
-    for (const s of d.subjects ?? []) s.namespace = brokerNamespace;
-  }
-  return docs.map((d) => dump(d)).join('---\n');
-}
 
 const applyGuard = () => kubectlAdmin(['apply', '-f', '-'], deployFile('self-revoke-guard.yaml'));
 const setActions = (actions: string[]) =>
@@ -97,7 +82,7 @@ const waitForMechanism = (shared: boolean) =>
 beforeAll(async () => {
   unlock = await lockBrokerInstall('shared-self-revoke');
   env = await startBrokerEnv({ namespaces: ['shared-revoke'] });
-  readerYaml = readerFor(env.rbac.brokerNamespace);
+  readerYaml = selfRevokeGuardReaderFor(env.rbac.brokerNamespace);
   kubectlAdmin(['apply', '-f', '-'], readerYaml);
   applyGuard();
   await guardEnforced(env.ns);
