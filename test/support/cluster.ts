@@ -117,6 +117,19 @@ export function kubectlAdmin(args: string[], input?: string): string {
   return r.stdout;
 }
 
+/** Creates or replaces a ClusterRole with these rules, labelled as the tests' own. */
+export function applyClusterRole(name: string, rules: unknown[]): void {
+  kubectlAdmin(
+    ['apply', '-f', '-'],
+    JSON.stringify({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name, labels: { 'k8s-ephemeral-access.test/owner': 'jest' } },
+      rules,
+    }),
+  );
+}
+
 export function kubectl(kubeconfig: string, args: string[], input?: string): SpawnSyncReturns<string> {
   return spawnSync('kubectl', ['--kubeconfig', kubeconfig, '--request-timeout=10s', ...args], {
     encoding: 'utf8',

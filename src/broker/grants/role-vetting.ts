@@ -132,30 +132,35 @@ export async function startRoleVetting(
   const watches = new OpenWatches();
   const watcher = new Watch(kc);
   /** Resolves when the server ends the watch, rejects on an error. */
-  const watchOnce = (role: NamedRole, resourceVersion: string | undefined): Promise<void> =>
+  const watchOnce = (role: NamedRole): Promise<void> =>
     watches.once(
       watcher,
       role.kind === 'ClusterRole'
         ? `${RBAC_PATH}/clusterroles`
         : `${RBAC_PATH}/namespaces/${encodeURIComponent(role.namespace)}/roles`,
       // resourceNames in RBAC cover a list or watch only when it selects that one name.
-      { fieldSelector: `metadata.name=${role.name}`, resourceVersion, timeoutSeconds: WATCH_SECONDS },
+      // No resourceVersion: the watch opens with the role as the API server's watch cache holds it
+      // (an ADDED event; as fresh as any later event), then follows it. The resourceVersion of a
+      // reading is the role's last write, and a role unchanged for a few minutes of a busy cluster
+      // falls out of the cache's window: a watch from it failed at once, "too old resource
+      // version", for as long as the role stayed unchanged.
+      { fieldSelector: `metadata.name=${role.name}`, timeoutSeconds: WATCH_SECONDS },
       (type: string, object: V1ClusterRole | V1Role) => {
-        // An ERROR (e.g. 410 Gone: the version is too old) ends the watch: read afresh, watch again.
+        // An ERROR event ends the watch: read afresh, watch again.
         if (type === 'ADDED' || type === 'MODIFIED') update(role, verdictOf(object));
         else if (type === 'DELETED') update(role, verdictOf(undefined));
       },
     );
 
-  // One loop per role: watch from the last reading; whenever a watch ends, read afresh. If the
-  // reading fails the role is unverified (its grants wait) until one succeeds; if watches keep
-  // failing, the readings go on with a growing pause.
-  const follow = async (role: NamedRole, object: V1ClusterRole | V1Role | undefined) => {
-    let resourceVersion = object?.metadata?.resourceVersion;
+  // One loop per role: watch; whenever a watch ends, read afresh (a role deleted between two
+  // watches would otherwise go unseen: a watch opens with ADDED events only). If the reading fails
+  // the role is unverified (its grants wait) until one succeeds; if watches keep failing, the
+  // readings go on with a growing pause.
+  const follow = async (role: NamedRole) => {
     const { pause, reset } = growingPause();
     while (!watches.stopped) {
       try {
-        await watchOnce(role, resourceVersion);
+        await watchOnce(role);
         reset();
       } catch (err) {
         if (watches.stopped) return;
@@ -167,9 +172,7 @@ export async function startRoleVetting(
       }
       while (!watches.stopped) {
         try {
-          const fresh = await read(role);
-          update(role, verdictOf(fresh));
-          resourceVersion = fresh?.metadata?.resourceVersion;
+          update(role, verdictOf(await read(role)));
           break;
         } catch (err) {
           if (watches.stopped) return;
@@ -179,7 +182,7 @@ export async function startRoleVetting(
       }
     }
   };
-  for (const { role, object } of first) void follow(role, object);
+  for (const { role } of first) void follow(role);
 
   return {
     refusal: (grantable) => refusalOf(verdicts, grantable),
