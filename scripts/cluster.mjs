@@ -25,6 +25,7 @@ import {
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import { createServer } from 'node:net';
 import { buildNode, missingNodePrerequisites, NODE_PREREQUISITES_COMMAND } from './cluster-node.mjs';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -291,4 +292,61 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     process.stderr.write(`cluster: ${err.message}\n`);
     process.exit(1);
   }
+}
+
+/**
+ * One more kube-apiserver of the running cluster (its etcd, CA and keys) on a free port, with these
+ * extra flags: an API server of a highly available cluster configured differently from its peer.
+ * Resolves once it is ready with its address, an admin kubeconfig for it, and stop().
+ */
+export async function startExtraApiServer(flags = []) {
+  if (!existsSync(join(stateDir, 'etcd-url')))
+    throw new Error(
+      'the running cluster predates `kubecluster apiserver`: cluster:down, then up, restarts it',
+    );
+  const port = await freePort();
+  const out = openSync(join(stateDir, `apiserver-${port}.log`), 'a', 0o600);
+  const child = spawn(binary, ['apiserver', stateDir, String(port), ...flags], {
+    stdio: ['ignore', out, out],
+  });
+  closeSync(out);
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const server = `https://127.0.0.1:${port}`;
+  const kubeconfig = join(stateDir, `apiserver-${port}.kubeconfig`);
+  const admin = readFileSync(clusterInfo().kubeconfig, 'utf8');
+  writeFileSync(kubeconfig, admin.replace(/server: https:\/\/127\.0\.0\.1:\d+/, `server: ${server}`), {
+    mode: 0o600,
+  });
+  const stop = async () => {
+    if (child.exitCode === null) child.kill('SIGTERM');
+    await exited;
+    rmSync(kubeconfig, { force: true });
+  };
+  const started = Date.now();
+  while (!readyz(kubeconfig)) {
+    if (child.exitCode !== null) {
+      const tail = readFileSync(join(stateDir, `apiserver-${port}.log`), 'utf8')
+        .split('\n')
+        .slice(-20);
+      await stop();
+      throw new Error(`the extra API server exited during start:\n${tail.join('\n')}`);
+    }
+    if (Date.now() - started > 120_000) {
+      await stop();
+      throw new Error('the extra API server is not ready after 120 s');
+    }
+    await sleep(200);
+  }
+  return { server, kubeconfig, stop };
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
 }

@@ -69,6 +69,8 @@ export const inlineRoleName = (role: string): string => `${INLINE_ROLE_PREFIX}${
  */
 export const SELF_REVOKE_ROLE = 'k8s-ea-self-revoke';
 export const SELF_REVOKE_ROLE_PART = 'self-revoke-role';
+/** The canary ServiceAccount and RoleBinding of the guard's enforcement probe (grants/self-revoke-probe.ts). */
+export const SELF_REVOKE_PROBE_PART = 'self-revoke-probe';
 /** The ValidatingAdmissionPolicy (and its binding) that narrows SELF_REVOKE_ROLE to a grant's own objects. */
 export const SELF_REVOKE_GUARD = 'k8s-ea-self-revoke-guard';
 

@@ -30,6 +30,7 @@ import { closeOnce, StopStack } from './stop-stack.js';
 import type { AuditLogConfig, BrokerLimits, GatewayConfig } from './config/broker-config.js';
 import { InlineRoles } from './grants/inline-roles.js';
 import { SharedSelfRevoke } from './grants/shared-self-revoke.js';
+import { guardProbe } from './grants/self-revoke-probe.js';
 import { Server as TlsServer } from 'node:tls';
 import type { EdgeTunnelConfig } from './config/edge-section.js';
 import { startEdgeTunnels, type RunningEdgeTunnels } from './edge/start-edge-tunnels.js';
@@ -251,6 +252,7 @@ async function startSharedSelfRevoke(w: Wiring, policy: PolicyEngine): Promise<S
   if (w.config.gateway) return undefined;
   const shared = new SharedSelfRevoke(w.k8s, {
     namespaces: () => policy.namespaces(),
+    probe: guardProbe({ k8s: w.k8s, kc: w.kc }),
     logger: w.parts.logger.child({ component: 'self-revoke' }),
     onChange: (inUse) => w.metrics.selfRevokeShared.set(inUse ? 1 : 0),
   });

@@ -202,6 +202,7 @@ func serve(dir string, extra []string) {
 		[]byte("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n"), 0o600))
 
 	etcd, etcdURL := startEtcd(d)
+	fail(os.WriteFile(d.path("etcd-url"), []byte(etcdURL.String()+"\n"), 0o600))
 
 	port := freePort()
 	if v := os.Getenv("KUBECLUSTER_PORT"); v != "" {
@@ -249,4 +250,28 @@ func serve(dir string, extra []string) {
 	_, _ = kcm.Process.Wait()
 	etcd.Close()
 	os.Exit(0)
+}
+
+// extraAPIServer runs one more kube-apiserver over the serving cluster's etcd, CA and keys, on port,
+// with its own audit log: one API server of a highly available cluster that is configured
+// differently from its peer (e.g. --disable-admission-plugins), as a test needs it. It runs until
+// signalled.
+func extraAPIServer(dir string, port int, extra []string) {
+	// Ends with the test process that started it, however that ends.
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGTERM), 0); errno != 0 {
+		fail(errno)
+	}
+	abs, err := filepath.Abs(dir)
+	fail(err)
+	d := stateDir(abs)
+	raw, err := os.ReadFile(d.path("etcd-url"))
+	fail(err)
+	etcdURL, err := url.Parse(strings.TrimSpace(string(raw)))
+	fail(err)
+	args := apiserverArgs(d, *etcdURL, port, nil)
+	// The last of a repeated flag wins: this server's audit log is its own.
+	args = append(args, "--audit-log-path="+d.path(fmt.Sprintf("audit-%d.log", port)))
+	apiCmd := apiserver.NewAPIServerCommand()
+	apiCmd.SetArgs(append(args, extra...))
+	os.Exit(cli.Run(apiCmd))
 }

@@ -6,6 +6,7 @@
 // process-wide signal handler and only one may exist per process.
 //
 //	kubecluster serve <stateDir> [apiserver flags]   start everything; writes <stateDir>/ready when usable
+//	kubecluster apiserver <stateDir> <port> [apiserver flags]   one more API server of the serving cluster
 //	kubecluster node-down <stateDir>                 remove what a node left: processes, mounts, network, cgroups
 //	kubecluster oci-image <out.tar> <ref> <binary> [user]   a one-binary OCI image archive (deterministic)
 //	kubecluster controller-manager|scheduler|kubelet|proxy [flags]   internal: the child processes
@@ -19,6 +20,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strconv"
 
 	"k8s.io/component-base/cli"
 	_ "k8s.io/component-base/logs/json/register"
@@ -36,7 +38,7 @@ func fail(err error) {
 	}
 }
 
-const usage = "usage: kubecluster serve <stateDir> [flags] | node-down <stateDir> | oci-image <out.tar> <ref> <binary> [user]"
+const usage = "usage: kubecluster serve <stateDir> [flags] | apiserver <stateDir> <port> [flags] | node-down <stateDir> | oci-image <out.tar> <ref> <binary> [user]"
 
 func main() {
 	if len(os.Args) < 2 {
@@ -49,6 +51,13 @@ func main() {
 			fail(fmt.Errorf(usage))
 		}
 		serve(args[0], args[1:])
+	case "apiserver":
+		if len(args) < 2 {
+			fail(fmt.Errorf(usage))
+		}
+		port, err := strconv.Atoi(args[1])
+		fail(err)
+		extraAPIServer(args[0], port, args[2:])
 	case "node-down":
 		if len(args) != 1 {
 			fail(fmt.Errorf(usage))

@@ -3,21 +3,30 @@
 // deploy/ RBAC (plus deploy/self-revoke-guard-reader.yaml). Negative first: with the shared Role, a
 // grant cannot delete another grant's ServiceAccount or RoleBindings, nor any other ServiceAccount or
 // binding, nor the shared Role, nor touch the guard; it can delete its own (the post step's fallback,
-// unchanged). With the guard's binding set to Warn, or the policy removed, the broker makes the
-// per-grant pair again (log line and metric) and takes the shared Role away; with the guard back it
-// binds the shared Role again. Revocation and the reaper leave nothing of either kind behind.
+// unchanged). Through an API server that stores the guard but does not enforce it (one more API
+// server of the cluster, its ValidatingAdmissionPolicy plugin off), the broker's probe finds that out
+// and keeps the pair. With the guard's binding set to Warn, or the policy removed, the broker makes
+// the per-grant pair again (log line and metric) and takes the shared Role away; with the guard back
+// it binds the shared Role again. Revocation and the reaper leave nothing of either kind behind.
 //
 // The guard is cluster-wide: this file holds the broker-install lock (fresh-cluster and the chart's
 // install also install and remove it), and other files' brokers cannot read it (their RBAC lacks the
 // reader), so they keep making the pair whatever this file does.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ExchangeResponse } from '../../../src/shared/api.js';
 import { revokeDirect } from '../../../src/action/direct-revoke.js';
-import { revokeObjectName, SELF_REVOKE_GUARD, SELF_REVOKE_ROLE } from '../../../src/broker/naming.js';
+import {
+  PART_LABEL,
+  revokeObjectName,
+  SELF_REVOKE_GUARD,
+  SELF_REVOKE_PROBE_PART,
+  SELF_REVOKE_ROLE,
+} from '../../../src/broker/naming.js';
 import {
   clusterEndpoint,
+  kubectl,
   kubectlAdmin,
   kubectlStatus,
   rbacApi,
@@ -26,6 +35,7 @@ import {
   waitFor,
 } from '../../../test/support/cluster.js';
 import { lockBrokerInstall } from '../../../test/support/broker-install-lock.js';
+import { startExtraApiServer, type ExtraApiServer } from '../../../test/support/extra-apiserver.js';
 import { selfRevokeGuardReaderFor } from '../../../test/support/deploy-rbac.js';
 import { startBrokerEnv, type BrokerEnv } from '../../../test/support/fixture.js';
 import type { InProcessBroker } from '../../../test/support/in-process-broker.js';
@@ -33,6 +43,8 @@ import { managedObjects } from '../../../test/support/managed-objects.js';
 import { repoRoot } from '../../../test/support/repo-root.js';
 
 const deployFile = (f: string) => readFileSync(join(repoRoot, 'deploy', f), 'utf8');
+/** The enforcement probe's canary objects (src/broker/grants/self-revoke-probe.ts). */
+const probeLabel = `${PART_LABEL}=${SELF_REVOKE_PROBE_PART}`;
 
 let env: BrokerEnv;
 let broker: InProcessBroker;
@@ -170,6 +182,10 @@ describe('with the guard enforcing, grants bind one shared self-revoke Role', ()
     }
     const role = await rbacApi().readNamespacedRole({ name: SELF_REVOKE_ROLE, namespace: env.ns });
     expect(role.metadata?.ownerReferences ?? []).toEqual([]);
+    // The enforcement probe that came first (its canary refused by the guard) left nothing.
+    expect(
+      kubectlAdmin(['-n', env.ns, 'get', 'serviceaccounts,rolebindings', '-l', probeLabel, '-o', 'name']),
+    ).toBe('');
     expect(role.metadata?.labels).toMatchObject({ 'app.kubernetes.io/managed-by': 'k8s-ephemeral-access' });
     expect(role.rules?.map((r) => [r.resources, r.verbs, r.resourceNames])).toEqual([
       [['rolebindings'], ['delete'], undefined],
@@ -313,6 +329,65 @@ describe('with the guard enforcing, grants bind one shared self-revoke Role', ()
       ),
     );
     expect((await revokeBindingOf(grants.b!.grantId)).roleRef.name).toBe(SELF_REVOKE_ROLE);
+  });
+});
+
+describe('an API server that stores the guard but does not enforce it (its admission plugin off)', () => {
+  let extra: ExtraApiServer | undefined;
+  let other: BrokerEnv | undefined;
+  let otherReader = '';
+  let unenforced: InProcessBroker;
+  beforeAll(async () => {
+    // One API server of an HA cluster started without the plugin, and a broker whose kubeconfig
+    // reaches that one; in a namespace of its own, so its fall-back leaves this file's broker be.
+    extra = await startExtraApiServer(['--disable-admission-plugins=ValidatingAdmissionPolicy']);
+    other = await startBrokerEnv({ namespaces: ['shared-revoke-unenforced'] });
+    otherReader = selfRevokeGuardReaderFor(other.rbac.brokerNamespace);
+    kubectlAdmin(['apply', '-f', '-'], otherReader);
+    const kubeconfigPath = `${other.rbac.kubeconfigPath}.unenforced`;
+    writeFileSync(
+      kubeconfigPath,
+      readFileSync(other.rbac.kubeconfigPath, 'utf8').replace(/server: \S+/, `server: ${extra.server}`),
+    );
+    unenforced = await other.startInProcessBroker({ rbac: { ...other.rbac, kubeconfigPath } });
+  }, 120_000);
+  afterAll(async () => {
+    await other?.cleanup();
+    if (otherReader) tryKubectlAdmin(['delete', '-f', '-', '--ignore-not-found'], otherReader);
+    await extra?.stop();
+  }, 120_000);
+
+  test('the guard reads exactly as shipped there, yet is not enforced: the probe finds it, grants get the pair, no canary is left', async () => {
+    const ns = other!.ns;
+    // What the red team found: through that API server a grant identity may delete what is not its own.
+    const asGrant = kubectl(extra!.kubeconfig, [
+      `--as=system:serviceaccount:${ns}:gha-${'0'.repeat(32)}`,
+      '--as-group=system:masters',
+      ...['-n', ns, 'delete', 'serviceaccount', 'default', '--dry-run=server'],
+    ]);
+    expect([asGrant.status, asGrant.stderr]).toEqual([0, '']);
+
+    const refusal = await waitFor('the probe to find the guard unenforced', () =>
+      unenforced.logLines.find(
+        (l) => l.msg === 'the self-revoke guard is not proven to enforce: grants get the per-grant pair',
+      ),
+    );
+    expect(refusal.problems).toEqual([expect.stringMatching(/does not enforce the guard/)]);
+    const r = await unenforced.request<ExchangeResponse>('POST', '/v1/exchange', {
+      token: await other!.issuer.sign(),
+      body: { namespace: ns, role: 'viewer', ttlSeconds: 600 },
+    });
+    expect(r.status).toBe(200);
+    const binding = await waitFor('the self-revoke RoleBinding', () =>
+      rbacApi()
+        .readNamespacedRoleBinding({ name: revokeObjectName(r.body.grantId), namespace: ns })
+        .catch(() => undefined),
+    );
+    expect(binding.roleRef.name).toBe(revokeObjectName(r.body.grantId));
+    expect(
+      kubectlAdmin(['-n', ns, 'get', 'serviceaccounts,rolebindings,roles', '-l', probeLabel, '-o', 'name']),
+    ).toBe('');
+    expect(kubectlAdmin(['-n', ns, 'get', 'roles', '-o', 'name'])).not.toContain(SELF_REVOKE_ROLE);
   });
 });
 

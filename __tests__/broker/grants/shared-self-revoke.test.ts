@@ -1,7 +1,8 @@
 // When the broker binds the shared self-revoke Role (src/broker/grants/shared-self-revoke.ts), over
-// scripted reads of the guard: only after two reads that agree, never while a read fails or finds it
-// weaker, and every fall-back deletes the shared Role so no grant keeps an unguarded permission. The
-// real API server's side is __tests__/broker/grants/shared-self-revoke.cluster.test.ts.
+// scripted reads of the guard and a scripted enforcement probe: only after two reads that agree and a
+// probe the guard refused, never while a read fails or finds it weaker, and every fall-back deletes
+// the shared Role so no grant keeps an unguarded permission. The real API server's side is
+// __tests__/broker/grants/shared-self-revoke.cluster.test.ts.
 import { expect, test } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,8 +28,14 @@ function scripted() {
     binding: served('ValidatingAdmissionPolicyBinding', '1') as Doc | undefined,
     readError: undefined as Error | undefined,
     roleExists: false,
+    /** What the enforcement probe finds: [] when the guard refused its canary. */
+    probeProblems: [] as string[],
   };
   const calls: string[] = [];
+  const probe = async (namespace: string) => {
+    calls.push(`probe ${namespace} with the shared Role ${state.roleExists ? 'present' : 'absent'}`);
+    return state.probeProblems;
+  };
   const read = (what: 'policy' | 'binding') => async () => {
     if (state.readError) throw state.readError;
     const o = state[what];
@@ -67,18 +74,23 @@ function scripted() {
       },
     },
   } as unknown as K8sClients;
-  return { state, calls, k8s };
+  return { state, calls, k8s, probe };
 }
 
-function subject(k8s: K8sClients) {
+function subject({ k8s, probe }: Pick<ReturnType<typeof scripted>, 'k8s' | 'probe'>) {
   const changes: boolean[] = [];
-  const shared = new SharedSelfRevoke(k8s, { namespaces: () => ['ns-a'], onChange: (s) => changes.push(s) });
+  const shared = new SharedSelfRevoke(k8s, {
+    namespaces: () => ['ns-a'],
+    probe,
+    onChange: (s) => changes.push(s),
+  });
   return { shared, changes };
 }
 
 test('two agreeing reads before the shared Role is used; then it is created once and bound', async () => {
-  const { k8s, calls } = scripted();
-  const { shared, changes } = subject(k8s);
+  const script = scripted();
+  const { calls } = script;
+  const { shared, changes } = subject(script);
   await shared.check();
   expect(await shared.roleFor('ns-a')).toBeUndefined();
   await shared.check();
@@ -86,11 +98,34 @@ test('two agreeing reads before the shared Role is used; then it is created once
   expect(await shared.roleFor('ns-a')).toBe(SELF_REVOKE_ROLE);
   expect(await shared.roleFor('ns-a')).toBe(SELF_REVOKE_ROLE);
   expect(calls.filter((c) => c.startsWith('create'))).toEqual([`create Role ns-a/${SELF_REVOKE_ROLE}`]);
+  expect(calls.filter((c) => c.startsWith('probe'))).toEqual(['probe ns-a with the shared Role present']);
+});
+
+test('a probe the guard did not refuse keeps the pair and deletes the shared Role; it is not repeated for the same objects, and is at once for changed ones', async () => {
+  const script = scripted();
+  const { state, calls } = script;
+  state.probeProblems = ['a grant identity was allowed to delete a RoleBinding not its own'];
+  const { shared, changes } = subject(script);
+  for (let i = 0; i < 4; i++) await shared.check();
+  expect(changes).toEqual([]);
+  expect(await shared.roleFor('ns-a')).toBeUndefined();
+  expect(state.roleExists).toBe(false);
+  expect(calls.filter((c) => c.startsWith('probe'))).toHaveLength(1);
+
+  state.probeProblems = [];
+  state.binding = served('ValidatingAdmissionPolicyBinding', '2');
+  await shared.check();
+  await shared.check();
+  expect(calls.filter((c) => c.startsWith('probe'))).toHaveLength(2);
+  expect(changes).toEqual([true]);
+  expect(await shared.roleFor('ns-a')).toBe(SELF_REVOKE_ROLE);
+  await shared.stop();
 });
 
 test('a change between the two reads starts the wait again', async () => {
-  const { k8s, state } = scripted();
-  const { shared, changes } = subject(k8s);
+  const script = scripted();
+  const { state } = script;
+  const { shared, changes } = subject(script);
   await shared.check();
   state.binding = served('ValidatingAdmissionPolicyBinding', '2');
   await shared.check();
@@ -110,8 +145,9 @@ test.each([
     (s: ReturnType<typeof scripted>['state']) => (s.readError = Object.assign(new Error('x'), { code: 403 })),
   ],
 ])('%s: the pair again at once, and the shared Role deleted', async (_, weaken) => {
-  const { k8s, state, calls } = scripted();
-  const { shared, changes } = subject(k8s);
+  const script = scripted();
+  const { state, calls } = script;
+  const { shared, changes } = subject(script);
   await shared.check();
   await shared.check();
   await shared.roleFor('ns-a');
@@ -126,10 +162,11 @@ test.each([
 });
 
 test('a broker that starts without a verified guard deletes a shared Role an earlier run left', async () => {
-  const { k8s, state } = scripted();
+  const script = scripted();
+  const { state } = script;
   state.roleExists = true;
   state.policy = undefined;
-  const { shared, changes } = subject(k8s);
+  const { shared, changes } = subject(script);
   await shared.check();
   expect(state.roleExists).toBe(false);
   expect(changes).toEqual([]);

@@ -9,7 +9,10 @@
 // objects; so the shared Role is bound only while the broker has verified that guard:
 // - it reads the policy and its binding at start and every GUARD_RECHECK_MS, and uses the shared
 //   Role only once two reads GUARD_SETTLE_MS or more apart found them correct and unchanged (the
-//   API server's admission plugin enforces a new policy a moment after it is stored);
+//   API server's admission plugin enforces a new policy a moment after it is stored), and then a
+//   canary grant identity was refused by the guard (self-revoke-probe.ts: objects that read right
+//   prove nothing if the API server does not enforce them); a failed probe is repeated only after
+//   PROBE_RETRY_MS, or at once if the guard's objects change;
 // - the first read that finds them missing, changed for the worse, or unreadable stops it at once:
 //   new grants get the pair again, and the broker deletes the shared Role in every namespace, so
 //   the grants already bound to it keep no permission the guard no longer narrows (their post step
@@ -24,12 +27,15 @@ import { SELF_REVOKE_GUARD, SELF_REVOKE_ROLE, SELF_REVOKE_ROLE_PART } from '../n
 import { SHARED_SELF_REVOKE_RULES } from './grant-objects.js';
 import { InlineRoles, type SharedRoleShape } from './inline-roles.js';
 import { guardProblems } from './self-revoke-guard.js';
+import type { GuardProbe } from './self-revoke-probe.js';
 import type { RuleSummary } from '../../shared/api.js';
 
 /** How often the guard is read again while nothing changes. */
 export const GUARD_RECHECK_MS = 10_000;
 /** The least time between the two reads that must agree before the shared Role is used. */
 export const GUARD_SETTLE_MS = 2_000;
+/** How long a failed enforcement probe stands while the guard's objects stay the same. */
+export const PROBE_RETRY_MS = 300_000;
 
 const SHAPE: SharedRoleShape = {
   nameOf: () => SELF_REVOKE_ROLE,
@@ -46,6 +52,8 @@ const RULES: RuleSummary[] = SHARED_SELF_REVOKE_RULES.map((r) => ({
 export interface SharedSelfRevokeOptions {
   /** The job namespaces (the running policy's). */
   namespaces: () => readonly string[];
+  /** Whether the API server enforces the guard, asked before the shared Role is used (self-revoke-probe.ts). */
+  probe: GuardProbe;
   logger?: Logger;
   /** Told whenever the mechanism changes: true when grants bind the shared Role, false for the pair. */
   onChange?: (shared: boolean) => void;
@@ -64,6 +72,8 @@ export class SharedSelfRevoke {
   private reported = false;
   private timer: NodeJS.Timeout | undefined;
   private checking: Promise<void> | undefined;
+  /** The last failed probe: not repeated for the same guard objects until PROBE_RETRY_MS has passed. */
+  private failedProbe: { versions: string; at: number; problems: string[] } | undefined;
 
   constructor(
     private readonly k8s: Pick<K8sClients, 'rbac' | 'admission' | 'hotPath'>,
@@ -121,6 +131,8 @@ export class SharedSelfRevoke {
     const settled = this.seen === versions;
     this.seen = versions;
     if (settled && !this.shared) {
+      const refused = await this.probed(versions);
+      if (refused.length > 0) return this.fallBack(refused);
       this.shared = true;
       this.reported = true;
       this.mayHaveRole = true;
@@ -135,6 +147,30 @@ export class SharedSelfRevoke {
       );
       this.options.onChange?.(true);
     }
+  }
+
+  /** The enforcement probe's problems, or a recent failed probe's for the same guard objects. */
+  private async probed(versions: string): Promise<string[]> {
+    const last = this.failedProbe;
+    if (last?.versions === versions && Date.now() - last.at < PROBE_RETRY_MS) return last.problems;
+    const namespace = this.options.namespaces()[0];
+    if (namespace === undefined) return ['the policy names no job namespace to probe it in'];
+    // The canary binds the shared Role, which must exist; a failed probe deletes it again (fallBack).
+    this.mayHaveRole = true;
+    const problems = await this.roles.ensure({ namespace, role: SELF_REVOKE_ROLE, rules: RULES }).then(
+      () => this.options.probe(namespace),
+      (err: unknown) => [`cannot write the shared self-revoke Role to probe with: ${describeK8sError(err)}`],
+    );
+    this.failedProbe = problems.length > 0 ? { versions, at: Date.now(), problems } : undefined;
+    if (problems.length > 0)
+      this.options.logger?.warn(
+        'the self-revoke guard is not proven to enforce: grants get the per-grant pair',
+        {
+          policy: SELF_REVOKE_GUARD,
+          problems,
+        },
+      );
+    return problems;
   }
 
   /** Checks now, then keeps checking (sooner while a first correct read waits for its confirmation). */

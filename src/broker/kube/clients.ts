@@ -13,7 +13,7 @@ import {
   ServerConfiguration,
   type Configuration,
 } from '@kubernetes/client-node';
-import { KubeConnection } from './connection.js';
+import { K8S_CALL_TIMEOUT_MS, KubeConnection } from './connection.js';
 import { clientNodeHotPath, jsonHotPath, type HotPathApi } from './hot-path-api.js';
 
 export interface K8sClients {
@@ -66,6 +66,37 @@ export function createK8sClients(kc: KubeConfig, connection = new KubeConnection
   };
   const hotPath = KubeConnection.supports(kc) ? jsonHotPath(connection) : clientNodeHotPath(apis);
   return { ...apis, hotPath, connection };
+}
+
+/**
+ * An RBAC client for the broker's cluster (address, CA, proxy) as another identity, a bearer token:
+ * the self-revoke guard's probe asks as a canary grant. Bounded like the broker's own calls; not
+ * pooled (it serves one call).
+ */
+export function rbacApiAs(kc: KubeConfig, token: string): RbacAuthorizationV1Api {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error('No active cluster!');
+  const as = new KubeConfig();
+  as.loadFromOptions({
+    clusters: [cluster],
+    users: [{ name: 'bearer', token }],
+    contexts: [{ name: 'bearer', cluster: cluster.name, user: 'bearer' }],
+    currentContext: 'bearer',
+  });
+  return new RbacAuthorizationV1Api(
+    createConfiguration({
+      baseServer: new ServerConfiguration(cluster.server, {}),
+      authMethods: {
+        default: {
+          getName: () => 'bearer token, bounded',
+          applySecurityAuthentication: async (context) => {
+            await as.applySecurityAuthentication(context);
+            context.setSignal(AbortSignal.timeout(K8S_CALL_TIMEOUT_MS));
+          },
+        },
+      },
+    }),
+  );
 }
 
 /** What a job's kubeconfig needs to reach the API server: its URL and CA (base64 PEM). */
