@@ -340,13 +340,15 @@ export async function startExtraApiServer(flags = []) {
   return { server, kubeconfig, stop };
 }
 
+/** @returns {Promise<number>} a port free on 127.0.0.1 a moment ago */
 function freePort() {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);
     s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
+      const address = s.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      s.close(() => (port ? resolve(port) : reject(new Error('no port from listen(0)'))));
     });
   });
 }

@@ -184,7 +184,16 @@ describe('with the guard enforcing, grants bind one shared self-revoke Role', ()
     expect(role.metadata?.ownerReferences ?? []).toEqual([]);
     // The enforcement probe that came first (its canary refused by the guard) left nothing.
     expect(
-      kubectlAdmin(['-n', env.ns, 'get', 'serviceaccounts,rolebindings', '-l', probeLabel, '-o', 'name']),
+      kubectlAdmin([
+        '-n',
+        env.ns,
+        'get',
+        'serviceaccounts,roles,rolebindings',
+        '-l',
+        probeLabel,
+        '-o',
+        'name',
+      ]),
     ).toBe('');
     expect(role.metadata?.labels).toMatchObject({ 'app.kubernetes.io/managed-by': 'k8s-ephemeral-access' });
     expect(role.rules?.map((r) => [r.resources, r.verbs, r.resourceNames])).toEqual([

@@ -7,7 +7,7 @@ import { expect, test } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadAll } from 'js-yaml';
-import { SharedSelfRevoke } from '../../../src/broker/grants/shared-self-revoke.js';
+import { PROBE_RETRY_MS, SharedSelfRevoke } from '../../../src/broker/grants/shared-self-revoke.js';
 import type { K8sClients } from '../../../src/broker/kube/clients.js';
 import { SELF_REVOKE_ROLE } from '../../../src/broker/naming.js';
 import { repoRoot } from '../../../test/support/repo-root.js';
@@ -33,7 +33,7 @@ function scripted() {
   };
   const calls: string[] = [];
   const probe = async (namespace: string) => {
-    calls.push(`probe ${namespace} with the shared Role ${state.roleExists ? 'present' : 'absent'}`);
+    calls.push(`probe ${namespace}`);
     return state.probeProblems;
   };
   const read = (what: 'policy' | 'binding') => async () => {
@@ -79,12 +79,14 @@ function scripted() {
 
 function subject({ k8s, probe }: Pick<ReturnType<typeof scripted>, 'k8s' | 'probe'>) {
   const changes: boolean[] = [];
+  const clock = { now: 1_000_000 };
   const shared = new SharedSelfRevoke(k8s, {
     namespaces: () => ['ns-a'],
     probe,
     onChange: (s) => changes.push(s),
+    now: () => clock.now,
   });
-  return { shared, changes };
+  return { shared, changes, clock };
 }
 
 test('two agreeing reads before the shared Role is used; then it is created once and bound', async () => {
@@ -98,10 +100,34 @@ test('two agreeing reads before the shared Role is used; then it is created once
   expect(await shared.roleFor('ns-a')).toBe(SELF_REVOKE_ROLE);
   expect(await shared.roleFor('ns-a')).toBe(SELF_REVOKE_ROLE);
   expect(calls.filter((c) => c.startsWith('create'))).toEqual([`create Role ns-a/${SELF_REVOKE_ROLE}`]);
-  expect(calls.filter((c) => c.startsWith('probe'))).toEqual(['probe ns-a with the shared Role present']);
+  // The probe comes before the shared Role exists: its canary has a Role of its own.
+  expect(calls.filter((c) => /^(probe|create)/.test(c))).toEqual([
+    'probe ns-a',
+    `create Role ns-a/${SELF_REVOKE_ROLE}`,
+  ]);
 });
 
-test('a probe the guard did not refuse keeps the pair and deletes the shared Role; it is not repeated for the same objects, and is at once for changed ones', async () => {
+test('while grants bind the shared Role the probe is repeated every PROBE_RETRY_MS; one the guard no longer passes brings the pair back', async () => {
+  const script = scripted();
+  const { state, calls } = script;
+  const { shared, changes, clock } = subject(script);
+  const probes = () => calls.filter((c) => c.startsWith('probe')).length;
+  await shared.check();
+  await shared.check();
+  expect(changes).toEqual([true]);
+  clock.now += PROBE_RETRY_MS - 1;
+  await shared.check();
+  expect(probes()).toBe(1);
+  clock.now += 1;
+  state.probeProblems = ['a grant identity was allowed to delete a RoleBinding'];
+  await shared.check();
+  expect(probes()).toBe(2);
+  expect(changes).toEqual([true, false]);
+  expect(state.roleExists).toBe(false);
+  await shared.stop();
+});
+
+test('a probe the guard did not refuse keeps the pair and leaves no shared Role; it is not repeated for the same objects, and is at once for changed ones', async () => {
   const script = scripted();
   const { state, calls } = script;
   state.probeProblems = ['a grant identity was allowed to delete a RoleBinding not its own'];

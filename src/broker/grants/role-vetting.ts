@@ -128,6 +128,8 @@ export async function startRoleVetting(
     else logger.warn('named role refused: grants of it are refused', { ...fields, problems: next.problems });
   };
   for (const { role, verdict } of first) verdicts.set(keyOf(role), verdict);
+  const versions = new AppliedVersions();
+  for (const { role, object } of first) versions.newer(keyOf(role), object?.metadata?.resourceVersion);
 
   const watches = new OpenWatches();
   const watcher = new Watch(kc);
@@ -140,22 +142,25 @@ export async function startRoleVetting(
         : `${RBAC_PATH}/namespaces/${encodeURIComponent(role.namespace)}/roles`,
       // resourceNames in RBAC cover a list or watch only when it selects that one name.
       // No resourceVersion: the watch opens with the role as the API server's watch cache holds it
-      // (an ADDED event; as fresh as any later event), then follows it. The resourceVersion of a
-      // reading is the role's last write, and a role unchanged for a few minutes of a busy cluster
-      // falls out of the cache's window: a watch from it failed at once, "too old resource
-      // version", for as long as the role stayed unchanged.
+      // (an ADDED event), then follows it. The resourceVersion of a reading is the role's last write,
+      // and a role unchanged for a few minutes of a busy cluster falls out of the cache's window: a
+      // watch from it failed at once, "too old resource version", as long as the role stayed
+      // unchanged. The cache may lag the reading before the watch: an event older than the state
+      // applied last is dropped, so it cannot undo a refusal the reading made.
       { fieldSelector: `metadata.name=${role.name}`, timeoutSeconds: WATCH_SECONDS },
       (type: string, object: V1ClusterRole | V1Role) => {
         // An ERROR event ends the watch: read afresh, watch again.
-        if (type === 'ADDED' || type === 'MODIFIED') update(role, verdictOf(object));
-        else if (type === 'DELETED') update(role, verdictOf(undefined));
+        if (type !== 'ADDED' && type !== 'MODIFIED' && type !== 'DELETED') return;
+        if (!versions.newer(keyOf(role), object.metadata?.resourceVersion)) return;
+        update(role, verdictOf(type === 'DELETED' ? undefined : object));
       },
     );
 
-  // One loop per role: watch; whenever a watch ends, read afresh (a role deleted between two
-  // watches would otherwise go unseen: a watch opens with ADDED events only). If the reading fails
-  // the role is unverified (its grants wait) until one succeeds; if watches keep failing, the
-  // readings go on with a growing pause.
+  // One loop per role: watch; whenever a watch ends, read afresh (a watch opens with ADDED events
+  // only, so a role deleted while no watch ran is seen by the reading, or, when deleted after the
+  // reading and before the next watch opened, by the reading after that watch: within
+  // WATCH_SECONDS). If the reading fails the role is unverified (its grants wait) until one
+  // succeeds; if watches keep failing, the readings go on with a growing pause.
   const follow = async (role: NamedRole) => {
     const { pause, reset } = growingPause();
     while (!watches.stopped) {
@@ -172,7 +177,10 @@ export async function startRoleVetting(
       }
       while (!watches.stopped) {
         try {
-          update(role, verdictOf(await read(role)));
+          // A reading is fresh (from etcd): it always applies.
+          const fresh = await read(role);
+          versions.newer(keyOf(role), fresh?.metadata?.resourceVersion);
+          update(role, verdictOf(fresh));
           break;
         } catch (err) {
           if (watches.stopped) return;
@@ -188,6 +196,25 @@ export async function startRoleVetting(
     refusal: (grantable) => refusalOf(verdicts, grantable),
     stop: () => watches.stop(),
   };
+}
+
+/**
+ * The resourceVersion of each role's state applied last. Versions are compared as the integers etcd
+ * gives; one that is not an integer counts as newer, so its event applies (what happened before this
+ * check existed). A deletion's event carries the deletion's version, newer than the role's last write.
+ */
+class AppliedVersions {
+  private readonly last = new Map<string, bigint>();
+
+  /** Whether `version` is newer than the last applied for `key` (and, if so, records it). */
+  newer(key: string, version: string | undefined): boolean {
+    if (!version || !/^\d+$/.test(version)) return true;
+    const next = BigInt(version);
+    const last = this.last.get(key);
+    if (last !== undefined && next <= last) return false;
+    this.last.set(key, next);
+    return true;
+  }
 }
 
 /** At start, every named role must be safe: one error lists every problem of every role. */

@@ -11,8 +11,9 @@
 //   Role only once two reads GUARD_SETTLE_MS or more apart found them correct and unchanged (the
 //   API server's admission plugin enforces a new policy a moment after it is stored), and then a
 //   canary grant identity was refused by the guard (self-revoke-probe.ts: objects that read right
-//   prove nothing if the API server does not enforce them); a failed probe is repeated only after
-//   PROBE_RETRY_MS, or at once if the guard's objects change;
+//   prove nothing if the API server does not enforce them); the probe is repeated every
+//   PROBE_RETRY_MS while grants bind the shared Role and whenever the guard's objects change, and a
+//   failed one only after PROBE_RETRY_MS (or at once if the guard's objects change);
 // - the first read that finds them missing, changed for the worse, or unreadable stops it at once:
 //   new grants get the pair again, and the broker deletes the shared Role in every namespace, so
 //   the grants already bound to it keep no permission the guard no longer narrows (their post step
@@ -59,6 +60,7 @@ export interface SharedSelfRevokeOptions {
   onChange?: (shared: boolean) => void;
   recheckMs?: number;
   settleMs?: number;
+  now?: () => number;
 }
 
 export class SharedSelfRevoke {
@@ -72,14 +74,19 @@ export class SharedSelfRevoke {
   private reported = false;
   private timer: NodeJS.Timeout | undefined;
   private checking: Promise<void> | undefined;
-  /** The last failed probe: not repeated for the same guard objects until PROBE_RETRY_MS has passed. */
-  private failedProbe: { versions: string; at: number; problems: string[] } | undefined;
+  /** The last failed probe: not repeated for the same guard objects and namespace until PROBE_RETRY_MS has passed. */
+  private failedProbe: { key: string; at: number; problems: string[] } | undefined;
+  /** The guard's objects at the last probe the guard passed, and when. */
+  private proven: { versions: string; at: number } | undefined;
+  private stopped = false;
+  private readonly now: () => number;
 
   constructor(
     private readonly k8s: Pick<K8sClients, 'rbac' | 'admission' | 'hotPath'>,
     private readonly options: SharedSelfRevokeOptions,
   ) {
     this.roles = new InlineRoles(k8s, options.logger, SHAPE);
+    this.now = options.now ?? Date.now;
   }
 
   /** Whether new grants bind the shared Role now. */
@@ -130,43 +137,50 @@ export class SharedSelfRevoke {
     if (problems.length > 0) return this.fallBack(problems);
     const settled = this.seen === versions;
     this.seen = versions;
-    if (settled && !this.shared) {
-      const refused = await this.probed(versions);
-      if (refused.length > 0) return this.fallBack(refused);
-      this.shared = true;
-      this.reported = true;
-      this.mayHaveRole = true;
-      // Written now (not by the first grant), and restored if edited or deleted while the guard holds.
-      const uses = () =>
-        this.options.namespaces().map((namespace) => ({ namespace, role: SELF_REVOKE_ROLE, rules: RULES }));
-      void this.roles.ensureAll(uses());
-      this.roles.start(uses);
-      this.options.logger?.info(
-        'the self-revoke guard is installed and enforcing: grants bind the shared self-revoke Role',
-        { policy: SELF_REVOKE_GUARD },
-      );
-      this.options.onChange?.(true);
-    }
+    // Probed before first use, again every PROBE_RETRY_MS, and whenever the guard's objects changed.
+    const proven = this.proven;
+    if (!settled || (this.shared && proven?.versions === versions && this.now() - proven.at < PROBE_RETRY_MS))
+      return;
+    const refused = await this.probed(versions);
+    if (this.stopped) return;
+    if (refused.length > 0) return this.fallBack(refused);
+    this.proven = { versions, at: this.now() };
+    if (!this.shared) this.useShared();
   }
 
-  /** The enforcement probe's problems, or a recent failed probe's for the same guard objects. */
+  private useShared(): void {
+    this.shared = true;
+    this.reported = true;
+    this.mayHaveRole = true;
+    // Written now (not by the first grant), and restored if edited or deleted while the guard holds.
+    const uses = () =>
+      this.options.namespaces().map((namespace) => ({ namespace, role: SELF_REVOKE_ROLE, rules: RULES }));
+    void this.roles.ensureAll(uses());
+    this.roles.start(uses);
+    this.options.logger?.info(
+      'the self-revoke guard is installed and enforcing: grants bind the shared self-revoke Role',
+      { policy: SELF_REVOKE_GUARD },
+    );
+    this.options.onChange?.(true);
+  }
+
+  /** The enforcement probe's problems, or a recent failed probe's for the same guard and namespace. */
   private async probed(versions: string): Promise<string[]> {
-    const last = this.failedProbe;
-    if (last?.versions === versions && Date.now() - last.at < PROBE_RETRY_MS) return last.problems;
     const namespace = this.options.namespaces()[0];
     if (namespace === undefined) return ['the policy names no job namespace to probe it in'];
-    // The canary binds the shared Role, which must exist; a failed probe deletes it again (fallBack).
-    this.mayHaveRole = true;
-    const problems = await this.roles.ensure({ namespace, role: SELF_REVOKE_ROLE, rules: RULES }).then(
-      () => this.options.probe(namespace),
-      (err: unknown) => [`cannot write the shared self-revoke Role to probe with: ${describeK8sError(err)}`],
-    );
-    this.failedProbe = problems.length > 0 ? { versions, at: Date.now(), problems } : undefined;
+    const key = `${namespace}/${versions}`;
+    const last = this.failedProbe;
+    if (last?.key === key && this.now() - last.at < PROBE_RETRY_MS) return last.problems;
+    const problems = await this.options
+      .probe(namespace)
+      .catch((err: unknown) => [`the probe failed: ${describeK8sError(err)}`]);
+    this.failedProbe = problems.length > 0 ? { key, at: this.now(), problems } : undefined;
     if (problems.length > 0)
       this.options.logger?.warn(
         'the self-revoke guard is not proven to enforce: grants get the per-grant pair',
         {
           policy: SELF_REVOKE_GUARD,
+          namespace,
           problems,
         },
       );
@@ -183,23 +197,31 @@ export class SharedSelfRevoke {
       this.timer = setTimeout(tick, waiting ? settleMs : recheckMs).unref();
     };
     const tick = () => {
-      this.checking = this.check().finally(() => {
-        if (this.timer) schedule();
-      });
+      this.checking = this.check()
+        .catch((err: unknown) =>
+          this.options.logger?.error('the self-revoke guard check failed', { error: describeK8sError(err) }),
+        )
+        .finally(() => {
+          if (this.timer) schedule();
+        });
     };
     schedule();
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    await Promise.all([this.checking, this.roles.stop()]);
+    // A check in flight (a probe takes seconds) must not start the Role's keeper after it stopped.
+    await this.checking;
+    await this.roles.stop();
   }
 
   private async fallBack(problems: string[]): Promise<void> {
     const was = this.shared;
     this.shared = false;
     this.seen = undefined;
+    this.proven = undefined;
     if (!this.reported) {
       this.reported = true;
       this.options.logger?.info(
