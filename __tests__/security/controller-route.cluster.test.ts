@@ -129,6 +129,9 @@ async function rebuiltPod(actor: string, name: string): Promise<Pod> {
   });
 }
 
+/** How often the forgery is tried while the set's controller keeps winning the race for the name. */
+const FORGERY_ATTEMPTS = 5;
+
 /**
  * The StatefulSet route: a set the actor may create (the guard checks its template), its current
  * revision replaced by one with the forged template, the pod deleted. Returns the rebuilt pod, or
@@ -140,9 +143,7 @@ async function forgedRevisionRoute(actor: string): Promise<Pod | { refused: stri
   expect(created.stderr).toBe('');
   const set = await settledSet(name);
   const original = getJson<Revision>('controllerrevision', set.status!.currentRevision!);
-  const deleted = as(actor, ['delete', 'controllerrevision', original.metadata.name]);
-  if (deleted.status !== 0) return { refused: deleted.stderr };
-  const forged = as(actor, ['create', '-f', '-'], {
+  const forgery = {
     apiVersion: 'apps/v1',
     kind: 'ControllerRevision',
     metadata: {
@@ -159,8 +160,17 @@ async function forgedRevisionRoute(actor: string): Promise<Pod | { refused: stri
     data: {
       spec: { template: { $patch: 'replace', metadata: { labels: { app: name } }, spec: forgedSpec() } },
     },
-  });
-  if (forged.status !== 0) return { refused: forged.stderr };
+  };
+  // The set's controller writes the deleted revision back (the same name: a hash of the template);
+  // when it is quicker than the forgery's create, the attacker deletes and tries again.
+  for (let attempt = 1; ; attempt += 1) {
+    const deleted = as(actor, ['delete', 'controllerrevision', original.metadata.name, '--ignore-not-found']);
+    if (deleted.status !== 0) return { refused: deleted.stderr };
+    const forged = as(actor, ['create', '-f', '-'], forgery);
+    if (forged.status === 0) break;
+    if (!forged.stderr.includes('AlreadyExists') || attempt === FORGERY_ATTEMPTS)
+      return { refused: forged.stderr };
+  }
   return rebuiltPod(actor, name);
 }
 
