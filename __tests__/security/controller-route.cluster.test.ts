@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { ErrorResponse, ExchangeResponse } from '../../src/shared/api.js';
 import { parsePolicy } from '../../src/broker/policy/index.js';
 import {
+  applyClusterRole,
   freshNamespace,
   kubectl,
   kubectlAdmin,
@@ -306,16 +307,6 @@ describe("the broker's vetting refuses roles that allow them", () => {
   const ROLES = Object.fromEntries(
     Object.keys(ROUTE_RULES).map((route) => [route, uniqueName(`k8s-ea-test-${route.toLowerCase()}`)]),
   ) as Record<keyof typeof ROUTE_RULES, string>;
-  const applyClusterRole = (name: string, rules: unknown[]) =>
-    kubectlAdmin(
-      ['apply', '-f', '-'],
-      JSON.stringify({
-        apiVersion: 'rbac.authorization.k8s.io/v1',
-        kind: 'ClusterRole',
-        metadata: { name, labels: { 'k8s-ephemeral-access.test/owner': 'jest' } },
-        rules,
-      }),
-    );
   const policyFor = (clusterRole: string) =>
     policyYaml({
       namespaces: [env.ns],

@@ -57,7 +57,8 @@ export interface ExchangeResults {
   exchangesPerRun: Record<number, number>;
 }
 
-const medianRun = (runs: ExchangeRun[]): ExchangeRun => ({
+/** The median of each figure over repeated runs of one kind. */
+export const medianRun = (runs: ExchangeRun[]): ExchangeRun => ({
   n: runs[0]?.n ?? 0,
   p50: median(runs.map((r) => r.p50)),
   p95: median(runs.map((r) => r.p95)),

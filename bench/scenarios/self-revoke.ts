@@ -10,15 +10,14 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
 import { kubectlAdmin, tryKubectlAdmin } from '../../test/support/cluster.js';
-import { selfRevokeGuardReaderFor } from '../../test/support/deploy-rbac.js';
+import { selfRevokeGuardReaderFor, setSelfRevokeGuardActions } from '../../test/support/deploy-rbac.js';
 import { repoRoot } from '../../test/support/repo-root.js';
-import { SELF_REVOKE_GUARD } from '../../src/broker/naming.js';
 import type { BenchContext, Scenario } from '../lib/context.js';
-import { median } from '../lib/stats.js';
 import {
   describeRun,
   exchangeBatcher,
   measuredBatch,
+  medianRun,
   type ExchangeKind,
   type ExchangeRun,
 } from './exchange.js';
@@ -55,14 +54,7 @@ export const runSelfRevokeBench: Scenario<SelfRevokeResults> = async (ctx: Bench
   kubectlAdmin(['apply', '-f', '-'], deployFile('self-revoke-guard.yaml'));
   const bb = await ctx.startBroker([ns]);
   const use = async (m: Mechanism) => {
-    kubectlAdmin([
-      'patch',
-      'validatingadmissionpolicybinding',
-      SELF_REVOKE_GUARD,
-      '--type=merge',
-      '-p',
-      JSON.stringify({ spec: { validationActions: [m === 'shared' ? 'Deny' : 'Warn'] } }),
-    ]);
+    setSelfRevokeGuardActions([m === 'shared' ? 'Deny' : 'Warn']);
     for (const deadline = Date.now() + 60_000; (await mechanismOf(bb)) !== m;) {
       if (Date.now() > deadline) throw new Error(`the broker did not switch to the ${m} mechanism in 60 s`);
       await new Promise((r) => setTimeout(r, 250));
@@ -97,19 +89,7 @@ export const runSelfRevokeBench: Scenario<SelfRevokeResults> = async (ctx: Bench
     for (const m of MECHANISMS)
       for (const [c, perKind] of Object.entries(results.runs[m]))
         results.medians[m][Number(c)] = Object.fromEntries(
-          Object.entries(perKind).map(([kind, runs]) => [
-            kind,
-            {
-              n: runs[0]!.n,
-              p50: median(runs.map((r) => r.p50)),
-              p95: median(runs.map((r) => r.p95)),
-              p99: median(runs.map((r) => r.p99)),
-              max: median(runs.map((r) => r.max)),
-              throughput: median(runs.map((r) => r.throughput)),
-              apiServerCpuMs: median(runs.map((r) => r.apiServerCpuMs)),
-              brokerCpuMs: median(runs.map((r) => r.brokerCpuMs)),
-            },
-          ]),
+          Object.entries(perKind).map(([kind, runs]) => [kind, medianRun(runs)]),
         );
     for (const m of MECHANISMS)
       for (const c of CONCURRENCIES)

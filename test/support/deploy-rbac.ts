@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { dump, loadAll } from 'js-yaml';
 import { clusterEndpoint, coreApi, kubectlAdmin, tryKubectlAdmin, uniqueName } from './cluster.js';
 import { repoRoot } from './repo-root.js';
-import { inlineRoleName } from '../../src/broker/naming.js';
+import { inlineRoleName, SELF_REVOKE_GUARD } from '../../src/broker/naming.js';
 
 const deployDir = join(repoRoot, 'deploy');
 
@@ -55,12 +55,6 @@ export function rbacJobNamespaces(): string[] {
 }
 
 /**
- * Creates or updates objects without a race: server-side apply creates a missing object or merges
- * into an existing one in one request, so test files applying the same shared objects at the same
- * moment (the example ClusterRoles) all succeed. A client-side `kubectl apply` reads first and
- * then creates, and the loser of that race fails with AlreadyExists.
- */
-/**
  * deploy/self-revoke-guard-reader.yaml for one broker identity: its ClusterRole and binding named after
  * that broker's namespace (so runs side by side keep their own) and bound to its ServiceAccount there.
  */
@@ -78,6 +72,23 @@ export function selfRevokeGuardReaderFor(brokerNamespace: string): string {
   return docs.map((d) => dump(d)).join('---\n');
 }
 
+/** Sets the installed self-revoke guard's binding to these validation actions (e.g. Warn, Deny). */
+export function setSelfRevokeGuardActions(actions: string[]): void {
+  kubectlAdmin([
+    'patch',
+    'validatingadmissionpolicybinding',
+    SELF_REVOKE_GUARD,
+    '--type=merge',
+    '-p',
+    JSON.stringify({ spec: { validationActions: actions } }),
+  ]);
+}
+/**
+ * Creates or updates objects without a race: server-side apply creates a missing object or merges
+ * into an existing one in one request, so test files applying the same shared objects at the same
+ * moment (the example ClusterRoles) all succeed. A client-side `kubectl apply` reads first and
+ * then creates, and the loser of that race fails with AlreadyExists.
+ */
 export function applyIdempotently(yaml: string): void {
   kubectlAdmin([...IDEMPOTENT_APPLY, '-f', '-'], yaml);
 }

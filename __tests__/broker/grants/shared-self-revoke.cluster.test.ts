@@ -36,7 +36,7 @@ import {
 } from '../../../test/support/cluster.js';
 import { lockBrokerInstall } from '../../../test/support/broker-install-lock.js';
 import { startExtraApiServer, type ExtraApiServer } from '../../../test/support/extra-apiserver.js';
-import { selfRevokeGuardReaderFor } from '../../../test/support/deploy-rbac.js';
+import { selfRevokeGuardReaderFor, setSelfRevokeGuardActions } from '../../../test/support/deploy-rbac.js';
 import { startBrokerEnv, type BrokerEnv } from '../../../test/support/fixture.js';
 import type { InProcessBroker } from '../../../test/support/in-process-broker.js';
 import { managedObjects } from '../../../test/support/managed-objects.js';
@@ -55,16 +55,6 @@ let clockOffsetMs = 0;
 const cleanups: (() => void)[] = [];
 
 const applyGuard = () => kubectlAdmin(['apply', '-f', '-'], deployFile('self-revoke-guard.yaml'));
-const setActions = (actions: string[]) =>
-  kubectlAdmin([
-    'patch',
-    'validatingadmissionpolicybinding',
-    SELF_REVOKE_GUARD,
-    '--type=merge',
-    '-p',
-    JSON.stringify({ spec: { validationActions: actions } }),
-  ]);
-
 /** A grant-shaped identity's deletion is refused by the guard (the API server enforces it now). */
 async function guardEnforced(namespace: string): Promise<void> {
   await waitFor('the API server to enforce the guard', () => {
@@ -402,7 +392,7 @@ describe('an API server that stores the guard but does not enforce it (its admis
 
 describe('without an enforcing guard the broker makes the per-grant pair', () => {
   test('binding set to Warn: log line, metric 0, the shared Role taken away, new grants get the pair', async () => {
-    setActions(['Warn']);
+    setSelfRevokeGuardActions(['Warn']);
     await waitForMechanism(false);
     expect(
       broker.logLines.filter(
@@ -433,7 +423,7 @@ describe('without an enforcing guard the broker makes the per-grant pair', () =>
   });
 
   test('Deny again: the shared Role is back (and the earlier grants bound to it work again)', async () => {
-    setActions(['Deny']);
+    setSelfRevokeGuardActions(['Deny']);
     await waitForMechanism(true);
     await waitFor('the shared Role written back', () => sharedRoleExists().then((e) => e || undefined));
     grants.d = await exchange();

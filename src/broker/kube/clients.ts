@@ -12,6 +12,7 @@ import {
   RbacAuthorizationV1Api,
   ServerConfiguration,
   type Configuration,
+  type SecurityAuthentication,
 } from '@kubernetes/client-node';
 import { K8S_CALL_TIMEOUT_MS, KubeConnection } from './connection.js';
 import { clientNodeHotPath, jsonHotPath, type HotPathApi } from './hot-path-api.js';
@@ -38,31 +39,28 @@ export function loadKubeConfig(path?: string): KubeConfig {
 }
 
 /**
- * client-node's API object of `type`, made as KubeConfig.makeApiClient makes it but authenticated
- * through the connection, so its calls are pooled and bounded like every other.
+ * client-node's API object of `type` for the cluster of `kc`, made as KubeConfig.makeApiClient
+ * makes it but authenticated by `auth` (the connection's: pooled and bounded like every other call).
  */
 function apiClient<T>(
   kc: KubeConfig,
   type: new (configuration: Configuration) => T,
-  connection: KubeConnection,
+  auth: SecurityAuthentication,
 ): T {
   const server = kc.getCurrentCluster()?.server;
   if (!server) throw new Error('No active cluster!');
   return new type(
-    createConfiguration({
-      baseServer: new ServerConfiguration(server, {}),
-      authMethods: { default: connection.clientNodeAuth },
-    }),
+    createConfiguration({ baseServer: new ServerConfiguration(server, {}), authMethods: { default: auth } }),
   );
 }
 
 export function createK8sClients(kc: KubeConfig, connection = new KubeConnection(kc)): K8sClients {
   const apis = {
-    core: apiClient(kc, CoreV1Api, connection),
-    rbac: apiClient(kc, RbacAuthorizationV1Api, connection),
-    authn: apiClient(kc, AuthenticationV1Api, connection),
-    coordination: apiClient(kc, CoordinationV1Api, connection),
-    admission: apiClient(kc, AdmissionregistrationV1Api, connection),
+    core: apiClient(kc, CoreV1Api, connection.clientNodeAuth),
+    rbac: apiClient(kc, RbacAuthorizationV1Api, connection.clientNodeAuth),
+    authn: apiClient(kc, AuthenticationV1Api, connection.clientNodeAuth),
+    coordination: apiClient(kc, CoordinationV1Api, connection.clientNodeAuth),
+    admission: apiClient(kc, AdmissionregistrationV1Api, connection.clientNodeAuth),
   };
   const hotPath = KubeConnection.supports(kc) ? jsonHotPath(connection) : clientNodeHotPath(apis);
   return { ...apis, hotPath, connection };
@@ -83,20 +81,13 @@ export function rbacApiAs(kc: KubeConfig, token: string): RbacAuthorizationV1Api
     contexts: [{ name: 'bearer', cluster: cluster.name, user: 'bearer' }],
     currentContext: 'bearer',
   });
-  return new RbacAuthorizationV1Api(
-    createConfiguration({
-      baseServer: new ServerConfiguration(cluster.server, {}),
-      authMethods: {
-        default: {
-          getName: () => 'bearer token, bounded',
-          applySecurityAuthentication: async (context) => {
-            await as.applySecurityAuthentication(context);
-            context.setSignal(AbortSignal.timeout(K8S_CALL_TIMEOUT_MS));
-          },
-        },
-      },
-    }),
-  );
+  return apiClient(as, RbacAuthorizationV1Api, {
+    getName: () => 'bearer token, bounded',
+    applySecurityAuthentication: async (context) => {
+      await as.applySecurityAuthentication(context);
+      context.setSignal(AbortSignal.timeout(K8S_CALL_TIMEOUT_MS));
+    },
+  });
 }
 
 /** What a job's kubeconfig needs to reach the API server: its URL and CA (base64 PEM). */
