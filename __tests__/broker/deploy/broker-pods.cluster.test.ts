@@ -667,17 +667,26 @@ describeOnNode('the broker installed by Helm on the real node', () => {
     expect(g.status).toBe(200);
     const grantId = g.body.grantId;
     expect(managedObjects([jobNs.name]).filter((o) => o.includes(grantId))).not.toEqual([]);
-    const holder = kubectlAdmin([
-      '-n',
-      brokerNs.name,
-      'get',
-      'lease',
-      'k8s-ephemeral-access-reaper',
-      '-o',
-      'jsonpath={.spec.holderIdentity}',
-    ]);
+    // The rollout before this test ends with the old leader releasing the Lease as it stops; a new
+    // replica takes it at its next pass (every 10 s here), so the Lease may be free for that long.
     const pods = brokerPods(brokerNs.name).map((p) => p.metadata.name);
-    expect(pods).toContain(holder);
+    const holder = await waitFor(
+      'a current broker pod holding the reaper Lease',
+      () => {
+        const h = kubectlAdmin([
+          '-n',
+          brokerNs.name,
+          'get',
+          'lease',
+          'k8s-ephemeral-access-reaper',
+          '-o',
+          'jsonpath={.spec.holderIdentity}',
+        ]);
+        return pods.includes(h) ? h : undefined;
+      },
+      30_000,
+      500,
+    );
     await waitFor(
       `grant ${grantId} reaped`,
       () => (managedObjects([jobNs.name]).some((o) => o.includes(grantId)) ? undefined : true),
