@@ -13,7 +13,7 @@ import { runCredentialBench } from './scenarios/credential.js';
 import { runGatewayBench } from './scenarios/gateway.js';
 import { runEdgeBench } from './scenarios/edge.js';
 import { runGrowthBench } from './scenarios/growth.js';
-import { runSelfRevokeBench } from './scenarios/self-revoke.js';
+import { runWriteSetBench } from './scenarios/write-sets.js';
 import { buildReport, writeReport, type ScenarioResults } from './lib/report.js';
 import { machineInfo } from './lib/machine.js';
 import { watchForeignLoad, type ScenarioNoise } from './lib/foreign-load.js';
@@ -47,9 +47,9 @@ async function main(): Promise<void> {
       log('1. exchange latency/throughput vs floor');
       results.exchange = await measured('exchange', () => runExchangeBench(ctx, settings, log));
     }
-    if (shouldRun(settings, 'selfrevoke')) {
-      log('1b. direct mode: the per-grant self-revoke pair vs the shared Role under its admission guard');
-      results.selfRevoke = await measured('selfrevoke', () => runSelfRevokeBench(ctx, settings, log));
+    if (shouldRun(settings, 'writesets')) {
+      log('1b. write sets: direct mode with the self-revoke pair, with the shared Role, and gateway mode');
+      results.writeSets = await measured('writesets', () => runWriteSetBench(ctx, settings, log));
     }
     if (shouldRun(settings, 'verify')) {
       log('2. JWT verification vs bare jose; cold-JWKS first exchange');

@@ -8,6 +8,8 @@
 //   shared:     the parallel shape with the shared self-revoke mechanism: after the token one
 //               RoleBinding to the namespace's shared self-revoke Role (which must exist), no Role
 //               (src/broker/grants/shared-self-revoke.ts: what the broker writes while its guard holds)
+//   gateway:    [Lease ∥ ServiceAccount] → [RoleBinding ∥ TokenRequest for the target's audience]:
+//               gateway mode's write set (src/broker/grants/grant-kinds.ts), no self-revoke objects
 // The parallel shape keeps only the true data dependencies: the bindings and the TokenRequest need
 // the ServiceAccount's uid, a RoleBinding to the revoke Role needs that Role to exist (RBAC
 // escalation check). It is the fastest any client could do the same work. The bare shape is the
@@ -27,7 +29,7 @@ import type { MinimalKubeClient } from './kube-client.js';
 /** The test brokers' leewaySeconds (test/support/broker.ts): how long after exp they keep a JWT-use record. */
 const BROKER_LEEWAY_SECONDS = 5;
 
-export type FloorShape = 'sequential' | 'parallel' | 'bare' | 'shared';
+export type FloorShape = 'sequential' | 'parallel' | 'bare' | 'shared' | 'gateway';
 
 export interface GrantTarget {
   namespace: string;
@@ -39,6 +41,8 @@ export interface GrantTarget {
   ttlSeconds: number;
   /** The issuer URL the claims carry (only used in names, labels and annotations). */
   issuer: string;
+  /** The one audience of the grant's token (gateway mode: the gateway's); absent: the API server's. */
+  audience?: string;
 }
 
 /** Claims like the ones the broker derives from a verified token: a fresh jti each time. */
@@ -87,7 +91,7 @@ export function grantBodies(claims: VerifiedClaims, t: GrantTarget, expiresAt: D
     tokenRequest: (uid: string) => ({
       apiVersion: 'authentication.k8s.io/v1',
       kind: 'TokenRequest',
-      ...tokenRequestBody(uid, t.ttlSeconds),
+      ...tokenRequestBody(uid, t.ttlSeconds, t.audience),
     }),
   };
 }
@@ -95,7 +99,7 @@ export function grantBodies(claims: VerifiedClaims, t: GrantTarget, expiresAt: D
 export interface FloorGrant {
   grantId: string;
   token: string;
-  /** The self-revoke objects, created after the token as the broker does (bare: none). */
+  /** The self-revoke objects, created after the token as the broker does (bare, gateway: none). */
   settled: Promise<void>;
 }
 
@@ -147,6 +151,7 @@ export async function floorGrant(
   }
   const [, uid] = await Promise.all([createLease(), createSa()]);
   const [, token] = await Promise.all([accessBinding(uid), tokenRequest(uid)]);
+  if (shape === 'gateway') return { grantId: b.grantId, token, settled: Promise.resolve() };
   const selfRevoke =
     shape === 'shared'
       ? kube

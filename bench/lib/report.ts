@@ -12,11 +12,12 @@ import type { ReaperResults } from '../scenarios/reaper.js';
 import type { ActionResults } from '../scenarios/action.js';
 import type { CredentialResults } from '../scenarios/credential.js';
 import type { ScaleResults } from '../scenarios/scale.js';
-import type { SelfRevokeResults } from '../scenarios/self-revoke.js';
+import type { WriteSetResults } from '../scenarios/write-sets.js';
 import type { GatewayResults } from '../scenarios/gateway.js';
 import type { EdgeResults } from '../scenarios/edge.js';
 import type { GrowthResults } from '../scenarios/growth.js';
 import { growthMarkdown, growthMetrics } from './growth-report.js';
+import { writeSetMarkdown, writeSetMetrics } from './write-set-report.js';
 import type { BenchSettings } from './settings.js';
 import type { MachineInfo } from './machine.js';
 import type { ScenarioNoise } from './foreign-load.js';
@@ -33,7 +34,7 @@ export interface ScenarioResults {
   gateway?: GatewayResults;
   edge?: EdgeResults;
   growth?: GrowthResults;
-  selfRevoke?: SelfRevokeResults;
+  writeSets?: WriteSetResults;
 }
 
 export interface Target {
@@ -48,6 +49,8 @@ export const TARGETS: Target[] = [
   { key: 'exchange_throughput_ratio_c32', op: '>=', limit: 0.8 },
   { key: 'floor_throughput_ratio_bare_c32', op: '>=', limit: 0.67 },
   { key: 'exchange_inline_p50_ratio_c1', op: '<=', limit: 1.3 },
+  { key: 'exchange_gateway_throughput_ratio_c32', op: '>=', limit: 0.8 },
+  { key: 'exchange_gateway_throughput_ratio_bare_c32', op: '>=', limit: 0.6 },
   { key: 'verify_ratio', op: '>=', limit: 0.9 },
   { key: 'main_overhead_ms', op: '<=', limit: 150 },
   { key: 'main_load_overhead_ms', op: '<=', limit: 40 },
@@ -83,6 +86,7 @@ const KIND_LABEL: Record<ExchangeKind, string> = {
   bare: 'bare minimum',
   inline: 'broker, inline role',
   shared: 'floor, shared self-revoke Role',
+  gateway: 'floor, gateway mode',
 };
 
 export function flatMetrics(r: ScenarioResults): Record<string, number> {
@@ -190,6 +194,7 @@ export function flatMetrics(r: ScenarioResults): Record<string, number> {
     set('edge_broker_cpu_ms_per_get', e.brokerCpuMsPerGet.edge);
     set('edge_rss_mb', e.edgeRssMb);
   }
+  if (r.writeSets) writeSetMetrics(r.writeSets, set);
   if (r.growth) growthMetrics(r.growth, set);
   return m;
 }
@@ -306,6 +311,7 @@ export function renderMarkdown(report: Report): string {
         );
       }
   }
+  if (d.writeSets) lines.push(...writeSetMarkdown(d.writeSets));
   const rows: [string, string, string][] = [];
   if (d.verify) {
     rows.push(

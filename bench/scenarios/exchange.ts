@@ -22,8 +22,8 @@ export const describeRun = (kind: string, run: ExchangeRun): string =>
 
 /** `inline`: the broker, for a role whose rules the policy writes out (concurrency 1 only). */
 export type ExchangeKind = 'broker' | 'inline' | FloorShape;
-/** The kinds of the exchange table (the `shared` floor runs in scenarios/self-revoke.ts). */
-type EveryKind = 'broker' | Exclude<FloorShape, 'shared'>;
+/** The kinds of the exchange table (the `shared` and `gateway` floors run in scenarios/write-sets.ts). */
+type EveryKind = 'broker' | Exclude<FloorShape, 'shared' | 'gateway'>;
 export const EXCHANGE_KINDS: EveryKind[] = ['broker', 'parallel', 'sequential', 'bare'];
 type TableKind = EveryKind | 'inline';
 const kindsAt = (c: number): TableKind[] => (c === 1 ? [...EXCHANGE_KINDS, 'inline'] : EXCHANGE_KINDS);
@@ -70,11 +70,13 @@ export const medianRun = (runs: ExchangeRun[]): ExchangeRun => ({
 });
 
 /**
- * Runs `count` exchanges (broker kinds: through `bb`, and until every self-revoke binding of them
- * exists) or floor grants, `concurrency` at a time, in `ns`; latencies and wall time.
+ * Runs `count` exchanges (broker kinds: through `bb`, and in direct mode until every self-revoke
+ * binding of them exists) or floor grants for `target`, `concurrency` at a time, in `ns`; latencies
+ * and wall time.
  */
-export function exchangeBatcher(ctx: BenchContext, bb: BenchBroker, ns: string) {
-  const target = ctx.target(ns);
+export function exchangeBatcher(ctx: BenchContext, bb: BenchBroker, ns: string, target = ctx.target(ns)) {
+  // Gateway mode makes no self-revoke objects (src/broker/grants/grant-kinds.ts).
+  const selfRevokes = bb.gatewayUrl === undefined;
   const body = ctx.exchangeBody(ns);
   const inlineBody = ctx.exchangeBody(ns, INLINE_ROLE);
   const selfRevokeBindings = async () => {
@@ -86,7 +88,7 @@ export function exchangeBatcher(ctx: BenchContext, bb: BenchBroker, ns: string) 
     if (kind === 'broker' || kind === 'inline') {
       const tokens = await ctx.presign(count);
       const b = kind === 'inline' ? inlineBody : body;
-      const before = await selfRevokeBindings();
+      const before = selfRevokes ? await selfRevokeBindings() : 0;
       const result = await closedLoop(count, concurrency, (i) => bb.client.exchange(tokens[i]!, b)).catch(
         async (err: unknown) => {
           // Say whether the broker died (and its last log lines: it never logs secrets).
@@ -102,7 +104,7 @@ export function exchangeBatcher(ctx: BenchContext, bb: BenchBroker, ns: string) 
       // The broker finishes the self-revoke pairs after its answers: wait for them (a few reads
       // at the end, whose CPU counts against the broker), so the CPU figures cover whole grants.
       const deadline = Date.now() + 60_000;
-      while ((await selfRevokeBindings()) < before + count) {
+      while (selfRevokes && (await selfRevokeBindings()) < before + count) {
         if (Date.now() > deadline) throw new Error('the self-revoke pairs did not all appear within 60 s');
         await sleep(50);
       }

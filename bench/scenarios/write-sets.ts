@@ -1,0 +1,149 @@
+// 1b. The write set of each kind of grant, in one run: direct mode with the per-grant self-revoke
+// pair (a Role and its RoleBinding: two RBAC escalation checks), direct mode with one RoleBinding to
+// the namespace's shared self-revoke Role under its admission guard (deploy/self-revoke-guard.yaml;
+// src/broker/grants/shared-self-revoke.ts), and gateway mode (no self-revoke objects; the token for
+// the gateway's audience). The guard and the broker's permission to read it are installed for the
+// scenario; one direct-mode broker switches between its two mechanisms as the guard's binding is set
+// to Deny (shared) or Warn (pair), and a second broker runs the gateway. Each repetition runs all
+// three, in a rotating order: the broker, its floor (the same writes from the minimal client:
+// `parallel`, `shared` or `gateway`) and the bare minimum, at concurrency 1 and 32. Per batch: p50,
+// throughput, API server and broker CPU per grant (bench/scenarios/exchange.ts).
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadavg } from 'node:os';
+import { gatewayTokenAudience } from '../../src/broker/gateway/start-gateway.js';
+import { kubectlAdmin, tryKubectlAdmin } from '../../test/support/cluster.js';
+import { selfRevokeGuardReaderFor, setSelfRevokeGuardActions } from '../../test/support/deploy-rbac.js';
+import { repoRoot } from '../../test/support/repo-root.js';
+import type { BenchBroker, BenchContext, Scenario } from '../lib/context.js';
+import { median } from '../lib/stats.js';
+import {
+  describeRun,
+  exchangeBatcher,
+  measuredBatch,
+  medianRun,
+  type ExchangeKind,
+  type ExchangeRun,
+} from './exchange.js';
+
+export type WriteSet = 'pair' | 'shared' | 'gateway';
+export const WRITE_SETS: WriteSet[] = ['pair', 'shared', 'gateway'];
+export const WRITE_SET_CONCURRENCIES = [1, 32];
+/** What runs per write set and concurrency: the broker, its floor, and the bare minimum. */
+export const WRITE_SET_KINDS: Record<WriteSet, ExchangeKind[]> = {
+  pair: ['broker', 'parallel', 'bare'],
+  shared: ['broker', 'shared', 'bare'],
+  gateway: ['broker', 'gateway', 'bare'],
+};
+
+type PerConcurrency<T> = Record<number, T>;
+
+export interface WriteSetResults {
+  /** runs[writeSet][concurrency][kind]: one per repetition. */
+  runs: Record<WriteSet, PerConcurrency<Partial<Record<ExchangeKind, ExchangeRun[]>>>>;
+  /** Medians of the per-repetition figures. */
+  medians: Record<WriteSet, PerConcurrency<Partial<Record<ExchangeKind, ExchangeRun>>>>;
+  /** Median over repetitions of broker ÷ its floor, and broker ÷ bare minimum, throughput. */
+  throughputRatioFloor: Record<WriteSet, PerConcurrency<number>>;
+  throughputRatioBare: Record<WriteSet, PerConcurrency<number>>;
+  /** 1-minute load average before each repetition. */
+  loads: number[];
+}
+
+const deployFile = (f: string) => readFileSync(join(repoRoot, 'deploy', f), 'utf8');
+
+async function selfRevokeMechanismOf(bb: BenchBroker): Promise<'pair' | 'shared'> {
+  const text = (await bb.broker.internalGet('/metrics')).text;
+  return /^k8s_ea_self_revoke_shared 1$/m.test(text) ? 'shared' : 'pair';
+}
+
+/** Sets the guard so `direct` uses mechanism `m`, and waits until it does. */
+async function useMechanism(direct: BenchBroker, m: 'pair' | 'shared'): Promise<void> {
+  setSelfRevokeGuardActions([m === 'shared' ? 'Deny' : 'Warn']);
+  for (const deadline = Date.now() + 60_000; (await selfRevokeMechanismOf(direct)) !== m;) {
+    if (Date.now() > deadline) throw new Error(`the broker did not switch to the ${m} mechanism in 60 s`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** Per repetition broker ÷ `kind` throughput, then the median. */
+function throughputRatio(runs: Partial<Record<ExchangeKind, ExchangeRun[]>>, kind: ExchangeKind): number {
+  const broker = runs.broker ?? [];
+  return median(broker.map((b, i) => b.throughput / runs[kind]![i]!.throughput));
+}
+
+/** The medians and ratios of the runs (every write set, concurrency and kind ran each repetition). */
+export function summarizeWriteSets(runs: WriteSetResults['runs'], loads: number[]): WriteSetResults {
+  const results: WriteSetResults = {
+    runs,
+    medians: { pair: {}, shared: {}, gateway: {} },
+    throughputRatioFloor: { pair: {}, shared: {}, gateway: {} },
+    throughputRatioBare: { pair: {}, shared: {}, gateway: {} },
+    loads,
+  };
+  for (const w of WRITE_SETS)
+    for (const c of WRITE_SET_CONCURRENCIES) {
+      const perKind = runs[w][c];
+      if (!perKind) continue;
+      results.medians[w][c] = Object.fromEntries(
+        Object.entries(perKind).map(([kind, r]) => [kind, medianRun(r)]),
+      );
+      results.throughputRatioFloor[w][c] = throughputRatio(perKind, WRITE_SET_KINDS[w][1]!);
+      results.throughputRatioBare[w][c] = throughputRatio(perKind, 'bare');
+    }
+  return results;
+}
+
+export const runWriteSetBench: Scenario<WriteSetResults> = async (ctx: BenchContext, settings, log) => {
+  const ns = ctx.namespaces.exchange;
+  const reader = selfRevokeGuardReaderFor(ctx.rbac.brokerNamespace);
+  kubectlAdmin(['apply', '-f', '-'], reader);
+  kubectlAdmin(['apply', '-f', '-'], deployFile('self-revoke-guard.yaml'));
+  const brokers: BenchBroker[] = [];
+  const runs: WriteSetResults['runs'] = { pair: {}, shared: {}, gateway: {} };
+  const loads: number[] = [];
+  try {
+    const direct = await ctx.startBroker([ns]);
+    brokers.push(direct);
+    const gateway = await ctx.startBroker([ns], { gateway: true });
+    brokers.push(gateway);
+    const audience = gatewayTokenAudience({ url: gateway.gatewayUrl! });
+    const batches: Record<WriteSet, ReturnType<typeof exchangeBatcher>> = {
+      pair: exchangeBatcher(ctx, direct, ns),
+      shared: exchangeBatcher(ctx, direct, ns),
+      gateway: exchangeBatcher(ctx, gateway, ns, { ...ctx.target(ns), audience }),
+    };
+    for (let rep = 0; rep < settings.reps; rep += 1) {
+      loads.push(loadavg()[0]!);
+      for (const w of WRITE_SETS.map((_, i) => WRITE_SETS[(i + rep) % WRITE_SETS.length]!)) {
+        if (w !== 'gateway') await useMechanism(direct, w);
+        const bb = w === 'gateway' ? gateway : direct;
+        const kinds = WRITE_SET_KINDS[w];
+        // Warm-up: connections, JIT, and (shared) the Role the broker writes back on its first grant.
+        for (const kind of kinds) await batches[w](kind, 4, 1);
+        await ctx.clearGrants(ns);
+        for (const c of WRITE_SET_CONCURRENCIES) {
+          const count = c === 1 ? settings.c1Count : Math.max(settings.concurrentCount, 4 * c);
+          for (const kind of kinds.map((_, i) => kinds[(i + rep) % kinds.length]!)) {
+            const run = await measuredBatch(ctx, bb, batches[w], kind, count, c);
+            ((runs[w][c] ??= {})[kind] ??= []).push(run);
+            log(`  ${w.padEnd(7)} c=${c} rep ${rep + 1}/${settings.reps} ${describeRun(kind, run)}`);
+            await ctx.clearGrants(ns);
+          }
+        }
+      }
+    }
+    const results = summarizeWriteSets(runs, loads);
+    for (const w of WRITE_SETS)
+      for (const c of WRITE_SET_CONCURRENCIES)
+        for (const [kind, run] of Object.entries(results.medians[w][c] ?? {}))
+          log(`  median ${w.padEnd(7)} c=${c} ${describeRun(kind, run)}`);
+    log(`  load average before each repetition: ${loads.map((l) => l.toFixed(2)).join(', ')}`);
+    return results;
+  } finally {
+    for (const bb of brokers) await bb.stop();
+    tryKubectlAdmin(['delete', '-f', '-', '--ignore-not-found'], deployFile('self-revoke-guard.yaml'));
+    tryKubectlAdmin(['delete', '-f', '-', '--ignore-not-found'], reader);
+    await ctx.clearGrants(ns);
+  }
+};
