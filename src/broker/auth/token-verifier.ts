@@ -11,6 +11,7 @@ import { checkGitHubClaims } from './github-claims.js';
 import { createIssuerKeys, type IssuerKeys } from './issuer-keys.js';
 import { issuerUrlProblem, type IssuerConfig } from './issuer-url.js';
 import { toBrokerError } from './jose-errors.js';
+import { COMPACT_JWS, decodeJwtSegment } from './unverified-jwt.js';
 import { createReplayCache, type ReplayCache } from './replay-cache.js';
 
 export type { IssuerConfig } from './issuer-url.js';
@@ -39,8 +40,6 @@ export const MAX_TOKEN_BYTES = 8 * 1024;
 /** GitHub tokens live 5 minutes; refuse anything minted to live longer than an hour. */
 export const MAX_TOKEN_LIFETIME_SECONDS = 3600;
 
-// The signature part may be empty here so that alg "none" is refused as jwt_alg, not as malformed.
-const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 /** Header parameters that would let a token name its own key: never honoured, always refused. */
 const KEY_SOURCE_HEADERS = ['jku', 'x5u', 'jwk', 'x5c'] as const;
 
@@ -61,19 +60,6 @@ function checkOptions(options: TokenVerifierOptions): void {
     if (value !== undefined && (!Number.isFinite(value) || value < 0))
       throw new TypeError(`"${name}" option must be a non-negative number`);
   }
-}
-
-/**
- * A base64url JSON object segment, decoded only to route and pre-screen the token (jwtVerify decodes
- * and checks it again). Node's decoder, not jose's decodeJwt: that one took ~10 µs of the broker's
- * ~16 µs of pre-checks per token (bench/, docs/benchmarks.md). COMPACT_JWS already allowed only
- * base64url characters, so the lenient Buffer decoder sees nothing else.
- */
-function decodeSegment(segment: string): Record<string, unknown> {
-  const value: unknown = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
-  if (typeof value !== 'object' || value === null || Array.isArray(value))
-    throw new TypeError('not a JSON object');
-  return value as Record<string, unknown>;
 }
 
 function unauthenticated(reason: Reason, message: string): BrokerError {
@@ -107,14 +93,16 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       throw new BrokerError('ERR_BAD_REQUEST', 'jwt_malformed', 'no token');
     if (jwt.length > MAX_TOKEN_BYTES)
       throw new BrokerError('ERR_BAD_REQUEST', 'jwt_oversized', `token longer than ${MAX_TOKEN_BYTES} bytes`);
+    // The signature part may be empty here so that alg "none" is refused as jwt_alg, not as malformed.
     if (!COMPACT_JWS.test(jwt))
       throw new BrokerError('ERR_BAD_REQUEST', 'jwt_malformed', 'not a compact JWS');
     let header: Record<string, unknown>;
     let payload: Record<string, unknown>;
     try {
       const [h, p] = jwt.split('.');
-      header = decodeSegment(h!);
-      payload = decodeSegment(p!);
+      // Decoded only to route and pre-screen the token: jwtVerify decodes and checks it again.
+      header = decodeJwtSegment(h!);
+      payload = decodeJwtSegment(p!);
     } catch (err) {
       throw new BrokerError('ERR_BAD_REQUEST', 'jwt_malformed', 'header or payload is not base64url JSON', {
         cause: err,

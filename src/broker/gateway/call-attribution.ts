@@ -1,9 +1,9 @@
 // Who a gateway call (or refusal) belongs to, for its audit line: the grant and its GitHub run
 // when the token is proven to be a live grant's, else only what the token claims, marked as a
 // claim (a forged token may claim anything, so a claim never takes the `grantId` field).
-import { decodeJwt } from 'jose';
 import { parseServiceAccountUser } from '../../shared/contract.js';
 import type { AuditEvent } from '../audit.js';
+import { unverifiedJwtPayload } from '../auth/unverified-jwt.js';
 import { isGrantId } from '../naming.js';
 import type { GrantRecord, LiveGrant } from './live-grants.js';
 
@@ -17,17 +17,12 @@ export interface ClaimedIdentity {
 
 /** What a service-account token says it is, unverified: only to refuse early and pick the grant. */
 export function claimedIdentity(token: string): ClaimedIdentity | undefined {
-  let payload;
-  try {
-    payload = decodeJwt(token);
-  } catch {
-    return undefined;
-  }
-  const k = payload['kubernetes.io'] as { serviceaccount?: { uid?: unknown } } | undefined;
+  const payload = unverifiedJwtPayload(token);
+  const k = payload?.['kubernetes.io'] as { serviceaccount?: { uid?: unknown } } | undefined;
   const uid = k?.serviceaccount?.uid;
-  const account = parseServiceAccountUser(typeof payload.sub === 'string' ? payload.sub : '');
-  if (!account || typeof uid !== 'string' || typeof payload.exp !== 'number') return undefined;
-  return { ...account, uid, expiresAt: payload.exp * 1000 };
+  const account = parseServiceAccountUser(typeof payload?.sub === 'string' ? payload.sub : '');
+  if (!account || typeof uid !== 'string' || typeof payload?.exp !== 'number') return undefined;
+  return { namespace: account.namespace, name: account.name, uid, expiresAt: payload.exp * 1000 };
 }
 
 /** A proven live grant: its id, ServiceAccount, rule and run. */

@@ -1,21 +1,16 @@
 // What a bearer token says before anyone verified it: only to pick the check to run and to refuse
 // early what could never pass it. Nothing here authenticates anyone.
-import { decodeJwt, type JWTPayload } from 'jose';
+import type { JWTPayload } from 'jose';
 import { parseServiceAccountUser } from '../../shared/contract.js';
 import { BrokerError } from '../../shared/errors.js';
 import { MAX_TOKEN_BYTES } from '../auth/token-verifier.js';
-
-const COMPACT_JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+import { unverifiedJwtPayload } from '../auth/unverified-jwt.js';
 
 /** The bearer token's payload, unverified: only to pick the check and to refuse early. */
 export function unverifiedPayload(token: string): JWTPayload {
-  const malformed = () => new BrokerError('ERR_BAD_REQUEST', 'jwt_malformed', 'bearer token is not a JWT');
-  if (token.length > MAX_TOKEN_BYTES || !COMPACT_JWT.test(token)) throw malformed();
-  try {
-    return decodeJwt(token);
-  } catch {
-    throw malformed();
-  }
+  const payload = token.length > MAX_TOKEN_BYTES ? undefined : unverifiedJwtPayload(token);
+  if (!payload) throw new BrokerError('ERR_BAD_REQUEST', 'jwt_malformed', 'bearer token is not a JWT');
+  return payload;
 }
 
 /**
