@@ -116,3 +116,11 @@ test("gateway mode's exchange is judged against its floor (≥ 0.8) and the bare
   );
   expect(md).toContain('| `exchange_gateway_throughput_ratio_c32` | 0.87 | ≥ 0.8 | yes |');
 });
+
+test('BENCH_WRITE_SETS picks the write sets, all three by default; an unknown one is refused', () => {
+  expect(loadSettings({}).writeSets).toEqual(['pair', 'shared', 'gateway']);
+  expect(loadSettings({ BENCH_WRITE_SETS: 'gateway, pair' }).writeSets).toEqual(['gateway', 'pair']);
+  expect(() => loadSettings({ BENCH_WRITE_SETS: 'gateway,direct' })).toThrow(/BENCH_WRITE_SETS/);
+  expect(loadSettings({ BENCH_GROWTH_LAYOUTS: 'spread' }).growthLayouts).toEqual(['spread']);
+  expect(() => loadSettings({ BENCH_GROWTH_LAYOUTS: 'one' })).toThrow(/BENCH_GROWTH_LAYOUTS/);
+});

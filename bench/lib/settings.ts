@@ -37,6 +37,8 @@ export interface BenchSettings {
    * every this − 1 s (full run: the shipped 15 s), so one of its passes falls in the window.
    */
   growthWindowSeconds: number;
+  /** Write sets: which ones (BENCH_WRITE_SETS=pair,shared,gateway; all by default). */
+  writeSets: ('pair' | 'shared' | 'gateway')[];
   /** Which scenarios to run (BENCH_ONLY=exchange,verify,...); all by default. */
   only: Set<string> | undefined;
 }
@@ -63,13 +65,13 @@ const sizes = (name: string, raw: string | undefined, fallback: number[]): numbe
   return [...new Set(list)].sort((a, b) => a - b);
 };
 
-const growthLayouts = (raw: string | undefined): ('single' | 'spread')[] => {
-  const list = (raw || 'single,spread').split(',').map((s) => s.trim());
+/** A comma list of names from `allowed` (all of them when unset), in the order given. */
+function namesFrom<T extends string>(name: string, raw: string | undefined, allowed: readonly T[]): T[] {
+  const list = (raw || allowed.join(',')).split(',').map((s) => s.trim());
   for (const l of list)
-    if (l !== 'single' && l !== 'spread')
-      throw new Error(`BENCH_GROWTH_LAYOUTS lists single and/or spread, got ${raw}`);
-  return list as ('single' | 'spread')[];
-};
+    if (!allowed.includes(l as T)) throw new Error(`${name} lists ${allowed.join(' and/or ')}, got ${raw}`);
+  return list as T[];
+}
 
 export function loadSettings(env: NodeJS.ProcessEnv = process.env): BenchSettings {
   const quick = env.BENCH_QUICK === '1' || env.BENCH_QUICK === 'true';
@@ -107,10 +109,11 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): BenchSetting
       env.BENCH_GROWTH_SIZES,
       quick ? [0, 100, 400] : [0, 1000, 5000, 10000],
     ),
-    growthLayouts: growthLayouts(env.BENCH_GROWTH_LAYOUTS),
+    growthLayouts: namesFrom('BENCH_GROWTH_LAYOUTS', env.BENCH_GROWTH_LAYOUTS, ['single', 'spread']),
     growthC1Count: int('BENCH_GROWTH_C1_N', quick ? 10 : 30),
     growthC32Count: int('BENCH_GROWTH_C32_N', quick ? 64 : 128),
     growthWindowSeconds: int('BENCH_GROWTH_WINDOW_S', quick ? 6 : 16),
+    writeSets: namesFrom('BENCH_WRITE_SETS', env.BENCH_WRITE_SETS, ['pair', 'shared', 'gateway']),
     only,
   };
 }

@@ -138,7 +138,8 @@ export const runWriteSetBench: Scenario<WriteSetResults> = async (ctx: BenchCont
     direct = await ctx.startBroker([ns]);
     for (let rep = 0; rep < settings.reps; rep += 1) {
       loads.push(loadavg()[0]!);
-      for (const w of WRITE_SETS.map((_, i) => WRITE_SETS[(i + rep) % WRITE_SETS.length]!)) {
+      const sets = settings.writeSets;
+      for (const w of sets.map((_, i) => sets[(i + rep) % sets.length]!)) {
         const measure = (bb: BenchBroker, target = ctx.target(ns)) =>
           runWriteSet(
             ctx,
