@@ -66,15 +66,10 @@ function unauthenticated(reason: Reason, message: string): BrokerError {
   return new BrokerError('ERR_UNAUTHENTICATED', reason, message);
 }
 
-export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
-  checkOptions(options);
-  const now = options.now ?? Date.now;
-  const leeway = options.leewaySeconds ?? DEFAULT_LEEWAY_SECONDS;
-  const audience = options.audience;
-  const replayCache = options.replayCache ?? createReplayCache({ now });
-  const keysByIssuer = new Map<string, IssuerKeys>();
-  for (const { issuer } of options.issuers) {
-    keysByIssuer.set(
+/** Each configured issuer's JWKS cache, by issuer URL. */
+function issuerKeysOf(options: TokenVerifierOptions, now: () => number): Map<string, IssuerKeys> {
+  return new Map(
+    options.issuers.map(({ issuer }) => [
       issuer,
       createIssuerKeys({
         issuer,
@@ -84,8 +79,17 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
         cooldownMs: options.jwksCooldownMs ?? 30_000,
         timeoutMs: options.jwksTimeoutMs ?? 5_000,
       }),
-    );
-  }
+    ]),
+  );
+}
+
+export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
+  checkOptions(options);
+  const now = options.now ?? Date.now;
+  const leeway = options.leewaySeconds ?? DEFAULT_LEEWAY_SECONDS;
+  const audience = options.audience;
+  const replayCache = options.replayCache ?? createReplayCache({ now });
+  const keysByIssuer = issuerKeysOf(options, now);
 
   /** Cheap structural checks, before any key is looked up or any network call is made. */
   function precheck(jwt: string): { issuer: string; keys: IssuerKeys; header: Record<string, unknown> } {
@@ -93,15 +97,13 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       throw new BrokerError('ERR_BAD_REQUEST', 'jwt_malformed', 'no token');
     if (jwt.length > MAX_TOKEN_BYTES)
       throw new BrokerError('ERR_BAD_REQUEST', 'jwt_oversized', `token longer than ${MAX_TOKEN_BYTES} bytes`);
-    // The signature part may be empty here so that alg "none" is refused as jwt_alg, not as malformed.
     if (!COMPACT_JWS.test(jwt))
       throw new BrokerError('ERR_BAD_REQUEST', 'jwt_malformed', 'not a compact JWS');
     let header: Record<string, unknown>;
     let payload: Record<string, unknown>;
     try {
       const [h, p] = jwt.split('.');
-      // Decoded only to route and pre-screen the token: jwtVerify decodes and checks it again.
-      header = decodeJwtSegment(h!);
+      header = decodeJwtSegment(h!); // only to route and pre-screen: jwtVerify checks it again
       payload = decodeJwtSegment(p!);
     } catch (err) {
       throw new BrokerError('ERR_BAD_REQUEST', 'jwt_malformed', 'header or payload is not base64url JSON', {
