@@ -124,3 +124,12 @@ test('BENCH_WRITE_SETS picks the write sets, all three by default; an unknown on
   expect(loadSettings({ BENCH_GROWTH_LAYOUTS: 'spread' }).growthLayouts).toEqual(['spread']);
   expect(() => loadSettings({ BENCH_GROWTH_LAYOUTS: 'one' })).toThrow(/BENCH_GROWTH_LAYOUTS/);
 });
+
+test('BENCH_ONLY names scenarios; a name that is none (an old one, a typo) is refused, not silently skipped', () => {
+  expect([...(loadSettings({ BENCH_ONLY: 'writesets, growth' }).only ?? [])]).toEqual([
+    'writesets',
+    'growth',
+  ]);
+  expect(loadSettings({}).only).toBeUndefined();
+  expect(() => loadSettings({ BENCH_ONLY: 'selfrevoke' })).toThrow(/BENCH_ONLY takes exchange, writesets/);
+});

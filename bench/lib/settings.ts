@@ -40,7 +40,7 @@ export interface BenchSettings {
   /** Write sets: which ones (BENCH_WRITE_SETS=pair,shared,gateway; all by default). */
   writeSets: ('pair' | 'shared' | 'gateway')[];
   /** Which scenarios to run (BENCH_ONLY=exchange,verify,...); all by default. */
-  only: Set<string> | undefined;
+  only: Set<ScenarioName> | undefined;
 }
 
 const positiveInt = (name: string, raw: string): number => {
@@ -65,23 +65,36 @@ const sizes = (name: string, raw: string | undefined, fallback: number[]): numbe
   return [...new Set(list)].sort((a, b) => a - b);
 };
 
+/** The scenarios, in the order bench/run.ts runs them (BENCH_ONLY names some of them). */
+export const SCENARIOS = [
+  'exchange',
+  'writesets',
+  'verify',
+  'revocation',
+  'reaper',
+  'action',
+  'credential',
+  'scale',
+  'gateway',
+  'edge',
+  'growth',
+] as const;
+export type ScenarioName = (typeof SCENARIOS)[number];
+
 /** A comma list of names from `allowed` (all of them when unset), in the order given. */
 function namesFrom<T extends string>(name: string, raw: string | undefined, allowed: readonly T[]): T[] {
-  const list = (raw || allowed.join(',')).split(',').map((s) => s.trim());
+  const list = (raw || allowed.join(','))
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const l of list)
-    if (!allowed.includes(l as T)) throw new Error(`${name} lists ${allowed.join(' and/or ')}, got ${raw}`);
+    if (!allowed.includes(l as T)) throw new Error(`${name} takes ${allowed.join(', ')}; got ${raw}`);
   return list as T[];
 }
 
 export function loadSettings(env: NodeJS.ProcessEnv = process.env): BenchSettings {
   const quick = env.BENCH_QUICK === '1' || env.BENCH_QUICK === 'true';
-  const only = env.BENCH_ONLY
-    ? new Set(
-        env.BENCH_ONLY.split(',')
-          .map((s) => s.trim())
-          .filter(Boolean),
-      )
-    : undefined;
+  const only = env.BENCH_ONLY ? new Set(namesFrom('BENCH_ONLY', env.BENCH_ONLY, SCENARIOS)) : undefined;
   return {
     quick,
     reps: int('BENCH_REPS', quick ? 1 : 3),
@@ -118,4 +131,5 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): BenchSetting
   };
 }
 
-export const shouldRun = (s: BenchSettings, scenario: string): boolean => !s.only || s.only.has(scenario);
+export const shouldRun = (s: BenchSettings, scenario: ScenarioName): boolean =>
+  !s.only || s.only.has(scenario);

@@ -2,13 +2,13 @@
 // pair (a Role and its RoleBinding: two RBAC escalation checks), direct mode with one RoleBinding to
 // the namespace's shared self-revoke Role under its admission guard (deploy/self-revoke-guard.yaml;
 // src/broker/grants/shared-self-revoke.ts), and gateway mode (no self-revoke objects; the token for
-// the gateway's audience). The guard and the broker's permission to read it are installed for the
-// scenario; one direct-mode broker switches between its two mechanisms as the guard's binding is set
-// to Deny (shared) or Warn (pair), and a gateway-mode broker runs for the gateway's batches only (a
-// gateway watches every grant of its namespaces, the other sets' included). Each repetition runs all
-// three, in a rotating order: the broker, its floor (the same writes from the minimal client:
-// `parallel`, `shared` or `gateway`) and the bare minimum, at concurrency 1 and 32. Per batch: p50,
-// throughput, API server and broker CPU per grant (bench/scenarios/exchange.ts).
+// the gateway's audience). For the direct sets the guard and the broker's permission to read it are
+// installed, and one direct-mode broker switches between its two mechanisms as the guard's binding is
+// set to Deny (shared) or Warn (pair); a gateway-mode broker runs for the gateway's batches only (a
+// gateway watches every grant of its namespaces, the other sets' included). Each repetition runs the
+// sets (all three, or BENCH_WRITE_SETS's) in a rotating order: the broker, its floor (the same writes
+// from the minimal client: `parallel`, `shared` or `gateway`) and the bare minimum, at concurrency 1
+// and 32. Per batch: p50, throughput, API server and broker CPU per grant (scenarios/exchange.ts).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
@@ -19,6 +19,7 @@ import { repoRoot } from '../../test/support/repo-root.js';
 import type { BenchBroker, BenchContext, Scenario } from '../lib/context.js';
 import type { BenchSettings } from '../lib/settings.js';
 import { median } from '../lib/stats.js';
+import { waitForQuiet } from '../lib/control-plane-cpu.js';
 import {
   describeRun,
   exchangeBatcher,
@@ -28,7 +29,7 @@ import {
   type ExchangeRun,
 } from './exchange.js';
 
-export type WriteSet = 'pair' | 'shared' | 'gateway';
+export type WriteSet = BenchSettings['writeSets'][number];
 export const WRITE_SETS: WriteSet[] = ['pair', 'shared', 'gateway'];
 export const WRITE_SET_CONCURRENCIES = [1, 32];
 /** What runs per write set and concurrency: the broker, its floor, and the bare minimum. */
@@ -112,33 +113,44 @@ async function runWriteSet(
 ): Promise<void> {
   const { bb, batch, ns, rep, w, runs } = m;
   const kinds = WRITE_SET_KINDS[w];
-  // Warm-up: connections, JIT, and (shared) the Role the broker writes back on its first grant.
-  for (const kind of kinds) await batch(kind, 4, 1);
-  await ctx.clearGrants(ns);
+  // The deletions of a clearing go on after it returns (the garbage collector at the API server, the
+  // gateway's watch events at the broker): the next batch starts once both are quiet.
+  const clear = async () => {
+    await ctx.clearGrants(ns);
+    await waitForQuiet(ctx.apiServerPid);
+    await waitForQuiet(bb.pid);
+  };
   for (const c of WRITE_SET_CONCURRENCIES) {
     const count = c === 1 ? settings.c1Count : Math.max(settings.concurrentCount, 4 * c);
+    // Warm-up at this concurrency: connections, JIT, and (shared) the Role the broker writes back on
+    // its first grant.
+    for (const kind of kinds) await batch(kind, Math.max(c, 4), c);
+    await clear();
     for (const kind of kinds.map((_, i) => kinds[(i + rep) % kinds.length]!)) {
       const run = await measuredBatch(ctx, bb, batch, kind, count, c);
       ((runs[w][c] ??= {})[kind] ??= []).push(run);
       log(`  ${w.padEnd(7)} c=${c} rep ${rep + 1}/${settings.reps} ${describeRun(kind, run)}`);
-      await ctx.clearGrants(ns);
+      await clear();
     }
   }
 }
 
 export const runWriteSetBench: Scenario<WriteSetResults> = async (ctx: BenchContext, settings, log) => {
   const ns = ctx.namespaces.exchange;
+  const sets = settings.writeSets;
+  const direct = sets.some((w) => w !== 'gateway');
   const reader = selfRevokeGuardReaderFor(ctx.rbac.brokerNamespace);
-  kubectlAdmin(['apply', '-f', '-'], reader);
-  kubectlAdmin(['apply', '-f', '-'], deployFile('self-revoke-guard.yaml'));
+  if (direct) {
+    kubectlAdmin(['apply', '-f', '-'], reader);
+    kubectlAdmin(['apply', '-f', '-'], deployFile('self-revoke-guard.yaml'));
+  }
   const runs: WriteSetResults['runs'] = { pair: {}, shared: {}, gateway: {} };
   const loads: number[] = [];
-  let direct: BenchBroker | undefined;
+  let directBroker: BenchBroker | undefined;
   try {
-    direct = await ctx.startBroker([ns]);
+    if (direct) directBroker = await ctx.startBroker([ns]);
     for (let rep = 0; rep < settings.reps; rep += 1) {
       loads.push(loadavg()[0]!);
-      const sets = settings.writeSets;
       for (const w of sets.map((_, i) => sets[(i + rep) % sets.length]!)) {
         const measure = (bb: BenchBroker, target = ctx.target(ns)) =>
           runWriteSet(
@@ -148,8 +160,8 @@ export const runWriteSetBench: Scenario<WriteSetResults> = async (ctx: BenchCont
             log,
           );
         if (w !== 'gateway') {
-          await useMechanism(direct, w);
-          await measure(direct);
+          await useMechanism(directBroker!, w);
+          await measure(directBroker!);
           continue;
         }
         // Its own broker, only for its own batches: a gateway watches every grant of its namespaces,
@@ -173,9 +185,11 @@ export const runWriteSetBench: Scenario<WriteSetResults> = async (ctx: BenchCont
     log(`  load average before each repetition: ${loads.map((l) => l.toFixed(2)).join(', ')}`);
     return results;
   } finally {
-    await direct?.stop();
-    tryKubectlAdmin(['delete', '-f', '-', '--ignore-not-found'], deployFile('self-revoke-guard.yaml'));
-    tryKubectlAdmin(['delete', '-f', '-', '--ignore-not-found'], reader);
+    await directBroker?.stop();
+    if (direct) {
+      tryKubectlAdmin(['delete', '-f', '-', '--ignore-not-found'], deployFile('self-revoke-guard.yaml'));
+      tryKubectlAdmin(['delete', '-f', '-', '--ignore-not-found'], reader);
+    }
     await ctx.clearGrants(ns);
   }
 };

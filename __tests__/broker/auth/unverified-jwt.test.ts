@@ -31,3 +31,14 @@ test.each([
 ])('%s is not read as a JWT', (_what, t) => {
   expect(unverifiedJwtPayload(t)).toBeUndefined();
 });
+
+test('what Node would decode and a JWT decoder refuses: a dangling last character, bytes that are not UTF-8', () => {
+  const header = segment({ alg: 'RS256' });
+  const payload = segment({ sub: 'xy' }); // 12 bytes: 16 characters, whole quanta
+  expect(unverifiedJwtPayload(`${header}.${payload}.c2ln`)).toEqual({ sub: 'xy' });
+  // One character more: Node's decoder would drop it and read the same 12 bytes.
+  expect(unverifiedJwtPayload(`${header}.${payload}A.c2ln`)).toBeUndefined();
+  // {"sub":"<0xff>"}: valid base64url, not UTF-8 (Node would read U+FFFD).
+  const latin = Buffer.concat([Buffer.from('{"sub":"'), Buffer.from([0xff]), Buffer.from('"}')]);
+  expect(unverifiedJwtPayload(`${header}.${latin.toString('base64url')}.c2ln`)).toBeUndefined();
+});

@@ -669,6 +669,7 @@ describeOnNode('the broker installed by Helm on the real node', () => {
     expect(managedObjects([jobNs.name]).filter((o) => o.includes(grantId))).not.toEqual([]);
     // The rollout before this test ends with the old leader releasing the Lease as it stops; a new
     // replica takes it at its next pass (every 10 s here), so the Lease may be free for that long.
+    // 20 s, below the Lease's 30 s duration: an old leader that did not release it fails here.
     const pods = brokerPods(brokerNs.name).map((p) => p.metadata.name);
     const holder = await waitFor(
       'a current broker pod holding the reaper Lease',
@@ -684,7 +685,7 @@ describeOnNode('the broker installed by Helm on the real node', () => {
         ]);
         return pods.includes(h) ? h : undefined;
       },
-      30_000,
+      20_000,
       500,
     );
     await waitFor(

@@ -4,11 +4,11 @@
 // Order: cheap checks (path, body shape, the grant token's unverified subject), the JWT, the
 // per-repository rate limit, and only then the cluster.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { decodeJwt } from 'jose';
 import type { RenewResponse } from '../../shared/api.js';
 import { BrokerError } from '../../shared/errors.js';
 import type { Reason } from '../../shared/contract.js';
 import type { AuditEvent } from '../audit.js';
+import { unverifiedJwtPayload } from '../auth/unverified-jwt.js';
 import type { BrokerDeps } from '../deps.js';
 import type { VerifiedClaims } from '../types.js';
 import * as grants from '../grants/index.js';
@@ -78,12 +78,9 @@ async function renew(
   requireJsonContentType(req);
   const request = parseRenewRequest(await readJsonBody(req, deps.limits.bodyBytes));
   const jwt = bearerToken(req);
-  let grantTokenPayload;
-  try {
-    grantTokenPayload = decodeJwt(request.grantToken);
-  } catch {
+  const grantTokenPayload = unverifiedJwtPayload(request.grantToken);
+  if (!grantTokenPayload)
     throw new BrokerError('ERR_BAD_REQUEST', 'invalid_request', 'grantToken is not a JWT');
-  }
   const subject = serviceAccountSubject(grantTokenPayload);
   if (subject?.name !== grantId || !deps.policy.namespaces().includes(subject.namespace))
     throw notFound('token_of_another_identity');
