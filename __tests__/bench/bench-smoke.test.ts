@@ -16,6 +16,7 @@ import { watchForeignLoad } from '../../bench/lib/foreign-load.js';
 import { loadSettings } from '../../bench/lib/settings.js';
 import type { ExchangeResults } from '../../bench/scenarios/exchange.js';
 import type { GatewayResults } from '../../bench/scenarios/gateway.js';
+import { TEST_MACHINE } from './support/test-machine.js';
 
 test('percentiles are nearest-rank over the raw samples, in any order', () => {
   const samples = [5, 1, 4, 2, 3, 10, 9, 8, 7, 6];
@@ -43,18 +44,6 @@ test('the closed loop never has more than `concurrency` tasks in flight and runs
   expect(peak).toBe(4);
   expect(seen.sort((a, b) => a - b)).toEqual(Array.from({ length: 25 }, (_, i) => i));
 });
-
-/** The machine every report here is built for. */
-const MACHINE = {
-  cpuModel: 'test cpu',
-  cores: 2,
-  memoryGiB: 4,
-  os: 'linux',
-  node: 'v20',
-  kubectl: 'v1.36',
-  loadAverageAtStart: 0.1,
-  commit: 'abc1234',
-};
 
 const run = (p50: number, throughput: number) => ({
   n: 10,
@@ -96,13 +85,13 @@ function exchangeResults(
 
 test('targets are judged from the measured keys: met, missed, or not run', () => {
   const settings = loadSettings({ BENCH_QUICK: '1' });
-  const good = buildReport(settings, MACHINE, { exchange: exchangeResults(110, 100) }, {}, 1000);
+  const good = buildReport(settings, TEST_MACHINE, { exchange: exchangeResults(110, 100) }, {}, 1000);
   expect(good.metrics.exchange_p50_ratio_c1).toBe(1.1);
   expect(good.targets.find((t) => t.key === 'exchange_p50_ratio_c1')?.met).toBe(true);
   expect(good.targets.find((t) => t.key === 'exchange_throughput_ratio_c32')?.met).toBe(true);
   expect(good.targets.find((t) => t.key === 'verify_ratio')).toMatchObject({ value: null, met: null });
 
-  const bad = buildReport(settings, MACHINE, { exchange: exchangeResults(150, 100) }, {}, 1000);
+  const bad = buildReport(settings, TEST_MACHINE, { exchange: exchangeResults(150, 100) }, {}, 1000);
   expect(bad.targets.find((t) => t.key === 'exchange_p50_ratio_c1')?.met).toBe(false);
   expect(bad.targets.find((t) => t.key === 'exchange_throughput_ratio_c32')?.met).toBe(false);
   expect(flatMetrics({ exchange: exchangeResults(150, 100) }).floor_parallel_p50_ms_c1).toBe(100);
@@ -114,7 +103,7 @@ test('targets are judged from the measured keys: met, missed, or not run', () =>
 test('the bare-minimum floor and the inline role get their keys and are judged against their goals', () => {
   const settings = loadSettings({ BENCH_QUICK: '1' });
   const judged = (r: ExchangeResults) => {
-    const report = buildReport(settings, MACHINE, { exchange: r }, {}, 1000);
+    const report = buildReport(settings, TEST_MACHINE, { exchange: r }, {}, 1000);
     const met = (key: string) => report.targets.find((t) => t.key === key)?.met;
     return {
       report,
@@ -177,7 +166,7 @@ function gatewayResults(gatewayP50: number, revoke401Ms: number): GatewayResults
 
 test('gateway figures get their keys, named by the grant count, and are judged against their goals', () => {
   const settings = loadSettings({ BENCH_QUICK: '1' });
-  const good = buildReport(settings, MACHINE, { gateway: gatewayResults(4.4, 30) }, {}, 1000);
+  const good = buildReport(settings, TEST_MACHINE, { gateway: gatewayResults(4.4, 30) }, {}, 1000);
   expect(good.metrics).toMatchObject({
     gateway_get_p50_ratio_c1: 1.1,
     gateway_throughput_ratio_c32: 0.75,
@@ -195,7 +184,7 @@ test('gateway figures get their keys, named by the grant count, and are judged a
   for (const key of ['gateway_get_p50_ratio_c1', 'gateway_throughput_ratio_c32', 'gateway_revoke_401_ms'])
     expect(good.targets.find((t) => t.key === key)?.met).toBe(true);
 
-  const bad = buildReport(settings, MACHINE, { gateway: gatewayResults(6, 150) }, {}, 1000);
+  const bad = buildReport(settings, TEST_MACHINE, { gateway: gatewayResults(6, 150) }, {}, 1000);
   expect(bad.targets.find((t) => t.key === 'gateway_get_p50_ratio_c1')?.met).toBe(false);
   expect(bad.targets.find((t) => t.key === 'gateway_revoke_401_ms')?.met).toBe(false);
   const md = renderMarkdown(bad);

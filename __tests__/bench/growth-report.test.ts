@@ -5,6 +5,7 @@ import { spreadCounts } from '../../bench/lib/live-grants.js';
 import { loadSettings } from '../../bench/lib/settings.js';
 import { buildReport, renderMarkdown } from '../../bench/lib/report.js';
 import type { GrowthCell, GrowthResults } from '../../bench/scenarios/growth.js';
+import { TEST_MACHINE } from './support/test-machine.js';
 
 test('live grants are spread evenly, the first namespaces taking the remainder', () => {
   expect(spreadCounts(10_000, 10)).toEqual(Array(10).fill(1000));
@@ -53,7 +54,7 @@ test('each cell gets its keys, the largest single namespace its ratios, and the 
     wallSeconds: 420,
     profiles: [],
   };
-  const report = buildReport(loadSettings({}), MACHINE, { growth }, {}, 1000);
+  const report = buildReport(loadSettings({}), TEST_MACHINE, { growth }, {}, 1000);
   expect(report.metrics).toMatchObject({
     growth_exchange_p50_ms_c1_single_0: 20,
     growth_exchange_p50_ms_c1_single_10000: 60,
@@ -72,14 +73,3 @@ test('each cell gets its keys, the largest single namespace its ratios, and the 
   );
   expect(md).toMatch(/^\| spread \| 10,000 \| 1,000 \| 30 \/ 60 \|.*\| 0 \| 0 \| 0\.30 \| 0 \|$/m);
 });
-
-const MACHINE = {
-  cpuModel: 'test cpu',
-  cores: 2,
-  memoryGiB: 4,
-  os: 'linux',
-  node: 'v20',
-  kubectl: 'v1.36',
-  loadAverageAtStart: 0.1,
-  commit: 'abc1234',
-};

@@ -5,6 +5,7 @@ import { loadSettings } from '../../bench/lib/settings.js';
 import { buildReport, renderMarkdown } from '../../bench/lib/report.js';
 import type { ExchangeRun } from '../../bench/scenarios/exchange.js';
 import { summarizeWriteSets, type WriteSetResults } from '../../bench/scenarios/write-sets.js';
+import { TEST_MACHINE } from './support/test-machine.js';
 
 const run = (throughput: number, apiServerCpuMs = 10): ExchangeRun => ({
   n: 10,
@@ -41,17 +42,6 @@ function runs(gateway: [number, number, number][]): WriteSetResults['runs'] {
   };
 }
 
-const MACHINE = {
-  cpuModel: 'test cpu',
-  cores: 2,
-  memoryGiB: 4,
-  os: 'linux',
-  node: 'v20',
-  kubectl: 'v1.36',
-  loadAverageAtStart: 0.1,
-  commit: 'abc1234',
-};
-
 test('ratios are taken per repetition, then their median; a concurrency that did not run stays empty', () => {
   // Per repetition 0.5, 1 and 1.5: the median is 1, where the ratio of the medians would be 150 / 200.
   const r = summarizeWriteSets(
@@ -74,7 +64,7 @@ test("gateway mode's exchange is judged against its floor (≥ 0.8) and the bare
   const judged = (gateway: [number, number, number][]) => {
     const report = buildReport(
       settings,
-      MACHINE,
+      TEST_MACHINE,
       { writeSets: summarizeWriteSets(runs(gateway), [0.3, 0.4]) },
       {},
       1000,

@@ -38,7 +38,7 @@ export interface BenchSettings {
    */
   growthWindowSeconds: number;
   /** Write sets: which ones (BENCH_WRITE_SETS=pair,shared,gateway; all by default). */
-  writeSets: ('pair' | 'shared' | 'gateway')[];
+  writeSets: WriteSet[];
   /** Which scenarios to run (BENCH_ONLY=exchange,verify,...); all by default. */
   only: Set<ScenarioName> | undefined;
 }
@@ -80,6 +80,10 @@ export const SCENARIOS = [
   'growth',
 ] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
+
+/** The write-set scenario's sets (scenarios/write-sets.ts), in their order. */
+export const WRITE_SETS = ['pair', 'shared', 'gateway'] as const;
+export type WriteSet = (typeof WRITE_SETS)[number];
 
 /** A comma list of names from `allowed` (all of them when unset), in the order given. */
 function namesFrom<T extends string>(name: string, raw: string | undefined, allowed: readonly T[]): T[] {
@@ -126,7 +130,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): BenchSetting
     growthC1Count: int('BENCH_GROWTH_C1_N', quick ? 10 : 30),
     growthC32Count: int('BENCH_GROWTH_C32_N', quick ? 64 : 128),
     growthWindowSeconds: int('BENCH_GROWTH_WINDOW_S', quick ? 6 : 16),
-    writeSets: namesFrom('BENCH_WRITE_SETS', env.BENCH_WRITE_SETS, ['pair', 'shared', 'gateway']),
+    writeSets: namesFrom('BENCH_WRITE_SETS', env.BENCH_WRITE_SETS, WRITE_SETS),
     only,
   };
 }

@@ -17,7 +17,7 @@ import { kubectlAdmin, tryKubectlAdmin } from '../../test/support/cluster.js';
 import { selfRevokeGuardReaderFor, setSelfRevokeGuardActions } from '../../test/support/deploy-rbac.js';
 import { repoRoot } from '../../test/support/repo-root.js';
 import type { BenchBroker, BenchContext, Scenario } from '../lib/context.js';
-import type { BenchSettings } from '../lib/settings.js';
+import { WRITE_SETS, type BenchSettings, type WriteSet } from '../lib/settings.js';
 import { median } from '../lib/stats.js';
 import { waitForQuiet } from '../lib/control-plane-cpu.js';
 import {
@@ -29,8 +29,7 @@ import {
   type ExchangeRun,
 } from './exchange.js';
 
-export type WriteSet = BenchSettings['writeSets'][number];
-export const WRITE_SETS: WriteSet[] = ['pair', 'shared', 'gateway'];
+export { WRITE_SETS, type WriteSet } from '../lib/settings.js';
 export const WRITE_SET_CONCURRENCIES = [1, 32];
 /** What runs per write set and concurrency: the broker, its floor, and the bare minimum. */
 export const WRITE_SET_KINDS: Record<WriteSet, ExchangeKind[]> = {

@@ -83,6 +83,7 @@ export function setSelfRevokeGuardActions(actions: string[]): void {
     JSON.stringify({ spec: { validationActions: actions } }),
   ]);
 }
+
 /**
  * Creates or updates objects without a race: server-side apply creates a missing object or merges
  * into an existing one in one request, so test files applying the same shared objects at the same
