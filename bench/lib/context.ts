@@ -1,7 +1,7 @@
 // Everything the scenarios share: the real control plane, fresh namespaces, the broker's RBAC from
 // deploy/ (and the minimal floor client under that same identity), the local OIDC issuer, and a
 // way to start the real broker bundle with a policy that allows many exchanges.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RunningBroker } from '../../test/support/broker.js';
@@ -311,4 +311,22 @@ export function processCpuMs(pid: number): number {
   // After "pid (comm) ": state is the first field, utime the 12th, stime the 13th.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/**
+ * The same to the nanosecond, summed over the process's threads (each thread's schedstat): for
+ * windows of tens of ms, where processCpuMs's 10 ms ticks would be most of the figure. Time of a
+ * thread that has exited is not in it, so it is for processes whose threads live as long as they
+ * do (Node's are started once), and for differences over a window.
+ */
+export function threadsCpuMs(pid: number): number {
+  let ns = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // The thread exited between the listing and the read.
+    }
+  }
+  return ns / 1e6;
 }

@@ -8,7 +8,7 @@
 // broker's exact objects, made the floor's way) in its gateway table.
 import { GRANTS_PATH } from '../../src/shared/api.js';
 import type { BenchBroker, BenchContext, Scenario } from '../lib/context.js';
-import { processCpuMs, processMemoryMb } from '../lib/context.js';
+import { processMemoryMb, threadsCpuMs } from '../lib/context.js';
 import { credentialsFromKubeconfig, MinimalKubeClient } from '../lib/kube-client.js';
 import type { BenchSettings } from '../lib/settings.js';
 import { startNoopProxy, type NoopProxy } from '../lib/start-noop-proxy.js';
@@ -29,9 +29,13 @@ export interface GatewayRun {
   /** The no-op proxy ÷ direct: the share of the ratios above that the hop alone costs. */
   noopP50RatioC1: number;
   noopThroughputRatioC32: number;
-  /** The broker process's CPU time over the run ÷ the requests it proxied (background work included). */
+  /**
+   * The broker process's CPU time during the gateway's own batches ÷ the requests it proxied. Its
+   * work between them (the reaper, lease renewals, watches; about 10 ms a second, idle) is left out:
+   * it varied from run to run and hid a difference between two gateways.
+   */
   brokerCpuMsPerRequest: number;
-  /** The same for the no-op proxy's process. */
+  /** The same for the no-op proxy's process, during its batches. */
   noopCpuMsPerRequest: number;
 }
 
@@ -147,13 +151,21 @@ async function measureRun(
   settings: BenchSettings,
   rep: number,
 ): Promise<GatewayRun> {
-  const cpuBefore = { broker: processCpuMs(pids.broker), noop: processCpuMs(pids.noop) };
+  /** CPU of the process behind a side, during that side's batches only. */
+  const cpuMs = { broker: 0, noop: 0 };
+  const batch = async <T>(side: GatewaySide, run: () => Promise<T>): Promise<T> => {
+    const pid = side === 'gateway' ? pids.broker : side === 'noop' ? pids.noop : undefined;
+    const before = pid === undefined ? 0 : threadsCpuMs(pid);
+    const result = await run();
+    if (pid !== undefined) cpuMs[side === 'gateway' ? 'broker' : 'noop'] += threadsCpuMs(pid) - before;
+    return result;
+  };
   const sides = rotated(SIDES, rep);
   const c1: Record<GatewaySide, number[]> = { gateway: [], direct: [], noop: [] };
   for (let done = 0, k = 0; done < settings.gatewayGetCount; done += CHUNK, k += 1) {
     const n = Math.min(CHUNK, settings.gatewayGetCount - done);
     for (const side of rotated(sides, k)) {
-      const { latencies } = await closedLoop(n, 1, () => mustGet(clients[side], path));
+      const { latencies } = await batch(side, () => closedLoop(n, 1, () => mustGet(clients[side], path)));
       c1[side].push(...latencies);
     }
   }
@@ -165,15 +177,16 @@ async function measureRun(
   };
   for (let k = 0; k < ROUNDS_C32; k += 1) {
     for (const side of rotated(sides, k)) {
-      const { latencies, wallMs } = await closedLoop(perRound, 32, () => mustGet(clients[side], path));
+      const { latencies, wallMs } = await batch(side, () =>
+        closedLoop(perRound, 32, () => mustGet(clients[side], path)),
+      );
       c32[side].n += perRound;
       c32[side].wallMs += wallMs;
       c32[side].latencies.push(...latencies);
     }
   }
   const proxied = (side: GatewaySide) => c1[side].length + c32[side].n;
-  const cpuPerRequest = (pid: 'broker' | 'noop', side: GatewaySide) =>
-    (processCpuMs(pids[pid]) - cpuBefore[pid]) / proxied(side);
+  const cpuPerRequest = (pid: 'broker' | 'noop', side: GatewaySide) => cpuMs[pid] / proxied(side);
   const p50 = (side: GatewaySide) => percentile(c1[side], 50);
   const throughput = (side: GatewaySide) => (c32[side].n / c32[side].wallMs) * 1000;
   const both = <T>(f: (side: GatewaySide) => T): Record<GatewaySide, T> => ({
