@@ -38,6 +38,7 @@ test('every grant reaches the table when the first list comes in pages', async (
   const k8s = createK8sClients(kc);
   const limits: (number | undefined)[] = [];
   const counted = {
+    watcher: k8s.watcher,
     core: Object.assign(Object.create(k8s.core) as typeof k8s.core, {
       listNamespacedServiceAccount: (p: Parameters<typeof k8s.core.listNamespacedServiceAccount>[0]) => {
         limits.push(p.limit);
@@ -52,7 +53,7 @@ test('every grant reaches the table when the first list comes in pages', async (
     }),
   };
   const table = new LiveGrants();
-  const watch = await startGrantWatch(kc, counted, table, {
+  const watch = await startGrantWatch(counted, table, {
     namespaces: [env.ns],
     brokerNamespace: env.rbac.brokerNamespace,
     logger: createLogger({ write: () => undefined }),

@@ -4,7 +4,6 @@
 // a mix; the old policy's role watches stop after it. Parts that keep state per namespace (the
 // gateway's grant watches) follow the swap: made ready for the new policy before it, and let go of
 // what only the old one needed after it.
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { K8sClients } from './kube/clients.js';
 import { startRoleVetting, withVettedRoles, type RoleVetting } from './grants/role-vetting.js';
 import type { Logger } from './logger.js';
@@ -43,8 +42,7 @@ interface Running {
 export async function startLivePolicy(
   initial: PolicyEngine,
   deps: {
-    kc: KubeConfig;
-    k8s: Pick<K8sClients, 'rbac'>;
+    k8s: Pick<K8sClients, 'rbac' | 'watcher'>;
     logger: Logger;
     metrics: Pick<BrokerMetrics, 'policyLoadedTimestamp' | 'policyInfo'>;
     now?: () => number;
@@ -53,7 +51,6 @@ export async function startLivePolicy(
 ): Promise<LivePolicy> {
   const vet = async (policy: PolicyEngine, digest: string | undefined): Promise<Running> => {
     const vetting = await startRoleVetting(
-      deps.kc,
       deps.k8s,
       policy.namedRoles(),
       deps.logger.child({ component: 'role-vetting' }),

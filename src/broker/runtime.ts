@@ -152,7 +152,6 @@ async function startGatewayPart(
     logger: w.parts.logger.child({ component: 'usage' }),
   });
   const gateway = await startGateway(w.config.gateway, {
-    kc: w.kc,
     k8s: w.k8s,
     namespaces: () => policy.namespaces(),
     brokerNamespace: w.config.brokerNamespace,
@@ -349,7 +348,7 @@ async function startParts(w: Wiring): Promise<RunningBroker> {
     parts.logger.warn('the policy names no namespaces: every exchange will be refused');
   const live = await startLivePolicy(
     parts.policy,
-    { kc: w.kc, k8s, logger: parts.logger, metrics, now: parts.now },
+    { k8s, logger: parts.logger, metrics, now: parts.now },
     parts.policyFile?.sha256,
   );
   stack.push('live policy', () => live.stop());

@@ -1,7 +1,8 @@
 // Role vetting (src/broker/grants/role-vetting.ts) against a watch that lags: its watches open
 // without a resourceVersion, so the API server starts each with the role as its watch cache holds
 // it, which can be older than the fresh reading made just before. Such a stale event must not undo
-// a refusal the reading made. Over real HTTPS (client-node's Watch) from a scripted server; the
+// a refusal the reading made. Over the broker's own watches (kube/pooled-watch.ts, real HTTPS)
+// from a scripted server; the
 // real API server's side is __tests__/broker/named-roles.cluster.test.ts and
 // named-role-watch-window.long.test.ts.
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
@@ -10,11 +11,14 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KubeConfig, type V1ClusterRole } from '@kubernetes/client-node';
+import type { V1ClusterRole } from '@kubernetes/client-node';
 import { startRoleVetting, type RoleVetting } from '../../../src/broker/grants/role-vetting.js';
 import type { K8sClients } from '../../../src/broker/kube/clients.js';
+import { pooledWatcher } from '../../../src/broker/kube/pooled-watch.js';
+import type { Watcher } from '../../../src/broker/kube/watches.js';
 import { createLogger } from '../../../src/broker/logger.js';
 import type { Grantable } from '../../../src/broker/types.js';
+import { hotPathOver } from '../../../test/support/scripted-api-server.js';
 import { selfSignedCert } from '../../../test/support/tls.js';
 
 const NAME = 'app';
@@ -31,7 +35,7 @@ const watchOpenings: (V1ClusterRole | 'end')[] = ['end', role('10', SAFE)];
 let reads = 0;
 let watches = 0;
 let server: Server;
-let kc: KubeConfig;
+let watcher: Watcher;
 
 beforeAll(async () => {
   const tls = selfSignedCert(mkdtempSync(join(tmpdir(), 'k8s-ea-vetting-')));
@@ -43,19 +47,9 @@ beforeAll(async () => {
     else res.write(`${JSON.stringify({ type: 'ADDED', object: opening })}\n`);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [
-      {
-        name: 'c',
-        server: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
-        caData: tls.ca.toString('base64'),
-      },
-    ],
-    users: [{ name: 'u', token: 'x' }],
-    contexts: [{ name: 'c', cluster: 'c', user: 'u' }],
-    currentContext: 'c',
-  });
+  watcher = pooledWatcher(
+    hotPathOver(`https://127.0.0.1:${(server.address() as AddressInfo).port}`, tls.ca).connection,
+  );
 });
 
 afterAll(async () => {
@@ -67,11 +61,12 @@ test('a watch opening with the role older than the last reading does not undo it
   const messages: string[] = [];
   const k8s = {
     rbac: { readClusterRole: async () => readings[Math.min(reads++, readings.length - 1)] },
-  } as unknown as Pick<K8sClients, 'rbac'>;
+    watcher,
+  } as unknown as Pick<K8sClients, 'rbac' | 'watcher'>;
   const logger = createLogger({ write: (l) => void messages.push((JSON.parse(l) as { msg: string }).msg) });
   let vetting: RoleVetting | undefined;
   try {
-    vetting = await startRoleVetting(kc, k8s, [{ kind: 'ClusterRole', name: NAME }], logger);
+    vetting = await startRoleVetting(k8s, [{ kind: 'ClusterRole', name: NAME }], logger);
     const grantable = { roleRef: { kind: 'ClusterRole', name: NAME }, namespace: 'ns' } as Grantable;
     const deadline = Date.now() + 10_000;
     while (watches < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));

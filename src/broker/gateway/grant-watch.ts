@@ -8,7 +8,7 @@
 // namespace's grants (503) rather than trust a stale table. The set of namespaces follows the
 // running policy: a namespace a reload adds is listed before the new policy takes over
 // (watchAlso), and one it drops stops being watched after (watchOnly), its grants leaving the table.
-import { Watch, type KubeConfig, type V1Lease, type V1ServiceAccount } from '@kubernetes/client-node';
+import type { V1Lease, V1ServiceAccount } from '@kubernetes/client-node';
 import type { K8sClients } from '../kube/clients.js';
 import { describeK8sError } from '../kube/errors.js';
 import { LEDGER_SELECTOR, jwtUseRecordOf, type JwtUseRecord } from '../grants/replay-ledger.js';
@@ -16,7 +16,7 @@ import { GRANT_LABEL, MANAGED_SELECTOR } from '../naming.js';
 import type { Logger } from '../logger.js';
 import { grantRecordOf, type GrantRecord, type LiveGrants } from './live-grants.js';
 import { listReduced } from '../kube/paged-list.js';
-import { OpenWatches, WATCH_SECONDS, growingPause } from '../kube/watches.js';
+import { OpenWatches, WATCH_SECONDS, growingPause, type Watcher } from '../kube/watches.js';
 
 /** Grant ServiceAccounts: the managed-by label and a grant label. */
 export const GRANT_SA_SELECTOR = `${MANAGED_SELECTOR},${GRANT_LABEL}`;
@@ -53,7 +53,7 @@ export interface GrantWatch {
 type Versioned = { metadata?: { resourceVersion?: string } };
 
 interface WatchContext {
-  watcher: Watch;
+  watcher: Watcher;
   synced: Map<string, boolean>;
   logger: Logger;
 }
@@ -226,8 +226,7 @@ async function startSource<T extends Versioned, R>(
 
 /** Lists every source once (throws if one cannot be read), then keeps watching them. */
 export async function startGrantWatch(
-  kc: KubeConfig,
-  k8s: Pick<K8sClients, 'core' | 'coordination'>,
+  k8s: Pick<K8sClients, 'core' | 'coordination' | 'watcher'>,
   table: LiveGrants,
   options: {
     namespaces: readonly string[];
@@ -237,7 +236,7 @@ export async function startGrantWatch(
     listPageSize?: number;
   },
 ): Promise<GrantWatch> {
-  const ctx: WatchContext = { watcher: new Watch(kc), synced: new Map(), logger: options.logger };
+  const ctx: WatchContext = { watcher: k8s.watcher, synced: new Map(), logger: options.logger };
   /** namespace → its running watches (the ledger's are apart: they never change). */
   const running = new Map<string, OpenWatches>();
   let stopped = false;

@@ -3,7 +3,6 @@
 // connections, and its own HTTPS listener (never the broker's public port: the two may be exposed
 // differently).
 import { readFileSync } from 'node:fs';
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { ClusterEndpoint } from '../kube/clients.js';
 import type { AuditLog } from '../audit.js';
 import type { K8sClients } from '../kube/clients.js';
@@ -109,7 +108,6 @@ async function serveGateway(
 export async function startGateway(
   config: GatewayConfig,
   parts: {
-    kc: KubeConfig;
     k8s: K8sClients;
     /** The running policy's namespaces, asked on every request; watched as of start (see `watched`). */
     namespaces: () => readonly string[];
@@ -126,7 +124,7 @@ export async function startGateway(
 ): Promise<RunningGateway> {
   const now = parts.now ?? Date.now;
   const table = new LiveGrants(now);
-  const watch = await startGrantWatch(parts.kc, parts.k8s, table, {
+  const watch = await startGrantWatch(parts.k8s, table, {
     namespaces: parts.namespaces(),
     brokerNamespace: parts.brokerNamespace,
     logger: parts.logger,

@@ -3,7 +3,7 @@
 // if one is missing or dangerous), then keeps a watch on each. A grant is decided against the
 // latest state seen, with no API call on the exchange path: a role edited to become dangerous is
 // refused within the watch's latency, and granted again once it is fixed.
-import { Watch, type KubeConfig, type V1ClusterRole, type V1Role } from '@kubernetes/client-node';
+import type { V1ClusterRole, V1Role } from '@kubernetes/client-node';
 import { BrokerError } from '../../shared/errors.js';
 import { findDangerousRules } from '../policy/dangerous.js';
 import type { Logger } from '../logger.js';
@@ -108,8 +108,7 @@ export async function readNamedRoles(
  * unreadable, and otherwise returns with a watch running on each.
  */
 export async function startRoleVetting(
-  kc: KubeConfig,
-  k8s: Pick<K8sClients, 'rbac'>,
+  k8s: Pick<K8sClients, 'rbac' | 'watcher'>,
   roles: readonly NamedRole[],
   logger: Logger,
 ): Promise<RoleVetting> {
@@ -132,11 +131,10 @@ export async function startRoleVetting(
   for (const { role, object } of first) versions.newer(keyOf(role), object?.metadata?.resourceVersion);
 
   const watches = new OpenWatches();
-  const watcher = new Watch(kc);
   /** Resolves when the server ends the watch, rejects on an error. */
   const watchOnce = (role: NamedRole): Promise<void> =>
     watches.once(
-      watcher,
+      k8s.watcher,
       role.kind === 'ClusterRole'
         ? `${RBAC_PATH}/clusterroles`
         : `${RBAC_PATH}/namespaces/${encodeURIComponent(role.namespace)}/roles`,

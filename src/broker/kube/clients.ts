@@ -1,6 +1,6 @@
 // The Kubernetes API clients the broker uses, from a kubeconfig file or the pod's in-cluster identity,
-// all over one connection (connection.ts): client-node's API objects for watches, lists, TokenReview
-// and the leader lease, and the hot path's JSON calls.
+// all over one connection (connection.ts): client-node's API objects for lists, TokenReview and the
+// leader lease, the watches, and the hot path's JSON calls.
 import { readFileSync } from 'node:fs';
 import {
   AdmissionregistrationV1Api,
@@ -13,9 +13,12 @@ import {
   ServerConfiguration,
   type Configuration,
   type SecurityAuthentication,
+  Watch,
 } from '@kubernetes/client-node';
 import { K8S_CALL_TIMEOUT_MS, KubeConnection } from './connection.js';
 import { clientNodeHotPath, jsonHotPath, type HotPathApi } from './hot-path-api.js';
+import { pooledWatcher } from './pooled-watch.js';
+import type { Watcher } from './watches.js';
 
 export interface K8sClients {
   core: CoreV1Api;
@@ -26,6 +29,8 @@ export interface K8sClients {
   admission: AdmissionregistrationV1Api;
   /** The exchange's and the revocation's calls, as plain JSON calls where they can reach the cluster. */
   hotPath: HotPathApi;
+  /** Opens the watches of the gateway's grant table and of role vetting. */
+  watcher: Watcher;
   /** The connection every call above travels over; the gateway's upstream shares its rules. */
   connection: KubeConnection;
 }
@@ -62,8 +67,11 @@ export function createK8sClients(kc: KubeConfig, connection = new KubeConnection
     coordination: apiClient(kc, CoordinationV1Api, connection.clientNodeAuth),
     admission: apiClient(kc, AdmissionregistrationV1Api, connection.clientNodeAuth),
   };
-  const hotPath = KubeConnection.supports(kc) ? jsonHotPath(connection) : clientNodeHotPath(apis);
-  return { ...apis, hotPath, connection };
+  // What the connection cannot reach (a proxy, plain HTTP) stays with client-node.
+  const pooled = KubeConnection.supports(kc);
+  const hotPath = pooled ? jsonHotPath(connection) : clientNodeHotPath(apis);
+  const watcher = pooled ? pooledWatcher(connection) : new Watch(kc);
+  return { ...apis, hotPath, watcher, connection };
 }
 
 /**

@@ -1,10 +1,11 @@
 // The broker's one connection to the API server: the only place that decides how a call travels.
 // It owns, for every caller alike, the pooling (one undici dispatcher per TLS identity), the idle
 // timeout, the deadline of a call, the rules for sending a call again, and the rotation of the CA,
-// client certificate and token files. Three callers share it:
+// client certificate and token files. Four callers share it:
 // - the hot path's JSON calls (request(), hot-path-api.ts): the grant's objects, its token, the
 //   deletes of a revocation, a rollback or the reaper;
-// - client-node's API clients (clientNodeAuth), for watches, lists, TokenReview, the leader lease:
+// - the watches (stream(), pooled-watch.ts) of the gateway's grant table and of role vetting;
+// - client-node's API clients (clientNodeAuth), for lists, TokenReview, the leader lease:
 //   client-node 2 builds a new undici Agent for every call (a TLS handshake each), so each call is
 //   handed the pooled dispatcher instead, with a deadline client-node does not set;
 // - the gateway's upstream lanes (serverTls(), gateway/upstream.ts), which forward with the grant's
@@ -180,6 +181,26 @@ export class KubeConnection {
       // JSON.parse quotes the text around the fault, which may be part of a token.
       throw new Error(`${what}: the API server's answer is not JSON`);
     }
+  }
+
+  /**
+   * A GET whose answer is read as it comes (a watch, kube/pooled-watch.ts), with the broker's
+   * credentials over the same pooled connections: its headers within the call deadline, then no
+   * deadline, only `inactivityMs` between two chunks of the answer. Never sent again: a watch that
+   * fails is opened afresh by its loop, from the last version it saw.
+   */
+  async stream(path: string, signal: AbortSignal, inactivityMs: number): Promise<Dispatcher.ResponseData> {
+    const { headers, dispatcher } = await this.brokerCredentials();
+    const { origin, basePath } = this.serverTls();
+    return dispatcher.request({
+      origin,
+      path: `${basePath}${path}`,
+      method: 'GET',
+      headers: { ...headers, accept: 'application/json' },
+      signal,
+      headersTimeout: this.limits.callTimeoutMs,
+      bodyTimeout: inactivityMs,
+    });
   }
 
   /**

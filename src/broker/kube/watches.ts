@@ -2,7 +2,20 @@
 // table, gateway/grant-watch.ts, and the named-role vetting, role-vetting.ts): each loop watches on
 // from the last version it saw, reads afresh when a watch fails, and pauses longer while failures
 // go on. What a loop does with an event, and when it reads afresh, stays with the loop.
-import type { Watch } from '@kubernetes/client-node';
+
+/**
+ * Opens one watch: `onEvent` for every event, then `done` once, with an error unless the server
+ * ended the watch. The returned controller ends it. client-node's Watch has this shape; so has the
+ * pooled one (pooled-watch.ts), which K8sClients.watcher is wherever the connection can serve it.
+ */
+export interface Watcher {
+  watch<T>(
+    path: string,
+    query: Record<string, string | number | boolean | undefined>,
+    onEvent: (type: string, object: T) => void,
+    done: (err?: unknown) => void,
+  ): Promise<AbortController>;
+}
 
 /**
  * The server ends each watch after this and the loop watches on from the last version. Below the
@@ -25,7 +38,7 @@ export class OpenWatches {
    * Gone when the version is too old, or the connection). `onEvent` gets every other event.
    */
   async once<T>(
-    watcher: Watch,
+    watcher: Watcher,
     path: string,
     query: Record<string, string | number | boolean | undefined>,
     onEvent: (type: string, object: T) => void,
@@ -42,7 +55,7 @@ export class OpenWatches {
           end(new Error(`watch error ${JSON.stringify((object as { message?: string }).message ?? '')}`));
         else onEvent(type, object);
       },
-      (err: unknown) => end(err ?? undefined),
+      (err?: unknown) => end(err ?? undefined),
     );
     this.controllers.add(controller);
     if (this.ended) controller.abort();
