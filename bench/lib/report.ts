@@ -436,7 +436,7 @@ export function renderMarkdown(report: Report): string {
       [
         'Broker CPU per GET through the gateway (`gateway_broker_cpu_ms_per_get`)',
         `${fmt(g.brokerCpuMsPerRequest)} ms`,
-        'user + system time of the broker process over the runs ÷ GETs it proxied',
+        "CPU time of the broker process during the gateway's batches ÷ GETs it proxied",
       ],
       [
         'No-op proxy CPU per GET (`gateway_noop_proxy_cpu_ms_per_get`)',

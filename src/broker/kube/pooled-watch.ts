@@ -1,10 +1,9 @@
 // Watches over the broker's own connection (connection.ts's stream()): the answer is read from
-// undici's body stream as lines of JSON, one event each. client-node's Watch opens every watch
-// through a new undici Agent (a TLS handshake each time a watch ends and is opened again) and reads
-// it through fetch's web streams and readline; in gateway mode every grant is two watch events, and
-// that path was the largest share of the broker's CPU per grant that was not the grant's own work
-// (docs/benchmarks.md, finding 23). The kubeconfigs the connection cannot serve (a proxy, plain
-// HTTP) keep client-node's Watch (clients.ts).
+// undici's body stream as lines of JSON, one event each, on the pooled TLS connections. client-node's
+// Watch opens every watch through a new undici Agent (a TLS handshake each time a watch ends and is
+// opened again) and reads it through fetch's web streams and readline: about 25 µs more of CPU per
+// event (docs/benchmarks.md, finding 23), and an HTTP stack of its own beside the connection's. The
+// kubeconfigs the connection cannot serve (a proxy, plain HTTP) keep client-node's Watch (clients.ts).
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { ApiException } from '@kubernetes/client-node';
