@@ -137,6 +137,20 @@ const countBy = (xs: string[]): Record<string, number> =>
   xs.reduce<Record<string, number>>((m, x) => ({ ...m, [x]: (m[x] ?? 0) + 1 }), {});
 
 /**
+ * What the main step's kubeconfig lets a job's kubectl do: write in the job namespace (a ConfigMap
+ * named `configMap`), as the grant's ServiceAccount, and nothing beyond its role (Secrets refused).
+ */
+async function expectGrantWorks(job: RunnerJob, main: StepResult, configMap: string): Promise<void> {
+  const created = await job.exec('kubectl', ['create', 'configmap', configMap, '--from-literal=a=b']);
+  expect({ code: created.code, stderr: created.stderr }).toEqual({ code: 0, stderr: '' });
+  const whoami = await job.exec('kubectl', ['auth', 'whoami', '-o', 'jsonpath={.status.userInfo.username}']);
+  expect(whoami.stdout).toBe(main.outputs['service-account']);
+  const denied = await job.exec('kubectl', ['get', 'secrets']);
+  expect(denied.code).toBe(1);
+  expect(denied.stderr).toMatch(/forbidden/i);
+}
+
+/**
  * Runs the action's main step, fn with the job and main's result, then post: post revokes through
  * the broker and leaves none of the grant's objects. When fn fails, post still runs (as a job's post
  * step does after a failed step), so the grant does not outlive the test into the next one's counts.
@@ -359,23 +373,7 @@ describeOnNode('the broker installed by Helm on the real node', () => {
       expect(exchange).toBeDefined();
       console.log(`exchange ${grantId} answered by pod ${exchange!.pod} through the NodePort`);
 
-      const created = await job.exec('kubectl', [
-        'create',
-        'configmap',
-        'from-pods-job',
-        '--from-literal=a=b',
-      ]);
-      expect({ code: created.code, stderr: created.stderr }).toEqual({ code: 0, stderr: '' });
-      const whoami = await job.exec('kubectl', [
-        'auth',
-        'whoami',
-        '-o',
-        'jsonpath={.status.userInfo.username}',
-      ]);
-      expect(whoami.stdout).toBe(main.outputs['service-account']);
-      const denied = await job.exec('kubectl', ['get', 'secrets']);
-      expect(denied.code).toBe(1);
-      expect(denied.stderr).toMatch(/forbidden/i);
+      await expectGrantWorks(job, main, 'from-pods-job');
 
       const kubeconfig = load(readFileSync(main.outputs.kubeconfig!, 'utf8')) as {
         users: { user: { token: string } }[];
@@ -449,17 +447,7 @@ describeOnNode('the broker installed by Helm on the real node', () => {
       const kubeconfig = load(readFileSync(main.outputs.kubeconfig!, 'utf8')) as KubeconfigDoc;
       expect(kubeconfig.clusters[0]!.cluster.server).toBe(gatewayUrl);
       const grantId = main.outputs['grant-id']!;
-      const created = await job.exec('kubectl', ['create', 'configmap', 'via-gateway', '--from-literal=a=b']);
-      expect({ code: created.code, stderr: created.stderr }).toEqual({ code: 0, stderr: '' });
-      const whoami = await job.exec('kubectl', [
-        'auth',
-        'whoami',
-        '-o',
-        'jsonpath={.status.userInfo.username}',
-      ]);
-      expect(whoami.stdout).toBe(main.outputs['service-account']);
-      const denied = await job.exec('kubectl', ['get', 'secrets']);
-      expect(denied.stderr).toMatch(/forbidden/i);
+      await expectGrantWorks(job, main, 'via-gateway');
       // The gateway pods forwarded them (their audit lines), and the API server refuses the token itself.
       const forwarded = auditLines().filter((a) => a.line.action === 'gateway' && a.line.grantId === grantId);
       expect(forwarded.length).toBeGreaterThanOrEqual(3);
