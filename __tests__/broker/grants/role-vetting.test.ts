@@ -1,8 +1,9 @@
 // Role vetting (src/broker/grants/role-vetting.ts) against a watch that lags: its watches open
 // without a resourceVersion, so the API server starts each with the role as its watch cache holds
 // it, which can be older than the fresh reading made just before. Such a stale event must not undo
-// a refusal the reading made. Over the broker's own watches (kube/pooled-watch.ts, real HTTPS)
-// from a scripted server; the
+// a refusal the reading made. Over real HTTPS from a scripted server, through the broker's own
+// watches (kube/pooled-watch.ts) and through client-node's Watch (kept for a kubeconfig with a
+// proxy); the
 // real API server's side is __tests__/broker/named-roles.cluster.test.ts and
 // named-role-watch-window.long.test.ts.
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
@@ -11,7 +12,7 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { V1ClusterRole } from '@kubernetes/client-node';
+import { KubeConfig, Watch, type V1ClusterRole } from '@kubernetes/client-node';
 import { startRoleVetting, type RoleVetting } from '../../../src/broker/grants/role-vetting.js';
 import type { K8sClients } from '../../../src/broker/kube/clients.js';
 import { pooledWatcher } from '../../../src/broker/kube/pooled-watch.js';
@@ -35,7 +36,8 @@ const watchOpenings: (V1ClusterRole | 'end')[] = ['end', role('10', SAFE)];
 let reads = 0;
 let watches = 0;
 let server: Server;
-let watcher: Watcher;
+let url: string;
+let ca: Buffer;
 
 beforeAll(async () => {
   const tls = selfSignedCert(mkdtempSync(join(tmpdir(), 'k8s-ea-vetting-')));
@@ -47,9 +49,8 @@ beforeAll(async () => {
     else res.write(`${JSON.stringify({ type: 'ADDED', object: opening })}\n`);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  watcher = pooledWatcher(
-    hotPathOver(`https://127.0.0.1:${(server.address() as AddressInfo).port}`, tls.ca).connection,
-  );
+  url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  ca = tls.ca;
 });
 
 afterAll(async () => {
@@ -57,27 +58,50 @@ afterAll(async () => {
   await new Promise((r) => server.close(r));
 });
 
-test('a watch opening with the role older than the last reading does not undo its refusal', async () => {
-  const messages: string[] = [];
-  const k8s = {
-    rbac: { readClusterRole: async () => readings[Math.min(reads++, readings.length - 1)] },
-    watcher,
-  } as unknown as Pick<K8sClients, 'rbac' | 'watcher'>;
-  const logger = createLogger({ write: (l) => void messages.push((JSON.parse(l) as { msg: string }).msg) });
-  let vetting: RoleVetting | undefined;
-  try {
-    vetting = await startRoleVetting(k8s, [{ kind: 'ClusterRole', name: NAME }], logger);
-    const grantable = { roleRef: { kind: 'ClusterRole', name: NAME }, namespace: 'ns' } as Grantable;
-    const deadline = Date.now() + 10_000;
-    while (watches < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    expect(watches).toBe(2);
-    // The stale ADDED reached the client: give it the time to be applied, were it applied.
-    await new Promise((r) => setTimeout(r, 300));
-    expect(vetting.refusal(grantable)?.reason).toBe('role_dangerous');
-    expect(messages.filter((m) => m.startsWith('named role'))).toEqual([
-      'named role refused: grants of it are refused',
-    ]);
-  } finally {
-    vetting?.stop();
-  }
-});
+/** client-node's Watch for the scripted server. */
+function clientNodeWatch(): Watcher {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'c', server: url, caData: ca.toString('base64') }],
+    users: [{ name: 'u', token: 'x' }],
+    contexts: [{ name: 'c', cluster: 'c', user: 'u' }],
+    currentContext: 'c',
+  });
+  return new Watch(kc);
+}
+
+const WATCHERS: [string, () => Watcher][] = [
+  ["the broker's own watch", () => pooledWatcher(hotPathOver(url, ca).connection)],
+  ["client-node's Watch", clientNodeWatch],
+];
+
+test.each(WATCHERS)(
+  '%s: a watch opening with the role older than the last reading does not undo its refusal',
+  async (_name, watcherOf) => {
+    reads = 0;
+    watches = 0;
+    const watcher = watcherOf();
+    const messages: string[] = [];
+    const k8s = {
+      rbac: { readClusterRole: async () => readings[Math.min(reads++, readings.length - 1)] },
+      watcher,
+    } as unknown as Pick<K8sClients, 'rbac' | 'watcher'>;
+    const logger = createLogger({ write: (l) => void messages.push((JSON.parse(l) as { msg: string }).msg) });
+    let vetting: RoleVetting | undefined;
+    try {
+      vetting = await startRoleVetting(k8s, [{ kind: 'ClusterRole', name: NAME }], logger);
+      const grantable = { roleRef: { kind: 'ClusterRole', name: NAME }, namespace: 'ns' } as Grantable;
+      const deadline = Date.now() + 10_000;
+      while (watches < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(watches).toBe(2);
+      // The stale ADDED reached the client: give it the time to be applied, were it applied.
+      await new Promise((r) => setTimeout(r, 300));
+      expect(vetting.refusal(grantable)?.reason).toBe('role_dangerous');
+      expect(messages.filter((m) => m.startsWith('named role'))).toEqual([
+        'named role refused: grants of it are refused',
+      ]);
+    } finally {
+      vetting?.stop();
+    }
+  },
+);

@@ -1,9 +1,11 @@
 // The broker's watches over its own connection (src/broker/kube/pooled-watch.ts) against a local
-// HTTPS endpoint: events read from lines however the answer is cut into chunks, the watch's query
-// and the broker's credentials sent, every way a watch ends reported once (the server's end, a
-// refusal, a line that is not JSON, the caller's abort, silence), and watches one after another on
-// one TLS connection, which is why they do not go through client-node's Watch. The real API
-// server's side: the gateway's grant table and role vetting in the cluster tests.
+// HTTPS endpoint: events read from lines however the answer is cut into chunks (a last line without
+// its newline too), the watch's query and the broker's credentials sent, and every way a watch ends
+// reported once, with an error unless the server ended it (a refusal, a cut connection, no headers,
+// silence, a line that is not JSON or never ends, a loop that throws, the caller's abort), since a
+// clean end makes the loop go on from its version instead of listing afresh. Watches one after
+// another, as the loops open them, share one TLS connection. The real API server's side: the
+// gateway's grant table and role vetting in the cluster tests.
 import { afterAll, beforeAll, beforeEach, expect, test } from '@jest/globals';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -11,9 +13,12 @@ import type { AddressInfo } from 'node:net';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { KubeConnection } from '../../../src/broker/kube/connection.js';
+import { KubeConfig } from '@kubernetes/client-node';
+import { CONNECTION_LIMITS, KubeConnection } from '../../../src/broker/kube/connection.js';
 import { describeK8sError } from '../../../src/broker/kube/errors.js';
-import { pooledWatcher } from '../../../src/broker/kube/pooled-watch.js';
+import { MAX_EVENT_CHARS, pooledWatcher } from '../../../src/broker/kube/pooled-watch.js';
+import { OpenWatches, type Watcher } from '../../../src/broker/kube/watches.js';
+import { waitFor } from '../../../test/support/cluster.js';
 import { hotPathOver } from '../../../test/support/scripted-api-server.js';
 import { selfSignedCert } from '../../../test/support/tls.js';
 
@@ -22,6 +27,8 @@ const PATH = '/api/v1/namespaces/ns/serviceaccounts';
 const INACTIVITY_MS = 300;
 
 let server: Server;
+let url: string;
+let ca: Buffer;
 let connection: KubeConnection;
 let handle: (req: IncomingMessage, res: ServerResponse) => void;
 let handshakes = 0;
@@ -35,7 +42,9 @@ beforeAll(async () => {
   });
   server.on('secureConnection', () => (handshakes += 1));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  connection = hotPathOver(`https://127.0.0.1:${(server.address() as AddressInfo).port}`, tls.ca).connection;
+  url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  ca = tls.ca;
+  connection = hotPathOver(url, ca).connection;
 });
 
 afterAll(async () => {
@@ -50,25 +59,49 @@ beforeEach(() => {
 
 const line = (type: string, name: string) => `${JSON.stringify({ type, object: { metadata: { name } } })}\n`;
 
-/** Runs one watch to its end: the events it delivered and what `done` was told (and how often). */
-async function watchToEnd(query: Record<string, string | number | boolean | undefined> = {}) {
+/**
+ * Runs one watch to its end: the events it delivered and what `done` was told, listening on a
+ * while after `done` for a second call.
+ */
+async function watchToEnd(
+  query: Record<string, string | number | boolean | undefined> = {},
+  options: { watcher?: Watcher; onEvent?: (name: string) => void } = {},
+) {
   const events: [string, string][] = [];
   const ends: unknown[] = [];
-  const ended = new Promise<void>((resolve) => {
-    void pooledWatcher(connection, INACTIVITY_MS).watch(
+  const watcher = options.watcher ?? pooledWatcher(connection, INACTIVITY_MS);
+  await new Promise<void>((resolve) => {
+    void watcher.watch(
       PATH,
       query,
-      (type: string, object: { metadata: { name: string } }) => events.push([type, object.metadata.name]),
+      (type: string, object: { metadata: { name: string } }) => {
+        events.push([type, object.metadata.name]);
+        options.onEvent?.(object.metadata.name);
+      },
       (err) => {
         ends.push(err);
         resolve();
       },
     );
   });
-  await ended;
-  // A second call of `done` would come after the first, e.g. from the connection's close.
   await new Promise((r) => setTimeout(r, 50));
   return { events, ends };
+}
+
+/** The chunks the answer's body arrived in, counted beside the watcher's own reading. */
+function countingChunks(): { watcher: Watcher; chunks: () => number } {
+  let chunks = 0;
+  const watcher = pooledWatcher(
+    {
+      stream: async (...args: Parameters<KubeConnection['stream']>) => {
+        const answer = await connection.stream(...args);
+        answer.body.on('data', () => (chunks += 1));
+        return answer;
+      },
+    },
+    INACTIVITY_MS,
+  );
+  return { watcher, chunks: () => chunks };
 }
 
 test('events arrive whole however the answer is cut, and the server ending the watch is no error', async () => {
@@ -76,17 +109,23 @@ test('events arrive whole however the answer is cut, and the server ending the w
   const text = line('ADDED', 'a') + '\n' + line('MODIFIED', 'café') + line('DELETED', 'b');
   const bytes = Buffer.from(text);
   const cut = bytes.indexOf(Buffer.from('é')) + 1;
+  const counted = countingChunks();
+  // Each part is sent once the one before has reached the reader, so no two arrive as one.
+  const read = (n: number) =>
+    waitFor(`chunk ${n} read`, () => (counted.chunks() >= n ? true : undefined), 5_000, 5);
   handle = (_req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.write(bytes.subarray(0, 5));
-    setTimeout(() => res.write(bytes.subarray(5, cut)), 10);
-    setTimeout(() => res.end(bytes.subarray(cut)), 20);
+    void read(1)
+      .then(() => res.write(bytes.subarray(5, cut)))
+      .then(() => read(2))
+      .then(() => res.end(bytes.subarray(cut)));
   };
-  const { events, ends } = await watchToEnd({
-    labelSelector: 'a=b,c',
-    resourceVersion: '42',
-    limit: undefined,
-  });
+  const { events, ends } = await watchToEnd(
+    { labelSelector: 'a=b,c', resourceVersion: '42', limit: undefined },
+    { watcher: counted.watcher },
+  );
+  expect(counted.chunks()).toBeGreaterThanOrEqual(3);
   expect(events).toEqual([
     ['ADDED', 'a'],
     ['MODIFIED', 'café'],
@@ -155,16 +194,95 @@ test('the returned controller ends the watch: done once, and the server sees the
   await serverSawClose;
   await new Promise((r) => setTimeout(r, 50));
   expect(ends).toHaveLength(1);
+  // An error, so its loop does not take the abort for the server's end (Node's DOMException).
+  expect((ends[0] as { name?: string }).name).toBe('AbortError');
 });
 
-test('watches one after another share one TLS connection', async () => {
+test('watches opened one after another, as the loops open them, share one TLS connection', async () => {
   handle = (_req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(line('ADDED', 'a'));
   };
   await watchToEnd();
   const before = handshakes;
-  for (let i = 0; i < 3; i += 1) expect((await watchToEnd()).ends).toEqual([undefined]);
+  // As the loops do it: the next watch opens as soon as the last one's end is known.
+  const watches = new OpenWatches();
+  const watcher = pooledWatcher(connection, INACTIVITY_MS);
+  for (let i = 0; i < 5; i += 1) await watches.once(watcher, PATH, {}, () => undefined);
   expect(handshakes).toBe(before);
-  expect(seen).toHaveLength(4);
+  expect(seen).toHaveLength(6);
+});
+
+test('a last line without its newline is delivered, and the end is clean', async () => {
+  handle = (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(line('ADDED', 'a') + line('DELETED', 'ü').trimEnd());
+  };
+  const { events, ends } = await watchToEnd();
+  expect(events).toEqual([
+    ['ADDED', 'a'],
+    ['DELETED', 'ü'],
+  ]);
+  expect(ends).toEqual([undefined]);
+});
+
+test('a connection cut in the middle of the answer ends the watch with an error, not as the server ending it', async () => {
+  handle = (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.write(line('ADDED', 'a') + '{"type":"DELE');
+    setTimeout(() => res.socket?.destroy(), 20);
+  };
+  const { events, ends } = await watchToEnd();
+  expect(events).toEqual([['ADDED', 'a']]);
+  expect(ends).toHaveLength(1);
+  expect(ends[0]).toBeInstanceOf(Error);
+});
+
+test('a server that never answers ends the watch with an error after the call deadline', async () => {
+  handle = () => undefined;
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'c', server: url, caData: ca.toString('base64') }],
+    users: [{ name: 'u', token: 't' }],
+    contexts: [{ name: 'c', cluster: 'c', user: 'u' }],
+    currentContext: 'c',
+  });
+  const quick = new KubeConnection(kc, { ...CONNECTION_LIMITS, callTimeoutMs: 300 });
+  try {
+    const { ends } = await watchToEnd({}, { watcher: pooledWatcher(quick, 60_000) });
+    expect(ends).toHaveLength(1);
+    expect(ends[0]).toBeInstanceOf(Error);
+  } finally {
+    quick.close();
+    server.closeAllConnections();
+  }
+});
+
+test('a loop that throws on an event ends its watch with that error; nothing after it is delivered', async () => {
+  handle = (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(line('ADDED', 'a') + line('ADDED', 'boom') + line('ADDED', 'c'));
+  };
+  const { events, ends } = await watchToEnd(
+    {},
+    {
+      onEvent: (name) => {
+        if (name === 'boom') throw new Error('the loop failed');
+      },
+    },
+  );
+  expect(events.map(([, name]) => name)).toEqual(['a', 'boom']);
+  expect(String(ends[0])).toContain('the loop failed');
+  expect(ends).toHaveLength(1);
+});
+
+test('a line that never ends is given up past the longest event, with an error', async () => {
+  handle = (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.write(`{"type":"ADDED","object":"${'x'.repeat(MAX_EVENT_CHARS)}`);
+  };
+  const { events, ends } = await watchToEnd();
+  expect(events).toEqual([]);
+  expect(ends).toHaveLength(1);
+  expect(String(ends[0])).toContain('longer than any object');
 });

@@ -4,10 +4,11 @@
 // event removes it here within the API server's watch latency (milliseconds), not the ~10 s the API
 // server's own token cache takes. Lists are read in pages, each reduced to the table's small
 // records before the next (kube/paged-list.ts): thousands of grants are never held as objects at once.
-// While a source cannot be read its namespace is "not synced" and the gateway refuses that
-// namespace's grants (503) rather than trust a stale table. The set of namespaces follows the
-// running policy: a namespace a reload adds is listed before the new policy takes over
-// (watchAlso), and one it drops stops being watched after (watchOnly), its grants leaving the table.
+// From a failed watch until the source is listed afresh its namespace is "not synced" (events may
+// have been missed), and the gateway refuses that namespace's grants (503) rather than trust a
+// stale table. The set of namespaces follows the running policy: a namespace a reload adds is
+// listed before the new policy takes over (watchAlso), and one it drops stops being watched after
+// (watchOnly), its grants leaving the table.
 import type { V1Lease, V1ServiceAccount } from '@kubernetes/client-node';
 import type { K8sClients } from '../kube/clients.js';
 import { describeK8sError } from '../kube/errors.js';
@@ -21,7 +22,7 @@ import { OpenWatches, WATCH_SECONDS, growingPause, type Watcher } from '../kube/
 /** Grant ServiceAccounts: the managed-by label and a grant label. */
 export const GRANT_SA_SELECTOR = `${MANAGED_SELECTOR},${GRANT_LABEL}`;
 /** A watch that ends in error sooner than this after it started is failing, not expiring. */
-const QUICK_FAILURE_MS = 1_000;
+export const QUICK_FAILURE_MS = 1_000;
 
 /** `T`: the watched object; `R`: the little the table keeps of one. */
 interface Source<T, R> {
@@ -153,16 +154,18 @@ async function relist<T, R>(
   source: Source<T, R>,
   pause: () => Promise<void>,
 ): Promise<{ resourceVersion: string | undefined } | undefined> {
+  let told = false;
   while (!watches.stopped) {
     try {
       return await listInto(ctx, key, source);
     } catch (err) {
       if (watches.stopped) return undefined;
-      if (ctx.synced.get(key))
+      if (!told)
         ctx.logger.error('gateway cannot read grants; refusing them until it can', {
           source: source.what,
           error: describeK8sError(err),
         });
+      told = true;
       ctx.synced.set(key, false);
       await pause();
     }
@@ -192,12 +195,12 @@ async function follow<T extends Versioned, R>(
         source: source.what,
         error: describeK8sError(err),
       });
+      // Events may have been missed since the watch last delivered one (a revocation among them):
+      // the source is not trusted until it is listed afresh.
+      ctx.synced.set(key, false);
       // A watch that fails at once (e.g. no `watch` permission) would otherwise loop list/watch
-      // without pause; while it keeps failing the table is not current, so it does not count.
-      if (Date.now() - started < QUICK_FAILURE_MS) {
-        ctx.synced.set(key, false);
-        await pause();
-      }
+      // without pause.
+      if (Date.now() - started < QUICK_FAILURE_MS) await pause();
     }
     const listed = await relist(ctx, watches, key, source, pause);
     if (listed) Object.assign(from, listed);

@@ -13,6 +13,36 @@ import type { Watcher } from './watches.js';
 /** As client-node's: a watch that sends nothing this long (no event, no bookmark) has failed. */
 export const WATCH_INACTIVITY_MS = 30_000;
 
+/**
+ * The longest line taken for one event. The API server stores no object over about 1.5 MiB; a line
+ * still growing past this is no watch event, and holding it would let a broken stream fill memory.
+ */
+export const MAX_EVENT_CHARS = 4 * 1024 * 1024;
+
+/** One line's event to `onEvent`; false when the watch must end (`finish` was told why). */
+function deliver<T>(
+  line: string,
+  onEvent: (type: string, object: T) => void,
+  finish: (err?: unknown) => void,
+): boolean {
+  if (line.trim() === '') return true;
+  let event: { type: string; object: T };
+  try {
+    event = JSON.parse(line) as typeof event;
+  } catch {
+    // Not the stream a watch answers: end it, and its loop reads afresh.
+    finish(new Error('a watch event is not JSON'));
+    return false;
+  }
+  try {
+    onEvent(event.type, event.object);
+  } catch (err) {
+    finish(err);
+    return false;
+  }
+  return true;
+}
+
 /** Reads `body` as one JSON event per line until it ends; `finish` is told how it ended. */
 function readEvents<T>(
   body: Readable,
@@ -27,31 +57,30 @@ function readEvents<T>(
   body.on('data', (bytes: Buffer) => {
     const chunk = decoder.write(bytes);
     let start = 0;
-    for (let end = chunk.indexOf('\n'); end !== -1 && !isFinished(); end = chunk.indexOf('\n', start)) {
+    for (let end = chunk.indexOf('\n'); end !== -1; end = chunk.indexOf('\n', start)) {
+      if (isFinished()) return;
       const line = partial + chunk.slice(start, end);
       partial = '';
       start = end + 1;
-      if (line.trim() === '') continue;
-      let event: { type: string; object: T };
-      try {
-        event = JSON.parse(line) as typeof event;
-      } catch {
-        // Not the stream a watch answers: end it, and its loop reads afresh.
-        finish(new Error('a watch event is not JSON'));
-        return;
-      }
-      try {
-        onEvent(event.type, event.object);
-      } catch (err) {
-        finish(err);
-        return;
-      }
+      if (!deliver(line, onEvent, finish)) return;
     }
     partial += chunk.slice(start);
+    if (partial.length > MAX_EVENT_CHARS) finish(new Error('a watch event is longer than any object'));
   });
-  body.on('end', () => finish());
+  let ended = false;
+  body.on('end', () => {
+    ended = true;
+    // The last line may come without its newline (as readline, client-node's reader, takes it).
+    if (!isFinished() && !deliver(partial + decoder.end(), onEvent, finish)) return;
+    // undici hands the connection back to its pool one turn after the answer's end: the loop's next
+    // watch, opened at once, would otherwise take a new connection (and TLS handshake).
+    setImmediate(() => finish());
+  });
   body.on('error', (err) => finish(err));
-  body.on('close', () => finish(new Error('the watch connection closed')));
+  // A body closed with neither its end nor an error (destroyed from outside) is still no clean end.
+  body.on('close', () => {
+    if (!ended) finish(new Error('the watch connection closed'));
+  });
 }
 
 /** The Watcher of `connection` (kube/watches.ts); `inactivityMs` is for tests. */
@@ -79,7 +108,7 @@ export function pooledWatcher(
           // The API server's Status, read as every other refused call is (kube/errors.ts).
           const text = await answer.body.text();
           finish(new ApiException(answer.statusCode, what, text, answer.headers as Record<string, string>));
-        } else readEvents(answer.body, onEvent, finish, () => finished);
+        } else readEvents(answer.body, onEvent, finish, () => finished || controller.signal.aborted);
       } catch (err) {
         finish(err);
       }

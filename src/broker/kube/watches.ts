@@ -43,14 +43,21 @@ export class OpenWatches {
     query: Record<string, string | number | boolean | undefined>,
     onEvent: (type: string, object: T) => void,
   ): Promise<void> {
+    let settled = false;
     let end!: (err?: unknown) => void;
     const ended = new Promise<void>((resolve, reject) => {
-      end = (err) => (err ? reject(err) : resolve());
+      end = (err) => {
+        settled = true;
+        if (err) reject(err);
+        else resolve();
+      };
     });
     const controller = await watcher.watch(
       path,
       query,
       (type: string, object: T) => {
+        // Nothing after an ERROR (or any end) reaches the loop: it reads afresh from here.
+        if (settled) return;
         if (type === 'ERROR')
           end(new Error(`watch error ${JSON.stringify((object as { message?: string }).message ?? '')}`));
         else onEvent(type, object);
