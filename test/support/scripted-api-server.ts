@@ -139,8 +139,8 @@ function scriptedServer(): Promise<Running> {
  */
 const UNIT_TEST_LIMITS = { ...CONNECTION_LIMITS, callTimeoutMs: 120_000 };
 
-/** The broker's production hot path (its connection and JSON calls) to the API server at `url`. */
-export function hotPathOver(url: string, ca: Buffer): { hotPath: HotPathApi; connection: KubeConnection } {
+/** A kubeconfig for the HTTPS server at `url` (trusted by `ca`), as the broker with a bearer token. */
+export function scriptedKubeConfig(url: string, ca: Buffer): KubeConfig {
   const kc = new KubeConfig();
   kc.loadFromOptions({
     clusters: [{ name: 'scripted', server: url, caData: ca.toString('base64') }],
@@ -148,7 +148,12 @@ export function hotPathOver(url: string, ca: Buffer): { hotPath: HotPathApi; con
     contexts: [{ name: 'scripted', cluster: 'scripted', user: 'broker' }],
     currentContext: 'scripted',
   });
-  const connection = new KubeConnection(kc, UNIT_TEST_LIMITS);
+  return kc;
+}
+
+/** The broker's production hot path (its connection and JSON calls) to the API server at `url`. */
+export function hotPathOver(url: string, ca: Buffer): { hotPath: HotPathApi; connection: KubeConnection } {
+  const connection = new KubeConnection(scriptedKubeConfig(url, ca), UNIT_TEST_LIMITS);
   return { hotPath: jsonHotPath(connection), connection };
 }
 

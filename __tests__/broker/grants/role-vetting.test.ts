@@ -12,14 +12,14 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KubeConfig, Watch, type V1ClusterRole } from '@kubernetes/client-node';
+import { Watch, type V1ClusterRole } from '@kubernetes/client-node';
 import { startRoleVetting, type RoleVetting } from '../../../src/broker/grants/role-vetting.js';
 import type { K8sClients } from '../../../src/broker/kube/clients.js';
 import { pooledWatcher } from '../../../src/broker/kube/pooled-watch.js';
 import type { Watcher } from '../../../src/broker/kube/watches.js';
 import { createLogger } from '../../../src/broker/logger.js';
 import type { Grantable } from '../../../src/broker/types.js';
-import { hotPathOver } from '../../../test/support/scripted-api-server.js';
+import { hotPathOver, scriptedKubeConfig } from '../../../test/support/scripted-api-server.js';
 import { selfSignedCert } from '../../../test/support/tls.js';
 
 const NAME = 'app';
@@ -58,21 +58,9 @@ afterAll(async () => {
   await new Promise((r) => server.close(r));
 });
 
-/** client-node's Watch for the scripted server. */
-function clientNodeWatch(): Watcher {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'c', server: url, caData: ca.toString('base64') }],
-    users: [{ name: 'u', token: 'x' }],
-    contexts: [{ name: 'c', cluster: 'c', user: 'u' }],
-    currentContext: 'c',
-  });
-  return new Watch(kc);
-}
-
 const WATCHERS: [string, () => Watcher][] = [
   ["the broker's own watch", () => pooledWatcher(hotPathOver(url, ca).connection)],
-  ["client-node's Watch", clientNodeWatch],
+  ["client-node's Watch", () => new Watch(scriptedKubeConfig(url, ca))],
 ];
 
 test.each(WATCHERS)(

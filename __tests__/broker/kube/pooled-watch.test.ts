@@ -13,13 +13,12 @@ import type { AddressInfo } from 'node:net';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
 import { CONNECTION_LIMITS, KubeConnection } from '../../../src/broker/kube/connection.js';
 import { describeK8sError } from '../../../src/broker/kube/errors.js';
 import { MAX_EVENT_CHARS, pooledWatcher } from '../../../src/broker/kube/pooled-watch.js';
 import { OpenWatches, type Watcher } from '../../../src/broker/kube/watches.js';
 import { waitFor } from '../../../test/support/cluster.js';
-import { hotPathOver } from '../../../test/support/scripted-api-server.js';
+import { hotPathOver, scriptedKubeConfig } from '../../../test/support/scripted-api-server.js';
 import { selfSignedCert } from '../../../test/support/tls.js';
 
 const PATH = '/api/v1/namespaces/ns/serviceaccounts';
@@ -240,14 +239,7 @@ test('a connection cut in the middle of the answer ends the watch with an error,
 
 test('a server that never answers ends the watch with an error after the call deadline', async () => {
   handle = () => undefined;
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'c', server: url, caData: ca.toString('base64') }],
-    users: [{ name: 'u', token: 't' }],
-    contexts: [{ name: 'c', cluster: 'c', user: 'u' }],
-    currentContext: 'c',
-  });
-  const quick = new KubeConnection(kc, { ...CONNECTION_LIMITS, callTimeoutMs: 300 });
+  const quick = new KubeConnection(scriptedKubeConfig(url, ca), { ...CONNECTION_LIMITS, callTimeoutMs: 300 });
   try {
     const { ends } = await watchToEnd({}, { watcher: pooledWatcher(quick, 60_000) });
     expect(ends).toHaveLength(1);
