@@ -1,8 +1,9 @@
 // The broker's connection to the API server (src/broker/kube/connection.ts) against a local HTTPS
 // endpoint: the hot path's answers parsed, errors shaped as client-node's so kube/errors.ts reads
 // them, a deadline per call, the resend rules, idle connections closed, one pool shared with
-// client-node's API objects, and credentials asked of the KubeConfig on every call, so a rotated
-// token or CA is used, by the hot path and the gateway's upstream alike.
+// client-node's API objects, and credentials asked of the KubeConfig again at most every
+// credentialsRecheckMs, so a rotated token or CA is used, by the hot path and the gateway's
+// upstream alike.
 // Connection reuse against the real API server is in __tests__/bench/connection-reuse.cluster.test.ts.
 import { afterAll, afterEach, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import { createServer, type Server } from 'node:https';
@@ -95,7 +96,7 @@ function leanClient(
   idleConnectionMs = 30_000,
   interceptors?: [],
 ): KubeConnection {
-  const limits = { callTimeoutMs, idleConnectionMs, serverCaRecheckMs: 0 };
+  const limits = { callTimeoutMs, idleConnectionMs, credentialsRecheckMs: 0 };
   const client = new KubeConnection(kc, limits, interceptors);
   clients.push(client);
   return client;
@@ -409,6 +410,40 @@ describe('rotated credentials (the in-cluster identity)', () => {
       server.setSecureContext({ cert: readFileSync(certs.a.certFile), key: readFileSync(certs.a.keyFile) });
     }
   });
+  test('credentials are read again once credentialsRecheckMs has passed, not on every call', async () => {
+    writeFileSync(join(saDir(), 'ca.crt'), certs.a.ca);
+    writeFileSync(join(saDir(), 'token'), 'token-one');
+    answerWith(200, '{}');
+    const path = '/api/v1/namespaces/a/serviceaccounts/g-1';
+    let clock = 1_000_000;
+    const connection = new KubeConnection(
+      inCluster(),
+      { ...CONNECTION_LIMITS, credentialsRecheckMs: 1_000 },
+      undefined,
+      () => clock,
+    );
+    clients.push(connection);
+    await connection.request('GET', path);
+    server.setSecureContext({ cert: readFileSync(certs.b.certFile), key: readFileSync(certs.b.keyFile) });
+    server.closeIdleConnections();
+    await new Promise((r) => setTimeout(r, 50));
+    try {
+      writeFileSync(join(saDir(), 'ca.crt'), certs.b.ca);
+      // Within the recheck interval the CA read before is still the one trusted: b is refused.
+      clock += 999;
+      const early = await connection.request('GET', path).catch((e: unknown) => e);
+      expect(early).toBeInstanceOf(Error);
+      expect(String((early as Error).cause ?? early)).toMatch(/self[- ]signed/i);
+      // Then it is read again, and the call goes through on a new connection.
+      clock += 1;
+      const before = handshakes;
+      await expect(connection.request('GET', path)).resolves.toEqual({});
+      expect(handshakes).toBe(before + 1);
+    } finally {
+      server.setSecureContext({ cert: readFileSync(certs.a.certFile), key: readFileSync(certs.a.keyFile) });
+    }
+  });
+
   test('a rotated CA file reaches the hot path and the gateway alike, from the next call', async () => {
     writeFileSync(join(saDir(), 'ca.crt'), certs.a.ca);
     writeFileSync(join(saDir(), 'token'), 'token-one');
@@ -420,7 +455,7 @@ describe('rotated credentials (the in-cluster identity)', () => {
     // The control: a gateway that read the CA once, at start (as it did before connection.ts).
     const readOnce = new KubeConnection(inCluster(), {
       ...CONNECTION_LIMITS,
-      serverCaRecheckMs: Number.POSITIVE_INFINITY,
+      credentialsRecheckMs: Number.POSITIVE_INFINITY,
     });
     const staleUpstream = upstreamOf(readOnce, { short: 1, long: 1 });
     clients.push(staleUpstream);

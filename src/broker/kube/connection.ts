@@ -37,25 +37,26 @@ export const K8S_CALL_TIMEOUT_MS = 5_000;
 export const K8S_IDLE_CONNECTION_MS = 30_000;
 
 /**
- * How often the gateway's lanes look at the API server's CA again. The hot path asks client-node
- * for its credentials on every call anyway (the bearer token); a forwarded call has no such need,
- * so it reads the CA file at most this often instead of once per call.
+ * How often the connection asks the kubeconfig again for the broker's credentials (its token, its
+ * client certificate) and the API server's CA: files a pod's kubelet rotates. Asked on every call,
+ * they cost a hash of the CA and key material and, in a pod, a read of the CA file per call (about
+ * 3 % of the broker's CPU per grant, docs/benchmarks.md, finding 25); a rotation is seen within this.
  */
-export const SERVER_CA_RECHECK_MS = 1_000;
+export const CREDENTIALS_RECHECK_MS = 1_000;
 
 export interface ConnectionLimits {
   /** The longest one call may take, connection and a resend included; then it fails (a 503). */
   callTimeoutMs: number;
   /** How long an idle connection is kept for the next call. */
   idleConnectionMs: number;
-  /** How often serverTls() reads the CA file again. */
-  serverCaRecheckMs: number;
+  /** How often the broker's credentials and the server's CA are read again (CREDENTIALS_RECHECK_MS). */
+  credentialsRecheckMs: number;
 }
 
 export const CONNECTION_LIMITS: ConnectionLimits = {
   callTimeoutMs: K8S_CALL_TIMEOUT_MS,
   idleConnectionMs: K8S_IDLE_CONNECTION_MS,
-  serverCaRecheckMs: SERVER_CA_RECHECK_MS,
+  credentialsRecheckMs: CREDENTIALS_RECHECK_MS,
 };
 
 /** A call that did not answer within its deadline. */
@@ -121,6 +122,12 @@ function resendable(method: string, body: unknown): boolean {
 /** A connection closed under the call before any answer (a kept-alive socket the server closed). */
 const CLOSED_UNDER_CALL = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
 
+/** The broker's credentials as headers (a call without a body, one with JSON) and its dispatcher. */
+interface BrokerCredentials {
+  headers: { read: Readonly<Record<string, string>>; write: Readonly<Record<string, string>> };
+  dispatcher: Dispatcher;
+}
+
 interface Answer {
   status: number;
   headers: Record<string, string>;
@@ -130,6 +137,7 @@ interface Answer {
 export class KubeConnection {
   private readonly broker = new PerIdentity<Dispatcher>();
   private server: { checkedAt: number; value: ServerTls } | undefined;
+  private credentials: { checkedAt: number; value: BrokerCredentials } | undefined;
 
   constructor(
     private readonly kc: KubeConfig,
@@ -158,20 +166,27 @@ export class KubeConnection {
     const { headers, dispatcher } = await this.brokerCredentials();
     const { origin, basePath } = this.serverTls();
     const payload = body === undefined ? undefined : JSON.stringify(body);
-    if (payload !== undefined) headers['content-type'] = 'application/json';
+    // One deadline for the call, a resend included. A timer cleared when the call ends, not
+    // AbortSignal.timeout, whose timer outlives the call and whose signal is tracked for the GC.
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), this.limits.callTimeoutMs);
     const options: Dispatcher.RequestOptions = {
       origin,
       path: `${basePath}${path}`,
       method: method as Dispatcher.HttpMethod,
-      headers: { ...headers, accept: 'application/json' },
+      headers: payload === undefined ? headers.read : headers.write,
       body: payload,
-      // One deadline for the call, a resend included.
-      signal: AbortSignal.timeout(this.limits.callTimeoutMs),
+      signal: deadline.signal,
     };
-    const answer = await this.send(what, dispatcher, options).catch((err: unknown) => {
-      if (!(err as { resendable?: boolean }).resendable || !resendable(method, body)) throw err;
-      return this.send(what, dispatcher, options);
-    });
+    let answer: Answer;
+    try {
+      answer = await this.send(what, dispatcher, options).catch((err: unknown) => {
+        if (!(err as { resendable?: boolean }).resendable || !resendable(method, body)) throw err;
+        return this.send(what, dispatcher, options);
+      });
+    } finally {
+      clearTimeout(timer);
+    }
     if (answer.status < 200 || answer.status > 299)
       throw new ApiException(answer.status, what, answer.text, answer.headers);
     if (!answer.text) return {} as T;
@@ -196,7 +211,7 @@ export class KubeConnection {
       origin,
       path: `${basePath}${path}`,
       method: 'GET',
-      headers: { ...headers, accept: 'application/json' },
+      headers: headers.read,
       signal,
       headersTimeout: this.limits.callTimeoutMs,
       bodyTimeout: inactivityMs,
@@ -224,12 +239,13 @@ export class KubeConnection {
 
   /**
    * The API server's address and CA, without the broker's credentials: what the gateway forwards
-   * over. Read again at most every serverCaRecheckMs, so a rotated CA file reaches the gateway too;
+   * over. Read again at most every credentialsRecheckMs, so a rotated CA file reaches the gateway too;
    * a CA file that cannot be read keeps the last one read.
    */
   serverTls(): ServerTls {
     const at = this.now();
-    if (this.server && at - this.server.checkedAt < this.limits.serverCaRecheckMs) return this.server.value;
+    if (this.server && at - this.server.checkedAt < this.limits.credentialsRecheckMs)
+      return this.server.value;
     let value: ServerTls;
     try {
       value = this.readServerTls();
@@ -272,18 +288,19 @@ export class KubeConnection {
   }
 
   /**
-   * The broker's credentials, asked of the KubeConfig on every call as client-node itself does: a
-   * rotated token file (re-read once a minute by its tokenFile authenticator, as for the in-cluster
-   * identity) and a rotated CA or client certificate file (read on every call) keep working.
+   * The broker's credentials, asked of the KubeConfig as client-node itself does, at most every
+   * credentialsRecheckMs: a rotated token file (re-read once a minute by its tokenFile authenticator,
+   * as for the in-cluster identity) and a rotated CA or client certificate file keep working. A
+   * failure to read them is not kept: the next call asks again.
    */
-  private async brokerCredentials(): Promise<{
-    headers: Record<string, string>;
-    dispatcher: Dispatcher;
-  }> {
+  private async brokerCredentials(): Promise<BrokerCredentials> {
+    const at = this.now();
+    if (this.credentials && at - this.credentials.checkedAt < this.limits.credentialsRecheckMs)
+      return this.credentials.value;
     const o: RequestOptions = {};
     await this.kc.applyToHTTPSOptions(o);
-    const headers = { ...(o.headers as Record<string, string> | undefined) };
-    if (o.auth) headers.authorization = `Basic ${Buffer.from(o.auth).toString('base64')}`;
+    const auth = { ...(o.headers as Record<string, string> | undefined) };
+    if (o.auth) auth.authorization = `Basic ${Buffer.from(o.auth).toString('base64')}`;
     const key = tlsIdentity(this.kc.getCurrentCluster()?.server ?? '', o);
     const dispatcher = this.broker.get(key, () =>
       new Agent({
@@ -293,7 +310,12 @@ export class KubeConnection {
         keepAliveMaxTimeout: this.limits.idleConnectionMs,
       }).compose([...this.interceptors]),
     );
-    return { headers, dispatcher };
+    // Frozen: every call of the next credentialsRecheckMs sends these very objects.
+    const read = Object.freeze({ ...auth, accept: 'application/json' });
+    const write = Object.freeze({ ...read, 'content-type': 'application/json' });
+    const value: BrokerCredentials = { headers: { read, write }, dispatcher };
+    this.credentials = { checkedAt: at, value };
+    return value;
   }
 
   private async send(
