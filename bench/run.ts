@@ -16,7 +16,7 @@ import { runGrowthBench } from './scenarios/growth.js';
 import { runWriteSetBench } from './scenarios/write-sets.js';
 import { buildReport, writeReport, type ScenarioResults } from './lib/report.js';
 import { machineInfo } from './lib/machine.js';
-import { watchForeignLoad, type ScenarioNoise } from './lib/foreign-load.js';
+import { settleLoad, watchForeignLoad, type ScenarioNoise } from './lib/foreign-load.js';
 
 const started = Date.now();
 const log = (msg: string) =>
@@ -31,6 +31,11 @@ async function main(): Promise<void> {
   const noise: Record<string, ScenarioNoise> = {};
   // Each scenario's figures carry how much other work ran beside it (bench/lib/foreign-load.ts).
   const measured = async <R>(name: string, run: () => Promise<R>): Promise<R> => {
+    const settled = await settleLoad(settings.settleSeconds * 1000);
+    if (settled.waitedMs >= 1000)
+      log(
+        `  waited ${(settled.waitedMs / 1000).toFixed(0)} s for the load average to settle: ${settled.from.toFixed(2)} → ${settled.to.toFixed(2)}`,
+      );
     const stop = watchForeignLoad([process.pid, ctx.apiServerPid]);
     try {
       return await run();

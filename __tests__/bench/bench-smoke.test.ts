@@ -12,7 +12,7 @@ import {
   renderMarkdown,
   spliceGenerated,
 } from '../../bench/lib/report.js';
-import { watchForeignLoad } from '../../bench/lib/foreign-load.js';
+import { settleLoad, watchForeignLoad } from '../../bench/lib/foreign-load.js';
 import { loadSettings } from '../../bench/lib/settings.js';
 import type { ExchangeResults } from '../../bench/scenarios/exchange.js';
 import type { GatewayResults } from '../../bench/scenarios/gateway.js';
@@ -250,4 +250,15 @@ test("the bench's own process trees are not counted as other work; a child outsi
   expect(childCpuMs).toBeGreaterThanOrEqual(300);
   // Ticks are 10 ms: a reading may be off by a tick or two on each side.
   expect(all.foreignCpuMs - own.foreignCpuMs).toBeGreaterThanOrEqual(childCpuMs - 40);
+});
+
+test('before a scenario the bench waits for the load average to fall below 1, and no longer than its bound', async () => {
+  const loads = [3.1, 2.2, 1.4, 0.9, 0.5];
+  const falling = await settleLoad(10_000, { load: () => loads.shift()!, pollMs: 1 });
+  expect(falling).toMatchObject({ from: 3.1, to: 0.9 });
+  expect(loads).toEqual([0.5]); // it stopped looking once the load was below 1
+  const busy = await settleLoad(30, { load: () => 4, pollMs: 5 });
+  expect(busy).toMatchObject({ from: 4, to: 4 });
+  expect(busy.waitedMs).toBeGreaterThanOrEqual(30);
+  expect((await settleLoad(0, { load: () => 4 })).waitedMs).toBeLessThan(50); // BENCH_SETTLE_S=0
 });

@@ -71,6 +71,27 @@ export function treesCpuMs(roots: number[]): number {
   return total;
 }
 
+/**
+ * Waits, at most `maxMs`, until the 1-minute load average is below NOISY_LOAD_AT_START. The bench is
+ * idle while it waits: what it waits out is mostly the echo of its own previous scenario (the load
+ * average decays over a minute), which would otherwise flag the next scenario noisy on a quiet
+ * machine. Other work that keeps the load up is still flagged: the wait ends at its bound.
+ */
+export async function settleLoad(
+  maxMs: number,
+  probe: { load?: () => number; pollMs?: number } = {},
+): Promise<{ waitedMs: number; from: number; to: number }> {
+  const load = probe.load ?? (() => loadavg()[0]!);
+  const started = Date.now();
+  const from = load();
+  let to = from;
+  while (to >= NOISY_LOAD_AT_START && Date.now() - started < maxMs) {
+    await new Promise((r) => setTimeout(r, probe.pollMs ?? 1000));
+    to = load();
+  }
+  return { waitedMs: Date.now() - started, from, to };
+}
+
 /** Starts measuring; the returned function ends the measurement and says how noisy it was. */
 export function watchForeignLoad(ownRoots: number[]): () => ScenarioNoise {
   const loadAtStart = loadavg()[0]!;

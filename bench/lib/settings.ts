@@ -37,6 +37,11 @@ export interface BenchSettings {
    * every this − 1 s (full run: the shipped 15 s), so one of its passes falls in the window.
    */
   growthWindowSeconds: number;
+  /**
+   * The longest wait before a scenario for the load average to fall below 1 (BENCH_SETTLE_S; 0 in a
+   * quick run): bench/lib/foreign-load.ts, settleLoad.
+   */
+  settleSeconds: number;
   /** Write sets: which ones (BENCH_WRITE_SETS=pair,shared,gateway; all by default). */
   writeSets: WriteSet[];
   /** Which scenarios to run (BENCH_ONLY=exchange,verify,...); all by default. */
@@ -46,6 +51,15 @@ export interface BenchSettings {
 const positiveInt = (name: string, raw: string): number => {
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got ${raw}`);
+  return n;
+};
+
+/** A count that may be 0 (e.g. BENCH_SETTLE_S=0: no waiting). */
+const count = (name: string, fallback: number): number => {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a whole number, got ${raw}`);
   return n;
 };
 
@@ -131,6 +145,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): BenchSetting
     growthC32Count: int('BENCH_GROWTH_C32_N', quick ? 64 : 128),
     growthWindowSeconds: int('BENCH_GROWTH_WINDOW_S', quick ? 6 : 16),
     writeSets: namesFrom('BENCH_WRITE_SETS', env.BENCH_WRITE_SETS, WRITE_SETS),
+    settleSeconds: count('BENCH_SETTLE_S', quick ? 0 : 90),
     only,
   };
 }
