@@ -48,6 +48,23 @@ export class BenchBrokerClient {
     );
   }
 
+  /**
+   * Opens `count` kept-alive connections, so that a batch of `count` concurrent exchanges starts on
+   * them: `count` health checks at once, each on its own connection (the agent has no free socket).
+   */
+  async openConnections(count: number): Promise<void> {
+    const checks = Array.from({ length: count }, () =>
+      sendRequest({
+        hostname: this.base.hostname,
+        port: this.base.port,
+        path: '/healthz',
+        agent: this.agent,
+      }),
+    );
+    for (const res of await Promise.all(checks))
+      if (res.status !== 200) throw new Error(`the broker's /healthz answered ${res.status}`);
+  }
+
   /** One exchange that must succeed; the error names the broker's error code, never the token. */
   async exchange(jwt: string, body: ExchangeRequest): Promise<ExchangeResponse> {
     const res = await this.post(EXCHANGE_PATH, jwt, body);

@@ -72,7 +72,8 @@ export const medianRun = (runs: ExchangeRun[]): ExchangeRun => ({
 /**
  * Runs `count` exchanges (broker kinds: through `bb`, and in direct mode until every self-revoke
  * binding of them exists) or floor grants for `target`, `concurrency` at a time, in `ns`; latencies
- * and wall time.
+ * and wall time. `onStart` is called when everything is ready and the first grant is about to go out
+ * (measuredBatch starts its CPU figures there).
  */
 export function exchangeBatcher(ctx: BenchContext, bb: BenchBroker, ns: string, target = ctx.target(ns)) {
   // Gateway mode makes no self-revoke objects (src/broker/grants/grant-kinds.ts).
@@ -84,11 +85,16 @@ export function exchangeBatcher(ctx: BenchContext, bb: BenchBroker, ns: string, 
     const path = `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings?labelSelector=${sel}`;
     return (await ctx.adminKube.json<{ items: unknown[] }>('GET', path)).items.length;
   };
-  return async (kind: ExchangeKind, count: number, concurrency: number) => {
+  return async (kind: ExchangeKind, count: number, concurrency: number, onStart = () => {}) => {
     if (kind === 'broker' || kind === 'inline') {
       const tokens = await ctx.presign(count);
       const b = kind === 'inline' ? inlineBody : body;
       const before = selfRevokes ? await selfRevokeBindings() : 0;
+      // The floor's client keeps its connections to the API server for 30 s, but the broker's server
+      // closes an idle one after 5 s (src/broker/net/server.ts), so after the clearing between
+      // batches every broker batch began with `concurrency` TLS handshakes the floor never paid.
+      await bb.client.openConnections(concurrency);
+      onStart();
       const result = await closedLoop(count, concurrency, (i) => bb.client.exchange(tokens[i]!, b)).catch(
         async (err: unknown) => {
           // Say whether the broker died (and its last log lines: it never logs secrets).
@@ -112,6 +118,7 @@ export function exchangeBatcher(ctx: BenchContext, bb: BenchBroker, ns: string, 
     }
     // The self-revoke pairs finish after the timed answers, as the broker's do.
     const trailing: Promise<void>[] = [];
+    onStart();
     const result = await closedLoop(count, concurrency, async () => {
       const g = await ctx.floorGrant(target, kind);
       trailing.push(g.settled);
@@ -131,8 +138,10 @@ export async function measuredBatch(
   count: number,
   c: number,
 ): Promise<ExchangeRun> {
-  const cpuBefore = [processCpuMs(ctx.apiServerPid), processCpuMs(bb.pid)];
-  const { latencies, wallMs } = await batch(kind, count, c);
+  let cpuBefore: number[] = [];
+  const { latencies, wallMs } = await batch(kind, count, c, () => {
+    cpuBefore = [processCpuMs(ctx.apiServerPid), processCpuMs(bb.pid)];
+  });
   const [apiServerCpuMs, brokerCpuMs] = [ctx.apiServerPid, bb.pid].map(
     (pid, i) => (processCpuMs(pid) - cpuBefore[i]!) / count,
   ) as [number, number];
