@@ -23,6 +23,7 @@ export const LAYERS = [
     'broker/metrics.ts',
     'broker/types.ts',
     'broker/unsafe-text.ts',
+    'broker/unverified-jwt.ts',
     'broker/naming.ts',
     'broker/audit.ts',
     'broker/grant-work.ts',

@@ -1,6 +1,6 @@
 // Reading a token's payload before verification: what is read, and what is never taken for a JWT.
 import { expect, test } from '@jest/globals';
-import { unverifiedJwtPayload } from '../../../src/broker/auth/unverified-jwt.js';
+import { unverifiedJwtPayload } from '../../src/broker/unverified-jwt.js';
 
 const segment = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 const token = (payload: unknown, signature = 'c2ln') =>

@@ -2,9 +2,9 @@
 // logs go to stderr). Each line joins the GitHub run to the Kubernetes identity and to the issued
 // token's credential id, which the apiserver's audit log records on every request made with it.
 // Never a token: only its credential id.
-import { decodeJwt } from 'jose';
 import type { Reason } from '../shared/contract.js';
 import type { VerifiedClaims } from './types.js';
+import { unverifiedJwtPayload } from './unverified-jwt.js';
 import { escapeUnsafeText } from './unsafe-text.js';
 
 export type AuditAction = 'exchange' | 'renewal' | 'denial' | 'revocation' | 'reap' | 'gateway';
@@ -77,10 +77,6 @@ export function createAuditLog(
  * No verification: the broker just received the token from the API server.
  */
 export function credentialIdOf(token: string): string | undefined {
-  try {
-    const jti = decodeJwt(token).jti;
-    return typeof jti === 'string' ? `JTI=${jti}` : undefined;
-  } catch {
-    return undefined;
-  }
+  const jti = unverifiedJwtPayload(token)?.jti;
+  return typeof jti === 'string' ? `JTI=${jti}` : undefined;
 }

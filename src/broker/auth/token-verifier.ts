@@ -11,7 +11,7 @@ import { checkGitHubClaims } from './github-claims.js';
 import { createIssuerKeys, type IssuerKeys } from './issuer-keys.js';
 import { issuerUrlProblem, type IssuerConfig } from './issuer-url.js';
 import { toBrokerError } from './jose-errors.js';
-import { COMPACT_JWS, decodeJwtSegment } from './unverified-jwt.js';
+import { COMPACT_JWS, decodeJwtSegment } from '../unverified-jwt.js';
 import { createReplayCache, type ReplayCache } from './replay-cache.js';
 
 export type { IssuerConfig } from './issuer-url.js';

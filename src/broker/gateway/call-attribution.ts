@@ -3,7 +3,7 @@
 // claim (a forged token may claim anything, so a claim never takes the `grantId` field).
 import { parseServiceAccountUser } from '../../shared/contract.js';
 import type { AuditEvent } from '../audit.js';
-import { unverifiedJwtPayload } from '../auth/unverified-jwt.js';
+import { unverifiedJwtPayload } from '../unverified-jwt.js';
 import { isGrantId } from '../naming.js';
 import type { GrantRecord, LiveGrant } from './live-grants.js';
 

@@ -8,7 +8,7 @@ import type { RenewResponse } from '../../shared/api.js';
 import { BrokerError } from '../../shared/errors.js';
 import type { Reason } from '../../shared/contract.js';
 import type { AuditEvent } from '../audit.js';
-import { unverifiedJwtPayload } from '../auth/unverified-jwt.js';
+import { unverifiedJwtPayload } from '../unverified-jwt.js';
 import type { BrokerDeps } from '../deps.js';
 import type { VerifiedClaims } from '../types.js';
 import * as grants from '../grants/index.js';

@@ -4,7 +4,7 @@ import type { JWTPayload } from 'jose';
 import { parseServiceAccountUser } from '../../shared/contract.js';
 import { BrokerError } from '../../shared/errors.js';
 import { MAX_TOKEN_BYTES } from '../auth/token-verifier.js';
-import { unverifiedJwtPayload } from '../auth/unverified-jwt.js';
+import { unverifiedJwtPayload } from '../unverified-jwt.js';
 
 /** The bearer token's payload, unverified: only to pick the check and to refuse early. */
 export function unverifiedPayload(token: string): JWTPayload {
