@@ -410,7 +410,10 @@ describe('rotated credentials (the in-cluster identity)', () => {
       server.setSecureContext({ cert: readFileSync(certs.a.certFile), key: readFileSync(certs.a.keyFile) });
     }
   });
-  test('credentials are read again once credentialsRecheckMs has passed, not on every call', async () => {
+  test.each([
+    ['once credentialsRecheckMs has passed', (clock: number) => clock + 1],
+    ['when the clock is stepped back', (clock: number) => clock - 60_000],
+  ])('credentials are read again %s, not on every call', async (_when, step) => {
     writeFileSync(join(saDir(), 'ca.crt'), certs.a.ca);
     writeFileSync(join(saDir(), 'token'), 'token-one');
     answerWith(200, '{}');
@@ -435,13 +438,32 @@ describe('rotated credentials (the in-cluster identity)', () => {
       expect(early).toBeInstanceOf(Error);
       expect(String((early as Error).cause ?? early)).toMatch(/self[- ]signed/i);
       // Then it is read again, and the call goes through on a new connection.
-      clock += 1;
+      clock = step(clock);
       const before = handshakes;
       await expect(connection.request('GET', path)).resolves.toEqual({});
       expect(handshakes).toBe(before + 1);
     } finally {
       server.setSecureContext({ cert: readFileSync(certs.a.certFile), key: readFileSync(certs.a.keyFile) });
     }
+  });
+
+  test('a 401 makes the next call ask the kubeconfig for its credentials again', async () => {
+    writeFileSync(join(saDir(), 'ca.crt'), certs.a.ca);
+    writeFileSync(join(saDir(), 'token'), 'token-one');
+    const kc = inCluster();
+    const asked = jest.spyOn(kc, 'applyToHTTPSOptions');
+    const connection = new KubeConnection(kc, CONNECTION_LIMITS, undefined, () => 1_000_000);
+    clients.push(connection);
+    const path = '/api/v1/namespaces/a/serviceaccounts/g-1';
+    answerWith(200, '{}');
+    await connection.request('GET', path);
+    await connection.request('GET', path);
+    expect(asked).toHaveBeenCalledTimes(1); // the clock stands still: within the interval
+    answerWith(401, status(401, 'Unauthorized', 'Unauthorized'));
+    await expect(connection.request('GET', path)).rejects.toBeInstanceOf(ApiException);
+    answerWith(200, '{}');
+    await connection.request('GET', path);
+    expect(asked).toHaveBeenCalledTimes(2);
   });
 
   test('a rotated CA file reaches the hot path and the gateway alike, from the next call', async () => {

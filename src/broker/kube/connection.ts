@@ -37,10 +37,12 @@ export const K8S_CALL_TIMEOUT_MS = 5_000;
 export const K8S_IDLE_CONNECTION_MS = 30_000;
 
 /**
- * How often the connection asks the kubeconfig again for the broker's credentials (its token, its
- * client certificate) and the API server's CA: files a pod's kubelet rotates. Asked on every call,
- * they cost a hash of the CA and key material and, in a pod, a read of the CA file per call (about
- * 3 % of the broker's CPU per grant, docs/benchmarks.md, finding 25); a rotation is seen within this.
+ * How often the hot path, the watches and the gateway's lanes ask the kubeconfig again for the
+ * broker's credentials (its token, its client certificate) and the API server's CA: files a pod's
+ * kubelet rotates. Asked on every call, they cost a hash of the CA and key material and, in a pod, a
+ * read of the CA file per call (docs/benchmarks.md, finding 25); a rotation is seen within this.
+ * client-node's API objects still authenticate each call themselves; only the dispatcher they are
+ * handed is this connection's.
  */
 export const CREDENTIALS_RECHECK_MS = 1_000;
 
@@ -187,6 +189,9 @@ export class KubeConnection {
     } finally {
       clearTimeout(timer);
     }
+    // A token that expired since it was read (an exec plugin's, which client-node hands out to the
+    // last millisecond of its life) is asked for afresh by the next call, not only after the interval.
+    if (answer.status === 401) this.credentials = undefined;
     if (answer.status < 200 || answer.status > 299)
       throw new ApiException(answer.status, what, answer.text, answer.headers);
     if (!answer.text) return {} as T;
@@ -244,8 +249,7 @@ export class KubeConnection {
    */
   serverTls(): ServerTls {
     const at = this.now();
-    if (this.server && at - this.server.checkedAt < this.limits.credentialsRecheckMs)
-      return this.server.value;
+    if (this.server && this.isFresh(this.server.checkedAt, at)) return this.server.value;
     let value: ServerTls;
     try {
       value = this.readServerTls();
@@ -260,6 +264,13 @@ export class KubeConnection {
   /** Closes every pooled connection of the broker's credentials (tests; a broker simply exits). */
   close(): void {
     this.broker.destroy();
+    this.credentials = undefined;
+  }
+
+  /** Read less than credentialsRecheckMs ago; a clock stepped back reads as stale, not as fresh. */
+  private isFresh(checkedAt: number, at: number): boolean {
+    const age = at - checkedAt;
+    return age >= 0 && age < this.limits.credentialsRecheckMs;
   }
 
   private readServerTls(): ServerTls {
@@ -295,8 +306,7 @@ export class KubeConnection {
    */
   private async brokerCredentials(): Promise<BrokerCredentials> {
     const at = this.now();
-    if (this.credentials && at - this.credentials.checkedAt < this.limits.credentialsRecheckMs)
-      return this.credentials.value;
+    if (this.credentials && this.isFresh(this.credentials.checkedAt, at)) return this.credentials.value;
     const o: RequestOptions = {};
     await this.kc.applyToHTTPSOptions(o);
     const auth = { ...(o.headers as Record<string, string> | undefined) };
