@@ -48,24 +48,17 @@ export interface BenchSettings {
   only: Set<ScenarioName> | undefined;
 }
 
-const positiveInt = (name: string, raw: string): number => {
+/** An integer of at least `min`: 1 (a positive integer) unless said, 0 for a count that may be none. */
+const positiveInt = (name: string, raw: string, min = 1): number => {
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got ${raw}`);
+  if (!Number.isInteger(n) || n < min)
+    throw new Error(`${name} must be ${min === 1 ? 'a positive integer' : 'a whole number'}, got ${raw}`);
   return n;
 };
 
-/** A count that may be 0 (e.g. BENCH_SETTLE_S=0: no waiting). */
-const count = (name: string, fallback: number): number => {
+const int = (name: string, fallback: number, min = 1): number => {
   const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a whole number, got ${raw}`);
-  return n;
-};
-
-const int = (name: string, fallback: number): number => {
-  const raw = process.env[name];
-  return raw === undefined || raw === '' ? fallback : positiveInt(name, raw);
+  return raw === undefined || raw === '' ? fallback : positiveInt(name, raw, min);
 };
 
 /** A comma list of counts (0 allowed), sorted ascending without repeats. */
@@ -145,7 +138,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): BenchSetting
     growthC32Count: int('BENCH_GROWTH_C32_N', quick ? 64 : 128),
     growthWindowSeconds: int('BENCH_GROWTH_WINDOW_S', quick ? 6 : 16),
     writeSets: namesFrom('BENCH_WRITE_SETS', env.BENCH_WRITE_SETS, WRITE_SETS),
-    settleSeconds: count('BENCH_SETTLE_S', quick ? 0 : 90),
+    settleSeconds: int('BENCH_SETTLE_S', quick ? 0 : 90, 0), // 0: no waiting
     only,
   };
 }
