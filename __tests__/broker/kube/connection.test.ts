@@ -447,7 +447,7 @@ describe('rotated credentials (the in-cluster identity)', () => {
     }
   });
 
-  test('a 401 makes the next call ask the kubeconfig for its credentials again', async () => {
+  test('a 401, to a call or a watch, makes the next call ask the kubeconfig for its credentials again', async () => {
     writeFileSync(join(saDir(), 'ca.crt'), certs.a.ca);
     writeFileSync(join(saDir(), 'token'), 'token-one');
     const kc = inCluster();
@@ -464,6 +464,14 @@ describe('rotated credentials (the in-cluster identity)', () => {
     answerWith(200, '{}');
     await connection.request('GET', path);
     expect(asked).toHaveBeenCalledTimes(2);
+    // The same for a watch's answer (pooled-watch.ts reads its status).
+    answerWith(401, status(401, 'Unauthorized', 'Unauthorized'));
+    const watch = await connection.stream(`${path}?watch=1`, AbortSignal.timeout(5_000), 5_000);
+    expect(watch.statusCode).toBe(401);
+    await watch.body.text();
+    answerWith(200, '{}');
+    await connection.request('GET', path);
+    expect(asked).toHaveBeenCalledTimes(3);
   });
 
   test('a rotated CA file reaches the hot path and the gateway alike, from the next call', async () => {

@@ -189,9 +189,7 @@ export class KubeConnection {
     } finally {
       clearTimeout(timer);
     }
-    // A token that expired since it was read (an exec plugin's, which client-node hands out to the
-    // last millisecond of its life) is asked for afresh by the next call, not only after the interval.
-    if (answer.status === 401) this.credentials = undefined;
+    this.noteStatus(answer.status);
     if (answer.status < 200 || answer.status > 299)
       throw new ApiException(answer.status, what, answer.text, answer.headers);
     if (!answer.text) return {} as T;
@@ -212,7 +210,7 @@ export class KubeConnection {
   async stream(path: string, signal: AbortSignal, inactivityMs: number): Promise<Dispatcher.ResponseData> {
     const { headers, dispatcher } = await this.brokerCredentials();
     const { origin, basePath } = this.serverTls();
-    return dispatcher.request({
+    const res = await dispatcher.request({
       origin,
       path: `${basePath}${path}`,
       method: 'GET',
@@ -221,6 +219,8 @@ export class KubeConnection {
       headersTimeout: this.limits.callTimeoutMs,
       bodyTimeout: inactivityMs,
     });
+    this.noteStatus(res.statusCode);
+    return res;
   }
 
   /**
@@ -265,6 +265,15 @@ export class KubeConnection {
   close(): void {
     this.broker.destroy();
     this.credentials = undefined;
+  }
+
+  /**
+   * A 401 to a call or a watch: a token that expired since it was read (an exec plugin's, which
+   * client-node hands out to the last millisecond of its life) is asked for afresh by the next call,
+   * not only after the interval.
+   */
+  private noteStatus(status: number): void {
+    if (status === 401) this.credentials = undefined;
   }
 
   /** Read less than credentialsRecheckMs ago; a clock stepped back reads as stale, not as fresh. */
