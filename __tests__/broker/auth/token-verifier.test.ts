@@ -63,9 +63,16 @@ function payload(overrides: Record<string, unknown> = {}): Record<string, unknow
   };
 }
 
-/** Signs any header and payload with the issuer's real RS256 key, bypassing jose's own checks. */
-async function signRaw(header: Record<string, unknown>, body: Record<string, unknown>): Promise<string> {
-  const input = `${b64(header)}.${b64(body)}`;
+/**
+ * Signs any header and payload with the issuer's real RS256 key, bypassing jose's own checks; a
+ * string payload is signed as written (JSON that JSON.stringify would never produce).
+ */
+async function signRaw(
+  header: Record<string, unknown>,
+  body: Record<string, unknown> | string,
+): Promise<string> {
+  const encodedBody = typeof body === 'string' ? Buffer.from(body).toString('base64url') : b64(body);
+  const input = `${b64(header)}.${encodedBody}`;
   const signature = await webcrypto.subtle.sign('RSASSA-PKCS1-v1_5', issuer.privateKey, Buffer.from(input));
   return `${input}.${Buffer.from(signature).toString('base64url')}`;
 }
@@ -231,6 +238,15 @@ describe('issuer and audience', () => {
     }
   });
 
+  test.each([
+    ['no aud', { aud: undefined }],
+    ['a list without the broker audience', { aud: ['other', `${AUDIENCE}-other`] }],
+    ['a number', { aud: 1 }],
+  ])('aud as %s is refused', async (_name, overrides) => {
+    const jwt = await signRaw({ alg: 'RS256', kid: issuer.kid }, payload(overrides));
+    expect(await refusal(verifier(), jwt)).toEqual({ code: 'ERR_UNAUTHENTICATED', reason: 'jwt_audience' });
+  });
+
   test('each of several configured issuers is accepted with its own keys', async () => {
     const v = verifier({ issuers: [{ issuer: issuer.issuer }, { issuer: otherIssuer.issuer }] });
     await expect(v.verify(await issuer.sign())).resolves.toMatchObject({ iss: issuer.issuer });
@@ -278,12 +294,29 @@ describe('time claims, with the default 30 s leeway', () => {
     );
   });
 
-  test('a token without exp is refused', async () => {
+  test.each(['exp', 'iat'])('a token without %s is refused', async (claim) => {
     const body = payload();
-    delete body.exp;
+    delete body[claim];
     expect((await refusal(verifier(), await signRaw({ alg: 'RS256', kid: issuer.kid }, body))).reason).toBe(
       'jwt_claims',
     );
+  });
+
+  test.each([
+    ['exp as a string', { exp: String(Math.floor(Date.now() / 1000) + 300) }],
+    ['iat as a string', { iat: String(Math.floor(Date.now() / 1000)) }],
+    ['nbf as a string', { nbf: '0' }],
+    ['nbf as null', { nbf: null }],
+  ])('%s is refused', async (_name, overrides) => {
+    const jwt = await signRaw({ alg: 'RS256', kid: issuer.kid }, payload(overrides));
+    expect(await refusal(verifier(), jwt)).toEqual({ code: 'ERR_UNAUTHENTICATED', reason: 'jwt_claims' });
+  });
+
+  test.each(['exp', 'iat', 'nbf'])('%s that JSON parses to Infinity (1e400) is refused', async (claim) => {
+    const json = JSON.stringify(payload({ [claim]: 0 })).replace(`"${claim}":0`, `"${claim}":1e400`);
+    expect(json).toContain('1e400');
+    const jwt = await signRaw({ alg: 'RS256', kid: issuer.kid }, json);
+    expect(await refusal(verifier(), jwt)).toEqual({ code: 'ERR_UNAUTHENTICATED', reason: 'jwt_claims' });
   });
 });
 

@@ -3,7 +3,7 @@
 // the configured issuer's JWKS (never from the token: jku/x5u/jwk/x5c are refused), exact iss,
 // our audience, bounded clock leeway, a bounded lifetime, the GitHub claims with the right types,
 // and every token used once.
-import { jwtVerify, type FlattenedJWSInput, type JWSHeaderParameters } from 'jose';
+import { compactVerify, type FlattenedJWSInput, type JWSHeaderParameters } from 'jose';
 import type { Reason } from '../../shared/contract.js';
 import { BrokerError } from '../../shared/errors.js';
 import type { TokenVerifier, VerifiedClaims } from '../types.js';
@@ -11,6 +11,7 @@ import { checkGitHubClaims } from './github-claims.js';
 import { createIssuerKeys, type IssuerKeys } from './issuer-keys.js';
 import { issuerUrlProblem, type IssuerConfig } from './issuer-url.js';
 import { toBrokerError } from './jose-errors.js';
+import { checkRegisteredClaims } from './registered-claims.js';
 import { COMPACT_JWS, decodeJwtSegment } from '../unverified-jwt.js';
 import { createReplayCache, type ReplayCache } from './replay-cache.js';
 
@@ -37,8 +38,6 @@ export const DEFAULT_LEEWAY_SECONDS = 30;
 export const MAX_LEEWAY_SECONDS = 60;
 /** GitHub tokens are about 1.2 KiB; 8 KiB leaves room and is checked before any parsing. */
 export const MAX_TOKEN_BYTES = 8 * 1024;
-/** GitHub tokens live 5 minutes; refuse anything minted to live longer than an hour. */
-export const MAX_TOKEN_LIFETIME_SECONDS = 3600;
 
 /** Header parameters that would let a token name its own key: never honoured, always refused. */
 const KEY_SOURCE_HEADERS = ['jku', 'x5u', 'jwk', 'x5c'] as const;
@@ -92,7 +91,12 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   const keysByIssuer = issuerKeysOf(options, now);
 
   /** Cheap structural checks, before any key is looked up or any network call is made. */
-  function precheck(jwt: string): { issuer: string; keys: IssuerKeys; header: Record<string, unknown> } {
+  function precheck(jwt: string): {
+    issuer: string;
+    keys: IssuerKeys;
+    header: Record<string, unknown>;
+    payload: Record<string, unknown>;
+  } {
     if (typeof jwt !== 'string' || jwt.length === 0)
       throw new BrokerError('ERR_BAD_REQUEST', 'jwt_malformed', 'no token');
     if (jwt.length > MAX_TOKEN_BYTES)
@@ -103,8 +107,8 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     let payload: Record<string, unknown>;
     try {
       const [h, p] = jwt.split('.');
-      header = decodeJwtSegment(h!); // only to route and pre-screen: jwtVerify checks it again
-      payload = decodeJwtSegment(p!);
+      header = decodeJwtSegment(h!); // only to route and pre-screen: compactVerify parses it again
+      payload = decodeJwtSegment(p!); // what is signed: checked once the signature is verified
     } catch (err) {
       throw new BrokerError('ERR_BAD_REQUEST', 'jwt_malformed', 'header or payload is not base64url JSON', {
         cause: err,
@@ -126,42 +130,29 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     }
     if (typeof header.kid !== 'string' || header.kid.length === 0)
       throw unauthenticated('jwt_header', 'no kid');
-    // The unverified iss only selects which issuer's keys to try; jwtVerify checks it again.
+    // The unverified iss only selects which issuer's keys to try; the claims are checked once the
+    // signature over them is.
     const issuer = payload.iss;
     const keys = typeof issuer === 'string' ? keysByIssuer.get(issuer) : undefined;
     if (typeof issuer !== 'string' || !keys) throw unauthenticated('jwt_issuer', 'issuer is not trusted');
-    return { issuer, keys, header };
+    return { issuer, keys, header, payload };
   }
 
   return {
     async verify(jwt) {
-      const { issuer, keys, header } = precheck(jwt);
-      const nowMs = now();
-      let payload: Record<string, unknown>;
+      const { issuer, keys, header, payload } = precheck(jwt);
       try {
         // The key itself when it is ready (the usual case): jose then skips a resolver call and its
-        // await; jwtVerify checks the header's alg against `algorithms` either way.
-        const resolve = (h: JWSHeaderParameters, token: FlattenedJWSInput) => keys.getKey(h, token);
-        const key = keys.readyKey(header) ?? resolve;
-        const result = await jwtVerify(jwt, key, {
-          algorithms: ['RS256'],
-          issuer,
-          audience,
-          clockTolerance: leeway,
-          currentDate: new Date(nowMs),
-          requiredClaims: ['exp', 'iat', 'jti'],
-        });
-        payload = result.payload as Record<string, unknown>;
+        // await; compactVerify checks the header's alg against `algorithms` either way.
+        const key =
+          keys.readyKey(header) ??
+          ((h: JWSHeaderParameters, token: FlattenedJWSInput) => keys.getKey(h, token));
+        await compactVerify(jwt, key, { algorithms: ['RS256'] });
       } catch (err) {
         throw toBrokerError(err);
       }
-
-      const nowSeconds = Math.floor(nowMs / 1000);
-      const { exp, iat } = payload as { exp: number; iat: number };
-      // jose checks iat only together with maxTokenAge; a token "issued in the future" is refused here.
-      if (iat > nowSeconds + leeway) throw unauthenticated('jwt_not_yet_valid', 'iat is in the future');
-      if (exp - iat > MAX_TOKEN_LIFETIME_SECONDS)
-        throw unauthenticated('jwt_lifetime', 'token lifetime too long');
+      const nowSeconds = Math.floor(now() / 1000);
+      const { exp } = checkRegisteredClaims(payload, { issuer, audience, leewaySeconds: leeway, nowSeconds });
       const claims: VerifiedClaims = checkGitHubClaims(payload);
 
       // Last, so a token that fails any check does not use up its jti.
