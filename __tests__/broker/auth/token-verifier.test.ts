@@ -189,6 +189,9 @@ describe('header parameters that would pick the key or change processing are ref
     ['x5u', { x5u: 'https://attacker.example/cert.pem' }],
     ['x5c', { x5c: ['MIIB'] }],
     ['crit', { crit: ['exp'] }],
+    // The signature would cover the payload's text, not the claims decoded from it.
+    ['b64 false, made critical (RFC 7797 unencoded payload)', { b64: false, crit: ['b64'] }],
+    ['b64 false, not critical', { b64: false }],
     ['typ other than JWT', { typ: 'at+jwt' }],
   ])('%s', async (_name, extra) => {
     const jwt = await signRaw({ alg: 'RS256', kid: issuer.kid, typ: 'JWT', ...extra }, payload());
@@ -368,6 +371,16 @@ describe('single use', () => {
     const jti = randomUUID();
     await expect(v.verify(await issuer.sign({ jti }))).resolves.toBeDefined();
     expect((await refusal(v, await issuer.sign({ jti, run_attempt: '2' }))).reason).toBe('jwt_replayed');
+  });
+
+  test('a fractional exp is remembered for as long as the exp check passes it', async () => {
+    const exp = Math.floor(Date.now() / 1000) + 300.2;
+    const jwt = await signRaw({ alg: 'RS256', kid: issuer.kid }, payload({ exp }));
+    // 0.3 s past exp + leeway (30 s), yet within the whole second the exp check compares: it passes.
+    offsetMs = Math.floor(exp + 30) * 1000 + 500 - Date.now();
+    const v = verifier();
+    await expect(v.verify(jwt)).resolves.toBeDefined();
+    expect(await refusal(v, jwt)).toEqual({ code: 'ERR_UNAUTHENTICATED', reason: 'jwt_replayed' });
   });
 
   test('a refused attempt does not use up the token', async () => {

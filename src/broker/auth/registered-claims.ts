@@ -26,9 +26,14 @@ function refuse(reason: Reason, message: string): never {
   throw new BrokerError('ERR_UNAUTHENTICATED', reason, message);
 }
 
+/** The payload's own value of a claim: never one inherited through Object.prototype. */
+function own(payload: Record<string, unknown>, claim: string): unknown {
+  return Object.hasOwn(payload, claim) ? payload[claim] : undefined;
+}
+
 /** A time claim as a finite number of seconds; undefined when absent and optional. */
 function timeClaim(payload: Record<string, unknown>, claim: string, required: boolean): number | undefined {
-  const value = payload[claim];
+  const value = own(payload, claim);
   if (value === undefined && !required) return undefined;
   if (value === undefined) refuse('jwt_claims', `missing required "${claim}" claim`);
   // JSON has no Infinity, but 1e400 parses to it: never a time a token may carry.
@@ -47,8 +52,13 @@ export function checkRegisteredClaims(
   expected: ExpectedClaims,
 ): { exp: number; iat: number } {
   const { nowSeconds, leewaySeconds } = expected;
-  if (payload.iss !== expected.issuer) refuse('jwt_issuer', 'unexpected "iss" claim value');
-  if (!hasAudience(payload.aud, expected.audience)) refuse('jwt_audience', 'unexpected "aud" claim value');
+  // A clock that is not a number would pass every comparison below.
+  if (!Number.isFinite(nowSeconds) || !Number.isFinite(leewaySeconds))
+    throw new TypeError('the clock and the leeway must be finite numbers');
+  // The verifier picked the issuer's keys by this very iss, so for it this holds by construction.
+  if (own(payload, 'iss') !== expected.issuer) refuse('jwt_issuer', 'unexpected "iss" claim value');
+  if (!hasAudience(own(payload, 'aud'), expected.audience))
+    refuse('jwt_audience', 'unexpected "aud" claim value');
   const exp = timeClaim(payload, 'exp', true)!;
   const iat = timeClaim(payload, 'iat', true)!;
   const nbf = timeClaim(payload, 'nbf', false);

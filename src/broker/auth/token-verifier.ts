@@ -1,8 +1,8 @@
 // Verifies a GitHub Actions OIDC token: the first step of every exchange and revocation.
 // jose does the cryptography; this module decides what is acceptable: RS256 only, keys only from
-// the configured issuer's JWKS (never from the token: jku/x5u/jwk/x5c are refused), exact iss,
-// our audience, bounded clock leeway, a bounded lifetime, the GitHub claims with the right types,
-// and every token used once.
+// the configured issuer's JWKS (never from the token: jku/x5u/jwk/x5c are refused), no crit or b64,
+// exact iss, our audience, bounded clock leeway, a bounded lifetime, the GitHub claims with the
+// right types, and every token used once.
 import { compactVerify, type FlattenedJWSInput, type JWSHeaderParameters } from 'jose';
 import type { Reason } from '../../shared/contract.js';
 import { BrokerError } from '../../shared/errors.js';
@@ -121,6 +121,10 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       throw unauthenticated('jwt_header', 'typ is not JWT');
     if (header.crit !== undefined)
       throw unauthenticated('jwt_header', 'crit header parameters are not supported');
+    // An unencoded payload (RFC 7797, b64: false) has its signature cover the segment's text, not
+    // the claims decoded from it, which are what registered-claims checks: refused, with or
+    // without the crit that would make jose honour it.
+    if (header.b64 !== undefined) throw unauthenticated('jwt_header', 'b64 header parameter is refused');
     for (const name of KEY_SOURCE_HEADERS) {
       if (header[name] !== undefined)
         throw unauthenticated(
@@ -151,12 +155,15 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       } catch (err) {
         throw toBrokerError(err);
       }
+      // The clock is read once the signature is checked: a token is judged when it is accepted,
+      // even after a JWKS fetch on the way, and so its replay entry is never written already expired.
       const nowSeconds = Math.floor(now() / 1000);
       const { exp } = checkRegisteredClaims(payload, { issuer, audience, leewaySeconds: leeway, nowSeconds });
       const claims: VerifiedClaims = checkGitHubClaims(payload);
 
-      // Last, so a token that fails any check does not use up its jti.
-      if (!replayCache.markUsed(`${issuer}\n${claims.jti}`, (exp + leeway) * 1000))
+      // Last, so a token that fails any check does not use up its jti. Kept for as long as the exp
+      // check above would pass it: up to the whole second after exp + leeway (exp may be fractional).
+      if (!replayCache.markUsed(`${issuer}\n${claims.jti}`, Math.ceil(exp + leeway) * 1000))
         throw unauthenticated('jwt_replayed', 'token already used');
       return claims;
     },
