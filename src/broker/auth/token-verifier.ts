@@ -82,6 +82,58 @@ function issuerKeysOf(options: TokenVerifierOptions, now: () => number): Map<str
   );
 }
 
+interface Prechecked {
+  issuer: string;
+  keys: IssuerKeys;
+  header: Record<string, unknown>;
+  payload: Record<string, unknown>;
+}
+
+/** Cheap structural checks, before any key is looked up or any network call is made. */
+function precheck(jwt: string, keysByIssuer: Map<string, IssuerKeys>): Prechecked {
+  if (typeof jwt !== 'string' || jwt.length === 0)
+    throw new BrokerError('ERR_BAD_REQUEST', 'jwt_malformed', 'no token');
+  if (jwt.length > MAX_TOKEN_BYTES)
+    throw new BrokerError('ERR_BAD_REQUEST', 'jwt_oversized', `token longer than ${MAX_TOKEN_BYTES} bytes`);
+  if (!COMPACT_JWS.test(jwt)) throw new BrokerError('ERR_BAD_REQUEST', 'jwt_malformed', 'not a compact JWS');
+  let header: Record<string, unknown>;
+  let payload: Record<string, unknown>;
+  try {
+    const [h, p] = jwt.split('.');
+    header = decodeJwtSegment(h!); // only to route and pre-screen: compactVerify parses it again
+    payload = decodeJwtSegment(p!); // what is signed: checked once the signature is verified
+  } catch (err) {
+    throw new BrokerError('ERR_BAD_REQUEST', 'jwt_malformed', 'header or payload is not base64url JSON', {
+      cause: err,
+    });
+  }
+  // alg first: "none" and HS256 (an HMAC keyed with our public key) die here, before any key use.
+  if (header.alg !== 'RS256')
+    throw unauthenticated('jwt_alg', `alg ${JSON.stringify(header.alg)} is not allowed`);
+  if (header.typ !== undefined && header.typ !== 'JWT') throw unauthenticated('jwt_header', 'typ is not JWT');
+  if (header.crit !== undefined)
+    throw unauthenticated('jwt_header', 'crit header parameters are not supported');
+  // An unencoded payload (RFC 7797, b64: false) has its signature cover the segment's text, not
+  // the claims decoded from it, which are what registered-claims checks: refused, with or
+  // without the crit that would make jose honour it.
+  if (header.b64 !== undefined) throw unauthenticated('jwt_header', 'b64 header parameter is refused');
+  for (const name of KEY_SOURCE_HEADERS) {
+    if (header[name] !== undefined)
+      throw unauthenticated(
+        'jwt_header',
+        `${name} header is refused (keys come only from the issuer's JWKS)`,
+      );
+  }
+  if (typeof header.kid !== 'string' || header.kid.length === 0)
+    throw unauthenticated('jwt_header', 'no kid');
+  // The unverified iss only selects which issuer's keys to try; the claims are checked once the
+  // signature over them is.
+  const issuer = payload.iss;
+  const keys = typeof issuer === 'string' ? keysByIssuer.get(issuer) : undefined;
+  if (typeof issuer !== 'string' || !keys) throw unauthenticated('jwt_issuer', 'issuer is not trusted');
+  return { issuer, keys, header, payload };
+}
+
 export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
   checkOptions(options);
   const now = options.now ?? Date.now;
@@ -90,61 +142,9 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   const replayCache = options.replayCache ?? createReplayCache({ now });
   const keysByIssuer = issuerKeysOf(options, now);
 
-  /** Cheap structural checks, before any key is looked up or any network call is made. */
-  function precheck(jwt: string): {
-    issuer: string;
-    keys: IssuerKeys;
-    header: Record<string, unknown>;
-    payload: Record<string, unknown>;
-  } {
-    if (typeof jwt !== 'string' || jwt.length === 0)
-      throw new BrokerError('ERR_BAD_REQUEST', 'jwt_malformed', 'no token');
-    if (jwt.length > MAX_TOKEN_BYTES)
-      throw new BrokerError('ERR_BAD_REQUEST', 'jwt_oversized', `token longer than ${MAX_TOKEN_BYTES} bytes`);
-    if (!COMPACT_JWS.test(jwt))
-      throw new BrokerError('ERR_BAD_REQUEST', 'jwt_malformed', 'not a compact JWS');
-    let header: Record<string, unknown>;
-    let payload: Record<string, unknown>;
-    try {
-      const [h, p] = jwt.split('.');
-      header = decodeJwtSegment(h!); // only to route and pre-screen: compactVerify parses it again
-      payload = decodeJwtSegment(p!); // what is signed: checked once the signature is verified
-    } catch (err) {
-      throw new BrokerError('ERR_BAD_REQUEST', 'jwt_malformed', 'header or payload is not base64url JSON', {
-        cause: err,
-      });
-    }
-    // alg first: "none" and HS256 (an HMAC keyed with our public key) die here, before any key use.
-    if (header.alg !== 'RS256')
-      throw unauthenticated('jwt_alg', `alg ${JSON.stringify(header.alg)} is not allowed`);
-    if (header.typ !== undefined && header.typ !== 'JWT')
-      throw unauthenticated('jwt_header', 'typ is not JWT');
-    if (header.crit !== undefined)
-      throw unauthenticated('jwt_header', 'crit header parameters are not supported');
-    // An unencoded payload (RFC 7797, b64: false) has its signature cover the segment's text, not
-    // the claims decoded from it, which are what registered-claims checks: refused, with or
-    // without the crit that would make jose honour it.
-    if (header.b64 !== undefined) throw unauthenticated('jwt_header', 'b64 header parameter is refused');
-    for (const name of KEY_SOURCE_HEADERS) {
-      if (header[name] !== undefined)
-        throw unauthenticated(
-          'jwt_header',
-          `${name} header is refused (keys come only from the issuer's JWKS)`,
-        );
-    }
-    if (typeof header.kid !== 'string' || header.kid.length === 0)
-      throw unauthenticated('jwt_header', 'no kid');
-    // The unverified iss only selects which issuer's keys to try; the claims are checked once the
-    // signature over them is.
-    const issuer = payload.iss;
-    const keys = typeof issuer === 'string' ? keysByIssuer.get(issuer) : undefined;
-    if (typeof issuer !== 'string' || !keys) throw unauthenticated('jwt_issuer', 'issuer is not trusted');
-    return { issuer, keys, header, payload };
-  }
-
   return {
     async verify(jwt) {
-      const { issuer, keys, header, payload } = precheck(jwt);
+      const { issuer, keys, header, payload } = precheck(jwt, keysByIssuer);
       try {
         // The key itself when it is ready (the usual case): jose then skips a resolver call and its
         // await; compactVerify checks the header's alg against `algorithms` either way.
