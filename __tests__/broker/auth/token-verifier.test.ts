@@ -189,9 +189,11 @@ describe('header parameters that would pick the key or change processing are ref
     ['x5u', { x5u: 'https://attacker.example/cert.pem' }],
     ['x5c', { x5c: ['MIIB'] }],
     ['crit', { crit: ['exp'] }],
-    // The signature would cover the payload's text, not the claims decoded from it.
+    // The signature would cover the payload's text, not the claims decoded from it. The first row
+    // meets the crit check first; the others only the b64 check (jose ignores a b64 not in crit).
     ['b64 false, made critical (RFC 7797 unencoded payload)', { b64: false, crit: ['b64'] }],
     ['b64 false, not critical', { b64: false }],
+    ['b64 true', { b64: true }],
     ['typ other than JWT', { typ: 'at+jwt' }],
   ])('%s', async (_name, extra) => {
     const jwt = await signRaw({ alg: 'RS256', kid: issuer.kid, typ: 'JWT', ...extra }, payload());
@@ -377,10 +379,23 @@ describe('single use', () => {
     const exp = Math.floor(Date.now() / 1000) + 300.2;
     const jwt = await signRaw({ alg: 'RS256', kid: issuer.kid }, payload({ exp }));
     // 0.3 s past exp + leeway (30 s), yet within the whole second the exp check compares: it passes.
-    offsetMs = Math.floor(exp + 30) * 1000 + 500 - Date.now();
-    const v = verifier();
+    // A frozen clock, so that no pause between the two calls can carry them into the next second.
+    const at = Math.floor(exp + 30) * 1000 + 500;
+    const v = verifier({ now: () => at });
     await expect(v.verify(jwt)).resolves.toBeDefined();
     expect(await refusal(v, jwt)).toEqual({ code: 'ERR_UNAUTHENTICATED', reason: 'jwt_replayed' });
+  });
+
+  test.each([
+    ['a whole', 300, 330],
+    ['a fractional', 300.2, 331],
+  ])('%s exp is kept until exp + leeway, rounded up to the second', async (_name, lifetime, keepSeconds) => {
+    const now = Math.floor(Date.now() / 1000);
+    const kept: number[] = [];
+    const replayCache = { markUsed: (_key: string, untilMs: number) => kept.push(untilMs) > 0 };
+    const jwt = await signRaw({ alg: 'RS256', kid: issuer.kid }, payload({ iat: now, exp: now + lifetime }));
+    await verifier({ replayCache, now: () => now * 1000 }).verify(jwt);
+    expect(kept).toEqual([(now + keepSeconds) * 1000]);
   });
 
   test('a refused attempt does not use up the token', async () => {

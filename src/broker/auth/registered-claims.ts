@@ -19,6 +19,7 @@ export interface ExpectedClaims {
   audience: string;
   /** Clock skew allowed on exp, nbf and iat, in seconds. */
   leewaySeconds: number;
+  /** Whole seconds since the epoch (the verifier floors its clock), as jose compared them. */
   nowSeconds: number;
 }
 
@@ -55,7 +56,8 @@ export function checkRegisteredClaims(
   // A clock that is not a number would pass every comparison below.
   if (!Number.isFinite(nowSeconds) || !Number.isFinite(leewaySeconds))
     throw new TypeError('the clock and the leeway must be finite numbers');
-  // The verifier picked the issuer's keys by this very iss, so for it this holds by construction.
+  // The verifier picked the issuer's keys by this very iss, so for it this holds by construction;
+  // checked all the same so that the function is whole for any caller.
   if (own(payload, 'iss') !== expected.issuer) refuse('jwt_issuer', 'unexpected "iss" claim value');
   if (!hasAudience(own(payload, 'aud'), expected.audience))
     refuse('jwt_audience', 'unexpected "aud" claim value');

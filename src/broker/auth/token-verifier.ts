@@ -156,14 +156,15 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
         throw toBrokerError(err);
       }
       // The clock is read once the signature is checked: a token is judged when it is accepted,
-      // even after a JWKS fetch on the way, and so its replay entry is never written already expired.
+      // even after a JWKS fetch on the way, and so its replay entry is not written already expired.
       const nowSeconds = Math.floor(now() / 1000);
       const { exp } = checkRegisteredClaims(payload, { issuer, audience, leewaySeconds: leeway, nowSeconds });
       const claims: VerifiedClaims = checkGitHubClaims(payload);
 
       // Last, so a token that fails any check does not use up its jti. Kept for as long as the exp
-      // check above would pass it: up to the whole second after exp + leeway (exp may be fractional).
-      if (!replayCache.markUsed(`${issuer}\n${claims.jti}`, Math.ceil(exp + leeway) * 1000))
+      // check would pass it: it compares whole seconds, so exp + leeway rounded up to a second (exp
+      // may be fractional; the leeway is whole, so the sum needs no rounding of its own).
+      if (!replayCache.markUsed(`${issuer}\n${claims.jti}`, (Math.ceil(exp) + leeway) * 1000))
         throw unauthenticated('jwt_replayed', 'token already used');
       return claims;
     },
