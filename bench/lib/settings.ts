@@ -49,7 +49,7 @@ export interface BenchSettings {
 }
 
 /** An integer of at least `min`: 1 (a positive integer) unless said, 0 for a count that may be none. */
-const positiveInt = (name: string, raw: string, min = 1): number => {
+const intAtLeast = (name: string, raw: string, min = 1): number => {
   const n = Number(raw);
   if (!Number.isInteger(n) || n < min)
     throw new Error(`${name} must be ${min === 1 ? 'a positive integer' : 'a whole number'}, got ${raw}`);
@@ -58,7 +58,7 @@ const positiveInt = (name: string, raw: string, min = 1): number => {
 
 const int = (name: string, fallback: number, min = 1): number => {
   const raw = process.env[name];
-  return raw === undefined || raw === '' ? fallback : positiveInt(name, raw, min);
+  return raw === undefined || raw === '' ? fallback : intAtLeast(name, raw, min);
 };
 
 /** A comma list of counts (0 allowed), sorted ascending without repeats. */
@@ -111,7 +111,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): BenchSetting
     reps: int('BENCH_REPS', quick ? 1 : 3),
     // E.g. BENCH_CONCURRENCIES=1,32 to iterate on the exchange's two headline figures.
     concurrencies: env.BENCH_CONCURRENCIES
-      ? env.BENCH_CONCURRENCIES.split(',').map((c) => positiveInt('BENCH_CONCURRENCIES', c.trim()))
+      ? env.BENCH_CONCURRENCIES.split(',').map((c) => intAtLeast('BENCH_CONCURRENCIES', c.trim()))
       : quick
         ? [1, 8, 32]
         : [1, 8, 32, 64],
