@@ -10,6 +10,13 @@ export interface BenchSettings {
   c1Count: number;
   /** Exchanges per run at concurrency c > 1: max(this, 4 × c). */
   concurrentCount: number;
+  /**
+   * Grants each kind makes at concurrency 32 before it is measured, a broker after every start
+   * (bench/scenarios/exchange.ts, warmUp): a broker in service has long passed its cold start.
+   */
+  warmupCount: number;
+  /** Write sets: grants per run at concurrency 32 (more than concurrentCount: see write-sets.ts). */
+  writeSetConcurrentCount: number;
   verifyCount: number;
   coldJwksReps: number;
   revokeReps: number;
@@ -117,6 +124,8 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): BenchSetting
         : [1, 8, 32, 64],
     c1Count: int('BENCH_C1_N', quick ? 10 : 50),
     concurrentCount: int('BENCH_CONCURRENT_N', quick ? 48 : 192),
+    warmupCount: int('BENCH_WARMUP_N', quick ? 64 : 768),
+    writeSetConcurrentCount: int('BENCH_WRITE_SET_N', quick ? 64 : 768),
     verifyCount: int('BENCH_VERIFY_N', quick ? 300 : 1500),
     coldJwksReps: int('BENCH_COLD_REPS', quick ? 1 : 3),
     revokeReps: int('BENCH_REVOKE_REPS', quick ? 1 : 3),

@@ -2,7 +2,7 @@
 // Kubernetes writes made directly, sequentially and with independent calls in parallel) and the
 // bare minimum (ServiceAccount → [RoleBinding ∥ TokenRequest]). At concurrency 1 also the exchange
 // of an inline role. Broker and floor runs are interleaved, in a rotating order, so drift on a
-// noisy machine hits all of them.
+// noisy machine hits all of them; every kind is warmed up first (warmUp).
 import {
   INLINE_ROLE,
   processCpuMs,
@@ -13,6 +13,7 @@ import {
 import type { FloorShape } from '../lib/grant-floor.js';
 import { PART_LABEL } from '../../src/broker/naming.js';
 import { closedLoop, median, summarize, type LatencySummary } from '../lib/stats.js';
+import { waitForQuiet } from '../lib/control-plane-cpu.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -55,6 +56,8 @@ export interface ExchangeResults {
   /** Per repetition inline/named broker p50 at concurrency 1, then the median. */
   inlineP50RatioC1?: number;
   exchangesPerRun: Record<number, number>;
+  /** The broker's warm-up after its start (warmUp): its first exchanges, at concurrency 32. */
+  coldStart?: ExchangeRun;
 }
 
 /** The median of each figure over repeated runs of one kind. */
@@ -129,6 +132,34 @@ export function exchangeBatcher(ctx: BenchContext, bb: BenchBroker, ns: string, 
   };
 }
 
+/**
+ * Brings each kind to the state it serves in: a broker in service has answered thousands of
+ * exchanges, a fresh one answers its first hundreds with its JIT still compiling (at concurrency 32
+ * about 4.6 ms of broker CPU per grant in its first 192 exchanges, 3.1 in the next 192, 1.8–2.1
+ * after 600: docs/benchmarks.md, finding 27). So every broker compared with a floor first answers
+ * `count` exchanges at concurrency 32 after it starts, and each floor kind makes as many grants once
+ * (the minimal client's code warms up too). The broker's warm-up is measured: its CPU per grant is
+ * the cold start the report shows beside the warm figures. Ends with the namespace cleared and quiet.
+ */
+export async function warmUp(
+  ctx: BenchContext,
+  bb: BenchBroker,
+  batch: ReturnType<typeof exchangeBatcher>,
+  kinds: readonly ExchangeKind[],
+  m: { count: number; namespace: string },
+): Promise<ExchangeRun | undefined> {
+  let cold: ExchangeRun | undefined;
+  for (const kind of kinds) {
+    if (kind === 'broker') cold = await measuredBatch(ctx, bb, batch, kind, m.count, WARMUP_CONCURRENCY);
+    else await batch(kind, m.count, WARMUP_CONCURRENCY);
+  }
+  await ctx.clearGrants(m.namespace);
+  await waitForQuiet(ctx.apiServerPid);
+  await waitForQuiet(bb.pid);
+  return cold;
+}
+const WARMUP_CONCURRENCY = 32;
+
 /** One measured batch: its latency summary, throughput and CPU per grant. */
 export async function measuredBatch(
   ctx: BenchContext,
@@ -153,7 +184,11 @@ export const runExchangeBench: Scenario<ExchangeResults> = async (ctx, settings,
   const bb = await ctx.startBroker([ns], { inlineRole: true });
   try {
     const batch = exchangeBatcher(ctx, bb, ns);
+    const warmKinds = [...EXCHANGE_KINDS, ...(settings.concurrencies.includes(1) ? ['inline' as const] : [])];
+    const coldStart = await warmUp(ctx, bb, batch, warmKinds, { count: settings.warmupCount, namespace: ns });
+    if (coldStart) log(`  warm-up ${describeRun('broker', coldStart)} (its first exchanges after start)`);
     const results: ExchangeResults = {
+      coldStart,
       runs: {},
       medians: {},
       p50RatioParallel: {},
@@ -165,7 +200,7 @@ export const runExchangeBench: Scenario<ExchangeResults> = async (ctx, settings,
     for (const c of settings.concurrencies) {
       const count = c === 1 ? settings.c1Count : Math.max(settings.concurrentCount, 4 * c);
       results.exchangesPerRun[c] = count;
-      // Warm-up at this concurrency: JWKS, connection pools on both sides, JIT.
+      // Warm-up at this concurrency: connection pools on both sides.
       const kinds = kindsAt(c);
       for (const kind of kinds) await batch(kind, Math.max(c, 4), c);
       await ctx.clearGrants(ns);

@@ -25,6 +25,7 @@ import {
   exchangeBatcher,
   measuredBatch,
   medianRun,
+  warmUp,
   type ExchangeKind,
   type ExchangeRun,
 } from './exchange.js';
@@ -50,6 +51,8 @@ export interface WriteSetResults {
   throughputRatioBare: Record<WriteSet, PerConcurrency<number>>;
   /** 1-minute load average before each repetition. */
   loads: number[];
+  /** Each start's warm-up (exchange.ts, warmUp): a fresh broker's first exchanges, at concurrency 32. */
+  coldStarts: Partial<Record<WriteSet, ExchangeRun[]>>;
 }
 
 const deployFile = (f: string) => readFileSync(join(repoRoot, 'deploy', f), 'utf8');
@@ -75,9 +78,14 @@ function throughputRatio(runs: Partial<Record<ExchangeKind, ExchangeRun[]>>, kin
 }
 
 /** The medians and ratios of the runs (every write set, concurrency and kind ran each repetition). */
-export function summarizeWriteSets(runs: WriteSetResults['runs'], loads: number[]): WriteSetResults {
+export function summarizeWriteSets(
+  runs: WriteSetResults['runs'],
+  loads: number[],
+  coldStarts: WriteSetResults['coldStarts'] = {},
+): WriteSetResults {
   const results: WriteSetResults = {
     runs,
+    coldStarts,
     medians: { pair: {}, shared: {}, gateway: {} },
     throughputRatioFloor: { pair: {}, shared: {}, gateway: {} },
     throughputRatioBare: { pair: {}, shared: {}, gateway: {} },
@@ -96,7 +104,13 @@ export function summarizeWriteSets(runs: WriteSetResults['runs'], loads: number[
   return results;
 }
 
-/** One write set's batches in one repetition: a warm-up, then every kind at each concurrency. */
+/** What has been warmed up (exchange.ts, warmUp): the floor kinds once, each broker once after it started. */
+interface Warmed {
+  floors: Set<ExchangeKind>;
+  brokers: WeakSet<BenchBroker>;
+}
+
+/** One write set's batches in one repetition: warm-ups, then every kind at each concurrency. */
 async function runWriteSet(
   ctx: BenchContext,
   m: {
@@ -106,12 +120,24 @@ async function runWriteSet(
     rep: number;
     w: WriteSet;
     runs: WriteSetResults['runs'];
+    warmed: Warmed;
+    coldStarts: WriteSetResults['coldStarts'];
   },
   settings: BenchSettings,
   log: (msg: string) => void,
 ): Promise<void> {
-  const { bb, batch, ns, rep, w, runs } = m;
+  const { bb, batch, ns, rep, w, runs, warmed } = m;
   const kinds = WRITE_SET_KINDS[w];
+  const cold = kinds.filter((k) => (k === 'broker' ? !warmed.brokers.has(bb) : !warmed.floors.has(k)));
+  // The shared floor binds the Role the broker writes back on its first grant after a clearing.
+  if (cold.length > 0 && cold[0] !== 'broker') await batch('broker', 4, 4);
+  const coldStart = await warmUp(ctx, bb, batch, cold, { count: settings.warmupCount, namespace: ns });
+  warmed.brokers.add(bb);
+  for (const k of cold) if (k !== 'broker') warmed.floors.add(k);
+  if (coldStart) {
+    (m.coldStarts[w] ??= []).push(coldStart);
+    log(`  ${w.padEnd(7)} warm-up ${describeRun('broker', coldStart)} (its first exchanges after start)`);
+  }
   // The deletions of a clearing go on after it returns (the garbage collector at the API server, the
   // gateway's watch events at the broker): the next batch starts once both are quiet.
   const clear = async () => {
@@ -120,9 +146,9 @@ async function runWriteSet(
     await waitForQuiet(bb.pid);
   };
   for (const c of WRITE_SET_CONCURRENCIES) {
-    const count = c === 1 ? settings.c1Count : Math.max(settings.concurrentCount, 4 * c);
-    // Warm-up at this concurrency: connections, JIT, and (shared) the Role the broker writes back on
-    // its first grant.
+    const count = c === 1 ? settings.c1Count : Math.max(settings.writeSetConcurrentCount, 4 * c);
+    // Warm-up at this concurrency: connections on both sides, and (shared) the Role the broker
+    // writes back on its first grant.
     for (const kind of kinds) await batch(kind, Math.max(c, 4), c);
     await clear();
     for (const kind of kinds.map((_, i) => kinds[(i + rep) % kinds.length]!)) {
@@ -145,6 +171,8 @@ export const runWriteSetBench: Scenario<WriteSetResults> = async (ctx: BenchCont
   }
   const runs: WriteSetResults['runs'] = { pair: {}, shared: {}, gateway: {} };
   const loads: number[] = [];
+  const warmed: Warmed = { floors: new Set(), brokers: new WeakSet() };
+  const coldStarts: WriteSetResults['coldStarts'] = {};
   let directBroker: BenchBroker | undefined;
   try {
     if (direct) directBroker = await ctx.startBroker([ns]);
@@ -154,7 +182,7 @@ export const runWriteSetBench: Scenario<WriteSetResults> = async (ctx: BenchCont
         const measure = (bb: BenchBroker, target = ctx.target(ns)) =>
           runWriteSet(
             ctx,
-            { bb, batch: exchangeBatcher(ctx, bb, ns, target), ns, rep, w, runs },
+            { bb, batch: exchangeBatcher(ctx, bb, ns, target), ns, rep, w, runs, warmed, coldStarts },
             settings,
             log,
           );
@@ -176,7 +204,7 @@ export const runWriteSetBench: Scenario<WriteSetResults> = async (ctx: BenchCont
         }
       }
     }
-    const results = summarizeWriteSets(runs, loads);
+    const results = summarizeWriteSets(runs, loads, coldStarts);
     for (const w of WRITE_SETS)
       for (const c of WRITE_SET_CONCURRENCIES)
         for (const [kind, run] of Object.entries(results.medians[w][c] ?? {}))
