@@ -216,6 +216,25 @@ describe('deadline', () => {
   });
 });
 
+describe('deadline, after the answer began', () => {
+  test('an answer whose body stops half-way fails at the deadline, and is not sent again', async () => {
+    let requests = 0;
+    handle = (_req, _body, res) => {
+      requests += 1;
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
+      res.write('{"metadata":'); // and nothing more
+    };
+    const started = Date.now();
+    const err = await leanClient(tokenKubeConfig(), 300)
+      .request('GET', '/api/v1/namespaces/a/serviceaccounts/g-1')
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(KubeCallTimeoutError);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+    // A GET may be sent again when its connection failed before any answer, not after one began.
+    expect(requests).toBe(1);
+  });
+});
+
 describe('idle connections', () => {
   test('a connection is kept for the next call, and closed once idle for idleConnectionMs', async () => {
     answerWith(200, '{}');
