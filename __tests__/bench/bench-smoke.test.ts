@@ -100,6 +100,18 @@ test('targets are judged from the measured keys: met, missed, or not run', () =>
   expect(md).toContain('| `exchange_p50_ratio_c1` | 1.5 | ≤ 1.15 | **no** |');
 });
 
+test("the exchange broker's warm-up is its cold start: a key, and the caption of the exchange table", () => {
+  const settings = loadSettings({ BENCH_QUICK: '1' });
+  const cold = { ...exchangeResults(110, 100), coldStart: { ...run(300, 80), n: 768, brokerCpuMs: 4.6 } };
+  const report = buildReport(settings, TEST_MACHINE, { exchange: cold }, {}, 1000);
+  expect(report.metrics.exchange_cold_broker_cpu_ms_c32).toBe(4.6);
+  expect(renderMarkdown(report)).toContain(
+    "Measured after the broker's warm-up (its first 768 exchanges at concurrency 32, 4.6 ms of broker CPU per grant; finding 27).",
+  );
+  const warmOnly = buildReport(settings, TEST_MACHINE, { exchange: exchangeResults(110, 100) }, {}, 1000);
+  expect(warmOnly.metrics).not.toHaveProperty('exchange_cold_broker_cpu_ms_c32');
+});
+
 test('the bare-minimum floor and the inline role get their keys and are judged against their goals', () => {
   const settings = loadSettings({ BENCH_QUICK: '1' });
   const judged = (r: ExchangeResults) => {

@@ -107,7 +107,7 @@ test("gateway mode's exchange is judged against its floor (≥ 0.8) and the bare
   expect(md).toContain('| `exchange_gateway_throughput_ratio_c32` | 0.87 | ≥ 0.8 | yes |');
 });
 
-test("each broker start's warm-up is reported as its cold start: a key per write set, a sentence under the table", () => {
+test("each broker start's warm-up is reported as its cold start: a key per broker mode, a sentence under the table", () => {
   const cold = (brokerCpuMs: number): ExchangeRun => ({ ...run(150), brokerCpuMs });
   const gateway: [number, number, number][] = [[250, 300, 400]];
   const withCold = summarizeWriteSets(runs(gateway), [0.3], { gateway: [cold(4.6), cold(3), cold(5)] });
@@ -118,11 +118,11 @@ test("each broker start's warm-up is reported as its cold start: a key per write
     {},
     1000,
   );
-  // The median of the starts' figures; a set without a start (here the direct ones) has no key.
+  // The median of the starts' figures; a mode without a start (here direct mode) has no key.
   expect(report.metrics.exchange_gateway_cold_broker_cpu_ms_c32).toBe(4.6);
-  expect(report.metrics).not.toHaveProperty('exchange_pair_cold_broker_cpu_ms_c32');
+  expect(report.metrics).not.toHaveProperty('exchange_direct_cold_broker_cpu_ms_c32');
   expect(renderMarkdown(report)).toContain(
-    "Measured after each broker's warm-up (a fresh broker's first exchanges at concurrency 32, finding 27), whose broker CPU per grant was: gateway 4.6 ms (3 starts).",
+    "Measured after each broker's warm-up (a fresh broker's first exchanges at concurrency 32, finding 27), whose broker CPU per grant was: gateway mode 4.6 ms (3 starts).",
   );
   const without = buildReport(
     loadSettings({ BENCH_QUICK: '1' }),

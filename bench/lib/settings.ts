@@ -125,7 +125,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): BenchSetting
     c1Count: int('BENCH_C1_N', quick ? 10 : 50),
     concurrentCount: int('BENCH_CONCURRENT_N', quick ? 48 : 192),
     warmupCount: int('BENCH_WARMUP_N', quick ? 64 : 768),
-    writeSetConcurrentCount: int('BENCH_WRITE_SET_N', quick ? 64 : 768),
+    writeSetConcurrentCount: int('BENCH_WRITE_SET_N', quick ? 128 : 768),
     verifyCount: int('BENCH_VERIFY_N', quick ? 300 : 1500),
     coldJwksReps: int('BENCH_COLD_REPS', quick ? 1 : 3),
     revokeReps: int('BENCH_REVOKE_REPS', quick ? 1 : 3),

@@ -4,11 +4,14 @@ import {
   WRITE_SETS,
   WRITE_SET_CONCURRENCIES,
   WRITE_SET_KINDS,
+  type BrokerMode,
   type WriteSet,
   type WriteSetResults,
 } from '../scenarios/write-sets.js';
 import type { ExchangeKind } from '../scenarios/exchange.js';
 import { median, round } from './stats.js';
+
+const BROKER_MODES: BrokerMode[] = ['direct', 'gateway'];
 
 const WRITE_SET_LABEL: Record<WriteSet, string> = {
   pair: 'direct, self-revoke pair',
@@ -38,9 +41,9 @@ export function writeSetMetrics(r: WriteSetResults, set: (k: string, v: number |
         if (kind === 'broker') set(`${prefix}_broker_cpu_ms_c${c}`, s.brokerCpuMs);
       }
     }
-  for (const w of WRITE_SETS) {
-    const cold = r.coldStarts?.[w];
-    if (cold?.length) set(`exchange_${w}_cold_broker_cpu_ms_c32`, median(cold.map((x) => x.brokerCpuMs)));
+  for (const mode of BROKER_MODES) {
+    const cold = r.coldStarts?.[mode];
+    if (cold?.length) set(`exchange_${mode}_cold_broker_cpu_ms_c32`, median(cold.map((x) => x.brokerCpuMs)));
   }
 }
 
@@ -68,11 +71,11 @@ export function writeSetMarkdown(r: WriteSetResults): string[] {
           `| ${WRITE_SET_LABEL[w]} | ${c} | ${KIND_LABEL[kind]} | ${f(s.p50)} | ${f(s.throughput)} | ${f(s.apiServerCpuMs)} | ${broker ? f(s.brokerCpuMs) : ''} | ${broker ? f(r.throughputRatioFloor[w][c]) : ''} | ${broker ? f(r.throughputRatioBare[w][c]) : ''} |`,
         );
       }
-  const cold = WRITE_SETS.flatMap((w) => {
-    const runs = r.coldStarts?.[w];
+  const cold = BROKER_MODES.flatMap((mode) => {
+    const runs = r.coldStarts?.[mode];
     if (!runs?.length) return [];
     const cpu = median(runs.map((x) => x.brokerCpuMs));
-    return [`${WRITE_SET_LABEL[w]} ${f(cpu)} ms (${runs.length} start${runs.length === 1 ? '' : 's'})`];
+    return [`${mode} mode ${f(cpu)} ms (${runs.length} start${runs.length === 1 ? '' : 's'})`];
   });
   if (cold.length > 0)
     lines.push(

@@ -8,7 +8,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -79,10 +79,12 @@ function answerWith(code: number, body: string): void {
   };
 }
 
-function tokenKubeConfig(): KubeConfig {
+function tokenKubeConfig(serverPort = port): KubeConfig {
   const kc = new KubeConfig();
   kc.loadFromOptions({
-    clusters: [{ name: 'c', server: `https://127.0.0.1:${port}`, caData: certs.a.ca.toString('base64') }],
+    clusters: [
+      { name: 'c', server: `https://127.0.0.1:${serverPort}`, caData: certs.a.ca.toString('base64') },
+    ],
     users: [{ name: 'u', token: 'not-a-real-token' }],
     contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
     currentContext: 'x',
@@ -216,11 +218,30 @@ describe('deadline', () => {
   });
 });
 
-describe('deadline, after the answer began', () => {
-  test('an answer whose body stops half-way fails at the deadline, and is not sent again', async () => {
-    let requests = 0;
+describe('deadline, before a connection and after the answer began', () => {
+  test('a call still waiting for its connection (a handshake that never ends) fails at its deadline', async () => {
+    // Accepts TCP connections and never answers the TLS handshake.
+    const held: Socket[] = [];
+    const silent = createTcpServer((socket) => held.push(socket));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    try {
+      const started = Date.now();
+      const err = await leanClient(tokenKubeConfig((silent.address() as AddressInfo).port), 300)
+        .request('POST', '/api/v1/namespaces/a/serviceaccounts', { metadata: { name: 'g-1' } })
+        .catch((e: unknown) => e);
+      const elapsed = Date.now() - started;
+      expect(err).toBeInstanceOf(KubeCallTimeoutError);
+      expect(elapsed).toBeGreaterThanOrEqual(290);
+      // At its deadline, not at undici's connect timeout (10 s).
+      expect(elapsed).toBeLessThan(5_000);
+    } finally {
+      for (const s of held) s.destroy();
+      await new Promise((r) => silent.close(r));
+    }
+  });
+
+  test('an answer whose body stops half-way fails at the deadline', async () => {
     handle = (_req, _body, res) => {
-      requests += 1;
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
       res.write('{"metadata":'); // and nothing more
     };
@@ -230,7 +251,21 @@ describe('deadline, after the answer began', () => {
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(KubeCallTimeoutError);
     expect(Date.now() - started).toBeGreaterThanOrEqual(290);
-    // A GET may be sent again when its connection failed before any answer, not after one began.
+  });
+
+  test('a GET whose connection fails after its answer began is not sent again', async () => {
+    let requests = 0;
+    handle = (_req, _body, res) => {
+      requests += 1;
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
+      res.write('{"metadata":', () => res.socket?.destroy());
+    };
+    const err = await leanClient(tokenKubeConfig())
+      .request('GET', '/api/v1/namespaces/a/serviceaccounts/g-1')
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect(err).not.toBeInstanceOf(KubeCallTimeoutError);
+    // Sent again only when its connection failed before any answer: this one had begun.
     expect(requests).toBe(1);
   });
 });

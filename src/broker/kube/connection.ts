@@ -352,14 +352,21 @@ export class KubeConnection {
     return new Promise((resolve, reject) => {
       const chunks: Buffer[] = [];
       let answered: Omit<Answer, 'text'> | undefined;
+      let settled = false;
       const fail = (err: unknown) => {
+        if (settled) return;
+        settled = true;
         deadline.onExpiry = undefined;
         reject(this.failure(what, err, deadline.expired, answered === undefined));
       };
       if (deadline.expired) return fail(new Error('the deadline passed before the call was sent'));
+      // Until undici starts writing it, a call still waits for a connection (a slow handshake): it
+      // fails at its deadline all the same, and onRequestStart then keeps it from being sent.
+      deadline.onExpiry = () => fail(new Error('no connection to the API server before the deadline'));
       try {
         dispatcher.dispatch(options, {
           onRequestStart: (controller) => {
+            if (deadline.expired) return controller.abort(new Error('deadline'));
             deadline.onExpiry = () => controller.abort(new Error('deadline'));
           },
           onResponseStart: (_controller, status, headers) => {
@@ -369,6 +376,8 @@ export class KubeConnection {
             chunks.push(chunk);
           },
           onResponseEnd: () => {
+            if (settled) return;
+            settled = true;
             deadline.onExpiry = undefined;
             resolve({ ...answered!, text: Buffer.concat(chunks).toString('utf8') });
           },
