@@ -4,14 +4,13 @@ import {
   WRITE_SETS,
   WRITE_SET_CONCURRENCIES,
   WRITE_SET_KINDS,
+  BROKER_MODES,
   type BrokerMode,
   type WriteSet,
   type WriteSetResults,
 } from '../scenarios/write-sets.js';
 import type { ExchangeKind } from '../scenarios/exchange.js';
 import { median, round } from './stats.js';
-
-const BROKER_MODES: BrokerMode[] = ['direct', 'gateway'];
 
 const WRITE_SET_LABEL: Record<WriteSet, string> = {
   pair: 'direct, self-revoke pair',
@@ -41,10 +40,13 @@ export function writeSetMetrics(r: WriteSetResults, set: (k: string, v: number |
         if (kind === 'broker') set(`${prefix}_broker_cpu_ms_c${c}`, s.brokerCpuMs);
       }
     }
-  for (const mode of BROKER_MODES) {
-    const cold = r.coldStarts?.[mode];
-    if (cold?.length) set(`exchange_${mode}_cold_broker_cpu_ms_c32`, median(cold.map((x) => x.brokerCpuMs)));
-  }
+  for (const mode of BROKER_MODES) set(`exchange_${mode}_cold_broker_cpu_ms_c32`, coldStartCpuMs(r, mode));
+}
+
+/** The median over a broker mode's starts of its warm-up's CPU per grant; undefined if none started. */
+function coldStartCpuMs(r: WriteSetResults, mode: BrokerMode): number | undefined {
+  const runs = r.coldStarts?.[mode];
+  return runs?.length ? median(runs.map((x) => x.brokerCpuMs)) : undefined;
 }
 
 const f = (v: number | undefined): string =>
@@ -72,10 +74,9 @@ export function writeSetMarkdown(r: WriteSetResults): string[] {
         );
       }
   const cold = BROKER_MODES.flatMap((mode) => {
-    const runs = r.coldStarts?.[mode];
-    if (!runs?.length) return [];
-    const cpu = median(runs.map((x) => x.brokerCpuMs));
-    return [`${mode} mode ${f(cpu)} ms (${runs.length} start${runs.length === 1 ? '' : 's'})`];
+    const starts = r.coldStarts?.[mode]?.length ?? 0;
+    if (starts === 0) return [];
+    return [`${mode} mode ${f(coldStartCpuMs(r, mode))} ms (${starts} start${starts === 1 ? '' : 's'})`];
   });
   if (cold.length > 0)
     lines.push(

@@ -132,6 +132,8 @@ export function exchangeBatcher(ctx: BenchContext, bb: BenchBroker, ns: string, 
   };
 }
 
+const WARMUP_CONCURRENCY = 32;
+
 /**
  * Brings each kind to the state it serves in: a broker in service has answered thousands of
  * exchanges, a fresh one answers its first hundreds with its JIT still compiling (at concurrency 32
@@ -153,12 +155,20 @@ export async function warmUp(
     if (kind === 'broker') cold = await measuredBatch(ctx, bb, batch, kind, m.count, WARMUP_CONCURRENCY);
     else await batch(kind, m.count, WARMUP_CONCURRENCY);
   }
-  await ctx.clearGrants(m.namespace);
-  await waitForQuiet(ctx.apiServerPid);
-  await waitForQuiet(bb.pid);
+  await clearAndSettle(ctx, bb, m.namespace);
   return cold;
 }
-const WARMUP_CONCURRENCY = 32;
+
+/**
+ * Deletes the namespace's grants and waits until the API server and the broker are quiet: the
+ * deletions go on after the clearing returns (the garbage collector at the API server, a gateway's
+ * watch events at the broker), and the next batch must not pay for them.
+ */
+export async function clearAndSettle(ctx: BenchContext, bb: BenchBroker, namespace: string): Promise<void> {
+  await ctx.clearGrants(namespace);
+  await waitForQuiet(ctx.apiServerPid);
+  await waitForQuiet(bb.pid);
+}
 
 /** One measured batch: its latency summary, throughput and CPU per grant. */
 export async function measuredBatch(

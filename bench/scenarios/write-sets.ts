@@ -19,9 +19,9 @@ import { repoRoot } from '../../test/support/repo-root.js';
 import type { BenchBroker, BenchContext, Scenario } from '../lib/context.js';
 import { WRITE_SETS, type BenchSettings, type WriteSet } from '../lib/settings.js';
 import { median } from '../lib/stats.js';
-import { waitForQuiet } from '../lib/control-plane-cpu.js';
 import {
   describeRun,
+  clearAndSettle,
   exchangeBatcher,
   measuredBatch,
   medianRun,
@@ -31,8 +31,10 @@ import {
 } from './exchange.js';
 
 export { WRITE_SETS, type WriteSet } from '../lib/settings.js';
-export type BrokerMode = 'direct' | 'gateway';
-export const brokerModeOf = (w: WriteSet): BrokerMode => (w === 'gateway' ? 'gateway' : 'direct');
+/** The brokers the write sets run on: one direct-mode broker for both direct sets, and the gateway's. */
+export const BROKER_MODES = ['direct', 'gateway'] as const;
+export type BrokerMode = (typeof BROKER_MODES)[number];
+const brokerModeOf = (w: WriteSet): BrokerMode => (w === 'gateway' ? 'gateway' : 'direct');
 export const WRITE_SET_CONCURRENCIES = [1, 32];
 /** What runs per write set and concurrency: the broker, its floor, and the bare minimum. */
 export const WRITE_SET_KINDS: Record<WriteSet, ExchangeKind[]> = {
@@ -146,13 +148,7 @@ async function runWriteSet(
       log(`  ${w.padEnd(7)} warm-up ${describeRun('broker', coldStart)} (its first exchanges after start)`);
     }
   }
-  // The deletions of a clearing go on after it returns (the garbage collector at the API server, the
-  // gateway's watch events at the broker): the next batch starts once both are quiet.
-  const clear = async () => {
-    await ctx.clearGrants(ns);
-    await waitForQuiet(ctx.apiServerPid);
-    await waitForQuiet(bb.pid);
-  };
+  const clear = () => clearAndSettle(ctx, bb, ns);
   for (const c of WRITE_SET_CONCURRENCIES) {
     const count = c === 1 ? settings.c1Count : Math.max(settings.writeSetConcurrentCount, 4 * c);
     // Warm-up at this concurrency: connections on both sides, and (shared) the Role the broker
