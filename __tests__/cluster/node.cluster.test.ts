@@ -15,6 +15,7 @@ import {
   testContainer,
   TEST_IMAGE,
   waitPodsReady,
+  waitRoutedTo,
 } from '../../test/support/node.js';
 
 let ns: { name: string; remove: () => Promise<void> };
@@ -107,6 +108,8 @@ describeOnNode('the node', () => {
 
   test('a NodePort Service reaches the pod from this machine; a ClusterIP reaches it from another pod', async () => {
     const server = podOf(app);
+    const podIP = kubectlAdmin(['-n', ns.name, 'get', 'pod', server, '-o', 'jsonpath={.status.podIP}']);
+    await waitRoutedTo(ns.name, app, [podIP]);
     const fromHost = await viaNode('/whoami');
     expect(fromHost.status).toBe(200);
     expect(JSON.parse(fromHost.body)).toMatchObject({ hostname: server, uid: 65532 });

@@ -1,10 +1,10 @@
 // The test cluster's node: where it is, its local images, and pods from the test image.
 import { describe } from '@jest/globals';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import type { Server } from 'node:net';
 import { dirname, join } from 'node:path';
-import { adminKubeconfigPath, kubectl, waitFor } from './cluster.js';
+import { adminKubeconfigPath, kubectl, kubectlAdmin, waitFor } from './cluster.js';
 
 export interface NodeInfo {
   name: string;
@@ -170,6 +170,64 @@ export async function waitPodsReady(
     timeoutMs,
     500,
   );
+}
+
+/**
+ * The pod addresses kube-proxy's rules in the node's namespace send each port of a Service to, by
+ * port name ('' for an unnamed port): its KUBE-SVC chains' rules, whose comments name the endpoint
+ * ("<ns>/<service>:<port> -> <ip>:<port>", or "<ns>/<service> -> ..." for an unnamed port).
+ */
+export function routedEndpoints(ns: string, service: string): Map<string, Set<string>> {
+  const r = spawnSync('nsenter', [`--net=${nodeInfo().netns}`, 'iptables-save', '-t', 'nat'], {
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(`iptables-save in the node failed: ${r.stderr}`);
+  const byPort = new Map<string, Set<string>>();
+  const name = `${ns}/${service}`;
+  for (const line of r.stdout.split('\n')) {
+    const m = /^-A KUBE-SV[CL]-\S+ .*--comment "?([^" ]+) -> ([\d.]+):\d+"?/.exec(line);
+    if (!m) continue;
+    const [target, ip] = [m[1]!, m[2]!];
+    if (target !== name && !target.startsWith(`${name}:`)) continue;
+    const port = target.slice(name.length + 1);
+    byPort.set(port, (byPort.get(port) ?? new Set()).add(ip));
+  }
+  return byPort;
+}
+
+/**
+ * Until kube-proxy routes every port of a Service to exactly these pod addresses. Why: a pod is Ready
+ * before kube-proxy has seen its endpoint (the EndpointSlice, then kube-proxy's next sync); until it
+ * has, a NodePort refuses connections and a ClusterIP drops them, and an old pod in its preStop sleep
+ * may still answer. A loaded machine makes that window seconds long. Logs how long it waited.
+ */
+export async function waitRoutedTo(ns: string, service: string, podIPs: string[]): Promise<void> {
+  const want = JSON.stringify([...podIPs].sort());
+  const spec = JSON.parse(kubectlAdmin(['-n', ns, 'get', 'svc', service, '-o', 'json'])) as {
+    spec: { ports: { name?: string }[] };
+  };
+  const ports = spec.spec.ports.map((p) => p.name ?? '');
+  const describe = (routes: Map<string, Set<string>>) =>
+    JSON.stringify(Object.fromEntries([...routes].map(([p, ips]) => [p, [...ips].sort()])));
+  const started = Date.now();
+  let first: string | undefined;
+  await waitFor(
+    `kube-proxy to route ${ns}/${service} to ${want} only`,
+    () => {
+      const routes = routedEndpoints(ns, service);
+      const done = ports.every((p) => JSON.stringify([...(routes.get(p) ?? [])].sort()) === want);
+      first ??= done ? '' : describe(routes);
+      return done ? true : undefined;
+    },
+    60_000,
+    250,
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}; routes: ${describe(routedEndpoints(ns, service))}`);
+  });
+  if (first)
+    console.log(
+      `kube-proxy routed ${ns}/${service} as ${first} when asked; ${Date.now() - started} ms later only to ${want}`,
+    );
 }
 
 interface PodStatus {

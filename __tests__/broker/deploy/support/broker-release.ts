@@ -14,7 +14,7 @@ import {
 } from '../../../../test/support/cluster.js';
 import { lockCluster } from '../../../../test/support/broker-install-lock.js';
 import { helm } from '../../../../test/support/helm.js';
-import { listenInNode, nodeInfo } from '../../../../test/support/node.js';
+import { listenInNode, nodeInfo, waitRoutedTo } from '../../../../test/support/node.js';
 import { brokerRequest } from '../../../../test/support/broker-request.js';
 import { buildImage, type BuildReport } from '../../../../test/support/oci-image.js';
 import { startOidcIssuer, type OidcIssuer } from '../../../../test/support/oidc-issuer.js';
@@ -182,62 +182,6 @@ export function podDiagnostics(ns: string): string {
   return out.join('\n').slice(-4000);
 }
 
-/**
- * The pod addresses kube-proxy's rules in the node's namespace send each port of a Service to (its
- * KUBE-SVC chains' rules, whose comments name the endpoint: "<ns>/<service>:<port> -> <ip>:<port>").
- */
-export function routedEndpoints(ns: string, service: string): Map<string, Set<string>> {
-  const r = spawnSync('nsenter', [`--net=${nodeInfo().netns}`, 'iptables-save', '-t', 'nat'], {
-    encoding: 'utf8',
-  });
-  if (r.status !== 0) throw new Error(`iptables-save in the node failed: ${r.stderr}`);
-  const byPort = new Map<string, Set<string>>();
-  const prefix = `${ns}/${service}:`;
-  for (const line of r.stdout.split('\n')) {
-    const m = /^-A KUBE-SV[CL]-\S+ .*--comment "?([^" ]+) -> ([\d.]+):\d+"?/.exec(line);
-    if (!m || !m[1]!.startsWith(prefix)) continue;
-    const port = m[1]!.slice(prefix.length);
-    byPort.set(port, (byPort.get(port) ?? new Set()).add(m[2]!));
-  }
-  return byPort;
-}
-
-/**
- * Until kube-proxy routes every port of the broker's Service to exactly these pods. Why: a rollout is
- * complete (and the old pods terminating) before kube-proxy has seen the new endpoints; until it
- * has, a new connection may still reach an old pod in its preStop sleep, which answers with the old
- * config. A loaded machine makes that window seconds long.
- */
-async function waitRoutedTo(ns: string, pods: Pod[]): Promise<void> {
-  const want = pods.map((p) => p.status.podIP).sort();
-  const ports = kubectlAdmin(['-n', ns, 'get', 'svc', SERVICE, '-o', 'jsonpath={.spec.ports[*].name}'])
-    .split(' ')
-    .filter(Boolean);
-  const describe = (routes: Map<string, Set<string>>) =>
-    JSON.stringify(Object.fromEntries([...routes].map(([p, ips]) => [p, [...ips].sort()])));
-  const started = Date.now();
-  let first: string | undefined;
-  await waitFor(
-    `kube-proxy to route ${ports.join(', ')} to ${want.join(', ')} only`,
-    () => {
-      const routes = routedEndpoints(ns, SERVICE);
-      const done = ports.every(
-        (p) => JSON.stringify([...(routes.get(p) ?? [])].sort()) === JSON.stringify(want),
-      );
-      first ??= done ? '' : describe(routes);
-      return done ? true : undefined;
-    },
-    60_000,
-    250,
-  ).catch((err: Error) => {
-    throw new Error(`${err.message}; routes: ${describe(routedEndpoints(ns, SERVICE))}`);
-  });
-  if (first)
-    console.log(
-      `kube-proxy routed ${first} when the pods were Ready; ${Date.now() - started} ms later only to ${want.join(', ')}`,
-    );
-}
-
 interface DeploymentStatus {
   metadata: { generation: number };
   spec: { replicas: number };
@@ -288,7 +232,11 @@ export async function waitRolledOut(ns: string, count: number, timeoutMs = 150_0
   ).catch((err: Error) => {
     throw new Error(`${err.message}\n${podDiagnostics(ns)}`);
   });
-  await waitRoutedTo(ns, pods);
+  await waitRoutedTo(
+    ns,
+    SERVICE,
+    pods.map((p) => p.status.podIP ?? ''),
+  );
   return pods;
 }
 
