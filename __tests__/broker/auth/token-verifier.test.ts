@@ -1,7 +1,16 @@
 // The token verifier against a real local OIDC issuer (discovery + JWKS over HTTP): every refusal
 // reason, the JWKS cache under key rotation and outage, and single use. The clock is injected.
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from '@jest/globals';
-import { createHmac, createPublicKey, randomUUID, webcrypto, type JsonWebKey } from 'node:crypto';
+import {
+  createHmac,
+  createPublicKey,
+  generateKeyPairSync,
+  randomUUID,
+  sign,
+  webcrypto,
+  type JsonWebKey,
+  type KeyObject,
+} from 'node:crypto';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { startOidcIssuer, type OidcIssuer } from '../../../test/support/oidc-issuer.js';
 import { createTokenVerifier, type TokenVerifierOptions } from '../../../src/broker/auth/token-verifier.js';
@@ -180,6 +189,59 @@ describe('signature and algorithm', () => {
       .setProtectedHeader({ alg: 'RS256', kid: issuer.kid, typ: 'JWT' })
       .sign(attacker.privateKey);
     expect(await refusal(verifier(), jwt)).toEqual({ code: 'ERR_UNAUTHENTICATED', reason: 'jwt_signature' });
+  });
+});
+
+describe("the issuer's RSA key and the signature's encoding", () => {
+  const rsa = (modulusLength: number) => generateKeyPairSync('rsa', { modulusLength });
+
+  /** A verifier to which the issuer's JWKS holds `publicKey` under the issuer's kid, instead of its own. */
+  function verifierTrusting(publicKey: KeyObject): TokenVerifier {
+    const jwk = { ...publicKey.export({ format: 'jwk' }), kid: issuer.kid, alg: 'RS256', use: 'sig' };
+    const { fetch } = rewritingFetch((_url, body) => ('keys' in body ? { keys: [jwk] } : body));
+    return verifier({ fetchImpl: fetch });
+  }
+
+  /** A token of the issuer signed with node:crypto by `privateKey`. */
+  function signedBy(privateKey: KeyObject): string {
+    const input = `${b64({ alg: 'RS256', kid: issuer.kid, typ: 'JWT' })}.${b64(payload())}`;
+    return `${input}.${sign('sha256', Buffer.from(input), privateKey).toString('base64url')}`;
+  }
+
+  test('an RSA key of 1024 bits is refused, though the signature by it is valid; 3072 bits verify', async () => {
+    const weak = rsa(1024);
+    expect(await refusal(verifierTrusting(weak.publicKey), signedBy(weak.privateKey))).toEqual({
+      code: 'ERR_UNAUTHENTICATED',
+      reason: 'jwt_header',
+    });
+    const strong = rsa(3072);
+    await expect(
+      verifierTrusting(strong.publicKey).verify(signedBy(strong.privateKey)),
+    ).resolves.toBeDefined();
+  });
+
+  test('a signature with a dangling last character is malformed, though Node decodes it to the valid bytes', async () => {
+    // 384 bytes are 512 base64url characters: one more is a fifth of a quad, which Node drops.
+    const key = rsa(3072);
+    const jwt = signedBy(key.privateKey);
+    const signature = jwt.slice(jwt.lastIndexOf('.') + 1);
+    expect(Buffer.from(`${signature}A`, 'base64url')).toEqual(Buffer.from(signature, 'base64url'));
+    const v = verifierTrusting(key.publicKey);
+    expect(await refusal(v, `${jwt}A`)).toEqual({ code: 'ERR_BAD_REQUEST', reason: 'jwt_malformed' });
+    await expect(v.verify(jwt)).resolves.toBeDefined();
+  });
+
+  test('an empty or truncated signature fails the signature check', async () => {
+    const jwt = await issuer.sign();
+    const unsigned = jwt.slice(0, jwt.lastIndexOf('.') + 1);
+    expect(await refusal(verifier(), unsigned)).toEqual({
+      code: 'ERR_UNAUTHENTICATED',
+      reason: 'jwt_signature',
+    });
+    expect(await refusal(verifier(), jwt.slice(0, -4))).toEqual({
+      code: 'ERR_UNAUTHENTICATED',
+      reason: 'jwt_signature',
+    });
   });
 });
 

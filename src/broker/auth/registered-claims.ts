@@ -5,9 +5,8 @@
 // The verifier checks these itself, on the payload its pre-check decoded, rather than through
 // jose's jwtVerify, which would decode and parse that same segment a second time for checks the
 // broker needs stricter anyway (docs/benchmarks.md, finding 6).
-// That payload is what was signed: jose's compactVerify checks the signature over the very text it
-// was decoded from, and decodes that text itself; a segment its decoder refuses fails there, and one
-// both decoders accept gives the same bytes.
+// That payload is what was signed: the verifier checks the signature (rs256.ts) over the very text
+// the payload was decoded from.
 import type { Reason } from '../../shared/contract.js';
 import { BrokerError } from '../../shared/errors.js';
 

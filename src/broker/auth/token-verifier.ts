@@ -1,9 +1,10 @@
 // Verifies a GitHub Actions OIDC token: the first step of every exchange and revocation.
-// jose does the cryptography; this module decides what is acceptable: RS256 only, keys only from
+// jose imports the issuer's keys and node:crypto checks the signature (rs256.ts); this module
+// decides what is acceptable: RS256 only, keys only from
 // the configured issuer's JWKS (never from the token: jku/x5u/jwk/x5c are refused), no crit or b64,
 // exact iss, our audience, bounded clock leeway, a bounded lifetime, the GitHub claims with the
 // right types, and every token used once.
-import { compactVerify, type FlattenedJWSInput, type JWSHeaderParameters } from 'jose';
+import type { CryptoKey } from 'jose';
 import type { Reason } from '../../shared/contract.js';
 import { BrokerError } from '../../shared/errors.js';
 import type { TokenVerifier, VerifiedClaims } from '../types.js';
@@ -14,6 +15,7 @@ import { toBrokerError } from './jose-errors.js';
 import { checkRegisteredClaims } from './registered-claims.js';
 import { COMPACT_JWS, decodeJwtSegment } from '../unverified-jwt.js';
 import { createReplayCache, type ReplayCache } from './replay-cache.js';
+import { hasValidRs256Signature } from './rs256.js';
 
 export type { IssuerConfig } from './issuer-url.js';
 
@@ -100,13 +102,17 @@ function precheck(jwt: string, keysByIssuer: Map<string, IssuerKeys>): Prechecke
   let payload: Record<string, unknown>;
   try {
     const [h, p] = jwt.split('.');
-    header = decodeJwtSegment(h!); // only to route and pre-screen: compactVerify parses it again
+    header = decodeJwtSegment(h!);
     payload = decodeJwtSegment(p!); // what is signed: checked once the signature is verified
   } catch (err) {
     throw new BrokerError('ERR_BAD_REQUEST', 'jwt_malformed', 'header or payload is not base64url JSON', {
       cause: err,
     });
   }
+  // One base64url character cannot end a byte: Node's decoder would drop it, giving a signed token
+  // a second spelling whose signature still verifies (rs256.ts).
+  if ((jwt.length - jwt.lastIndexOf('.') - 1) % 4 === 1)
+    throw new BrokerError('ERR_BAD_REQUEST', 'jwt_malformed', 'signature is not base64url');
   // alg first: "none" and HS256 (an HMAC keyed with our public key) die here, before any key use.
   if (header.alg !== 'RS256')
     throw unauthenticated('jwt_alg', `alg ${JSON.stringify(header.alg)} is not allowed`);
@@ -145,16 +151,18 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   return {
     async verify(jwt) {
       const { issuer, keys, header, payload } = precheck(jwt, keysByIssuer);
-      try {
-        // The key itself when it is ready (the usual case): jose then skips a resolver call and its
-        // await; compactVerify checks the header's alg against `algorithms` either way.
-        const key =
-          keys.readyKey(header) ??
-          ((h: JWSHeaderParameters, token: FlattenedJWSInput) => keys.getKey(h, token));
-        await compactVerify(jwt, key, { algorithms: ['RS256'] });
-      } catch (err) {
-        throw toBrokerError(err);
+      // The key itself when it is ready (the usual case), without an await.
+      let key: CryptoKey | undefined = keys.readyKey(header);
+      if (!key) {
+        const [protectedHeader, encodedPayload, signature] = jwt.split('.') as [string, string, string];
+        try {
+          key = await keys.getKey(header, { protected: protectedHeader, payload: encodedPayload, signature });
+        } catch (err) {
+          throw toBrokerError(err);
+        }
       }
+      if (!hasValidRs256Signature(jwt, key))
+        throw unauthenticated('jwt_signature', 'signature verification failed');
       // The clock is read once the signature is checked: a token is judged when it is accepted,
       // even after a JWKS fetch on the way, and so its replay entry is not written already expired.
       const nowSeconds = Math.floor(now() / 1000);

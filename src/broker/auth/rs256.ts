@@ -1,0 +1,52 @@
+// The RS256 signature of a compact JWS (RFC 7515 §5.2: RSASSA-PKCS1-v1_5 with SHA-256 over the
+// ASCII text "<header>.<payload>"), checked with node:crypto's one-shot verify: OpenSSL, on the
+// calling thread. jose's compactVerify checks it through WebCrypto, which hands every check to
+// libuv's thread pool and its result back to the event loop; on two cores shared with the API
+// server that hand-off cost the broker more CPU than the check itself (docs/benchmarks.md,
+// finding 28). The key still comes from jose: the issuer's JWKS, imported for the header's alg.
+import { KeyObject, verify, type webcrypto } from 'node:crypto';
+import type { CryptoKey } from 'jose';
+import { BrokerError } from '../../shared/errors.js';
+
+/** RFC 7518 §3.3: RSA keys for RS256 are at least 2048 bits (jose refuses smaller ones too). */
+export const MIN_RSA_MODULUS_BITS = 2048;
+
+/** The KeyObject of each CryptoKey already used: converting one costs more than a check. */
+const keyObjects = new WeakMap<CryptoKey, KeyObject>();
+
+/** An RSA public key of at least MIN_RSA_MODULUS_BITS, imported for RSASSA-PKCS1-v1_5 with SHA-256. */
+function rs256KeyOf(key: CryptoKey): KeyObject {
+  const known = keyObjects.get(key);
+  if (known) return known;
+  const algorithm = key.algorithm as Partial<webcrypto.RsaHashedKeyAlgorithm>;
+  const usable =
+    key.usages.includes('verify') &&
+    algorithm.name === 'RSASSA-PKCS1-v1_5' &&
+    algorithm.hash?.name === 'SHA-256' &&
+    (algorithm.modulusLength ?? 0) >= MIN_RSA_MODULUS_BITS;
+  if (!usable)
+    throw new BrokerError(
+      'ERR_UNAUTHENTICATED',
+      'jwt_header',
+      `the issuer's key for this kid is not an RS256 verification key of at least ${MIN_RSA_MODULUS_BITS} bits`,
+    );
+  const keyObject = KeyObject.from(key as webcrypto.CryptoKey);
+  keyObjects.set(key, keyObject);
+  return keyObject;
+}
+
+/**
+ * Whether the compact JWS `jwt` carries a valid RS256 signature by `key` over its first two
+ * segments. The caller has checked its shape: three base64url segments (COMPACT_JWS), and a
+ * signature segment without a dangling last character, which Node's decoder would drop.
+ */
+export function hasValidRs256Signature(jwt: string, key: CryptoKey): boolean {
+  const keyObject = rs256KeyOf(key);
+  const dot = jwt.lastIndexOf('.');
+  return verify(
+    'sha256',
+    Buffer.from(jwt.slice(0, dot), 'latin1'),
+    keyObject,
+    Buffer.from(jwt.slice(dot + 1), 'base64url'),
+  );
+}
