@@ -1,7 +1,7 @@
 // Reading what a JWT says before anyone verified it: only to pick the check to run (whose issuer's
 // keys, which grant) and to refuse early what could never pass it, or the credential id of a token
 // the API server has just issued to the broker (audit.ts). Nothing here authenticates anyone; every
-// other caller verifies the token afterwards (jose, or the API server's TokenReview).
+// other caller verifies the token afterwards (auth/token-verifier.ts, or the API server's TokenReview).
 //
 // Node's base64url decoder, not jose's decodeJwt, which took ~10 µs of the verifier's ~16 µs of
 // pre-checks per token and most of the gateway's 7 µs unverified read per call (docs/benchmarks.md,

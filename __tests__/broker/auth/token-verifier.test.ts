@@ -208,11 +208,11 @@ describe("the issuer's RSA key and the signature's encoding", () => {
     return `${input}.${sign('sha256', Buffer.from(input), privateKey).toString('base64url')}`;
   }
 
-  test('an RSA key of 1024 bits is refused, though the signature by it is valid; 3072 bits verify', async () => {
+  test("an issuer's RSA key of 1024 bits is not used (its key set is unusable), though the signature by it is valid; 3072 bits verify", async () => {
     const weak = rsa(1024);
     expect(await refusal(verifierTrusting(weak.publicKey), signedBy(weak.privateKey))).toEqual({
-      code: 'ERR_UNAUTHENTICATED',
-      reason: 'jwt_header',
+      code: 'ERR_UNAVAILABLE',
+      reason: 'jwks_unavailable',
     });
     const strong = rsa(3072);
     await expect(

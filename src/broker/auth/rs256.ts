@@ -24,10 +24,11 @@ function rs256KeyOf(key: CryptoKey): KeyObject {
     algorithm.name === 'RSASSA-PKCS1-v1_5' &&
     algorithm.hash?.name === 'SHA-256' &&
     (algorithm.modulusLength ?? 0) >= MIN_RSA_MODULUS_BITS;
+  // The issuer's key set is at fault, not the token: what a JWKS that cannot be used gets (503).
   if (!usable)
     throw new BrokerError(
-      'ERR_UNAUTHENTICATED',
-      'jwt_header',
+      'ERR_UNAVAILABLE',
+      'jwks_unavailable',
       `the issuer's key for this kid is not an RS256 verification key of at least ${MIN_RSA_MODULUS_BITS} bits`,
     );
   const keyObject = KeyObject.from(key as webcrypto.CryptoKey);
@@ -36,17 +37,24 @@ function rs256KeyOf(key: CryptoKey): KeyObject {
 }
 
 /**
- * Whether the compact JWS `jwt` carries a valid RS256 signature by `key` over its first two
- * segments. The caller has checked its shape: three base64url segments (COMPACT_JWS), and a
- * signature segment without a dangling last character, which Node's decoder would drop.
+ * Whether the compact JWS `jwt` (three base64url segments: COMPACT_JWS) carries a valid RS256
+ * signature by `key` over its first two segments. Not valid: a signature segment with a dangling
+ * last character, which Node's decoder would drop (a second spelling of a signed token; the
+ * verifier's pre-check refuses it first, as malformed), and anything OpenSSL throws on.
  */
 export function hasValidRs256Signature(jwt: string, key: CryptoKey): boolean {
   const keyObject = rs256KeyOf(key);
   const dot = jwt.lastIndexOf('.');
-  return verify(
-    'sha256',
-    Buffer.from(jwt.slice(0, dot), 'latin1'),
-    keyObject,
-    Buffer.from(jwt.slice(dot + 1), 'base64url'),
-  );
+  const signature = jwt.slice(dot + 1);
+  if (signature.length % 4 === 1) return false;
+  try {
+    return verify(
+      'sha256',
+      Buffer.from(jwt.slice(0, dot), 'latin1'),
+      keyObject,
+      Buffer.from(signature, 'base64url'),
+    );
+  } catch {
+    return false;
+  }
 }
