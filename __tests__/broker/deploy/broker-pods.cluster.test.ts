@@ -532,30 +532,33 @@ describeOnNode('the broker installed by Helm on the real node', () => {
     const before = new Set(managedObjects([jobNs.name]));
     const [victim] = brokerPods(brokerNs.name);
     const containerId = victim!.status.containerStatuses![0]!.containerID!.replace('containerd://', '');
-    // 24 exchanges, one every 50 ms; the container is killed once 4 have been answered and one is in
-    // flight (on a quiet machine an exchange takes a fraction of the 50 ms, so waiting for one in
-    // flight is what makes the kill land in the middle), and later ones reach it while kube-proxy
-    // still lists it.
+    // 24 exchanges, one every 50 ms; the container is killed at the first moment when 4 have been
+    // answered and one is in flight: the next one sent after the fourth answer, or one still out at
+    // that answer. The kill runs before this process reads any answer that comes after it, so that
+    // exchange was sent before the kill and is answered (or fails) after it, however fast exchanges
+    // are; later ones reach the pod while kube-proxy still lists it. (Polling for one in flight
+    // missed them all once: on a quiet machine an exchange takes a fraction of the 50 ms.)
     let answered = 0;
     let inFlight = 0;
-    let fourAnswered!: () => void;
-    const fourth = new Promise<void>((r) => (fourAnswered = r));
-    let killedAt = Infinity;
+    let killed = false;
+    let killNow!: () => void;
+    const killTime = new Promise<void>((r) => (killNow = r));
     const burst = Array.from({ length: 24 }, async (_, i) => {
       await sleep(i * 50);
-      const sent = Date.now();
+      const sentBeforeKill = !killed;
       inFlight += 1;
-      const r = await exchange('deployer', 60).catch(
+      const pending = exchange('deployer', 60).catch(
         (err: Error) => ({ status: 0, body: { error: err.message } }) as Exchanged,
       );
+      if (answered >= 4) killNow();
+      const r = await pending;
       inFlight -= 1;
-      if ((answered += 1) === 4) fourAnswered();
-      return { ...r, spansKill: sent < killedAt && Date.now() > killedAt };
+      if ((answered += 1) >= 4 && inFlight > 0) killNow();
+      return { ...r, spansKill: sentBeforeKill && killed };
     });
-    await fourth;
-    while (inFlight === 0 && answered < 24) await sleep(1);
+    await killTime;
     const node = nodeInfo();
-    killedAt = Date.now();
+    killed = true;
     const kill = spawnSync(
       node.ctr,
       ['--address', node.containerdSocket, '-n', 'k8s.io', 'tasks', 'kill', '-s', 'SIGKILL', containerId],
