@@ -15,13 +15,20 @@ import { isUtf8 } from 'node:buffer';
 export const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
 /**
+ * Whether a segment of base64url characters ends in a dangling character: one character cannot end
+ * a byte, and Node's decoder drops it, so the segment would decode like a shorter one (a second
+ * spelling of the same bytes). A JWT decoder refuses it.
+ */
+export const hasDanglingBase64urlChar = (segment: string): boolean => segment.length % 4 === 1;
+
+/**
  * One base64url segment of a token that matched COMPACT_JWS, as a JSON object; throws when it is
  * not one. COMPACT_JWS allows only base64url characters; what Node's decoder would still let
- * through, a JWT decoder refuses here: a dangling last character (Node drops it) and bytes that are
- * not UTF-8 (Node turns them into U+FFFD).
+ * through, a JWT decoder refuses here: a dangling last character and bytes that are not UTF-8
+ * (Node turns them into U+FFFD).
  */
 export function decodeJwtSegment(segment: string): Record<string, unknown> {
-  if (segment.length % 4 === 1) throw new TypeError('not base64url');
+  if (hasDanglingBase64urlChar(segment)) throw new TypeError('not base64url');
   const bytes = Buffer.from(segment, 'base64url');
   if (!isUtf8(bytes)) throw new TypeError('not UTF-8');
   const value: unknown = JSON.parse(bytes.toString('utf8'));

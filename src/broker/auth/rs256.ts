@@ -7,6 +7,7 @@
 import { KeyObject, verify, type webcrypto } from 'node:crypto';
 import type { CryptoKey } from 'jose';
 import { BrokerError } from '../../shared/errors.js';
+import { hasDanglingBase64urlChar } from '../unverified-jwt.js';
 
 /** RFC 7518 §3.3: RSA keys for RS256 are at least 2048 bits (jose refuses smaller ones too). */
 export const MIN_RSA_MODULUS_BITS = 2048;
@@ -46,7 +47,7 @@ export function hasValidRs256Signature(jwt: string, key: CryptoKey): boolean {
   const keyObject = rs256KeyOf(key);
   const dot = jwt.lastIndexOf('.');
   const signature = jwt.slice(dot + 1);
-  if (signature.length % 4 === 1) return false;
+  if (hasDanglingBase64urlChar(signature)) return false;
   try {
     return verify(
       'sha256',

@@ -4,7 +4,7 @@
 // the configured issuer's JWKS (never from the token: jku/x5u/jwk/x5c are refused), no crit or b64,
 // exact iss, our audience, bounded clock leeway, a bounded lifetime, the GitHub claims with the
 // right types, and every token used once.
-import type { CryptoKey } from 'jose';
+import type { CryptoKey, FlattenedJWSInput } from 'jose';
 import type { Reason } from '../../shared/contract.js';
 import { BrokerError } from '../../shared/errors.js';
 import type { TokenVerifier, VerifiedClaims } from '../types.js';
@@ -13,7 +13,7 @@ import { createIssuerKeys, type IssuerKeys } from './issuer-keys.js';
 import { issuerUrlProblem, type IssuerConfig } from './issuer-url.js';
 import { toBrokerError } from './jose-errors.js';
 import { checkRegisteredClaims } from './registered-claims.js';
-import { COMPACT_JWS, decodeJwtSegment } from '../unverified-jwt.js';
+import { COMPACT_JWS, decodeJwtSegment, hasDanglingBase64urlChar } from '../unverified-jwt.js';
 import { createReplayCache, type ReplayCache } from './replay-cache.js';
 import { hasValidRs256Signature } from './rs256.js';
 
@@ -89,6 +89,8 @@ interface Prechecked {
   keys: IssuerKeys;
   header: Record<string, unknown>;
   payload: Record<string, unknown>;
+  /** The token's three segments, as jose's key lookup takes them. */
+  segments: FlattenedJWSInput;
 }
 
 /** Cheap structural checks, before any key is looked up or any network call is made. */
@@ -98,20 +100,19 @@ function precheck(jwt: string, keysByIssuer: Map<string, IssuerKeys>): Prechecke
   if (jwt.length > MAX_TOKEN_BYTES)
     throw new BrokerError('ERR_BAD_REQUEST', 'jwt_oversized', `token longer than ${MAX_TOKEN_BYTES} bytes`);
   if (!COMPACT_JWS.test(jwt)) throw new BrokerError('ERR_BAD_REQUEST', 'jwt_malformed', 'not a compact JWS');
+  const [h, p, signature] = jwt.split('.') as [string, string, string];
   let header: Record<string, unknown>;
   let payload: Record<string, unknown>;
   try {
-    const [h, p] = jwt.split('.');
-    header = decodeJwtSegment(h!);
-    payload = decodeJwtSegment(p!); // what is signed: checked once the signature is verified
+    header = decodeJwtSegment(h);
+    payload = decodeJwtSegment(p); // what is signed: checked once the signature is verified
   } catch (err) {
     throw new BrokerError('ERR_BAD_REQUEST', 'jwt_malformed', 'header or payload is not base64url JSON', {
       cause: err,
     });
   }
-  // One base64url character cannot end a byte: Node's decoder would drop it, giving a signed token
-  // a second spelling whose signature still verifies (rs256.ts).
-  if ((jwt.length - jwt.lastIndexOf('.') - 1) % 4 === 1)
+  // A signature with a dangling character would verify as if it were not there (rs256.ts).
+  if (hasDanglingBase64urlChar(signature))
     throw new BrokerError('ERR_BAD_REQUEST', 'jwt_malformed', 'signature is not base64url');
   // alg first: "none" and HS256 (an HMAC keyed with our public key) die here, before any key use.
   if (header.alg !== 'RS256')
@@ -137,7 +138,7 @@ function precheck(jwt: string, keysByIssuer: Map<string, IssuerKeys>): Prechecke
   const issuer = payload.iss;
   const keys = typeof issuer === 'string' ? keysByIssuer.get(issuer) : undefined;
   if (typeof issuer !== 'string' || !keys) throw unauthenticated('jwt_issuer', 'issuer is not trusted');
-  return { issuer, keys, header, payload };
+  return { issuer, keys, header, payload, segments: { protected: h, payload: p, signature } };
 }
 
 export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
@@ -150,13 +151,12 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
 
   return {
     async verify(jwt) {
-      const { issuer, keys, header, payload } = precheck(jwt, keysByIssuer);
+      const { issuer, keys, header, payload, segments } = precheck(jwt, keysByIssuer);
       // The key itself when it is ready (the usual case), without an await.
       let key: CryptoKey | undefined = keys.readyKey(header);
       if (!key) {
-        const [protectedHeader, encodedPayload, signature] = jwt.split('.') as [string, string, string];
         try {
-          key = await keys.getKey(header, { protected: protectedHeader, payload: encodedPayload, signature });
+          key = await keys.getKey(header, segments);
         } catch (err) {
           throw toBrokerError(err);
         }
