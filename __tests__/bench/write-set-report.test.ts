@@ -143,6 +143,14 @@ test('BENCH_WRITE_SETS picks the write sets, all three by default; an unknown on
   expect(() => loadSettings({ BENCH_GROWTH_LAYOUTS: 'one' })).toThrow(/BENCH_GROWTH_LAYOUTS/);
 });
 
+test('the exchange and write-set scenarios repeat 8 times in a full run; BENCH_REPS alone sets both counts', () => {
+  expect(loadSettings({})).toMatchObject({ reps: 3, ratioReps: 8 });
+  expect(loadSettings({ BENCH_QUICK: '1' })).toMatchObject({ reps: 1, ratioReps: 1 });
+  expect(loadSettings({ BENCH_REPS: '4' })).toMatchObject({ reps: 4, ratioReps: 4 });
+  expect(loadSettings({ BENCH_REPS: '2', BENCH_RATIO_REPS: '6' })).toMatchObject({ reps: 2, ratioReps: 6 });
+  expect(() => loadSettings({ BENCH_RATIO_REPS: '0' })).toThrow(/BENCH_RATIO_REPS/);
+});
+
 test('BENCH_ONLY names scenarios; a name that is none (an old one, a typo) is refused, not silently skipped', () => {
   expect([...(loadSettings({ BENCH_ONLY: 'writesets, growth' }).only ?? [])]).toEqual([
     'writesets',

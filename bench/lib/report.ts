@@ -277,7 +277,7 @@ export function renderMarkdown(report: Report): string {
   const { machine: mc, details: d } = report;
   const lines: string[] = [];
   lines.push(
-    `Run ${report.generatedAt} (${report.quick ? '**quick smoke run**, not representative' : 'full run'}, ${report.durationSeconds} s, commit ${mc.commit}) on ${mc.cpuModel}, ${mc.cores} cores, ${mc.memoryGiB} GiB, ${mc.os}, Node ${mc.node}, load average ${mc.loadAverageAtStart.toFixed(2)} at start. Headline figures are medians of ${report.settings.reps} repeated run(s).`,
+    `Run ${report.generatedAt} (${report.quick ? '**quick smoke run**, not representative' : 'full run'}, ${report.durationSeconds} s, commit ${mc.commit}) on ${mc.cpuModel}, ${mc.cores} cores, ${mc.memoryGiB} GiB, ${mc.os}, Node ${mc.node}, load average ${mc.loadAverageAtStart.toFixed(2)} at start. Headline figures are medians of ${report.settings.reps} repeated run(s), ${report.settings.ratioReps} in the exchange and write-set scenarios.`,
     '',
     noiseSentence(report.noise),
     '',

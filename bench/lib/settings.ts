@@ -5,6 +5,12 @@ export interface BenchSettings {
   quick: boolean;
   /** Repeated runs per measurement; headline figures are medians over these. */
   reps: number;
+  /**
+   * Repeated runs of the exchange and write-set scenarios (BENCH_RATIO_REPS; BENCH_REPS when only
+   * that is set): their concurrency-32 throughput ratios moved by about a fifth between quiet runs
+   * of 3 (docs/benchmarks.md, findings 26 and 28), so their medians take more.
+   */
+  ratioReps: number;
   concurrencies: number[];
   /** Exchanges per run at concurrency 1. */
   c1Count: number;
@@ -63,10 +69,13 @@ const intAtLeast = (name: string, raw: string, min = 1): number => {
   return n;
 };
 
-const int = (name: string, fallback: number, min = 1): number => {
-  const raw = process.env[name];
-  return raw === undefined || raw === '' ? fallback : intAtLeast(name, raw, min);
-};
+/** Reads counts from `env` (a test passes its own), each `fallback` when unset. */
+const intReader =
+  (env: NodeJS.ProcessEnv) =>
+  (name: string, fallback: number, min = 1): number => {
+    const raw = env[name];
+    return raw === undefined || raw === '' ? fallback : intAtLeast(name, raw, min);
+  };
 
 /** A comma list of counts (0 allowed), sorted ascending without repeats. */
 const sizes = (name: string, raw: string | undefined, fallback: number[]): number[] => {
@@ -112,10 +121,13 @@ function namesFrom<T extends string>(name: string, raw: string | undefined, allo
 
 export function loadSettings(env: NodeJS.ProcessEnv = process.env): BenchSettings {
   const quick = env.BENCH_QUICK === '1' || env.BENCH_QUICK === 'true';
+  const int = intReader(env);
   const only = env.BENCH_ONLY ? new Set(namesFrom('BENCH_ONLY', env.BENCH_ONLY, SCENARIOS)) : undefined;
+  const reps = int('BENCH_REPS', quick ? 1 : 3);
   return {
     quick,
-    reps: int('BENCH_REPS', quick ? 1 : 3),
+    reps,
+    ratioReps: int('BENCH_RATIO_REPS', quick || env.BENCH_REPS ? reps : 8),
     // E.g. BENCH_CONCURRENCIES=1,32 to iterate on the exchange's two headline figures.
     concurrencies: env.BENCH_CONCURRENCIES
       ? env.BENCH_CONCURRENCIES.split(',').map((c) => intAtLeast('BENCH_CONCURRENCIES', c.trim()))

@@ -216,12 +216,12 @@ export const runExchangeBench: Scenario<ExchangeResults> = async (ctx, settings,
       await ctx.clearGrants(ns);
       const runs: PerKind<ExchangeRun[]> = { broker: [], parallel: [], sequential: [], bare: [] };
       if (c === 1) runs.inline = [];
-      for (let rep = 0; rep < settings.reps; rep += 1) {
+      for (let rep = 0; rep < settings.ratioReps; rep += 1) {
         const order = kinds.map((_, i) => kinds[(i + rep) % kinds.length]!);
         for (const kind of order) {
           const run = await measuredBatch(ctx, bb, batch, kind, count, c);
           runs[kind]!.push(run);
-          log(`  c=${c} rep ${rep + 1}/${settings.reps} ${describeRun(kind, run)}`);
+          log(`  c=${c} rep ${rep + 1}/${settings.ratioReps} ${describeRun(kind, run)}`);
           await ctx.clearGrants(ns);
         }
       }

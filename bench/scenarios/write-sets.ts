@@ -158,7 +158,7 @@ async function runWriteSet(
     for (const kind of kinds.map((_, i) => kinds[(i + rep) % kinds.length]!)) {
       const run = await measuredBatch(ctx, bb, batch, kind, count, c);
       ((runs[w][c] ??= {})[kind] ??= []).push(run);
-      log(`  ${w.padEnd(7)} c=${c} rep ${rep + 1}/${settings.reps} ${describeRun(kind, run)}`);
+      log(`  ${w.padEnd(7)} c=${c} rep ${rep + 1}/${settings.ratioReps} ${describeRun(kind, run)}`);
       await clear();
     }
   }
@@ -180,7 +180,7 @@ export const runWriteSetBench: Scenario<WriteSetResults> = async (ctx: BenchCont
   let directBroker: BenchBroker | undefined;
   try {
     if (direct) directBroker = await ctx.startBroker([ns]);
-    for (let rep = 0; rep < settings.reps; rep += 1) {
+    for (let rep = 0; rep < settings.ratioReps; rep += 1) {
       loads.push(loadavg()[0]!);
       for (const w of sets.map((_, i) => sets[(i + rep) % sets.length]!)) {
         const measure = (bb: BenchBroker, target = ctx.target(ns)) =>
