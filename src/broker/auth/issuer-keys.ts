@@ -12,6 +12,7 @@ import {
 } from 'jose';
 import { BrokerError } from '../../shared/errors.js';
 import { fetchJson } from './fetch-json.js';
+import { isJoseError } from './jose-errors.js';
 import { isTrustedFetchUrl } from './issuer-url.js';
 
 export interface IssuerKeysOptions {
@@ -86,6 +87,25 @@ export function createIssuerKeys(options: IssuerKeysOptions): IssuerKeys {
     return inflight;
   }
 
+  /**
+   * The key set's key for this header. jose hands on what WebCrypto throws when it cannot import
+   * the member (a private key, no modulus): the issuer's fault, like a JWKS
+   * that cannot be fetched, so a 503 rather than an unexplained 500.
+   */
+  async function keyFrom(set: KeySet, header: JWSHeaderParameters, token: FlattenedJWSInput) {
+    try {
+      return await set(header, token);
+    } catch (err) {
+      if (isJoseError(err)) throw err;
+      throw new BrokerError(
+        'ERR_UNAVAILABLE',
+        'jwks_unavailable',
+        `a signing key of ${issuer} cannot be imported`,
+        { cause: err },
+      );
+    }
+  }
+
   return {
     readyKey(header) {
       if (inflight || !keySet || now() - fetchedAt >= maxAgeMs || typeof header.kid !== 'string')
@@ -113,7 +133,7 @@ export function createIssuerKeys(options: IssuerKeysOptions): IssuerKeys {
       const known = cacheKey === undefined ? undefined : resolved.get(cacheKey);
       if (known) return known;
       try {
-        const key = await current(header, token);
+        const key = await keyFrom(current, header, token);
         if (cacheKey !== undefined && current === keySet) resolved.set(cacheKey, key);
         return key;
       } catch (err) {
@@ -132,7 +152,7 @@ export function createIssuerKeys(options: IssuerKeysOptions): IssuerKeys {
           throw err;
         }
         await refresh(); // throws jwks_unavailable when the issuer is down: no cached key matches
-        return await (keySet ?? current)(header, token);
+        return await keyFrom(keySet ?? current, header, token);
       }
     },
   };

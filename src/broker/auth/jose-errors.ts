@@ -10,7 +10,8 @@ interface JoseLikeError {
   message: string;
 }
 
-function isJoseError(err: unknown): err is JoseLikeError {
+/** jose's own errors carry a string code (ERR_JWKS_…, ERR_JOSE_…, ERR_JWS_…). */
+export function isJoseError(err: unknown): err is JoseLikeError {
   const code = err instanceof Error ? (err as { code?: unknown }).code : undefined;
   return typeof code === 'string' && code.startsWith('ERR_J');
 }
