@@ -1,7 +1,7 @@
 // The write-set scenario's arithmetic and report (pure): per-repetition ratios to the floor and the
 // bare minimum, the keys gateway mode's goals are judged on, and the table.
 import { expect, test } from '@jest/globals';
-import { loadSettings } from '../../bench/lib/settings.js';
+import { batchCount, loadSettings } from '../../bench/lib/settings.js';
 import { buildReport, renderMarkdown } from '../../bench/lib/report.js';
 import type { ExchangeRun } from '../../bench/scenarios/exchange.js';
 import { summarizeWriteSets, type WriteSetResults } from '../../bench/scenarios/write-sets.js';
@@ -136,7 +136,7 @@ test("each broker start's warm-up is reported as its cold start: a key per broke
 
 test('BENCH_WRITE_SETS picks the write sets, all three by default; an unknown one is refused', () => {
   expect(loadSettings({}).writeSets).toEqual(['pair', 'shared', 'gateway']);
-  expect(loadSettings({})).toMatchObject({ warmupCount: 768, writeSetConcurrentCount: 768 });
+  expect(loadSettings({})).toMatchObject({ warmupCount: 768, c32Count: 768 });
   expect(loadSettings({ BENCH_WRITE_SETS: 'gateway, pair' }).writeSets).toEqual(['gateway', 'pair']);
   expect(() => loadSettings({ BENCH_WRITE_SETS: 'gateway,direct' })).toThrow(/BENCH_WRITE_SETS/);
   expect(loadSettings({ BENCH_GROWTH_LAYOUTS: 'spread' }).growthLayouts).toEqual(['spread']);
@@ -149,6 +149,12 @@ test('the exchange and write-set scenarios repeat 8 times in a full run; BENCH_R
   expect(loadSettings({ BENCH_REPS: '4' })).toMatchObject({ reps: 4, ratioReps: 4 });
   expect(loadSettings({ BENCH_REPS: '2', BENCH_RATIO_REPS: '6' })).toMatchObject({ reps: 2, ratioReps: 6 });
   expect(() => loadSettings({ BENCH_RATIO_REPS: '0' })).toThrow(/BENCH_RATIO_REPS/);
+});
+
+test('a batch at concurrency 32 is BENCH_C32_N grants, at 1 BENCH_C1_N, elsewhere at least 4 per worker', () => {
+  const s = loadSettings({ BENCH_C32_N: '500', BENCH_C1_N: '20', BENCH_CONCURRENT_N: '100' });
+  expect([1, 8, 32, 64].map((c) => batchCount(s, c))).toEqual([20, 100, 500, 256]);
+  expect(batchCount(loadSettings({}), 32)).toBe(768);
 });
 
 test('BENCH_ONLY names scenarios; a name that is none (an old one, a typo) is refused, not silently skipped', () => {

@@ -2,7 +2,8 @@
 // Kubernetes writes made directly, sequentially and with independent calls in parallel) and the
 // bare minimum (ServiceAccount → [RoleBinding ∥ TokenRequest]). At concurrency 1 also the exchange
 // of an inline role. Broker and floor runs are interleaved, in a rotating order, so drift on a
-// noisy machine hits all of them; every kind is warmed up first (warmUp).
+// noisy machine hits all of them; every kind is warmed up first (warmUp), and every batch starts
+// on a quiet API server and broker, after the previous batch's grants are deleted (clearAndSettle).
 import {
   INLINE_ROLE,
   processCpuMs,
@@ -14,6 +15,7 @@ import type { FloorShape } from '../lib/grant-floor.js';
 import { PART_LABEL } from '../../src/broker/naming.js';
 import { closedLoop, median, summarize, type LatencySummary } from '../lib/stats.js';
 import { waitForQuiet } from '../lib/control-plane-cpu.js';
+import { batchCount } from '../lib/settings.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -208,12 +210,12 @@ export const runExchangeBench: Scenario<ExchangeResults> = async (ctx, settings,
       exchangesPerRun: {},
     };
     for (const c of settings.concurrencies) {
-      const count = c === 1 ? settings.c1Count : Math.max(settings.concurrentCount, 4 * c);
+      const count = batchCount(settings, c);
       results.exchangesPerRun[c] = count;
       // Warm-up at this concurrency: connection pools on both sides.
       const kinds = kindsAt(c);
       for (const kind of kinds) await batch(kind, Math.max(c, 4), c);
-      await ctx.clearGrants(ns);
+      await clearAndSettle(ctx, bb, ns);
       const runs: PerKind<ExchangeRun[]> = { broker: [], parallel: [], sequential: [], bare: [] };
       if (c === 1) runs.inline = [];
       for (let rep = 0; rep < settings.ratioReps; rep += 1) {
@@ -222,7 +224,7 @@ export const runExchangeBench: Scenario<ExchangeResults> = async (ctx, settings,
           const run = await measuredBatch(ctx, bb, batch, kind, count, c);
           runs[kind]!.push(run);
           log(`  c=${c} rep ${rep + 1}/${settings.ratioReps} ${describeRun(kind, run)}`);
-          await ctx.clearGrants(ns);
+          await clearAndSettle(ctx, bb, ns);
         }
       }
       results.runs[c] = runs;

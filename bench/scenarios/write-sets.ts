@@ -17,7 +17,7 @@ import { kubectlAdmin, tryKubectlAdmin } from '../../test/support/cluster.js';
 import { selfRevokeGuardReaderFor, setSelfRevokeGuardActions } from '../../test/support/deploy-rbac.js';
 import { repoRoot } from '../../test/support/repo-root.js';
 import type { BenchBroker, BenchContext, Scenario } from '../lib/context.js';
-import { WRITE_SETS, type BenchSettings, type WriteSet } from '../lib/settings.js';
+import { WRITE_SETS, batchCount, type BenchSettings, type WriteSet } from '../lib/settings.js';
 import { median } from '../lib/stats.js';
 import {
   describeRun,
@@ -150,7 +150,7 @@ async function runWriteSet(
   }
   const clear = () => clearAndSettle(ctx, bb, ns);
   for (const c of WRITE_SET_CONCURRENCIES) {
-    const count = c === 1 ? settings.c1Count : Math.max(settings.writeSetConcurrentCount, 4 * c);
+    const count = batchCount(settings, c);
     // Warm-up at this concurrency: connections on both sides, and (shared) the Role the broker
     // writes back on its first grant.
     for (const kind of kinds) await batch(kind, Math.max(c, 4), c);
