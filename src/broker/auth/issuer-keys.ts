@@ -12,7 +12,6 @@ import {
 } from 'jose';
 import { BrokerError } from '../../shared/errors.js';
 import { fetchJson } from './fetch-json.js';
-import { isJoseError } from './jose-errors.js';
 import { isTrustedFetchUrl } from './issuer-url.js';
 
 export interface IssuerKeysOptions {
@@ -87,25 +86,6 @@ export function createIssuerKeys(options: IssuerKeysOptions): IssuerKeys {
     return inflight;
   }
 
-  /**
-   * The key set's key for this header. jose hands on what WebCrypto throws when it cannot import
-   * the member (a private key, no modulus): the issuer's fault, like a JWKS
-   * that cannot be fetched, so a 503 rather than an unexplained 500.
-   */
-  async function keyFrom(set: KeySet, header: JWSHeaderParameters, token: FlattenedJWSInput) {
-    try {
-      return await set(header, token);
-    } catch (err) {
-      if (isJoseError(err)) throw err;
-      throw new BrokerError(
-        'ERR_UNAVAILABLE',
-        'jwks_unavailable',
-        `a signing key of ${issuer} cannot be imported`,
-        { cause: err },
-      );
-    }
-  }
-
   return {
     readyKey(header) {
       if (inflight || !keySet || now() - fetchedAt >= maxAgeMs || typeof header.kid !== 'string')
@@ -133,7 +113,7 @@ export function createIssuerKeys(options: IssuerKeysOptions): IssuerKeys {
       const known = cacheKey === undefined ? undefined : resolved.get(cacheKey);
       if (known) return known;
       try {
-        const key = await keyFrom(current, header, token);
+        const key = await keyFrom(current, header, token, issuer);
         if (cacheKey !== undefined && current === keySet) resolved.set(cacheKey, key);
         return key;
       } catch (err) {
@@ -152,10 +132,34 @@ export function createIssuerKeys(options: IssuerKeysOptions): IssuerKeys {
           throw err;
         }
         await refresh(); // throws jwks_unavailable when the issuer is down: no cached key matches
-        return await keyFrom(keySet ?? current, header, token);
+        return await keyFrom(keySet ?? current, header, token, issuer);
       }
     },
   };
+}
+
+/**
+ * The key set's key for this header. jose hands on WebCrypto's DOMException when it cannot import
+ * the member (a private key, no modulus): the issuer's fault, like a JWKS that cannot be fetched,
+ * so a 503 rather than an unexplained 500. Anything else (a bug) still surfaces as itself.
+ */
+async function keyFrom(
+  set: KeySet,
+  header: JWSHeaderParameters,
+  token: FlattenedJWSInput,
+  issuer: string,
+): Promise<CryptoKey> {
+  try {
+    return await set(header, token);
+  } catch (err) {
+    if (!(err instanceof DOMException)) throw err;
+    throw new BrokerError(
+      'ERR_UNAVAILABLE',
+      'jwks_unavailable',
+      `a signing key of ${issuer} cannot be imported (${err.name})`,
+      { cause: err },
+    );
+  }
 }
 
 async function discoverJwksUri(issuer: string, fetchImpl: typeof fetch, timeoutMs: number): Promise<string> {

@@ -10,8 +10,7 @@ interface JoseLikeError {
   message: string;
 }
 
-/** jose's own errors carry a string code (ERR_JWKS_…, ERR_JOSE_…, ERR_JWS_…). */
-export function isJoseError(err: unknown): err is JoseLikeError {
+function isJoseError(err: unknown): err is JoseLikeError {
   const code = err instanceof Error ? (err as { code?: unknown }).code : undefined;
   return typeof code === 'string' && code.startsWith('ERR_J');
 }
