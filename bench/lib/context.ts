@@ -68,8 +68,6 @@ export interface BenchContext {
     /** The growth scenario's: one namespace for every live grant, and ten to spread them over. */
     growth: { single: string; spread: string[] };
   };
-  /** The floor's client: the broker's own kubeconfig (same ServiceAccount, same RBAC). */
-  floorKube: MinimalKubeClient;
   /** Admin, for cleanup and for watching deletions. */
   adminKube: MinimalKubeClient;
   /** The control plane's API server process (with its etcd; the controller-manager is a child). */
@@ -183,7 +181,17 @@ export async function createBenchContext(log: (msg: string) => void): Promise<Be
   };
   // Tokens the runner endpoint hands to the action's main step must match the bench policy too.
   issuer.claims.repository_id = REPOSITORY_IDS[0]!;
-  const floorKube = new MinimalKubeClient(credentialsFromKubeconfig(rbac.kubeconfigPath));
+  // The floor's clients use the broker's own kubeconfig (same ServiceAccount, same RBAC), one per
+  // shape: each shape's connections then sit idle between its batches as long as a broker's do
+  // (both close an idle one after 30 s). One client for every shape was never idle that long while
+  // the broker's connections were, so after a long pause only the broker opened new ones (finding 29).
+  const floorKubes = new Map<FloorShape, MinimalKubeClient>();
+  const floorKube = (shape: FloorShape) => {
+    let kube = floorKubes.get(shape);
+    if (!kube)
+      floorKubes.set(shape, (kube = new MinimalKubeClient(credentialsFromKubeconfig(rbac.kubeconfigPath))));
+    return kube;
+  };
   const adminKube = new MinimalKubeClient(credentialsFromKubeconfig(info.kubeconfig));
   const brokers = new Set<BenchBroker>();
   let repo = 0;
@@ -193,7 +201,6 @@ export async function createBenchContext(log: (msg: string) => void): Promise<Be
     issuer,
     rbac,
     namespaces,
-    floorKube,
     adminKube,
     apiServerPid: Number(readFileSync(join(info.dir, 'pid'), 'utf8')),
     target: (namespace) => ({
@@ -206,7 +213,7 @@ export async function createBenchContext(log: (msg: string) => void): Promise<Be
       issuer: issuer.issuer,
     }),
     floorGrant: (target, shape, expiresAt) =>
-      floorGrant(floorKube, target, benchClaims(issuer.issuer, REPOSITORY_IDS[0]!), shape, expiresAt),
+      floorGrant(floorKube(shape), target, benchClaims(issuer.issuer, REPOSITORY_IDS[0]!), shape, expiresAt),
     exchangeBody: (namespace, role = ROLE) => ({ namespace, role, ttlSeconds: TTL_SECONDS }),
     async forEachJob(first, end, fn, options) {
       for (let i = first; i < end; i += 1) {
@@ -286,7 +293,7 @@ export async function createBenchContext(log: (msg: string) => void): Promise<Be
     },
     async close() {
       for (const b of [...brokers]) await b.stop().catch(() => undefined);
-      floorKube.close();
+      for (const kube of floorKubes.values()) kube.close();
       adminKube.close();
       // The namespace controller deletes everything inside in the background.
       await env.cleanup();
