@@ -259,7 +259,9 @@ test("the bench's own process trees are not counted as other work; a child outsi
   const own = withOwn();
   const all = withoutOwn();
   const childCpuMs = cpuOfReapedChildrenMs() - before;
-  expect(childCpuMs).toBeGreaterThanOrEqual(300);
+  // /proc counts the child's user and system time each in whole 10 ms ticks, rounded down: the
+  // 300 ms it burnt can read as 280 (it once read 290).
+  expect(childCpuMs).toBeGreaterThanOrEqual(280);
   // Ticks are 10 ms: a reading may be off by a tick or two on each side.
   expect(all.foreignCpuMs - own.foreignCpuMs).toBeGreaterThanOrEqual(childCpuMs - 40);
 });
