@@ -1,8 +1,8 @@
 // The reaper cannot be steered (issue 10, item 4), against the real API server with the broker under
 // the deploy/ RBAC. Anyone who may create ServiceAccounts in a job namespace can write the broker's
 // labels; the reaper must delete only what the broker's own JWT-use records and the grant's
-// ownerReferences prove is a grant, keep reaping when one namespace fails, and still find grants in
-// a namespace that has left the policy.
+// ownerReferences prove is a grant (or a root whose record never landed, grant-proof.ts), keep
+// reaping when one namespace fails, and still find grants in a namespace that has left the policy.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import type { ExchangeRequest, ExchangeResponse } from '../../src/shared/api.js';
@@ -20,6 +20,7 @@ import {
 import { installBrokerRbac, type BrokerRbac } from '../../test/support/deploy-rbac.js';
 import { managedObjects } from '../../test/support/managed-objects.js';
 import { startInProcessBroker } from '../../test/support/in-process-broker.js';
+import { UNRECORDED_ROOT_GRACE_MS } from '../../src/broker/grants/grant-proof.js';
 
 type Namespace = { name: string; remove: () => Promise<void> };
 type Broker = Awaited<ReturnType<typeof startInProcessBroker>>;
@@ -244,6 +245,56 @@ describe('a forged grant ServiceAccount', () => {
       real.grantId,
     ]);
   });
+});
+
+describe('a root whose JWT-use record never landed (grant-root.ts)', () => {
+  test("is deleted once older than its grace when it names this broker's ledger; another broker's stays", async () => {
+    const ns = await namespace('reap-unrecorded');
+    const rbac = await brokerRbac([ns]);
+    const broker = await startBroker(rbac, policy([ns]));
+    const tenant = await coTenant(ns);
+    // What a broker killed between its two writes leaves: a grant id, the ledger annotation, no record.
+    const unrecorded = `gha-${randomBytes(16).toString('hex')}`;
+    const othersLedger = `gha-${randomBytes(16).toString('hex')}`;
+    const withLedger = (name: string, ledger: string) => {
+      const sa = forgedGrant(name);
+      return {
+        ...sa,
+        metadata: {
+          ...sa.metadata,
+          annotations: { ...sa.metadata.annotations, 'k8s-ephemeral-access.io/ledger-namespace': ledger },
+        },
+      };
+    };
+    const created = Date.now();
+    applyAs(tenant, withLedger(unrecorded, rbac.brokerNamespace));
+    applyAs(tenant, withLedger(othersLedger, 'another-broker'));
+
+    await morePasses(rbac, 2);
+    // Young: an exchange may still be writing its record. Left alone, and not called a forgery.
+    expect(
+      await exists(() => coreApi().readNamespacedServiceAccount({ name: unrecorded, namespace: ns })),
+    ).toBe(true);
+    await waitFor(
+      `the reaper to delete ${unrecorded}`,
+      () =>
+        exists(() => coreApi().readNamespacedServiceAccount({ name: unrecorded, namespace: ns })).then((e) =>
+          e ? undefined : true,
+        ),
+      UNRECORDED_ROOT_GRACE_MS + 30_000,
+      500,
+    );
+    expect(Date.now() - created).toBeGreaterThanOrEqual(UNRECORDED_ROOT_GRACE_MS - 2000);
+    expect(
+      await exists(() => coreApi().readNamespacedServiceAccount({ name: othersLedger, namespace: ns })),
+    ).toBe(true);
+    const reaps = broker.auditLines.filter((l) => l.action === 'reap');
+    expect(reaps.map((l) => [l.grantId, l.unrecorded])).toEqual([[unrecorded, true]]);
+    const forged = broker.logLines.filter(
+      (l) => l.namespace === ns && /not a grant of this broker/.test(String(l.msg)),
+    );
+    expect(forged.map((l) => l.serviceAccount)).toEqual([othersLedger]);
+  }, 120_000);
 });
 
 describe('a namespace the reaper cannot read', () => {

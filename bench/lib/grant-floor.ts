@@ -65,6 +65,7 @@ export function grantBodies(claims: VerifiedClaims, t: GrantTarget, expiresAt: D
     role: t.role,
     ruleName: t.ruleName,
     expiresAt,
+    ledgerNamespace: t.ledgerNamespace,
   });
   const { grantId } = objects;
   // Kept until exp + leeway + margin, and at least until the grant ends: the reaper's proof that the

@@ -34,6 +34,8 @@ export const RUN_URL_ANNOTATION = `${LABEL_PREFIX}/run-url`;
 export const JTI_ANNOTATION = `${LABEL_PREFIX}/github-jti`;
 export const ROLE_ANNOTATION = `${LABEL_PREFIX}/role`;
 export const RULE_ANNOTATION = `${LABEL_PREFIX}/policy-rule`;
+/** On a grant's ServiceAccount: the namespace of the broker that made it, where its JWT-use record is. */
+export const LEDGER_ANNOTATION = `${LABEL_PREFIX}/ledger-namespace`;
 
 /** The selector that finds every object this broker created. */
 export const MANAGED_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;

@@ -1,9 +1,11 @@
 // grants.create as one unit over a scripted cluster, reached through the broker's production hot path
-// (test/support/scripted-clients.ts): the JWT is spent first, the objects follow, and a failure gives
-// the JWT back, unless the failure was itself a replay. One strategy per mode: direct grants get the
+// (test/support/scripted-clients.ts): the JWT is spent beside the grant's root (grant-root.ts), the
+// other objects follow once both are written, and a failure gives the JWT back, unless the failure
+// was itself a replay. One strategy per mode: direct grants get the
 // self-revoke pair after the answer, gateway grants a token for the gateway only.
 import { describe, expect, test } from '@jest/globals';
 import { create } from '../../../src/broker/grants/creation.js';
+import { ROOT_ATTEMPTS } from '../../../src/broker/grants/grant-root.js';
 import type { GrantDeps } from '../../../src/broker/grants/grant-deps.js';
 import { InlineRoles } from '../../../src/broker/grants/inline-roles.js';
 import { createGrantWork } from '../../../src/broker/grant-work.js';
@@ -37,9 +39,11 @@ const apiError = (code: number) => Object.assign(new Error(`HTTP ${code}`), { co
 
 /**
  * A cluster that records each call as `verb kind name` (and the body it carried) and fails the calls
- * named in `fail`, by `verb kind` or by the whole line.
+ * named in `fail`, by `verb kind` or by the whole line: with a status code, or one per call in turn
+ * (0: answer). The grant's access RoleBinding reads as absent unless `fail` says otherwise.
  */
-function scriptedCluster(fail: Record<string, number> = {}) {
+function scriptedCluster(script: Record<string, number | number[]> = {}) {
+  const fail: Record<string, number | number[]> = { 'read RoleBinding': 404, ...script };
   const calls: string[] = [];
   const bodies = new Map<string, unknown>();
   const tokenRequests: unknown[] = [];
@@ -49,7 +53,8 @@ function scriptedCluster(fail: Record<string, number> = {}) {
       const line = `${what} ${p.name ?? p.body?.metadata?.name ?? ''}`;
       calls.push(line);
       bodies.set(line, p.body);
-      const code = fail[line] ?? fail[what];
+      const planned = fail[line] ?? fail[what];
+      const code = Array.isArray(planned) ? planned.shift() : planned;
       if (code) throw apiError(code);
       return answer(p);
     };
@@ -70,6 +75,7 @@ function scriptedCluster(fail: Record<string, number> = {}) {
       createNamespacedRole: call('create Role'),
       deleteNamespacedRole: call('delete Role'),
       createNamespacedRoleBinding: call('create RoleBinding'),
+      readNamespacedRoleBinding: call('read RoleBinding'),
       deleteNamespacedRoleBinding: call('delete RoleBinding'),
     },
   });
@@ -90,7 +96,7 @@ function grantDeps(k8s: GrantDeps['k8s'], gatewayAudience?: string): GrantDeps {
 }
 
 describe('grants.create', () => {
-  test('direct mode: the JWT is spent before the root, the self-revoke pair follows the answer', async () => {
+  test('direct mode: the JWT is spent beside the root, the self-revoke pair follows the answer', async () => {
     const { k8s, calls, tokenRequests } = scriptedCluster();
     const deps = grantDeps(k8s);
     const grant = await create(deps, claims, grantable, 'req-1');
@@ -135,18 +141,81 @@ describe('grants.create', () => {
     expect(calls.at(-1)).toBe(`delete Lease ${GRANT_ID}`);
   });
 
-  test("a replay (the grant's root exists) keeps the record: it belongs to the first use", async () => {
+  test('a JWT already spent (its record exists): the root made beside it is deleted by its uid', async () => {
+    const { k8s, calls, bodies } = scriptedCluster({ 'create Lease': 409 });
+    const err = await create(grantDeps(k8s), claims, grantable, 'req-1').catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ERR_UNAUTHENTICATED', reason: 'jwt_replayed' });
+    // The record belongs to the first use: it stays.
+    expect(calls).toEqual([
+      `create Lease ${GRANT_ID}`,
+      `create ServiceAccount ${GRANT_ID}`,
+      `delete ServiceAccount ${GRANT_ID}`,
+    ]);
+    expect(bodies.get(`delete ServiceAccount ${GRANT_ID}`)).toMatchObject({
+      preconditions: { uid: 'uid-1' },
+    });
+  });
+
+  test('a record the cluster fails to write: the root is deleted and the exchange answers 503', async () => {
+    const { k8s, calls } = scriptedCluster({ 'create Lease': 503 });
+    const err = await create(grantDeps(k8s), claims, grantable, 'req-1').catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ERR_UNAVAILABLE', reason: 'cluster_unavailable' });
+    expect(calls).toContain(`delete ServiceAccount ${GRANT_ID}`);
+    expect(
+      calls.filter((c) => c.startsWith('create ') && !c.includes('Lease') && !c.includes('ServiceAccount')),
+    ).toEqual([]);
+  });
+
+  test('a root the cluster fails to create gives the JWT back and binds nothing', async () => {
+    const { k8s, calls } = scriptedCluster({ 'create ServiceAccount': 503 });
+    const err = await create(grantDeps(k8s), claims, grantable, 'req-1').catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ERR_UNAVAILABLE', reason: 'cluster_unavailable' });
+    expect(calls.slice(2)).toEqual([`delete Lease ${GRANT_ID}`]);
+  });
+
+  test('the record is ours and an unbound root of the same JWT is in the way: it is replaced', async () => {
+    // What a replica that lost the record, or a broker killed before its record landed, leaves.
+    const { k8s, calls } = scriptedCluster({ 'create ServiceAccount': [409, 0] });
+    const deps = grantDeps(k8s);
+    const grant = await create(deps, claims, grantable, 'req-1');
+    await deps.grantWork.settled(GRANT_ID);
+    expect(calls.slice(0, 5)).toEqual([
+      `create Lease ${GRANT_ID}`,
+      `create ServiceAccount ${GRANT_ID}`,
+      `read RoleBinding ${GRANT_ID}`,
+      `delete ServiceAccount ${GRANT_ID}`,
+      `create ServiceAccount ${GRANT_ID}`,
+    ]);
+    expect(grant).toMatchObject({ grantId: GRANT_ID, serviceAccountUid: 'uid-1', token: 'a.b.c' });
+  });
+
+  test('the record is ours but the root in the way has its binding (a grant): a replay, the record kept', async () => {
+    const { k8s, calls } = scriptedCluster({ 'create ServiceAccount': 409, 'read RoleBinding': 0 });
+    const err = await create(grantDeps(k8s), claims, grantable, 'req-1').catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ERR_UNAUTHENTICATED', reason: 'jwt_replayed' });
+    expect(calls).toEqual([
+      `create Lease ${GRANT_ID}`,
+      `create ServiceAccount ${GRANT_ID}`,
+      `read RoleBinding ${GRANT_ID}`,
+    ]);
+  });
+
+  test(`a root that is back in the way ${ROOT_ATTEMPTS} times: the exchange gives up and gives the JWT back`, async () => {
     const { k8s, calls } = scriptedCluster({ 'create ServiceAccount': 409 });
+    const err = await create(grantDeps(k8s), claims, grantable, 'req-1').catch((e: unknown) => e);
+    expect(err).toMatchObject({ reason: 'grant_refused_by_cluster' });
+    expect(calls.filter((c) => c === `create ServiceAccount ${GRANT_ID}`)).toHaveLength(1 + ROOT_ATTEMPTS);
+    expect(calls.at(-1)).toBe(`delete Lease ${GRANT_ID}`);
+    expect(
+      calls.filter((c) => c.startsWith('create RoleBinding') || c.startsWith('create TokenRequest')),
+    ).toEqual([]);
+  });
+
+  test('a JWT already spent whose root also exists: nothing is created, nothing deleted', async () => {
+    const { k8s, calls } = scriptedCluster({ 'create Lease': 409, 'create ServiceAccount': 409 });
     const err = await create(grantDeps(k8s), claims, grantable, 'req-1').catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'ERR_UNAUTHENTICATED', reason: 'jwt_replayed' });
     expect(calls).toEqual([`create Lease ${GRANT_ID}`, `create ServiceAccount ${GRANT_ID}`]);
-  });
-
-  test('a JWT already spent (its record exists) creates nothing', async () => {
-    const { k8s, calls } = scriptedCluster({ 'create Lease': 409 });
-    const err = await create(grantDeps(k8s), claims, grantable, 'req-1').catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: 'ERR_UNAUTHENTICATED', reason: 'jwt_replayed' });
-    expect(calls).toEqual([`create Lease ${GRANT_ID}`]);
   });
 });
 

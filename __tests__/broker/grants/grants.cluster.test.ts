@@ -30,6 +30,8 @@ let ns: { name: string; remove: () => Promise<void> };
 let other: { name: string; remove: () => Promise<void> };
 let rbac: BrokerRbac;
 let k8s: K8sClients;
+/** No JWT to spend: these tests create grants directly, under the broker's RBAC. */
+let GRANT_OPTIONS: { ledgerNamespace: string };
 const cleanups: (() => void)[] = [];
 
 beforeAll(async () => {
@@ -37,6 +39,7 @@ beforeAll(async () => {
   other = await freshNamespace('grants-other');
   rbac = await installBrokerRbac([ns.name]);
   k8s = createK8sClients(loadKubeConfig(rbac.kubeconfigPath));
+  GRANT_OPTIONS = { ledgerNamespace: rbac.brokerNamespace };
 });
 afterAll(async () => {
   cleanups.forEach((c) => c());
@@ -81,7 +84,12 @@ function kubeconfig(token: string): string {
 describe('grant creation under the deploy/ RBAC', () => {
   test('a ClusterRole grant: owned objects, labels, expiry, a token that can do exactly the role', async () => {
     const c = claims();
-    const g = await createGrant(k8s, c, grantable({ kind: 'ClusterRole', name: 'k8s-ea-viewer' }, 120));
+    const g = await createGrant(
+      k8s,
+      c,
+      grantable({ kind: 'ClusterRole', name: 'k8s-ea-viewer' }, 120),
+      GRANT_OPTIONS,
+    );
     expect(g.grantId).toBe(grantIdFor(c));
     expect(g.tokenExpiresAt.getTime() - Date.now()).toBeGreaterThan(500_000); // TokenRequest minimum 600 s
     expect(g.expiresAt.getTime()).toBeLessThan(g.tokenExpiresAt.getTime());
@@ -127,8 +135,18 @@ describe('grant creation under the deploy/ RBAC', () => {
   });
 
   test('the grant token can revoke exactly its own grant and nothing else', async () => {
-    const a = await createGrant(k8s, claims(), grantable({ kind: 'ClusterRole', name: 'k8s-ea-viewer' }));
-    const b = await createGrant(k8s, claims(), grantable({ kind: 'ClusterRole', name: 'k8s-ea-viewer' }));
+    const a = await createGrant(
+      k8s,
+      claims(),
+      grantable({ kind: 'ClusterRole', name: 'k8s-ea-viewer' }),
+      GRANT_OPTIONS,
+    );
+    const b = await createGrant(
+      k8s,
+      claims(),
+      grantable({ kind: 'ClusterRole', name: 'k8s-ea-viewer' }),
+      GRANT_OPTIONS,
+    );
     await Promise.all([a.selfRevoke, b.selfRevoke]);
     const kc = kubeconfig(a.token);
     await waitFor('the grant to work', () => (kubectlStatus(kc, ['get', 'pods']).ok ? true : undefined));
@@ -159,10 +177,18 @@ describe('grant creation under the deploy/ RBAC', () => {
 
   test('replaying the same claims (same JWT) yields jwt_replayed and no second credential', async () => {
     const c = claims();
-    const g = await createGrant(k8s, c, grantable({ kind: 'ClusterRole', name: 'k8s-ea-viewer' }));
-    const err = await createGrant(k8s, c, grantable({ kind: 'ClusterRole', name: 'k8s-ea-viewer' })).catch(
-      (e: unknown) => e,
+    const g = await createGrant(
+      k8s,
+      c,
+      grantable({ kind: 'ClusterRole', name: 'k8s-ea-viewer' }),
+      GRANT_OPTIONS,
     );
+    const err = await createGrant(
+      k8s,
+      c,
+      grantable({ kind: 'ClusterRole', name: 'k8s-ea-viewer' }),
+      GRANT_OPTIONS,
+    ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BrokerError);
     expect(err).toMatchObject({ code: 'ERR_UNAUTHENTICATED', reason: 'jwt_replayed' });
     // The first grant is intact: the replay neither replaced nor rolled it back.
@@ -174,9 +200,12 @@ describe('grant creation under the deploy/ RBAC', () => {
   test('a RoleBinding the broker may not create (bind on cluster-admin) rolls the whole grant back', async () => {
     const before = managedObjects([ns.name]);
     const c = claims();
-    const err = await createGrant(k8s, c, grantable({ kind: 'ClusterRole', name: 'cluster-admin' })).catch(
-      (e: unknown) => e,
-    );
+    const err = await createGrant(
+      k8s,
+      c,
+      grantable({ kind: 'ClusterRole', name: 'cluster-admin' }),
+      GRANT_OPTIONS,
+    ).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'ERR_INTERNAL', reason: 'grant_refused_by_cluster' });
     expect((err as Error).message).toMatch(/403|forbidden/i);
     expect(managedObjects([ns.name])).toEqual(before);
@@ -193,6 +222,7 @@ describe('grant creation under the deploy/ RBAC', () => {
         name: 'read-configmaps',
         rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get'] }],
       }),
+      GRANT_OPTIONS,
     ).catch((e: unknown) => e);
     expect(refused).toMatchObject({ code: 'ERR_INTERNAL', reason: 'grant_refused_by_cluster' });
     expect(managedObjects([ns.name])).toEqual(before);
@@ -205,6 +235,7 @@ describe('grant creation under the deploy/ RBAC', () => {
         name: 'list-sa',
         rules: [{ apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get', 'list'] }],
       }),
+      GRANT_OPTIONS,
     );
     await g.selfRevoke;
     const kc = kubeconfig(g.token);
@@ -229,7 +260,12 @@ describe('grant creation under the deploy/ RBAC', () => {
   });
 
   test('deleting a grant: authorization goes first (403), then authentication (401); repeating is harmless', async () => {
-    const g = await createGrant(k8s, claims(), grantable({ kind: 'ClusterRole', name: 'k8s-ea-viewer' }));
+    const g = await createGrant(
+      k8s,
+      claims(),
+      grantable({ kind: 'ClusterRole', name: 'k8s-ea-viewer' }),
+      GRANT_OPTIONS,
+    );
     const kc = kubeconfig(g.token);
     await waitFor('the grant to work', () => (kubectlStatus(kc, ['get', 'pods']).ok ? true : undefined));
     // A revocation waits for the grant's self-revoke objects first, as the broker's does

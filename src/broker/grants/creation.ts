@@ -1,7 +1,7 @@
-// A new grant as one unit: spend the JWT (the record first, so two replicas cannot both grant
-// it), create the grant's objects, and if they fail, give the JWT back (nothing was granted, so it
-// may be used again, e.g. a retry after a 503), unless this was itself a replay, whose record
-// belongs to the first use.
+// A new grant as one unit: spend the JWT (its record written beside the grant's root, so two
+// replicas cannot both grant it: grant-root.ts), create the grant's objects, and if they fail, give
+// the JWT back (nothing was granted, so it may be used again, e.g. a retry after a 503), unless this
+// was itself a replay, whose record belongs to the first use.
 import { BrokerError } from '../../shared/errors.js';
 import { describeK8sError } from '../kube/errors.js';
 import { grantIdFor } from '../naming.js';
@@ -19,10 +19,6 @@ export async function create(
 ): Promise<CreatedGrant> {
   const expiresAt = new Date(deps.now() + grantable.ttlSeconds * 1000);
   const ledger = deps.replayLedger;
-  await spendJwt(deps.k8s, ledger, claims, deps.now, {
-    namespace: grantable.namespace,
-    grantExpiresAt: expiresAt,
-  });
   const logRollbackError = (what: string, err: unknown) =>
     deps.logger.error('rollback failed; the reaper will delete the leftovers', {
       requestId,
@@ -35,6 +31,12 @@ export async function create(
     grant = await createGrant(deps.k8s, claims, grantable, {
       now: deps.now,
       expiresAt,
+      spendJwt: () =>
+        spendJwt(deps.k8s, ledger, claims, deps.now, {
+          namespace: grantable.namespace,
+          grantExpiresAt: expiresAt,
+        }),
+      ledgerNamespace: ledger.namespace,
       inlineRoles: deps.inlineRoles,
       gatewayAudience: deps.gatewayAudience,
       sharedSelfRevokeRole: sharedSelfRevoke && ((ns) => sharedSelfRevoke.roleFor(ns)),

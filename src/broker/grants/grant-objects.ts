@@ -13,7 +13,14 @@ import type {
   V1ServiceAccount,
 } from '@kubernetes/client-node';
 import type { VerifiedClaims } from '../types.js';
-import { PART_LABEL, grantAnnotations, grantIdFor, grantLabels, revokeObjectName } from '../naming.js';
+import {
+  LEDGER_ANNOTATION,
+  PART_LABEL,
+  grantAnnotations,
+  grantIdFor,
+  grantLabels,
+  revokeObjectName,
+} from '../naming.js';
 
 export const RBAC_GROUP = 'rbac.authorization.k8s.io';
 
@@ -26,6 +33,8 @@ export interface GrantTarget {
   role: string;
   ruleName: string;
   expiresAt: Date;
+  /** The broker's namespace, where its JWT-use records are (LEDGER_ANNOTATION on the root). */
+  ledgerNamespace: string;
 }
 
 export interface GrantObjects {
@@ -59,7 +68,13 @@ export function grantObjects(claims: VerifiedClaims, target: GrantTarget): Grant
   return {
     grantId,
     serviceAccount: {
-      metadata: { name: grantId, labels, annotations },
+      // Only the root names the ledger: what lets the reaper remove a root whose record was never
+      // written (grant-proof.ts).
+      metadata: {
+        name: grantId,
+        labels,
+        annotations: { ...annotations, [LEDGER_ANNOTATION]: target.ledgerNamespace },
+      },
       // The job gets its token from the broker only; nothing should mount this SA's token.
       automountServiceAccountToken: false,
     },

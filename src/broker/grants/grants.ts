@@ -1,12 +1,13 @@
-// Creates a grant's objects: the ServiceAccount (root, carrying labels and the expiry), then in
-// parallel its RoleBinding and a TokenRequest; a failure there deletes whatever was created. Then,
+// Creates a grant's objects: the ServiceAccount (root, carrying labels and the expiry; beside the
+// JWT's spending, grant-root.ts), then in parallel its RoleBinding and a TokenRequest; a failure there deletes whatever was created. Then,
 // off the answer's path and only when the mode has one (grant-kinds.ts), the self-revoke
 // permission: a RoleBinding to the namespace's shared self-revoke Role while its admission guard is
 // verified (shared-self-revoke.ts), the per-grant Role + RoleBinding otherwise. The bodies are grant-objects.ts's; what a kind of grant changes is grant-kinds.ts's.
-import { BrokerError } from '../../shared/errors.js';
 import type { Grantable, VerifiedClaims } from '../types.js';
 import type { K8sClients } from '../kube/clients.js';
-import { describeK8sError, isAlreadyExists, isRefused, statusCodeOf } from '../kube/errors.js';
+import { isRefused } from '../kube/errors.js';
+import { clusterError } from './cluster-error.js';
+import { createRootSpendingJwt } from './grant-root.js';
 import { deleteGrantObjects } from './revoke.js';
 import { InlineRoles } from './inline-roles.js';
 import { credentialIdOf } from '../audit.js';
@@ -47,26 +48,39 @@ export interface CreateGrantOptions {
   gatewayAudience?: string;
   /** The shared self-revoke Role to bind in a namespace, or undefined for the pair (shared-self-revoke.ts). */
   sharedSelfRevokeRole?: (namespace: string) => Promise<string | undefined>;
+  /**
+   * Spends the JWT (its JWT-use record), written beside the ServiceAccount (grant-root.ts): nothing
+   * is bound or issued unless both succeed. Absent: nothing to spend.
+   */
+  spendJwt?: () => Promise<void>;
+  /** The broker's namespace, where its JWT-use records are: named on the ServiceAccount (grant-proof.ts). */
+  ledgerNamespace: string;
 }
 
 export async function createGrant(
   k8s: K8sClients,
   claims: VerifiedClaims,
   grantable: Grantable,
-  options: CreateGrantOptions = {},
+  options: CreateGrantOptions,
 ): Promise<CreatedGrant> {
   const now = options.now ?? Date.now;
   const { namespace } = grantable;
   const mode = grantMode(options.gatewayAudience);
   const expiresAt = options.expiresAt ?? new Date(now() + grantable.ttlSeconds * 1000);
-  const objects = grantObjects(claims, { ...grantable, expiresAt });
+  const objects = grantObjects(claims, { ...grantable, expiresAt, ledgerNamespace: options.ledgerNamespace });
   const { grantId } = objects;
 
   const inlineRoles = options.inlineRoles ?? new InlineRoles(k8s);
   const roleRef = await roleRefFor(grantable.roleRef, { namespace, inlineRoles }).catch((err: unknown) => {
     throw clusterError('reconcile the inline role', err);
   });
-  const uid = await createRoot(k8s, namespace, objects);
+  const uid = await createRootSpendingJwt(
+    k8s,
+    namespace,
+    objects,
+    options.spendJwt ?? (() => Promise.resolve()),
+    options.onRollbackError,
+  );
   try {
     const accessBinding = () =>
       k8s.hotPath.createNamespacedRoleBinding({ namespace, body: objects.accessBinding(uid, roleRef) });
@@ -93,23 +107,6 @@ export async function createGrant(
       options.onRollbackError?.(`rollback of ${grantId}`, rollbackErr),
     );
     throw clusterError('create grant objects', err);
-  }
-}
-
-/** The root, whose uid the other objects name. Its name is the grant id, so a replayed JWT stops here. */
-async function createRoot(k8s: K8sClients, namespace: string, objects: GrantObjects): Promise<string> {
-  const { grantId } = objects;
-  try {
-    const sa = await k8s.hotPath.createNamespacedServiceAccount({ namespace, body: objects.serviceAccount });
-    const uid = sa.metadata?.uid ?? '';
-    if (!uid) throw new Error('the API server returned a ServiceAccount without uid');
-    return uid;
-  } catch (err) {
-    if (isAlreadyExists(err))
-      throw new BrokerError('ERR_UNAUTHENTICATED', 'jwt_replayed', `grant ${grantId} already exists`, {
-        cause: err,
-      });
-    throw clusterError('create serviceaccount', err);
   }
 }
 
@@ -145,14 +142,4 @@ function selfRevokePermission(
     });
   };
   return create().catch((err: unknown) => options.onSelfRevokeError?.(objects.grantId, err));
-}
-
-/** Maps a Kubernetes failure to a generic client error; the log keeps the API's own message. */
-function clusterError(step: string, err: unknown): BrokerError {
-  if (err instanceof BrokerError) return err;
-  const status = statusCodeOf(err);
-  const message = `${step}: ${describeK8sError(err)}`;
-  if (isRefused(err) || status === 409)
-    return new BrokerError('ERR_INTERNAL', 'grant_refused_by_cluster', message, { cause: err });
-  return new BrokerError('ERR_UNAVAILABLE', 'cluster_unavailable', message, { cause: err });
 }

@@ -101,6 +101,7 @@ function listServiceAccounts(k8s: K8sClients, namespace: string, pageSize: numbe
       uid: m?.uid,
       labels: m?.labels,
       annotations: m?.annotations,
+      creationTimestamp: m?.creationTimestamp,
       deletionTimestamp: m?.deletionTimestamp,
     },
   });
@@ -217,6 +218,8 @@ export class Reaper {
     for (const r of records.values()) ahead(r.grantExpiresAt);
     // Grant ids whose grant still exists, or may: their records stay.
     const present = new Set<string>();
+    /** Reaped grants, not counting unrecorded roots (never granted): for the live-grant gauge. */
+    let reapedGrants = 0;
     for (const namespace of this.namespacesToVisit(records)) {
       // When the records already say many grants here have expired, the Roles and RoleBindings
       // are listed beside the ServiceAccounts rather than after them: with 1,000 expired grants
@@ -235,12 +238,12 @@ export class Reaper {
       }
       if (this.failing.delete(namespace))
         this.options.logger.info('can read the namespace again', { namespace });
-      const { proven, forged } = proveGrants(namespace, items, records);
+      const { proven, forged } = proveGrants(namespace, items, records, this.options.lease.namespace);
       this.reportForged(namespace, forged, result);
       const expired: { grant: ProvenGrant; key: string; b?: Backoff }[] = [];
       for (const grant of proven) {
         present.add(grant.grantId);
-        result.seen += 1;
+        if (!grant.unrecorded) result.seen += 1;
         ahead(grant.expiresAt);
         if (grant.expiresAt > now || grant.serviceAccount.metadata?.deletionTimestamp) continue;
         const key = `${namespace}/${grant.grantId}`;
@@ -275,12 +278,13 @@ export class Reaper {
         if (await this.reap(namespace, grant, key, known, b)) {
           present.delete(grant.grantId);
           result.reaped.push(grant.grantId);
+          if (!grant.unrecorded) reapedGrants += 1;
         } else {
           result.failed.push(grant.grantId);
         }
       });
     }
-    this.options.metrics?.activeGrants.set(result.seen - result.reaped.length);
+    this.options.metrics?.activeGrants.set(result.seen - reapedGrants);
     this.options.metrics?.forgedGrants.set(result.forged.length);
     // Past expiry and still there (deletion failed, or waiting out its backoff): the alert's signal.
     this.options.metrics?.expiredGrants.set(result.failed.length);
@@ -385,6 +389,8 @@ export class Reaper {
           ? rfc3339(new Date(grant.expiresAt))
           : sa.metadata?.annotations?.[EXPIRES_AT_ANNOTATION],
         by: 'reaper',
+        // Never granted: a root whose JWT-use record never landed (grant-proof.ts).
+        ...(grant.unrecorded ? { unrecorded: true } : {}),
         labels: sa.metadata?.labels,
         annotations: sa.metadata?.annotations,
       });

@@ -1,0 +1,143 @@
+// Roots whose JWT-use record never landed (a broker killed between the two writes, grant-root.ts):
+// the reaper deletes them once they are older than UNRECORDED_ROOT_GRACE_MS, and only those that
+// name this broker's ledger and carry a grant id. Everything else labelled like a grant stays a
+// forgery, left alone. The real-cluster counterpart is in security/reaper-proof.cluster.test.ts.
+import { expect, test } from '@jest/globals';
+import { scriptedClients } from '../../../test/support/scripted-clients.js';
+import { testReaper } from '../../../test/support/test-reaper.js';
+import { createMetrics } from '../../../src/broker/metrics.js';
+import type { AuditEvent } from '../../../src/broker/audit.js';
+import { UNRECORDED_ROOT_GRACE_MS } from '../../../src/broker/grants/grant-proof.js';
+import { grantServiceAccount, jwtUseRecord } from '../../../test/support/grant-objects.js';
+
+const NOW = Date.parse('2026-06-01T12:00:00Z');
+const apiError = (code: number) => Object.assign(new Error(`HTTP ${code}`), { code });
+const grantId = (hex: string) => `gha-${hex.repeat(32)}`;
+/** testReaper's broker namespace, where its records are. */
+const LEDGER = 'broker';
+const at = (ms: number) => new Date(ms).toISOString();
+
+/** A root as the broker writes it (the ledger annotation), created at `created`, without a record. */
+function root(name: string, created: string, ledger: string | null = LEDGER) {
+  const sa = grantServiceAccount(name, '2026-06-01T13:00:00Z');
+  return {
+    metadata: {
+      ...sa.metadata,
+      creationTimestamp: created,
+      annotations: {
+        ...sa.metadata.annotations,
+        ...(ledger ? { 'k8s-ephemeral-access.io/ledger-namespace': ledger } : {}),
+      },
+    },
+  };
+}
+
+const OLD = grantId('1');
+const YOUNG = grantId('2');
+const OTHER_LEDGER = grantId('3');
+const NO_LEDGER = grantId('4');
+const NOT_A_GRANT_ID = 'gha-not-a-grant';
+/** Its record names another namespace: the same JWT was spent there. */
+const RECORD_ELSEWHERE = grantId('5');
+/** A grant with its record: proven as before, not an unrecorded root. */
+const RECORDED = grantId('6');
+
+function cluster() {
+  const deleted: { name: string; uid?: string }[] = [];
+  const old = at(NOW - UNRECORDED_ROOT_GRACE_MS - 1000);
+  const serviceAccounts = [
+    root(OLD, old),
+    root(YOUNG, at(NOW - UNRECORDED_ROOT_GRACE_MS + 5000)),
+    root(OTHER_LEDGER, old, 'another-broker'),
+    root(NO_LEDGER, old, null),
+    root(NOT_A_GRANT_ID, old),
+    root(RECORD_ELSEWHERE, old),
+    root(RECORDED, old),
+  ];
+  const recordElsewhere = jwtUseRecord(RECORD_ELSEWHERE, '2026-06-01T13:00:00Z', '2026-06-01T13:00:00Z');
+  recordElsewhere.metadata.labels = { 'k8s-ephemeral-access.io/namespace': 'elsewhere' };
+  const k8s = scriptedClients({
+    core: {
+      // The reaper also visits the namespace a record names ("elsewhere"): empty.
+      listNamespacedServiceAccount: async ({ namespace }: { namespace: string }) => ({
+        items:
+          namespace === 'ci'
+            ? serviceAccounts.filter((a) => !deleted.some((d) => d.name === a.metadata.name))
+            : [],
+      }),
+      deleteNamespacedServiceAccount: async (p: {
+        name: string;
+        body?: { preconditions?: { uid?: string } };
+      }) => void deleted.push({ name: p.name, uid: p.body?.preconditions?.uid }),
+    },
+    rbac: {
+      readNamespacedRoleBinding: async () => {
+        throw apiError(404);
+      },
+      readNamespacedRole: async () => {
+        throw apiError(404);
+      },
+    },
+    coordination: {
+      readNamespacedLease: async () => {
+        throw apiError(404);
+      },
+      createNamespacedLease: async () => ({}),
+      listNamespacedLease: async () => ({
+        items: [recordElsewhere, jwtUseRecord(RECORDED, '2026-06-01T13:00:00Z', '2026-06-01T13:00:00Z')],
+      }),
+      deleteNamespacedLease: async () => ({}),
+    },
+  });
+  return { k8s, deleted };
+}
+
+test("an old root naming this broker's ledger is deleted by its uid and audited as never granted", async () => {
+  const { k8s, deleted } = cluster();
+  const audit: AuditEvent[] = [];
+  const metrics = createMetrics();
+  const reaper = testReaper(k8s, {
+    audit: { record: (e) => void audit.push(e) },
+    metrics,
+    now: () => NOW,
+    namespaces: () => ['ci'],
+  });
+  const pass = await reaper.runOnce();
+  expect(deleted).toEqual(
+    expect.arrayContaining([
+      { name: OLD, uid: `uid-${OLD}` },
+      { name: RECORD_ELSEWHERE, uid: `uid-${RECORD_ELSEWHERE}` },
+    ]),
+  );
+  expect(deleted).toHaveLength(2);
+  expect(pass.reaped.sort()).toEqual([OLD, RECORD_ELSEWHERE].sort());
+  expect(audit.map((a) => [a.action, a.grantId, a.unrecorded, a.by])).toEqual(
+    expect.arrayContaining([
+      ['reap', OLD, true, 'reaper'],
+      ['reap', RECORD_ELSEWHERE, true, 'reaper'],
+    ]),
+  );
+  // Not a forgery and not deleted: young (an exchange may still be writing its record), or a grant.
+  // Forgeries: another broker's, one naming no ledger, a name no grant id has.
+  expect(pass.forged.sort()).toEqual(
+    [`ci/${NOT_A_GRANT_ID}`, `ci/${NO_LEDGER}`, `ci/${OTHER_LEDGER}`].sort(),
+  );
+  // Live grants count only recorded ones.
+  expect(await metrics.registry.getSingleMetricAsString('k8s_ea_active_grants')).toMatch(
+    /^k8s_ea_active_grants 1$/m,
+  );
+  // The young root is due when its grace ends: the next pass is scheduled for it.
+  expect(pass.nextExpiry).toBe(NOW + 5000);
+});
+
+test('a young root is deleted once its grace has passed', async () => {
+  const { k8s, deleted } = cluster();
+  let now = NOW;
+  const reaper = testReaper(k8s, { now: () => now });
+  await reaper.runOnce();
+  expect(deleted.map((d) => d.name)).not.toContain(YOUNG);
+  now = NOW + 5000;
+  await reaper.runOnce();
+  expect(deleted.map((d) => d.name)).toContain(YOUNG);
+  expect(deleted.map((d) => d.name)).not.toContain(RECORDED);
+});
