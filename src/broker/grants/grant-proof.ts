@@ -28,8 +28,11 @@ import type { JwtUseRecord } from './replay-ledger.js';
 
 /**
  * How long a root may be without its record before it is deleted: far more than an exchange can
- * still be writing the record (one call, sent beside the root's, ends within K8S_CALL_TIMEOUT_MS),
- * with room for the API server's clock (which stamps creationTimestamp) to differ from the broker's.
+ * still be writing the record (one call, sent beside the root's, ends within K8S_CALL_TIMEOUT_MS; a
+ * record the API server stores after the broker gave up belongs to an exchange that failed and
+ * deleted its own root), with room for the API server's clock (which stamps creationTimestamp) to
+ * differ from the broker's. Were it ever too short, an exchange in flight would lose its root and
+ * fail (its token request finds no ServiceAccount), never grant without a record.
  */
 export const UNRECORDED_ROOT_GRACE_MS = 60_000;
 

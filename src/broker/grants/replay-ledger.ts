@@ -2,9 +2,9 @@
 //
 // The grant's ServiceAccount name already makes a replay fail while the grant exists, but a grant
 // can end (revoked, reaped) while its JWT is still valid, and each replica's in-memory replay cache
-// only knows its own requests. So before creating a grant the broker records the JWT as used: a
-// Lease named after the grant id in the broker's own namespace. The API server's name uniqueness
-// makes the first replica win.
+// only knows its own requests. So the broker records the JWT as used: a Lease named after the grant
+// id in the broker's own namespace, written beside the grant's ServiceAccount, and nothing is bound
+// or issued before both exist (grant-root.ts). The API server's name uniqueness makes one replica win.
 //
 // Job identities cannot write in the broker's namespace, so a record is also the one thing the
 // reaper can trust: it names the namespace the grant was created in and when the grant ends, and
