@@ -258,6 +258,8 @@ describe('credentials: exec renews the grant through the plugin', () => {
           }
         ).clusters[0]!.cluster;
         const whoami = await runChild('kubectl', [
+          // Nothing from the environment's kubeconfig: a client certificate there would win over the token.
+          '--kubeconfig=/dev/null',
           `--server=${server.server}`,
           `--certificate-authority=${writeCa(cfg, server['certificate-authority-data']!)}`,
           `--token=${ok.body.token as string}`,

@@ -116,7 +116,13 @@ export function exchangeBatcher(ctx: BenchContext, bb: BenchBroker, ns: string, 
       // at the end, whose CPU counts against the broker), so the CPU figures cover whole grants.
       const deadline = Date.now() + 60_000;
       while (selfRevokes && (await selfRevokeBindings()) < before + count) {
-        if (Date.now() > deadline) throw new Error('the self-revoke pairs did not all appear within 60 s');
+        if (Date.now() > deadline)
+          throw new Error(
+            `the self-revoke pairs did not all appear within 60 s; the broker's last errors: ${bb.broker.stderr
+              .filter((l) => l.includes('"level":"error"'))
+              .slice(-5)
+              .join('\n')}`,
+          );
         await sleep(50);
       }
       return result;

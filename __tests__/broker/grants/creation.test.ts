@@ -60,11 +60,14 @@ function scriptedCluster(script: Record<string, number | number[]> = {}) {
     };
   const k8s = scriptedClients({
     coordination: {
-      createNamespacedLease: call('create Lease'),
+      createNamespacedLease: call('create Lease', () => ({ metadata: { uid: 'lease-1' } })),
       deleteNamespacedLease: call('delete Lease'),
     },
     core: {
       createNamespacedServiceAccount: call('create ServiceAccount', () => ({ metadata: { uid: 'uid-1' } })),
+      readNamespacedServiceAccount: call('read ServiceAccount', () => ({
+        metadata: { uid: 'uid-in-the-way' },
+      })),
       deleteNamespacedServiceAccount: call('delete ServiceAccount'),
       createNamespacedServiceAccountToken: call('create TokenRequest', (p) => {
         tokenRequests.push(p.body);
@@ -73,6 +76,7 @@ function scriptedCluster(script: Record<string, number | number[]> = {}) {
     },
     rbac: {
       createNamespacedRole: call('create Role'),
+      readNamespacedRole: call('read Role'),
       deleteNamespacedRole: call('delete Role'),
       createNamespacedRoleBinding: call('create RoleBinding'),
       readNamespacedRoleBinding: call('read RoleBinding'),
@@ -80,6 +84,19 @@ function scriptedCluster(script: Record<string, number | number[]> = {}) {
     },
   });
   return { k8s, calls, bodies, tokenRequests };
+}
+
+/**
+ * The calls in `groups` order, exactly; the calls within a group are concurrent (they reach the
+ * scripted server over separate connections), so in any order.
+ */
+function expectInGroups(calls: string[], groups: string[][]): void {
+  let at = 0;
+  for (const group of groups) {
+    expect(calls.slice(at, at + group.length).sort()).toEqual([...group].sort());
+    at += group.length;
+  }
+  expect(calls).toHaveLength(at);
 }
 
 function grantDeps(k8s: GrantDeps['k8s'], gatewayAudience?: string): GrantDeps {
@@ -101,7 +118,10 @@ describe('grants.create', () => {
     const deps = grantDeps(k8s);
     const grant = await create(deps, claims, grantable, 'req-1');
     await deps.grantWork.settled(GRANT_ID);
-    expect(calls.slice(0, 2)).toEqual([`create Lease ${GRANT_ID}`, `create ServiceAccount ${GRANT_ID}`]);
+    expect(calls.slice(0, 2).sort()).toEqual([
+      `create Lease ${GRANT_ID}`,
+      `create ServiceAccount ${GRANT_ID}`,
+    ]);
     expect(calls.slice(2, 4).sort()).toEqual([
       `create RoleBinding ${GRANT_ID}`,
       `create TokenRequest ${GRANT_ID}`,
@@ -133,12 +153,14 @@ describe('grants.create', () => {
   });
 
   test('objects that fail are rolled back and the JWT is given back, so a retry may use it', async () => {
-    const { k8s, calls } = scriptedCluster({ 'create RoleBinding': 503 });
+    const { k8s, calls, bodies } = scriptedCluster({ 'create RoleBinding': 503 });
     const err = await create(grantDeps(k8s), claims, grantable, 'req-1').catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'ERR_UNAVAILABLE', reason: 'cluster_unavailable' });
     expect(calls).toContain(`delete ServiceAccount ${GRANT_ID}`);
     expect(calls).toContain(`delete RoleBinding ${GRANT_ID}`);
     expect(calls.at(-1)).toBe(`delete Lease ${GRANT_ID}`);
+    // Only the record this exchange wrote: another replica's, written since, would stay.
+    expect(bodies.get(`delete Lease ${GRANT_ID}`)).toEqual({ preconditions: { uid: 'lease-1' } });
   });
 
   test('a JWT already spent (its record exists): the root made beside it is deleted by its uid', async () => {
@@ -146,10 +168,9 @@ describe('grants.create', () => {
     const err = await create(grantDeps(k8s), claims, grantable, 'req-1').catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'ERR_UNAUTHENTICATED', reason: 'jwt_replayed' });
     // The record belongs to the first use: it stays.
-    expect(calls).toEqual([
-      `create Lease ${GRANT_ID}`,
-      `create ServiceAccount ${GRANT_ID}`,
-      `delete ServiceAccount ${GRANT_ID}`,
+    expectInGroups(calls, [
+      [`create Lease ${GRANT_ID}`, `create ServiceAccount ${GRANT_ID}`],
+      [`delete ServiceAccount ${GRANT_ID}`],
     ]);
     expect(bodies.get(`delete ServiceAccount ${GRANT_ID}`)).toMatchObject({
       preconditions: { uid: 'uid-1' },
@@ -166,6 +187,35 @@ describe('grants.create', () => {
     ).toEqual([]);
   });
 
+  test.each([
+    ['its root is in the way', { 'create Lease': 503, 'create ServiceAccount': 409 }],
+    ['its root was created', { 'create Lease': 503 }],
+  ])(
+    'a record this exchange failed to write is never deleted (%s): it may be the record of a grant another replica made',
+    async (_, script) => {
+      const { k8s, calls } = scriptedCluster(script);
+      const err = await create(grantDeps(k8s), claims, grantable, 'req-1').catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'ERR_UNAVAILABLE' });
+      expect(calls.filter((c) => c.includes('Lease'))).toEqual([`create Lease ${GRANT_ID}`]);
+    },
+  );
+
+  test('a failure before anything is written (the inline role) touches no record', async () => {
+    const { k8s, calls } = scriptedCluster({ 'read Role': 503 });
+    const inline: Grantable = {
+      ...grantable,
+      role: 'reader',
+      roleRef: {
+        kind: 'Inline',
+        name: 'reader',
+        rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get'] }],
+      },
+    };
+    const err = await create(grantDeps(k8s), claims, inline, 'req-1').catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ERR_UNAVAILABLE' });
+    expect(calls.filter((c) => c.includes('Lease') || c.includes('ServiceAccount'))).toEqual([]);
+  });
+
   test('a root the cluster fails to create gives the JWT back and binds nothing', async () => {
     const { k8s, calls } = scriptedCluster({ 'create ServiceAccount': 503 });
     const err = await create(grantDeps(k8s), claims, grantable, 'req-1').catch((e: unknown) => e);
@@ -175,17 +225,20 @@ describe('grants.create', () => {
 
   test('the record is ours and an unbound root of the same JWT is in the way: it is replaced', async () => {
     // What a replica that lost the record, or a broker killed before its record landed, leaves.
-    const { k8s, calls } = scriptedCluster({ 'create ServiceAccount': [409, 0] });
+    const { k8s, calls, bodies } = scriptedCluster({ 'create ServiceAccount': [409, 0] });
     const deps = grantDeps(k8s);
     const grant = await create(deps, claims, grantable, 'req-1');
     await deps.grantWork.settled(GRANT_ID);
-    expect(calls.slice(0, 5)).toEqual([
-      `create Lease ${GRANT_ID}`,
-      `create ServiceAccount ${GRANT_ID}`,
-      `read RoleBinding ${GRANT_ID}`,
-      `delete ServiceAccount ${GRANT_ID}`,
-      `create ServiceAccount ${GRANT_ID}`,
+    expectInGroups(calls.slice(0, 6), [
+      [`create Lease ${GRANT_ID}`, `create ServiceAccount ${GRANT_ID}`],
+      [`read ServiceAccount ${GRANT_ID}`, `read RoleBinding ${GRANT_ID}`],
+      [`delete ServiceAccount ${GRANT_ID}`],
+      [`create ServiceAccount ${GRANT_ID}`],
     ]);
+    // Deleted by the uid read: a root put there since is read again, not deleted unseen.
+    expect(bodies.get(`delete ServiceAccount ${GRANT_ID}`)).toMatchObject({
+      preconditions: { uid: 'uid-in-the-way' },
+    });
     expect(grant).toMatchObject({ grantId: GRANT_ID, serviceAccountUid: 'uid-1', token: 'a.b.c' });
   });
 
@@ -193,10 +246,9 @@ describe('grants.create', () => {
     const { k8s, calls } = scriptedCluster({ 'create ServiceAccount': 409, 'read RoleBinding': 0 });
     const err = await create(grantDeps(k8s), claims, grantable, 'req-1').catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'ERR_UNAUTHENTICATED', reason: 'jwt_replayed' });
-    expect(calls).toEqual([
-      `create Lease ${GRANT_ID}`,
-      `create ServiceAccount ${GRANT_ID}`,
-      `read RoleBinding ${GRANT_ID}`,
+    expectInGroups(calls, [
+      [`create Lease ${GRANT_ID}`, `create ServiceAccount ${GRANT_ID}`],
+      [`read ServiceAccount ${GRANT_ID}`, `read RoleBinding ${GRANT_ID}`],
     ]);
   });
 
@@ -215,7 +267,7 @@ describe('grants.create', () => {
     const { k8s, calls } = scriptedCluster({ 'create Lease': 409, 'create ServiceAccount': 409 });
     const err = await create(grantDeps(k8s), claims, grantable, 'req-1').catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'ERR_UNAUTHENTICATED', reason: 'jwt_replayed' });
-    expect(calls).toEqual([`create Lease ${GRANT_ID}`, `create ServiceAccount ${GRANT_ID}`]);
+    expectInGroups(calls, [[`create Lease ${GRANT_ID}`, `create ServiceAccount ${GRANT_ID}`]]);
   });
 });
 

@@ -126,8 +126,13 @@ test("an old root naming this broker's ledger is deleted by its uid and audited 
   expect(await metrics.registry.getSingleMetricAsString('k8s_ea_active_grants')).toMatch(
     /^k8s_ea_active_grants 1$/m,
   );
-  // The young root is due when its grace ends: the next pass is scheduled for it.
-  expect(pass.nextExpiry).toBe(NOW + 5000);
+  // A root does not bring the next pass forward (anyone may make one): the recorded grant's end does.
+  expect(pass.nextExpiry).toBe(Date.parse('2026-06-01T13:00:00Z'));
+  // Its audit line carries no labels or annotations (not the broker's word) and no end.
+  const line = audit.find((a) => a.grantId === OLD)!;
+  expect(Object.keys(line).sort()).toEqual(
+    ['action', 'by', 'grantId', 'namespace', 'serviceAccount', 'serviceAccountUid', 'unrecorded'].sort(),
+  );
 });
 
 test('a young root is deleted once its grace has passed', async () => {
@@ -140,4 +145,50 @@ test('a young root is deleted once its grace has passed', async () => {
   await reaper.runOnce();
   expect(deleted.map((d) => d.name)).toContain(YOUNG);
   expect(deleted.map((d) => d.name)).not.toContain(RECORDED);
+});
+
+test("a root named after a live grant of another namespace is reaped; the live grant's record and grant stay", async () => {
+  // A co-tenant of "other" read the grant id of a live grant in "ci" and made a look-alike there.
+  const live = grantId('7');
+  const old = at(NOW - UNRECORDED_ROOT_GRACE_MS - 1000);
+  const listed: Record<string, ReturnType<typeof root>[]> = {
+    ci: [root(live, old)],
+    other: [root(live, old)],
+  };
+  const deleted: string[] = [];
+  const k8s = scriptedClients({
+    core: {
+      listNamespacedServiceAccount: async ({ namespace }: { namespace: string }) => ({
+        items: (listed[namespace] ?? []).filter(
+          (sa) => !deleted.includes(`${namespace}/${sa.metadata.name}`),
+        ),
+      }),
+      deleteNamespacedServiceAccount: async (p: { name: string; namespace: string }) =>
+        void deleted.push(`${p.namespace}/${p.name}`),
+    },
+    rbac: {
+      readNamespacedRoleBinding: async () => {
+        throw apiError(404);
+      },
+      readNamespacedRole: async () => {
+        throw apiError(404);
+      },
+    },
+    coordination: {
+      readNamespacedLease: async () => {
+        throw apiError(404);
+      },
+      createNamespacedLease: async () => ({}),
+      // Past its keep time (the JWT has expired), its grant still live: kept while the grant exists.
+      listNamespacedLease: async () => ({
+        items: [jwtUseRecord(live, '2026-06-01T11:00:00Z', '2026-06-01T13:00:00Z')],
+      }),
+      deleteNamespacedLease: async ({ name }: { name: string }) => void deleted.push(`ledger/${name}`),
+    },
+  });
+  // "ci" first: the look-alike's pass comes after the live grant's, as it must to matter.
+  const reaper = testReaper(k8s, { now: () => NOW, namespaces: () => ['ci', 'other'] });
+  await reaper.runOnce();
+  await reaper.runOnce();
+  expect(deleted).toEqual([`other/${live}`]);
 });

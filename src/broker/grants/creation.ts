@@ -19,6 +19,8 @@ export async function create(
 ): Promise<CreatedGrant> {
   const expiresAt = new Date(deps.now() + grantable.ttlSeconds * 1000);
   const ledger = deps.replayLedger;
+  /** The record this exchange wrote (its uid, when the answer had one): only that one is ever given back. */
+  let written: { uid?: string } | undefined;
   const logRollbackError = (what: string, err: unknown) =>
     deps.logger.error('rollback failed; the reaper will delete the leftovers', {
       requestId,
@@ -31,11 +33,13 @@ export async function create(
     grant = await createGrant(deps.k8s, claims, grantable, {
       now: deps.now,
       expiresAt,
-      spendJwt: () =>
-        spendJwt(deps.k8s, ledger, claims, deps.now, {
+      spendJwt: async () => {
+        const uid = await spendJwt(deps.k8s, ledger, claims, deps.now, {
           namespace: grantable.namespace,
           grantExpiresAt: expiresAt,
-        }),
+        });
+        written = { uid };
+      },
       ledgerNamespace: ledger.namespace,
       inlineRoles: deps.inlineRoles,
       gatewayAudience: deps.gatewayAudience,
@@ -54,8 +58,10 @@ export async function create(
   } catch (err) {
     const replay = err instanceof BrokerError && err.reason === 'jwt_replayed';
     const grantId = grantIdFor(claims);
-    if (!replay)
-      await deleteJwtUse(deps.k8s, ledger.namespace, grantId).catch((e: unknown) =>
+    // A record this exchange did not write is another's (a replica that won it, a revocation): never
+    // given back. Nor is one that now proves a grant found in the way (a replay).
+    if (written && !replay)
+      await deleteJwtUse(deps.k8s, ledger.namespace, grantId, written.uid).catch((e: unknown) =>
         logRollbackError(`JWT-use record ${grantId}`, e),
       );
     throw err;

@@ -12,14 +12,20 @@
 //                                  its record landed, or it is a grant whose record is gone. With its
 //                                  access RoleBinding it is a grant: jwt_replayed, and the record, kept,
 //                                  now proves it to the reaper. Without, it never had a permission:
-//                                  delete it and create this grant's own.
+//                                  delete it (by the uid read) and create this grant's own.
 //   record stored, root failed   → the root's error (creation.ts gives the JWT back).
 //
 // A broker killed between the two writes can leave a root without a record. It has no permission and
 // no token; the reaper deletes it once no exchange can still be writing its record (grant-proof.ts).
 import { BrokerError } from '../../shared/errors.js';
 import type { K8sClients } from '../kube/clients.js';
-import { isAlreadyExists, isConflict, isNotFound } from '../kube/errors.js';
+import {
+  deleteIgnoringNotFound,
+  isAlreadyExists,
+  isConflict,
+  isNotFound,
+  readIgnoringNotFound,
+} from '../kube/errors.js';
 import { clusterError } from './cluster-error.js';
 import type { GrantObjects } from './grant-objects.js';
 
@@ -59,7 +65,8 @@ async function createRoot(k8s: K8sClients, namespace: string, objects: GrantObje
 
 /**
  * The record is this replica's and a root of the same name is in the way (see the head of the
- * file): a grant if it has its access RoleBinding, else a root that never got a permission.
+ * file): a grant if it has its access RoleBinding, else a root that never got a permission, deleted
+ * by its uid (a root put there after the read is read again on the next attempt).
  */
 async function replaceUnboundRoot(
   k8s: K8sClients,
@@ -67,21 +74,23 @@ async function replaceUnboundRoot(
   objects: GrantObjects,
 ): Promise<string> {
   const { grantId } = objects;
+  const named = { name: grantId, namespace };
   for (let attempt = 1; ; attempt++) {
     try {
-      const binding = await k8s.hotPath
-        .readNamespacedRoleBinding({ name: grantId, namespace })
-        .catch((err: unknown) => {
-          if (isNotFound(err)) return undefined;
-          throw err;
-        });
+      const [root, binding] = await Promise.all([
+        readIgnoringNotFound(() => k8s.hotPath.readNamespacedServiceAccount(named)),
+        readIgnoringNotFound(() => k8s.hotPath.readNamespacedRoleBinding(named)),
+      ]);
       if (binding)
         throw new BrokerError('ERR_UNAUTHENTICATED', 'jwt_replayed', `grant ${grantId} already exists`);
-      // By name: whatever root is there now was made for this JWT and holds no permission. The
-      // replica that made it deletes it with its uid as precondition, which then fails harmlessly.
-      await k8s.hotPath.deleteNamespacedServiceAccount({ name: grantId, namespace }).catch((err: unknown) => {
-        if (!isNotFound(err)) throw err;
-      });
+      const uid = root?.metadata?.uid;
+      if (uid)
+        await deleteIgnoringNotFound(() =>
+          k8s.hotPath.deleteNamespacedServiceAccount({
+            ...named,
+            body: { preconditions: { uid }, propagationPolicy: 'Background' },
+          }),
+        );
       return await createRoot(k8s, namespace, objects);
     } catch (err) {
       if (err instanceof BrokerError) throw err;

@@ -84,7 +84,12 @@ function expiredRecordsIn(
 ): number {
   let n = 0;
   for (const r of records.values())
-    if (r.namespace === namespace && (r.grantExpiresAt ?? Infinity) <= now && seen.has(r.grantId)) n += 1;
+    if (
+      r.namespace === namespace &&
+      (r.grantExpiresAt ?? Infinity) <= now &&
+      seen.has(grantKey(namespace, r.grantId))
+    )
+      n += 1;
   return n;
 }
 
@@ -111,6 +116,12 @@ function listServiceAccounts(k8s: K8sClients, namespace: string, pageSize: numbe
     pageSize,
   ).then((r) => r.kept);
 }
+
+/**
+ * A grant as the pass keeps track of it: its namespace and id. By id alone, a ServiceAccount of the
+ * same name in another namespace (a look-alike) could stand in for the grant a record names.
+ */
+const grantKey = (namespace: string | undefined, grantId: string) => `${namespace ?? ''}/${grantId}`;
 
 /** Runs `fn` over `items` with at most `limit` calls in flight. */
 async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
@@ -148,7 +159,7 @@ export class Reaper {
   private readonly loggedForged = new Map<string, Set<string>>();
   /** Namespaces whose listing failed on the last pass (logged when that starts, and when it ends). */
   private readonly failing = new Set<string>();
-  /** Grant ids whose grant existed, or may have, at the end of the last pass. */
+  /** The grants (grantKey) that existed, or may have, at the end of the last pass. */
   private seen: ReadonlySet<string> = new Set();
 
   constructor(
@@ -233,7 +244,8 @@ export class Reaper {
         items = await listServiceAccounts(this.k8s, namespace, this.pageSize);
       } catch (err) {
         this.namespaceFailed(namespace, err, result);
-        for (const r of records.values()) if (r.namespace === namespace) present.add(r.grantId);
+        for (const r of records.values())
+          if (r.namespace === namespace) present.add(grantKey(namespace, r.grantId));
         continue;
       }
       if (this.failing.delete(namespace))
@@ -242,9 +254,13 @@ export class Reaper {
       this.reportForged(namespace, forged, result);
       const expired: { grant: ProvenGrant; key: string; b?: Backoff }[] = [];
       for (const grant of proven) {
-        present.add(grant.grantId);
-        if (!grant.unrecorded) result.seen += 1;
-        ahead(grant.expiresAt);
+        // An unrecorded root is no grant: it keeps no record, and does not bring the next pass forward
+        // (anyone who may create ServiceAccounts could make one), so it waits for a pass at the interval.
+        if (!grant.unrecorded) {
+          present.add(grantKey(namespace, grant.grantId));
+          result.seen += 1;
+          ahead(grant.expiresAt);
+        }
         if (grant.expiresAt > now || grant.serviceAccount.metadata?.deletionTimestamp) continue;
         const key = `${namespace}/${grant.grantId}`;
         const b = this.backoff.get(key);
@@ -276,7 +292,7 @@ export class Reaper {
       // grow by ~30 ms per expired grant (30 s for 1,000; bench/, docs/benchmarks.md).
       await forEachLimited(expired, concurrency, async ({ grant, key, b }) => {
         if (await this.reap(namespace, grant, key, known, b)) {
-          present.delete(grant.grantId);
+          present.delete(grantKey(namespace, grant.grantId));
           result.reaped.push(grant.grantId);
           if (!grant.unrecorded) reapedGrants += 1;
         } else {
@@ -385,14 +401,19 @@ export class Reaper {
         namespace,
         serviceAccount: grantId,
         serviceAccountUid: uid,
-        expiresAt: Number.isFinite(grant.expiresAt)
-          ? rfc3339(new Date(grant.expiresAt))
-          : sa.metadata?.annotations?.[EXPIRES_AT_ANNOTATION],
         by: 'reaper',
-        // Never granted: a root whose JWT-use record never landed (grant-proof.ts).
-        ...(grant.unrecorded ? { unrecorded: true } : {}),
-        labels: sa.metadata?.labels,
-        annotations: sa.metadata?.annotations,
+        // Never granted: a root whose JWT-use record never landed (grant-proof.ts). It had no end, and
+        // its labels and annotations are not the broker's word (anyone who may create ServiceAccounts
+        // could write them).
+        ...(grant.unrecorded
+          ? { unrecorded: true }
+          : {
+              expiresAt: Number.isFinite(grant.expiresAt)
+                ? rfc3339(new Date(grant.expiresAt))
+                : sa.metadata?.annotations?.[EXPIRES_AT_ANNOTATION],
+              labels: sa.metadata?.labels,
+              annotations: sa.metadata?.annotations,
+            }),
       });
       return true;
     } catch (err) {
@@ -424,7 +445,11 @@ export class Reaper {
   private async prune(records: ReadonlyMap<string, JwtUseRecord>, present: ReadonlySet<string>, now: number) {
     let pruned = 0;
     for (const r of records.values()) {
-      if ((Number.isFinite(r.keepUntil) && r.keepUntil > now) || present.has(r.grantId)) continue;
+      if (
+        (Number.isFinite(r.keepUntil) && r.keepUntil > now) ||
+        present.has(grantKey(r.namespace, r.grantId))
+      )
+        continue;
       try {
         await deleteJwtUse(this.k8s, this.options.lease.namespace, r.grantId);
         pruned += 1;

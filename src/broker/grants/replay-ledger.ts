@@ -13,7 +13,7 @@
 import { V1MicroTime, type V1Lease, type V1ObjectMeta } from '@kubernetes/client-node';
 import { BrokerError } from '../../shared/errors.js';
 import type { K8sClients } from '../kube/clients.js';
-import { deleteIgnoringNotFound, describeK8sError, isAlreadyExists } from '../kube/errors.js';
+import { deleteIgnoringNotFound, describeK8sError, isAlreadyExists, isConflict } from '../kube/errors.js';
 import { LIST_PAGE_SIZE, listReduced } from '../kube/paged-list.js';
 import {
   EXPIRES_AT_ANNOTATION,
@@ -100,15 +100,19 @@ export function jwtUseLease(use: JwtUse, now: number): V1Lease {
   };
 }
 
-/** Records the JWT behind `use.grantId` as used; a second record → jwt_replayed. */
+/** Records the JWT behind `use.grantId` as used, returning the record's uid; a second record → jwt_replayed. */
 export async function recordJwtUse(
   k8s: K8sClients,
   brokerNamespace: string,
   use: JwtUse,
   now: () => number = Date.now,
-): Promise<void> {
+): Promise<string | undefined> {
   try {
-    await k8s.hotPath.createNamespacedLease({ namespace: brokerNamespace, body: jwtUseLease(use, now()) });
+    const lease = await k8s.hotPath.createNamespacedLease({
+      namespace: brokerNamespace,
+      body: jwtUseLease(use, now()),
+    });
+    return lease.metadata?.uid;
   } catch (err) {
     if (isAlreadyExists(err))
       throw new BrokerError(
@@ -169,10 +173,25 @@ export function jwtUseRecordOf(
   };
 }
 
-export async function deleteJwtUse(k8s: K8sClients, brokerNamespace: string, grantId: string): Promise<void> {
+/**
+ * Deletes a record; with `uid`, only that very record (the one an exchange wrote and now gives back):
+ * one that is gone or is another's by now is left alone.
+ */
+export async function deleteJwtUse(
+  k8s: K8sClients,
+  brokerNamespace: string,
+  grantId: string,
+  uid?: string,
+): Promise<void> {
   await deleteIgnoringNotFound(() =>
-    k8s.hotPath.deleteNamespacedLease({ name: grantId, namespace: brokerNamespace }),
-  );
+    k8s.hotPath.deleteNamespacedLease({
+      name: grantId,
+      namespace: brokerNamespace,
+      ...(uid ? { body: { preconditions: { uid } } } : {}),
+    }),
+  ).catch((err: unknown) => {
+    if (!(uid && isConflict(err))) throw err;
+  });
 }
 
 /**
@@ -186,7 +205,7 @@ export async function spendJwt(
   claims: VerifiedClaims,
   now: () => number,
   grant?: { namespace: string; grantExpiresAt: Date },
-): Promise<void> {
+): Promise<string | undefined> {
   const keepUntil = new Date((claims.exp + ledger.keepAfterExpirySeconds) * 1000);
-  await recordJwtUse(k8s, ledger.namespace, { grantId: grantIdFor(claims), keepUntil, ...grant }, now);
+  return recordJwtUse(k8s, ledger.namespace, { grantId: grantIdFor(claims), keepUntil, ...grant }, now);
 }

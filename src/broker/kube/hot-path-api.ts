@@ -64,7 +64,7 @@ export interface ListedObject {
 
 export interface HotPathApi {
   createNamespacedLease(p: InNamespace<V1Lease>): Promise<KubeObject>;
-  deleteNamespacedLease(p: Named): Promise<unknown>;
+  deleteNamespacedLease(p: Deletion): Promise<unknown>;
   createNamespacedServiceAccount(p: InNamespace<V1ServiceAccount>): Promise<KubeObject>;
   readNamespacedServiceAccount(p: Named): Promise<KubeObject>;
   deleteNamespacedServiceAccount(p: Deletion): Promise<unknown>;
@@ -98,7 +98,7 @@ export function jsonHotPath(connection: Pick<KubeConnection, 'request'>): HotPat
   const call = <T>(method: string, path: string, body?: unknown) => connection.request<T>(method, path, body);
   return {
     createNamespacedLease: (p) => call('POST', leases(p.namespace), p.body),
-    deleteNamespacedLease: (p) => call('DELETE', `${leases(p.namespace)}/${seg(p.name)}`),
+    deleteNamespacedLease: (p) => call('DELETE', `${leases(p.namespace)}/${seg(p.name)}`, p.body),
     createNamespacedServiceAccount: (p) => call('POST', core(p.namespace, 'serviceaccounts'), p.body),
     readNamespacedServiceAccount: (p) =>
       call('GET', `${core(p.namespace, 'serviceaccounts')}/${seg(p.name)}`),
