@@ -40,9 +40,10 @@ const apiError = (code: number) => Object.assign(new Error(`HTTP ${code}`), { co
 /**
  * A cluster that records each call as `verb kind name` (and the body it carried) and fails the calls
  * named in `fail`, by `verb kind` or by the whole line: with a status code, or one per call in turn
- * (0: answer). The grant's access RoleBinding reads as absent unless `fail` says otherwise.
+ * (0: answer). The grant's access RoleBinding reads as absent unless `fail` says otherwise; then
+ * it is owned by `bindingOwner` (the root in the way reads as uid-in-the-way).
  */
-function scriptedCluster(script: Record<string, number | number[]> = {}) {
+function scriptedCluster(script: Record<string, number | number[]> = {}, bindingOwner = 'uid-in-the-way') {
   const fail: Record<string, number | number[]> = { 'read RoleBinding': 404, ...script };
   const calls: string[] = [];
   const bodies = new Map<string, unknown>();
@@ -79,7 +80,10 @@ function scriptedCluster(script: Record<string, number | number[]> = {}) {
       readNamespacedRole: call('read Role'),
       deleteNamespacedRole: call('delete Role'),
       createNamespacedRoleBinding: call('create RoleBinding'),
-      readNamespacedRoleBinding: call('read RoleBinding'),
+      // The root in the way's own binding, when the script lets it be found.
+      readNamespacedRoleBinding: call('read RoleBinding', () => ({
+        metadata: { ownerReferences: [{ kind: 'ServiceAccount', uid: bindingOwner }] },
+      })),
       deleteNamespacedRoleBinding: call('delete RoleBinding'),
     },
   });
@@ -250,6 +254,14 @@ describe('grants.create', () => {
       [`create Lease ${GRANT_ID}`, `create ServiceAccount ${GRANT_ID}`],
       [`read ServiceAccount ${GRANT_ID}`, `read RoleBinding ${GRANT_ID}`],
     ]);
+  });
+
+  test('a binding under the name that the root in the way does not own does not make it a grant', async () => {
+    const { k8s, calls } = scriptedCluster({ 'create ServiceAccount': [409, 0] }, 'someone-else');
+    const deps = grantDeps(k8s);
+    await create(deps, claims, grantable, 'req-1');
+    await deps.grantWork.settled(GRANT_ID);
+    expect(calls.filter((c) => c === `create ServiceAccount ${GRANT_ID}`)).toHaveLength(2);
   });
 
   test(`a root that is back in the way ${ROOT_ATTEMPTS} times: the exchange gives up and gives the JWT back`, async () => {

@@ -72,7 +72,12 @@ function cluster(refuse: { binding?: number; serviceAccount?: number } = {}) {
       }),
       createNamespacedRole: seen('create role', (p) => p.body),
       // The root in the way is a grant: its access binding exists (grant-root.ts).
-      readNamespacedRoleBinding: seen('read rb', (p) => ({ metadata: { name: p.name } })),
+      readNamespacedRoleBinding: seen('read rb', (p) => ({
+        metadata: {
+          name: p.name,
+          ownerReferences: [{ kind: 'ServiceAccount', name: p.name, uid: 'uid-old' }],
+        },
+      })),
       deleteNamespacedRoleBinding: seen('delete rb', () => {
         throw refusal(404, 'not found');
       }),

@@ -1,7 +1,7 @@
 // A new grant as one unit: spend the JWT (its record written beside the grant's root, so two
 // replicas cannot both grant it: grant-root.ts), create the grant's objects, and if they fail, give
 // the JWT back (nothing was granted, so it may be used again, e.g. a retry after a 503), unless this
-// was itself a replay, whose record belongs to the first use.
+// was itself a replay, whose record belongs to the first use or proves a grant found in the way.
 import { BrokerError } from '../../shared/errors.js';
 import { describeK8sError } from '../kube/errors.js';
 import { grantIdFor } from '../naming.js';
@@ -19,7 +19,7 @@ export async function create(
 ): Promise<CreatedGrant> {
   const expiresAt = new Date(deps.now() + grantable.ttlSeconds * 1000);
   const ledger = deps.replayLedger;
-  /** The record this exchange wrote (its uid, when the answer had one): only that one is ever given back. */
+  /** The record this exchange wrote (its uid: an answer without one gives nothing back). */
   let written: { uid?: string } | undefined;
   const logRollbackError = (what: string, err: unknown) =>
     deps.logger.error('rollback failed; the reaper will delete the leftovers', {
@@ -60,7 +60,7 @@ export async function create(
     const grantId = grantIdFor(claims);
     // A record this exchange did not write is another's (a replica that won it, a revocation): never
     // given back. Nor is one that now proves a grant found in the way (a replay).
-    if (written && !replay)
+    if (written?.uid && !replay)
       await deleteJwtUse(deps.k8s, ledger.namespace, grantId, written.uid).catch((e: unknown) =>
         logRollbackError(`JWT-use record ${grantId}`, e),
       );

@@ -8,7 +8,8 @@
 //
 // The record is written beside the grant's root (grant-root.ts), so a broker killed between the two
 // can leave a root whose record never landed. Such a root never got a binding or a token, and its
-// name is a hash of a JWT's jti (no one can name one ahead of the JWT). It is counted as this broker's
+// name is a hash of a JWT's jti (no one can name one ahead of the JWT). The same rule ends a grant
+// whose record is gone otherwise (deleted by hand, or given back after a rollback that failed). It is counted as this broker's
 // own, never granted, when it names this broker's ledger (LEDGER_ANNOTATION) and is older than any
 // exchange can still be writing its record (UNRECORDED_ROOT_GRACE_MS); the reaper then deletes it,
 // with its uid as precondition. Only someone who may write ServiceAccounts in the namespace can make
@@ -45,7 +46,7 @@ export interface ProvenGrant {
    * for an unrecorded root, its creation plus UNRECORDED_ROOT_GRACE_MS.
    */
   expiresAt: number;
-  /** A root whose record never landed: never granted (no binding, no token). */
+  /** A root without its record: usually one whose record never landed, never granted. */
   unrecorded?: true;
 }
 

@@ -10,13 +10,14 @@
 //                                  is presented, so that root was made for this very JWT: by a replica
 //                                  that lost the record (and is deleting it), by a broker killed before
 //                                  its record landed, or it is a grant whose record is gone. With its
-//                                  access RoleBinding it is a grant: jwt_replayed, and the record, kept,
-//                                  now proves it to the reaper. Without, it never had a permission:
-//                                  delete it (by the uid read) and create this grant's own.
+//                                  access RoleBinding (owned by it) it is a grant: jwt_replayed, and the
+//                                  record, kept, now proves it to the reaper. Without, it never had a
+//                                  permission: delete it (by the uid read) and create this grant's own.
 //   record stored, root failed   → the root's error (creation.ts gives the JWT back).
 //
-// A broker killed between the two writes can leave a root without a record. It has no permission and
-// no token; the reaper deletes it once no exchange can still be writing its record (grant-proof.ts).
+// A broker killed between the two writes can leave a root without a record. That one has no permission
+// and no token; the reaper deletes any root without a record once no exchange can still be writing
+// one (grant-proof.ts).
 import { BrokerError } from '../../shared/errors.js';
 import type { K8sClients } from '../kube/clients.js';
 import {
@@ -81,9 +82,13 @@ async function replaceUnboundRoot(
         readIgnoringNotFound(() => k8s.hotPath.readNamespacedServiceAccount(named)),
         readIgnoringNotFound(() => k8s.hotPath.readNamespacedRoleBinding(named)),
       ]);
-      if (binding)
-        throw new BrokerError('ERR_UNAUTHENTICATED', 'jwt_replayed', `grant ${grantId} already exists`);
       const uid = root?.metadata?.uid;
+      // Only the root's own binding makes it a grant; one someone else put under the name does not.
+      if (
+        uid &&
+        binding?.metadata?.ownerReferences?.some((r) => r.uid === uid && r.kind === 'ServiceAccount')
+      )
+        throw new BrokerError('ERR_UNAUTHENTICATED', 'jwt_replayed', `grant ${grantId} already exists`);
       if (uid)
         await deleteIgnoringNotFound(() =>
           k8s.hotPath.deleteNamespacedServiceAccount({

@@ -3,7 +3,8 @@
 // the replica holding the lease reads the broker's
 // JWT-use records (one LIST in its own namespace), lists the ServiceAccounts of every namespace the
 // policy or a record names (one LIST each), and deletes the grants past their expiry. It deletes
-// only what it can prove is a grant (grants/grant-proof.ts, and ownerReferences for the dependents);
+// only what it can prove is a grant, or a root of its own whose record never landed
+// (grants/grant-proof.ts, and ownerReferences for the dependents);
 // a ServiceAccount merely labelled like one is logged once and left alone. A namespace it cannot
 // read is logged and counted, and the pass goes on. A failed deletion is retried with backoff on
 // later passes, forever: an expired grant must never become permanent.
@@ -262,7 +263,7 @@ export class Reaper {
           ahead(grant.expiresAt);
         }
         if (grant.expiresAt > now || grant.serviceAccount.metadata?.deletionTimestamp) continue;
-        const key = `${namespace}/${grant.grantId}`;
+        const key = grantKey(namespace, grant.grantId);
         const b = this.backoff.get(key);
         if (b && this.pass < b.nextPass) {
           result.failed.push(grant.grantId);
@@ -394,7 +395,8 @@ export class Reaper {
           },
         );
       this.backoff.delete(key);
-      this.options.metrics?.reaped.inc();
+      // Anyone who may create ServiceAccounts can make an unrecorded root: not counted as a grant.
+      if (!grant.unrecorded) this.options.metrics?.reaped.inc();
       this.options.audit.record({
         action: 'reap',
         grantId,
