@@ -42,33 +42,28 @@ const RECORD_ELSEWHERE = grantId('5');
 /** A grant with its record: proven as before, not an unrecorded root. */
 const RECORDED = grantId('6');
 
-function cluster() {
-  const deleted: { name: string; uid?: string }[] = [];
-  const old = at(NOW - UNRECORDED_ROOT_GRACE_MS - 1000);
-  const serviceAccounts = [
-    root(OLD, old),
-    root(YOUNG, at(NOW - UNRECORDED_ROOT_GRACE_MS + 5000)),
-    root(OTHER_LEDGER, old, 'another-broker'),
-    root(NO_LEDGER, old, null),
-    root(NOT_A_GRANT_ID, old),
-    root(RECORD_ELSEWHERE, old),
-    root(RECORDED, old),
-  ];
-  const recordElsewhere = jwtUseRecord(RECORD_ELSEWHERE, '2026-06-01T13:00:00Z', '2026-06-01T13:00:00Z');
-  recordElsewhere.metadata.labels = { 'k8s-ephemeral-access.io/namespace': 'elsewhere' };
+type Root = ReturnType<typeof root>;
+type Record_ = ReturnType<typeof jwtUseRecord>;
+
+/**
+ * A scripted cluster: the ServiceAccounts of each namespace and the broker's records. It records
+ * each ServiceAccount deletion (with its uid precondition) and each record pruned.
+ */
+function scriptedCluster(listed: Record<string, Root[]>, records: Record_[]) {
+  const deleted: { namespace: string; name: string; uid?: string }[] = [];
+  const pruned: string[] = [];
   const k8s = scriptedClients({
     core: {
-      // The reaper also visits the namespace a record names ("elsewhere"): empty.
       listNamespacedServiceAccount: async ({ namespace }: { namespace: string }) => ({
-        items:
-          namespace === 'ci'
-            ? serviceAccounts.filter((a) => !deleted.some((d) => d.name === a.metadata.name))
-            : [],
+        items: (listed[namespace] ?? []).filter(
+          (sa) => !deleted.some((d) => d.namespace === namespace && d.name === sa.metadata.name),
+        ),
       }),
       deleteNamespacedServiceAccount: async (p: {
         name: string;
+        namespace: string;
         body?: { preconditions?: { uid?: string } };
-      }) => void deleted.push({ name: p.name, uid: p.body?.preconditions?.uid }),
+      }) => void deleted.push({ namespace: p.namespace, name: p.name, uid: p.body?.preconditions?.uid }),
     },
     rbac: {
       readNamespacedRoleBinding: async () => {
@@ -83,12 +78,32 @@ function cluster() {
         throw apiError(404);
       },
       createNamespacedLease: async () => ({}),
-      listNamespacedLease: async () => ({
-        items: [recordElsewhere, jwtUseRecord(RECORDED, '2026-06-01T13:00:00Z', '2026-06-01T13:00:00Z')],
-      }),
-      deleteNamespacedLease: async () => ({}),
+      listNamespacedLease: async () => ({ items: records }),
+      deleteNamespacedLease: async ({ name }: { name: string }) => void pruned.push(name),
     },
   });
+  return { k8s, deleted, pruned };
+}
+
+/** Namespace ci: every kind of root; the reaper also visits "elsewhere", which a record names: empty. */
+function cluster() {
+  const old = at(NOW - UNRECORDED_ROOT_GRACE_MS - 1000);
+  const recordElsewhere = jwtUseRecord(RECORD_ELSEWHERE, '2026-06-01T13:00:00Z', '2026-06-01T13:00:00Z');
+  recordElsewhere.metadata.labels = { 'k8s-ephemeral-access.io/namespace': 'elsewhere' };
+  const { k8s, deleted } = scriptedCluster(
+    {
+      ci: [
+        root(OLD, old),
+        root(YOUNG, at(NOW - UNRECORDED_ROOT_GRACE_MS + 5000)),
+        root(OTHER_LEDGER, old, 'another-broker'),
+        root(NO_LEDGER, old, null),
+        root(NOT_A_GRANT_ID, old),
+        root(RECORD_ELSEWHERE, old),
+        root(RECORDED, old),
+      ],
+    },
+    [recordElsewhere, jwtUseRecord(RECORDED, '2026-06-01T13:00:00Z', '2026-06-01T13:00:00Z')],
+  );
   return { k8s, deleted };
 }
 
@@ -105,8 +120,8 @@ test("an old root naming this broker's ledger is deleted by its uid and audited 
   const pass = await reaper.runOnce();
   expect(deleted).toEqual(
     expect.arrayContaining([
-      { name: OLD, uid: `uid-${OLD}` },
-      { name: RECORD_ELSEWHERE, uid: `uid-${RECORD_ELSEWHERE}` },
+      { namespace: 'ci', name: OLD, uid: `uid-${OLD}` },
+      { namespace: 'ci', name: RECORD_ELSEWHERE, uid: `uid-${RECORD_ELSEWHERE}` },
     ]),
   );
   expect(deleted).toHaveLength(2);
@@ -151,44 +166,14 @@ test("a root named after a live grant of another namespace is reaped; the live g
   // A co-tenant of "other" read the grant id of a live grant in "ci" and made a look-alike there.
   const live = grantId('7');
   const old = at(NOW - UNRECORDED_ROOT_GRACE_MS - 1000);
-  const listed: Record<string, ReturnType<typeof root>[]> = {
-    ci: [root(live, old)],
-    other: [root(live, old)],
-  };
-  const deleted: string[] = [];
-  const k8s = scriptedClients({
-    core: {
-      listNamespacedServiceAccount: async ({ namespace }: { namespace: string }) => ({
-        items: (listed[namespace] ?? []).filter(
-          (sa) => !deleted.includes(`${namespace}/${sa.metadata.name}`),
-        ),
-      }),
-      deleteNamespacedServiceAccount: async (p: { name: string; namespace: string }) =>
-        void deleted.push(`${p.namespace}/${p.name}`),
-    },
-    rbac: {
-      readNamespacedRoleBinding: async () => {
-        throw apiError(404);
-      },
-      readNamespacedRole: async () => {
-        throw apiError(404);
-      },
-    },
-    coordination: {
-      readNamespacedLease: async () => {
-        throw apiError(404);
-      },
-      createNamespacedLease: async () => ({}),
-      // Past its keep time (the JWT has expired), its grant still live: kept while the grant exists.
-      listNamespacedLease: async () => ({
-        items: [jwtUseRecord(live, '2026-06-01T11:00:00Z', '2026-06-01T13:00:00Z')],
-      }),
-      deleteNamespacedLease: async ({ name }: { name: string }) => void deleted.push(`ledger/${name}`),
-    },
-  });
+  // Past its keep time (the JWT has expired), its grant still live: kept while the grant exists.
+  const { k8s, deleted, pruned } = scriptedCluster({ ci: [root(live, old)], other: [root(live, old)] }, [
+    jwtUseRecord(live, '2026-06-01T11:00:00Z', '2026-06-01T13:00:00Z'),
+  ]);
   // "ci" first: the look-alike's pass comes after the live grant's, as it must to matter.
   const reaper = testReaper(k8s, { now: () => NOW, namespaces: () => ['ci', 'other'] });
   await reaper.runOnce();
   await reaper.runOnce();
-  expect(deleted).toEqual([`other/${live}`]);
+  expect(deleted.map((d) => `${d.namespace}/${d.name}`)).toEqual([`other/${live}`]);
+  expect(pruned).toEqual([]);
 });
