@@ -82,7 +82,7 @@ function scriptedCluster(script: Record<string, number | number[]> = {}, binding
       createNamespacedRoleBinding: call('create RoleBinding'),
       // The root in the way's own binding, when the script lets it be found.
       readNamespacedRoleBinding: call('read RoleBinding', () => ({
-        metadata: { ownerReferences: [{ kind: 'ServiceAccount', uid: bindingOwner }] },
+        metadata: { ownerReferences: [{ apiVersion: 'v1', kind: 'ServiceAccount', uid: bindingOwner }] },
       })),
       deleteNamespacedRoleBinding: call('delete RoleBinding'),
     },

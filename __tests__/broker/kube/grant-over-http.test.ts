@@ -75,7 +75,7 @@ function cluster(refuse: { binding?: number; serviceAccount?: number } = {}) {
       readNamespacedRoleBinding: seen('read rb', (p) => ({
         metadata: {
           name: p.name,
-          ownerReferences: [{ kind: 'ServiceAccount', name: p.name, uid: 'uid-old' }],
+          ownerReferences: [{ apiVersion: 'v1', kind: 'ServiceAccount', name: p.name, uid: 'uid-old' }],
         },
       })),
       deleteNamespacedRoleBinding: seen('delete rb', () => {

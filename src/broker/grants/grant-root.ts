@@ -29,6 +29,7 @@ import {
 } from '../kube/errors.js';
 import { clusterError } from './cluster-error.js';
 import type { GrantObjects } from './grant-objects.js';
+import { deleteRoot, ownedBy } from './revoke.js';
 
 /**
  * How often a root found in the way is deleted and created again before the exchange gives up: each
@@ -84,18 +85,9 @@ async function replaceUnboundRoot(
       ]);
       const uid = root?.metadata?.uid;
       // Only the root's own binding makes it a grant; one someone else put under the name does not.
-      if (
-        uid &&
-        binding?.metadata?.ownerReferences?.some((r) => r.uid === uid && r.kind === 'ServiceAccount')
-      )
+      if (uid && binding?.metadata && ownedBy(binding.metadata, uid))
         throw new BrokerError('ERR_UNAUTHENTICATED', 'jwt_replayed', `grant ${grantId} already exists`);
-      if (uid)
-        await deleteIgnoringNotFound(() =>
-          k8s.hotPath.deleteNamespacedServiceAccount({
-            ...named,
-            body: { preconditions: { uid }, propagationPolicy: 'Background' },
-          }),
-        );
+      if (uid) await deleteIgnoringNotFound(() => deleteRoot(k8s, namespace, grantId, uid));
       return await createRoot(k8s, namespace, objects);
     } catch (err) {
       if (err instanceof BrokerError) throw err;
@@ -112,13 +104,7 @@ async function deleteOwnRoot(
   uid: string,
   onRollbackError?: (what: string, err: unknown) => void,
 ): Promise<void> {
-  await k8s.hotPath
-    .deleteNamespacedServiceAccount({
-      name: grantId,
-      namespace,
-      body: { preconditions: { uid }, propagationPolicy: 'Background' },
-    })
-    .catch((err: unknown) => {
-      if (!isNotFound(err) && !isConflict(err)) onRollbackError?.(`ServiceAccount ${grantId}`, err);
-    });
+  await deleteRoot(k8s, namespace, grantId, uid).catch((err: unknown) => {
+    if (!isNotFound(err) && !isConflict(err)) onRollbackError?.(`ServiceAccount ${grantId}`, err);
+  });
 }

@@ -1,8 +1,10 @@
 // Creates a grant's objects: the ServiceAccount (root, carrying labels and the expiry; beside the
-// JWT's spending, grant-root.ts), then in parallel its RoleBinding and a TokenRequest; a failure there deletes whatever was created. Then,
-// off the answer's path and only when the mode has one (grant-kinds.ts), the self-revoke
-// permission: a RoleBinding to the namespace's shared self-revoke Role while its admission guard is
-// verified (shared-self-revoke.ts), the per-grant Role + RoleBinding otherwise. The bodies are grant-objects.ts's; what a kind of grant changes is grant-kinds.ts's.
+// JWT's spending, grant-root.ts), then in parallel its RoleBinding and a TokenRequest; a failure
+// there deletes whatever was created. Then, off the answer's path and only when the mode has one
+// (grant-kinds.ts), the self-revoke permission: a RoleBinding to the namespace's shared self-revoke
+// Role while its admission guard is verified (shared-self-revoke.ts), the per-grant Role +
+// RoleBinding otherwise. The bodies are grant-objects.ts's; what a kind of grant changes is
+// grant-kinds.ts's.
 import type { Grantable, VerifiedClaims } from '../types.js';
 import type { K8sClients } from '../kube/clients.js';
 import { isRefused } from '../kube/errors.js';

@@ -87,14 +87,7 @@ export async function deleteGrantObjects(
   await remove(access);
   await Promise.all(rest.map(remove));
   const uid = options.uid ?? ownerUid;
-  const serviceAccount = await deleteIgnoringNotFound(() =>
-    k8s.hotPath.deleteNamespacedServiceAccount({
-      name: grantId,
-      namespace,
-      // The uid precondition keeps us from deleting a same-named successor.
-      body: uid ? { preconditions: { uid }, propagationPolicy: 'Background' } : undefined,
-    }),
-  );
+  const serviceAccount = await deleteIgnoringNotFound(() => deleteRoot(k8s, namespace, grantId, uid));
   return ownerUid ? { serviceAccount, notOwned } : { serviceAccount };
 }
 
@@ -103,7 +96,19 @@ export type KnownDependents = ReadonlyMap<string, ObjectMeta>;
 
 const dependentKey = (d: Dependent) => `${d.kind}/${d.name}`;
 
-const ownedBy = (meta: ObjectMeta, ownerUid: string) =>
+/**
+ * Deletes a grant's ServiceAccount; with `uid`, only that very one: the precondition keeps us from
+ * deleting a same-named successor (a 409 then).
+ */
+export const deleteRoot = (k8s: K8sClients, namespace: string, grantId: string, uid?: string) =>
+  k8s.hotPath.deleteNamespacedServiceAccount({
+    name: grantId,
+    namespace,
+    body: uid ? { preconditions: { uid }, propagationPolicy: 'Background' } : undefined,
+  });
+
+/** Whether the object carries an ownerReference to the grant's ServiceAccount of this uid. */
+export const ownedBy = (meta: ObjectMeta, ownerUid: string) =>
   meta.ownerReferences?.some(
     (r) => r.uid === ownerUid && r.kind === 'ServiceAccount' && r.apiVersion === 'v1',
   ) === true;
