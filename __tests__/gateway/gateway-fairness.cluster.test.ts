@@ -40,10 +40,15 @@ const exchange = (broker: InProcessBroker) => deployerGrant(env, broker);
 const configmaps = () => `/api/v1/namespaces/${env.ns}/configmaps`;
 const ask = (broker: InProcessBroker, method: string, path: string, token: string, body?: string) =>
   gatewayRequest(broker.gateway!.url, broker.ca!, method, path, { token, body });
-const untilAccepted = (broker: InProcessBroker, token: string) =>
-  waitFor('the gateway to accept the grant', async () =>
-    (await ask(broker, 'GET', configmaps(), token)).status === 200 ? true : undefined,
-  );
+/** Asks until the gateway forwards a call of `token`; resolves to the number of calls it made. */
+async function untilAccepted(broker: InProcessBroker, token: string): Promise<number> {
+  let calls = 0;
+  await waitFor('the gateway to accept the grant', async () => {
+    calls += 1;
+    return (await ask(broker, 'GET', configmaps(), token)).status === 200 ? true : undefined;
+  });
+  return calls;
+}
 
 /**
  * A request held open by the test: its status once headers come, its end, and a way to stop it.
@@ -140,7 +145,15 @@ describe('gateway fairness', () => {
 describe('audit that always joins', () => {
   test('revoking a grant with calls in flight: every forwarded call has one line, found in the API server audit log with its status', async () => {
     const g = await exchange(plain);
-    await untilAccepted(plain, g.token);
+    const ofGrant = (l: Record<string, unknown>) =>
+      (l.grantId === g.grantId || l.claimedGrantId === g.grantId) &&
+      (l.action === 'gateway' || l.request === 'gateway');
+    const probes = await untilAccepted(plain, g.token);
+    // A call's line is written once its answer closes, which can come after the client has read
+    // the answer: the probes' lines must be in before this test counts lines of its own.
+    await waitFor("the probes' lines", () =>
+      plain.auditLines.filter(ofGrant).length === probes ? true : undefined,
+    );
     const lineCountBefore = plain.auditLines.length;
     const calls: Promise<unknown>[] = [];
     // Watches, held open.
@@ -183,14 +196,7 @@ describe('audit that always joins', () => {
       'configmap/in-flight',
     );
 
-    const mine = () =>
-      plain.auditLines
-        .slice(lineCountBefore)
-        .filter(
-          (l) =>
-            (l.grantId === g.grantId || l.claimedGrantId === g.grantId) &&
-            (l.action === 'gateway' || l.request === 'gateway'),
-        );
+    const mine = () => plain.auditLines.slice(lineCountBefore).filter(ofGrant);
     // One line per call: forwarded (gateway) or refused (denial).
     const lines = await waitFor('a line per call', () =>
       mine().length === calls.length ? mine() : undefined,
