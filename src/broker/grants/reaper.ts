@@ -148,6 +148,25 @@ export interface ReapPassResult {
   nextExpiry?: number;
 }
 
+/** What a pass carries from namespace to namespace. */
+interface PassState {
+  now: number;
+  records: ReadonlyMap<string, JwtUseRecord>;
+  result: ReapPassResult;
+  /** The grants (grantKey) that still exist, or may: their records stay. */
+  present: Set<string>;
+  /** Reaped grants, not counting unrecorded roots (never granted): for the live-grant gauge. */
+  reapedGrants: number;
+}
+
+/** An expired grant the pass deletes, with its key and its backoff so far. */
+type ExpiredGrant = { grant: ProvenGrant; key: string; b?: Backoff };
+
+/** Brings the pass's next expiry forward to `t` when `t` is still ahead. */
+function bringForward(result: ReapPassResult, now: number, t: number | undefined): void {
+  if (t !== undefined && t > now) result.nextExpiry = Math.min(result.nextExpiry ?? Infinity, t);
+}
+
 export class Reaper {
   private readonly lease: LeaderLease;
   private readonly now: () => number;
@@ -224,92 +243,108 @@ export class Reaper {
     const now = this.now();
     // Without the records nothing can be proven, so the pass stops here (and is logged by start()).
     const records = await listJwtUses(this.k8s, this.options.lease.namespace, this.pageSize);
-    const ahead = (t: number | undefined) => {
-      if (t !== undefined && t > now) result.nextExpiry = Math.min(result.nextExpiry ?? Infinity, t);
-    };
-    for (const r of records.values()) ahead(r.grantExpiresAt);
-    // Grant ids whose grant still exists, or may: their records stay.
-    const present = new Set<string>();
-    /** Reaped grants, not counting unrecorded roots (never granted): for the live-grant gauge. */
-    let reapedGrants = 0;
-    for (const namespace of this.namespacesToVisit(records)) {
-      // When the records already say many grants here have expired, the Roles and RoleBindings
-      // are listed beside the ServiceAccounts rather than after them: with 1,000 expired grants
-      // the listings are the part of the pass before its first deletion (docs/benchmarks.md).
-      const early =
-        expiredRecordsIn(records, namespace, now, this.seen) >= LIST_DEPENDENTS_FROM
-          ? this.listDependents(namespace)
-          : undefined;
-      let items: ListedObject[];
-      try {
-        items = await listServiceAccounts(this.k8s, namespace, this.pageSize);
-      } catch (err) {
-        this.namespaceFailed(namespace, err, result);
-        for (const r of records.values())
-          if (r.namespace === namespace) present.add(grantKey(namespace, r.grantId));
-        continue;
-      }
-      if (this.failing.delete(namespace))
-        this.options.logger.info('can read the namespace again', { namespace });
-      const { proven, forged } = proveGrants(namespace, items, records, this.options.lease.namespace);
-      this.reportForged(namespace, forged, result);
-      const expired: { grant: ProvenGrant; key: string; b?: Backoff }[] = [];
-      for (const grant of proven) {
-        // An unrecorded root is no grant: it keeps no record, and does not bring the next pass forward
-        // (anyone who may create ServiceAccounts could make one), so it waits for a pass at the interval.
-        if (!grant.unrecorded) {
-          present.add(grantKey(namespace, grant.grantId));
-          result.seen += 1;
-          ahead(grant.expiresAt);
-        }
-        if (grant.expiresAt > now || grant.serviceAccount.metadata?.deletionTimestamp) continue;
-        const key = grantKey(namespace, grant.grantId);
-        const b = this.backoff.get(key);
-        if (b && this.pass < b.nextPass) {
-          result.failed.push(grant.grantId);
-          continue;
-        }
-        expired.push({ grant, key, b });
-      }
-      // Many at once: one listing of the namespace's Roles and RoleBindings rather than four
-      // reads per grant (if it fails, each grant reads its own).
-      let known: KnownDependents | undefined;
-      if (expired.length >= LIST_DEPENDENTS_FROM) known = await (early ?? this.listDependents(namespace));
-      const concurrency = this.options.concurrency ?? REAP_CONCURRENCY;
-      if (known) {
-        // Every expired grant's RoleBindings first: the API server authorizes each of the pass's
-        // calls by walking the namespace's RoleBindings (docs/benchmarks.md, finding 10), so the
-        // other half of the deletions walks a shorter list, and every expired grant loses its
-        // authorization early in the pass. A failure here is retried by the grant's own deletion.
-        const remaining = new Map(known);
-        await forEachLimited(expired, concurrency, ({ grant }) =>
-          deleteOwnedBindings(this.k8s, namespace, grant.grantId, grant.uid, remaining).catch(
-            () => undefined,
-          ),
-        );
-        known = remaining;
-      }
-      // Several grants at a time: one by one, each grant's dependent round trips made the lag
-      // grow by ~30 ms per expired grant (30 s for 1,000; bench/, docs/benchmarks.md).
-      await forEachLimited(expired, concurrency, async ({ grant, key, b }) => {
-        if (await this.reap(namespace, grant, key, known, b)) {
-          present.delete(grantKey(namespace, grant.grantId));
-          result.reaped.push(grant.grantId);
-          if (!grant.unrecorded) reapedGrants += 1;
-        } else {
-          result.failed.push(grant.grantId);
-        }
-      });
-    }
-    this.options.metrics?.activeGrants.set(result.seen - reapedGrants);
+    for (const r of records.values()) bringForward(result, now, r.grantExpiresAt);
+    const pass: PassState = { now, records, result, present: new Set(), reapedGrants: 0 };
+    for (const namespace of this.namespacesToVisit(records)) await this.visitNamespace(namespace, pass);
+    this.options.metrics?.activeGrants.set(result.seen - pass.reapedGrants);
     this.options.metrics?.forgedGrants.set(result.forged.length);
     // Past expiry and still there (deletion failed, or waiting out its backoff): the alert's signal.
     this.options.metrics?.expiredGrants.set(result.failed.length);
-    this.seen = present;
-    result.prunedLedger = await this.prune(records, present, now);
+    this.seen = pass.present;
+    result.prunedLedger = await this.prune(records, pass.present, now);
     // Set by the leader only: the freshest value across replicas says when the last pass ended.
     this.options.metrics?.reaperLastPass.set(this.now() / 1000);
     return result;
+  }
+
+  /** One namespace of a pass: list its ServiceAccounts, prove its grants, delete the expired ones. */
+  private async visitNamespace(namespace: string, pass: PassState): Promise<void> {
+    const { records, now, result, present } = pass;
+    // When the records already say many grants here have expired, the Roles and RoleBindings
+    // are listed beside the ServiceAccounts rather than after them: with 1,000 expired grants
+    // the listings are the part of the pass before its first deletion (docs/benchmarks.md).
+    const early =
+      expiredRecordsIn(records, namespace, now, this.seen) >= LIST_DEPENDENTS_FROM
+        ? this.listDependents(namespace)
+        : undefined;
+    let items: ListedObject[];
+    try {
+      items = await listServiceAccounts(this.k8s, namespace, this.pageSize);
+    } catch (err) {
+      this.namespaceFailed(namespace, err, result);
+      for (const r of records.values())
+        if (r.namespace === namespace) present.add(grantKey(namespace, r.grantId));
+      return;
+    }
+    if (this.failing.delete(namespace))
+      this.options.logger.info('can read the namespace again', { namespace });
+    const { proven, forged } = proveGrants(namespace, items, records, this.options.lease.namespace);
+    this.reportForged(namespace, forged, result);
+    const expired = this.expiredGrants(namespace, proven, pass);
+    // Many at once: one listing of the namespace's Roles and RoleBindings rather than four
+    // reads per grant (if it fails, each grant reads its own).
+    const known =
+      expired.length >= LIST_DEPENDENTS_FROM ? await (early ?? this.listDependents(namespace)) : undefined;
+    await this.reapExpired(namespace, expired, known, pass);
+  }
+
+  /**
+   * The namespace's proven grants past their expiry and not waiting out a backoff; counts the
+   * others into the pass (seen, present, the next expiry) as it goes.
+   */
+  private expiredGrants(namespace: string, proven: ProvenGrant[], pass: PassState): ExpiredGrant[] {
+    const { now, result, present } = pass;
+    const expired: ExpiredGrant[] = [];
+    for (const grant of proven) {
+      const key = grantKey(namespace, grant.grantId);
+      // An unrecorded root is no grant: it keeps no record, and does not bring the next pass forward
+      // (anyone who may create ServiceAccounts could make one), so it waits for a pass at the interval.
+      if (!grant.unrecorded) {
+        present.add(key);
+        result.seen += 1;
+        bringForward(result, now, grant.expiresAt);
+      }
+      if (grant.expiresAt > now || grant.serviceAccount.metadata?.deletionTimestamp) continue;
+      const b = this.backoff.get(key);
+      if (b && this.pass < b.nextPass) {
+        result.failed.push(grant.grantId);
+        continue;
+      }
+      expired.push({ grant, key, b });
+    }
+    return expired;
+  }
+
+  /** Deletes the namespace's expired grants, several at a time, and counts them into the pass. */
+  private async reapExpired(
+    namespace: string,
+    expired: ExpiredGrant[],
+    known: KnownDependents | undefined,
+    pass: PassState,
+  ): Promise<void> {
+    const concurrency = this.options.concurrency ?? REAP_CONCURRENCY;
+    if (known) {
+      // Every expired grant's RoleBindings first: the API server authorizes each of the pass's
+      // calls by walking the namespace's RoleBindings (docs/benchmarks.md, finding 10), so the
+      // other half of the deletions walks a shorter list, and every expired grant loses its
+      // authorization early in the pass. A failure here is retried by the grant's own deletion.
+      const remaining = new Map(known);
+      await forEachLimited(expired, concurrency, ({ grant }) =>
+        deleteOwnedBindings(this.k8s, namespace, grant.grantId, grant.uid, remaining).catch(() => undefined),
+      );
+      known = remaining;
+    }
+    // Several grants at a time: one by one, each grant's dependent round trips made the lag
+    // grow by ~30 ms per expired grant (30 s for 1,000; bench/, docs/benchmarks.md).
+    await forEachLimited(expired, concurrency, async ({ grant, key, b }) => {
+      if (await this.reap(namespace, grant, key, known, b)) {
+        pass.present.delete(key);
+        pass.result.reaped.push(grant.grantId);
+        if (!grant.unrecorded) pass.reapedGrants += 1;
+      } else {
+        pass.result.failed.push(grant.grantId);
+      }
+    });
   }
 
   private get pageSize(): number {
