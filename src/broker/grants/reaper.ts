@@ -159,7 +159,7 @@ interface PassState {
   reapedGrants: number;
 }
 
-/** An expired grant the pass deletes, with its key and its backoff so far. */
+/** An expired grant the pass tries to delete, with its key and its backoff so far. */
 type ExpiredGrant = { grant: ProvenGrant; key: string; b?: Backoff };
 
 /** Brings the pass's next expiry forward to `t` when `t` is still ahead. */
@@ -280,7 +280,7 @@ export class Reaper {
       this.options.logger.info('can read the namespace again', { namespace });
     const { proven, forged } = proveGrants(namespace, items, records, this.options.lease.namespace);
     this.reportForged(namespace, forged, result);
-    const expired = this.expiredGrants(namespace, proven, pass);
+    const expired = this.tallyProven(namespace, proven, pass);
     // Many at once: one listing of the namespace's Roles and RoleBindings rather than four
     // reads per grant (if it fails, each grant reads its own).
     const known =
@@ -289,10 +289,11 @@ export class Reaper {
   }
 
   /**
-   * The namespace's proven grants past their expiry and not waiting out a backoff; counts the
-   * others into the pass (seen, present, the next expiry) as it goes.
+   * Counts the namespace's proven grants into the pass (every recorded one into seen, present and
+   * the next expiry; an expired one waiting out its backoff as failed) and returns the expired
+   * ones to delete now.
    */
-  private expiredGrants(namespace: string, proven: ProvenGrant[], pass: PassState): ExpiredGrant[] {
+  private tallyProven(namespace: string, proven: ProvenGrant[], pass: PassState): ExpiredGrant[] {
     const { now, result, present } = pass;
     const expired: ExpiredGrant[] = [];
     for (const grant of proven) {
@@ -323,21 +324,21 @@ export class Reaper {
     pass: PassState,
   ): Promise<void> {
     const concurrency = this.options.concurrency ?? REAP_CONCURRENCY;
-    if (known) {
+    // What the bindings-first deletion leaves of the listing: what each grant's deletion then reads.
+    const dependents = known && new Map(known);
+    if (dependents) {
       // Every expired grant's RoleBindings first: the API server authorizes each of the pass's
       // calls by walking the namespace's RoleBindings (docs/benchmarks.md, finding 10), so the
       // other half of the deletions walks a shorter list, and every expired grant loses its
       // authorization early in the pass. A failure here is retried by the grant's own deletion.
-      const remaining = new Map(known);
       await forEachLimited(expired, concurrency, ({ grant }) =>
-        deleteOwnedBindings(this.k8s, namespace, grant.grantId, grant.uid, remaining).catch(() => undefined),
+        deleteOwnedBindings(this.k8s, namespace, grant.grantId, grant.uid, dependents).catch(() => undefined),
       );
-      known = remaining;
     }
     // Several grants at a time: one by one, each grant's dependent round trips made the lag
     // grow by ~30 ms per expired grant (30 s for 1,000; bench/, docs/benchmarks.md).
     await forEachLimited(expired, concurrency, async ({ grant, key, b }) => {
-      if (await this.reap(namespace, grant, key, known, b)) {
+      if (await this.reap(namespace, grant, key, dependents, b)) {
         pass.present.delete(key);
         pass.result.reaped.push(grant.grantId);
         if (!grant.unrecorded) pass.reapedGrants += 1;
