@@ -9,6 +9,7 @@ import { startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
 import type { InProcessBroker } from '../../test/support/in-process-broker.js';
 import { gatewayRequest } from './support/gateway-client.js';
 import { deployerGrant } from './support/gateway-grant.js';
+import { untilGatewayIdle } from './support/gateway-counts.js';
 
 let env: BrokerEnv;
 /** Small caps, so that a test can reach them: 4 watches per grant, 4 long-running connections. */
@@ -40,15 +41,10 @@ const exchange = (broker: InProcessBroker) => deployerGrant(env, broker);
 const configmaps = () => `/api/v1/namespaces/${env.ns}/configmaps`;
 const ask = (broker: InProcessBroker, method: string, path: string, token: string, body?: string) =>
   gatewayRequest(broker.gateway!.url, broker.ca!, method, path, { token, body });
-/** Asks until the gateway forwards a call of `token`; resolves to the number of calls it made. */
-async function untilAccepted(broker: InProcessBroker, token: string): Promise<number> {
-  let calls = 0;
-  await waitFor('the gateway to accept the grant', async () => {
-    calls += 1;
-    return (await ask(broker, 'GET', configmaps(), token)).status === 200 ? true : undefined;
-  });
-  return calls;
-}
+const untilAccepted = (broker: InProcessBroker, token: string) =>
+  waitFor('the gateway to accept the grant', async () =>
+    (await ask(broker, 'GET', configmaps(), token)).status === 200 ? true : undefined,
+  );
 
 /**
  * A request held open by the test: its status once headers come, its end, and a way to stop it.
@@ -148,12 +144,9 @@ describe('audit that always joins', () => {
     const ofGrant = (l: Record<string, unknown>) =>
       (l.grantId === g.grantId || l.claimedGrantId === g.grantId) &&
       (l.action === 'gateway' || l.request === 'gateway');
-    const probes = await untilAccepted(plain, g.token);
-    // A call's line is written once its answer closes, which can come after the client has read
-    // the answer: the probes' lines must be in before this test counts lines of its own.
-    await waitFor("the probes' lines", () =>
-      plain.auditLines.filter(ofGrant).length === probes ? true : undefined,
-    );
+    await untilAccepted(plain, g.token);
+    // The probes' lines must be in before this test counts lines of its own (support/gateway-counts.ts).
+    await untilGatewayIdle(plain);
     const lineCountBefore = plain.auditLines.length;
     const calls: Promise<unknown>[] = [];
     // Watches, held open.

@@ -449,8 +449,11 @@ describeOnNode('the broker installed by Helm on the real node', () => {
       const grantId = main.outputs['grant-id']!;
       await expectGrantWorks(job, main, 'via-gateway');
       // The gateway pods forwarded them (their audit lines), and the API server refuses the token itself.
-      const forwarded = auditLines().filter((a) => a.line.action === 'gateway' && a.line.grantId === grantId);
-      expect(forwarded.length).toBeGreaterThanOrEqual(3);
+      // A line is written when its answer closes, which can come after kubectl has read it.
+      const forwarded = await waitFor('three gateway lines', () => {
+        const found = auditLines().filter((a) => a.line.action === 'gateway' && a.line.grantId === grantId);
+        return found.length >= 3 ? found : undefined;
+      });
       console.log(
         `gateway calls of ${grantId} by pod: ${JSON.stringify(countBy(forwarded.map((a) => a.pod)))}`,
       );

@@ -11,7 +11,7 @@ export async function forwardedCalls(broker: InProcessBroker): Promise<number> {
     .reduce((sum, v) => sum + v.value, 0);
 }
 
-/** Waits until the gateway has no stream open, so every call made so far is counted. */
+/** Waits until the gateway has no stream open, so every call made so far is counted and has its audit line. */
 export async function untilGatewayIdle(broker: InProcessBroker): Promise<void> {
   await waitFor('the gateway to close its streams', async () => {
     const [open] = (await broker.metrics.gatewayOpenStreams.get()).values;
