@@ -9,7 +9,7 @@ import { startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
 import type { InProcessBroker } from '../../test/support/in-process-broker.js';
 import { gatewayRequest } from './support/gateway-client.js';
 import { deployerGrant } from './support/gateway-grant.js';
-import { untilGatewayIdle } from './support/gateway-counts.js';
+import { untilGatewayAccepts } from './support/gateway-counts.js';
 
 let env: BrokerEnv;
 /** Small caps, so that a test can reach them: 4 watches per grant, 4 long-running connections. */
@@ -42,9 +42,7 @@ const configmaps = () => `/api/v1/namespaces/${env.ns}/configmaps`;
 const ask = (broker: InProcessBroker, method: string, path: string, token: string, body?: string) =>
   gatewayRequest(broker.gateway!.url, broker.ca!, method, path, { token, body });
 const untilAccepted = (broker: InProcessBroker, token: string) =>
-  waitFor('the gateway to accept the grant', async () =>
-    (await ask(broker, 'GET', configmaps(), token)).status === 200 ? true : undefined,
-  );
+  untilGatewayAccepts(broker, () => ask(broker, 'GET', configmaps(), token));
 
 /**
  * A request held open by the test: its status once headers come, its end, and a way to stop it.
@@ -144,9 +142,8 @@ describe('audit that always joins', () => {
     const ofGrant = (l: Record<string, unknown>) =>
       (l.grantId === g.grantId || l.claimedGrantId === g.grantId) &&
       (l.action === 'gateway' || l.request === 'gateway');
+    // Once accepted, the probes' lines are in: every line from here on is this test's.
     await untilAccepted(plain, g.token);
-    // The probes' lines must be in before this test counts lines of its own (support/gateway-counts.ts).
-    await untilGatewayIdle(plain);
     const lineCountBefore = plain.auditLines.length;
     const calls: Promise<unknown>[] = [];
     // Watches, held open.

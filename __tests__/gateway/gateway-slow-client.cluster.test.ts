@@ -8,6 +8,7 @@ import { startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
 import type { InProcessBroker } from '../../test/support/in-process-broker.js';
 import { gatewayRequest } from './support/gateway-client.js';
 import { deployerGrant } from './support/gateway-grant.js';
+import { untilGatewayAccepts } from './support/gateway-counts.js';
 
 let env: BrokerEnv;
 let broker: InProcessBroker;
@@ -54,9 +55,7 @@ test('an answer of several MiB reaches a client that pauses reading, whole', asy
   const path = `/api/v1/namespaces/${env.ns}/configmaps`;
   const ask = (method: string, body?: string) =>
     gatewayRequest(broker.gateway!.url, broker.ca!, method, path, { token, body });
-  await waitFor('the gateway to accept the grant', async () =>
-    (await ask('GET')).status === 200 ? true : undefined,
-  );
+  await untilGatewayAccepts(broker, () => ask('GET'));
   for (let i = 0; i < BLOBS; i += 1) {
     const cm = {
       apiVersion: 'v1',

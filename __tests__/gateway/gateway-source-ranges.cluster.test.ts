@@ -3,11 +3,10 @@
 // proxy (here: this test, on 127.0.0.1) the client address is X-Forwarded-For's.
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import type { ExchangeResponse } from '../../src/shared/api.js';
-import { waitFor } from '../../test/support/cluster.js';
 import { startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
 import type { InProcessBroker } from '../../test/support/in-process-broker.js';
 import { gatewayRequest } from './support/gateway-client.js';
-import { forwardedCalls, untilGatewayIdle } from './support/gateway-counts.js';
+import { forwardedCalls, untilGatewayAccepts } from './support/gateway-counts.js';
 
 const RUNNERS = '10.20.0.0/16';
 let env: BrokerEnv;
@@ -44,10 +43,11 @@ test("a grant is forwarded only from its rule's sourceRanges, refused elsewhere 
   const ask = (headers: Record<string, string>) =>
     gatewayRequest(broker.gateway!.url, broker.ca!, 'GET', path, { token, headers });
 
-  await waitFor('the gateway to accept the grant from inside the range', async () =>
-    (await ask(from('10.20.9.9'))).status === 200 ? true : undefined,
+  await untilGatewayAccepts(
+    broker,
+    () => ask(from('10.20.9.9')),
+    'the gateway to accept the grant from inside the range',
   );
-  await untilGatewayIdle(broker);
   const forwardedBefore = await forwardedCalls(broker);
   for (const outside of ['192.0.2.7', '10.21.0.1', '::1']) {
     const r = await ask(from(outside));

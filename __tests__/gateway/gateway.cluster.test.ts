@@ -21,7 +21,7 @@ import { startBrokerEnv, type BrokerEnv } from '../../test/support/fixture.js';
 import type { InProcessBroker } from '../../test/support/in-process-broker.js';
 import { gatewayRequest, rawGatewayRequest, type GatewayAnswer } from './support/gateway-client.js';
 import { deployerGrant } from './support/gateway-grant.js';
-import { forwardedCalls, untilGatewayIdle } from './support/gateway-counts.js';
+import { forwardedCalls, untilGatewayAccepts, untilGatewayIdle } from './support/gateway-counts.js';
 
 let env: BrokerEnv;
 let a: InProcessBroker;
@@ -72,11 +72,9 @@ const atApiServer = (path: string, token: string) => {
 const jwtsLogged = (broker: InProcessBroker) =>
   JSON.stringify([broker.auditLines, broker.logLines]).match(/eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+/g) ?? [];
 
-/** Waits until `broker`'s gateway (fed by its watch) accepts the grant. */
+/** Waits until `broker`'s gateway (fed by its watch) accepts the grant, and is idle again. */
 const untilAccepted = (broker: InProcessBroker, token: string) =>
-  waitFor('the gateway to accept the grant', async () =>
-    (await ask(broker, 'GET', configmapsPath(), { token })).status === 200 ? true : undefined,
-  );
+  untilGatewayAccepts(broker, () => ask(broker, 'GET', configmapsPath(), { token }));
 
 describe('gateway', () => {
   test('the exchange answer names the gateway, never the API server', async () => {
@@ -87,9 +85,8 @@ describe('gateway', () => {
 
   test("forwards a live grant's calls as the grant itself; a revoke here refuses the next call at once", async () => {
     const grant = await exchange(a);
+    // Once accepted, the probes' lines are in: every line from here on is this test's.
     await untilAccepted(a, grant.token);
-    // Lines from here on are this test's calls: the probes' are in once the gateway is idle.
-    await untilGatewayIdle(a);
     const linesBefore = a.auditLines.length;
     const who = await ask(a, 'POST', '/apis/authentication.k8s.io/v1/selfsubjectreviews', {
       token: grant.token,

@@ -18,3 +18,16 @@ export async function untilGatewayIdle(broker: InProcessBroker): Promise<void> {
     return (open?.value ?? 0) === 0 ? true : undefined;
   });
 }
+
+/**
+ * Probes until the gateway forwards a call of a new grant (its watch has seen the grant), then waits
+ * until it is idle: the probes' own counts and audit lines are in before the caller counts its own.
+ */
+export async function untilGatewayAccepts(
+  broker: InProcessBroker,
+  probe: () => Promise<{ status: number }>,
+  what = 'the gateway to accept the grant',
+): Promise<void> {
+  await waitFor(what, async () => ((await probe()).status === 200 ? true : undefined));
+  await untilGatewayIdle(broker);
+}

@@ -15,7 +15,7 @@ import {
   type GatewayAnswer,
 } from '../../gateway/support/gateway-client.js';
 import { deployerGrant } from '../../gateway/support/gateway-grant.js';
-import { forwardedCalls, untilGatewayIdle } from '../../gateway/support/gateway-counts.js';
+import { forwardedCalls, untilGatewayAccepts } from '../../gateway/support/gateway-counts.js';
 
 const WATCH_CAP = 2;
 
@@ -35,10 +35,7 @@ export function gatewayAttackCorpus(): void {
         gatewayLimits: { longRunningPerGrant: WATCH_CAP },
       });
       live = await exchange();
-      await waitFor('the gateway to accept the grant', async () =>
-        (await ask('GET', configmaps())).status === 200 ? true : undefined,
-      );
-      await untilGatewayIdle(broker);
+      await untilGatewayAccepts(broker, () => ask('GET', configmaps()));
     }, 120_000);
 
     afterAll(() => env?.cleanup());
@@ -100,9 +97,7 @@ export function gatewayAttackCorpus(): void {
 
     test('watches spelt ?watch=yes and ?watch=True count against the cap (and are audited as watches)', async () => {
       const g = await exchange();
-      await waitFor('the gateway to accept the grant', async () =>
-        (await ask('GET', configmaps(), g.token)).status === 200 ? true : undefined,
-      );
+      await untilGatewayAccepts(broker, () => ask('GET', configmaps(), g.token));
       const held = ['yes', 'True'].map((v) => openWatch(`${configmaps()}?watch=${v}`, g.token));
       expect(await Promise.all(held.map((w) => w.status))).toEqual([200, 200]);
       const over = openWatch(`${configmaps()}?watch=1`, g.token);
