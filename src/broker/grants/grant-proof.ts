@@ -8,12 +8,12 @@
 //
 // The record is written beside the grant's root (grant-root.ts), so a broker killed between the two
 // can leave a root whose record never landed. Such a root never got a binding or a token, and its
-// name is a hash of a JWT's jti (no one can name one ahead of the JWT). The same rule ends a grant
-// whose record is gone otherwise (deleted by hand, or given back after a rollback that failed). It is counted as this broker's
-// own, never granted, when it names this broker's ledger (LEDGER_ANNOTATION) and is older than any
-// exchange can still be writing its record (UNRECORDED_ROOT_GRACE_MS); the reaper then deletes it,
-// with its uid as precondition. Only someone who may write ServiceAccounts in the namespace can make
-// one look so, and deleting such a ServiceAccount takes nothing from anyone else: its name is in the
+// name is a hash of a JWT's jti (no one can name one ahead of the JWT). It is counted as this
+// broker's own, never granted, when it names this broker's ledger (LEDGER_ANNOTATION) and is older
+// than any exchange can still be writing its record (UNRECORDED_ROOT_GRACE_MS); the reaper then
+// deletes it, with its uid as precondition. The same rule ends a grant whose record is gone
+// otherwise (deleted by hand, or given back after a rollback that failed). Only someone who may
+// write ServiceAccounts in the namespace can make one look so, and deleting such a ServiceAccount takes nothing from anyone else: its name is in the
 // broker's grant-id pattern, and if it is another broker's grant, whoever may edit its annotations
 // may already end it (EXPIRES_AT_ANNOTATION, below).
 import type { ListedObject } from '../kube/hot-path-api.js';

@@ -1,9 +1,8 @@
 // JWT-use records: cross-replica single use of GitHub JWTs, and the reaper's proof of a grant.
 //
 // The grant's ServiceAccount name also makes a replay fail while the grant has its access binding
-// (grant-root.ts), but a grant
-// can end (revoked, reaped) while its JWT is still valid, and each replica's in-memory replay cache
-// only knows its own requests. So the broker records the JWT as used: a Lease named after the grant
+// (grant-root.ts), but a grant can end (revoked, reaped) while its JWT is still valid, and each
+// replica's in-memory replay cache only knows its own requests. So the broker records the JWT as used: a Lease named after the grant
 // id in the broker's own namespace, written beside the grant's ServiceAccount, and nothing is bound
 // or issued before both exist (grant-root.ts). The API server's name uniqueness makes one replica win.
 //
